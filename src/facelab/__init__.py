@@ -1,0 +1,40 @@
+"""facelab: train convolutional networks on faces, then take them apart.
+
+Everything the CLI does is a function here, callable from a notebook just as well::
+
+    import facelab
+    facelab.data_info(facelab.open_spec("synth:500"))
+    facelab.train(spec="synth:2000", task="attr", attrs=["Smiling"], epochs=3, out="runs/smile")
+"""
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "open_spec": "facelab.data.spec",
+    "data_info": "facelab.data.info",
+    "build_cache": "facelab.data.cache",
+    "FaceCache": "facelab.data.cache",
+    "SynthConfig": "facelab.data.synth",
+    "synth_faceset": "facelab.data.synth",
+    "write_synth_folder": "facelab.data.synth_export",
+    "build_model": "facelab.models",
+    "list_models": "facelab.models",
+    "train": "facelab.train.engine",
+    "TrainConfig": "facelab.train.engine",
+    "load_trained": "facelab.train.engine",
+    "evaluate": "facelab.train.evaluate",
+    "validate_synth": "facelab.probes.synth_validity",
+    "demo": "facelab.demo",
+    "bench_data": "facelab.bench",
+    "bench_train": "facelab.bench",
+}
+
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name: str):
+    """Import on first use, so ``facelab data info`` starts without loading torch."""
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'facelab' has no attribute {name!r}")

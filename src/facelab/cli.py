@@ -1,0 +1,235 @@
+"""The ``facelab`` command: parses options and calls the public functions, nothing more."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import FacelabError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train CNNs on faces, then take them apart.")  # fmt: skip
+data_app = typer.Typer(no_args_is_help=True, help="Data sources, the decode-once cache, synthetic faces.")
+bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements against a baseline in the same process.")
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+out = Console()
+err = Console(stderr=True)
+
+
+def _csv(text: str | None) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------- data
+@data_app.command("info")
+def data_info_cmd(spec: str, json_: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """Images, sizes, labels, splits and problems of a data SPEC."""
+    from .data.info import data_info
+    from .data.spec import open_spec
+
+    info = data_info(open_spec(spec), quiet=json_)
+    if json_:
+        _print_json(info)
+        return
+    t = Table(title=f"facelab data info {spec}", show_header=False)
+    for key, value in info.items():
+        if isinstance(value, list) and key in ("problems", "notes"):
+            value = "\n".join(value) or "none"
+        elif key == "attributes" and value:
+            value = f"{len(value)}: " + ", ".join(value)
+        elif key == "image_sizes":
+            value = ", ".join(f"{w}x{h}" for w, h in value[:6]) + (" ..." if len(value) > 6 else "")
+        t.add_row(key, str(value))
+    out.print(t)
+
+
+@data_app.command("cache")
+def data_cache_cmd(
+    spec: str,
+    size: str = typer.Option("64", help="Pixels (64) or WIDTHxHEIGHT (80x60)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Cache folder (default: under $FACELAB_CACHE)."),
+    crop: Optional[str] = typer.Option(None, help="center, full, box or landmarks (default: per source)."),
+    margin: Optional[float] = typer.Option(None, help="Extra border around box/landmark crops, as a fraction."),
+    workers: Optional[int] = typer.Option(None, help="Decoding processes (default: all cores)."),
+    strict: bool = typer.Option(False, help="Stop on any unreadable image instead of skipping it."),
+):
+    """Decode every image once into a memory-mappable uint8 array (resumes if interrupted)."""
+    from .data.cache import build_cache, parse_size
+    from .data.spec import open_spec
+
+    cache = build_cache(open_spec(spec), parse_size(size), out_dir, crop, margin, workers, strict)
+    m = cache.meta
+    out.print(f"cache {cache.path}: {m['n']} images at {m['width']}x{m['height']}, {m['n_failed']} unreadable skipped")
+
+
+@data_app.command("synth")
+def data_synth_cmd(
+    out_dir: Path = typer.Argument(..., metavar="OUT"),
+    n: int = typer.Option(2000, help="Number of images."),
+    ids: Optional[int] = typer.Option(None, help="Number of persons (default: every image its own person)."),
+    size: int = typer.Option(128, help="Image size in pixels (32-256)."),
+    seed: int = typer.Option(0),
+    correlate: list[str] = typer.Option([], help="A:B=P: in train, P(B|A) = P. Repeatable; add @valid,test for other splits."),
+    spurious: list[str] = typer.Option([], help="A:background=P: background colour predicts A in train."),
+    imbalance: list[str] = typer.Option([], help="A=P: fraction of positives of A in train."),
+):
+    """Write synthetic faces in CelebA's layout, with 68/58 landmarks and region masks."""
+    from .data.synth import Knob, SynthConfig, synth_faceset
+    from .data.synth_export import write_synth_folder
+
+    if not 32 <= size <= 256:
+        raise FacelabError(f"--size {size}: synthetic faces are rendered at 32 to 256 px")
+    knobs = tuple(Knob.parse(k, v) for k, vs in (("correlate", correlate), ("spurious", spurious), ("imbalance", imbalance)) for v in vs)
+    fs = synth_faceset(SynthConfig(n=n, ids=ids, seed=seed, knobs=knobs))
+    path = write_synth_folder(fs, out_dir, size)
+    out.print(f"wrote {n} synthetic faces to {path} (read it back with celeba:{path})")
+
+
+@data_app.command("show")
+def data_show_cmd(spec: str, n: int = typer.Option(16), size: int = typer.Option(128),
+                  out_path: Path = typer.Option(Path("contact_sheet.png"), "--out")):  # fmt: skip
+    """A contact sheet PNG of the first N images with landmarks (and, for synth, region masks)."""
+    from .data.spec import open_spec
+    from .report.contact import contact_sheet
+
+    path = contact_sheet(open_spec(spec), n, size, out_path)
+    out.print(f"wrote {path}")
+
+
+@data_app.command("validate-synth")
+def validate_synth_cmd(json_: bool = typer.Option(False, "--json"), out_dir: Path = typer.Option(Path("runs/validate_synth"), "--out"),
+                       seed: int = typer.Option(0)):  # fmt: skip
+    """Check the synthetic faces: attribute control, learnability, intervention, landmarks, bias knobs."""
+    from .probes.synth_validity import validate_synth
+
+    result = validate_synth(out_dir, seed=seed, quiet=json_)
+    if json_:
+        _print_json(result)
+    else:
+        out.print_json(json.dumps(result))
+        out.print(f"report: {out_dir / 'report.html'}")
+
+
+# ----------------------------------------------------------------------------- models, training
+@app.command("models")
+def models_cmd():
+    """The registered networks with their parameter counts."""
+    from .models import list_models
+
+    t = Table(title="facelab models (parameters with a 2-output head)")
+    for col in ("arch", "parameters", "note"):
+        t.add_column(col)
+    for name, params, note in list_models():
+        t.add_row(name, f"{params:,}", note)
+    out.print(t)
+
+
+@app.command("train")
+def train_cmd(
+    spec: Optional[str] = typer.Argument(None, help="Data SPEC (celeba:PATH, synth:N, ...)."),
+    task: str = typer.Option("attr", help="attr or identity."),
+    attrs: str = typer.Option("Smiling", help="Attributes for --task attr, comma-separated."),
+    classes: int = typer.Option(20, help="Identities for --task identity (top-N by image count)."),
+    min_images: int = typer.Option(2, help="Least images an identity needs to be chosen."),
+    arch: str = typer.Option("darknet64"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run folder."),
+    epochs: int = typer.Option(3),
+    batch: int = typer.Option(128),
+    lr: Optional[float] = typer.Option(None, help="Default: 0.05 for sgd, 1e-3 for adam/adamw."),
+    opt: str = typer.Option("sgd", help="sgd, adam or adamw."),
+    momentum: float = typer.Option(0.9),
+    wd: float = typer.Option(5e-4),
+    schedule: str = typer.Option("onecycle", help="onecycle, cosine or none."),
+    size: str = typer.Option("64"),
+    crop: Optional[str] = typer.Option(None),
+    channels: int = typer.Option(3, help="3 (RGB) or 1 (grey)."),
+    seed: int = typer.Option(0),
+    weights: Optional[str] = typer.Option(None, help="imagenet (from the local torch cache) or a state-dict FILE."),
+    balance: Optional[str] = typer.Option(None, help="Undersample training images to balance this attribute."),
+    inverted_fraction: float = typer.Option(0.0, help="Fraction of training images shown upside down."),
+    augment: bool = typer.Option(True, help="Flips, small shifts, brightness/contrast on whole batches."),
+    precision: str = typer.Option("bf16", help="bf16 (autocast, channels_last) or fp32."),
+    devices: int = typer.Option(1, help="Processes/GPUs per node (DDP when > 1)."),
+    num_nodes: int = typer.Option(1),
+    cache: Optional[str] = typer.Option(None, help="Use this cache folder instead of the default one."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder where it stopped."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+):
+    """Train a network; writes config.json, metrics.csv, summary.json, checkpoints/, figures/, report.html."""
+    from .train.engine import TrainConfig, train
+
+    if resume is not None:
+        summary = train(resume=resume, quiet=quiet)
+    else:
+        if spec is None:
+            raise FacelabError("give a data SPEC (e.g. synth:2000 or celeba:/data/celeba), or --resume RUN")
+        cfg = TrainConfig(
+            spec=spec, out=str(out_dir or Path("runs") / f"{task}-{arch}"), task=task, attrs=_csv(attrs), classes=classes,
+            min_images=min_images, arch=arch, epochs=epochs, batch=batch, lr=lr, opt=opt, momentum=momentum, wd=wd,
+            schedule=schedule, size=size, crop=crop, channels=channels, seed=seed, weights=weights, balance=balance,
+            inverted_fraction=inverted_fraction, augment=augment, precision=precision, devices=devices,
+            num_nodes=num_nodes, cache=cache,
+        )  # fmt: skip
+        summary = train(cfg, quiet=quiet)
+    if summary:
+        out.print_json(json.dumps(summary))
+
+
+@app.command("eval")
+def eval_cmd(run: Path, spec: Optional[str] = typer.Argument(None), split: str = typer.Option("test"),
+             out_dir: Optional[Path] = typer.Option(None, "--out")):  # fmt: skip
+    """Evaluate a run's best checkpoint on a split of its data (or of another SPEC)."""
+    from .train.evaluate import evaluate
+
+    out.print_json(json.dumps(evaluate(run, spec, split, out_dir)))
+
+
+@app.command("demo")
+def demo_cmd(out_dir: Path = typer.Option(Path("runs/demo"), "--out"), quick: bool = typer.Option(False, help="Smaller, for a smoke test.")):
+    """Everything facelab does, on the built-in synthetic faces; writes OUT/index.html."""
+    from .demo import demo
+
+    index = demo(out_dir, quick=quick)
+    out.print(f"demo finished: open {index}")
+
+
+# ----------------------------------------------------------------------------- benchmarks
+@bench_app.command("data")
+def bench_data_cmd(spec: str, size: int = typer.Option(64), n: int = typer.Option(2000, help="Images to time."),
+                   json_: bool = typer.Option(False, "--json")):  # fmt: skip
+    """Images/s: a per-epoch PIL decode + torchvision DataLoader vs the decode-once cache."""
+    from .bench import bench_data
+
+    result = bench_data(spec, size, n, quiet=json_)
+    _print_json(result) if json_ else out.print(result)
+
+
+@bench_app.command("train")
+def bench_train_cmd(json_: bool = typer.Option(False, "--json"), steps: int = typer.Option(20)):
+    """Training images/s of the real loop vs a pure-compute step, darknet64@64 and resnet18@112."""
+    from .bench import bench_train
+
+    result = bench_train(steps=steps, quiet=json_)
+    _print_json(result) if json_ else out.print(result)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+    try:
+        app()
+    except FacelabError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted; a training run continues with: facelab train --resume RUN", highlight=False)
+        sys.exit(130)

@@ -1,0 +1,289 @@
+"""Decode-once cache: every image decoded, cropped and resized once into one uint8 array.
+
+Layout of a cache folder:
+  images.u8      raw uint8 array (N, H, W, 3), memory-mapped at training time
+  landmarks.f32  raw float32 (N, K, 2) in cache pixels (only when the source has landmarks)
+  valid.u8       1 for each image that decoded, 0 for corrupt/truncated ones
+  labels.npz     attributes, identities, split, names (aligned with images.u8)
+  meta.json      what it was built from; written last, so a folder without it is unfinished
+  progress.json  during a build: the finished chunks, so an interrupted build resumes
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import FacelabError
+from ..progress import progress_bar
+from .faceset import FaceSet
+from .images import UnreadableImage
+
+CACHE_VERSION = 1
+CHUNK = 256
+CROPS = ("center", "full", "box", "landmarks")
+DEFAULT_MARGIN = {"box": 0.15, "landmarks": 0.3, "center": 0.0, "full": 0.0}
+IN_PROCESS_BELOW = 3000  # smaller sets are built without worker processes (start-up costs more)
+
+
+def default_cache_root() -> Path:
+    return Path(os.environ.get("FACELAB_CACHE", Path.home() / ".cache" / "facelab"))
+
+
+def parse_size(text: str | int) -> tuple[int, int]:
+    """``64`` or ``80x60`` (width x height) -> (width, height)."""
+    try:
+        if isinstance(text, int) or "x" not in str(text):
+            return int(text), int(text)
+        w, h = str(text).lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise FacelabError(f"--size {text!r}: expected a number of pixels like 64, or WIDTHxHEIGHT like 80x60") from None
+
+
+# ----------------------------------------------------------------------------- one image
+def crop_box(fs: FaceSet, i: int, full: tuple[int, int], crop: str, margin: float, aspect: float):
+    """(x0, y0, x1, y1) in full-image pixels, with the target's aspect ratio (w / h)."""
+    w, h = full
+    if crop == "full":
+        return 0.0, 0.0, float(w), float(h)
+    if crop == "box":
+        x, y, bw, bh = (float(v) for v in fs.boxes[i])
+        if bw <= 0 or bh <= 0:
+            raise UnreadableImage(f"{fs.names[i]}: no usable bounding box")
+        cx, cy, cw, ch = x + bw / 2, y + bh / 2, bw, bh
+    elif crop == "landmarks":
+        pts = fs.landmarks_for(i, full)
+        lo, hi = pts.min(0), pts.max(0)
+        cx, cy = (lo + hi) / 2
+        cw, ch = hi - lo
+    else:  # centre: the largest centred region of the target's aspect
+        cx, cy, cw, ch = w / 2, h / 2, float(w), float(h)
+    cw, ch = cw * (1 + 2 * margin), ch * (1 + 2 * margin)
+    if crop == "center":
+        cw, ch = min(cw, ch * aspect), min(ch, cw / aspect)
+    else:
+        cw, ch = max(cw, ch * aspect), max(ch, cw / aspect)
+    return cx - cw / 2, cy - ch / 2, cx + cw / 2, cy + ch / 2
+
+
+def decode_item(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margin: float):
+    """Item ``i`` cropped and resized to ``size``; landmarks mapped into the result's pixels."""
+    tw, th = size
+    if crop in ("center", "full") or fs.source == "synth":
+        want = size if crop != "center" else (max(size), max(size))
+        img, full, pts = fs.load_item(i, want)
+    else:
+        full = fs.image_size(i)
+        x0, y0, x1, y1 = crop_box(fs, i, full, crop, margin, tw / th)
+        r = min((x1 - x0) / tw, (y1 - y0) / th)
+        img, full, pts = fs.load_item(i, (max(1, int(full[0] / r)), max(1, int(full[1] / r))))
+    sx, sy = img.shape[1] / full[0], img.shape[0] / full[1]
+    x0, y0, x1, y1 = crop_box(fs, i, full, crop, margin, tw / th)
+    x0, x1, y0, y1 = x0 * sx, x1 * sx, y0 * sy, y1 * sy
+    # Integer crop with edge padding where the region leaves the image, then an area resize.
+    ix0, iy0, ix1, iy1 = int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1))
+    pad = max(0, -ix0, -iy0, ix1 - img.shape[1], iy1 - img.shape[0])
+    if pad:
+        img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    region = img[iy0 + pad : iy1 + pad, ix0 + pad : ix1 + pad]
+    out = cv2.resize(region, (tw, th), interpolation=cv2.INTER_AREA)
+    if pts is not None:
+        scale = np.array([tw / (ix1 - ix0), th / (iy1 - iy0)], dtype=np.float32)
+        pts = ((pts - np.array([ix0, iy0], dtype=np.float32) + 0.5) * scale - 0.5).astype(np.float32)
+    return out, pts
+
+
+# ----------------------------------------------------------------------------- the build
+@dataclass
+class CacheRequest:
+    size: tuple[int, int]
+    crop: str
+    margin: float
+
+    def fingerprint(self, fs: FaceSet) -> dict:
+        return {
+            "version": CACHE_VERSION,
+            "spec": fs.spec,
+            "size": list(self.size),
+            "crop": self.crop,
+            "margin": self.margin,
+            "items": fs.fingerprint(),
+        }
+
+
+def _fingerprint_hash(fp: dict) -> str:
+    return hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(fs: FaceSet, out: str, req: CacheRequest, n_points: int | None) -> None:
+    cv2.setNumThreads(1)
+    _WORKER.update(fs=fs, out=Path(out), req=req, n_points=n_points)
+
+
+def _build_chunk(chunk: int) -> tuple[int, list[str]]:
+    fs, out, req, k = _WORKER["fs"], _WORKER["out"], _WORKER["req"], _WORKER["n_points"]
+    n = len(fs)
+    w, h = req.size
+    lo, hi = chunk * CHUNK, min(n, (chunk + 1) * CHUNK)
+    images = np.memmap(out / "images.u8", np.uint8, "r+", shape=(n, h, w, 3))
+    valid = np.memmap(out / "valid.u8", np.uint8, "r+", shape=(n,))
+    lms = np.memmap(out / "landmarks.f32", np.float32, "r+", shape=(n, k, 2)) if k else None
+    failed = []
+    for i in range(lo, hi):
+        try:
+            img, pts = decode_item(fs, i, req.size, req.crop, req.margin)
+        except UnreadableImage as exc:
+            failed.append(str(exc))
+            valid[i] = 0
+            continue
+        images[i] = img
+        valid[i] = 1
+        if lms is not None and pts is not None:
+            lms[i] = pts
+    for arr in (images, valid, lms):
+        if arr is not None:
+            arr.flush()
+    return chunk, failed
+
+
+def build_cache(
+    fs: FaceSet,
+    size: tuple[int, int],
+    out: Path | None = None,
+    crop: str | None = None,
+    margin: float | None = None,
+    workers: int | None = None,
+    strict: bool = False,
+    quiet: bool = False,
+) -> "FaceCache":
+    """Decode ``fs`` once into ``out`` (resuming an interrupted build); returns the opened cache."""
+    crop = crop or fs.default_crop
+    if crop not in CROPS:
+        raise FacelabError(f"--crop {crop!r}: use one of {', '.join(CROPS)}")
+    if crop == "box":
+        fs.require("boxes", "cache --crop box")
+    if crop == "landmarks":
+        fs.require("landmarks", "cache --crop landmarks")
+    req = CacheRequest(size, crop, DEFAULT_MARGIN[crop] if margin is None else margin)
+    fp = req.fingerprint(fs)
+    out = Path(out) if out is not None else default_cache_root() / f"{fs.source}-{_fingerprint_hash(fp)}"
+    meta_path, progress_path = out / "meta.json", out / "progress.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") == fp:
+            return FaceCache(out)
+        shutil.rmtree(out)  # built from something else: rebuild
+    n, (w, h) = len(fs), size
+    if n == 0:
+        raise FacelabError(f"{fs.spec}: no images to cache")
+    k = fs.n_landmarks
+    progress = json.loads(progress_path.read_text()) if progress_path.exists() else None
+    if progress is None or progress.get("fingerprint") != fp:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        for name, shape, dtype in (("images.u8", (n, h, w, 3), np.uint8), ("valid.u8", (n,), np.uint8),
+                                   ("landmarks.f32", (n, k or 0, 2), np.float32)):  # fmt: skip
+            if name != "landmarks.f32" or k:
+                np.memmap(out / name, dtype, "w+", shape=shape).flush()
+        progress = {"fingerprint": fp, "done": [], "failed": []}
+        _write_json(progress_path, progress)
+    todo = [c for c in range((n + CHUNK - 1) // CHUNK) if c not in set(progress["done"])]
+    workers = workers or (1 if n < IN_PROCESS_BELOW else os.cpu_count() or 1)
+    with progress_bar(f"caching {fs.spec} at {w}x{h}", total=n, quiet=quiet) as advance:
+        advance(len(progress["done"]) * CHUNK)
+
+        def record(chunk: int, failed: list[str]) -> None:
+            progress["done"].append(chunk)
+            progress["failed"].extend(failed)
+            _write_json(progress_path, progress)
+            advance(min(CHUNK, n - chunk * CHUNK))
+
+        if workers == 1:
+            _worker_init(fs, str(out), req, k)
+            for c in todo:
+                record(*_build_chunk(c))
+        else:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, _worker_init, (fs, str(out), req, k)) as pool:
+                for result in pool.imap_unordered(_build_chunk, todo):
+                    record(*result)
+    failed = progress["failed"]
+    if strict and failed:
+        raise FacelabError(f"{len(failed)} unreadable images (--strict): {failed[0]}")
+    labels = {"split": fs.split, "names": np.array(fs.names)}
+    for key in ("attributes", "identities", "boxes"):
+        if getattr(fs, key) is not None:
+            labels[key] = getattr(fs, key)
+    if fs.attr_names:
+        labels["attr_names"] = np.array(fs.attr_names)
+    if fs.mirror is not None:
+        labels["mirror"] = fs.mirror
+    if getattr(fs, "background", None) is not None and fs.source == "synth":
+        labels["background"] = fs.background
+    np.savez(out / "labels.npz", **labels)
+    meta = {
+        "fingerprint": fp,
+        "n": n,
+        "width": w,
+        "height": h,
+        "n_landmarks": k,
+        "n_failed": len(failed),
+        "failed": failed[:100],
+        "problems": fs.problems,
+        "notes": fs.notes,
+        "classes": fs.classes,
+    }
+    _write_json(meta_path, meta)
+    progress_path.unlink()
+    return FaceCache(out)
+
+
+class FaceCache:
+    """A finished cache folder, memory-mapped."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        meta_path = self.path / "meta.json"
+        if not meta_path.exists():
+            raise FacelabError(f"{self.path}: not a finished facelab cache (meta.json missing); build it with facelab data cache")
+        self.meta = json.loads(meta_path.read_text())
+        n, w, h, k = self.meta["n"], self.meta["width"], self.meta["height"], self.meta["n_landmarks"]
+        self.images = np.memmap(self.path / "images.u8", np.uint8, "r", shape=(n, h, w, 3))
+        self.valid = np.fromfile(self.path / "valid.u8", np.uint8).astype(bool)
+        self.landmarks = np.fromfile(self.path / "landmarks.f32", np.float32).reshape(n, k, 2) if k else None
+        with np.load(self.path / "labels.npz") as z:
+            self.labels = {key: z[key] for key in z.files}
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.meta["width"], self.meta["height"]
+
+    @property
+    def spec(self) -> str:
+        return self.meta["fingerprint"]["spec"]
+
+    def __len__(self) -> int:
+        return self.meta["n"]
+
+    @property
+    def attr_names(self) -> list[str] | None:
+        names = self.labels.get("attr_names")
+        return None if names is None else [str(s) for s in names]

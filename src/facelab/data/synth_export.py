@@ -1,0 +1,70 @@
+"""Writing synthetic faces to disk in CelebA's exact layout, plus the extra ground truth."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import FacelabError
+from ..progress import progress_bar
+from .synth import ATTRIBUTES, SynthFaceSet
+
+MARKER = "facelab_synth.json"  # tells the CelebA reader the landmarks' reference image size
+
+
+def _landmark_lines(names, arrays, fmt) -> list[str]:
+    return [n + " " + " ".join(fmt % v for v in pts.reshape(-1)) for n, pts in zip(names, arrays)]
+
+
+def write_synth_folder(fs: SynthFaceSet, out: Path, size: int, quiet: bool = False) -> Path:
+    """Render every face of ``fs`` into ``out`` (CelebA layout); nothing is left half-written."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FacelabError(f"{out}: folder exists and is not empty; choose a new OUT or delete it")
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "img_align_celeba").mkdir(parents=True)
+    (tmp / "masks").mkdir()
+    n = len(fs)
+    lm68 = np.zeros((n, 68, 2), np.float32)
+    lm58 = np.zeros((n, 58, 2), np.float32)
+    lm5 = np.zeros((n, 5, 2), np.float32)
+    masks = np.zeros((n, len(ATTRIBUTES), size, size), dtype=bool)
+    with progress_bar(f"rendering {n} faces at {size}px", n, quiet) as advance:
+        for i in range(n):
+            img, _ = fs.load(i, (size, size))
+            cv2.imwrite(str(tmp / "img_align_celeba" / fs.names[i]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            geo = fs.geometry(i, size)
+            lm68[i], lm58[i], lm5[i] = geo["landmarks68"], geo["landmarks58"], geo["celeba5"]
+            masks[i] = fs.masks(i, size)
+            advance(1)
+    names = fs.names
+    signed = np.where(fs.attributes > 0, 1, -1)
+    attr_lines = [f"{n}", " ".join(ATTRIBUTES)] + [nm + " " + " ".join(f"{v:2d}" for v in row) for nm, row in zip(names, signed)]
+    (tmp / "list_attr_celeba.txt").write_text("\n".join(attr_lines) + "\n")
+    (tmp / "identity_CelebA.txt").write_text("".join(f"{nm} {i + 1}\n" for nm, i in zip(names, fs.identities)))
+    (tmp / "list_eval_partition.txt").write_text("".join(f"{nm} {s}\n" for nm, s in zip(names, fs.split)))
+    header = "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y"
+    rows = _landmark_lines(names, np.round(lm5).astype(int), "%d")
+    (tmp / "list_landmarks_align_celeba.txt").write_text(f"{n}\n{header}\n" + "\n".join(rows) + "\n")
+    (tmp / "landmarks68.txt").write_text("\n".join(_landmark_lines(names, lm68, "%.3f")) + "\n")
+    (tmp / "landmarks58.txt").write_text("\n".join(_landmark_lines(names, lm58, "%.3f")) + "\n")
+    np.savez_compressed(tmp / "masks" / "masks.npz", masks=np.packbits(masks, axis=-1), shape=np.array(masks.shape),
+                        attributes=np.array(ATTRIBUTES))  # fmt: skip
+    (tmp / MARKER).write_text(json.dumps({"spec": fs.spec, "size": size, "background": fs.background.tolist()}))
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return out
+
+
+def read_masks(folder: Path) -> tuple[np.ndarray, list[str]]:
+    """(N, A, H, W) bool masks and attribute names written by write_synth_folder."""
+    with np.load(Path(folder) / "masks" / "masks.npz") as z:
+        shape = tuple(z["shape"])
+        masks = np.unpackbits(z["masks"], axis=-1, count=shape[-1]).astype(bool).reshape(shape)
+        return masks, [str(a) for a in z["attributes"]]

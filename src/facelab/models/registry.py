@@ -1,0 +1,152 @@
+"""The model registry: darknet64 and torchvision networks with their heads replaced."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import FacelabError
+
+
+class Darknet64(nn.Module):
+    """5 x [conv3x3 + BatchNorm + ReLU + maxpool 2/2] (16..256 channels), global average pool, linear."""
+
+    def __init__(self, n_outputs: int, in_channels: int = 3, widths=(16, 32, 64, 128, 256)):
+        super().__init__()
+        layers, c = [], in_channels
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, n_outputs)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+
+
+@dataclass(frozen=True)
+class Arch:
+    build: Callable[[int, int], nn.Module]
+    weights_enum: str | None = None  # torchvision weights enum name, for --weights imagenet
+    note: str = ""
+
+
+def _first_conv_to(model: nn.Module, in_channels: int) -> None:
+    """Swap the first conv for one with ``in_channels`` inputs; grey from RGB sums the kernels."""
+    if in_channels == 3:
+        return
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Conv2d):
+            new = nn.Conv2d(in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding, bias=mod.bias is not None)
+            with torch.no_grad():
+                new.weight.copy_(mod.weight.sum(1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels)
+                if mod.bias is not None:
+                    new.bias.copy_(mod.bias)
+            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+            setattr(parent, name.rsplit(".", 1)[-1], new)
+            return
+
+
+def _tv(name: str) -> Callable[[int, int], nn.Module]:
+    def build(n_outputs: int, in_channels: int) -> nn.Module:
+        import torchvision.models as tvm
+
+        model = getattr(tvm, name)(weights=None)
+        if name.startswith("resnet"):
+            model.fc = nn.Linear(model.fc.in_features, n_outputs)
+        elif name.startswith("squeezenet"):
+            model.classifier[1] = nn.Conv2d(512, n_outputs, kernel_size=1)
+            model.num_classes = n_outputs
+        elif name.startswith("mobilenet"):
+            model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, n_outputs)
+        _first_conv_to(model, in_channels)
+        return model
+
+    return build
+
+
+ARCHS: dict[str, Arch] = {
+    "darknet64": Arch(lambda n, c: Darknet64(n, c), note="5 conv blocks, GAP, linear; the fast CPU net"),
+    "squeezenet1_1": Arch(_tv("squeezenet1_1"), "SqueezeNet1_1_Weights"),
+    "resnet18": Arch(_tv("resnet18"), "ResNet18_Weights"),
+    "resnet34": Arch(_tv("resnet34"), "ResNet34_Weights"),
+    "resnet50": Arch(_tv("resnet50"), "ResNet50_Weights"),
+    "mobilenet_v3_small": Arch(_tv("mobilenet_v3_small"), "MobileNet_V3_Small_Weights"),
+}
+
+
+def _check_arch(arch: str) -> Arch:
+    if arch not in ARCHS:
+        raise FacelabError(f"unknown --arch {arch!r}; registered: {', '.join(ARCHS)} (facelab models lists them)")
+    return ARCHS[arch]
+
+
+def _imagenet_state(arch: str) -> dict:
+    """torchvision's ImageNet weights from the local torch cache; never downloads."""
+    import torchvision.models as tvm
+
+    info = _check_arch(arch)
+    if info.weights_enum is None:
+        raise FacelabError(f"--weights imagenet: {arch} has no ImageNet weights; train from scratch or pass --weights FILE")
+    weights = getattr(tvm, info.weights_enum).IMAGENET1K_V1
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not path.exists():
+        raise FacelabError(
+            f"--weights imagenet: {path} not found (no download is attempted); fetch {weights.url} "
+            f"on a machine with internet and copy it there, or pass --weights FILE"
+        )
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_weights_file(path: Path) -> dict:
+    """A state dict from a plain .pth/.pt file or a facelab/Lightning checkpoint (weights_only)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FacelabError(f"--weights {path}: no such file") from None
+    except Exception as exc:
+        raise FacelabError(f"--weights {path}: not a loadable weights file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = {k.removeprefix("model."): v for k, v in obj["state_dict"].items()}
+    if not isinstance(obj, dict):
+        raise FacelabError(f"--weights {path}: expected a state dict, got {type(obj).__name__}")
+    return obj
+
+
+def _load_matching(model: nn.Module, state: dict, source: str, in_channels: int) -> None:
+    own = model.state_dict()
+    usable = {}
+    for k, v in state.items():
+        if k in own and own[k].shape == v.shape:
+            usable[k] = v
+        elif k in own and v.ndim == 4 and own[k].shape[1] != v.shape[1] and own[k].shape[0] == v.shape[0]:
+            usable[k] = v.sum(1, keepdim=True).repeat(1, own[k].shape[1], 1, 1) / own[k].shape[1]  # RGB -> grey
+    if not usable:
+        raise FacelabError(f"{source}: none of its tensors fit this architecture (wrong --arch?)")
+    model.load_state_dict(usable, strict=False)
+
+
+def build_model(arch: str, n_outputs: int, in_channels: int = 3, weights: str | None = None) -> nn.Module:
+    """``arch`` with an ``n_outputs`` head; ``weights`` None, "imagenet" or a state-dict file."""
+    info = _check_arch(arch)
+    if in_channels not in (1, 3):
+        raise FacelabError(f"--channels {in_channels}: use 1 (grey) or 3 (RGB)")
+    model = info.build(n_outputs, in_channels)
+    if weights:
+        state = _imagenet_state(arch) if weights == "imagenet" else load_weights_file(Path(weights))
+        _load_matching(model, state, f"--weights {weights}", in_channels)
+    return model
+
+
+def list_models() -> list[tuple[str, int, str]]:
+    """(name, parameters with a 2-output head, note) for every registered net."""
+    return [(name, sum(p.numel() for p in a.build(2, 3).parameters()), a.note) for name, a in ARCHS.items()]
+
+
+def conv_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The network's conv layers in forward order (for probes addressing layers by index)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]

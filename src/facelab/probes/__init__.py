@@ -1,0 +1,1 @@
+"""Probes that take a trained network apart."""

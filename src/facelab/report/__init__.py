@@ -1,0 +1,1 @@
+"""Figures (matplotlib, headless) and self-contained HTML reports."""

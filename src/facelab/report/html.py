@@ -1,0 +1,60 @@
+"""A report.html a person opens: a title, key facts, tables and figures, all in one folder."""
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left} img{max-width:100%}
+.note{color:#555;font-size:.9em} code{background:#f5f5f5;padding:0 .2em}
+"""
+
+
+@dataclass
+class Report:
+    title: str
+    sections: list[str] = field(default_factory=list)
+
+    def heading(self, text: str) -> "Report":
+        self.sections.append(f"<h2>{html.escape(text)}</h2>")
+        return self
+
+    def paragraph(self, text: str, cls: str = "") -> "Report":
+        self.sections.append(f"<p class='{cls}'>{html.escape(text)}</p>")
+        return self
+
+    def table(self, header: list[str], rows: list[list]) -> "Report":
+        head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
+        self.sections.append(f"<table><tr>{head}</tr>{body}</table>")
+        return self
+
+    def figure(self, rel_path: str, caption: str = "") -> "Report":
+        cap = f"<figcaption class='note'>{html.escape(caption)}</figcaption>" if caption else ""
+        self.sections.append(f"<figure><img src='{html.escape(rel_path)}' alt='{html.escape(caption)}'>{cap}</figure>")
+        return self
+
+    def links(self, items: list[tuple[str, str]]) -> "Report":
+        lis = "".join(f"<li><a href='{html.escape(href)}'>{html.escape(text)}</a></li>" for text, href in items)
+        self.sections.append(f"<ul>{lis}</ul>")
+        return self
+
+    def write(self, path: Path) -> Path:
+        doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+               f"<style>{STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.sections)}</body></html>")  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(doc, encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)

@@ -1,0 +1,64 @@
+"""report.html of a training run: settings, curves, final table, sample predictions."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from .figures import image_grid, training_curves
+from .html import Report
+
+N_SAMPLES = 16
+
+
+@torch.no_grad()
+def sample_predictions(module, data, n: int = N_SAMPLES):
+    """A fixed sample of validation images with their labels and the model's predictions."""
+    pos = data.split_positions("valid")[:n]
+    x8 = data.images[torch.from_numpy(pos)] if isinstance(data.images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(data.images[np.sort(data.rows[pos])]))
+    module.eval()
+    logits = module.model(module.prepare(x8)).float()
+    y = data.targets[pos]
+    captions, colours = [], []
+    task = data.task
+    for k in range(len(pos)):
+        if task.name == "attr":
+            p = torch.sigmoid(logits[k]).numpy()
+            parts = [f"{a[:8]} {p[j]:.2f}/{int(y[k, j])}" for j, a in enumerate(task.attrs[:2])]
+            ok = bool(((p > 0.5) == (y[k].numpy() > 0.5)).all())
+        else:
+            pred = int(logits[k].argmax())
+            parts = [f"pred {pred} / true {int(y[k])}"]
+            ok = pred == int(y[k])
+        captions.append("\n".join(parts))
+        colours.append("green" if ok else "red")
+    return [im.numpy() for im in x8], captions, colours
+
+
+def write_run_report(run, cfg, module, data) -> None:
+    rows = run.read_metrics()
+    metrics = ("loss", "acc")
+    training_curves(rows, run.figures / "curves.png", metrics)
+    images, captions, colours = sample_predictions(module, data)
+    image_grid(images, captions, run.figures / "samples.png", colours=colours)
+    summary = __import__("json").loads((run.path / "summary.json").read_text())
+    rep = Report(f"facelab run: {cfg.task} with {cfg.arch}")
+    rep.paragraph(f"data {cfg.spec} | {len(data.split_positions('train'))} training and "
+                  f"{len(data.split_positions('valid'))} validation images at {cfg.size}px | seed {cfg.seed}")  # fmt: skip
+    rep.heading("Final and best validation metrics")
+    header = ["", "val_loss", "val_acc"] + ([f"acc {a}" for a in cfg.attrs] if cfg.task == "attr" else [])
+    table = []
+    for key in ("final", "best"):
+        b = summary[key]
+        table.append([key, b["val_loss"], b["val_acc"]] + [b.get("val_acc_per_attr", {}).get(a, "") for a in (cfg.attrs if cfg.task == "attr" else [])])
+    rep.table(header, table)
+    rep.heading("Training curves").figure("figures/curves.png", "loss and accuracy per epoch, train and valid")
+    rep.heading("Sample validation predictions").figure(
+        "figures/samples.png", "probability / true label (attr) or predicted / true identity; green correct, red wrong")
+    rep.heading("Per-epoch metrics")
+    keys = [k for k in rows[0] if k not in ("n",)] if rows else []
+    rep.table(keys, [[r.get(k, "") for k in keys] for r in rows])
+    rep.heading("Settings")
+    rep.table(["option", "value"], [[k, v] for k, v in asdict(cfg).items()])
+    rep.write(run.path / "report.html")

@@ -1,0 +1,1 @@
+"""Training: tasks, batches from the cache, the Lightning module and the run folder."""

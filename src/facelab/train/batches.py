@@ -1,0 +1,131 @@
+"""Whole batches straight from the decode-once cache, augmented on the device.
+
+No per-image DataLoader work: the uint8 array is held in memory (or memory-mapped when
+it does not fit), a batch is one fancy-indexing read, and augmentation is a handful of
+tensor operations on the whole batch. Every random choice is drawn from a generator
+seeded by (seed, epoch, batch), so a resumed run repeats an interrupted one exactly.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
+
+MEAN, STD = 0.5, 0.25
+IN_MEMORY_SHARE = 0.5  # hold the cache in RAM when it takes under half of the free memory
+
+
+def _free_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 0
+
+
+def gather_images(images: np.ndarray, rows: np.ndarray) -> torch.Tensor | np.ndarray:
+    """The selected rows, as an in-memory tensor when they fit, else a lazily read memmap."""
+    if rows.size * int(np.prod(images.shape[1:])) < IN_MEMORY_SHARE * _free_memory():
+        return torch.from_numpy(np.ascontiguousarray(images[np.sort(rows)])[np.argsort(np.argsort(rows))])
+    return images
+
+
+def seeded(*parts: int) -> torch.Generator:
+    return torch.Generator().manual_seed(hash(tuple(parts)) % (2**62))
+
+
+class EpochBatches(Sampler):
+    """Lists of item positions; a new permutation each epoch, sharded across DDP ranks."""
+
+    def __init__(self, n: int, batch: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1, drop_last: bool = True):
+        self.n, self.batch, self.shuffle, self.seed = n, batch, shuffle, seed
+        self.rank, self.world, self.drop_last, self.epoch = rank, world, drop_last, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        order = torch.randperm(self.n, generator=seeded(self.seed, self.epoch)) if self.shuffle else torch.arange(self.n)
+        usable = (self.n // self.batch) * self.batch if self.drop_last and self.n >= self.batch else self.n
+        return [order[i : i + self.batch].tolist() for i in range(0, usable, self.batch)]
+
+    def __iter__(self):
+        batches = self._all_batches()
+        per_rank = len(batches) // self.world if self.world > 1 else len(batches)
+        return iter(batches[self.rank :: self.world][:per_rank])
+
+    def __len__(self) -> int:
+        n_batches = self.n // self.batch if self.drop_last and self.n >= self.batch else math.ceil(self.n / self.batch)
+        return n_batches // self.world if self.world > 1 else n_batches
+
+
+class CachedItems:
+    """Items of a cache selection; ``__getitems__`` returns a whole batch (uint8, targets, positions)."""
+
+    def __init__(self, images, rows: np.ndarray, targets: torch.Tensor):
+        self.images, self.rows, self.targets = images, rows, targets
+        self.in_memory = isinstance(images, torch.Tensor)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitems__(self, idx: list[int]):
+        pos = torch.as_tensor(idx)
+        if self.in_memory:
+            x = self.images[pos]
+        else:
+            rows = self.rows[idx]
+            order = np.argsort(rows)
+            x = torch.from_numpy(np.ascontiguousarray(self.images[rows[order]])[np.argsort(order)])
+        return x, self.targets[pos], pos
+
+
+def loader(items: CachedItems, batch: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1) -> DataLoader:
+    sampler = EpochBatches(len(items), batch, shuffle, seed, rank, world, drop_last=shuffle)
+    return DataLoader(items, batch_sampler=sampler, collate_fn=lambda b: b, num_workers=0)
+
+
+def to_input(x_uint8: torch.Tensor, channels: int, channels_last: bool = True) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> normalised float (B, C, H, W), grey when the net takes 1 channel."""
+    x = x_uint8.permute(0, 3, 1, 2).float().div_(255.0)
+    if channels == 1:
+        x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    x = (x - MEAN) / STD
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def invert(x: torch.Tensor) -> torch.Tensor:
+    """Upside down: rotated by 180 degrees (both spatial axes flipped)."""
+    return x.flip(-1, -2)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, flip: bool, shift: float, jitter: float) -> torch.Tensor:
+    """Random horizontal flips, translations (fraction of size) and brightness/contrast, per image."""
+    b = x.shape[0]
+    if flip:
+        mask = torch.rand(b, generator=gen) < 0.5
+        x = torch.where(mask.view(b, 1, 1, 1).to(x.device), x.flip(-1), x)
+    if shift > 0:
+        t = (torch.rand(b, 2, generator=gen) * 2 - 1) * shift * 2  # grid units span 2
+        theta = torch.zeros(b, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        theta[:, :, 2] = t
+        grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if jitter > 0:
+        bright = ((torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * jitter / STD).to(x.device)
+        contrast = (1 + (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * jitter).to(x.device)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * contrast + mean + bright
+    return x
+
+
+def invert_some(x: torch.Tensor, fraction: float, gen: torch.Generator) -> torch.Tensor:
+    """Show ``fraction`` of the batch upside down."""
+    if fraction <= 0:
+        return x
+    mask = (torch.rand(x.shape[0], generator=gen) < fraction).view(-1, 1, 1, 1).to(x.device)
+    return torch.where(mask, invert(x), x)

@@ -1,0 +1,348 @@
+"""``facelab.train``: data -> cache -> model -> Lightning -> one self-describing run folder."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.cache import FaceCache, build_cache, parse_size
+from ..data.faceset import SPLITS
+from ..data.select import balanced
+from ..data.spec import open_spec
+from ..errors import FacelabError
+from ..models import build_model
+from .batches import CachedItems, gather_images, loader
+from .tasks import Task, make_task
+
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("onecycle", "cosine", "none")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved as config.json and enough to reproduce it."""
+
+    spec: str = "synth"
+    out: str = "runs/train"
+    task: str = "attr"
+    attrs: list[str] = field(default_factory=lambda: ["Smiling"])
+    classes: int = 20
+    min_images: int = 2
+    arch: str = "darknet64"
+    epochs: int = 3
+    batch: int = 128
+    lr: float | None = None
+    opt: str = "sgd"
+    momentum: float = 0.9
+    wd: float = 5e-4
+    schedule: str = "onecycle"
+    size: str = "64"
+    crop: str | None = None
+    channels: int = 3
+    seed: int = 0
+    weights: str | None = None
+    balance: str | None = None
+    inverted_fraction: float = 0.0
+    augment: bool = True
+    flip: bool = True
+    precision: str = "bf16"
+    devices: int = 1
+    num_nodes: int = 1
+    cache: str | None = None
+    max_train_batches: int | None = None
+
+    def __post_init__(self):
+        if self.opt not in OPTIMIZERS:
+            raise FacelabError(f"--opt {self.opt!r}: use one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise FacelabError(f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        if self.precision not in ("bf16", "fp32"):
+            raise FacelabError(f"--precision {self.precision!r}: use bf16 or fp32")
+        if not 0.0 <= self.inverted_fraction <= 1.0:
+            raise FacelabError(f"--inverted-fraction {self.inverted_fraction}: must be between 0 and 1")
+        if self.epochs < 1 or self.batch < 1:
+            raise FacelabError("--epochs and --batch must be at least 1")
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.opt]
+        self.size = str(self.size)
+
+
+def global_rank() -> int:
+    """This process's rank under torchrun, SLURM or Lightning's own DDP launcher."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if var in os.environ:
+            return int(os.environ[var])
+    return 0
+
+
+def versions() -> dict:
+    import lightning
+    import torchvision
+
+    from .. import __version__
+
+    return {"facelab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "lightning": lightning.__version__, "python": sys.version.split()[0], "platform": platform.platform()}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class Prepared:
+    task: Task
+    cache: FaceCache
+    images: object
+    targets: torch.Tensor
+    rows: np.ndarray
+    split: np.ndarray
+    names: list[str]
+    attributes: np.ndarray | None
+    attr_names: list[str] | None
+
+    def items(self, split: str) -> CachedItems:
+        pos = np.flatnonzero(self.split == SPLITS.index(split))
+        images = self.images[torch.from_numpy(pos)] if isinstance(self.images, torch.Tensor) else self.images
+        rows = pos if isinstance(self.images, torch.Tensor) else self.rows[pos]
+        return CachedItems(images, rows, self.targets[pos])
+
+    def split_positions(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == SPLITS.index(split))
+
+
+def open_cache_for(cfg: TrainConfig, fs) -> FaceCache:
+    size = parse_size(cfg.size)
+    if cfg.cache:
+        cache = FaceCache(Path(cfg.cache))
+        if cache.size != size:
+            raise FacelabError(
+                f"--cache {cfg.cache} was built at {cache.size[0]}x{cache.size[1]}, not {size[0]}x{size[1]}; "
+                f"pass --size {cache.size[0]} or build a cache at this size"
+            )
+        return cache
+    if global_rank() > 0:
+        return _wait_for_cache(cfg, fs, size)
+    return build_cache(fs, size, crop=cfg.crop)
+
+
+def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
+    """Ranks other than 0 wait for rank 0's cache instead of building it a second time."""
+    from ..data.cache import CacheRequest, DEFAULT_MARGIN, _fingerprint_hash, default_cache_root
+
+    crop = cfg.crop or fs.default_crop
+    fp = CacheRequest(size, crop, DEFAULT_MARGIN[crop]).fingerprint(fs)
+    path = default_cache_root() / f"{fs.source}-{_fingerprint_hash(fp)}"
+    start = time.time()
+    while not (path / "meta.json").exists():
+        if time.time() - start > timeout_s:
+            raise FacelabError(f"rank {global_rank()}: gave up waiting for rank 0 to build the cache {path}")
+        time.sleep(1.0)
+    return FaceCache(path)
+
+
+def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = None) -> Prepared:
+    fs = open_spec(spec or cfg.spec)
+    task = task or make_task(cfg.task, cfg.attrs, cfg.classes, cfg.min_images)
+    sel = task.select(fs, cfg.seed)
+    if cfg.balance:
+        sel = balanced(sel, cfg.balance, cfg.seed)
+    cache = open_cache_for(cfg, fs)
+    rows = sel.source_rows()
+    ok = cache.valid[rows]
+    if not ok.all():
+        sel = sel.take(np.flatnonzero(ok))
+        rows = sel.source_rows()
+    if not (sel.split == 0).any():
+        raise FacelabError(f"{fs.spec}: the selection has no training images")
+    return Prepared(task, cache, gather_images(cache.images, rows), task.targets(sel), rows, sel.split.copy(),
+                    sel.names, sel.attributes, sel.attr_names)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- run folder
+class RunFolder:
+    """config.json, metrics.csv, summary.json, checkpoints/, figures/, report.html."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.ckpt = self.path / "checkpoints"
+        self.figures = self.path / "figures"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.ckpt / "last.ckpt"
+
+    def read_config(self) -> dict:
+        p = self.path / "config.json"
+        if not p.exists():
+            raise FacelabError(f"{self.path}: not a facelab run (config.json missing)")
+        return json.loads(p.read_text())
+
+    def write_json(self, name: str, data: dict) -> Path:
+        p = self.path / name
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, p)
+        return p
+
+    def read_metrics(self) -> list[dict]:
+        p = self.path / "metrics.csv"
+        if not p.exists():
+            return []
+        with open(p, newline="") as fh:
+            return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        tmp = self.path / "metrics.csv.tmp"
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, self.path / "metrics.csv")
+
+
+def _num(v: str):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    return int(f) if f.is_integer() and "." not in v else f
+
+
+# ----------------------------------------------------------------------------- training
+def _metrics_callback(run: RunFolder):
+    import lightning.pytorch as pl
+
+    class MetricsCSV(pl.Callback):
+        """One row per epoch and split, kept consistent when a run resumes."""
+
+        def on_train_start(self, trainer, module):
+            self.rows = [r for r in run.read_metrics() if r["epoch"] < trainer.current_epoch]
+            self.t0 = time.time()
+
+        def on_train_epoch_end(self, trainer, module):
+            module.epoch_metrics["train"] = module.finish_split("train")  # every rank joins the reduction
+            if not trainer.is_global_zero:
+                return
+            for split in ("train", "valid"):
+                m = module.epoch_metrics.get(split)
+                if m:
+                    self.rows.append({"epoch": trainer.current_epoch, "split": split, **m, "time_s": round(time.time() - self.t0, 2)})
+            run.write_metrics(self.rows)
+
+    return MetricsCSV()
+
+
+def _trainer(cfg: TrainConfig, run: RunFolder, quiet: bool):
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+
+    callbacks = [
+        ModelCheckpoint(dirpath=run.ckpt, filename="best", monitor="val_acc", mode="max", save_last=True, save_top_k=1),
+        _metrics_callback(run),
+    ]
+    if not quiet:
+        callbacks.append(RichProgressBar())
+    distributed = cfg.devices > 1 or cfg.num_nodes > 1
+    return pl.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator="auto",
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy="ddp" if distributed else "auto",
+        precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=not quiet,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        limit_train_batches=cfg.max_train_batches or 1.0,
+        deterministic=False,
+    )
+
+
+def _check_new_run(out: Path) -> None:
+    if (out / "config.json").exists() and global_rank() == 0 and "FACELAB_DDP_CHILD" not in os.environ:
+        raise FacelabError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
+
+
+def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quiet: bool = False, **kwargs) -> dict:
+    """Train a network and write its run folder; returns summary.json's content.
+
+    ``facelab.train(spec="synth", task="attr", attrs=["Smiling"], epochs=3, out="runs/x")``
+    """
+    import lightning.pytorch as pl
+
+    from .module import FaceModule
+
+    if resume is not None:
+        run = RunFolder(Path(resume))
+        cfg = TrainConfig(**run.read_config()["train"])
+        if not run.last_checkpoint.exists():
+            raise FacelabError(f"{resume}: no checkpoint to resume from (checkpoints/last.ckpt missing); start it again")
+    else:
+        cfg = cfg or TrainConfig(**kwargs)
+        run = RunFolder(Path(cfg.out))
+        _check_new_run(run.path)
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    data = prepare_data(cfg)
+    model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights)
+    run.path.mkdir(parents=True, exist_ok=True)
+    if global_rank() == 0 and resume is None:
+        run.write_json("config.json", {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path),
+                                       "n_outputs": data.task.n_outputs, "class_names": getattr(data.task, "class_names", None)},
+                                       "versions": versions(), "command": sys.argv})  # fmt: skip
+    os.environ["FACELAB_DDP_CHILD"] = "1"  # Lightning's DDP launcher re-runs this command for other ranks
+    module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path), "channels_last": True})
+    trainer = _trainer(cfg, run, quiet)
+    rank, world = trainer.global_rank, trainer.world_size
+    train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, rank, world)
+    valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, rank, world)
+    trainer.fit(module, train_dl, valid_dl, ckpt_path=str(run.last_checkpoint) if resume is not None else None)
+    if not trainer.is_global_zero:
+        return {}
+    summary = write_summary(run, cfg, data.task)
+    from ..report.run_report import write_run_report
+
+    write_run_report(run, cfg, module, data)
+    return summary
+
+
+def write_summary(run: RunFolder, cfg: TrainConfig, task: Task) -> dict:
+    rows = [r for r in run.read_metrics() if r["split"] == "valid"]
+    if not rows:
+        raise FacelabError(f"{run.path}: no validation metrics were written")
+
+    def block(r: dict) -> dict:
+        out = {"val_loss": r["loss"], "val_acc": r["acc"]}
+        if task.name == "attr":
+            out["val_acc_per_attr"] = {a: r[f"acc_{a}"] for a in task.attrs}
+        return out
+
+    best = max(rows, key=lambda r: r["acc"])
+    summary = {"task": task.name, "arch": cfg.arch, "epochs_done": int(rows[-1]["epoch"]) + 1, "seed": cfg.seed,
+               "final": block(rows[-1]), "best": block(best) | {"epoch": int(best["epoch"])}}  # fmt: skip
+    run.write_json("summary.json", summary)
+    return summary
+
+
+def load_trained(run_path: Path) -> tuple[torch.nn.Module, TrainConfig, dict]:
+    """The network of a finished run, from its checkpoint (weights only), in eval mode."""
+    run = RunFolder(Path(run_path))
+    conf = run.read_config()
+    cfg = TrainConfig(**conf["train"])
+    ckpt = run.ckpt / "best.ckpt" if (run.ckpt / "best.ckpt").exists() else run.last_checkpoint
+    if not ckpt.exists():
+        raise FacelabError(f"{run_path}: no checkpoint found in {run.ckpt}")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    model = build_model(cfg.arch, conf["data"]["n_outputs"], cfg.channels)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    return model.eval(), cfg, conf

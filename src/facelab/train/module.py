@@ -1,0 +1,109 @@
+"""The LightningModule every facelab training run uses."""
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+
+from ..errors import FacelabError
+from .batches import augment, invert_some, seeded, to_input
+from .tasks import Task
+
+
+class FaceModule(pl.LightningModule):
+    """Trains ``model`` on ``task``; batches come from the cache as uint8 and are prepared here."""
+
+    def __init__(self, model: torch.nn.Module, task: Task, cfg: dict):
+        super().__init__()
+        self.model, self.task, self.cfg = model, task, cfg
+        self.channels_last = cfg.get("channels_last", True)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.epoch_metrics: dict[str, dict[str, float]] = {}
+        self._reset("train")
+        self._reset("valid")
+
+    # --- accumulation that survives DDP: sums, reduced across ranks at epoch end -------------
+    def _reset(self, split: str) -> None:
+        n = len(self.task.metric_names())
+        setattr(self, f"_{split}_sums", torch.zeros(n + 2, dtype=torch.float64))
+
+    def _accumulate(self, split: str, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        sums = getattr(self, f"_{split}_sums")
+        b = y.shape[0]
+        sums[0] += float(loss.detach()) * b
+        sums[1] += b
+        sums[2:] += self.task.correct(logits.detach(), y).double().cpu()
+
+    def finish_split(self, split: str) -> dict[str, float]:
+        """Metrics of the epoch so far on ``split`` (reduced over ranks), and a fresh start."""
+        sums = getattr(self, f"_{split}_sums").to(self.device)
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        sums = sums.cpu()
+        n = max(float(sums[1]), 1.0)
+        names = self.task.metric_names()
+        out = {"loss": float(sums[0]) / n, "n": int(sums[1])}
+        per = {name: float(c) / n for name, c in zip(names, sums[2:])}
+        out.update(per)
+        out["acc"] = sum(per.values()) / len(per)
+        self._reset(split)
+        return out
+
+    # --- steps -------------------------------------------------------------------------
+    def prepare(self, x8: torch.Tensor) -> torch.Tensor:
+        return to_input(x8.to(self.device), self.cfg["channels"], self.channels_last)
+
+    def forward(self, x):
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x8, y, _ = batch
+        parts = (self.cfg["seed"], self.current_epoch, batch_idx, self.global_rank)
+        torch.manual_seed(hash(parts) % (2**62))  # dropout and anything else random
+        gen = seeded(*parts)
+        x = self.prepare(x8)
+        if self.cfg["augment"]:
+            x = augment(x, gen, flip=self.cfg["flip"], shift=0.06, jitter=0.15)
+        x = invert_some(x, self.cfg["inverted_fraction"], gen)
+        logits = self.model(x)
+        loss = self.task.loss(logits, y)
+        if not torch.isfinite(loss):
+            raise FacelabError(
+                f"loss became {float(loss)} at epoch {self.current_epoch}, step {batch_idx}; the last good checkpoint "
+                f"is kept in {self.cfg['out']}/checkpoints (try a smaller --lr)"
+            )
+        self._accumulate("train", loss, logits, y)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x8, y, _ = batch
+        logits = self.model(self.prepare(x8))
+        self._accumulate("valid", self.task.loss(logits, y), logits, y)
+
+    def on_validation_epoch_end(self):
+        if self.trainer.sanity_checking:
+            self._reset("valid")
+            return
+        m = self.finish_split("valid")
+        self.epoch_metrics["valid"] = m
+        self.log("val_acc", m["acc"], prog_bar=True, sync_dist=False)
+        self.log("val_loss", m["loss"], prog_bar=True, sync_dist=False)
+
+    # --- optimisation ------------------------------------------------------------------------
+    def configure_optimizers(self):
+        c = self.cfg
+        params = self.model.parameters()
+        if c["opt"] == "sgd":
+            opt = torch.optim.SGD(params, lr=c["lr"], momentum=c["momentum"], nesterov=c["momentum"] > 0, weight_decay=c["wd"])
+        elif c["opt"] == "adam":
+            opt = torch.optim.Adam(params, lr=c["lr"], weight_decay=c["wd"])
+        else:
+            opt = torch.optim.AdamW(params, lr=c["lr"], weight_decay=c["wd"])
+        if c["schedule"] == "none":
+            return opt
+        total = int(self.trainer.estimated_stepping_batches)
+        if c["schedule"] == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c["lr"], total_steps=max(total, 1), pct_start=0.25)
+        else:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
