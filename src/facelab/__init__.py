@@ -20,7 +20,6 @@ _PUBLIC = {
     "write_synth_folder": "facelab.data.synth_export",
     "build_model": "facelab.models",
     "list_models": "facelab.models",
-    "train": "facelab.train.engine",
     "TrainConfig": "facelab.train.engine",
     "load_trained": "facelab.train.engine",
     "evaluate": "facelab.train.evaluate",
@@ -30,11 +29,13 @@ _PUBLIC = {
     "bench_train": "facelab.bench",
 }
 
-__all__ = sorted(_PUBLIC) + ["__version__"]
+__all__ = sorted(_PUBLIC) + ["train", "__version__"]
 
 
 def __getattr__(name: str):
     """Import on first use, so ``facelab data info`` starts without loading torch."""
+    if name == "train":  # the package facelab.train is callable: facelab.train(...) trains
+        return import_module("facelab.train")
     if name in _PUBLIC:
         return getattr(import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'facelab' has no attribute {name!r}")

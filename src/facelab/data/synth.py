@@ -427,9 +427,9 @@ def render(ident: Identity, nuis: Nuisance, attrs: np.ndarray, size: int) -> tup
     cv.poly(img, sh.face, skin)
     if not on("Young"):
         for y in (-0.78, -0.7, -0.62):
-            cv.line(img, _ellipse(0, y + 0.35, 0.38, 0.35, 9, 1.25 * np.pi, 1.75 * np.pi), skin * 0.72, 0.025)
+            cv.line(img, _ellipse(0, y + 0.35, 0.38, 0.35, 9, 1.25 * np.pi, 1.75 * np.pi), skin * 0.6, 0.04)
         for s in (-1, 1):
-            cv.line(img, _fold(f, s), skin * 0.72, 0.025)
+            cv.line(img, _fold(f, s), skin * 0.6, 0.045)
     if on("Heavy_Makeup"):
         for s in (-1, 1):
             cv.poly(img, _ellipse(s * 0.55, 0.18, 0.16, 0.11, 16), skin * 0.6 + np.array([230, 90, 120]) * 0.4)
@@ -532,7 +532,7 @@ def region_masks(ident: Identity, nuis: Nuisance, attrs: np.ndarray, size: int) 
     cv.poly(m("No_Beard"), sh.beard, 1, aa=False)
     cv.line(m("Young"), _ellipse(0, -0.7 + 0.35, 0.42, 0.35, 9, 1.2 * np.pi, 1.8 * np.pi), 1, 0.3, aa=False)
     for s in (-1, 1):
-        cv.line(m("Young"), _fold(f[0], s), 1, 0.08, aa=False)
+        cv.line(m("Young"), _fold(f[0], s), 1, 0.12, aa=False)
     for v in (0, 1):
         lo = f[v].nose_tip
         nose = np.array([[-0.16, -0.24], [0.16, -0.24], [0.16, lo - 0.05], [f[v].nose_w + 0.04, lo + 0.03], [f[v].nose_w * 0.5, lo + 0.13], [-f[v].nose_w * 0.5, lo + 0.13], [-f[v].nose_w - 0.04, lo + 0.03], [-0.16, lo - 0.05]])

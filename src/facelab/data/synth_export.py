@@ -19,8 +19,11 @@ def _landmark_lines(names, arrays, fmt) -> list[str]:
     return [n + " " + " ".join(fmt % v for v in pts.reshape(-1)) for n, pts in zip(names, arrays)]
 
 
-def write_synth_folder(fs: SynthFaceSet, out: Path, size: int, quiet: bool = False) -> Path:
-    """Render every face of ``fs`` into ``out`` (CelebA layout); nothing is left half-written."""
+def write_synth_folder(fs: SynthFaceSet, out: Path, size: int, quiet: bool = False, ext: str = "png") -> Path:
+    """Render every face of ``fs`` into ``out`` (CelebA layout); nothing is left half-written.
+
+    PNG keeps the ground truth exact; ``ext="jpg"`` writes JPEGs (quality 95) like real CelebA.
+    """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FacelabError(f"{out}: folder exists and is not empty; choose a new OUT or delete it")
@@ -30,6 +33,7 @@ def write_synth_folder(fs: SynthFaceSet, out: Path, size: int, quiet: bool = Fal
     (tmp / "img_align_celeba").mkdir(parents=True)
     (tmp / "masks").mkdir()
     n = len(fs)
+    names = [f"{Path(nm).stem}.{ext}" for nm in fs.names]
     lm68 = np.zeros((n, 68, 2), np.float32)
     lm58 = np.zeros((n, 58, 2), np.float32)
     lm5 = np.zeros((n, 5, 2), np.float32)
@@ -37,12 +41,11 @@ def write_synth_folder(fs: SynthFaceSet, out: Path, size: int, quiet: bool = Fal
     with progress_bar(f"rendering {n} faces at {size}px", n, quiet) as advance:
         for i in range(n):
             img, _ = fs.load(i, (size, size))
-            cv2.imwrite(str(tmp / "img_align_celeba" / fs.names[i]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(tmp / "img_align_celeba" / names[i]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
             geo = fs.geometry(i, size)
             lm68[i], lm58[i], lm5[i] = geo["landmarks68"], geo["landmarks58"], geo["celeba5"]
             masks[i] = fs.masks(i, size)
             advance(1)
-    names = fs.names
     signed = np.where(fs.attributes > 0, 1, -1)
     attr_lines = [f"{n}", " ".join(ATTRIBUTES)] + [nm + " " + " ".join(f"{v:2d}" for v in row) for nm, row in zip(names, signed)]
     (tmp / "list_attr_celeba.txt").write_text("\n".join(attr_lines) + "\n")

@@ -46,13 +46,17 @@ def read_name_table(
     return names, np.asarray(rows, dtype=np.int64).reshape(len(rows), n_values)
 
 
-def read_counted_table(path: Path, n_values: int, what: str) -> tuple[list[str], list[str], np.ndarray]:
-    """CelebA's list files: a count line, a header line of column names, then rows."""
+def read_counted_table(path: Path, n_values: int | None, what: str) -> tuple[list[str], list[str], np.ndarray]:
+    """CelebA's list files: a count line, a header line of column names, then rows.
+
+    ``n_values=None`` takes the number of columns from the header (attribute lists of other sizes).
+    """
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline().split()
         header = fh.readline().split()
     if len(first) != 1 or not _is_int(first[0]):
         raise FacelabError(f"{path}:1: expected the number of images on the first line, got {' '.join(first)[:80]!r}")
+    n_values = n_values or len(header)
     if len(header) not in (n_values, n_values + 1):
         raise FacelabError(f"{path}:2: expected {n_values} column names, got {len(header)}")
     names, values = read_name_table(path, n_values, what, skip_lines=2)

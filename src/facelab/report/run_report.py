@@ -25,8 +25,9 @@ def sample_predictions(module, data, n: int = N_SAMPLES):
     for k in range(len(pos)):
         if task.name == "attr":
             p = torch.sigmoid(logits[k]).numpy()
-            parts = [f"{a[:8]} {p[j]:.2f}/{int(y[k, j])}" for j, a in enumerate(task.attrs[:2])]
-            ok = bool(((p > 0.5) == (y[k].numpy() > 0.5)).all())
+            shown = range(min(4, len(task.attrs)))
+            parts = [f"{task.attrs[j][:10]} {p[j]:.2f}/{int(y[k, j])}" for j in shown]
+            ok = all((p[j] > 0.5) == (y[k, j] > 0.5) for j in shown)
         else:
             pred = int(logits[k].argmax())
             parts = [f"pred {pred} / true {int(y[k])}"]

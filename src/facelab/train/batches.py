@@ -7,8 +7,8 @@ seeded by (seed, epoch, batch), so a resumed run repeats an interrupted one exac
 """
 from __future__ import annotations
 
-import math
 import os
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,28 +38,34 @@ def seeded(*parts: int) -> torch.Generator:
 
 
 class EpochBatches(Sampler):
-    """Lists of item positions; a new permutation each epoch, sharded across DDP ranks."""
+    """Lists of item positions; a new permutation each epoch, sharded across DDP ranks.
 
-    def __init__(self, n: int, batch: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1, drop_last: bool = True):
-        self.n, self.batch, self.shuffle, self.seed = n, batch, shuffle, seed
-        self.rank, self.world, self.drop_last, self.epoch = rank, world, drop_last, 0
+    Training shards whole batches (every rank gets the same number); evaluation shards
+    the items themselves, so every item is seen exactly once across ranks.
+    ``ranks`` is asked at iteration time because DDP sets ranks up only when fitting starts.
+    """
+
+    def __init__(self, n: int, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1)):
+        self.n, self.batch, self.shuffle, self.seed, self.ranks, self.epoch = n, batch, shuffle, seed, ranks, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list[int]]:
-        order = torch.randperm(self.n, generator=seeded(self.seed, self.epoch)) if self.shuffle else torch.arange(self.n)
-        usable = (self.n // self.batch) * self.batch if self.drop_last and self.n >= self.batch else self.n
-        return [order[i : i + self.batch].tolist() for i in range(0, usable, self.batch)]
+    def _batches(self) -> list[list[int]]:
+        rank, world = self.ranks()
+        if not self.shuffle:
+            mine = list(range(rank, self.n, world))
+            return [mine[i : i + self.batch] for i in range(0, len(mine), self.batch)]
+        order = torch.randperm(self.n, generator=seeded(self.seed, self.epoch)).tolist()
+        full = [order[i : i + self.batch] for i in range(0, self.n - self.batch + 1, self.batch)] or [order]
+        per_rank = max(1, len(full) // world)
+        return full[rank::world][:per_rank]
 
     def __iter__(self):
-        batches = self._all_batches()
-        per_rank = len(batches) // self.world if self.world > 1 else len(batches)
-        return iter(batches[self.rank :: self.world][:per_rank])
+        return iter(self._batches())
 
     def __len__(self) -> int:
-        n_batches = self.n // self.batch if self.drop_last and self.n >= self.batch else math.ceil(self.n / self.batch)
-        return n_batches // self.world if self.world > 1 else n_batches
+        return len(self._batches())
 
 
 class CachedItems:
@@ -83,8 +89,8 @@ class CachedItems:
         return x, self.targets[pos], pos
 
 
-def loader(items: CachedItems, batch: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1) -> DataLoader:
-    sampler = EpochBatches(len(items), batch, shuffle, seed, rank, world, drop_last=shuffle)
+def loader(items: CachedItems, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1)) -> DataLoader:
+    sampler = EpochBatches(len(items), batch, shuffle, seed, ranks)
     return DataLoader(items, batch_sampler=sampler, collate_fn=lambda b: b, num_workers=0)
 
 

@@ -117,7 +117,7 @@ class Prepared:
         return np.flatnonzero(self.split == SPLITS.index(split))
 
 
-def open_cache_for(cfg: TrainConfig, fs) -> FaceCache:
+def open_cache_for(cfg: TrainConfig, fs, quiet: bool = False) -> FaceCache:
     size = parse_size(cfg.size)
     if cfg.cache:
         cache = FaceCache(Path(cfg.cache))
@@ -129,7 +129,7 @@ def open_cache_for(cfg: TrainConfig, fs) -> FaceCache:
         return cache
     if global_rank() > 0:
         return _wait_for_cache(cfg, fs, size)
-    return build_cache(fs, size, crop=cfg.crop)
+    return build_cache(fs, size, crop=cfg.crop, quiet=quiet)
 
 
 def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
@@ -147,13 +147,13 @@ def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
     return FaceCache(path)
 
 
-def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = None) -> Prepared:
+def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = None, quiet: bool = False) -> Prepared:
     fs = open_spec(spec or cfg.spec)
     task = task or make_task(cfg.task, cfg.attrs, cfg.classes, cfg.min_images)
     sel = task.select(fs, cfg.seed)
     if cfg.balance:
         sel = balanced(sel, cfg.balance, cfg.seed)
-    cache = open_cache_for(cfg, fs)
+    cache = open_cache_for(cfg, fs, quiet)
     rows = sel.source_rows()
     ok = cache.valid[rows]
     if not ok.all():
@@ -240,7 +240,18 @@ def _metrics_callback(run: RunFolder):
     return MetricsCSV()
 
 
-def _trainer(cfg: TrainConfig, run: RunFolder, quiet: bool):
+def _quiet_lightning() -> None:
+    """Lightning's start-up chatter (accelerator lines, tips, deprecations) hides facelab's own output."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*treespec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def _trainer(cfg: TrainConfig, run: RunFolder, quiet: bool, extra_callbacks: list | None = None):
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
@@ -248,9 +259,11 @@ def _trainer(cfg: TrainConfig, run: RunFolder, quiet: bool):
         ModelCheckpoint(dirpath=run.ckpt, filename="best", monitor="val_acc", mode="max", save_last=True, save_top_k=1),
         _metrics_callback(run),
     ]
+    callbacks += extra_callbacks or []
     if not quiet:
         callbacks.append(RichProgressBar())
     distributed = cfg.devices > 1 or cfg.num_nodes > 1
+    _quiet_lightning()
     return pl.Trainer(
         max_epochs=cfg.epochs,
         accelerator="auto",
@@ -274,7 +287,8 @@ def _check_new_run(out: Path) -> None:
         raise FacelabError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
 
 
-def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quiet: bool = False, **kwargs) -> dict:
+def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quiet: bool = False,
+          callbacks: list | None = None, **kwargs) -> dict:
     """Train a network and write its run folder; returns summary.json's content.
 
     ``facelab.train(spec="synth", task="attr", attrs=["Smiling"], epochs=3, out="runs/x")``
@@ -293,7 +307,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quie
         run = RunFolder(Path(cfg.out))
         _check_new_run(run.path)
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    data = prepare_data(cfg)
+    data = prepare_data(cfg, quiet=quiet)
     model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights)
     run.path.mkdir(parents=True, exist_ok=True)
     if global_rank() == 0 and resume is None:
@@ -302,10 +316,10 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quie
                                        "versions": versions(), "command": sys.argv})  # fmt: skip
     os.environ["FACELAB_DDP_CHILD"] = "1"  # Lightning's DDP launcher re-runs this command for other ranks
     module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path), "channels_last": True})
-    trainer = _trainer(cfg, run, quiet)
-    rank, world = trainer.global_rank, trainer.world_size
-    train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, rank, world)
-    valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, rank, world)
+    trainer = _trainer(cfg, run, quiet, callbacks)
+    ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)
+    train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks)
+    valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, ranks)
     trainer.fit(module, train_dl, valid_dl, ckpt_path=str(run.last_checkpoint) if resume is not None else None)
     if not trainer.is_global_zero:
         return {}

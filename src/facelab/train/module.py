@@ -69,7 +69,7 @@ class FaceModule(pl.LightningModule):
         loss = self.task.loss(logits, y)
         if not torch.isfinite(loss):
             raise FacelabError(
-                f"loss became {float(loss)} at epoch {self.current_epoch}, step {batch_idx}; the last good checkpoint "
+                f"loss became {float(loss.detach())} at epoch {self.current_epoch}, step {batch_idx}; the last good checkpoint "
                 f"is kept in {self.cfg['out']}/checkpoints (try a smaller --lr)"
             )
         self._accumulate("train", loss, logits, y)

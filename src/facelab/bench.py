@@ -1,0 +1,122 @@
+"""``facelab bench``: speed against a baseline measured in the same process."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.cache import build_cache
+from .data.spec import open_spec
+from .errors import FacelabError
+from .train.batches import CachedItems, loader, to_input
+
+
+def _timed_pass(batches, n_limit: int) -> float:
+    """Images per second over one pass of ``batches`` (each yields (x, ...))."""
+    seen, t = 0, time.perf_counter()
+    for batch in batches:
+        seen += len(batch[0])
+        if seen >= n_limit:
+            break
+    return seen / (time.perf_counter() - t)
+
+
+def _baseline_loader(fs, rows: np.ndarray, size: int, batch: int):
+    """What notebooks do: PIL decode + torchvision transforms v2, per image, every epoch."""
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision.transforms import v2
+
+    tf = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size), v2.ToDtype(torch.float32, scale=True)])
+
+    class PilFaces(Dataset):
+        def __len__(self):
+            return len(rows)
+
+        def __getitem__(self, k):
+            with Image.open(fs.paths[rows[k]]) as im:
+                return tf(im.convert("RGB")), 0
+
+    return DataLoader(PilFaces(), batch_size=batch, shuffle=True, num_workers=0)
+
+
+def _file_backed(spec: str, tmp: Path):
+    """File-based data for the baseline; synthetic faces are first written as JPEG files."""
+    fs = open_spec(spec)
+    if fs.source != "synth":
+        return fs, spec
+    from .data.synth_export import write_synth_folder
+
+    folder = write_synth_folder(fs, tmp / "synth", size=178, quiet=True, ext="jpg")
+    return open_spec(f"celeba:{folder}"), f"celeba:{folder}"
+
+
+def bench_data(spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet: bool = False) -> dict:
+    """Images/s of (a) per-epoch PIL decode + transforms and (b) the decode-once cache, one epoch each."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fs, file_spec = _file_backed(spec, Path(tmp))
+        if not hasattr(fs, "paths"):
+            raise FacelabError(f"{spec}: bench data needs image files")
+        rows = np.arange(min(n, len(fs)))
+        fs = fs.take(rows)
+        baseline = _timed_pass(_baseline_loader(fs, np.arange(len(fs)), size, batch), len(fs))
+        t = time.perf_counter()
+        cache = build_cache(fs, (size, size), Path(tmp) / "cache", quiet=quiet)
+        build_s = time.perf_counter() - t
+        items = CachedItems(cache.images, np.arange(len(fs)), torch.zeros(len(fs)))
+        batches = ((to_input(x, 3, False), y) for x, y, _ in loader(items, batch, True, 0))
+        cached = _timed_pass(batches, len(fs))
+    return {"baseline_img_s": baseline, "cache_img_s": cached, "ratio": cached / baseline,
+            "cache_build_s": build_s, "n_images": len(fs), "size": size, "data": file_spec if spec.startswith("synth") else spec}  # fmt: skip
+
+
+def _compute_img_s(arch: str, size: int, batch: int, steps: int) -> float:
+    """A training step on random tensors already in memory: the ceiling for the real loop."""
+    from .models import build_model
+
+    model = build_model(arch, 2).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 2, (batch, 2)).float()
+    for i in range(steps + 3):
+        if i == 3:
+            t = time.perf_counter()
+        with torch.autocast("cpu", torch.bfloat16):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return steps * batch / (time.perf_counter() - t)
+
+
+def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path) -> float:
+    """The real ``facelab.train`` loop (cache, augmentation, Lightning), timed per batch after warm-up."""
+    import lightning.pytorch as pl
+
+    from .train import engine
+
+    starts: list[float] = []
+
+    class BatchTimer(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch_, idx):
+            starts.append(time.perf_counter())
+
+    cfg = engine.TrainConfig(spec=f"synth:{batch * (steps + 4)}", out=str(out / f"{arch}{size}"), arch=arch,
+                             size=str(size), epochs=1, batch=batch, attrs=["Smiling", "Male"])  # fmt: skip
+    engine.train(cfg, quiet=True, callbacks=[BatchTimer()])
+    # Start to start: data, augmentation, forward, backward, step and Lightning; skip warm-up.
+    return batch / float(np.mean(np.diff(starts[3:])))
+
+
+def bench_train(steps: int = 20, quiet: bool = False) -> dict:
+    """{"darknet64@64": {"loop_img_s", "compute_img_s"}, "resnet18@112": {...}}."""
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch, size, batch in (("darknet64", 64, 128), ("resnet18", 112, 64)):
+            compute = _compute_img_s(arch, size, batch, steps)
+            loop = _loop_img_s(arch, size, batch, steps, Path(tmp))
+            result[f"{arch}@{size}"] = {"loop_img_s": loop, "compute_img_s": compute, "ratio": loop / compute}
+    return result

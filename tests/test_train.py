@@ -1,0 +1,141 @@
+"""The training engine: run folder, determinism, resume after kill -9, DDP, errors."""
+import json
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import run_cli
+
+import facelab
+from facelab.errors import FacelabError
+from facelab.train.engine import RunFolder, TrainConfig, load_trained
+
+SMALL = dict(spec="synth:1200", attrs=["Eyeglasses", "Smiling"], size="32", epochs=3, batch=64)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "small"
+    summary = facelab.train(TrainConfig(out=str(out), **SMALL), quiet=True)
+    return out, summary
+
+
+def test_run_folder_is_self_describing(small_run):
+    out, summary = small_run
+    for name in ("config.json", "metrics.csv", "summary.json", "report.html", "checkpoints/last.ckpt",
+                 "checkpoints/best.ckpt", "figures/curves.png", "figures/samples.png"):
+        assert (out / name).exists(), name
+    disk = json.loads((out / "summary.json").read_text())
+    assert disk == summary and disk["task"] == "attr" and disk["arch"] == "darknet64" and disk["epochs_done"] == 3
+    assert set(disk["final"]) == {"val_loss", "val_acc", "val_acc_per_attr"}
+    assert set(disk["final"]["val_acc_per_attr"]) == {"Eyeglasses", "Smiling"}
+    rows = RunFolder(out).read_metrics()
+    assert [(r["epoch"], r["split"]) for r in rows] == [(e, s) for e in range(3) for s in ("train", "valid")]
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["spec"] == "synth:1200" and "torch" in config["versions"]
+    assert "Eyeglasses" in (out / "report.html").read_text()
+
+
+def test_learns_eyeglasses(small_run):
+    assert small_run[1]["final"]["val_acc_per_attr"]["Eyeglasses"] > 0.9
+
+
+def test_same_seed_same_metrics(small_run, tmp_path):
+    again = facelab.train(TrainConfig(out=str(tmp_path / "again"), **SMALL), quiet=True)
+    assert again["final"] == small_run[1]["final"]
+
+
+def test_checkpoint_loads_weights_only(small_run):
+    model, cfg, _ = load_trained(small_run[0])
+    assert cfg.attrs == ["Eyeglasses", "Smiling"] and model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
+
+KILLER = """
+import os, signal, sys
+import lightning.pytorch as pl
+import facelab
+from facelab.train.engine import TrainConfig
+
+class KillMidEpoch(pl.Callback):
+    def on_train_batch_start(self, trainer, module, batch, idx):
+        if trainer.current_epoch == 1 and idx == 5:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+facelab.train(TrainConfig(out=sys.argv[1], **{small}), quiet=True, callbacks=[KillMidEpoch()])
+"""
+
+
+def test_resume_after_kill_equals_uninterrupted(small_run, tmp_path):
+    out = tmp_path / "killed"
+    script = textwrap.dedent(KILLER).replace("{small}", repr(SMALL))
+    proc = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9  # really killed mid-epoch 1
+    assert (out / "checkpoints" / "last.ckpt").exists() and not (out / "summary.json").exists()
+    run_cli("train", "--resume", str(out), "--quiet")
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["final"] == small_run[1]["final"] and resumed["epochs_done"] == 3
+    rows = RunFolder(out).read_metrics()
+    assert [(r["epoch"], r["split"]) for r in rows] == [(e, s) for e in range(3) for s in ("train", "valid")]
+
+
+def test_identity_task(tmp_path):
+    s = facelab.train(TrainConfig(spec="synth:800,ids=10", task="identity", classes=10, size="32", epochs=3,
+                                  batch=64, out=str(tmp_path / "id")), quiet=True)  # fmt: skip
+    assert s["task"] == "identity" and "val_acc_per_attr" not in s["final"]
+    assert s["final"]["val_acc"] > 0.3  # chance is 0.1
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    out = tmp_path / "ddp"
+    run_cli("train", "synth:512", "--size", "32", "--epochs", "1", "--batch", "32", "--devices", "2",
+            "--out", str(out), "--quiet", env={"OMP_NUM_THREADS": "1"})
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_done"] == 1
+    rows = RunFolder(out).read_metrics()
+    # 409 training images, batch 32 per process, 2 processes: 6 batches each, 384 images seen
+    assert next(r for r in rows if r["split"] == "train")["n"] == 384
+    assert next(r for r in rows if r["split"] == "valid")["n"] == 51
+
+
+def test_nan_loss_stops_with_epoch_and_step(tmp_path):
+    proc = run_cli("train", "synth:300", "--size", "32", "--lr", "1e30", "--schedule", "none", "--epochs", "2",
+                   "--out", str(tmp_path / "nan"), "--quiet", check=False)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert re.search(r"loss became (nan|inf) at epoch \d+, step \d+; the last good checkpoint is kept", proc.stderr)
+
+
+def test_eval_on_test_split(small_run, tmp_path):
+    result = facelab.evaluate(small_run[0], split="test", out=tmp_path / "ev")
+    assert result["n"] == 120 and 0 <= result["acc"] <= 1 and (tmp_path / "ev" / "report.html").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--arch", "vgg99"], "unknown --arch 'vgg99'; registered: darknet64"),
+    (["--task", "attr", "--attrs", "Beard"], "unknown attribute Beard"),
+    (["--arch", "resnet18", "--weights", "imagenet"], "no download is attempted"),
+    (["--weights", "/no/such.pth"], "no such file"),
+    (["--task", "identity", "--classes", "50"], "only 0 of"),
+])
+def test_bad_training_input_is_one_line(tmp_path, args, needle):
+    proc = run_cli("train", "synth:200", "--out", str(tmp_path / "bad"), "--quiet", *args, check=False)
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_existing_run_is_not_overwritten(small_run):
+    with pytest.raises(FacelabError, match="already holds a run"):
+        facelab.train(TrainConfig(out=str(small_run[0]), **SMALL), quiet=True)
+
+
+def test_weights_file_roundtrip(small_run, tmp_path):
+    model, _, _ = load_trained(small_run[0])
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    built = facelab.build_model("darknet64", 2, weights=str(tmp_path / "w.pth"))
+    assert torch.equal(built.classifier.weight, model.classifier.weight)
+
+
+def test_models_table():
+    out = run_cli("models").stdout
+    assert "darknet64" in out and "393,618" in out and "resnet18" in out

@@ -1,0 +1,42 @@
+"""The synthetic faces' validity checks with the issue's bounds, and the demo end to end."""
+import json
+
+import pytest
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def validity(tmp_path_factory):
+    out = tmp_path_factory.mktemp("validate")
+    proc = run_cli("data", "validate-synth", "--json", "--out", str(out))
+    return json.loads(proc.stdout), out
+
+
+def test_validate_synth_json_keys(validity):
+    s, out = validity
+    assert set(s) >= {"mask_containment", "acc", "intervention", "faces_per_s"}
+    assert set(s["acc"]) == {"Smiling", "Eyeglasses", "identity20"} and set(s["intervention"]) == {"mask", "elsewhere"}
+    assert (out / "report.html").exists() and (out / "intervention.png").exists()
+
+
+def test_attribute_control(validity):
+    assert validity[0]["mask_containment"] >= 0.99
+
+
+def test_learnable_in_about_a_minute(validity):
+    s = validity[0]
+    assert s["acc"]["Smiling"] >= 0.95 and s["acc"]["Eyeglasses"] >= 0.95
+    assert s["acc"]["identity20"] >= 0.5  # chance 0.05
+
+
+def test_intervention_removes_the_signal_only_in_its_region(validity):
+    iv = validity[0]["intervention"]
+    assert iv["mask"] < 0.65  # about chance (0.5)
+    assert iv["elsewhere"] >= 0.9
+
+
+def test_demo_quick_writes_index(tmp_path):
+    run_cli("demo", "--quick", "--out", str(tmp_path / "demo"))
+    index = (tmp_path / "demo" / "index.html").read_text()
+    for link in ("attributes/report.html", "validate_synth/report.html"):
+        assert link in index and (tmp_path / "demo" / link).exists()
