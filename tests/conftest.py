@@ -25,9 +25,10 @@ ATTR40 = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bang
           "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Caches of the test session live in its temporary folder, for module fixtures too."""
+    os.environ["FACELAB_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
 
 
 def run_cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:

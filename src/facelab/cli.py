@@ -194,6 +194,40 @@ def eval_cmd(run: Path, spec: Optional[str] = typer.Argument(None), split: str =
     out.print_json(json.dumps(evaluate(run, spec, split, out_dir)))
 
 
+@app.command("inversion")
+def inversion_cmd(
+    spec: str = typer.Argument("synth:3000,ids=20"),
+    classes: str = typer.Option("20", help="Identity counts, comma-separated (e.g. 20,100)."),
+    arch: str = typer.Option("darknet64"),
+    epochs: int = typer.Option(10),
+    opt: str = typer.Option("sgd", help="Optimisers to compare, comma-separated (sgd,adam)."),
+    inverted_fraction: float = typer.Option(0.05, help="Share of training images shown upside down."),
+    control: Optional[str] = typer.Option(None, help="inverted-trained: also train mostly on inverted faces."),
+    out_dir: Path = typer.Option(Path("runs/inversion"), "--out"),
+    size: str = typer.Option("64"),
+    batch: int = typer.Option(64),
+    lr: Optional[float] = typer.Option(None),
+    weights: Optional[str] = typer.Option(None, help="imagenet or a state-dict FILE."),
+    seed: int = typer.Option(0),
+    n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
+    threshold: float = typer.Option(0.0, help="Gap the lower 95% bound must stay above for emergence."),
+    quiet: bool = typer.Option(False),
+):
+    """Upright vs inverted identity accuracy after every epoch, with intervals and the emergence epoch."""
+    from .probes.inversion import inversion
+
+    try:
+        counts = [int(c) for c in _csv(classes)]
+    except ValueError:
+        raise FacelabError(f"--classes {classes!r}: expected numbers like 20,100") from None
+    summary = inversion(spec, counts, arch, epochs, _csv(opt), inverted_fraction, control, out_dir, size, batch, lr,
+                        weights, seed, n_boot, threshold, quiet)  # fmt: skip
+    for r in summary["runs"]:
+        out.print(f"{r['classes']} ids, {r['opt']}{' (inverted-trained)' if r['control'] else ''}: upright {r['upright_acc'][-1]:.3f}, "
+                  f"inverted {r['inverted_acc'][-1]:.3f}, gap {r['final_gap']:.3f} {r['final_gap_ci']}, emergence epoch {r['emergence_epoch']}")
+    out.print(f"report: {out_dir / 'report.html'}")
+
+
 @app.command("demo")
 def demo_cmd(out_dir: Path = typer.Option(Path("runs/demo"), "--out"), quick: bool = typer.Option(False, help="Smaller, for a smoke test.")):
     """Everything facelab does, on the built-in synthetic faces; writes OUT/index.html."""

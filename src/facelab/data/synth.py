@@ -39,6 +39,7 @@ HAIR_RGB = {
 # Attributes fixed per person when the set has a number of identities.
 IDENTITY_LEVEL = {"Male", "Young", "Pale_Skin", "Big_Nose", "Narrow_Eyes", "Bald", *HAIR_COLOURS}
 DEFAULT_N = 2000
+RENDERER_VERSION = 2  # part of every cache fingerprint: caches of older renderings are rebuilt
 BG_CLASSES = ("cool", "warm")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 _SPLIT_NAMES = ("train", "valid", "test")
@@ -598,7 +599,8 @@ class SynthFaceSet(FaceSet):
     def fingerprint(self) -> str:
         import hashlib
 
-        return hashlib.sha1((self.config.spec() + str(self.items.tolist())).encode()).hexdigest()[:16]
+        key = f"renderer {RENDERER_VERSION} {self.config.spec()} {self.items.tolist()}"
+        return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
 def synth_faceset(cfg: SynthConfig, spec: str | None = None) -> SynthFaceSet:

@@ -50,3 +50,28 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, cols: 
             ax.scatter(points[k][:, 0], points[k][:, 1], s=3, c="lime")
         ax.set_title(captions[k], fontsize=7, color=(colours[k] if colours else "black"))
     return _save(fig, path)
+
+
+def inversion_curves(runs: list[dict], path: Path) -> Path:
+    """Upright vs inverted accuracy per epoch for each run (one colour per optimiser/control),
+    95% bootstrap bands, the chance line and the emergence epoch."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, run in enumerate(runs):
+        c = colours[k % len(colours)]
+        label = run["opt"] + (" (inverted-trained)" if run["control"] else "")
+        epochs = [r["epoch"] for r in run["per_epoch"]]
+        for view, style in (("upright", "-o"), ("inverted", "--s")):
+            lo = [r[f"{view}_lo"] for r in run["per_epoch"]]
+            hi = [r[f"{view}_hi"] for r in run["per_epoch"]]
+            ax.plot(epochs, run[f"{view}_acc"], style, color=c, ms=3, label=f"{label}: {view}")
+            ax.fill_between(epochs, lo, hi, color=c, alpha=0.12)
+        if run["emergence_epoch"] is not None:
+            ax.axvline(run["emergence_epoch"], color=c, lw=1, alpha=0.6)
+    ax.axhline(runs[0]["chance"], color="grey", ls=":", label="chance")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -283,7 +283,7 @@ def _trainer(cfg: TrainConfig, run: RunFolder, quiet: bool, extra_callbacks: lis
 
 
 def _check_new_run(out: Path) -> None:
-    if (out / "config.json").exists() and global_rank() == 0 and "FACELAB_DDP_CHILD" not in os.environ:
+    if (out / "config.json").exists() and global_rank() == 0:
         raise FacelabError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
 
 
@@ -314,7 +314,6 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quie
         run.write_json("config.json", {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path),
                                        "n_outputs": data.task.n_outputs, "class_names": getattr(data.task, "class_names", None)},
                                        "versions": versions(), "command": sys.argv})  # fmt: skip
-    os.environ["FACELAB_DDP_CHILD"] = "1"  # Lightning's DDP launcher re-runs this command for other ranks
     module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path), "channels_last": True})
     trainer = _trainer(cfg, run, quiet, callbacks)
     ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)

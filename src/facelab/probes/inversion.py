@@ -1,0 +1,187 @@
+"""``facelab inversion``: does a face-identity network develop the face inversion effect, and when?
+
+Trains one identity classifier per class count (and optimiser, and optionally a control trained
+mostly on inverted faces); after every epoch it scores the same validation images upright,
+inverted (rotated 180 degrees), mirrored and rotated 90 degrees, with bootstrap intervals.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from ..errors import FacelabError
+from ..report.figures import image_grid
+from ..report.html import Report
+from ..train.batches import invert
+from ..train.engine import TrainConfig, train
+
+VIEWS = {
+    "upright": lambda x: x,
+    "inverted": invert,
+    "mirrored": lambda x: x.flip(-1),
+    "rotated90": lambda x: torch.rot90(x, 1, dims=(-2, -1)),
+}
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the mean of ``values`` (per-image scores) by resampling images."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    means = values[idx].mean(1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def emergence_epoch(gap_lo: list[float], threshold: float = 0.0) -> int | None:
+    """First epoch from which the gap's lower 95% bound stays above ``threshold`` to the end."""
+    start = None
+    for epoch, lo in enumerate(gap_lo):
+        if lo > threshold:
+            start = epoch if start is None else start
+        else:
+            start = None
+    return start
+
+
+class ViewScores(pl.Callback):
+    """After each epoch: per-image correctness of the validation set in every view."""
+
+    def __init__(self):
+        self.per_epoch: list[dict[str, np.ndarray]] = []
+        self.positions: list[np.ndarray] = []
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer, module):
+        was_training = module.training
+        module.eval()
+        correct = {v: [] for v in VIEWS}
+        positions = []
+        for x8, y, pos in trainer.val_dataloaders:
+            x = module.prepare(x8)
+            positions.append(pos.numpy())
+            for name, view in VIEWS.items():
+                with torch.autocast("cpu", torch.bfloat16, enabled=module.cfg["precision"] == "bf16"):
+                    pred = module.model(view(x)).float().argmax(1)
+                correct[name].append((pred.cpu() == y).numpy())
+        module.train(was_training)
+        self.per_epoch.append({k: np.concatenate(v).astype(np.float64) for k, v in correct.items()})
+        self.positions.append(np.concatenate(positions))
+
+
+@dataclass
+class InversionRun:
+    classes: int
+    opt: str
+    control: str | None
+
+    @property
+    def name(self) -> str:
+        return f"ids{self.classes}_{self.opt}" + ("_inverted-trained" if self.control else "")
+
+
+def _summarise(run: InversionRun, scores: ViewScores, n_boot: int, threshold: float) -> dict:
+    rows, gap_lo = [], []
+    for epoch, c in enumerate(scores.per_epoch):
+        row = {"epoch": epoch, "n": int(len(c["upright"]))}
+        for view, v in c.items():
+            lo, hi = bootstrap_ci(v, n_boot, seed=epoch)
+            row.update({f"{view}_acc": float(v.mean()), f"{view}_lo": lo, f"{view}_hi": hi})
+        gap = c["upright"] - c["inverted"]
+        lo, hi = bootstrap_ci(gap, n_boot, seed=1000 + epoch)
+        row.update({"gap": float(gap.mean()), "gap_lo": lo, "gap_hi": hi})
+        gap_lo.append(lo)
+        rows.append(row)
+    last = rows[-1]
+    return {
+        "classes": run.classes, "opt": run.opt, "control": run.control, "chance": 1.0 / run.classes,
+        "upright_acc": [r["upright_acc"] for r in rows], "inverted_acc": [r["inverted_acc"] for r in rows],
+        "mirrored_acc": [r["mirrored_acc"] for r in rows], "rotated90_acc": [r["rotated90_acc"] for r in rows],
+        "final_gap": last["gap"], "final_gap_ci": [last["gap_lo"], last["gap_hi"]],
+        "emergence_epoch": emergence_epoch(gap_lo, threshold), "per_epoch": rows,
+    }  # fmt: skip
+
+
+def inversion(spec: str = "synth:3000,ids=20", classes: list[int] = (20,), arch: str = "darknet64", epochs: int = 10,
+              opts: list[str] = ("sgd",), inverted_fraction: float = 0.05, control: str | None = None,
+              out: str | Path = "runs/inversion", size: str = "64", batch: int = 64, lr: float | None = None,
+              weights: str | None = None, seed: int = 0, n_boot: int = 1000, threshold: float = 0.0,
+              quiet: bool = False) -> dict:  # fmt: skip
+    """Train the runs, write OUT/summary.json, OUT/inversion.csv, figures and report.html."""
+    if control not in (None, "inverted-trained"):
+        raise FacelabError(f"--control {control!r}: the only control is inverted-trained")
+    out = Path(out)
+    if (out / "summary.json").exists():
+        raise FacelabError(f"{out} already holds an inversion study; choose another --out")
+    plan = [InversionRun(c, o, None) for c in classes for o in opts]
+    if control:
+        plan += [InversionRun(c, o, control) for c in classes for o in opts]
+    results = []
+    for run in plan:
+        scores = ViewScores()
+        folder = out / run.name
+        if folder.exists():
+            shutil.rmtree(folder)  # an unfinished run of an interrupted study starts again
+        frac = 1.0 - inverted_fraction if run.control else inverted_fraction
+        cfg = TrainConfig(spec=spec, out=str(folder), task="identity", classes=run.classes, arch=arch, epochs=epochs,
+                          opt=run.opt, lr=lr, size=size, batch=batch, weights=weights, seed=seed,
+                          inverted_fraction=frac, flip=True)  # fmt: skip
+        train(cfg, quiet=quiet, callbacks=[scores])
+        if any(not np.array_equal(p, scores.positions[0]) for p in scores.positions):
+            raise FacelabError("internal: validation images changed between epochs")
+        results.append(_summarise(run, scores, n_boot, threshold))
+    summary = {"runs": results, "spec": spec, "arch": arch, "epochs": epochs, "inverted_fraction": inverted_fraction}
+    _write_outputs(out, summary, plan)
+    return summary
+
+
+def _write_outputs(out: Path, summary: dict, plan: list[InversionRun]) -> None:
+    from ..report.figures import inversion_curves
+
+    rows = [{"run": run.name, **r} for run, res in zip(plan, summary["runs"]) for r in res["per_epoch"]]
+    keys = list(rows[0])
+    (out / "inversion.csv").write_text(",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in rows))
+    rep = Report("The face inversion effect over training")
+    rep.paragraph(f"data {summary['spec']} | {summary['arch']} | {summary['epochs']} epochs | "
+                  f"{summary['inverted_fraction']:.0%} of training images upside down (controls: the reverse)")  # fmt: skip
+    for classes in sorted({r["classes"] for r in summary["runs"]}):
+        runs = [r for r in summary["runs"] if r["classes"] == classes]
+        name = f"figures/inversion_ids{classes}.png"
+        inversion_curves(runs, out / name)
+        rep.heading(f"{classes} identities (chance {1 / classes:.3f})").figure(name, "accuracy per epoch with 95% bootstrap bands; dotted: chance; vertical line: emergence epoch")
+        rep.table(["run", "final upright", "final inverted", "final gap", "gap 95% CI", "emergence epoch", "mirrored", "rotated 90"],
+                  [[f"{r['opt']}{' (inverted-trained)' if r['control'] else ''}", r["upright_acc"][-1], r["inverted_acc"][-1],
+                    r["final_gap"], f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]", r["emergence_epoch"],
+                    r["mirrored_acc"][-1], r["rotated90_acc"][-1]] for r in runs])  # fmt: skip
+    first = out / plan[0].name
+    _sample_figure(first, out / "figures" / "samples.png")
+    rep.heading("Upright and inverted validation faces, first run").figure("figures/samples.png", "predicted / true identity")
+    rep.links([(f"training report {p.name}", f"{p.name}/report.html") for p in plan])
+    rep.write(out / "report.html")
+    slim = {"runs": [{k: v for k, v in r.items() if k != "per_epoch"} for r in summary["runs"]]}
+    (out / "summary.json").write_text(json.dumps(slim | {k: v for k, v in summary.items() if k != "runs"}, indent=2))
+
+
+@torch.no_grad()
+def _sample_figure(run_dir: Path, path: Path, n: int = 8) -> None:
+    from ..train.batches import to_input
+    from ..train.engine import load_trained, prepare_data
+
+    model, cfg, _ = load_trained(run_dir)
+    data = prepare_data(cfg, quiet=True)
+    pos = data.split_positions("valid")[:n]
+    x8 = data.images[torch.from_numpy(pos)] if isinstance(data.images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(data.images[data.rows[pos]]))
+    y = data.targets[pos]
+    images, captions, colours = [], [], []
+    for view in ("upright", "inverted"):
+        xv = VIEWS[view](x8.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        pred = model(to_input(xv.contiguous(), cfg.channels)).argmax(1)
+        for k in range(len(pos)):
+            images.append(xv[k].numpy())
+            captions.append(f"{view} {int(pred[k])}/{int(y[k])}")
+            colours.append("green" if int(pred[k]) == int(y[k]) else "red")
+    image_grid(images, captions, path, cols=n, colours=colours)
