@@ -16,6 +16,7 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
 
     ``quick`` shrinks every step (for smoke tests); the full demo takes a few minutes on 2 cores.
     """
+    from .probes.inversion import inversion
     from .probes.synth_validity import validate_synth
 
     out = Path(out)
@@ -29,6 +30,8 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     summary = train(TrainConfig(spec=f"synth:{n}", out=str(out / "attributes"), attrs=attrs, epochs=epochs), quiet=quick)
     validity = validate_synth(out / "validate_synth", quiet=quick, attr_images=600 if quick else 6000,
                               id_images=400 if quick else 3000, epochs=1 if quick else 4)  # fmt: skip
+    inv = inversion("synth:400,ids=10" if quick else "synth:3000,ids=20", classes=[10 if quick else 20],
+                    epochs=2 if quick else 8, size="32" if quick else "64", out=out / "inversion", quiet=quick)["runs"][0]
     elapsed = time.perf_counter() - t0
     rep = Report("facelab demo")
     rep.paragraph(f"Everything below ran on the built-in synthetic faces in {elapsed:.0f} s.")
@@ -44,4 +47,10 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
                                    ["faces/s rendered at 64 px", validity["faces_per_s"]]])  # fmt: skip
     rep.links([("validity report", "validate_synth/report.html"), ("Smiling/Eyeglasses run", "validate_synth/attr_run/report.html"),
                ("20-identity run", "validate_synth/identity_run/report.html")])  # fmt: skip
+    rep.heading("The face inversion effect (identity, 5% of training faces upside down)")
+    rep.table(["", "value"], [["final upright accuracy", inv["upright_acc"][-1]], ["final inverted accuracy", inv["inverted_acc"][-1]],
+                              ["gap (95% CI)", f"{inv['final_gap']:.3f} [{inv['final_gap_ci'][0]:.3f}, {inv['final_gap_ci'][1]:.3f}]"],
+                              ["emergence epoch", inv["emergence_epoch"]], ["chance", inv["chance"]]])  # fmt: skip
+    rep.figure(f"inversion/figures/inversion_ids{inv['classes']}.png", "upright vs inverted accuracy per epoch")
+    rep.links([("inversion report", "inversion/report.html")])
     return rep.write(out / "index.html")
