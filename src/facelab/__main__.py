@@ -1,0 +1,4 @@
+"""``python -m facelab`` is the ``facelab`` command."""
+from .cli import main
+
+main()
