@@ -55,3 +55,15 @@ def test_upright_beats_inverted_on_synthetic_faces(study):
     (run,) = study[0]["runs"]
     assert run["upright_acc"][-1] > 0.5  # chance 0.1
     assert run["final_gap"] > 0 and run["final_gap_ci"][0] > 0  # interval excludes zero
+
+
+def test_optimizer_sweep_and_control_runs(tmp_path):
+    out = tmp_path / "sweep"
+    run_cli("inversion", "synth:400,ids=5", "--classes", "5", "--epochs", "1", "--size", "32", "--opt", "sgd,adam",
+            "--control", "inverted-trained", "--n-boot", "100", "--out", str(out), "--quiet")  # fmt: skip
+    runs = json.loads((out / "summary.json").read_text())["runs"]
+    assert [(r["opt"], r["control"]) for r in runs] == [
+        ("sgd", None), ("adam", None), ("sgd", "inverted-trained"), ("adam", "inverted-trained")]
+    assert (out / "figures" / "inversion_ids5.png").exists()
+    proc = run_cli("inversion", "synth:400,ids=5", "--control", "upside", "--out", str(tmp_path / "x"), check=False)
+    assert proc.returncode == 2 and "the only control is inverted-trained" in proc.stderr
