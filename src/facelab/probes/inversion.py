@@ -174,8 +174,7 @@ def _sample_figure(run_dir: Path, path: Path, n: int = 8) -> None:
     model, cfg, _ = load_trained(run_dir)
     data = prepare_data(cfg, quiet=True)
     pos = data.split_positions("valid")[:n]
-    x8 = data.images[torch.from_numpy(pos)] if isinstance(data.images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(data.images[data.rows[pos]]))
-    y = data.targets[pos]
+    x8, y = data.batch(pos)
     images, captions, colours = [], [], []
     for view in ("upright", "inverted"):
         xv = VIEWS[view](x8.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)

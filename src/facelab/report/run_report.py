@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import numpy as np
 import torch
 
 from .figures import image_grid, training_curves
@@ -16,10 +15,9 @@ N_SAMPLES = 16
 def sample_predictions(module, data, n: int = N_SAMPLES):
     """A fixed sample of validation images with their labels and the model's predictions."""
     pos = data.split_positions("valid")[:n]
-    x8 = data.images[torch.from_numpy(pos)] if isinstance(data.images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(data.images[np.sort(data.rows[pos])]))
+    x8, y = data.batch(pos)
     module.eval()
     logits = module.model(module.prepare(x8)).float()
-    y = data.targets[pos]
     captions, colours = [], []
     task = data.task
     for k in range(len(pos)):

@@ -113,6 +113,11 @@ class Prepared:
         rows = pos if isinstance(self.images, torch.Tensor) else self.rows[pos]
         return CachedItems(images, rows, self.targets[pos])
 
+    def batch(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (B, H, W, 3) and targets of the selection's items at ``pos``, in that order."""
+        x8, y, _ = CachedItems(self.images, self.rows, self.targets).__getitems__(np.asarray(pos).tolist())
+        return x8, y
+
     def split_positions(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == SPLITS.index(split))
 
