@@ -98,3 +98,14 @@ def ibug_dir(tmp_path) -> Path:
             (root / sub / f"img{k}.pts").write_text(f"version: 1\nn_points:  68\n{{\n{body}\n}}\n")
             np.save(root / sub / f"img{k}.truth.npy", pts - 1.0)
     return root
+
+
+@pytest.fixture(scope="module")
+def smiling_run(tmp_path_factory):
+    """A darknet64 trained on synthetic Smiling/Male faces at 64 px, enough to probe (about 15 s)."""
+    import facelab
+    from facelab.train.engine import TrainConfig
+
+    out = tmp_path_factory.mktemp("runs") / "smiling"
+    facelab.train(TrainConfig(spec="synth:2000", out=str(out), attrs=["Smiling", "Male"], epochs=3, batch=64), quiet=True)
+    return out

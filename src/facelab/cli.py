@@ -237,6 +237,104 @@ def demo_cmd(out_dir: Path = typer.Option(Path("runs/demo"), "--out"), quick: bo
     out.print(f"demo finished: open {index}")
 
 
+# ----------------------------------------------------------------------------- looking inside
+IMAGE_HELP = "An image file, or SPEC#ITEM: one item of a data set (synth:64#3, celeba:/data/celeba#000123.jpg)."
+
+
+def _regularisers(jitter: int, blur: float, param: str, decorrelate: bool):
+    from .probes.ascent import Regularisers
+
+    return Regularisers(jitter=jitter, blur_sigma=blur, param=param, decorrelate=decorrelate)
+
+
+def _report_line(summary: dict, out_dir: Path | None, run: Path, name: str) -> None:
+    out.print_json(json.dumps(summary))
+    out.print(f"report: {(out_dir or run / name) / 'report.html'}")
+
+
+@app.command("layers")
+def layers_cmd(run: Path, json_: bool = typer.Option(False, "--json")):
+    """The run's conv layers, numbered from 1, with module names and output shapes."""
+    from .probes.activations import layers
+
+    rows = layers(run)
+    if json_:
+        return _print_json(rows)
+    t = Table(title=f"conv layers of {run}")
+    for col in ("layer", "name", "kernel", "output (C, H, W)"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r["index"]), r["name"], "x".join(map(str, r["kernel"])), str(tuple(r["shape"])))
+    out.print(t)
+
+
+@app.command("activations")
+def activations_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP),
+                    layers: str = typer.Option("1,2,3", help="Conv layers by number (1 = first) or module name."),
+                    max_channels: int = typer.Option(64, help="Show at most this many channels per layer."),
+                    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/activations.")):  # fmt: skip
+    """A grid of every channel's activation map per layer, beside the input."""
+    from .probes.activations import activations
+
+    _report_line(activations(run, image, _csv(layers), max_channels, out_dir), out_dir, run, "activations")
+
+
+@app.command("rgb")
+def rgb_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), layer: str = typer.Option(..., help="Layer number or name."),
+            channels: str = typer.Option(..., help="Three channels a,b,c shown as R,G,B."),
+            overlay: float = typer.Option(0.0, help="Blend over the input image (0 = no, 1 = only the channels)."),
+            out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/rgb.")):  # fmt: skip
+    """Three channels of one layer as one RGB image (each normalised, upsampled to the input size)."""
+    from .probes.activations import rgb
+
+    try:
+        chans = [int(c) for c in _csv(channels)]
+    except ValueError:
+        raise FacelabError(f"--channels {channels!r}: expected three numbers like 0,5,7") from None
+    _report_line(rgb(run, image, layer, chans, out_dir, overlay), out_dir, run, "rgb")
+
+
+@app.command("dream")
+def dream_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), layer: str = typer.Option(..., help="Layer number or name."),
+              channel: str = typer.Option("0", help="Channel number, or all (every channel into one grid)."),
+              objective: str = typer.Option("sum", help="sum, square or abs of the channel's outputs."),
+              steps: int = typer.Option(100), lr: float = typer.Option(0.02, help="Step size in pixel units (0..1)."),
+              jitter: int = typer.Option(2, help="Random shift of up to this many pixels each step."),
+              blur: float = typer.Option(0.0, help="Gaussian blur sigma applied every 4 steps (0 = off)."),
+              param: str = typer.Option("pixel", help="pixel or fourier parametrisation."),
+              decorrelate: bool = typer.Option(False, help="Step in decorrelated colour space."),
+              seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/dream."),
+              quiet: bool = typer.Option(False)):  # fmt: skip
+    """Activation maximisation: gradient ascent on the photo to increase a channel's output."""
+    from .probes.dream import dream
+
+    summary = dream(run, image, layer, channel, objective, steps, lr, _regularisers(jitter, blur, param, decorrelate), seed, out_dir, quiet)
+    _report_line(summary, out_dir, run, "dream")
+
+
+@app.command("edit")
+def edit_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), attr: str = typer.Option(..., help="An attribute the run predicts."),
+             to: int = typer.Option(1, help="1: more of the attribute, 0: less."), steps: int = typer.Option(60),
+             lr: float = typer.Option(0.002, help="Step size in pixel units (0..1)."), jitter: int = typer.Option(2),
+             blur: float = typer.Option(0.0), param: str = typer.Option("pixel"), decorrelate: bool = typer.Option(False),
+             seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/edit."),
+             quiet: bool = typer.Option(False)):  # fmt: skip
+    """Class-driven editing: move the image toward ATTR = TO; writes before/after/difference and the logit per step."""
+    from .probes.dream import edit
+
+    summary = edit(run, image, attr, to, steps, lr, _regularisers(jitter, blur, param, decorrelate), seed, out_dir, quiet)
+    _report_line(summary, out_dir, run, "edit")
+
+
+@app.command("filters")
+def filters_cmd(run: Path, layer: str = typer.Option("1", help="Conv layer number (1 = first) or name."),
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/filters.")):  # fmt: skip
+    """The learned kernels of a conv layer as a grid (colour for RGB input, grey otherwise)."""
+    from .probes.activations import filters
+
+    _report_line(filters(run, layer, out_dir), out_dir, run, "filters")
+
+
 # ----------------------------------------------------------------------------- benchmarks
 @bench_app.command("data")
 def bench_data_cmd(spec: str, size: int = typer.Option(64), n: int = typer.Option(2000, help="Images to time."),

@@ -75,3 +75,59 @@ def inversion_curves(runs: list[dict], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def map_grid(maps: np.ndarray, captions: list[str], path: Path, image: np.ndarray | None = None, title: str = "",
+             cols: int = 8, cmap: str = "viridis") -> Path:  # fmt: skip
+    """Feature maps (N, h, w) on one shared colour scale, captioned, with the input image first."""
+    tiles = ([image] if image is not None else []) + list(maps)
+    names = (["input"] if image is not None else []) + captions
+    rows = max(1, (len(tiles) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.45))
+    lo, hi = (float(maps.min()), float(maps.max())) if len(maps) else (0.0, 1.0)
+    for k, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if k < len(tiles):
+            is_map = image is None or k > 0
+            ax.imshow(tiles[k], cmap=cmap if is_map else None, vmin=lo if is_map else None, vmax=hi if is_map else None)
+            ax.set_title(names[k], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def line_plot(series: dict[str, list[float]], path: Path, xlabel: str, ylabel: str, title: str = "") -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for label, values in series.items():
+        ax.plot(range(len(values)), values, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def save_png(image: np.ndarray, path: Path) -> Path:
+    """An (H, W, 3) uint8 image as a PNG, written atomically."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    Image.fromarray(image).save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def save_gif(frames: list[np.ndarray], path: Path, ms_per_frame: int = 120, scale: int = 2) -> Path:
+    """An animated GIF of (H, W, 3) uint8 frames, enlarged ``scale`` times (nearest) to be seen."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pics = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
+    tmp = path.with_name(path.stem + ".tmp.gif")
+    pics[0].save(tmp, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,115 @@
+"""``facelab layers``, ``activations``, ``rgb`` and ``filters``: what each layer of a trained network responds to."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import FacelabError
+from ..models.registry import conv_layers
+from ..report.figures import map_grid, save_png
+from .layers import layer_table, recorded, resolve_layer
+from .output import probe_folder, write_probe_output
+from .subject import open_probe, pixels_to_input
+
+
+def layers(run: str | Path) -> list[dict]:
+    """The run's conv layers, numbered from 1, with module names and output shapes."""
+    model, cfg, _, _ = open_probe(run)
+    from ..data.cache import parse_size
+
+    w, h = parse_size(cfg.size)
+    return layer_table(model, (cfg.channels, h, w))
+
+
+@torch.no_grad()
+def layer_outputs(model, pixels: torch.Tensor, layer_specs: list[str]) -> dict:
+    """{Layer: (C, h, w) output} of one forward pass of the image."""
+    chosen = [resolve_layer(model, s) for s in layer_specs]
+    with recorded({c.name: c.module for c in chosen}) as outs:
+        model(pixels_to_input(pixels))
+    return {c: outs[c.name][0].float() for c in chosen}
+
+
+def activations(run: str | Path, image: str, layer_specs: list[str] | None = None, max_channels: int = 64,
+                out: str | Path | None = None) -> dict:  # fmt: skip
+    """A grid of every channel's activation map (numbered from 0) per chosen layer, beside the input."""
+    model, cfg, _, subject = open_probe(run, image)
+    folder = probe_folder(out, run, "activations")
+    maps = layer_outputs(model, subject.pixels(cfg.channels), layer_specs or ["1", "2", "3"])
+    figures, shapes = [], {}
+    for layer, act in maps.items():
+        if act.ndim != 3:
+            raise FacelabError(f"layer {layer.name}: output has shape {tuple(act.shape)}, not channel maps (choose a conv layer)")
+        n = min(max_channels, act.shape[0])
+        file = f"activations_layer{layer.index or layer.name}.png"
+        map_grid(act[:n].numpy(), [str(c) for c in range(n)], folder / file, subject.image,
+                 title=f"layer {layer.index} ({layer.name}): {act.shape[0]} channels of {act.shape[1]}x{act.shape[2]}")  # fmt: skip
+        figures.append((file, f"layer {layer.index} ({layer.name}), channels 0..{n - 1} of {act.shape[0]}"))
+        shapes[layer.name] = {"index": layer.index, "channels": act.shape[0], "height": act.shape[1], "width": act.shape[2],
+                              "shown": n, "figure": file}  # fmt: skip
+    summary = {"image": subject.name, "layers": shapes}
+    return write_probe_output(folder, f"facelab activations: {subject.name}", summary, figures)
+
+
+def channels_rgb(act: torch.Tensor, channels: list[int], size: tuple[int, int]) -> np.ndarray:
+    """Channels (a, b, c) of a (C, h, w) output as R, G, B: each min-max normalised, upsampled to ``size`` (H, W)."""
+    if len(channels) != 3:
+        raise FacelabError(f"--channels needs exactly three channel numbers (a,b,c), got {len(channels)}")
+    bad = [c for c in channels if not 0 <= c < act.shape[0]]
+    if bad:
+        raise FacelabError(f"--channels {bad}: this layer has channels 0..{act.shape[0] - 1}")
+    x = act[channels]
+    lo = x.amin(dim=(1, 2), keepdim=True)
+    hi = x.amax(dim=(1, 2), keepdim=True)
+    x = (x - lo) / (hi - lo).clamp_min(1e-12)
+    x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0].clamp(0, 1)
+    return x.permute(1, 2, 0).numpy()
+
+
+def rgb(run: str | Path, image: str, layer: str, channels: list[int], out: str | Path | None = None,
+        overlay: float = 0.0) -> dict:  # fmt: skip
+    """Three channels of one layer as one RGB picture, optionally blended over the input (``overlay`` in 0..1)."""
+    model, cfg, _, subject = open_probe(run, image)
+    folder = probe_folder(out, run, "rgb")
+    (lyr, act), = layer_outputs(model, subject.pixels(cfg.channels), [layer]).items()
+    picture = channels_rgb(act, channels, subject.image.shape[:2])
+    img = (picture * 255).round().astype(np.uint8)
+    if overlay > 0:
+        img = ((1 - overlay) * subject.image + overlay * img).round().astype(np.uint8)
+    name = f"rgb_layer{lyr.index}_{'_'.join(map(str, channels))}.png"
+    save_png(img, folder / name)
+    save_png(subject.image, folder / "input.png")
+    summary = {"image": subject.name, "layer": lyr.name, "index": lyr.index, "channels": channels, "figure": name}
+    return write_probe_output(folder, f"facelab rgb: {subject.name}", summary,
+                              [("input.png", "input"), (name, f"channels {channels} of layer {lyr.index} as R, G, B")])
+
+
+def filters(run: str | Path, layer: str = "1", out: str | Path | None = None) -> dict:
+    """The learned kernels of a conv layer: colour when it reads RGB, grey otherwise, each normalised."""
+    model, _, _, _ = open_probe(run)
+    folder = probe_folder(out, run, "filters")
+    lyr = resolve_layer(model, layer)
+    if not isinstance(lyr.module, torch.nn.Conv2d):
+        raise FacelabError(f"layer {lyr.name}: not a conv layer; convs are {', '.join(n for n, _ in conv_layers(model))}")
+    w = lyr.module.weight.detach().float()
+    tiles = kernel_pictures(w)
+    file = f"filters_layer{lyr.index}.png"
+    from ..report.figures import image_grid
+
+    image_grid(list(tiles), [str(k) for k in range(len(tiles))], folder / file, cols=min(16, len(tiles)))
+    summary = {"layer": lyr.name, "index": lyr.index, "n_filters": int(w.shape[0]), "in_channels": int(w.shape[1]),
+               "kernel": list(w.shape[2:]), "figure": file}  # fmt: skip
+    return write_probe_output(folder, f"facelab filters: layer {lyr.index}", summary,
+                              [(file, f"{w.shape[0]} kernels of {tuple(w.shape[1:])}, each min-max normalised")])
+
+
+def kernel_pictures(w: torch.Tensor) -> np.ndarray:
+    """(O, I, k, k) kernels -> (O, k, k, 3) uint8: RGB for 3 inputs, grey (mean over inputs) otherwise."""
+    x = w if w.shape[1] == 3 else w.mean(1, keepdim=True)
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    x = ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    return np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x

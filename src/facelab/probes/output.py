@@ -1,0 +1,30 @@
+"""Every probe's folder: its PNGs, summary.json and a small report.html showing them."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..report.html import Report
+
+
+def probe_folder(out: str | Path | None, run: str | Path, name: str) -> Path:
+    """``--out`` or, by default, RUN/NAME."""
+    path = Path(out) if out else Path(run) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_probe_output(out: Path, title: str, summary: dict, figures: list[tuple[str, str]],
+                       facts: list[list] | None = None) -> dict:  # fmt: skip
+    """summary.json (atomically) and report.html with the facts table and the figures in order."""
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out / "summary.json")
+    rep = Report(title)
+    if facts:
+        rep.table(["", "value"], facts)
+    for file, caption in figures:
+        rep.figure(file, caption)
+    rep.write(out / "report.html")
+    return summary

@@ -1,0 +1,117 @@
+"""What a probe looks at: one image (a file, or ``SPEC#ITEM`` of a data set) prepared for a run's network.
+
+For synthetic items the ground-truth region masks come along, so figures and scores can
+say whether a change or an attribution falls where the attribute is decided.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..data.cache import DEFAULT_MARGIN, decode_item, parse_size
+from ..data.images import UnreadableImage, read_rgb
+from ..errors import FacelabError
+from ..train.batches import MEAN, STD, to_input
+
+
+@dataclass
+class Subject:
+    name: str
+    image: np.ndarray  # (H, W, 3) uint8 at the network's input size
+    masks: dict[str, np.ndarray] | None = None  # attribute -> (H, W) bool, synthetic items only
+    labels: dict[str, int] | None = None
+
+    def pixels(self, channels: int) -> torch.Tensor:
+        """(1, C, H, W) float in [0, 1]: grey for 1-channel networks."""
+        x = to_input(torch.from_numpy(self.image)[None], channels, channels_last=False)
+        return x * STD + MEAN
+
+    def mask(self, attr: str) -> np.ndarray | None:
+        return None if self.masks is None else self.masks.get(attr)
+
+
+def pixels_to_input(p: torch.Tensor) -> torch.Tensor:
+    """[0, 1] pixels -> the normalised input the networks were trained on."""
+    return (p - MEAN) / STD
+
+
+def pixels_to_uint8(p: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) [0, 1] -> (H, W, 3) uint8 (grey repeated)."""
+    img = p[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else np.ascontiguousarray(img)
+
+
+def _resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre-crop to the target aspect, then an area resize (as the cache does)."""
+    tw, th = size
+    h, w = img.shape[:2]
+    scale = min(w / tw, h / th)
+    cw, ch = int(round(tw * scale)), int(round(th * scale))
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    return cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (tw, th), interpolation=cv2.INTER_AREA)
+
+
+def _item_index(fs, item: str, spec: str) -> int:
+    if item in fs.names:
+        return fs.names.index(item)
+    try:
+        i = int(item)
+    except ValueError:
+        raise FacelabError(f"{spec}#{item}: no item named {item!r} (give a file name of the set or a position from 0)") from None
+    if not 0 <= i < len(fs):
+        raise FacelabError(f"{spec}#{item}: position out of range; the set has {len(fs)} items (0..{len(fs) - 1})")
+    return i
+
+
+def subject_from_item(fs, i: int, size: tuple[int, int], crop: str | None = None) -> Subject:
+    """Item ``i`` of a data set decoded as the cache would, with its labels and (synthetic) masks."""
+    crop = crop or fs.default_crop
+    img, _ = decode_item(fs, i, size, crop, DEFAULT_MARGIN[crop])
+    masks = None
+    if hasattr(fs, "masks") and size[0] == size[1]:
+        masks = dict(zip(fs.attr_names, fs.masks(i, size[0])))
+    labels = dict(zip(fs.attr_names, fs.attributes[i].tolist())) if fs.attributes is not None else None
+    return Subject(fs.names[i], img, masks, labels)
+
+
+def load_subject(image: str | Path, size: str | tuple[int, int], crop: str | None = None) -> Subject:
+    """``image`` is a file path or ``SPEC#ITEM`` (``synth:64#3``, ``celeba:/data/celeba#000123.jpg``)."""
+    from ..data.spec import open_spec
+
+    size = parse_size(size) if isinstance(size, (str, int)) else size
+    text = str(image)
+    if "#" in text and not Path(text).exists():
+        spec, item = text.rsplit("#", 1)
+        fs = open_spec(spec)
+        return subject_from_item(fs, _item_index(fs, item, spec), size, crop)
+    path = Path(text)
+    if not path.is_file():
+        raise FacelabError(f"{path}: no such image file (give a file, or SPEC#ITEM such as synth:64#3)")
+    try:
+        img, _ = read_rgb(path)
+    except UnreadableImage as exc:
+        raise FacelabError(f"{path}: {exc}") from None
+    return Subject(path.name, _resize_to(img, size))
+
+
+def open_probe(run: str | Path, image: str | Path | None = None):
+    """The run's network (eval mode, fp32) and config, and the image prepared for it."""
+    from ..train.engine import load_trained
+
+    model, cfg, conf = load_trained(Path(run))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    subject = load_subject(image, cfg.size) if image is not None else None
+    return model, cfg, conf, subject
+
+
+def output_names(cfg, conf) -> list[str]:
+    """A name per network output: the attributes, or the identity classes."""
+    if cfg.task == "attr":
+        return list(cfg.attrs)
+    names = conf["data"].get("class_names") or []
+    return [str(n) for n in names] if names else [str(k) for k in range(conf["data"]["n_outputs"])]

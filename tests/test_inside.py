@@ -1,0 +1,131 @@
+"""Looking inside a trained network: layers, activation grids, RGB of channels, dream, edit, filters."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from PIL import Image
+
+import facelab
+from facelab.errors import FacelabError
+from facelab.probes.activations import channels_rgb, layer_outputs, kernel_pictures
+from facelab.probes.subject import load_subject, open_probe
+from facelab.train.engine import TrainConfig
+
+
+def test_layers_lists_the_conv_stack(smiling_run):
+    rows = facelab.layers(smiling_run)
+    assert [r["index"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r["shape"] for r in rows] == [[16, 64, 64], [32, 32, 32], [64, 16, 16], [128, 8, 8], [256, 4, 4]]
+
+
+def test_activation_grids_match_each_layer(smiling_run, tmp_path):
+    summary = facelab.activations(smiling_run, "synth:64#3", ["1", "features.4", "3"], max_channels=40, out=tmp_path)
+    layers = summary["layers"]
+    assert layers["features.0"] == {"index": 1, "channels": 16, "height": 64, "width": 64, "shown": 16, "figure": "activations_layer1.png"}
+    assert layers["features.4"]["channels"] == 32 and layers["features.4"]["height"] == 32
+    assert layers["features.8"]["shown"] == 40  # capped by --max-channels
+    for f in ("activations_layer1.png", "activations_layer2.png", "activations_layer3.png", "report.html", "summary.json"):
+        assert (tmp_path / f).exists(), f
+
+
+def test_rgb_is_the_normalised_channels_stacked(smiling_run, tmp_path):
+    model, cfg, _, subject = open_probe(smiling_run, "synth:64#5")
+    (_, act), = layer_outputs(model, subject.pixels(3), ["2"]).items()
+    picture = channels_rgb(act, [3, 0, 7], (32, 32))  # same size as the layer: no resampling
+    for k, c in enumerate([3, 0, 7]):
+        m = act[c].numpy()
+        np.testing.assert_allclose(picture[..., k], (m - m.min()) / (m.max() - m.min()), atol=1e-5)
+    summary = facelab.rgb(smiling_run, "synth:64#5", "2", [3, 0, 7], out=tmp_path)
+    img = np.asarray(Image.open(tmp_path / summary["figure"]))
+    assert img.shape == (64, 64, 3)
+    with pytest.raises(FacelabError, match="exactly three"):
+        facelab.rgb(smiling_run, "synth:64#5", "2", [1, 2], out=tmp_path)
+
+
+@pytest.mark.parametrize("objective", ["sum", "square", "abs"])
+def test_dream_at_least_doubles_its_objective(smiling_run, tmp_path, objective):
+    summary = facelab.dream(smiling_run, "synth:64#3", "3", "5", objective, steps=30, out=tmp_path)
+    assert summary["objective_final"] >= 2 * summary["objective_initial"] > 0
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert isinstance(on_disk["objective_initial"], float) and isinstance(on_disk["objective_final"], float)
+    for f in ("dream.png", "progress.gif", "activation_before_after.png", "objective.png", "report.html"):
+        assert (tmp_path / f).exists(), f
+    assert Image.open(tmp_path / "progress.gif").n_frames > 5
+
+
+def test_dream_every_channel_and_fourier(smiling_run, tmp_path):
+    reg = facelab.Regularisers(param="fourier", decorrelate=True, blur_sigma=0.5)
+    summary = facelab.dream(smiling_run, "synth:64#3", "2", "all", "abs", steps=15, reg=reg, out=tmp_path)
+    assert summary["channels"] == list(range(32)) and (tmp_path / "dream_grid.png").exists()
+    grown = [after > before for before, after in summary["per_channel"].values()]
+    assert sum(grown) >= 30  # nearly every channel's objective rises
+
+
+def test_edit_smiling_changes_the_mouth_and_the_prediction(smiling_run, tmp_path):
+    """On synthetic faces the mouth decides Smiling: an edit toward smiling must change pixels there."""
+    from facelab.data.spec import open_spec
+
+    fs = open_spec("synth:64")
+    col = fs.attr_names.index("Smiling")
+    not_smiling = [i for i in range(64) if fs.attributes[i, col] == 0][:3]
+    for i in not_smiling:
+        s = facelab.edit(smiling_run, f"synth:64#{i}", "Smiling", to=1, out=tmp_path / str(i))
+        assert s["prob_after"] > s["prob_before"] and s["prob_after"] > 0.5
+        assert s["change_inside_mask"] >= 2 * s["change_outside_mask"], s
+    summary = json.loads((tmp_path / str(not_smiling[0]) / "summary.json").read_text())
+    assert set(summary) >= {"prob_before", "prob_after", "change_inside_mask", "change_outside_mask"}
+    smiling = next(i for i in range(64) if fs.attributes[i, col] == 1)
+    s = facelab.edit(smiling_run, f"synth:64#{smiling}", "Smiling", to=0, steps=30, out=tmp_path / "down")
+    assert s["prob_after"] < s["prob_before"]
+
+
+def test_edit_of_a_photo_file_has_no_mask(smiling_run, tmp_path):
+    from facelab.data.spec import open_spec
+
+    img, _ = open_spec("synth:4").load(0, (100, 80))
+    Image.fromarray(img).save(tmp_path / "me.jpg")
+    s = facelab.edit(smiling_run, str(tmp_path / "me.jpg"), "Smiling", to=1, steps=10, out=tmp_path / "out")
+    assert s["change_inside_mask"] is None and s["change_outside_mask"] is None
+    assert (tmp_path / "out" / "edit.png").exists()
+
+
+def test_filters_colour_and_grey(smiling_run, tmp_path):
+    summary = facelab.filters(smiling_run, out=tmp_path)
+    assert summary["n_filters"] == 16 and summary["in_channels"] == 3 and (tmp_path / "filters_layer1.png").exists()
+    w = torch.randn(4, 1, 5, 5)
+    grey = kernel_pictures(w)
+    assert grey.shape == (4, 5, 5, 3) and (grey[..., 0] == grey[..., 2]).all()
+    assert grey.reshape(4, -1).min(1).tolist() == [0] * 4 and grey.reshape(4, -1).max(1).tolist() == [255] * 4
+
+
+def test_grey_resnet_works_end_to_end(tmp_path):
+    """Every probe works on a 1-channel model of another architecture."""
+    run = tmp_path / "grey"
+    facelab.train(TrainConfig(spec="synth:300", out=str(run), attrs=["Smiling"], arch="resnet18", channels=1,
+                              size="32", epochs=1, batch=32, max_train_batches=2), quiet=True)  # fmt: skip
+    rows = facelab.layers(run)
+    assert rows[0]["shape"][1:] == [16, 16] and len(rows) == 20
+    assert facelab.activations(run, "synth:8#1", ["1", "layer4.1.conv2"], out=tmp_path / "a")["layers"]["layer4.1.conv2"]["channels"] == 512
+    assert facelab.filters(run, out=tmp_path / "f")["in_channels"] == 1
+    s = facelab.dream(run, "synth:8#1", "layer2.0.conv1", "3", "square", steps=10, out=tmp_path / "d")
+    assert s["objective_final"] > s["objective_initial"]
+    e = facelab.edit(run, "synth:8#1", "Smiling", steps=5, out=tmp_path / "e")
+    assert e["change_inside_mask"] is not None
+    assert load_subject("synth:8#1", "32").pixels(1).shape == (1, 1, 32, 32)
+
+
+def test_cli_contract_and_errors(smiling_run, tmp_path):
+    run_cli("dream", str(smiling_run), "synth:64#2", "--layer", "2", "--channel", "1", "--objective", "abs", "--steps", "8",
+            "--lr", "0.02", "--out", str(tmp_path / "d"), "--quiet")  # fmt: skip
+    assert set(json.loads((tmp_path / "d" / "summary.json").read_text())) >= {"objective_initial", "objective_final"}
+    run_cli("edit", str(smiling_run), "synth:64#2", "--attr", "Smiling", "--to", "0", "--steps", "5", "--out", str(tmp_path / "e"), "--quiet")
+    assert (tmp_path / "e" / "report.html").exists()
+    for args, message in [(("rgb", str(smiling_run), "synth:64#1", "--layer", "9", "--channels", "0,1,2"), "conv layers 1..5"),
+                          (("edit", str(smiling_run), "synth:64#1", "--attr", "Bald"), "the run predicts Smiling, Male"),
+                          (("activations", str(smiling_run), "missing.png"), "no such image file"),
+                          (("activations", str(smiling_run), "synth:64#99"), "out of range"),
+                          (("dream", str(smiling_run), "synth:64#1", "--layer", "2", "--channel", "40"), "channels 0..31")]:  # fmt: skip
+        proc = run_cli(*args, check=False)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
