@@ -103,9 +103,13 @@ def ibug_dir(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def smiling_run(tmp_path_factory):
     """A darknet64 trained on synthetic Smiling/Male faces at 64 px, enough to probe (about 15 s)."""
+    return train_small(tmp_path_factory.mktemp("runs") / "smiling", "synth:2000", ["Smiling", "Male"])
+
+
+def train_small(out, spec: str, attrs: list[str], epochs: int = 3, size: str = "64"):
+    """A darknet64 attribute run on synthetic faces; returns its folder."""
     import facelab
     from facelab.train.engine import TrainConfig
 
-    out = tmp_path_factory.mktemp("runs") / "smiling"
-    facelab.train(TrainConfig(spec="synth:2000", out=str(out), attrs=["Smiling", "Male"], epochs=3, batch=64), quiet=True)
+    facelab.train(TrainConfig(spec=spec, out=str(out), attrs=attrs, epochs=epochs, batch=64, size=size), quiet=True)
     return out

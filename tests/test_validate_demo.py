@@ -38,5 +38,6 @@ def test_intervention_removes_the_signal_only_in_its_region(validity):
 def test_demo_quick_writes_index(tmp_path):
     run_cli("demo", "--quick", "--out", str(tmp_path / "demo"))
     index = (tmp_path / "demo" / "index.html").read_text()
-    for link in ("attributes/report.html", "validate_synth/report.html", "inversion/report.html"):
+    for link in ("attributes/report.html", "validate_synth/report.html", "inversion/report.html", "attributes/edit/edit.png",
+                 "attributes/dream/report.html", "attributes/filters/filters_layer1.png"):
         assert link in index and (tmp_path / "demo" / link).exists()

@@ -120,3 +120,59 @@ def bench_train(steps: int = 20, quiet: bool = False) -> dict:
             loop = _loop_img_s(arch, size, batch, steps, Path(tmp))
             result[f"{arch}@{size}"] = {"loop_img_s": loop, "compute_img_s": compute, "ratio": loop / compute}
     return result
+
+
+def _per_second(step, frames: int) -> float:
+    for _ in range(3):
+        step()
+    t = time.perf_counter()
+    for _ in range(frames):
+        step()
+    return frames / (time.perf_counter() - t)
+
+
+def _full_backward_gradcam(model, x, layer) -> torch.Tensor:
+    """The notebook way: hooks, then ``loss.backward()`` through the whole network including parameter grads."""
+    from .probes.layers import recorded
+
+    for p in model.parameters():
+        p.requires_grad_(True)
+    with recorded({"l": layer.module}) as outs:
+        logits = model(x)
+        outs["l"].retain_grad()
+        model.zero_grad()
+        logits[0, 0].backward()
+    a, g = outs["l"].detach(), outs["l"].grad
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1))
+
+
+def bench_cam(frames: int = 30, quiet: bool = False) -> dict:
+    """Frames/s at batch 1 (map + upsampling + overlay): CAM, Grad-CAM to the hooked layer, and full-backward Grad-CAM."""
+    from .models import build_model
+    from .probes.cam import attribution_maps, default_layer, overlay
+
+    torch.manual_seed(0)
+    result = {}
+    for arch, size in (("darknet64", 128), ("resnet18", 224)):
+        model = build_model(arch, 2).eval().to(memory_format=torch.channels_last)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        face, _ = open_spec("synth:1").load(0, (size, size))
+        x = to_input(torch.from_numpy(face)[None], 3, channels_last=False)
+        layer = default_layer(model)
+
+        def mapped(method: str):
+            return lambda: overlay(face, attribution_maps(model, x, method, 0, True, layer)[3][0].numpy())
+
+        def notebook():
+            raw = _full_backward_gradcam(model, x, layer)
+            up = torch.nn.functional.interpolate(raw[:, None], size=(size, size), mode="bilinear")[0, 0]
+            overlay(face, (up / up.max().clamp_min(1e-12)).numpy())
+
+        fps = {"cam_fps": _per_second(mapped("cam"), frames), "gradcam_fps": _per_second(mapped("gradcam"), frames),
+               "gradcam_full_backward_fps": _per_second(notebook, frames)}  # fmt: skip
+        fps["gradcam_speedup"] = fps["gradcam_fps"] / fps["gradcam_full_backward_fps"]
+        result[f"{arch}@{size}"] = fps
+    return result

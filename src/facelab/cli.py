@@ -335,6 +335,86 @@ def filters_cmd(run: Path, layer: str = typer.Option("1", help="Conv layer numbe
     _report_line(filters(run, layer, out_dir), out_dir, run, "filters")
 
 
+# ----------------------------------------------------------------------------- where it looks, whom it fails
+SPLIT_OPTION = typer.Option("test", help="train, valid or test.")
+
+
+@app.command("cam")
+def cam_cmd(run: Path, source: str = typer.Argument(..., metavar="IMAGES|SPEC", help="An image file, a folder of images, SPEC#ITEM, or a SPEC (a whole split)."),
+            method: str = typer.Option("cam", help="cam, gradcam, gradcam++ or layercam."),
+            target: Optional[str] = typer.Option(None, help="Attribute or class to explain (default: first attribute / predicted class)."),
+            layer: Optional[str] = typer.Option(None, help="Layer for the Grad-CAM family (default: the last feature map)."),
+            split: str = SPLIT_OPTION, limit: int = typer.Option(256, help="Images of the split to map."),
+            out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam."), quiet: bool = typer.Option(False)):  # fmt: skip
+    """Heat-map overlays; over a SPEC's split, galleries grouped by (true, predicted) label and each group's mean map."""
+    from .probes.where import cam
+
+    _report_line(cam(run, source, method, target, layer, split, limit, out_dir, quiet), out_dir, run, "cam")
+
+
+@app.command("cam-score")
+def cam_score_cmd(run: Path, spec: Optional[str] = typer.Argument(None, help="Data SPEC (default: the run's own)."),
+                  method: str = typer.Option("all", help="Comma-separated methods, or all that apply."),
+                  target: Optional[str] = typer.Option(None), layer: Optional[str] = typer.Option(None),
+                  split: str = SPLIT_OPTION, n: int = typer.Option(200, help="Images scored."),
+                  tolerance: Optional[int] = typer.Option(None, help="Pointing-game tolerance in px (default 7% of the image side)."),
+                  steps: int = typer.Option(16, help="Steps of the deletion and insertion curves."), seed: int = typer.Option(0),
+                  out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam_score."), quiet: bool = typer.Option(False)):  # fmt: skip
+    """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, and randomised weights."""
+    from .probes.where import cam_score
+
+    methods = None if method == "all" else _csv(method)
+    _report_line(cam_score(run, spec, split, methods, target, layer, n, tolerance, steps, seed, out_dir, quiet), out_dir, run, "cam_score")
+
+
+@app.command("audit")
+def audit_cmd(run: Path, spec: Optional[str] = typer.Argument(None, help="Data SPEC (default: the run's own)."),
+              by: str = typer.Option(..., help="Grouping attributes, comma-separated (all intersections are audited)."),
+              target: Optional[str] = typer.Option(None, help="The attribute audited (default: the run's first)."),
+              split: str = SPLIT_OPTION, n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
+              min_n: int = typer.Option(30, help="Groups with fewer images are flagged as small."),
+              threshold: str = typer.Option("0.5", help="Decision threshold: a probability, or valid (chosen on the validation split)."),
+              seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/audit.")):  # fmt: skip
+    """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with bootstrap intervals."""
+    from .probes.audit import audit
+
+    summary = audit(run, spec, _csv(by), split, target, n_boot, min_n, threshold, seed, out_dir)
+    worst = summary["worst_group"]
+    out.print(f"overall accuracy {summary['overall']['accuracy']:.4f} {summary['overall']['accuracy_ci']} on {summary['overall']['n']} images; "
+              f"worst group {worst['group']}: {worst['accuracy']:.4f} {worst['accuracy_ci']} (n={worst['n']}); "
+              f"equalized odds difference {summary['equalized_odds_difference']:.4f}")
+    out.print(f"report: {(out_dir or run / 'audit') / 'report.html'}")
+
+
+@app.command("compare")
+def compare_cmd(run_a: Path, run_b: Path, spec: Optional[str] = typer.Argument(None), by: str = typer.Option(...),
+                target: Optional[str] = typer.Option(None), split: str = SPLIT_OPTION, n_boot: int = typer.Option(1000),
+                min_n: int = typer.Option(30), seed: int = typer.Option(0),
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN_B/compare.")):  # fmt: skip
+    """Two runs on the same groups side by side: accuracy, and B - A with a paired bootstrap interval."""
+    from .probes.audit import compare
+
+    summary = compare(run_a, run_b, spec, _csv(by), split, target, n_boot, min_n, seed, out_dir)
+    for r in summary["groups"]:
+        label = ", ".join(f"{k}={v}" for k, v in r["group"].items()) or "overall"
+        out.print(f"{label}: A {r['accuracy_a']:.4f}  B {r['accuracy_b']:.4f}  B-A {r['difference']:+.4f} {r['difference_ci']}")
+    out.print(f"report: {(out_dir or run_b / 'compare') / 'report.html'}")
+
+
+@app.command("predict")
+def predict_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:PATH"),
+                detect: bool = typer.Option(False, help="Find and crop faces first (OpenCV Haar cascade)."),
+                method: str = typer.Option("cam"), target: Optional[str] = typer.Option(None),
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predict.")):  # fmt: skip
+    """Predictions with probabilities and attribution overlays for a folder of your own photos."""
+    from .probes.where import predict
+
+    summary = predict(run, source, detect, method, target, out_dir)
+    out.print(f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
+              f"{', '.join(summary['no_face']) or '-'}")
+    out.print(f"report: {(out_dir or run / 'predict') / 'report.html'}")
+
+
 # ----------------------------------------------------------------------------- benchmarks
 @bench_app.command("data")
 def bench_data_cmd(spec: str, size: int = typer.Option(64), n: int = typer.Option(2000, help="Images to time."),
@@ -352,6 +432,15 @@ def bench_train_cmd(json_: bool = typer.Option(False, "--json"), steps: int = ty
     from .bench import bench_train
 
     result = bench_train(steps=steps, quiet=json_)
+    _print_json(result) if json_ else out.print(result)
+
+
+@bench_app.command("cam")
+def bench_cam_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typer.Option(30, help="Frames timed per setting.")):
+    """Maps/s of CAM and Grad-CAM (batch 1, with overlay) on darknet64@128 and resnet18@224, against a full-backward Grad-CAM."""
+    from .bench import bench_cam
+
+    result = bench_cam(frames=frames, quiet=json_)
     _print_json(result) if json_ else out.print(result)
 
 

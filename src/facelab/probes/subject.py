@@ -103,6 +103,7 @@ def open_probe(run: str | Path, image: str | Path | None = None):
     from ..train.engine import load_trained
 
     model, cfg, conf = load_trained(Path(run))
+    model = model.to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
     subject = load_subject(image, cfg.size) if image is not None else None

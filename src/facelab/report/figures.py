@@ -131,3 +131,27 @@ def save_gif(frames: list[np.ndarray], path: Path, ms_per_frame: int = 120, scal
     pics[0].save(tmp, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
     os.replace(tmp, path)
     return path
+
+
+def bar_chart(labels: list[str], values: list[float], path: Path, ylabel: str, intervals: list[tuple[float, float]] | None = None,
+              title: str = "", flagged: list[bool] | None = None, reference: float | None = None) -> Path:  # fmt: skip
+    """Horizontal bars with optional 95% intervals; flagged bars (e.g. small groups) hatched and greyed."""
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
+    y = np.arange(len(labels))
+    colours = ["#bbbbbb" if flagged and flagged[k] else "#4878d0" for k in range(len(labels))]
+    xerr = None
+    if intervals:
+        xerr = np.array([[max(0.0, v - lo), max(0.0, hi - v)] for v, (lo, hi) in zip(values, intervals)]).T
+    bars = ax.barh(y, values, xerr=xerr, color=colours, capsize=3)
+    for k, bar in enumerate(bars):
+        if flagged and flagged[k]:
+            bar.set_hatch("//")
+    if reference is not None:
+        ax.axvline(reference, color="black", lw=1, ls=":")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(ylabel)
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)

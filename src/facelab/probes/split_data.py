@@ -1,0 +1,66 @@
+"""A run's network together with one split of its data (or of another data set), for probes over many images."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.faceset import FaceSet
+from ..data.spec import open_spec
+from ..errors import FacelabError
+from ..train.batches import to_input
+from ..train.engine import TrainConfig, prepare_data
+from ..train.tasks import make_task
+from .subject import open_probe, output_names
+
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+@dataclass
+class SplitData:
+    model: torch.nn.Module
+    cfg: TrainConfig
+    outputs: list[str]  # attribute or class names, one per network output
+    images: torch.Tensor  # (N, H, W, 3) uint8
+    targets: torch.Tensor
+    rows: np.ndarray  # item positions in ``faceset``
+    faceset: FaceSet
+
+    @property
+    def binary(self) -> bool:
+        return self.cfg.task == "attr"
+
+    def inputs(self, pos: slice | np.ndarray) -> torch.Tensor:
+        return to_input(self.images[pos], self.cfg.channels, channels_last=False)
+
+    def output_index(self, target: str | None) -> int | None:
+        """The network output a probe explains: a named attribute/class, else the first attribute (None: predicted class)."""
+        if target is None:
+            return 0 if self.binary else None
+        if target in self.outputs:
+            return self.outputs.index(target)
+        if not self.binary and target.isdigit() and int(target) < len(self.outputs):
+            return int(target)
+        raise FacelabError(f"--target {target!r}: the run predicts {', '.join(self.outputs[:20])}")
+
+    def labels(self, output: int | None) -> np.ndarray:
+        """True label of each item for ``output``: 0/1 for an attribute, the class for identity."""
+        y = self.targets.numpy()
+        return y[:, output].astype(int) if self.binary else y.astype(int)
+
+
+def load_split(run: str | Path, spec: str | None = None, split: str = "test", limit: int | None = None) -> SplitData:
+    """The run's best network and the ``split`` images of its data (or of ``spec``), the first ``limit`` of them."""
+    if split not in SPLIT_NAMES:
+        raise FacelabError(f"--split {split!r}: use train, valid or test")
+    model, cfg, conf, _ = open_probe(run)
+    task = make_task(cfg.task, cfg.attrs, cfg.classes, cfg.min_images)
+    data = prepare_data(replace(cfg, cache=None, balance=None), task, spec=spec, quiet=True)
+    pos = data.split_positions(split)
+    if not pos.size:
+        raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
+    pos = pos[:limit] if limit else pos
+    x8, y = data.batch(pos)
+    return SplitData(model, cfg, output_names(cfg, conf), x8, y, data.rows[pos], open_spec(spec or cfg.spec))

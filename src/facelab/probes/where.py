@@ -1,0 +1,347 @@
+"""``facelab cam``, ``cam-score`` and ``predict``: attribution maps over images, splits and the user's photos, and how good they are."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import FacelabError
+from ..progress import progress_bar
+from ..report.figures import bar_chart, image_grid, map_grid
+from .cam import METHODS, attribution_maps, fast_cpu, head_layer, layer_for, overlay, with_last_layer_randomised
+from .output import probe_folder, write_probe_output
+from .split_data import SplitData, load_split
+from .subject import load_subject, open_probe, output_names, pixels_to_input
+
+CHUNK = 64
+GALLERY = 16
+
+
+def _maps_over(d: SplitData, method: str, output: int | None, layer: str | None, model=None, quiet: bool = True):
+    """Attribution maps of every image of ``d`` in chunks: (logits, target index, sign, raw maps, normalised maps)."""
+    model = model or d.model
+    lyr = layer_for(model, method, layer)
+    parts = []
+    with progress_bar(f"{method} maps", len(d.images), quiet) as advance:
+        for start in range(0, len(d.images), CHUNK):
+            sl = slice(start, start + CHUNK)
+            logits, target, raw, norm = attribution_maps(model, d.inputs(sl), method, output, d.binary, lyr)
+            parts.append((logits, target.index, target.sign, raw, norm))
+            advance(len(logits))
+    return [torch.cat(p) for p in zip(*parts)]
+
+
+def _predicted(d: SplitData, logits: torch.Tensor, output: int | None) -> np.ndarray:
+    return (logits[:, output] > 0).long().numpy() if d.binary else logits.argmax(1).numpy()
+
+
+def cam(run: str | Path, source: str, method: str = "cam", target: str | None = None, layer: str | None = None,
+        split: str = "test", limit: int = 256, out: str | Path | None = None, quiet: bool = True) -> dict:  # fmt: skip
+    """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM), or a whole split of a SPEC,
+    with galleries grouped by (true, predicted) label and the mean map of each group."""
+    folder = probe_folder(out, run, "cam")
+    path = Path(source)
+    if path.exists() or "#" in source:
+        return _cam_files(run, source, method, target, layer, folder)
+    d = load_split(run, source, split, limit)
+    output = d.output_index(target)
+    logits, _, _, _, norm = _maps_over(d, method, output, layer, quiet=quiet)
+    true, pred = d.labels(output), _predicted(d, logits, output)
+    images = d.images.numpy()
+    groups, figures, means, mean_names = {}, [], [], []
+    for t, p in sorted(set(zip(true.tolist(), pred.tolist()))):
+        idx = np.flatnonzero((true == t) & (pred == p))
+        key = f"true{t}_pred{p}"
+        file = f"gallery_{key}.png"
+        shown = idx[:GALLERY]
+        image_grid([overlay(images[i], norm[i].numpy()) for i in shown], [d.faceset.names[d.rows[i]][-12:] for i in shown],
+                   folder / file, cols=8)  # fmt: skip
+        groups[key] = {"n": int(len(idx)), "figure": file}
+        figures.append((file, f"{key}: {len(idx)} images (first {len(shown)} shown)"))
+        means.append(norm[idx].mean(0).numpy())
+        mean_names.append(f"{key} (n={len(idx)})")
+    map_grid(np.stack(means), mean_names, folder / "mean_maps.png", cols=min(4, len(means)), cmap="jet",
+             title=f"mean {method} map per (true, predicted) group")  # fmt: skip
+    name = d.outputs[output] if output is not None else "predicted class"
+    summary = {"method": method, "target": name, "layer": layer_for(d.model, method, layer).name, "data": source,
+               "split": split, "n": int(len(images)), "groups": groups}  # fmt: skip
+    return write_probe_output(folder, f"facelab cam: {method} for {name} on {source} ({split})", summary,
+                              [("mean_maps.png", "mean map per group")] + figures)  # fmt: skip
+
+
+def _image_files(source: str) -> list[str]:
+    path = Path(source)
+    if path.is_dir():
+        from ..data.images import IMAGE_SUFFIXES
+
+        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FacelabError(f"{path}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return files
+    return [source]
+
+
+def _cam_files(run, source, method, target, layer, folder) -> dict:
+    model, cfg, conf, _ = open_probe(run)
+    outputs = output_names(cfg, conf)
+    binary = cfg.task == "attr"
+    output = (0 if binary else None) if target is None else _named_output(outputs, target)
+    lyr = layer_for(model, method, layer)
+    tiles, captions, results = [], [], []
+    for src in _image_files(source):
+        subject = load_subject(src, cfg.size)
+        logits, tgt, _, norm = attribution_maps(model, pixels_to_input(subject.pixels(cfg.channels)), method, output, binary, lyr)
+        k = int(tgt.index[0])
+        prob = float(torch.sigmoid(logits[0, k])) if binary else float(torch.softmax(logits[0], 0)[k])
+        tiles += [subject.image, overlay(subject.image, norm[0].numpy())]
+        captions += [subject.name[-14:], f"{outputs[k][:12]} {prob:.2f}"]
+        results.append({"image": subject.name, "output": outputs[k], "prob": prob})
+    image_grid(tiles, captions, folder / "overlays.png", cols=min(8, len(tiles)))
+    summary = {"method": method, "layer": lyr.name, "images": results}
+    return write_probe_output(folder, f"facelab cam: {method}", summary, [("overlays.png", "image and map; caption: output, P(output)")])
+
+
+def _named_output(outputs: list[str], target: str) -> int:
+    if target not in outputs:
+        raise FacelabError(f"--target {target!r}: the run predicts {', '.join(outputs[:20])}")
+    return outputs.index(target)
+
+
+# ----------------------------------------------------------------------------- scores
+def pointing_hits(raw: torch.Tensor, masks: np.ndarray, tolerance: int) -> np.ndarray:
+    """Whether the centre of each map's maximal cell falls within ``tolerance`` px of the mask."""
+    n, h, w = raw.shape
+    H, W = masks.shape[1:]
+    flat = raw.reshape(n, -1).argmax(1).numpy()
+    ys = np.clip(np.round((flat // w + 0.5) * H / h - 0.5).astype(int), 0, H - 1)
+    xs = np.clip(np.round((flat % w + 0.5) * W / w - 0.5).astype(int), 0, W - 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
+    return np.array([cv2.dilate(masks[i].astype(np.uint8), kernel)[ys[i], xs[i]] > 0 for i in range(n)])
+
+
+def energy_share(maps: torch.Tensor, masks: np.ndarray) -> np.ndarray:
+    """Share of each [0, 1] map's total inside its mask."""
+    m = torch.from_numpy(masks).float()
+    return ((maps * m).flatten(1).sum(1) / maps.flatten(1).sum(1).clamp_min(1e-12)).numpy()
+
+
+@torch.no_grad()
+def deletion_insertion(model, x: torch.Tensor, maps: torch.Tensor, index: torch.Tensor, sign: torch.Tensor, binary: bool,
+                       steps: int = 16) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Probability of the explained decision as the most-attributed pixels are removed (grey) or inserted
+    into a blurred copy, ``steps`` equal fractions from 0 to all; returns the per-image AUCs (deletion, insertion)."""
+    from torchvision.transforms.v2.functional import gaussian_blur
+
+    n, H, W = maps.shape
+    rank = torch.empty(n, H * W, dtype=torch.long)
+    rank.scatter_(1, maps.reshape(n, -1).argsort(1, descending=True), torch.arange(H * W).expand(n, -1).contiguous())
+    rank = rank.view(n, 1, H, W)
+    k = max(3, (H // 8) | 1)
+    blurred = gaussian_blur(x, [k, k], [H / 16, H / 16])
+    dele, ins = [], []
+    for step in range(steps + 1):
+        top = rank < round(step / steps * H * W)
+        for curve, xs in ((dele, torch.where(top, torch.zeros_like(x), x)), (ins, torch.where(top, x, blurred))):
+            with fast_cpu(xs):
+                logits = model(xs).float()
+            score = sign * logits[torch.arange(n), index]
+            curve.append(torch.sigmoid(score) if binary else torch.softmax(logits, 1)[torch.arange(n), index])
+    auc = lambda c: ((torch.stack(c).sum(0) - (c[0] + c[-1]) / 2) / steps).numpy()  # noqa: E731  trapezoid on [0, 1]
+    return auc(dele), auc(ins)
+
+
+def _scores(model, d: SplitData, raw, norm, index, sign, masks, background, tolerance, steps) -> dict:
+    dele, ins = [], []
+    for start in range(0, len(norm), CHUNK):
+        sl = slice(start, start + CHUNK)
+        a, b = deletion_insertion(model, d.inputs(sl), norm[sl], index[sl], sign[sl], d.binary, steps)
+        dele.append(a)
+        ins.append(b)
+    out = {"pointing_game": None, "energy_in_mask": None, "energy_on_background": None,
+           "deletion_auc": float(np.concatenate(dele).mean()), "insertion_auc": float(np.concatenate(ins).mean())}  # fmt: skip
+    if masks is not None:
+        out["pointing_game"] = float(pointing_hits(raw, masks, tolerance).mean())
+        out["energy_in_mask"] = float(energy_share(norm, masks).mean())
+        out["energy_on_background"] = float(energy_share(norm, background).mean())
+    return out
+
+
+def _ground_truth(d: SplitData, output: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per image: the target attribute's region and the background (no attribute's region), synthetic sets only."""
+    masks_of = getattr(d.faceset, "masks", None)
+    h, w = d.images.shape[1:3]
+    if masks_of is None or h != w or not d.binary:
+        return None, None
+    col = d.faceset.attr_names.index(d.outputs[output])
+    regions = [masks_of(int(r), h) for r in d.rows]
+    return np.stack([m[col] for m in regions]), np.stack([~m.any(0) for m in regions])
+
+
+def cam_score(run: str | Path, spec: str | None = None, split: str = "test", methods: list[str] | None = None,
+              target: str | None = None, layer: str | None = None, n: int = 200, tolerance: int | None = None,
+              steps: int = 16, seed: int = 0, out: str | Path | None = None, quiet: bool = True) -> dict:  # fmt: skip
+    """Pointing game and energy inside the ground-truth region (synthetic faces), deletion/insertion AUC
+    (any data), beside a random map, the mean ground-truth mask, and each method after randomising the last layer."""
+    folder = probe_folder(out, run, "cam_score")
+    d = load_split(run, spec, split, n)
+    output = d.output_index(target)
+    methods = methods or _applicable(d.model)
+    h, w = d.images.shape[1:3]
+    tolerance = max(1, round(0.07 * max(h, w))) if tolerance is None else tolerance
+    masks, background = _ground_truth(d, output)
+    results, examples = {}, []
+    randomised = with_last_layer_randomised(d.model, seed)
+    for method in methods:
+        logits, index, sign, raw, norm = _maps_over(d, method, output, layer, quiet=quiet)
+        results[method] = _scores(d.model, d, raw, norm, index, sign, masks, background, tolerance, steps)
+        examples.append((method, norm[:8]))
+        _, _, _, r_raw, r_norm = _maps_over(d, method, output, layer, model=randomised, quiet=quiet)
+        results[f"{method}_randomized"] = _scores(d.model, d, r_raw, r_norm, index, sign, masks, background, tolerance, steps)
+    logits = d.model(d.inputs(slice(0, len(d.images)))).detach()
+    from .cam import decision_target
+
+    tgt = decision_target(logits, output, d.binary)
+    gen = torch.Generator().manual_seed(seed)
+    rand = torch.rand(len(d.images), h, w, generator=gen)
+    results["random"] = _scores(d.model, d, rand, rand, tgt.index, tgt.sign, masks, background, tolerance, steps)
+    if masks is not None:
+        mean = torch.from_numpy(masks.mean(0)).float().expand(len(masks), h, w).contiguous()
+        results["mean_mask"] = _scores(d.model, d, mean, mean, tgt.index, tgt.sign, masks, background, tolerance, steps)
+    else:
+        results["mean_mask"] = None
+    name = d.outputs[output] if output is not None else "predicted class"
+    summary = {"methods": results, "target": name, "n": int(len(d.images)), "split": split, "tolerance_px": tolerance,
+               "steps": steps, "data": spec or d.cfg.spec}  # fmt: skip
+    figures = _score_figures(folder, results, examples, d.images[:8].numpy(), masks)
+    facts = [[f"{k}: {m}", v] for k, r in results.items() if r for m, v in r.items() if v is not None]
+    return write_probe_output(folder, f"facelab cam-score: {name} on {summary['data']} ({split})", summary, figures, facts)
+
+
+def _applicable(model) -> list[str]:
+    try:
+        head_layer(model)
+        return list(METHODS)
+    except FacelabError:
+        return [m for m in METHODS if m != "cam"]
+
+
+def _score_figures(folder, results, examples, images, masks) -> list[tuple[str, str]]:
+    figures = []
+    for metric in ("pointing_game", "energy_in_mask", "deletion_auc", "insertion_auc"):
+        pairs = [(k, r[metric]) for k, r in results.items() if r and r.get(metric) is not None]
+        if pairs:
+            bar_chart([k for k, _ in pairs], [v for _, v in pairs], folder / f"{metric}.png", metric)
+            figures.append((f"{metric}.png", metric.replace("_", " ") + " per method and baseline"))
+    tiles, captions = [], []
+    for k, img in enumerate(images):
+        tiles.append(img if masks is None else _outlined(img, masks[k]))
+        captions.append("input" + ("" if masks is None else " + region"))
+        for method, maps in examples:
+            tiles.append(overlay(img, maps[k].numpy()))
+            captions.append(method)
+    image_grid(tiles, captions, folder / "examples.png", cols=1 + len(examples))
+    return figures + [("examples.png", "first images of the split with each method's map")]
+
+
+def _outlined(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = img.copy()
+    edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    out[edge] = (255, 0, 255)
+    return out
+
+
+# ----------------------------------------------------------------------------- the user's photos
+def face_inputs(image: np.ndarray, size: tuple[int, int], detect: bool, margin: float = 0.25):
+    """[(box (x, y, w, h) in the photo, the face as the network's input image)]: detected faces, or the whole
+    photo centre-cropped. An empty list when ``detect`` finds no face."""
+    from ..data.detect import crop_face, detect_faces
+    from .subject import _resize_to
+
+    if not detect:
+        h, w = image.shape[:2]
+        return [((0, 0, w, h), _resize_to(image, size))]
+    return [(box, crop_face(image, box, size, margin)[0]) for box in detect_faces(image)]
+
+
+@torch.no_grad()
+def _all_probs(logits: torch.Tensor, binary: bool) -> torch.Tensor:
+    return torch.sigmoid(logits.float()) if binary else torch.softmax(logits.float(), 1)
+
+
+def predict(run: str | Path, source: str, detect: bool = False, method: str = "cam", target: str | None = None,
+            out: str | Path | None = None, top: int = 5) -> dict:  # fmt: skip
+    """Predictions with probabilities and attribution overlays for a folder of the user's own photos."""
+    from ..data.images import UnreadableImage, read_rgb
+    from .subject import Subject
+
+    model, cfg, conf, _ = open_probe(run)
+    folder = probe_folder(out, run, "predict")
+    files = _photo_files(source)
+    outputs, binary = output_names(cfg, conf), cfg.task == "attr"
+    output = (0 if binary else None) if target is None else _named_output(outputs, target)
+    size = _size(cfg)
+    results, no_face, unreadable, tiles, captions = [], [], [], [], []
+    for path in files:
+        try:
+            image, _ = read_rgb(path)
+        except UnreadableImage as exc:
+            unreadable.append(f"{path.name}: {exc}")
+            continue
+        faces = face_inputs(image, size, detect)
+        if not faces:
+            no_face.append(path.name)
+            continue
+        for box, face in faces:
+            x = pixels_to_input(Subject(path.name, face).pixels(cfg.channels))
+            logits, tgt, _, norm = attribution_maps(model, x, method, output, binary, layer_for(model, method, None))
+            probs = _all_probs(logits, binary)[0]
+            order = range(len(outputs)) if binary else probs.argsort(descending=True)[:top].tolist()
+            preds = {outputs[k]: float(probs[k]) for k in order}
+            results.append({"image": path.name, "box": list(box), "predictions": preds})
+            tiles += [face, overlay(face, norm[0].numpy())]
+            best = max(preds, key=preds.get)
+            captions += [path.name[-14:], f"{best[:12]} {preds[best]:.2f}"]
+    if tiles:
+        image_grid(tiles, captions, folder / "predictions.png", cols=min(8, len(tiles)))
+    _write_predictions_csv(folder / "predictions.csv", results)
+    summary = {"data": source, "detect": detect, "method": method, "n_images": len(files), "n_faces": len(results),
+               "no_face": no_face, "unreadable": unreadable, "faces": results}  # fmt: skip
+    facts = [["photos", len(files)], ["faces", len(results)], ["no face found", ", ".join(no_face) or "none"],
+             ["unreadable", "; ".join(unreadable) or "none"]]  # fmt: skip
+    return write_probe_output(folder, f"facelab predict: {source}", summary,
+                              [("predictions.png", "each face and its map; caption: most probable output")] if tiles else [], facts)
+
+
+def _size(cfg) -> tuple[int, int]:
+    from ..data.cache import parse_size
+
+    return parse_size(cfg.size)
+
+
+def _photo_files(source: str) -> list[Path]:
+    from ..data.images import IMAGE_SUFFIXES
+
+    path = Path(source.removeprefix("folder:"))
+    if not path.is_dir():
+        raise FacelabError(f"{source}: not a folder of photos (give folder:PATH)")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FacelabError(f"{path}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def _write_predictions_csv(path: Path, results: list[dict]) -> None:
+    import csv
+    import os
+
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "x", "y", "w", "h", "output", "prob"])
+        for r in results:
+            for name, p in r["predictions"].items():
+                w.writerow([r["image"], *r["box"], name, f"{p:.6f}"])
+    os.replace(tmp, path)

@@ -1,0 +1,160 @@
+"""Where the network looks and whom it fails: CAM family, scores, audit, compare, predict."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli, train_small
+from PIL import Image
+
+import facelab
+from facelab.errors import FacelabError
+from facelab.models import build_model
+from facelab.probes.audit import audit_table
+from facelab.probes.cam import METHODS, default_layer
+
+
+@pytest.fixture(scope="module")
+def bias_runs(tmp_path_factory):
+    """Male trained on unbiased faces, and with the background agreeing with Male on 95% of training faces."""
+    root = tmp_path_factory.mktemp("bias")
+    plain = train_small(root / "plain", "synth:2000", ["Male"])
+    spurious = train_small(root / "spurious", "synth:2000,spurious=Male:background=0.95", ["Male"])
+    return plain, spurious
+
+
+def test_cam_score_on_smiling_beats_baselines_and_fails_the_sanity_check(smiling_run, tmp_path):
+    s = facelab.cam_score(smiling_run, split="test", n=96, steps=4, out=tmp_path)
+    m = s["methods"]
+    assert set(m) == {"cam", "gradcam", "gradcam++", "layercam", "random", "mean_mask"} | {f"{k}_randomized" for k in METHODS}
+    for entry in m.values():
+        assert {"pointing_game", "energy_in_mask", "deletion_auc", "insertion_auc"} <= set(entry)
+    assert m["cam"]["pointing_game"] >= m["random"]["pointing_game"] + 0.3, m
+    assert m["cam_randomized"]["pointing_game"] < m["cam"]["pointing_game"] - 0.1, m
+    assert m["mean_mask"]["pointing_game"] == 1.0 and m["mean_mask"]["energy_in_mask"] > m["random"]["energy_in_mask"]
+    assert m["cam"]["insertion_auc"] > m["cam"]["deletion_auc"]
+    assert json.loads((tmp_path / "summary.json").read_text())["methods"]["cam"] == m["cam"]
+    assert (tmp_path / "pointing_game.png").exists() and (tmp_path / "examples.png").exists()
+
+
+def test_cam_gallery_groups_by_true_and_predicted(smiling_run, tmp_path):
+    s = facelab.cam(smiling_run, "synth:2000", method="gradcam", layer="4", limit=80, out=tmp_path)
+    assert s["n"] == 80 and sum(g["n"] for g in s["groups"].values()) == 80
+    assert set(s["groups"]) <= {"true0_pred0", "true0_pred1", "true1_pred0", "true1_pred1"}
+    for g in s["groups"].values():
+        assert (tmp_path / g["figure"]).exists()
+    assert (tmp_path / "mean_maps.png").exists()
+    one = facelab.cam(smiling_run, "synth:64#2", method="layercam", out=tmp_path / "one")
+    assert one["images"][0]["output"] == "Smiling" and (tmp_path / "one" / "overlays.png").exists()
+
+
+def test_gradcam_agrees_with_captum():
+    """The hand-written Grad-CAM (gradient to the hooked layer only) equals captum's LayerGradCam."""
+    from captum.attr import LayerGradCam
+
+    torch.manual_seed(0)
+    model = build_model("darknet64", 3).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    layer = default_layer(model)
+    x = torch.randn(2, 3, 64, 64)
+    _, target, ours = METHODS["gradcam"].raw(model, x, layer, 1, binary=False, fast=False)
+    theirs = LayerGradCam(model, layer.module).attribute(x, target=1, relu_attributions=True)[:, 0].detach()
+    assert (target.index == 1).all() and ours.shape == theirs.shape == (2, 2, 2)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-4 * float(theirs.abs().max()))
+    _, _, fast = METHODS["gradcam"].raw(model, x, layer, 1, binary=False)  # bfloat16: close, not equal
+    assert float((fast - theirs).abs().max()) < 0.15 * float(theirs.abs().max())
+
+
+def test_cam_needs_a_pooled_linear_head():
+    model = build_model("mobilenet_v3_small", 2).eval()
+    with pytest.raises(FacelabError, match="use --method gradcam"):
+        METHODS["cam"].raw(model, torch.randn(1, 3, 64, 64), default_layer(model), 0, True)
+
+
+def test_audit_matches_a_hand_computation():
+    y = np.array([1, 1, 0, 0, 1, 0, 1, 0, 1, 1])
+    pred = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0, 1])
+    male = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    young = np.array([1, 1, 0, 0, 0, 1, 1, 0, 0, 0])
+    t = audit_table(y, pred, {"Male": male, "Young": young}, n_boot=200, min_n=3)
+    assert t["overall"]["n"] == 10 and t["overall"]["accuracy"] == 0.7
+    g = {json.dumps(r["group"], sort_keys=True): r for r in t["groups"]}
+    m1 = g['{"Male": 1}']  # y 1 1 0 0 1, pred 1 0 0 1 1
+    assert (m1["n"], m1["positives"], m1["negatives"]) == (5, 3, 2)
+    assert m1["accuracy"] == 0.6 and m1["tpr"] == 2 / 3 and m1["fpr"] == 0.5 and m1["fnr"] == 1 / 3 and m1["selection_rate"] == 0.6
+    m0 = g['{"Male": 0}']  # y 0 1 0 1 1, pred 0 1 0 0 1
+    assert m0["accuracy"] == 0.8 and m0["tpr"] == 2 / 3 and m0["fpr"] == 0.0
+    both = g['{"Male": 1, "Young": 1}']
+    assert both["n"] == 2 and both["accuracy"] == 0.5 and both["small"] is True
+    assert len(t["groups"]) == 2 + 2 + 4
+    lo, hi = m1["accuracy_ci"]
+    assert lo <= m1["accuracy"] <= hi
+    assert t["worst_group"]["group"] == {"Male": 1} and t["worst_group"]["accuracy"] == 0.6  # small groups are not ranked
+    # equalized odds over the four intersections: TPR 1/2, 1, 1, 1/2 and FPR -, 1/2, 0, 0 -> the larger gap is 0.5
+    assert t["equalized_odds_difference"] == pytest.approx(0.5)
+    assert t["between_groups"]["Male"]["accuracy_difference"] == pytest.approx(0.2)
+
+
+def test_spurious_background_shows_in_the_audit_and_the_maps(bias_runs, tmp_path):
+    plain, spurious = bias_runs
+    s = facelab.audit(spurious, by=["Male", "background"], n_boot=300, out=tmp_path / "audit")
+    groups = {json.dumps(r["group"], sort_keys=True): r for r in s["groups"]}
+    counter = groups['{"Male": 1, "background": 0}']  # a male face on the background the bias gave women
+    usual = groups['{"Male": 1, "background": 1}']
+    assert counter["accuracy_ci"][1] < usual["accuracy_ci"][0], (counter, usual)
+    assert len(s["worst_group"]["group"]) == 2 and s["worst_group"]["group"]["background"] != s["worst_group"]["group"]["Male"]
+    rows = list(csv.DictReader(open(tmp_path / "audit" / "audit.csv")))
+    assert rows[0]["group"] == "overall" and int(rows[0]["n"]) == s["overall"]["n"]
+    c = facelab.compare(plain, spurious, by=["Male", "background"], n_boot=300, out=tmp_path / "compare")
+    diff = next(r for r in c["groups"] if r["group"] == {"Male": 1, "background": 0})
+    assert diff["difference_ci"][1] < 0, diff  # the biased run is worse on the counter-stereotypical group
+    energy = {}
+    for name, run in (("plain", plain), ("spurious", spurious)):
+        m = facelab.cam_score(run, methods=["gradcam"], layer="4", n=96, steps=2, out=tmp_path / name)["methods"]
+        energy[name] = m["gradcam"]["energy_on_background"]
+    assert energy["spurious"] > energy["plain"] + 0.1, energy
+
+
+def test_predict_with_face_detection(smiling_run, tmp_path):
+    from facelab.data.spec import open_spec
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    fs = open_spec("synth:2")
+    for i in range(2):  # faces the Haar cascade finds, pasted into larger photos
+        face, _ = fs.load(i, (256, 256))
+        canvas = np.full((400, 500, 3), 200, np.uint8)
+        canvas[60:316, 100:356] = face
+        Image.fromarray(canvas).save(photos / f"person{i}.jpg", quality=95)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(photos / "noise.png")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    s = facelab.predict(smiling_run, f"folder:{photos}", detect=True, out=tmp_path / "out")
+    assert s["no_face"] == ["noise.png"] and len(s["unreadable"]) == 1 and "broken.jpg" in s["unreadable"][0]
+    assert {f["image"] for f in s["faces"]} == {"person0.jpg", "person1.jpg"}
+    for f in s["faces"]:
+        x, y, w, h = f["box"]
+        assert 60 <= x + w / 2 - 100 + 60 and 100 < x + w / 2 < 356 and 60 < y + h / 2 < 316  # inside the pasted face
+        assert set(f["predictions"]) == {"Smiling", "Male"} and all(0 <= p <= 1 for p in f["predictions"].values())
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    assert len(rows) == 4 and (tmp_path / "out" / "predictions.png").exists()
+    whole = facelab.predict(smiling_run, f"folder:{photos}", out=tmp_path / "whole")
+    assert whole["n_faces"] == 3 and whole["no_face"] == []
+
+
+def test_cli_contracts_and_errors(smiling_run, tmp_path):
+    run_cli("audit", str(smiling_run), "--by", "Male,Young", "--target", "Smiling", "--n-boot", "50", "--threshold", "valid",
+            "--out", str(tmp_path / "a"))  # fmt: skip
+    s = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert set(s) >= {"overall", "groups", "worst_group", "equalized_odds_difference"}
+    assert set(s["overall"]) >= {"n", "accuracy", "accuracy_ci"}
+    assert set(s["groups"][0]) >= {"group", "n", "positives", "accuracy", "accuracy_ci", "tpr", "fpr", "small"}
+    assert 0 < s["threshold"] < 1 and (tmp_path / "a" / "accuracy_by_group.png").exists()
+    for args, message in [(("audit", str(smiling_run), "--by", "Wizard"), "not an attribute"),
+                          (("cam", str(smiling_run), "synth:64#1", "--method", "magic"), "use one of cam, gradcam"),
+                          (("cam", str(smiling_run), "synth:64#1", "--layer", "3"), "does not apply to CAM"),
+                          (("cam-score", str(smiling_run), "--split", "dev"), "use train, valid or test"),
+                          (("predict", str(smiling_run), "folder:/nonexistent"), "not a folder")]:  # fmt: skip
+        proc = run_cli(*args, check=False)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
