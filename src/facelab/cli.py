@@ -137,7 +137,9 @@ def models_cmd():
 @app.command("train")
 def train_cmd(
     spec: Optional[str] = typer.Argument(None, help="Data SPEC (celeba:PATH, synth:N, ...)."),
-    task: str = typer.Option("attr", help="attr or identity."),
+    task: str = typer.Option("attr", help="attr, identity or keypoints."),
+    points: str = typer.Option("all", help="For --task keypoints: nose (the nose tip) or all (every landmark)."),
+    convs: Optional[int] = typer.Option(None, help="Conv layers of kpnet-small/kpnet-full (default 3 / 4)."),
     attrs: str = typer.Option("Smiling", help="Attributes for --task attr, comma-separated."),
     classes: int = typer.Option(20, help="Identities for --task identity (top-N by image count)."),
     min_images: int = typer.Option(2, help="Least images an identity needs to be chosen."),
@@ -178,7 +180,7 @@ def train_cmd(
             min_images=min_images, arch=arch, epochs=epochs, batch=batch, lr=lr, opt=opt, momentum=momentum, wd=wd,
             schedule=schedule, size=size, crop=crop, channels=channels, seed=seed, weights=weights, balance=balance,
             inverted_fraction=inverted_fraction, augment=augment, precision=precision, devices=devices,
-            num_nodes=num_nodes, cache=cache,
+            num_nodes=num_nodes, cache=cache, points=points, convs=convs,
         )  # fmt: skip
         summary = train(cfg, quiet=quiet)
     if summary:
@@ -413,6 +415,55 @@ def predict_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:PAT
     out.print(f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
               f"{', '.join(summary['no_face']) or '-'}")
     out.print(f"report: {(out_dir or run / 'predict') / 'report.html'}")
+
+
+# ----------------------------------------------------------------------------- keypoints
+@app.command("sweep")
+def sweep_cmd(spec: str, task: str = typer.Option("keypoints", help="keypoints, attr or identity."),
+              lr: str = typer.Option("1e-2,1e-3,1e-4", help="Learning rates, comma-separated."),
+              convs: Optional[str] = typer.Option(None, help="Conv counts of kpnet, comma-separated (e.g. 3,4)."),
+              points: str = typer.Option("all"), attrs: str = typer.Option("Smiling"), arch: str = typer.Option("kpnet-small"),
+              epochs: int = typer.Option(10), batch: int = typer.Option(64), opt: str = typer.Option("adam"),
+              size: str = typer.Option("64"), channels: int = typer.Option(1), crop: Optional[str] = typer.Option(None),
+              seed: int = typer.Option(0), out_dir: Path = typer.Option(Path("runs/sweep"), "--out"), quiet: bool = typer.Option(False)):  # fmt: skip
+    """Train one run per setting (--lr x --convs) and compare them in one table and one figure."""
+    from .keypoints.sweep import sweep
+    from .train.engine import TrainConfig
+
+    try:
+        lrs = [float(v) for v in _csv(lr)]
+        conv_counts = [int(v) for v in _csv(convs)] if convs else [None]
+    except ValueError:
+        raise FacelabError(f"--lr {lr!r} / --convs {convs!r}: expected comma-separated numbers") from None
+    base = TrainConfig(spec=spec, task=task, points=points, attrs=_csv(attrs), arch=arch, epochs=epochs, batch=batch, opt=opt,
+                       size=size, channels=channels, crop=crop, seed=seed, out=str(out_dir))  # fmt: skip
+    result = sweep(base, lrs, conv_counts, out_dir, quiet)
+    for r in result["settings"]:
+        out.print(f"{r['setting']}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k.startswith("val_") and v is not None))
+    out.print(f"best by {result['ranked_by']}: {result['best']['setting']}; report: {out_dir / 'report.html'}")
+
+
+@app.command("export")
+def export_cmd(run: Path, format_: str = typer.Option("csv", "--format", help="csv: image,point,x,y in the source image's pixels."),
+               split: str = typer.Option("valid", help="train, valid or test."), spec: Optional[str] = typer.Option(None, help="Another data SPEC."),
+               out_path: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predictions_SPLIT.csv.")):  # fmt: skip
+    """A keypoint run's predictions as a submission-style CSV."""
+    from .keypoints.export import export
+
+    out.print(f"wrote {export(run, format_, split, spec, out_path)}")
+
+
+@app.command("landmarks")
+def landmarks_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:PATH"),
+                  margin: Optional[float] = typer.Option(None, help="Border around each detected face (default: as in training)."),
+                  out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/landmarks.")):  # fmt: skip
+    """Detect faces in your photos, predict their landmarks, and draw them on the full photos."""
+    from .keypoints.photos import landmarks
+
+    summary = landmarks(run, source, margin, out_dir)
+    out.print(f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
+              f"{', '.join(summary['no_face']) or '-'}")
+    out.print(f"report: {(out_dir or run / 'landmarks') / 'report.html'}")
 
 
 # ----------------------------------------------------------------------------- benchmarks

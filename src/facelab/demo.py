@@ -25,6 +25,46 @@ def look_inside(run: Path, quiet: bool) -> dict:
     return {"dream": dream(run, image, "3", "5", "square", steps=60, quiet=quiet), "edit": edit(run, image, "Smiling", to=1, quiet=quiet)}
 
 
+def where_and_whom(out: Path, attr_run: Path, quick: bool) -> dict:
+    """CAM scores of the attribute run, and a bias study: Male trained with and without a spurious background."""
+    from .probes.audit import audit, compare
+    from .probes.where import cam, cam_score
+
+    n, epochs = (600, 1) if quick else (3000, 3)
+    scores = cam_score(attr_run, target="Smiling", n=64 if quick else 200, steps=4 if quick else 16, quiet=quick)
+    cam(attr_run, f"synth:{n}" if quick else "synth:8000", method="cam", target="Smiling", limit=64 if quick else 256, quiet=quick)
+    runs = {}
+    for name, spec in (("unbiased", f"synth:{n}"), ("spurious", f"synth:{n},spurious=Male:background=0.95")):
+        train(TrainConfig(spec=spec, out=str(out / "bias" / name), attrs=["Male"], epochs=epochs), quiet=quick)
+        runs[name] = out / "bias" / name
+    audits = {k: audit(r, by=["Male", "background"], n_boot=200 if quick else 1000) for k, r in runs.items()}
+    diff = compare(runs["unbiased"], runs["spurious"], by=["Male", "background"], n_boot=200 if quick else 1000)
+    maps = {k: cam_score(r, methods=["gradcam"], layer="4", n=64 if quick else 200, steps=2, quiet=quick)["methods"]["gradcam"]
+            for k, r in runs.items()}  # fmt: skip
+    return {"scores": scores, "audits": audits, "compare": diff, "maps": maps}
+
+
+def keypoints(out: Path, quick: bool) -> dict:
+    """68 landmarks and the nose tip on synthetic faces, then landmarks on a synthetic 'photo' through the face detector."""
+    import numpy as np
+    from PIL import Image
+
+    from .keypoints.photos import landmarks
+
+    n, epochs = (400, 2) if quick else (3000, 12)
+    common = dict(task="keypoints", arch="kpnet-small", opt="adam", lr=3e-3, batch=64, channels=1, epochs=epochs)
+    full = train(TrainConfig(spec=f"synth:{n}", out=str(out / "keypoints" / "all"), **common), quiet=quick)
+    nose = train(TrainConfig(spec=f"synth:{n}", out=str(out / "keypoints" / "nose"), points="nose", **common), quiet=quick)
+    photos = out / "keypoints" / "photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    face, _ = open_spec("synth:1").load(0, (256, 256))
+    canvas = np.full((400, 500, 3), 200, np.uint8)
+    canvas[60:316, 100:356] = face
+    Image.fromarray(canvas).save(photos / "photo.jpg", quality=95)
+    found = landmarks(out / "keypoints" / "all", f"folder:{photos}", out=out / "keypoints" / "on_photos")
+    return {"all": full, "nose": nose, "photos": found}
+
+
 def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     """Train and analyse small models on synthetic faces; returns the path of index.html.
 
@@ -43,6 +83,8 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     attrs = ["Smiling", "Eyeglasses", "Male", "Young"]
     summary = train(TrainConfig(spec=f"synth:{n}", out=str(out / "attributes"), attrs=attrs, epochs=epochs), quiet=quick)
     inside = look_inside(out / "attributes", quiet=quick)
+    where = where_and_whom(out, out / "attributes", quick)
+    kp = keypoints(out, quick)
     validity = validate_synth(out / "validate_synth", quiet=quick, attr_images=600 if quick else 6000,
                               id_images=400 if quick else 3000, epochs=1 if quick else 4)  # fmt: skip
     inv = inversion("synth:400,ids=10" if quick else "synth:3000,ids=20", classes=[10 if quick else 20],
@@ -67,6 +109,34 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
                           ("filters/filters_layer1.png", "first-layer filters")):  # fmt: skip
         rep.figure(f"attributes/{name}", caption)
     rep.links([(f"{p} report", f"attributes/{p}/report.html") for p in ("activations", "rgb", "dream", "edit", "filters")])
+    rep.heading("Where the Smiling classifier looks (CAM family, scored against the true mouth region)")
+    m = where["scores"]["methods"]
+    rep.table(["map", "pointing game", "energy in mouth region", "deletion AUC", "insertion AUC"],
+              [[k, v["pointing_game"], v["energy_in_mask"], v["deletion_auc"], v["insertion_auc"]] for k, v in m.items() if v])  # fmt: skip
+    rep.figure("attributes/cam_score/examples.png", "test faces with the mouth region outlined and each method's map")
+    rep.links([("cam-score report", "attributes/cam_score/report.html"), ("CAM galleries by (true, predicted)", "attributes/cam/report.html")])
+    rep.heading("Whom it fails: Male trained with a spurious background (95% of training faces)")
+    rows = []
+    for name, a in where["audits"].items():
+        for g in a["groups"]:
+            if len(g["group"]) == 2:
+                lo, hi = g["accuracy_ci"]
+                rows.append([name, f"Male={g['group']['Male']}, background={g['group']['background']}", g["n"], f"{g['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"])
+    rep.table(["training", "group (unbiased test split)", "n", "accuracy [95% CI]"], rows)
+    rep.table(["training", "Grad-CAM (layer 4) energy on the background"], [[k, v["energy_on_background"]] for k, v in where["maps"].items()])
+    rep.figure("bias/spurious/compare/difference_by_group.png", "accuracy of the biased run minus the unbiased run, per group")
+    rep.links([("audit, unbiased run", "bias/unbiased/audit/report.html"), ("audit, spurious run", "bias/spurious/audit/report.html"),
+               ("comparison", "bias/spurious/compare/report.html")])  # fmt: skip
+    rep.heading("Facial keypoints (kpnet-small, 64 px grey)")
+    rep.table(["model", "validation px error", "NME (inter-ocular)", "mean-shape baseline px error", "baseline NME"],
+              [[name, r["final"]["val_px_err"], r["final"]["val_nme"] if r["final"]["val_nme"] is not None else "-",
+                r["baseline_mean_shape"]["val_px_err"], r["baseline_mean_shape"]["val_nme"] if r["baseline_mean_shape"]["val_nme"] is not None else "-"]
+               for name, r in (("68 points", kp["all"]), ("nose tip", kp["nose"]))])  # fmt: skip
+    rep.figure("keypoints/all/figures/best_worst.png", "best and worst validation faces: truth lime, prediction red")
+    if kp["photos"]["faces"]:
+        rep.figure("keypoints/on_photos/landmarks_photo.png", "a face found by the Haar cascade in a larger photo, with predicted landmarks")
+    rep.links([("68-point run", "keypoints/all/report.html"), ("nose-tip run", "keypoints/nose/report.html"),
+               ("landmarks on photos", "keypoints/on_photos/report.html")])  # fmt: skip
     rep.heading("Are the synthetic faces valid?")
     rep.table(["check", "value"], [["mask containment (worst attribute)", validity["mask_containment"]],
                                    *[[f"accuracy {k}", v] for k, v in validity["acc"].items()],

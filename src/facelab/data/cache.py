@@ -74,8 +74,9 @@ def crop_box(fs: FaceSet, i: int, full: tuple[int, int], crop: str, margin: floa
     return cx - cw / 2, cy - ch / 2, cx + cw / 2, cy + ch / 2
 
 
-def decode_item(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margin: float):
-    """Item ``i`` cropped and resized to ``size``; landmarks mapped into the result's pixels."""
+def _load_region(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margin: float):
+    """Item ``i`` decoded at a scale near ``size``, its landmarks in that image's pixels, the integer crop
+    region (ix0, iy0, ix1, iy1) in them, and the decoded/full scale (sx, sy)."""
     tw, th = size
     if crop in ("center", "full") or fs.source == "synth":
         want = size if crop != "center" else (max(size), max(size))
@@ -88,8 +89,15 @@ def decode_item(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margin: f
     sx, sy = img.shape[1] / full[0], img.shape[0] / full[1]
     x0, y0, x1, y1 = crop_box(fs, i, full, crop, margin, tw / th)
     x0, x1, y0, y1 = x0 * sx, x1 * sx, y0 * sy, y1 * sy
+    region = int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1))
+    return img, pts, region, (sx, sy)
+
+
+def decode_item(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margin: float):
+    """Item ``i`` cropped and resized to ``size``; landmarks mapped into the result's pixels."""
+    tw, th = size
+    img, pts, (ix0, iy0, ix1, iy1), _ = _load_region(fs, i, size, crop, margin)
     # Integer crop with edge padding where the region leaves the image, then an area resize.
-    ix0, iy0, ix1, iy1 = int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1))
     pad = max(0, -ix0, -iy0, ix1 - img.shape[1], iy1 - img.shape[0])
     if pad:
         img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
@@ -99,6 +107,15 @@ def decode_item(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margin: f
         scale = np.array([tw / (ix1 - ix0), th / (iy1 - iy0)], dtype=np.float32)
         pts = ((pts - np.array([ix0, iy0], dtype=np.float32) + 0.5) * scale - 0.5).astype(np.float32)
     return out, pts
+
+
+def cache_to_source(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margin: float, pts: np.ndarray) -> np.ndarray:
+    """Points in the pixels of item ``i``'s cached image -> pixels of the original (full-resolution) image."""
+    tw, th = size
+    _, _, (ix0, iy0, ix1, iy1), (sx, sy) = _load_region(fs, i, size, crop, margin)
+    scale = np.array([tw / (ix1 - ix0), th / (iy1 - iy0)])
+    loaded = (np.asarray(pts, dtype=np.float64) + 0.5) / scale - 0.5 + np.array([ix0, iy0])
+    return loaded / np.array([sx, sy])  # load_item scales points by plain multiplication
 
 
 # ----------------------------------------------------------------------------- the build

@@ -28,6 +28,31 @@ class Darknet64(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
+class KPNet(nn.Module):
+    """The course's keypoint net: ``convs`` x [conv (kernels 7x7 down to 3x3) + ReLU + maxpool 2/2], then two linear layers.
+
+    An adaptive pool before the linear layers makes one net fit any input size (80x60, 240x180, ...).
+    """
+
+    def __init__(self, n_outputs: int, in_channels: int = 1, convs: int = 3, widths=(16, 32, 64, 96, 128, 128), hidden: int = 256):
+        super().__init__()
+        if not 1 <= convs <= len(widths):
+            raise FacelabError(f"--convs {convs}: kpnet has 1 to {len(widths)} conv layers")
+        kernels = [7, 5] + [3] * (convs - 2) if convs >= 2 else [7]
+        layers, c = [], in_channels
+        for w, k in zip(widths[:convs], kernels):
+            layers += [nn.Conv2d(c, w, k, padding=k // 2), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d((4, 4))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * 16, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, n_outputs))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.constant_(self.head[-1].bias, 0.5)  # start from the image centre in relative coordinates
+
+    def forward(self, x):
+        return self.head(self.pool(self.features(x)))
+
+
 @dataclass(frozen=True)
 class Arch:
     build: Callable[[int, int], nn.Module]
@@ -71,6 +96,8 @@ def _tv(name: str) -> Callable[[int, int], nn.Module]:
 
 ARCHS: dict[str, Arch] = {
     "darknet64": Arch(lambda n, c: Darknet64(n, c), note="5 conv blocks, GAP, linear; the fast CPU net"),
+    "kpnet-small": Arch(lambda n, c, convs=3: KPNet(n, c, convs or 3), note="keypoints: 3 convs (7x7, 5x5, 3x3) + 2 linear"),
+    "kpnet-full": Arch(lambda n, c, convs=4: KPNet(n, c, convs or 4), note="keypoints: 4 convs (7x7, 5x5, 3x3, 3x3) + 2 linear"),
     "squeezenet1_1": Arch(_tv("squeezenet1_1"), "SqueezeNet1_1_Weights"),
     "resnet18": Arch(_tv("resnet18"), "ResNet18_Weights"),
     "resnet34": Arch(_tv("resnet34"), "ResNet34_Weights"),
@@ -130,12 +157,14 @@ def _load_matching(model: nn.Module, state: dict, source: str, in_channels: int)
     model.load_state_dict(usable, strict=False)
 
 
-def build_model(arch: str, n_outputs: int, in_channels: int = 3, weights: str | None = None) -> nn.Module:
-    """``arch`` with an ``n_outputs`` head; ``weights`` None, "imagenet" or a state-dict file."""
+def build_model(arch: str, n_outputs: int, in_channels: int = 3, weights: str | None = None, convs: int | None = None) -> nn.Module:
+    """``arch`` with an ``n_outputs`` head; ``weights`` None, "imagenet" or a state-dict file; ``convs`` for kpnet."""
     info = _check_arch(arch)
     if in_channels not in (1, 3):
         raise FacelabError(f"--channels {in_channels}: use 1 (grey) or 3 (RGB)")
-    model = info.build(n_outputs, in_channels)
+    if convs is not None and not arch.startswith("kpnet"):
+        raise FacelabError(f"--convs applies to kpnet-small/kpnet-full, not {arch}")
+    model = info.build(n_outputs, in_channels, convs) if arch.startswith("kpnet") else info.build(n_outputs, in_channels)
     if weights:
         state = _imagenet_state(arch) if weights == "imagenet" else load_weights_file(Path(weights))
         _load_matching(model, state, f"--weights {weights}", in_channels)

@@ -12,7 +12,7 @@ from ..data.spec import open_spec
 from ..errors import FacelabError
 from ..train.batches import to_input
 from ..train.engine import TrainConfig, prepare_data
-from ..train.tasks import make_task
+from ..train.tasks import task_for
 from .subject import open_probe, output_names
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -56,7 +56,7 @@ def load_split(run: str | Path, spec: str | None = None, split: str = "test", li
     if split not in SPLIT_NAMES:
         raise FacelabError(f"--split {split!r}: use train, valid or test")
     model, cfg, conf, _ = open_probe(run)
-    task = make_task(cfg.task, cfg.attrs, cfg.classes, cfg.min_images)
+    task = task_for(cfg)
     data = prepare_data(replace(cfg, cache=None, balance=None), task, spec=spec, quiet=True)
     pos = data.split_positions(split)
     if not pos.size:

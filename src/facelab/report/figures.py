@@ -37,8 +37,9 @@ def training_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("l
 
 
 def image_grid(images: list[np.ndarray], captions: list[str], path: Path, cols: int = 8, colours: list[str] | None = None,
-               points: list[np.ndarray | None] | None = None) -> Path:  # fmt: skip
-    """Images (HxWx3 uint8) in a grid with a caption under each, optional landmark dots."""
+               points: list[np.ndarray | None] | None = None, points_b: list[np.ndarray | None] | None = None) -> Path:  # fmt: skip
+    """Images (HxWx3 uint8) in a grid with a caption under each, optional landmark dots (``points`` lime,
+    ``points_b`` red, e.g. ground truth and prediction)."""
     rows = max(1, (len(images) + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.85))
     for k, ax in enumerate(np.atleast_1d(axes).ravel()):
@@ -46,8 +47,9 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, cols: 
         if k >= len(images):
             continue
         ax.imshow(images[k], cmap="gray" if images[k].ndim == 2 else None)
-        if points is not None and points[k] is not None:
-            ax.scatter(points[k][:, 0], points[k][:, 1], s=3, c="lime")
+        for pts, colour in ((points, "lime"), (points_b, "red")):
+            if pts is not None and pts[k] is not None:
+                ax.scatter(pts[k][:, 0], pts[k][:, 1], s=3, c=colour)
         ax.set_title(captions[k], fontsize=7, color=(colours[k] if colours else "black"))
     return _save(fig, path)
 

@@ -36,6 +36,10 @@ def sample_predictions(module, data, n: int = N_SAMPLES):
 
 
 def write_run_report(run, cfg, module, data) -> None:
+    if cfg.task == "keypoints":
+        from .keypoint_report import write_keypoint_report
+
+        return write_keypoint_report(run, cfg, module, data)
     rows = run.read_metrics()
     metrics = ("loss", "acc")
     training_curves(rows, run.figures / "curves.png", metrics)

@@ -20,7 +20,7 @@ from ..data.spec import open_spec
 from ..errors import FacelabError
 from ..models import build_model
 from .batches import CachedItems, gather_images, loader
-from .tasks import Task, make_task
+from .tasks import Task, task_for
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -59,6 +59,8 @@ class TrainConfig:
     num_nodes: int = 1
     cache: str | None = None
     max_train_batches: int | None = None
+    points: str = "all"
+    convs: int | None = None
 
     def __post_init__(self):
         if self.opt not in OPTIMIZERS:
@@ -154,7 +156,7 @@ def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
 
 def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = None, quiet: bool = False) -> Prepared:
     fs = open_spec(spec or cfg.spec)
-    task = task or make_task(cfg.task, cfg.attrs, cfg.classes, cfg.min_images)
+    task = task or task_for(cfg)
     sel = task.select(fs, cfg.seed)
     if cfg.balance:
         sel = balanced(sel, cfg.balance, cfg.seed)
@@ -166,8 +168,23 @@ def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = 
         rows = sel.source_rows()
     if not (sel.split == 0).any():
         raise FacelabError(f"{fs.spec}: the selection has no training images")
-    return Prepared(task, cache, gather_images(cache.images, rows), task.targets(sel), rows, sel.split.copy(),
+    split = _with_validation(sel.split, cfg.seed)
+    return Prepared(task, cache, gather_images(cache.images, rows), task.targets(sel, cache, rows), rows, split,
                     sel.names, sel.attributes, sel.attr_names)  # fmt: skip
+
+
+def _with_validation(split: np.ndarray, seed: int, share: float = 0.1) -> np.ndarray:
+    """The split, with a seeded ``share`` of the training images moved to validation when a set has none
+    (300-W ships only train and test)."""
+    split = split.copy()
+    if (split == 1).any():
+        return split
+    train = np.flatnonzero(split == 0)
+    if len(train) < 2:
+        raise FacelabError("the selection has one training image and no validation split: nothing to validate on")
+    moved = np.random.default_rng(seed).choice(train, size=max(1, int(round(share * len(train)))), replace=False)
+    split[moved] = 1
+    return split
 
 
 # ----------------------------------------------------------------------------- run folder
@@ -256,12 +273,13 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
-def _trainer(cfg: TrainConfig, run: RunFolder, quiet: bool, extra_callbacks: list | None = None):
+def _trainer(cfg: TrainConfig, run: RunFolder, quiet: bool, extra_callbacks: list | None = None, task: Task | None = None):
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
+    monitor, mode = task.monitor if task is not None else Task.monitor
     callbacks = [
-        ModelCheckpoint(dirpath=run.ckpt, filename="best", monitor="val_acc", mode="max", save_last=True, save_top_k=1),
+        ModelCheckpoint(dirpath=run.ckpt, filename="best", monitor=monitor, mode=mode, save_last=True, save_top_k=1),
         _metrics_callback(run),
     ]
     callbacks += extra_callbacks or []
@@ -313,32 +331,40 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quie
         _check_new_run(run.path)
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     data = prepare_data(cfg, quiet=quiet)
-    model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights)
+    model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs)
     run.path.mkdir(parents=True, exist_ok=True)
     if global_rank() == 0 and resume is None:
         run.write_json("config.json", {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path),
                                        "n_outputs": data.task.n_outputs, "class_names": getattr(data.task, "class_names", None)},
                                        "versions": versions(), "command": sys.argv})  # fmt: skip
     module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path), "channels_last": True})
-    trainer = _trainer(cfg, run, quiet, callbacks)
+    trainer = _trainer(cfg, run, quiet, callbacks, data.task)
     ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)
     train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks)
     valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, ranks)
     trainer.fit(module, train_dl, valid_dl, ckpt_path=str(run.last_checkpoint) if resume is not None else None)
     if not trainer.is_global_zero:
         return {}
-    summary = write_summary(run, cfg, data.task)
+    summary = write_summary(run, cfg, data.task, data)
     from ..report.run_report import write_run_report
 
     write_run_report(run, cfg, module, data)
-    return summary
+    return json.loads((run.path / "summary.json").read_text())  # the report may add to it (keypoints: CED)
 
 
-def write_summary(run: RunFolder, cfg: TrainConfig, task: Task) -> dict:
+def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared | None = None) -> dict:
     rows = [r for r in run.read_metrics() if r["split"] == "valid"]
     if not rows:
         raise FacelabError(f"{run.path}: no validation metrics were written")
+    if task.name == "keypoints":
+        summary = _keypoint_summary(rows, cfg, task, data)
+    else:
+        summary = _label_summary(rows, cfg, task)
+    run.write_json("summary.json", summary)
+    return summary
 
+
+def _label_summary(rows: list[dict], cfg: TrainConfig, task: Task) -> dict:
     def block(r: dict) -> dict:
         out = {"val_loss": r["loss"], "val_acc": r["acc"]}
         if task.name == "attr":
@@ -346,10 +372,29 @@ def write_summary(run: RunFolder, cfg: TrainConfig, task: Task) -> dict:
         return out
 
     best = max(rows, key=lambda r: r["acc"])
-    summary = {"task": task.name, "arch": cfg.arch, "epochs_done": int(rows[-1]["epoch"]) + 1, "seed": cfg.seed,
-               "final": block(rows[-1]), "best": block(best) | {"epoch": int(best["epoch"])}}  # fmt: skip
-    run.write_json("summary.json", summary)
+    return {"task": task.name, "arch": cfg.arch, "epochs_done": int(rows[-1]["epoch"]) + 1, "seed": cfg.seed,
+            "final": block(rows[-1]), "best": block(best) | {"epoch": int(best["epoch"])}}  # fmt: skip
+
+
+def _keypoint_summary(rows: list[dict], cfg: TrainConfig, task, data: Prepared | None) -> dict:
+    def block(r: dict) -> dict:
+        return {"val_loss": r["loss"], "val_mse_norm": r["loss"], "val_px_err": r["px_err"], "val_nme": r.get("nme")}
+
+    best = min(rows, key=lambda r: r["loss"])
+    summary = {"task": "keypoints", "points": task.points, "n_points": len(task.indices), "arch": cfg.arch,
+               "epochs_done": int(rows[-1]["epoch"]) + 1, "seed": cfg.seed, "final": block(rows[-1]),
+               "best": block(best) | {"epoch": int(best["epoch"])}}  # fmt: skip
+    if data is not None:
+        summary["baseline_mean_shape"] = mean_shape_baseline(data)
     return summary
+
+
+def mean_shape_baseline(data: Prepared) -> dict:
+    """Errors on the validation split of always predicting the training set's mean shape."""
+    mean = data.targets[data.split_positions("train")].mean(0, keepdim=True)
+    valid = data.targets[data.split_positions("valid")]
+    errors = data.task.errors(mean.expand_as(valid), valid)
+    return {"val_px_err": float(errors["px_err"].mean()), "val_nme": float(errors["nme"].mean()) if "nme" in errors else None}
 
 
 def load_trained(run_path: Path) -> tuple[torch.nn.Module, TrainConfig, dict]:
@@ -361,6 +406,6 @@ def load_trained(run_path: Path) -> tuple[torch.nn.Module, TrainConfig, dict]:
     if not ckpt.exists():
         raise FacelabError(f"{run_path}: no checkpoint found in {run.ckpt}")
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    model = build_model(cfg.arch, conf["data"]["n_outputs"], cfg.channels)
+    model = build_model(cfg.arch, conf["data"]["n_outputs"], cfg.channels, convs=cfg.convs)
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     return model.eval(), cfg, conf

@@ -10,14 +10,14 @@ from ..errors import FacelabError
 from ..report.html import Report
 from .batches import loader, to_input
 from .engine import RunFolder, load_trained, prepare_data
-from .tasks import make_task
+from .tasks import task_for
 
 
 @torch.no_grad()
 def evaluate(run: str | Path, spec: str | None = None, split: str = "test", out: str | Path | None = None) -> dict:
     """Loss and accuracy of ``run``'s best checkpoint on ``split``; writes summary.json + report.html."""
     model, cfg, conf = load_trained(Path(run))
-    task = make_task(cfg.task, cfg.attrs, cfg.classes, cfg.min_images)
+    task = task_for(cfg)
     data = prepare_data(replace(cfg, cache=None), task, spec=spec)
     if not (data.split_positions(split)).size:
         raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")

@@ -5,7 +5,7 @@ import lightning.pytorch as pl
 import torch
 
 from ..errors import FacelabError
-from .batches import augment, invert_some, seeded, to_input
+from .batches import invert_some, seeded, to_input
 from .tasks import Task
 
 
@@ -45,7 +45,8 @@ class FaceModule(pl.LightningModule):
         out = {"loss": float(sums[0]) / n, "n": int(sums[1])}
         per = {name: float(c) / n for name, c in zip(names, sums[2:])}
         out.update(per)
-        out["acc"] = sum(per.values()) / len(per)
+        if self.task.accuracy:
+            out["acc"] = sum(per.values()) / len(per)
         self._reset(split)
         return out
 
@@ -63,7 +64,7 @@ class FaceModule(pl.LightningModule):
         gen = seeded(*parts)
         x = self.prepare(x8)
         if self.cfg["augment"]:
-            x = augment(x, gen, flip=self.cfg["flip"], shift=0.06, jitter=0.15)
+            x, y = self.task.augment(x, y, gen, self.cfg)
         x = invert_some(x, self.cfg["inverted_fraction"], gen)
         logits = self.model(x)
         loss = self.task.loss(logits, y)
@@ -86,7 +87,8 @@ class FaceModule(pl.LightningModule):
             return
         m = self.finish_split("valid")
         self.epoch_metrics["valid"] = m
-        self.log("val_acc", m["acc"], prog_bar=True, sync_dist=False)
+        if "acc" in m:
+            self.log("val_acc", m["acc"], prog_bar=True, sync_dist=False)
         self.log("val_loss", m["loss"], prog_bar=True, sync_dist=False)
 
     # --- optimisation ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ..data.faceset import FaceSet
 from ..data.select import identity_split, top_identities
 from ..errors import FacelabError
+from .batches import augment
 
 
 @dataclass
@@ -21,11 +22,19 @@ class Task:
     name: str = ""
     n_outputs: int = 0
 
+    monitor = ("val_acc", "max")  # what picks the best checkpoint
+    accuracy = True  # metrics are accuracies: their mean is reported as "acc"
+
     def select(self, fs: FaceSet, seed: int) -> FaceSet:
         return fs
 
-    def targets(self, fs: FaceSet) -> torch.Tensor:
+    def targets(self, fs: FaceSet, cache=None, rows: np.ndarray | None = None) -> torch.Tensor:
+        """Targets of the selected items (``cache`` and its ``rows`` for tasks whose labels live there)."""
         raise NotImplementedError
+
+    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: dict):
+        """Whole-batch flips, shifts and brightness/contrast; labels unchanged."""
+        return augment(x, gen, flip=cfg["flip"], shift=0.06, jitter=0.15), y
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -51,7 +60,7 @@ class AttrTask(Task):
         self.name, self.n_outputs = "attr", len(self.attrs)
         return fs
 
-    def targets(self, fs):
+    def targets(self, fs, cache=None, rows=None):
         return torch.from_numpy(fs.attributes[:, self.columns].astype(np.float32))
 
     def loss(self, logits, y):
@@ -81,7 +90,7 @@ class IdentityTask(Task):
         self.name, self.n_outputs, self.class_names = "identity", self.classes, list(sel.classes or [])
         return sel
 
-    def targets(self, fs):
+    def targets(self, fs, cache=None, rows=None):
         return torch.from_numpy(fs.identities.astype(np.int64))
 
     def loss(self, logits, y):
@@ -94,7 +103,7 @@ class IdentityTask(Task):
         return {"task": "identity", "classes": self.classes, "min_images": self.min_images}
 
 
-def make_task(task: str, attrs: list[str] | None, classes: int, min_images: int = 2) -> Task:
+def make_task(task: str, attrs: list[str] | None, classes: int, min_images: int = 2, points: str = "all") -> Task:
     if task == "attr":
         if not attrs:
             raise FacelabError("--task attr needs --attrs, e.g. --attrs Male,Young")
@@ -102,5 +111,12 @@ def make_task(task: str, attrs: list[str] | None, classes: int, min_images: int 
     if task == "identity":
         return IdentityTask(classes=classes, min_images=min_images)
     if task == "keypoints":
-        raise FacelabError("--task keypoints is not available yet (it arrives with the keypoints issue); use attr or identity")
-    raise FacelabError(f"unknown --task {task!r}; use attr or identity")
+        from .keypoint_task import KeypointTask
+
+        return KeypointTask(points=points)
+    raise FacelabError(f"unknown --task {task!r}; use attr, identity or keypoints")
+
+
+def task_for(cfg) -> Task:
+    """The task a TrainConfig describes."""
+    return make_task(cfg.task, cfg.attrs, cfg.classes, cfg.min_images, cfg.points)

@@ -1,0 +1,48 @@
+"""``facelab export RUN --format csv``: a keypoint run's predictions, one row per (image, point), in the original image's pixels."""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from ..data.cache import DEFAULT_MARGIN, cache_to_source
+from ..data.spec import open_spec
+from ..errors import FacelabError
+from ..progress import progress_bar
+from ..train.engine import load_trained, prepare_data
+from ..train.tasks import task_for
+from .evaluation import predict_split
+
+FORMATS = ("csv",)
+
+
+def export(run: str | Path, fmt: str = "csv", split: str = "valid", spec: str | None = None, out: str | Path | None = None,
+           quiet: bool = True) -> Path:  # fmt: skip
+    """Writes ``image,point,x,y`` (x, y in the source image's pixels) for every image of ``split``; returns the file."""
+    if fmt not in FORMATS:
+        raise FacelabError(f"--format {fmt!r}: use csv")
+    model, cfg, _ = load_trained(Path(run))
+    if cfg.task != "keypoints":
+        raise FacelabError(f"{run}: export writes keypoint predictions; this run was trained for {cfg.task}")
+    data = prepare_data(replace(cfg, cache=None), task_for(cfg), spec=spec, quiet=True)
+    if not data.split_positions(split).size:
+        raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
+    p = predict_split(model, data, split, cfg.channels)
+    fs = open_spec(spec or cfg.spec)
+    crop = cfg.crop or fs.default_crop
+    size = data.cache.size
+    path = Path(out) if out else Path(run) / f"predictions_{split}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as fh, progress_bar("export", len(p.positions), quiet) as advance:
+        w = csv.writer(fh)
+        w.writerow(["image", "point", "x", "y"])
+        for k, pos in enumerate(p.positions):
+            row = int(data.rows[pos])
+            source = cache_to_source(fs, row, size, crop, DEFAULT_MARGIN[crop], p.pred[k])
+            for point, (x, y) in zip(data.task.indices, source):
+                w.writerow([fs.names[row], point, f"{x:.2f}", f"{y:.2f}"])
+            advance()
+    os.replace(tmp, path)
+    return path

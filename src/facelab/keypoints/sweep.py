@@ -1,0 +1,87 @@
+"""``facelab sweep``: one training run per setting (learning rate x conv count), one table and one figure.
+
+Finished settings are kept: an interrupted sweep, started again, resumes the unfinished run
+from its last checkpoint and skips the finished ones.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from dataclasses import replace
+from itertools import product
+from pathlib import Path
+
+from ..report.figures import _save
+from ..report.html import Report
+from ..train.engine import RunFolder, TrainConfig, train
+
+
+def _setting_name(lr: float, convs: int | None) -> str:
+    return f"lr{lr:g}" + (f"_convs{convs}" if convs is not None else "")
+
+
+def _run_setting(cfg: TrainConfig, quiet: bool) -> dict:
+    run = RunFolder(Path(cfg.out))
+    if (run.path / "summary.json").exists():
+        return json.loads((run.path / "summary.json").read_text())
+    if run.last_checkpoint.exists():
+        return train(resume=run.path, quiet=quiet)
+    if run.path.exists():
+        shutil.rmtree(run.path)  # started but no epoch finished: nothing to keep
+    return train(cfg, quiet=quiet)
+
+
+def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str | Path, quiet: bool = True) -> dict:
+    """Trains ``base`` once per (lr, convs); writes sweep.csv, summary.json, figures/sweep.png and report.html."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, curves = [], {}
+    for lr, c in product(lrs, convs or [None]):
+        name = _setting_name(lr, c)
+        cfg = replace(base, lr=lr, convs=c, out=str(out / name))
+        summary = _run_setting(cfg, quiet)
+        final = summary["final"]
+        rows.append({"setting": name, "lr": lr, "convs": c, **{k: v for k, v in final.items() if not isinstance(v, dict)}, "run": name})
+        curves[name] = [r for r in RunFolder(out / name).read_metrics() if r["split"] == "valid"]
+    better = min if base.task == "keypoints" else max
+    key = "val_loss" if base.task == "keypoints" else "val_acc"
+    best = better(rows, key=lambda r: r[key])
+    _write_table(out / "sweep.csv", rows)
+    _sweep_figure(curves, out / "figures" / "sweep.png", "loss")
+    result = {"task": base.task, "arch": base.arch, "settings": rows, "best": best, "ranked_by": key}
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out / "summary.json")
+    rep = Report(f"facelab sweep: {base.task} with {base.arch} on {base.spec}")
+    keys = [k for k in rows[0] if k != "run"]
+    rep.table(keys, [[r[k] if r[k] is not None else "-" for k in keys] for r in rows])
+    rep.paragraph(f"best by {key}: {best['setting']}")
+    rep.figure("figures/sweep.png", "validation loss per epoch, one line per setting")
+    rep.links([(r["setting"], f"{r['run']}/report.html") for r in rows])
+    rep.write(out / "report.html")
+    return result
+
+
+def _write_table(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _sweep_figure(curves: dict[str, list[dict]], path: Path, metric: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, rows in curves.items():
+        ax.plot([r["epoch"] for r in rows], [r[metric] for r in rows], "-o", ms=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -1,0 +1,71 @@
+"""report.html of a keypoint run: curves, CED, best and worst validation predictions, first-layer filters."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..keypoints.evaluation import CED_LIMIT, ced, predict_split
+from .figures import _save, image_grid, training_curves
+from .html import Report
+
+N_SHOWN = 8
+
+
+def ced_figure(curves: dict[str, dict], path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for label, c in curves.items():
+        ax.plot(c["x"], c["fraction"], label=f"{label} (AUC {c[f'auc_{CED_LIMIT}']:.3f})")
+    ax.set_xlabel("NME (inter-ocular)")
+    ax.set_ylabel("fraction of images")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def write_keypoint_report(run, cfg, module, data) -> None:
+    from ..probes.activations import kernel_pictures
+
+    rows = run.read_metrics()
+    metrics = ("loss", "px_err", "nme") if data.task.has_nme else ("loss", "px_err")
+    training_curves(rows, run.figures / "curves.png", metrics)
+    p = predict_split(module.model.float(), data, "valid", cfg.channels)
+    summary = json.loads((run.path / "summary.json").read_text())
+    score = p.nme if p.nme is not None else p.px_err
+    order = np.argsort(score)
+    shown = list(order[:N_SHOWN]) + list(order[::-1][:N_SHOWN])
+    x8, _ = data.batch(p.positions[shown])
+    captions = [f"{'best' if k < N_SHOWN else 'worst'} {score[i]:.3f}" for k, i in enumerate(shown)]
+    image_grid([im.numpy() for im in x8], captions, run.figures / "best_worst.png", cols=N_SHOWN,
+               points=[p.true[i] for i in shown], points_b=[p.pred[i] for i in shown])  # fmt: skip
+    first = next(m for m in module.model.modules() if isinstance(m, __import__("torch").nn.Conv2d))
+    tiles = kernel_pictures(first.weight.detach().float())
+    image_grid(list(tiles), [str(k) for k in range(len(tiles))], run.figures / "filters.png", cols=min(16, len(tiles)))
+    rep = Report(f"facelab run: keypoints ({cfg.points}) with {cfg.arch}")
+    rep.paragraph(f"data {cfg.spec} | {len(data.split_positions('train'))} training and {len(p.positions)} validation images "
+                  f"at {cfg.size}px | {len(data.task.indices)} points | seed {cfg.seed}")  # fmt: skip
+    final, base = summary["final"], summary.get("baseline_mean_shape", {})
+    rep.table(["", "MSE (relative coords)", "mean px error", "NME"],
+              [["final", final["val_mse_norm"], final["val_px_err"], final["val_nme"] if final["val_nme"] is not None else "-"],
+               ["mean-shape baseline", "", base.get("val_px_err", ""), base.get("val_nme") if base.get("val_nme") is not None else "-"]])  # fmt: skip
+    figures = [("figures/curves.png", "train and validation loss and errors per epoch"),
+               ("figures/best_worst.png", "best and worst validation predictions: ground truth lime, prediction red")]  # fmt: skip
+    if p.nme is not None:
+        curve = ced(p.nme)
+        base_nme = base.get("val_nme")
+        summary["ced"] = {k: v for k, v in curve.items() if k not in ("x", "fraction")}
+        ced_figure({"model": curve}, run.figures / "ced.png")
+        figures.append(("figures/ced.png", f"cumulative error distribution up to NME {CED_LIMIT}"))
+        rep.table(["", "value"], [[f"AUC at {CED_LIMIT}", summary["ced"][f"auc_{CED_LIMIT}"]],
+                                  [f"failure rate at {CED_LIMIT}", summary["ced"][f"failure_rate_{CED_LIMIT}"]],
+                                  ["mean-shape baseline NME", base_nme]])  # fmt: skip
+        run.write_json("summary.json", summary)
+    figures.append(("figures/filters.png", "first-layer filters"))
+    for file, caption in figures:
+        rep.heading(caption.split(":")[0]).figure(file, caption)
+    rep.heading("Settings")
+    rep.table(["option", "value"], [[k, v] for k, v in asdict(cfg).items()])
+    rep.write(run.path / "report.html")

@@ -1,0 +1,154 @@
+"""Keypoint regression as a training task: targets from the cache, landmark-safe augmentation, NME.
+
+Targets are the points' coordinates relative to the image ((x + 0.5) / W, (y + 0.5) / H), as in
+IMM's .asf files, so the loss (MSE on these) is comparable with the usual course numbers. Flips
+swap left and right points with the data set's mirror permutation; rotations and shifts move
+image and points together (torchvision transforms v2 with KeyPoints); a transform that would
+push a point out of the image is halved until it does not.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from ..data.faceset import FaceSet
+from ..data.landmark_layouts import IBUG68_OUTER_EYE_CORNERS, IMM58_NOSE_TIP
+from ..errors import FacelabError
+from .batches import augment as photometric
+from .tasks import Task
+
+NOSE_TIP = {68: 30, 58: IMM58_NOSE_TIP, 5: 2}  # iBUG 68 (and synthetic), IMM 58, CelebA 5
+POINTS = ("nose", "all")
+
+
+@dataclass
+class Geometry:
+    """Random landmark-safe geometry: rotation (degrees), shift (fraction of the size), horizontal flip."""
+
+    rotate: float = 15.0
+    shift: float = 0.1
+    flip: bool = True
+
+    def draw(self, gen: torch.Generator) -> tuple[float, float, float, bool]:
+        u = torch.rand(4, generator=gen).tolist()
+        return (2 * u[0] - 1) * self.rotate, (2 * u[1] - 1) * self.shift, (2 * u[2] - 1) * self.shift, self.flip and u[3] < 0.5
+
+
+def move_points(pts: torch.Tensor, size: tuple[int, int], angle: float, dx: float, dy: float) -> torch.Tensor:
+    """Pixel points (K, 2) under torchvision's affine (rotation about the centre, then a shift in px)."""
+    w, h = size
+    kp = tv_tensors.KeyPoints(pts, canvas_size=(h, w))
+    return TF.affine(kp, angle=angle, translate=[dx, dy], scale=1.0, shear=[0.0, 0.0]).as_subclass(torch.Tensor)
+
+
+def _inside(pts: torch.Tensor, size: tuple[int, int]) -> bool:
+    w, h = size
+    return bool(((pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)).all())
+
+
+def augment_one(img: torch.Tensor, pts: torch.Tensor, geo: tuple[float, float, float, bool], mirror: np.ndarray | None):
+    """One image (C, H, W) and its pixel points (K, 2): rotate and shift together (halved while a point
+    would leave the image), then flip with the left/right permutation."""
+    h, w = img.shape[-2:]
+    angle, fx, fy, flip = geo
+    for _ in range(4):
+        moved = move_points(pts, (w, h), angle, fx * w, fy * h)
+        if _inside(moved, (w, h)):
+            break
+        angle, fx, fy = angle / 2, fx / 2, fy / 2
+    else:
+        angle = fx = fy = 0.0
+        moved = pts
+    if angle or fx or fy:
+        img = TF.affine(img, angle=angle, translate=[fx * w, fy * h], scale=1.0, shear=[0.0, 0.0],
+                        interpolation=InterpolationMode.BILINEAR)  # fmt: skip
+    if flip and mirror is not None:
+        img = img.flip(-1)
+        moved = torch.stack([w - 1 - moved[:, 0], moved[:, 1]], 1)[torch.as_tensor(mirror)]
+    return img, moved
+
+
+@dataclass
+class KeypointTask(Task):
+    points: str = "all"
+    indices: list[int] = field(default_factory=list)  # chosen points of the data set's layout
+    n_layout: int = 0  # points in the data set's layout (68, 58, 5)
+    mirror: np.ndarray | None = None
+    size: tuple[int, int] = (64, 64)  # (W, H) of the cached images
+    geometry: Geometry = field(default_factory=Geometry)
+
+    monitor = ("val_loss", "min")
+    accuracy = False
+
+    def select(self, fs: FaceSet, seed: int) -> FaceSet:
+        if self.points not in POINTS:
+            raise FacelabError(f"--points {self.points!r}: use nose or all")
+        fs.require("landmarks", "--task keypoints")
+        self.n_layout = fs.n_landmarks
+        if self.points == "nose":
+            if self.n_layout not in NOSE_TIP:
+                raise FacelabError(f"{fs.spec}: no nose tip known for a {self.n_layout}-point layout; use --points all")
+            self.indices = [NOSE_TIP[self.n_layout]]
+            self.mirror = np.array([0])
+        else:
+            self.indices = list(range(self.n_layout))
+            self.mirror = None if fs.mirror is None else np.asarray(fs.mirror)
+        self.name, self.n_outputs = "keypoints", 2 * len(self.indices)
+        return fs
+
+    def targets(self, fs: FaceSet, cache=None, rows: np.ndarray | None = None) -> torch.Tensor:
+        if cache is None or cache.landmarks is None:
+            raise FacelabError(f"{fs.spec}: the cache holds no landmarks; rebuild it (facelab data cache {fs.spec})")
+        self.size = cache.size
+        pts = torch.from_numpy(np.ascontiguousarray(cache.landmarks[rows][:, self.indices]))
+        return self.to_relative(pts).flatten(1)
+
+    # --- coordinates ----------------------------------------------------------------------
+    def to_relative(self, pts_px: torch.Tensor) -> torch.Tensor:
+        return (pts_px + 0.5) / torch.tensor(self.size, dtype=torch.float32)
+
+    def to_pixels(self, flat_rel: torch.Tensor) -> torch.Tensor:
+        """(B, 2K) relative -> (B, K, 2) pixels of the cached image."""
+        return flat_rel.float().view(flat_rel.shape[0], -1, 2) * torch.tensor(self.size, dtype=torch.float32, device=flat_rel.device) - 0.5
+
+    # --- training ---------------------------------------------------------------------------
+    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: dict):
+        pts = self.to_pixels(y.cpu())
+        geometry = Geometry(self.geometry.rotate, self.geometry.shift, cfg.get("flip", True) and self.mirror is not None)
+        imgs, moved = zip(*(augment_one(x[i], pts[i], geometry.draw(gen), self.mirror) for i in range(len(x))))
+        x = torch.stack(imgs).contiguous(memory_format=torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+        x = photometric(x, gen, flip=False, shift=0.0, jitter=0.2)
+        return x, self.to_relative(torch.stack(moved)).flatten(1).to(y.device)
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out.float(), y)
+
+    def errors(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per image: mean point error in pixels, and NME by the outer-eye-corner distance (68 points only)."""
+        pred, true = self.to_pixels(out.detach()), self.to_pixels(y)
+        dist = (pred - true).norm(dim=-1)
+        result = {"px_err": dist.mean(1)}
+        if self.has_nme:
+            a, b = IBUG68_OUTER_EYE_CORNERS
+            result["nme"] = dist.mean(1) / (true[:, a] - true[:, b]).norm(dim=-1).clamp_min(1e-6)
+        return result
+
+    @property
+    def has_nme(self) -> bool:
+        return self.points == "all" and self.n_layout == 68
+
+    def correct(self, out, y):
+        """Sums over the batch of the per-image metrics (divided by n at the end of the epoch)."""
+        return torch.stack([v.sum() for v in self.errors(out, y).values()])
+
+    def metric_names(self):
+        return ["px_err", "nme"] if self.has_nme else ["px_err"]
+
+    def describe(self):
+        return {"task": "keypoints", "points": self.points, "n_points": len(self.indices), "layout": self.n_layout}
