@@ -41,5 +41,5 @@ def test_demo_quick_writes_index(tmp_path):
     for link in ("attributes/report.html", "validate_synth/report.html", "inversion/report.html", "attributes/edit/edit.png",
                  "attributes/dream/report.html", "attributes/filters/filters_layer1.png", "attributes/cam_score/report.html",
                  "bias/spurious/audit/report.html", "bias/spurious/compare/difference_by_group.png", "keypoints/all/report.html",
-                 "keypoints/on_photos/report.html"):
+                 "keypoints/on_photos/report.html", "webcam/annotated.mp4"):
         assert link in index and (tmp_path / "demo" / link).exists()

@@ -466,6 +466,32 @@ def landmarks_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:P
     out.print(f"report: {(out_dir or run / 'landmarks') / 'report.html'}")
 
 
+# ----------------------------------------------------------------------------- web page, webcam
+@app.command("serve")
+def serve_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
+              host: str = typer.Option("127.0.0.1", help="Interface to bind (only this machine by default)."),
+              port: int = typer.Option(8000)):  # fmt: skip
+    """A local web page: drop a photo or start the webcam; predictions, CAM overlay, landmarks."""
+    from .web.app import serve
+
+    out.print(f"facelab serving {len(runs)} run(s) on http://{host}:{port}/ (Ctrl+C to stop)")
+    serve(runs, host, port)
+
+
+@app.command("webcam")
+def webcam_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
+               source: str = typer.Option("0", help="Camera number or a VIDEO_FILE."),
+               out_path: Optional[Path] = typer.Option(None, "--out", help="Write an annotated video (e.g. annotated.mp4) instead of a window."),
+               target: Optional[str] = typer.Option(None, help="Output whose CAM is shown."),
+               max_frames: Optional[int] = typer.Option(None), quiet: bool = typer.Option(False)):  # fmt: skip
+    """The same overlay as the web page on an OpenCV window, or into an annotated video file."""
+    from .web.webcam import webcam
+
+    result = webcam(runs, source, out_path, target, max_frames, quiet)
+    out.print(f"{result['frames']} frames, {result['faces']} faces, {result['frames_per_s']:.1f} frames/s" +
+              (f"; wrote {result['out']}" if result["out"] else ""))
+
+
 # ----------------------------------------------------------------------------- benchmarks
 @bench_app.command("data")
 def bench_data_cmd(spec: str, size: int = typer.Option(64), n: int = typer.Option(2000, help="Images to time."),

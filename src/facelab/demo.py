@@ -65,6 +65,26 @@ def keypoints(out: Path, quick: bool) -> dict:
     return {"all": full, "nose": nose, "photos": found}
 
 
+def video(out: Path, runs: list[Path]) -> dict:
+    """The webcam view, headless: a short synthetic video annotated with faces, CAM and landmarks."""
+    import cv2
+    import numpy as np
+
+    from .web.webcam import webcam
+
+    folder = out / "webcam"
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(folder / "input.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 8, (320, 240))
+    fs = open_spec("synth:16")
+    for i in range(16):
+        face, _ = fs.load(i, (200, 200))
+        frame = np.full((240, 320, 3), 180, np.uint8)
+        frame[20:220, 60:260] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return webcam(runs, str(folder / "input.mp4"), folder / "annotated.mp4", target="Smiling", quiet=True)
+
+
 def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     """Train and analyse small models on synthetic faces; returns the path of index.html.
 
@@ -85,6 +105,7 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     inside = look_inside(out / "attributes", quiet=quick)
     where = where_and_whom(out, out / "attributes", quick)
     kp = keypoints(out, quick)
+    clip = video(out, [out / "attributes", out / "keypoints" / "all"])
     validity = validate_synth(out / "validate_synth", quiet=quick, attr_images=600 if quick else 6000,
                               id_images=400 if quick else 3000, epochs=1 if quick else 4)  # fmt: skip
     inv = inversion("synth:400,ids=10" if quick else "synth:3000,ids=20", classes=[10 if quick else 20],
@@ -137,6 +158,10 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
         rep.figure("keypoints/on_photos/landmarks_photo.png", "a face found by the Haar cascade in a larger photo, with predicted landmarks")
     rep.links([("68-point run", "keypoints/all/report.html"), ("nose-tip run", "keypoints/nose/report.html"),
                ("landmarks on photos", "keypoints/on_photos/report.html")])  # fmt: skip
+    rep.heading("Webcam view (headless, on a synthetic video)")
+    rep.paragraph(f"{clip['frames']} frames annotated with faces, the Smiling CAM and 68 landmarks at {clip['frames_per_s']:.1f} frames/s. "
+                  "Live in a browser: facelab serve " + str(out / "attributes") + " " + str(out / "keypoints" / "all"))
+    rep.links([("annotated video", "webcam/annotated.mp4")])
     rep.heading("Are the synthetic faces valid?")
     rep.table(["check", "value"], [["mask containment (worst attribute)", validity["mask_containment"]],
                                    *[[f"accuracy {k}", v] for k, v in validity["acc"].items()],

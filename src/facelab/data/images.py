@@ -60,3 +60,29 @@ def read_rgb(path: Path, min_size: tuple[int, int] | None = None) -> tuple[np.nd
     except Exception as exc:
         raise UnreadableImage(f"{path}: {exc}") from exc
     return arr, full_size
+
+
+class TooManyPixels(UnreadableImage):
+    """A decompression bomb: a small file that would decode to a huge image."""
+
+
+def decode_bytes(data: bytes, name: str = "upload") -> np.ndarray:
+    """An uploaded image's bytes -> HxWx3 uint8 RGB; bombs raise TooManyPixels, anything else unreadable UnreadableImage."""
+    import io
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+                if w * h > Image.MAX_IMAGE_PIXELS:
+                    raise TooManyPixels(f"{name}: {w}x{h} pixels is over the limit of {Image.MAX_IMAGE_PIXELS:,}")
+                img.load()
+                return np.asarray(_to_rgb(ImageOps.exif_transpose(img)))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TooManyPixels(f"{name}: {exc}") from None
+    except UnreadableImage:
+        raise
+    except Exception as exc:
+        raise UnreadableImage(f"{name}: not a readable image ({type(exc).__name__})") from None

@@ -1,0 +1,137 @@
+"""One frame or photo through every loaded run: faces found, predictions, a CAM overlay, landmarks.
+
+Shared by the web page and the webcam/video view. Runs are used under one lock: attribution
+hooks sit on shared modules, so two requests must not interleave inside a network.
+"""
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..data.detect import crop_face, detect_faces
+from ..errors import FacelabError
+from ..probes.cam import attribution_maps, head_layer, overlay
+from ..probes.subject import Subject, open_probe, output_names, pixels_to_input
+from ..probes.where import _size
+
+FACE_MARGIN = 0.25
+TOP_CLASSES = 5
+
+
+@dataclass
+class LoadedRun:
+    path: Path
+    model: torch.nn.Module
+    cfg: object
+    outputs: list[str]
+    cam_method: str
+
+    @property
+    def task(self) -> str:
+        return self.cfg.task
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return _size(self.cfg)
+
+
+def load_runs(paths: list[str | Path]) -> list[LoadedRun]:
+    if not paths:
+        raise FacelabError("give at least one RUN folder")
+    runs = []
+    for p in paths:
+        model, cfg, conf, _ = open_probe(p)
+        try:
+            head_layer(model)
+            method = "cam"
+        except FacelabError:
+            method = "gradcam"
+        runs.append(LoadedRun(Path(p), model, cfg, output_names(cfg, conf), method))
+    return runs
+
+
+def png_base64(image: np.ndarray) -> str:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+class Analyser:
+    def __init__(self, runs: list[LoadedRun]):
+        self.runs = runs
+        self.lock = threading.Lock()
+        self.targets = [o for r in runs if r.task != "keypoints" for o in r.outputs]
+
+    def faces(self, image: np.ndarray, detect: bool = True) -> tuple[list[tuple[int, int, int, int]], bool]:
+        """Detected face boxes, or the whole image when none is found (second value: whether detection found them)."""
+        boxes = detect_faces(image) if detect else []
+        if boxes:
+            return boxes, True
+        h, w = image.shape[:2]
+        side = min(w, h)
+        return [((w - side) // 2, (h - side) // 2, side, side)], False
+
+    @torch.no_grad()
+    def analyse(self, image: np.ndarray, target: str | None = None, detect: bool = True, with_cam: bool = True) -> list[dict]:
+        """Per face: box, predictions {name: prob}, the CAM overlay (face-sized RGB array) and landmarks in image pixels."""
+        boxes, found = self.faces(image, detect)
+        results = []
+        with self.lock:
+            for box in boxes:
+                face = {"box": [int(v) for v in box], "detected": found, "predictions": {}, "cam": None, "landmarks": None}
+                for run in self.runs:
+                    self._apply(run, image, box, face, target, with_cam, margin=FACE_MARGIN if found else 0.0)
+                results.append(face)
+        return results
+
+    def _apply(self, run: LoadedRun, image, box, face: dict, target, with_cam: bool, margin: float) -> None:
+        crop, (scale, x0, y0) = crop_face(image, box, run.size, margin)
+        x = pixels_to_input(Subject("", crop).pixels(run.cfg.channels))
+        if run.task == "keypoints":
+            rel = run.model(x).float().view(-1, 2)
+            pts = (rel * torch.tensor(run.size, dtype=torch.float32) - 0.5).numpy() * scale + np.array([x0, y0])
+            face["landmarks"] = np.round(pts, 1).tolist()
+            return
+        binary = run.task == "attr"
+        output = run.outputs.index(target) if target in run.outputs else (0 if binary else None)
+        want_cam = with_cam and face["cam"] is None and (target is None or target in run.outputs)
+        if want_cam:
+            logits, _, _, norm = attribution_maps(run.model, x, run.cam_method, output, binary)
+            face["cam"] = overlay(crop, norm[0].numpy())
+        else:
+            logits = run.model(x).float()
+        probs = torch.sigmoid(logits[0].float()) if binary else torch.softmax(logits[0].float(), 0)
+        order = range(len(run.outputs)) if binary else probs.argsort(descending=True)[:TOP_CLASSES].tolist()
+        face["predictions"].update({run.outputs[k]: round(float(probs[k]), 4) for k in order})
+
+
+def to_json(faces: list[dict]) -> dict:
+    """The /api/predict answer: the CAM overlay as base64 PNG."""
+    return {"faces": [{"box": f["box"], "detected": f["detected"], "predictions": f["predictions"],
+                       "cam_png": png_base64(f["cam"]) if f["cam"] is not None else None, "landmarks": f["landmarks"]}
+                      for f in faces]}  # fmt: skip
+
+
+def draw(image: np.ndarray, faces: list[dict]) -> np.ndarray:
+    """The faces' CAM overlays pasted into their boxes, boxes, landmarks and the top predictions, on a copy of the frame."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    for f in faces:
+        x, y, bw, bh = f["box"]
+        if f["cam"] is not None:
+            x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + bw), min(h, y + bh)
+            if x1 > x0 and y1 > y0:
+                heat = cv2.resize(f["cam"], (bw, bh))
+                out[y0:y1, x0:x1] = cv2.addWeighted(out[y0:y1, x0:x1], 0.4, heat[y0 - y : y1 - y, x0 - x : x1 - x], 0.6, 0)
+        cv2.rectangle(out, (x, y), (x + bw, y + bh), (255, 200, 0), 2)
+        for px, py in f["landmarks"] or []:
+            cv2.circle(out, (int(px), int(py)), 2, (0, 255, 0), -1)
+        top = sorted(f["predictions"].items(), key=lambda kv: -kv[1])[:3]
+        for k, (name, p) in enumerate(top):
+            cv2.putText(out, f"{name} {p:.2f}", (x, max(12, y - 6 - 16 * k)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return out

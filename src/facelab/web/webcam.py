@@ -1,0 +1,72 @@
+"""``facelab webcam``: the live overlay on an OpenCV window, or headless from a camera/video into an annotated video."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+
+from ..errors import FacelabError
+from ..progress import progress_bar
+from .analyser import Analyser, draw, load_runs
+
+
+def _open(source: str) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not cap.isOpened():
+        what = f"camera {source}" if source.isdigit() else f"video file {source}"
+        raise FacelabError(f"{what}: cannot be opened (no such device or file, or a codec OpenCV lacks); try --source VIDEO_FILE")
+    return cap
+
+
+def webcam(runs: list[str | Path], source: str = "0", out: str | Path | None = None, target: str | None = None,
+           max_frames: int | None = None, quiet: bool = False) -> dict:  # fmt: skip
+    """Annotate every frame (faces, CAM overlay, landmarks, top predictions). With ``out`` the result is written
+    as a video (written to a temporary name and renamed when complete); without it, shown in a window."""
+    analyser = Analyser(load_runs(runs))
+    cap = _open(source)
+    fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not source.isdigit() else 0
+    total = min(total, max_frames) if max_frames and total else (max_frames or total)
+    writer, tmp = None, None
+    frames = faces = 0
+    t0 = time.perf_counter()
+    try:
+        with progress_bar("webcam", total or 0, quiet or not total) as advance:
+            while max_frames is None or frames < max_frames:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                found = analyser.analyse(rgb, target)
+                shown = cv2.cvtColor(draw(rgb, found), cv2.COLOR_RGB2BGR)
+                frames += 1
+                faces += len(found)
+                if out is not None:
+                    if writer is None:
+                        tmp = Path(out).with_name(Path(out).stem + ".part" + Path(out).suffix)
+                        tmp.parent.mkdir(parents=True, exist_ok=True)
+                        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps_in, (shown.shape[1], shown.shape[0]))
+                    writer.write(shown)
+                else:
+                    _show(shown)
+                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                        break
+                advance()
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    elapsed = time.perf_counter() - t0
+    if tmp is not None:
+        os.replace(tmp, out)
+    return {"frames": frames, "faces": faces, "seconds": elapsed, "frames_per_s": frames / elapsed if elapsed else 0.0,
+            "out": str(out) if out else None}  # fmt: skip
+
+
+def _show(frame) -> None:
+    try:
+        cv2.imshow("facelab (q to quit)", frame)
+    except cv2.error:
+        raise FacelabError("this OpenCV has no window support (headless wheel); write the result with --out annotated.mp4") from None

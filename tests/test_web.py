@@ -1,0 +1,184 @@
+"""The local web page and the webcam view: API contract, limits, load, a real browser, video files."""
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import run_cli
+from PIL import Image
+
+import facelab
+from facelab.data.spec import open_spec
+from facelab.train.engine import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def runs(smiling_run, tmp_path_factory):
+    kp = tmp_path_factory.mktemp("kp") / "kp"
+    facelab.train(TrainConfig(spec="synth:300", out=str(kp), task="keypoints", arch="kpnet-small", opt="adam", epochs=1, batch=64), quiet=True)
+    return [smiling_run, kp]
+
+
+def photo_bytes(fmt: str = "PNG") -> bytes:
+    """A synthetic face pasted into a larger photo (the Haar cascade finds this one)."""
+    face, _ = open_spec("synth:1").load(0, (256, 256))
+    canvas = np.full((400, 500, 3), 200, np.uint8)
+    canvas[60:316, 100:356] = face
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def client(runs):
+    from fastapi.testclient import TestClient
+
+    from facelab.web.app import create_app
+
+    return TestClient(create_app(runs))
+
+
+def test_predict_contract(client):
+    r = client.post("/api/predict", files={"file": ("me.png", photo_bytes(), "image/png")}, data={"target": "Smiling"})
+    assert r.status_code == 200
+    faces = r.json()["faces"]
+    assert len(faces) == 1 and set(faces[0]) >= {"box", "predictions", "cam_png", "landmarks"}
+    f = faces[0]
+    x, y, w, h = f["box"]
+    assert f["detected"] and 100 <= x + w / 2 <= 356 and 60 <= y + h / 2 <= 316
+    assert set(f["predictions"]) == {"Smiling", "Male"} and all(0 <= p <= 1 for p in f["predictions"].values())
+    cam = cv2.imdecode(np.frombuffer(__import__("base64").b64decode(f["cam_png"]), np.uint8), cv2.IMREAD_COLOR)
+    assert cam.shape == (64, 64, 3)
+    pts = np.array(f["landmarks"])
+    assert pts.shape == (68, 2) and (pts[:, 0] > x - w).all() and (pts[:, 0] < x + 2 * w).all()
+
+
+@pytest.mark.parametrize("name, data, status, message", [
+    ("notes.txt", b"hello, not an image", 415, "not an image"),
+    ("huge.jpg", b"\xff" * (10 * 1024 * 1024 + 1), 413, "larger than 10 MB"),
+    ("empty.png", b"", 400, "empty"),
+])  # fmt: skip
+def test_bad_uploads_get_a_clear_4xx(client, name, data, status, message):
+    r = client.post("/api/predict", files={"file": (name, data, "application/octet-stream")})
+    assert r.status_code == status and message in r.json()["error"]
+
+
+def test_decompression_bomb_is_refused(client):
+    buf = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(buf, "PNG")  # 144 megapixels in about 20 kB
+    assert len(buf.getvalue()) < 100_000
+    r = client.post("/api/predict", files={"file": ("bomb.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 400 and "decompression bomb" in r.json()["error"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(port: int, timeout: float = 60) -> None:
+    import httpx
+
+    start = time.time()
+    while time.time() - start < timeout:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise AssertionError(f"server on port {port} did not come up")
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    """``facelab serve`` as a user starts it, on a free loopback port."""
+    port = _free_port()
+    exe = Path(sys.executable).with_name("facelab")
+    proc = subprocess.Popen([str(exe), "serve", *map(str, runs), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_server_binds_loopback_and_survives_100_concurrent_requests(server):
+    import httpx
+
+    data = photo_bytes("JPEG")
+
+    def one(_):
+        return httpx.post(f"{server}/api/predict", files={"file": ("f.jpg", data, "image/jpeg")}, timeout=120).status_code
+
+    with ThreadPoolExecutor(100) as pool:
+        codes = list(pool.map(one, range(100)))
+    assert codes == [200] * 100
+    assert httpx.get(f"{server}/api/info", timeout=10).json()["mean_ms_per_request"] > 0
+    port = int(server.rsplit(":", 1)[1])
+    others = [a for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET) if a[4][0] != "127.0.0.1"]
+    for addr in others[:1]:  # not reachable on the machine's other interfaces
+        with socket.socket() as s, pytest.raises(OSError):
+            s.settimeout(2)
+            s.connect((addr[4][0], port))
+
+
+def test_page_in_a_real_browser(server, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    photo = tmp_path / "me.png"
+    photo.write_bytes(photo_bytes())
+    flags = ["--headless", "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--disable-gpu"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=flags)
+        page = browser.new_page()
+        page.goto(server)
+        page.wait_for_selector("#target option", state="attached")
+        page.set_input_files("#file", str(photo))
+        page.wait_for_selector("tr.prediction", timeout=30_000)
+        names = page.locator("tr.prediction td:first-child").all_inner_texts()
+        assert set(names) == {"Smiling", "Male"}
+        assert page.get_attribute("#overlay", "src").startswith("data:image/png;base64,")
+        page.click("#start")  # Chromium's fake camera: a moving test pattern
+        page.wait_for_function("Number(document.getElementById('frames').textContent) >= 3", timeout=60_000)
+        fps = float(page.inner_text("#fps"))
+        page.screenshot(path=str(tmp_path / "page.png"))
+        browser.close()
+    assert fps > 0 and (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_webcam_writes_an_annotated_video(runs, tmp_path):
+    video = tmp_path / "in.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
+    fs = open_spec("synth:12")
+    for i in range(12):
+        face, _ = fs.load(i, (200, 200))
+        frame = np.full((240, 320, 3), 180, np.uint8)
+        frame[20:220, 60:260] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    result = facelab_webcam(runs, video, tmp_path / "annotated.mp4")
+    assert result["frames"] == 12 and result["faces"] >= 12
+    cap = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    cap.release()
+    proc = run_cli("webcam", str(runs[0]), "--source", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "x.mp4"), check=False)
+    assert proc.returncode == 2 and "cannot be opened" in proc.stderr
+
+
+def facelab_webcam(runs, source, out):
+    from facelab.web.webcam import webcam
+
+    return webcam(runs, str(source), out, quiet=True)
