@@ -12,6 +12,7 @@ import facelab
 from facelab.data.cache import DEFAULT_MARGIN, build_cache, cache_to_source
 from facelab.data.landmark_layouts import IBUG68_MIRROR, IMM58_MIRROR
 from facelab.data.spec import open_spec
+from facelab.data.synth_export import synthetic_photo
 from facelab.errors import FacelabError
 from facelab.train.engine import TrainConfig
 from facelab.train.keypoint_task import augment_one, move_points
@@ -114,10 +115,7 @@ def test_landmarks_on_photos(keypoint_runs, tmp_path):
     root, _, _ = keypoint_runs
     photos = tmp_path / "photos"
     photos.mkdir()
-    face, _ = open_spec("synth:1").load(0, (256, 256))
-    canvas = np.full((400, 500, 3), 200, np.uint8)
-    canvas[60:316, 100:356] = face
-    Image.fromarray(canvas).save(photos / "me.jpg", quality=95)
+    Image.fromarray(synthetic_photo()).save(photos / "me.jpg", quality=95)
     Image.fromarray(np.zeros((50, 60, 3), np.uint8)).save(photos / "dark.png")
     s = facelab.landmarks(root / "all", f"folder:{photos}", out=tmp_path / "out")
     assert s["no_face"] == ["dark.png"] and s["n_faces"] == 1

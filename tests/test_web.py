@@ -16,7 +16,7 @@ from conftest import run_cli
 from PIL import Image
 
 import facelab
-from facelab.data.spec import open_spec
+from facelab.data.synth_export import synthetic_photo, synthetic_video
 from facelab.train.engine import TrainConfig
 
 
@@ -29,11 +29,8 @@ def runs(smiling_run, tmp_path_factory):
 
 def photo_bytes(fmt: str = "PNG") -> bytes:
     """A synthetic face pasted into a larger photo (the Haar cascade finds this one)."""
-    face, _ = open_spec("synth:1").load(0, (256, 256))
-    canvas = np.full((400, 500, 3), 200, np.uint8)
-    canvas[60:316, 100:356] = face
     buf = io.BytesIO()
-    Image.fromarray(canvas).save(buf, fmt)
+    Image.fromarray(synthetic_photo()).save(buf, fmt)
     return buf.getvalue()
 
 
@@ -160,15 +157,7 @@ def test_page_in_a_real_browser(server, tmp_path):
 
 
 def test_webcam_writes_an_annotated_video(runs, tmp_path):
-    video = tmp_path / "in.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
-    fs = open_spec("synth:12")
-    for i in range(12):
-        face, _ = fs.load(i, (200, 200))
-        frame = np.full((240, 320, 3), 180, np.uint8)
-        frame[20:220, 60:260] = face
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    video = synthetic_video(tmp_path / "in.mp4", frames=12, fps=10)
     result = facelab_webcam(runs, video, tmp_path / "annotated.mp4")
     assert result["frames"] == 12 and result["faces"] >= 12
     cap = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))

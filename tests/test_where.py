@@ -118,16 +118,12 @@ def test_spurious_background_shows_in_the_audit_and_the_maps(bias_runs, tmp_path
 
 
 def test_predict_with_face_detection(smiling_run, tmp_path):
-    from facelab.data.spec import open_spec
+    from facelab.data.synth_export import synthetic_photo
 
     photos = tmp_path / "photos"
     photos.mkdir()
-    fs = open_spec("synth:2")
     for i in range(2):  # faces the Haar cascade finds, pasted into larger photos
-        face, _ = fs.load(i, (256, 256))
-        canvas = np.full((400, 500, 3), 200, np.uint8)
-        canvas[60:316, 100:356] = face
-        Image.fromarray(canvas).save(photos / f"person{i}.jpg", quality=95)
+        Image.fromarray(synthetic_photo(i)).save(photos / f"person{i}.jpg", quality=95)
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(photos / "noise.png")
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
     s = facelab.predict(smiling_run, f"folder:{photos}", detect=True, out=tmp_path / "out")

@@ -176,3 +176,32 @@ def bench_cam(frames: int = 30, quiet: bool = False) -> dict:
         fps["gradcam_speedup"] = fps["gradcam_fps"] / fps["gradcam_full_backward_fps"]
         result[f"{arch}@{size}"] = fps
     return result
+
+
+def bench_serve(frames: int = 40, quiet: bool = False) -> dict:
+    """Frames/s answered by POST /api/predict (webcam-sized JPEG, face detection, darknet64@128 CAM), against the
+    same analysis called directly in the process (the HTTP + JSON + PNG cost is the difference)."""
+    import io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from .train.engine import TrainConfig, train
+    from .web.analyser import Analyser, load_runs
+    from .web.app import create_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        train(TrainConfig(spec="synth:256", out=str(run), size="128", epochs=1, batch=64, max_train_batches=1), quiet=True)
+        from .data.synth_export import synthetic_photo
+
+        frame = synthetic_photo(photo=(640, 480), at=(190, 100))
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, "JPEG", quality=85)
+        client = TestClient(create_app([run]))
+        post = lambda: client.post("/api/predict", files={"file": ("f.jpg", buf.getvalue(), "image/jpeg")}).raise_for_status()  # noqa: E731
+        analyser = Analyser(load_runs([run]))
+        result = {"served_fps": _per_second(post, frames), "direct_fps": _per_second(lambda: analyser.analyse(frame), frames),
+                  "faces_per_frame": len(analyser.analyse(frame)), "frame": "640x480 JPEG", "model": "darknet64@128, CAM"}  # fmt: skip
+    result["served_vs_direct"] = result["served_fps"] / result["direct_fps"]
+    return result

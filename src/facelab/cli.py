@@ -521,6 +521,15 @@ def bench_cam_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typ
     _print_json(result) if json_ else out.print(result)
 
 
+@bench_app.command("serve")
+def bench_serve_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typer.Option(40)):
+    """Frames/s of the web API (640x480 JPEG, face detection, darknet64@128 CAM) against the analysis called directly."""
+    from .bench import bench_serve
+
+    result = bench_serve(frames=frames, quiet=json_)
+    _print_json(result) if json_ else out.print(result)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
     try:

@@ -46,9 +46,9 @@ def where_and_whom(out: Path, attr_run: Path, quick: bool) -> dict:
 
 def keypoints(out: Path, quick: bool) -> dict:
     """68 landmarks and the nose tip on synthetic faces, then landmarks on a synthetic 'photo' through the face detector."""
-    import numpy as np
     from PIL import Image
 
+    from .data.synth_export import synthetic_photo
     from .keypoints.photos import landmarks
 
     n, epochs = (400, 2) if quick else (3000, 12)
@@ -57,31 +57,19 @@ def keypoints(out: Path, quick: bool) -> dict:
     nose = train(TrainConfig(spec=f"synth:{n}", out=str(out / "keypoints" / "nose"), points="nose", **common), quiet=quick)
     photos = out / "keypoints" / "photos"
     photos.mkdir(parents=True, exist_ok=True)
-    face, _ = open_spec("synth:1").load(0, (256, 256))
-    canvas = np.full((400, 500, 3), 200, np.uint8)
-    canvas[60:316, 100:356] = face
-    Image.fromarray(canvas).save(photos / "photo.jpg", quality=95)
+    Image.fromarray(synthetic_photo()).save(photos / "photo.jpg", quality=95)
     found = landmarks(out / "keypoints" / "all", f"folder:{photos}", out=out / "keypoints" / "on_photos")
     return {"all": full, "nose": nose, "photos": found}
 
 
 def video(out: Path, runs: list[Path]) -> dict:
     """The webcam view, headless: a short synthetic video annotated with faces, CAM and landmarks."""
-    import cv2
-    import numpy as np
-
+    from .data.synth_export import synthetic_video
     from .web.webcam import webcam
 
     folder = out / "webcam"
     folder.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(folder / "input.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 8, (320, 240))
-    fs = open_spec("synth:16")
-    for i in range(16):
-        face, _ = fs.load(i, (200, 200))
-        frame = np.full((240, 320, 3), 180, np.uint8)
-        frame[20:220, 60:260] = face
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    synthetic_video(folder / "input.mp4", frames=16)
     return webcam(runs, str(folder / "input.mp4"), folder / "annotated.mp4", target="Smiling", quiet=True)
 
 

@@ -21,12 +21,19 @@ def _detector() -> cv2.CascadeClassifier:
     return det
 
 
+DETECT_SIDE = 480  # photos are searched at most this big (faces under 8% of the short side are ignored anyway)
+
+
 def detect_faces(image: np.ndarray, min_face: float = 0.08) -> list[tuple[int, int, int, int]]:
     """Boxes (x, y, w, h) of the faces in an RGB image, largest first; faces under ``min_face`` of the short side ignored."""
-    grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    scale = min(1.0, DETECT_SIDE / max(grey.shape))
+    if scale < 1.0:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    grey = cv2.equalizeHist(grey)
     side = max(16, int(min(grey.shape) * min_face))
     found = _detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
-    boxes = [tuple(int(v) for v in b) for b in (found if len(found) else [])]
+    boxes = [tuple(int(round(v / scale)) for v in b) for b in (found if len(found) else [])]
     return sorted(boxes, key=lambda b: -b[2] * b[3])
 
 

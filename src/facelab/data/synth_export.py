@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import FacelabError
 from ..progress import progress_bar
-from .synth import ATTRIBUTES, SynthFaceSet
+from .synth import ATTRIBUTES, SynthConfig, SynthFaceSet, synth_faceset
 
 MARKER = "facelab_synth.json"  # tells the CelebA reader the landmarks' reference image size
 
@@ -71,3 +71,26 @@ def read_masks(folder: Path) -> tuple[np.ndarray, list[str]]:
         shape = tuple(z["shape"])
         masks = np.unpackbits(z["masks"], axis=-1, count=shape[-1]).astype(bool).reshape(shape)
         return masks, [str(a) for a in z["attributes"]]
+
+
+def synthetic_photo(item: int = 0, face_size: int = 256, photo: tuple[int, int] = (500, 400), at: tuple[int, int] = (100, 60)) -> np.ndarray:
+    """A synthetic face pasted into a larger plain photo (OpenCV's Haar cascade finds item 0), for detection demos and tests."""
+    face, _ = synth_faceset(SynthConfig(n=item + 1)).load(item, (face_size, face_size))
+    canvas = np.full((photo[1], photo[0], 3), 200, np.uint8)
+    canvas[at[1] : at[1] + face_size, at[0] : at[0] + face_size] = face
+    return canvas
+
+
+def synthetic_video(path: Path, frames: int = 16, fps: float = 8.0, size: tuple[int, int] = (320, 240)) -> Path:
+    """An mp4 of ``frames`` different synthetic faces, each filling most of the frame (for the webcam view without a camera)."""
+    fs = synth_faceset(SynthConfig(n=frames))
+    side = min(size) - 40
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        face, _ = fs.load(i, (side, side))
+        frame = np.full((size[1], size[0], 3), 180, np.uint8)
+        y0, x0 = (size[1] - side) // 2, (size[0] - side) // 2
+        frame[y0 : y0 + side, x0 : x0 + side] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
