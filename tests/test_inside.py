@@ -129,3 +129,31 @@ def test_cli_contract_and_errors(smiling_run, tmp_path):
                           (("dream", str(smiling_run), "synth:64#1", "--layer", "2", "--channel", "40"), "channels 0..31")]:  # fmt: skip
         proc = run_cli(*args, check=False)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("arch", sorted(__import__("facelab.models.registry", fromlist=["ARCHS"]).ARCHS))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_architecture_can_be_probed(arch, channels):
+    """Layer table, activations, filter pictures and the attribution maps work on every registered net."""
+    from facelab.models import build_model
+    from facelab.probes.cam import METHODS, attribution_maps, head_layer
+    from facelab.probes.layers import layer_table
+
+    model = build_model(arch, 2, channels).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    rows = layer_table(model, (channels, 64, 64))
+    assert rows[0]["index"] == 1 and all(len(r["shape"]) == 3 for r in rows)
+    pixels = torch.rand(1, channels, 64, 64)
+    (_, act), = layer_outputs(model, pixels, [str(len(rows))]).items()
+    assert list(act.shape) == rows[-1]["shape"]
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert kernel_pictures(first.weight.detach()).shape[-1] == 3
+    try:
+        head_layer(model)
+        methods = list(METHODS)
+    except FacelabError:
+        methods = [m for m in METHODS if m != "cam"]
+    for method in methods:
+        _, _, _, maps = attribution_maps(model, (pixels - 0.5) / 0.25, method, 0, True)
+        assert maps.shape == (1, 64, 64) and 0 <= float(maps.min()) and float(maps.max()) <= 1

@@ -15,8 +15,7 @@ from ..data.detect import crop_face, detect_faces
 from ..data.images import UnreadableImage, read_rgb
 from ..errors import FacelabError
 from ..probes.output import probe_folder, write_probe_output
-from ..probes.subject import Subject, open_probe, pixels_to_input
-from ..probes.where import _photo_files, _size
+from ..probes.subject import Subject, input_size, open_probe, photo_files, pixels_to_input
 from ..report.figures import save_png
 
 DEFAULT_FACE_MARGIN = {"box": 0.15, "landmarks": 0.3, "full": 0.25, "center": 0.25}
@@ -49,9 +48,9 @@ def landmarks(run: str | Path, source: str, margin: float | None = None, out: st
     folder = probe_folder(out, run, "landmarks")
     n_points = conf["data"]["n_outputs"] // 2
     margin = DEFAULT_FACE_MARGIN.get(cfg.crop or "full", 0.25) if margin is None else margin
-    size = _size(cfg)
+    size = input_size(cfg)
     faces, no_face, unreadable, figures = [], [], [], []
-    for path in _photo_files(source):
+    for path in photo_files(source):
         try:
             photo, _ = read_rgb(path)
         except UnreadableImage as exc:

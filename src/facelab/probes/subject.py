@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..data.cache import DEFAULT_MARGIN, decode_item, parse_size
-from ..data.images import UnreadableImage, read_rgb
+from ..data.images import IMAGE_SUFFIXES, UnreadableImage, read_rgb
 from ..errors import FacelabError
 from ..train.batches import MEAN, STD, to_input
 
@@ -45,7 +45,7 @@ def pixels_to_uint8(p: torch.Tensor) -> np.ndarray:
     return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else np.ascontiguousarray(img)
 
 
-def _resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Centre-crop to the target aspect, then an area resize (as the cache does)."""
     tw, th = size
     h, w = img.shape[:2]
@@ -95,7 +95,7 @@ def load_subject(image: str | Path, size: str | tuple[int, int], crop: str | Non
         img, _ = read_rgb(path)
     except UnreadableImage as exc:
         raise FacelabError(f"{path}: {exc}") from None
-    return Subject(path.name, _resize_to(img, size))
+    return Subject(path.name, resize_to(img, size))
 
 
 def open_probe(run: str | Path, image: str | Path | None = None):
@@ -116,3 +116,19 @@ def output_names(cfg, conf) -> list[str]:
         return list(cfg.attrs)
     names = conf["data"].get("class_names") or []
     return [str(n) for n in names] if names else [str(k) for k in range(conf["data"]["n_outputs"])]
+
+
+def input_size(cfg) -> tuple[int, int]:
+    """The network's input (width, height)."""
+    return parse_size(cfg.size)
+
+
+def photo_files(source: str) -> list[Path]:
+    """The images of ``folder:PATH`` (searched recursively), sorted."""
+    path = Path(source.removeprefix("folder:"))
+    if not path.is_dir():
+        raise FacelabError(f"{source}: not a folder of photos (give folder:PATH)")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise FacelabError(f"{path}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files

@@ -6,7 +6,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import FacelabError
 from ..progress import progress_bar
@@ -14,7 +13,7 @@ from ..report.figures import bar_chart, image_grid, map_grid
 from .cam import METHODS, attribution_maps, fast_cpu, head_layer, layer_for, overlay, with_last_layer_randomised
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
-from .subject import load_subject, open_probe, output_names, pixels_to_input
+from .subject import input_size, load_subject, open_probe, output_names, photo_files, pixels_to_input, resize_to
 
 CHUNK = 64
 GALLERY = 16
@@ -73,15 +72,7 @@ def cam(run: str | Path, source: str, method: str = "cam", target: str | None = 
 
 
 def _image_files(source: str) -> list[str]:
-    path = Path(source)
-    if path.is_dir():
-        from ..data.images import IMAGE_SUFFIXES
-
-        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise FacelabError(f"{path}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return files
-    return [source]
+    return [str(p) for p in photo_files(f"folder:{source}")] if Path(source).is_dir() else [source]
 
 
 def _cam_files(run, source, method, target, layer, folder) -> dict:
@@ -258,11 +249,9 @@ def face_inputs(image: np.ndarray, size: tuple[int, int], detect: bool, margin: 
     """[(box (x, y, w, h) in the photo, the face as the network's input image)]: detected faces, or the whole
     photo centre-cropped. An empty list when ``detect`` finds no face."""
     from ..data.detect import crop_face, detect_faces
-    from .subject import _resize_to
-
     if not detect:
         h, w = image.shape[:2]
-        return [((0, 0, w, h), _resize_to(image, size))]
+        return [((0, 0, w, h), resize_to(image, size))]
     return [(box, crop_face(image, box, size, margin)[0]) for box in detect_faces(image)]
 
 
@@ -279,10 +268,10 @@ def predict(run: str | Path, source: str, detect: bool = False, method: str = "c
 
     model, cfg, conf, _ = open_probe(run)
     folder = probe_folder(out, run, "predict")
-    files = _photo_files(source)
+    files = photo_files(source)
     outputs, binary = output_names(cfg, conf), cfg.task == "attr"
     output = (0 if binary else None) if target is None else _named_output(outputs, target)
-    size = _size(cfg)
+    size = input_size(cfg)
     results, no_face, unreadable, tiles, captions = [], [], [], [], []
     for path in files:
         try:
@@ -313,24 +302,6 @@ def predict(run: str | Path, source: str, detect: bool = False, method: str = "c
              ["unreadable", "; ".join(unreadable) or "none"]]  # fmt: skip
     return write_probe_output(folder, f"facelab predict: {source}", summary,
                               [("predictions.png", "each face and its map; caption: most probable output")] if tiles else [], facts)
-
-
-def _size(cfg) -> tuple[int, int]:
-    from ..data.cache import parse_size
-
-    return parse_size(cfg.size)
-
-
-def _photo_files(source: str) -> list[Path]:
-    from ..data.images import IMAGE_SUFFIXES
-
-    path = Path(source.removeprefix("folder:"))
-    if not path.is_dir():
-        raise FacelabError(f"{source}: not a folder of photos (give folder:PATH)")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise FacelabError(f"{path}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
 
 
 def _write_predictions_csv(path: Path, results: list[dict]) -> None:

@@ -345,7 +345,7 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quie
     trainer.fit(module, train_dl, valid_dl, ckpt_path=str(run.last_checkpoint) if resume is not None else None)
     if not trainer.is_global_zero:
         return {}
-    summary = write_summary(run, cfg, data.task, data)
+    write_summary(run, cfg, data.task, data)
     from ..report.run_report import write_run_report
 
     write_run_report(run, cfg, module, data)

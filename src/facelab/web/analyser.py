@@ -17,8 +17,7 @@ import torch
 from ..data.detect import crop_face, detect_faces
 from ..errors import FacelabError
 from ..probes.cam import attribution_maps, head_layer, overlay
-from ..probes.subject import Subject, open_probe, output_names, pixels_to_input
-from ..probes.where import _size
+from ..probes.subject import Subject, input_size, open_probe, output_names, pixels_to_input
 
 FACE_MARGIN = 0.25
 TOP_CLASSES = 5
@@ -38,7 +37,7 @@ class LoadedRun:
 
     @property
     def size(self) -> tuple[int, int]:
-        return _size(self.cfg)
+        return input_size(self.cfg)
 
 
 def load_runs(paths: list[str | Path]) -> list[LoadedRun]:
