@@ -33,20 +33,19 @@ def draw_points(image: np.ndarray, pts: np.ndarray, box: tuple[int, int, int, in
 
 
 @torch.no_grad()
-def predict_points(model, face: np.ndarray, channels: int, n_points: int) -> np.ndarray:
+def predict_points(model, face: np.ndarray, channels: int) -> np.ndarray:
     """(K, 2) points in the pixels of ``face`` (the network's input size)."""
     h, w = face.shape[:2]
-    rel = model(pixels_to_input(Subject("", face).pixels(channels))).float().view(n_points, 2)
+    rel = model(pixels_to_input(Subject("", face).pixels(channels))).float().view(-1, 2)
     return (rel * torch.tensor([w, h]) - 0.5).numpy()
 
 
 def landmarks(run: str | Path, source: str, margin: float | None = None, out: str | Path | None = None) -> dict:
     """Detect faces in every photo of ``source`` (folder:PATH), predict their landmarks, draw them on the photo."""
-    model, cfg, conf, _ = open_probe(run)
+    model, cfg, _, _ = open_probe(run)
     if cfg.task != "keypoints":
         raise FacelabError(f"{run}: landmarks needs a keypoint run (this one was trained for {cfg.task})")
     folder = probe_folder(out, run, "landmarks")
-    n_points = conf["data"]["n_outputs"] // 2
     margin = DEFAULT_FACE_MARGIN.get(cfg.crop or "full", 0.25) if margin is None else margin
     size = input_size(cfg)
     faces, no_face, unreadable, figures = [], [], [], []
@@ -63,7 +62,7 @@ def landmarks(run: str | Path, source: str, margin: float | None = None, out: st
         drawn = photo
         for box in boxes:
             crop, (scale, x0, y0) = crop_face(photo, box, size, margin)
-            pts = predict_points(model, crop, cfg.channels, n_points) * scale + np.array([x0, y0])
+            pts = predict_points(model, crop, cfg.channels) * scale + np.array([x0, y0])
             faces.append({"image": path.name, "box": list(box), "points": np.round(pts, 2).tolist()})
             drawn = draw_points(drawn, pts, box)
         file = f"landmarks_{path.stem}.png"

@@ -16,6 +16,7 @@ import torch
 
 from ..data.detect import crop_face, detect_faces
 from ..errors import FacelabError
+from ..keypoints.photos import predict_points
 from ..probes.cam import attribution_maps, head_layer, overlay
 from ..probes.subject import Subject, input_size, open_probe, output_names, pixels_to_input
 
@@ -90,12 +91,11 @@ class Analyser:
 
     def _apply(self, run: LoadedRun, image, box, face: dict, target, with_cam: bool, margin: float) -> None:
         crop, (scale, x0, y0) = crop_face(image, box, run.size, margin)
-        x = pixels_to_input(Subject("", crop).pixels(run.cfg.channels))
         if run.task == "keypoints":
-            rel = run.model(x).float().view(-1, 2)
-            pts = (rel * torch.tensor(run.size, dtype=torch.float32) - 0.5).numpy() * scale + np.array([x0, y0])
+            pts = predict_points(run.model, crop, run.cfg.channels) * scale + np.array([x0, y0])
             face["landmarks"] = np.round(pts, 1).tolist()
             return
+        x = pixels_to_input(Subject("", crop).pixels(run.cfg.channels))
         binary = run.task == "attr"
         output = run.outputs.index(target) if target in run.outputs else (0 if binary else None)
         want_cam = with_cam and face["cam"] is None and (target is None or target in run.outputs)
