@@ -31,8 +31,8 @@ def evaluate(run: str | Path, spec: str | None = None, split: str = "test", out:
         sums[2:] += task.correct(logits, y).double()
     n = float(sums[1])
     per = {name: float(c) / n for name, c in zip(task.metric_names(), sums[2:])}
-    result = {"task": task.name, "arch": cfg.arch, "data": spec or cfg.spec, "split": split, "n": int(n),
-              "loss": float(sums[0]) / n, "acc": sum(per.values()) / len(per)}  # fmt: skip
+    result = {"task": task.name, "arch": cfg.arch, "data": spec or cfg.spec, "split": split, "n": int(n), "loss": float(sums[0]) / n}
+    result.update({"acc": sum(per.values()) / len(per)} if task.accuracy else per)  # keypoints: px_err (and nme)
     if task.name == "attr":
         result["acc_per_attr"] = {a: per[f"acc_{a}"] for a in task.attrs}
     folder = RunFolder(Path(out) if out else Path(run) / f"eval_{split}")
