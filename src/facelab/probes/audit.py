@@ -14,7 +14,6 @@ import numpy as np
 
 from ..errors import FacelabError
 from ..report.figures import bar_chart
-from ..report.html import Report
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
 
@@ -33,6 +32,17 @@ def group_columns(d: SplitData, by: list[str]) -> dict[str, np.ndarray]:
             extra = ", background" if hasattr(fs, "background") else ""
             raise FacelabError(f"--by {name!r}: not an attribute of {fs.spec}; group by {', '.join(fs.attr_names or [])}{extra}")
     return cols
+
+
+def members(columns: dict[str, np.ndarray], group: dict[str, int]) -> np.ndarray:
+    """Which images belong to ``group`` (every image for the empty group, the whole set)."""
+    n = len(next(iter(columns.values())))
+    return np.logical_and.reduce([columns[c] == v for c, v in group.items()]) if group else np.ones(n, bool)
+
+
+def rows_with_overall(table: dict) -> list[dict]:
+    """The whole set (as the group {}) followed by every group."""
+    return [{"group": {}, **table["overall"], "small": False}] + table["groups"]
 
 
 def _rates(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
@@ -78,8 +88,9 @@ def audit_table(y: np.ndarray, pred: np.ndarray, columns: dict[str, np.ndarray],
             between[" x ".join(combo)] = {"accuracy_difference": float(frame.difference()), "accuracy_ratio": float(frame.ratio())}
             for key in frame.by_group.index:
                 values = key if isinstance(key, tuple) else (key,)
-                member = np.logical_and.reduce([columns[c] == v for c, v in zip(combo, values)])
-                row = {"group": {c: int(v) for c, v in zip(combo, values)}} | _describe(y[member], pred[member], n_boot, rng)
+                group = {c: int(v) for c, v in zip(combo, values)}
+                member = members(columns, group)
+                row = {"group": group} | _describe(y[member], pred[member], n_boot, rng)
                 row["small"] = row["n"] < min_n
                 groups.append(row)
     eod = equalized_odds_difference(y, pred, sensitive_features={c: columns[c] for c in names})
@@ -150,8 +161,8 @@ def audit(run: str | Path, spec: str | None = None, by: list[str] | None = None,
              ["overall accuracy", _with_ci(table["overall"], "accuracy")], ["worst group", _label(table["worst_group"])],
              ["worst group accuracy", _with_ci(table["worst_group"], "accuracy")],
              ["equalized odds difference", table["equalized_odds_difference"]]]  # fmt: skip
-    write_probe_output(folder, f"facelab audit: {summary['target']}", summary, [("accuracy_by_group.png", "accuracy per group; hatched: fewer than min n")], facts)
-    _append_tables(folder, table)
+    write_probe_output(folder, f"facelab audit: {summary['target']}", summary, [("accuracy_by_group.png", "accuracy per group; hatched: fewer than min n")],
+                       facts, _report_tables(table))  # fmt: skip
     return summary
 
 
@@ -169,25 +180,19 @@ def _write_csv(path: Path, table: dict) -> None:
     with open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(keys)
-        for row in [{"group": {}, **table["overall"], "small": False}] + table["groups"]:
+        for row in rows_with_overall(table):
             rates = [x for k in RATES for x in (row[k], *row[f"{k}_ci"])]
             w.writerow([_label(row) or "overall", row["n"], row["positives"], row["negatives"], *rates, row["small"]])
     os.replace(tmp, path)
 
 
-def _append_tables(folder: Path, table: dict) -> None:
-    """Rewrites the report with the per-group table and the between-group differences below the chart."""
-    html = (folder / "report.html").read_text()
-    rep = Report("")
-    rep.heading("Per group (95% bootstrap intervals)")
-    rep.table(["group", "n", "positives", "accuracy", "TPR", "FPR", "FNR", "selection rate", "small"],
-              [[_label(r) or "overall", r["n"], r["positives"], _with_ci(r, "accuracy"), _with_ci(r, "tpr"), _with_ci(r, "fpr"),
-                _with_ci(r, "fnr"), _with_ci(r, "selection_rate"), "yes" if r.get("small") else ""]
-               for r in [{"group": {}, **table["overall"]}] + table["groups"]])  # fmt: skip
-    rep.heading("Between groups")
-    rep.table(["grouping", "accuracy difference (max - min)", "accuracy ratio (min / max)"],
-              [[k, v["accuracy_difference"], v["accuracy_ratio"]] for k, v in table["between_groups"].items()])  # fmt: skip
-    (folder / "report.html").write_text(html.replace("</body>", "".join(rep.sections) + "</body>"))
+def _report_tables(table: dict) -> list[tuple[str, list[str], list[list]]]:
+    """The per-group table and the between-group differences, for the report below the chart."""
+    per_group = [[_label(r) or "overall", r["n"], r["positives"], _with_ci(r, "accuracy"), _with_ci(r, "tpr"), _with_ci(r, "fpr"),
+                  _with_ci(r, "fnr"), _with_ci(r, "selection_rate"), "yes" if r["small"] else ""] for r in rows_with_overall(table)]  # fmt: skip
+    between = [[k, v["accuracy_difference"], v["accuracy_ratio"]] for k, v in table["between_groups"].items()]
+    return [("Per group (95% bootstrap intervals)", ["group", "n", "positives", "accuracy", "TPR", "FPR", "FNR", "selection rate", "small"], per_group),
+            ("Between groups", ["grouping", "accuracy difference (max - min)", "accuracy ratio (min / max)"], between)]  # fmt: skip
 
 
 def compare(run_a: str | Path, run_b: str | Path, spec: str | None = None, by: list[str] | None = None, split: str = "test",
@@ -203,13 +208,13 @@ def compare(run_a: str | Path, run_b: str | Path, spec: str | None = None, by: l
     table_a, table_b = (audit_table(ya, p, cols, n_boot, min_n, seed) for p in (pa, pb))
     rng = np.random.default_rng(seed)
     rows = []
-    for ga, gb in zip([{"group": {}, **table_a["overall"]}] + table_a["groups"], [{"group": {}, **table_b["overall"]}] + table_b["groups"]):
-        member = np.logical_and.reduce([cols[c] == v for c, v in ga["group"].items()]) if ga["group"] else np.ones(len(ya), bool)
+    for ga, gb in zip(rows_with_overall(table_a), rows_with_overall(table_b)):
+        member = members(cols, ga["group"])
         ca, cb = (pa[member] == ya[member]), (pb[member] == ya[member])
         idx = rng.integers(0, member.sum(), size=(n_boot, member.sum()))
         diff = cb[idx].mean(1) - ca[idx].mean(1)
         rows.append({"group": ga["group"], "n": ga["n"], "accuracy_a": ga["accuracy"], "accuracy_b": gb["accuracy"],
-                     "difference": gb["accuracy"] - ga["accuracy"], "difference_ci": _interval(diff), "small": ga.get("small", False)})  # fmt: skip
+                     "difference": gb["accuracy"] - ga["accuracy"], "difference_ci": _interval(diff), "small": ga["small"]})  # fmt: skip
     summary = {"run_a": str(run_a), "run_b": str(run_b), "target": da.outputs[da.output_index(target)], "split": split, "groups": rows}
     labels = [_label(r) or "overall" for r in rows]
     bar_chart(labels, [r["difference"] for r in rows], folder / "difference_by_group.png", "accuracy B - A (95% paired bootstrap)",

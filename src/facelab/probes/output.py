@@ -15,9 +15,9 @@ def probe_folder(out: str | Path | None, run: str | Path, name: str) -> Path:
     return path
 
 
-def write_probe_output(out: Path, title: str, summary: dict, figures: list[tuple[str, str]],
-                       facts: list[list] | None = None) -> dict:  # fmt: skip
-    """summary.json (atomically) and report.html with the facts table and the figures in order."""
+def write_probe_output(out: Path, title: str, summary: dict, figures: list[tuple[str, str]], facts: list[list] | None = None,
+                       tables: list[tuple[str, list[str], list[list]]] | None = None) -> dict:  # fmt: skip
+    """summary.json (atomically) and report.html: the facts table, the figures in order, then (heading, header, rows) tables."""
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out / "summary.json")
@@ -26,5 +26,7 @@ def write_probe_output(out: Path, title: str, summary: dict, figures: list[tuple
         rep.table(["", "value"], facts)
     for file, caption in figures:
         rep.figure(file, caption)
+    for heading, header, rows in tables or []:
+        rep.heading(heading).table(header, rows)
     rep.write(out / "report.html")
     return summary

@@ -13,7 +13,7 @@ from ..errors import FacelabError
 from ..train.batches import to_input
 from ..train.engine import TrainConfig, prepare_data
 from ..train.tasks import task_for
-from .subject import open_probe, output_names
+from .subject import open_probe, output_index, output_names
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -36,14 +36,7 @@ class SplitData:
         return to_input(self.images[pos], self.cfg.channels, channels_last=False)
 
     def output_index(self, target: str | None) -> int | None:
-        """The network output a probe explains: a named attribute/class, else the first attribute (None: predicted class)."""
-        if target is None:
-            return 0 if self.binary else None
-        if target in self.outputs:
-            return self.outputs.index(target)
-        if not self.binary and target.isdigit() and int(target) < len(self.outputs):
-            return int(target)
-        raise FacelabError(f"--target {target!r}: the run predicts {', '.join(self.outputs[:20])}")
+        return output_index(self.outputs, target, self.binary)
 
     def labels(self, output: int | None) -> np.ndarray:
         """True label of each item for ``output``: 0/1 for an attribute, the class for identity."""

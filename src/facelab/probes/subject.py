@@ -118,6 +118,25 @@ def output_names(cfg, conf) -> list[str]:
     return [str(n) for n in names] if names else [str(k) for k in range(conf["data"]["n_outputs"])]
 
 
+def output_index(outputs: list[str], target: str | None, binary: bool) -> int | None:
+    """The output a probe explains: a named attribute or class (or a class number); by default the first
+    attribute, or None (the predicted class) for identity runs."""
+    if target is None:
+        return 0 if binary else None
+    if target in outputs:
+        return outputs.index(target)
+    if not binary and target.isdigit() and int(target) < len(outputs):
+        return int(target)
+    raise FacelabError(f"--target {target!r}: the run predicts {', '.join(outputs[:20])}")
+
+
+def named_probabilities(logits: torch.Tensor, outputs: list[str], binary: bool, top: int = 5) -> dict[str, float]:
+    """One image's logits as {name: probability}: every attribute, or the ``top`` most probable classes."""
+    probs = torch.sigmoid(logits.float()) if binary else torch.softmax(logits.float(), 0)
+    order = range(len(outputs)) if binary else probs.argsort(descending=True)[:top].tolist()
+    return {outputs[k]: float(probs[k]) for k in order}
+
+
 def input_size(cfg) -> tuple[int, int]:
     """The network's input (width, height)."""
     return parse_size(cfg.size)

@@ -10,17 +10,18 @@ import torch
 from ..errors import FacelabError
 from ..progress import progress_bar
 from ..report.figures import bar_chart, image_grid, map_grid
-from .cam import METHODS, attribution_maps, fast_cpu, head_layer, layer_for, overlay, with_last_layer_randomised
+from .cam import METHODS, Target, attribution_maps, fast_cpu, head_layer, layer_for, overlay, with_last_layer_randomised
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
-from .subject import input_size, load_subject, open_probe, output_names, photo_files, pixels_to_input, resize_to
+from .subject import (input_size, load_subject, named_probabilities, open_probe, output_index, output_names, photo_files,
+                      pixels_to_input, resize_to)
 
 CHUNK = 64
 GALLERY = 16
 
 
 def _maps_over(d: SplitData, method: str, output: int | None, layer: str | None, model=None, quiet: bool = True):
-    """Attribution maps of every image of ``d`` in chunks: (logits, target index, sign, raw maps, normalised maps)."""
+    """Attribution maps of every image of ``d`` in chunks: (logits, Target, raw maps, normalised maps)."""
     model = model or d.model
     lyr = layer_for(model, method, layer)
     parts = []
@@ -30,7 +31,8 @@ def _maps_over(d: SplitData, method: str, output: int | None, layer: str | None,
             logits, target, raw, norm = attribution_maps(model, d.inputs(sl), method, output, d.binary, lyr)
             parts.append((logits, target.index, target.sign, raw, norm))
             advance(len(logits))
-    return [torch.cat(p) for p in zip(*parts)]
+    logits, index, sign, raw, norm = (torch.cat(p) for p in zip(*parts))
+    return logits, Target(index, sign), raw, norm
 
 
 def _predicted(d: SplitData, logits: torch.Tensor, output: int | None) -> np.ndarray:
@@ -47,7 +49,7 @@ def cam(run: str | Path, source: str, method: str = "cam", target: str | None = 
         return _cam_files(run, source, method, target, layer, folder)
     d = load_split(run, source, split, limit)
     output = d.output_index(target)
-    logits, _, _, _, norm = _maps_over(d, method, output, layer, quiet=quiet)
+    logits, _, _, norm = _maps_over(d, method, output, layer, quiet=quiet)
     true, pred = d.labels(output), _predicted(d, logits, output)
     images = d.images.numpy()
     groups, figures, means, mean_names = {}, [], [], []
@@ -79,7 +81,7 @@ def _cam_files(run, source, method, target, layer, folder) -> dict:
     model, cfg, conf, _ = open_probe(run)
     outputs = output_names(cfg, conf)
     binary = cfg.task == "attr"
-    output = (0 if binary else None) if target is None else _named_output(outputs, target)
+    output = output_index(outputs, target, binary)
     lyr = layer_for(model, method, layer)
     tiles, captions, results = [], [], []
     for src in _image_files(source):
@@ -93,12 +95,6 @@ def _cam_files(run, source, method, target, layer, folder) -> dict:
     image_grid(tiles, captions, folder / "overlays.png", cols=min(8, len(tiles)))
     summary = {"method": method, "layer": lyr.name, "images": results}
     return write_probe_output(folder, f"facelab cam: {method}", summary, [("overlays.png", "image and map; caption: output, P(output)")])
-
-
-def _named_output(outputs: list[str], target: str) -> int:
-    if target not in outputs:
-        raise FacelabError(f"--target {target!r}: the run predicts {', '.join(outputs[:20])}")
-    return outputs.index(target)
 
 
 # ----------------------------------------------------------------------------- scores
@@ -120,7 +116,7 @@ def energy_share(maps: torch.Tensor, masks: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def deletion_insertion(model, x: torch.Tensor, maps: torch.Tensor, index: torch.Tensor, sign: torch.Tensor, binary: bool,
+def deletion_insertion(model, x: torch.Tensor, maps: torch.Tensor, target: Target, binary: bool,
                        steps: int = 16) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Probability of the explained decision as the most-attributed pixels are removed (grey) or inserted
     into a blurred copy, ``steps`` equal fractions from 0 to all; returns the per-image AUCs (deletion, insertion)."""
@@ -138,17 +134,16 @@ def deletion_insertion(model, x: torch.Tensor, maps: torch.Tensor, index: torch.
         for curve, xs in ((dele, torch.where(top, torch.zeros_like(x), x)), (ins, torch.where(top, x, blurred))):
             with fast_cpu(xs):
                 logits = model(xs).float()
-            score = sign * logits[torch.arange(n), index]
-            curve.append(torch.sigmoid(score) if binary else torch.softmax(logits, 1)[torch.arange(n), index])
+            curve.append(target.prob(logits, binary))
     auc = lambda c: ((torch.stack(c).sum(0) - (c[0] + c[-1]) / 2) / steps).numpy()  # noqa: E731  trapezoid on [0, 1]
     return auc(dele), auc(ins)
 
 
-def _scores(model, d: SplitData, raw, norm, index, sign, masks, background, tolerance, steps) -> dict:
+def _scores(model, d: SplitData, raw, norm, target: Target, masks, background, tolerance, steps) -> dict:
     dele, ins = [], []
     for start in range(0, len(norm), CHUNK):
         sl = slice(start, start + CHUNK)
-        a, b = deletion_insertion(model, d.inputs(sl), norm[sl], index[sl], sign[sl], d.binary, steps)
+        a, b = deletion_insertion(model, d.inputs(sl), norm[sl], Target(target.index[sl], target.sign[sl]), d.binary, steps)
         dele.append(a)
         ins.append(b)
     out = {"pointing_game": None, "energy_in_mask": None, "energy_on_background": None,
@@ -186,21 +181,17 @@ def cam_score(run: str | Path, spec: str | None = None, split: str = "test", met
     results, examples = {}, []
     randomised = with_last_layer_randomised(d.model, seed)
     for method in methods:
-        logits, index, sign, raw, norm = _maps_over(d, method, output, layer, quiet=quiet)
-        results[method] = _scores(d.model, d, raw, norm, index, sign, masks, background, tolerance, steps)
+        _, tgt, raw, norm = _maps_over(d, method, output, layer, quiet=quiet)  # every method explains the same decisions
+        results[method] = _scores(d.model, d, raw, norm, tgt, masks, background, tolerance, steps)
         examples.append((method, norm[:8]))
-        _, _, _, r_raw, r_norm = _maps_over(d, method, output, layer, model=randomised, quiet=quiet)
-        results[f"{method}_randomized"] = _scores(d.model, d, r_raw, r_norm, index, sign, masks, background, tolerance, steps)
-    logits = d.model(d.inputs(slice(0, len(d.images)))).detach()
-    from .cam import decision_target
-
-    tgt = decision_target(logits, output, d.binary)
+        _, _, r_raw, r_norm = _maps_over(d, method, output, layer, model=randomised, quiet=quiet)
+        results[f"{method}_randomized"] = _scores(d.model, d, r_raw, r_norm, tgt, masks, background, tolerance, steps)
     gen = torch.Generator().manual_seed(seed)
     rand = torch.rand(len(d.images), h, w, generator=gen)
-    results["random"] = _scores(d.model, d, rand, rand, tgt.index, tgt.sign, masks, background, tolerance, steps)
+    results["random"] = _scores(d.model, d, rand, rand, tgt, masks, background, tolerance, steps)
     if masks is not None:
         mean = torch.from_numpy(masks.mean(0)).float().expand(len(masks), h, w).contiguous()
-        results["mean_mask"] = _scores(d.model, d, mean, mean, tgt.index, tgt.sign, masks, background, tolerance, steps)
+        results["mean_mask"] = _scores(d.model, d, mean, mean, tgt, masks, background, tolerance, steps)
     else:
         results["mean_mask"] = None
     name = d.outputs[output] if output is not None else "predicted class"
@@ -255,11 +246,6 @@ def face_inputs(image: np.ndarray, size: tuple[int, int], detect: bool, margin: 
     return [(box, crop_face(image, box, size, margin)[0]) for box in detect_faces(image)]
 
 
-@torch.no_grad()
-def _all_probs(logits: torch.Tensor, binary: bool) -> torch.Tensor:
-    return torch.sigmoid(logits.float()) if binary else torch.softmax(logits.float(), 1)
-
-
 def predict(run: str | Path, source: str, detect: bool = False, method: str = "cam", target: str | None = None,
             out: str | Path | None = None, top: int = 5) -> dict:  # fmt: skip
     """Predictions with probabilities and attribution overlays for a folder of the user's own photos."""
@@ -270,7 +256,7 @@ def predict(run: str | Path, source: str, detect: bool = False, method: str = "c
     folder = probe_folder(out, run, "predict")
     files = photo_files(source)
     outputs, binary = output_names(cfg, conf), cfg.task == "attr"
-    output = (0 if binary else None) if target is None else _named_output(outputs, target)
+    output = output_index(outputs, target, binary)
     size = input_size(cfg)
     results, no_face, unreadable, tiles, captions = [], [], [], [], []
     for path in files:
@@ -286,9 +272,7 @@ def predict(run: str | Path, source: str, detect: bool = False, method: str = "c
         for box, face in faces:
             x = pixels_to_input(Subject(path.name, face).pixels(cfg.channels))
             logits, tgt, _, norm = attribution_maps(model, x, method, output, binary, layer_for(model, method, None))
-            probs = _all_probs(logits, binary)[0]
-            order = range(len(outputs)) if binary else probs.argsort(descending=True)[:top].tolist()
-            preds = {outputs[k]: float(probs[k]) for k in order}
+            preds = named_probabilities(logits[0], outputs, binary, top)
             results.append({"image": path.name, "box": list(box), "predictions": preds})
             tiles += [face, overlay(face, norm[0].numpy())]
             best = max(preds, key=preds.get)

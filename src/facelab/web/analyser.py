@@ -18,7 +18,7 @@ from ..data.detect import crop_face, detect_faces
 from ..errors import FacelabError
 from ..keypoints.photos import predict_points
 from ..probes.cam import attribution_maps, head_layer, overlay
-from ..probes.subject import Subject, input_size, open_probe, output_names, pixels_to_input
+from ..probes.subject import Subject, input_size, named_probabilities, open_probe, output_names, pixels_to_input
 
 FACE_MARGIN = 0.25
 TOP_CLASSES = 5
@@ -104,9 +104,8 @@ class Analyser:
             face["cam"] = overlay(crop, norm[0].numpy())
         else:
             logits = run.model(x).float()
-        probs = torch.sigmoid(logits[0].float()) if binary else torch.softmax(logits[0].float(), 0)
-        order = range(len(run.outputs)) if binary else probs.argsort(descending=True)[:TOP_CLASSES].tolist()
-        face["predictions"].update({run.outputs[k]: round(float(probs[k]), 4) for k in order})
+        probs = named_probabilities(logits[0], run.outputs, binary, TOP_CLASSES)
+        face["predictions"].update({name: round(p, 4) for name, p in probs.items()})
 
 
 def to_json(faces: list[dict]) -> dict:
