@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import FacelabError
+from ..files import write_json
 from ..progress import progress_bar
 from .faceset import FaceSet
 from .images import UnreadableImage
@@ -140,12 +141,6 @@ def _fingerprint_hash(fp: dict) -> str:
     return hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 _WORKER: dict = {}
 
 
@@ -221,7 +216,7 @@ def build_cache(
             if name != "landmarks.f32" or k:
                 np.memmap(out / name, dtype, "w+", shape=shape).flush()
         progress = {"fingerprint": fp, "done": [], "failed": []}
-        _write_json(progress_path, progress)
+        write_json(progress_path, progress)
     todo = [c for c in range((n + CHUNK - 1) // CHUNK) if c not in set(progress["done"])]
     workers = workers or (1 if n < IN_PROCESS_BELOW else os.cpu_count() or 1)
     with progress_bar(f"caching {fs.spec} at {w}x{h}", total=n, quiet=quiet) as advance:
@@ -230,7 +225,7 @@ def build_cache(
         def record(chunk: int, failed: list[str]) -> None:
             progress["done"].append(chunk)
             progress["failed"].extend(failed)
-            _write_json(progress_path, progress)
+            write_json(progress_path, progress)
             advance(min(CHUNK, n - chunk * CHUNK))
 
         if workers == 1:
@@ -268,7 +263,7 @@ def build_cache(
         "notes": fs.notes,
         "classes": fs.classes,
     }
-    _write_json(meta_path, meta)
+    write_json(meta_path, meta)
     progress_path.unlink()
     return FaceCache(out)
 

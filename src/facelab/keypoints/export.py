@@ -1,14 +1,13 @@
 """``facelab export RUN --format csv``: a keypoint run's predictions, one row per (image, point), in the original image's pixels."""
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import replace
 from pathlib import Path
 
 from ..data.cache import DEFAULT_MARGIN, cache_to_source
 from ..data.spec import open_spec
 from ..errors import FacelabError
+from ..files import write_csv
 from ..progress import progress_bar
 from ..train.engine import load_trained, prepare_data
 from ..train.tasks import task_for
@@ -33,16 +32,13 @@ def export(run: str | Path, fmt: str = "csv", split: str = "valid", spec: str | 
     crop = cfg.crop or fs.default_crop
     size = data.cache.size
     path = Path(out) if out else Path(run) / f"predictions_{split}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as fh, progress_bar("export", len(p.positions), quiet) as advance:
-        w = csv.writer(fh)
-        w.writerow(["image", "point", "x", "y"])
+
+    def rows(advance):
         for k, pos in enumerate(p.positions):
             row = int(data.rows[pos])
             source = cache_to_source(fs, row, size, crop, DEFAULT_MARGIN[crop], p.pred[k])
-            for point, (x, y) in zip(data.task.indices, source):
-                w.writerow([fs.names[row], point, f"{x:.2f}", f"{y:.2f}"])
+            yield from ([fs.names[row], point, f"{x:.2f}", f"{y:.2f}"] for point, (x, y) in zip(data.task.indices, source))
             advance()
-    os.replace(tmp, path)
-    return path
+
+    with progress_bar("export", len(p.positions), quiet) as advance:
+        return write_csv(path, ["image", "point", "x", "y"], rows(advance))

@@ -5,14 +5,13 @@ from its last checkpoint and skips the finished ones.
 """
 from __future__ import annotations
 
-import csv
 import json
-import os
 import shutil
 from dataclasses import replace
 from itertools import product
 from pathlib import Path
 
+from ..files import write_csv, write_json
 from ..report.figures import _save
 from ..report.html import Report
 from ..train.engine import RunFolder, TrainConfig, train
@@ -48,12 +47,10 @@ def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str
     better = min if base.task == "keypoints" else max
     key = "val_loss" if base.task == "keypoints" else "val_acc"
     best = better(rows, key=lambda r: r[key])
-    _write_table(out / "sweep.csv", rows)
+    write_csv(out / "sweep.csv", list(rows[0]), ([r[k] for k in rows[0]] for r in rows))
     _sweep_figure(curves, out / "figures" / "sweep.png", "loss")
     result = {"task": base.task, "arch": base.arch, "settings": rows, "best": best, "ranked_by": key}
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out / "summary.json")
+    write_json(out / "summary.json", result)
     rep = Report(f"facelab sweep: {base.task} with {base.arch} on {base.spec}")
     keys = [k for k in rows[0] if k != "run"]
     rep.table(keys, [[r[k] if r[k] is not None else "-" for k in keys] for r in rows])
@@ -62,15 +59,6 @@ def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str
     rep.links([(r["setting"], f"{r['run']}/report.html") for r in rows])
     rep.write(out / "report.html")
     return result
-
-
-def _write_table(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _sweep_figure(curves: dict[str, list[dict]], path: Path, metric: str) -> None:

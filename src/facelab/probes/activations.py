@@ -95,15 +95,20 @@ def filters(run: str | Path, layer: str = "1", out: str | Path | None = None) ->
     if not isinstance(lyr.module, torch.nn.Conv2d):
         raise FacelabError(f"layer {lyr.name}: not a conv layer; convs are {', '.join(n for n, _ in conv_layers(model))}")
     w = lyr.module.weight.detach().float()
-    tiles = kernel_pictures(w)
     file = f"filters_layer{lyr.index}.png"
-    from ..report.figures import image_grid
-
-    image_grid(list(tiles), [str(k) for k in range(len(tiles))], folder / file, cols=min(16, len(tiles)))
+    filter_grid(w, folder / file)
     summary = {"layer": lyr.name, "index": lyr.index, "n_filters": int(w.shape[0]), "in_channels": int(w.shape[1]),
                "kernel": list(w.shape[2:]), "figure": file}  # fmt: skip
     return write_probe_output(folder, f"facelab filters: layer {lyr.index}", summary,
                               [(file, f"{w.shape[0]} kernels of {tuple(w.shape[1:])}, each min-max normalised")])
+
+
+def filter_grid(w: torch.Tensor, path: Path) -> Path:
+    """A conv layer's kernels as one numbered picture grid."""
+    from ..report.figures import image_grid
+
+    tiles = kernel_pictures(w)
+    return image_grid(list(tiles), [str(k) for k in range(len(tiles))], path, cols=min(16, len(tiles)))
 
 
 def kernel_pictures(w: torch.Tensor) -> np.ndarray:

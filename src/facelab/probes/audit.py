@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FacelabError
+from ..files import write_csv
 from ..report.figures import bar_chart
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
@@ -172,18 +173,9 @@ def _with_ci(row: dict, key: str) -> str:
 
 
 def _write_csv(path: Path, table: dict) -> None:
-    import csv
-    import os
-
     keys = ["group", "n", "positives", "negatives", *[x for k in RATES for x in (k, f"{k}_lo", f"{k}_hi")], "small"]
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(keys)
-        for row in rows_with_overall(table):
-            rates = [x for k in RATES for x in (row[k], *row[f"{k}_ci"])]
-            w.writerow([_label(row) or "overall", row["n"], row["positives"], row["negatives"], *rates, row["small"]])
-    os.replace(tmp, path)
+    write_csv(path, keys, ([_label(row) or "overall", row["n"], row["positives"], row["negatives"],
+                            *[x for k in RATES for x in (row[k], *row[f"{k}_ci"])], row["small"]] for row in rows_with_overall(table)))  # fmt: skip
 
 
 def _report_tables(table: dict) -> list[tuple[str, list[str], list[list]]]:

@@ -1,10 +1,9 @@
 """Every probe's folder: its PNGs, summary.json and a small report.html showing them."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
+from ..files import write_json
 from ..report.html import Report
 
 
@@ -18,9 +17,7 @@ def probe_folder(out: str | Path | None, run: str | Path, name: str) -> Path:
 def write_probe_output(out: Path, title: str, summary: dict, figures: list[tuple[str, str]], facts: list[list] | None = None,
                        tables: list[tuple[str, list[str], list[list]]] | None = None) -> dict:  # fmt: skip
     """summary.json (atomically) and report.html: the facts table, the figures in order, then (heading, header, rows) tables."""
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / "summary.json")
+    write_json(out / "summary.json", summary)
     rep = Report(title)
     if facts:
         rep.table(["", "value"], facts)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import FacelabError
+from ..files import write_csv
 from ..progress import progress_bar
 from ..report.figures import bar_chart, image_grid, map_grid
 from .cam import METHODS, Target, attribution_maps, fast_cpu, head_layer, layer_for, overlay, with_last_layer_randomised
@@ -289,14 +290,5 @@ def predict(run: str | Path, source: str, detect: bool = False, method: str = "c
 
 
 def _write_predictions_csv(path: Path, results: list[dict]) -> None:
-    import csv
-    import os
-
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["image", "x", "y", "w", "h", "output", "prob"])
-        for r in results:
-            for name, p in r["predictions"].items():
-                w.writerow([r["image"], *r["box"], name, f"{p:.6f}"])
-    os.replace(tmp, path)
+    write_csv(path, ["image", "x", "y", "w", "h", "output", "prob"],
+              ([r["image"], *r["box"], name, f"{p:.6f}"] for r in results for name, p in r["predictions"].items()))

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import html
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..files import atomic_write
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -47,10 +48,8 @@ class Report:
     def write(self, path: Path) -> Path:
         doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
                f"<style>{STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.sections)}</body></html>")  # fmt: skip
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(doc, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path) as fh:
+            fh.write(doc)
         return path
 
 

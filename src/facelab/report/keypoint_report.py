@@ -7,6 +7,7 @@ from dataclasses import asdict
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..models.registry import conv_layers
 from ..keypoints.evaluation import CED_LIMIT, ced, predict_split
 from .figures import _save, image_grid, training_curves
 from .html import Report
@@ -27,7 +28,7 @@ def ced_figure(curves: dict[str, dict], path) -> None:
 
 
 def write_keypoint_report(run, cfg, module, data) -> None:
-    from ..probes.activations import kernel_pictures
+    from ..probes.activations import filter_grid
 
     rows = run.read_metrics()
     metrics = ("loss", "px_err", "nme") if data.task.has_nme else ("loss", "px_err")
@@ -41,9 +42,8 @@ def write_keypoint_report(run, cfg, module, data) -> None:
     captions = [f"{'best' if k < N_SHOWN else 'worst'} {score[i]:.3f}" for k, i in enumerate(shown)]
     image_grid([im.numpy() for im in x8], captions, run.figures / "best_worst.png", cols=N_SHOWN,
                points=[p.true[i] for i in shown], points_b=[p.pred[i] for i in shown])  # fmt: skip
-    first = next(m for m in module.model.modules() if isinstance(m, __import__("torch").nn.Conv2d))
-    tiles = kernel_pictures(first.weight.detach().float())
-    image_grid(list(tiles), [str(k) for k in range(len(tiles))], run.figures / "filters.png", cols=min(16, len(tiles)))
+    _, first = conv_layers(module.model)[0]
+    filter_grid(first.weight.detach().float(), run.figures / "filters.png")
     rep = Report(f"facelab run: keypoints ({cfg.points}) with {cfg.arch}")
     rep.paragraph(f"data {cfg.spec} | {len(data.split_positions('train'))} training and {len(p.positions)} validation images "
                   f"at {cfg.size}px | {len(data.task.indices)} points | seed {cfg.seed}")  # fmt: skip

@@ -18,6 +18,7 @@ from ..data.faceset import SPLITS
 from ..data.select import balanced
 from ..data.spec import open_spec
 from ..errors import FacelabError
+from ..files import write_csv, write_json
 from ..models import build_model
 from .batches import CachedItems, gather_images, loader
 from .tasks import Task, task_for
@@ -207,11 +208,7 @@ class RunFolder:
         return json.loads(p.read_text())
 
     def write_json(self, name: str, data: dict) -> Path:
-        p = self.path / name
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        os.replace(tmp, p)
-        return p
+        return write_json(self.path / name, data)
 
     def read_metrics(self) -> list[dict]:
         p = self.path / "metrics.csv"
@@ -222,12 +219,7 @@ class RunFolder:
 
     def write_metrics(self, rows: list[dict]) -> None:
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = self.path / "metrics.csv.tmp"
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.path / "metrics.csv")
+        write_csv(self.path / "metrics.csv", keys, ([r.get(k, "") for k in keys] for r in rows))
 
 
 def _num(v: str):
