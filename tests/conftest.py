@@ -11,12 +11,15 @@ import pytest
 from PIL import Image
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # Two test processes on two cores: one torch thread each (and in every subprocess they start),
-    # which also keeps in-process and CLI runs bit-identical.
-    os.environ["OMP_NUM_THREADS"] = "1"
+    # The test processes split the cores (facelab's own policy would give each its share too); FACELAB_THREADS
+    # reaches every subprocess they start, which also keeps in-process and CLI runs bit-identical.
+    from facelab.hardware import thread_count
+
+    os.environ["FACELAB_THREADS"] = str(thread_count())
+    os.environ["OMP_NUM_THREADS"] = os.environ["FACELAB_THREADS"]
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ["FACELAB_THREADS"]))
 
 ATTR40 = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
           "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "

@@ -44,6 +44,8 @@ _PUBLIC = {
     "demo": "facelab.demo",
     "bench_data": "facelab.bench",
     "bench_train": "facelab.bench",
+    "use_hardware": "facelab.hardware",
+    "runtime": "facelab.hardware",
 }
 
 __all__ = sorted(_PUBLIC) + ["train", "__version__"]

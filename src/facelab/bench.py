@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from .data.cache import build_cache
 from .data.spec import open_spec
 from .errors import FacelabError
+from .hardware import Runtime, current, native_bf16
 from .train.batches import CachedItems, loader, to_input
 
 
@@ -69,30 +71,37 @@ def bench_data(spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet
         items = CachedItems(cache.images, np.arange(len(fs)), torch.zeros(len(fs)))
         batches = ((to_input(x, 3, False), y) for x, y, _ in loader(items, batch, True, 0))
         cached = _timed_pass(batches, len(fs))
-    return {"baseline_img_s": baseline, "cache_img_s": cached, "ratio": cached / baseline,
+    return {"baseline_img_s": baseline, "cache_img_s": cached, "ratio": cached / baseline, "runtime": current("cpu").describe(),
             "cache_build_s": build_s, "n_images": len(fs), "size": size, "data": file_spec if spec.startswith("synth") else spec}  # fmt: skip
 
 
-def _compute_img_s(arch: str, size: int, batch: int, steps: int) -> float:
-    """A training step on random tensors already in memory: the ceiling for the real loop."""
+def _compute_img_s(arch: str, size: int, batch: int, steps: int, rt: Runtime) -> float:
+    """A training step on random tensors already in memory, in ``rt``'s precision: the ceiling for the real loop."""
     from .models import build_model
 
-    model = build_model(arch, 2).to(memory_format=torch.channels_last).train()
+    model = rt.prepare(build_model(arch, 2).train())
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 2, (batch, 2)).float()
+    x = rt.input(torch.randn(batch, 3, size, size))
+    y = torch.randint(0, 2, (batch, 2), device=rt.device).float()
     for i in range(steps + 3):
         if i == 3:
+            _sync(rt)
             t = time.perf_counter()
-        with torch.autocast("cpu", torch.bfloat16):
+        with rt.autocast():
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    _sync(rt)
     return steps * batch / (time.perf_counter() - t)
 
 
-def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path) -> float:
+def _sync(rt: Runtime) -> None:
+    if rt.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Runtime) -> float:
     """The real ``facelab.train`` loop (cache, augmentation, Lightning), timed per batch after warm-up."""
     import lightning.pytorch as pl
 
@@ -105,20 +114,34 @@ def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path) -> floa
             starts.append(time.perf_counter())
 
     cfg = engine.TrainConfig(spec=f"synth:{batch * (steps + 4)}", out=str(out / f"{arch}{size}"), arch=arch,
-                             size=str(size), epochs=1, batch=batch, attrs=["Smiling", "Male"])  # fmt: skip
+                             size=str(size), epochs=1, batch=batch, attrs=["Smiling", "Male"], precision=rt.precision,
+                             device=rt.device)  # fmt: skip
     engine.train(cfg, quiet=True, callbacks=[BatchTimer()])
     # Start to start: data, augmentation, forward, backward, step and Lightning; skip warm-up.
     return batch / float(np.mean(np.diff(starts[3:])))
 
 
 def bench_train(steps: int = 20, quiet: bool = False) -> dict:
-    """{"darknet64@64": {"loop_img_s", "compute_img_s"}, "resnet18@112": {...}}."""
+    """Per net: the pure compute step in fp32 and in bf16, which of them the policy chose, and the real loop
+    (which trains in the chosen precision) against the chosen compute step.
+
+    ``{"darknet64@64": {"fp32_img_s", "bf16_img_s", "chosen", "compute_img_s", "loop_img_s", "ratio"}, ...,
+    "runtime": {...}}``. Emulated bf16 (no native support) is timed over fewer steps: it is 5-16x slower.
+    """
+    chosen = current()
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         for arch, size, batch in (("darknet64", 64, 128), ("resnet18", 112, 64)):
-            compute = _compute_img_s(arch, size, batch, steps)
-            loop = _loop_img_s(arch, size, batch, steps, Path(tmp))
-            result[f"{arch}@{size}"] = {"loop_img_s": loop, "compute_img_s": compute, "ratio": loop / compute}
+            rates = {}
+            for precision in ("fp32", "bf16"):
+                native = precision == "fp32" or native_bf16(chosen.device)
+                rt = replace(chosen, precision=precision)
+                rates[f"{precision}_img_s"] = _compute_img_s(arch, size, batch, steps if native else max(2, steps // 10), rt)
+            loop = _loop_img_s(arch, size, batch, steps, Path(tmp), chosen)
+            compute = rates[f"{chosen.precision}_img_s"]
+            result[f"{arch}@{size}"] = rates | {"chosen": chosen.precision, "compute_img_s": compute, "loop_img_s": loop,
+                                                "ratio": loop / compute}
+    result["runtime"] = chosen.describe()
     return result
 
 
@@ -156,7 +179,7 @@ def bench_cam(frames: int = 30, quiet: bool = False) -> dict:
     torch.manual_seed(0)
     result = {}
     for arch, size in (("darknet64", 128), ("resnet18", 224)):
-        model = build_model(arch, 2).eval().to(memory_format=torch.channels_last)
+        model = current("cpu").prepare(build_model(arch, 2).eval())
         for p in model.parameters():
             p.requires_grad_(False)
         face, _ = open_spec("synth:1").load(0, (size, size))
@@ -175,6 +198,7 @@ def bench_cam(frames: int = 30, quiet: bool = False) -> dict:
                "gradcam_full_backward_fps": _per_second(notebook, frames)}  # fmt: skip
         fps["gradcam_speedup"] = fps["gradcam_fps"] / fps["gradcam_full_backward_fps"]
         result[f"{arch}@{size}"] = fps
+    result["runtime"] = current("cpu").describe()
     return result
 
 
@@ -204,4 +228,5 @@ def bench_serve(frames: int = 40, quiet: bool = False) -> dict:
         result = {"served_fps": _per_second(post, frames), "direct_fps": _per_second(lambda: analyser.analyse(frame), frames),
                   "faces_per_frame": len(analyser.analyse(frame)), "frame": "640x480 JPEG", "model": "darknet64@128, CAM"}  # fmt: skip
     result["served_vs_direct"] = result["served_fps"] / result["direct_fps"]
+    result["runtime"] = current("cpu").describe()
     return result

@@ -30,6 +30,17 @@ def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
 
+PRECISION = typer.Option("auto", "--precision", help="auto (bf16 only where the hardware computes it natively), bf16 or fp32.")
+DEVICE = typer.Option("auto", "--device", help="auto (a CUDA GPU when present), cpu or cuda.")
+
+
+def _hardware(precision: str, device: str = "auto") -> None:
+    """Every network this command runs uses this precision (and device) unless a run says otherwise."""
+    from .hardware import use_hardware
+
+    use_hardware(precision, device)
+
+
 # ----------------------------------------------------------------------------- data
 @data_app.command("info")
 def data_info_cmd(spec: str, json_: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
@@ -60,7 +71,7 @@ def data_cache_cmd(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Cache folder (default: under $FACELAB_CACHE)."),
     crop: Optional[str] = typer.Option(None, help="center, full, box or landmarks (default: per source)."),
     margin: Optional[float] = typer.Option(None, help="Extra border around box/landmark crops, as a fraction."),
-    workers: Optional[int] = typer.Option(None, help="Decoding processes (default: all cores)."),
+    workers: Optional[int] = typer.Option(None, help="Decoding processes (default: the cores this process may use, shared with other facelab processes)."),
     strict: bool = typer.Option(False, help="Stop on any unreadable image instead of skipping it."),
 ):
     """Decode every image once into a memory-mappable uint8 array (resumes if interrupted)."""
@@ -108,8 +119,10 @@ def data_show_cmd(spec: str, n: int = typer.Option(16), size: int = typer.Option
 
 @data_app.command("validate-synth")
 def validate_synth_cmd(json_: bool = typer.Option(False, "--json"), out_dir: Path = typer.Option(Path("runs/validate_synth"), "--out"),
-                       seed: int = typer.Option(0)):  # fmt: skip
+                       seed: int = typer.Option(0),
+    precision: str = PRECISION,):  # fmt: skip
     """Check the synthetic faces: attribute control, learnability, intervention, landmarks, bias knobs."""
+    _hardware(precision)
     from .probes.synth_validity import validate_synth
 
     result = validate_synth(out_dir, seed=seed, quiet=json_)
@@ -160,14 +173,13 @@ def train_cmd(
     balance: Optional[str] = typer.Option(None, help="Undersample training images to balance this attribute."),
     inverted_fraction: float = typer.Option(0.0, help="Fraction of training images shown upside down."),
     augment: bool = typer.Option(True, help="Flips, small shifts, brightness/contrast on whole batches."),
-    precision: str = typer.Option("bf16", help="bf16 (autocast, channels_last) or fp32."),
     devices: int = typer.Option(1, help="Processes/GPUs per node (DDP when > 1)."),
     num_nodes: int = typer.Option(1),
     cache: Optional[str] = typer.Option(None, help="Use this cache folder instead of the default one."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder where it stopped."),
-    quiet: bool = typer.Option(False, help="No progress bar."),
-):
+    quiet: bool = typer.Option(False, help="No progress bar."), precision: str = PRECISION, device: str = DEVICE,):
     """Train a network; writes config.json, metrics.csv, summary.json, checkpoints/, figures/, report.html."""
+    _hardware(precision, device)
     from .train.engine import TrainConfig, train
 
     if resume is not None:
@@ -179,7 +191,7 @@ def train_cmd(
             spec=spec, out=str(out_dir or Path("runs") / f"{task}-{arch}"), task=task, attrs=_csv(attrs), classes=classes,
             min_images=min_images, arch=arch, epochs=epochs, batch=batch, lr=lr, opt=opt, momentum=momentum, wd=wd,
             schedule=schedule, size=size, crop=crop, channels=channels, seed=seed, weights=weights, balance=balance,
-            inverted_fraction=inverted_fraction, augment=augment, precision=precision, devices=devices,
+            inverted_fraction=inverted_fraction, augment=augment, precision=precision, device=device, devices=devices,
             num_nodes=num_nodes, cache=cache, points=points, convs=convs,
         )  # fmt: skip
         summary = train(cfg, quiet=quiet)
@@ -189,11 +201,13 @@ def train_cmd(
 
 @app.command("eval")
 def eval_cmd(run: Path, spec: Optional[str] = typer.Argument(None), split: str = typer.Option("test"),
-             out_dir: Optional[Path] = typer.Option(None, "--out")):  # fmt: skip
+             out_dir: Optional[Path] = typer.Option(None, "--out"),
+    precision: str = PRECISION, device: str = DEVICE,):  # fmt: skip
     """Evaluate a run's best checkpoint on a split of its data (or of another SPEC)."""
+    _hardware(precision, device)
     from .train.evaluate import evaluate
 
-    out.print_json(json.dumps(evaluate(run, spec, split, out_dir)))
+    out.print_json(json.dumps(evaluate(run, spec, split, out_dir, precision)))
 
 
 @app.command("inversion")
@@ -213,9 +227,9 @@ def inversion_cmd(
     seed: int = typer.Option(0),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
     threshold: float = typer.Option(0.0, help="Gap the lower 95% bound must stay above for emergence."),
-    quiet: bool = typer.Option(False),
-):
+    quiet: bool = typer.Option(False), precision: str = PRECISION, device: str = DEVICE,):
     """Upright vs inverted identity accuracy after every epoch, with intervals and the emergence epoch."""
+    _hardware(precision, device)
     from .probes.inversion import inversion
 
     try:
@@ -231,8 +245,9 @@ def inversion_cmd(
 
 
 @app.command("demo")
-def demo_cmd(out_dir: Path = typer.Option(Path("runs/demo"), "--out"), quick: bool = typer.Option(False, help="Smaller, for a smoke test.")):
+def demo_cmd(out_dir: Path = typer.Option(Path("runs/demo"), "--out"), quick: bool = typer.Option(False, help="Smaller, for a smoke test."), precision: str = PRECISION, device: str = DEVICE):
     """Everything facelab does, on the built-in synthetic faces; writes OUT/index.html."""
+    _hardware(precision, device)
     from .demo import demo
 
     index = demo(out_dir, quick=quick)
@@ -255,8 +270,9 @@ def _report_line(summary: dict, out_dir: Path | None, run: Path, name: str) -> N
 
 
 @app.command("layers")
-def layers_cmd(run: Path, json_: bool = typer.Option(False, "--json")):
+def layers_cmd(run: Path, json_: bool = typer.Option(False, "--json"), precision: str = PRECISION):
     """The run's conv layers, numbered from 1, with module names and output shapes."""
+    _hardware(precision)
     from .probes.activations import layers
 
     rows = layers(run)
@@ -274,8 +290,10 @@ def layers_cmd(run: Path, json_: bool = typer.Option(False, "--json")):
 def activations_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP),
                     layers: str = typer.Option("1,2,3", help="Conv layers by number (1 = first) or module name."),
                     max_channels: int = typer.Option(64, help="Show at most this many channels per layer."),
-                    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/activations.")):  # fmt: skip
+                    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/activations."),
+    precision: str = PRECISION,):  # fmt: skip
     """A grid of every channel's activation map per layer, beside the input."""
+    _hardware(precision)
     from .probes.activations import activations
 
     _report_line(activations(run, image, _csv(layers), max_channels, out_dir), out_dir, run, "activations")
@@ -285,8 +303,10 @@ def activations_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP)
 def rgb_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), layer: str = typer.Option(..., help="Layer number or name."),
             channels: str = typer.Option(..., help="Three channels a,b,c shown as R,G,B."),
             overlay: float = typer.Option(0.0, help="Blend over the input image (0 = no, 1 = only the channels)."),
-            out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/rgb.")):  # fmt: skip
+            out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/rgb."),
+    precision: str = PRECISION,):  # fmt: skip
     """Three channels of one layer as one RGB image (each normalised, upsampled to the input size)."""
+    _hardware(precision)
     from .probes.activations import rgb
 
     try:
@@ -306,8 +326,10 @@ def dream_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), laye
               param: str = typer.Option("pixel", help="pixel or fourier parametrisation."),
               decorrelate: bool = typer.Option(False, help="Step in decorrelated colour space."),
               seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/dream."),
-              quiet: bool = typer.Option(False)):  # fmt: skip
+              quiet: bool = typer.Option(False),
+    precision: str = PRECISION,):  # fmt: skip
     """Activation maximisation: gradient ascent on the photo to increase a channel's output."""
+    _hardware(precision)
     from .probes.dream import dream
 
     summary = dream(run, image, layer, channel, objective, steps, lr, _regularisers(jitter, blur, param, decorrelate), seed, out_dir, quiet)
@@ -320,8 +342,10 @@ def edit_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), attr:
              lr: float = typer.Option(0.002, help="Step size in pixel units (0..1)."), jitter: int = typer.Option(2),
              blur: float = typer.Option(0.0), param: str = typer.Option("pixel"), decorrelate: bool = typer.Option(False),
              seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/edit."),
-             quiet: bool = typer.Option(False)):  # fmt: skip
+             quiet: bool = typer.Option(False),
+    precision: str = PRECISION,):  # fmt: skip
     """Class-driven editing: move the image toward ATTR = TO; writes before/after/difference and the logit per step."""
+    _hardware(precision)
     from .probes.dream import edit
 
     summary = edit(run, image, attr, to, steps, lr, _regularisers(jitter, blur, param, decorrelate), seed, out_dir, quiet)
@@ -330,8 +354,10 @@ def edit_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), attr:
 
 @app.command("filters")
 def filters_cmd(run: Path, layer: str = typer.Option("1", help="Conv layer number (1 = first) or name."),
-                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/filters.")):  # fmt: skip
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/filters."),
+    precision: str = PRECISION,):  # fmt: skip
     """The learned kernels of a conv layer as a grid (colour for RGB input, grey otherwise)."""
+    _hardware(precision)
     from .probes.activations import filters
 
     _report_line(filters(run, layer, out_dir), out_dir, run, "filters")
@@ -347,8 +373,10 @@ def cam_cmd(run: Path, source: str = typer.Argument(..., metavar="IMAGES|SPEC", 
             target: Optional[str] = typer.Option(None, help="Attribute or class to explain (default: first attribute / predicted class)."),
             layer: Optional[str] = typer.Option(None, help="Layer for the Grad-CAM family (default: the last feature map)."),
             split: str = SPLIT_OPTION, limit: int = typer.Option(256, help="Images of the split to map."),
-            out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam."), quiet: bool = typer.Option(False)):  # fmt: skip
+            out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam."), quiet: bool = typer.Option(False),
+    precision: str = PRECISION,):  # fmt: skip
     """Heat-map overlays; over a SPEC's split, galleries grouped by (true, predicted) label and each group's mean map."""
+    _hardware(precision)
     from .probes.where import cam
 
     _report_line(cam(run, source, method, target, layer, split, limit, out_dir, quiet), out_dir, run, "cam")
@@ -361,8 +389,10 @@ def cam_score_cmd(run: Path, spec: Optional[str] = typer.Argument(None, help="Da
                   split: str = SPLIT_OPTION, n: int = typer.Option(200, help="Images scored."),
                   tolerance: Optional[int] = typer.Option(None, help="Pointing-game tolerance in px (default 7% of the image side)."),
                   steps: int = typer.Option(16, help="Steps of the deletion and insertion curves."), seed: int = typer.Option(0),
-                  out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam_score."), quiet: bool = typer.Option(False)):  # fmt: skip
+                  out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam_score."), quiet: bool = typer.Option(False),
+    precision: str = PRECISION,):  # fmt: skip
     """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, and randomised weights."""
+    _hardware(precision)
     from .probes.where import cam_score
 
     methods = None if method == "all" else _csv(method)
@@ -376,8 +406,10 @@ def audit_cmd(run: Path, spec: Optional[str] = typer.Argument(None, help="Data S
               split: str = SPLIT_OPTION, n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
               min_n: int = typer.Option(30, help="Groups with fewer images are flagged as small."),
               threshold: str = typer.Option("0.5", help="Decision threshold: a probability, or valid (chosen on the validation split)."),
-              seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/audit.")):  # fmt: skip
+              seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/audit."),
+    precision: str = PRECISION,):  # fmt: skip
     """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with bootstrap intervals."""
+    _hardware(precision)
     from .probes.audit import audit
 
     summary = audit(run, spec, _csv(by), split, target, n_boot, min_n, threshold, seed, out_dir)
@@ -392,8 +424,10 @@ def audit_cmd(run: Path, spec: Optional[str] = typer.Argument(None, help="Data S
 def compare_cmd(run_a: Path, run_b: Path, spec: Optional[str] = typer.Argument(None), by: str = typer.Option(...),
                 target: Optional[str] = typer.Option(None), split: str = SPLIT_OPTION, n_boot: int = typer.Option(1000),
                 min_n: int = typer.Option(30), seed: int = typer.Option(0),
-                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN_B/compare.")):  # fmt: skip
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN_B/compare."),
+    precision: str = PRECISION,):  # fmt: skip
     """Two runs on the same groups side by side: accuracy, and B - A with a paired bootstrap interval."""
+    _hardware(precision)
     from .probes.audit import compare
 
     summary = compare(run_a, run_b, spec, _csv(by), split, target, n_boot, min_n, seed, out_dir)
@@ -407,8 +441,10 @@ def compare_cmd(run_a: Path, run_b: Path, spec: Optional[str] = typer.Argument(N
 def predict_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:PATH"),
                 detect: bool = typer.Option(False, help="Find and crop faces first (OpenCV Haar cascade)."),
                 method: str = typer.Option("cam"), target: Optional[str] = typer.Option(None),
-                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predict.")):  # fmt: skip
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predict."),
+    precision: str = PRECISION,):  # fmt: skip
     """Predictions with probabilities and attribution overlays for a folder of your own photos."""
+    _hardware(precision)
     from .probes.where import predict
 
     summary = predict(run, source, detect, method, target, out_dir)
@@ -425,8 +461,10 @@ def sweep_cmd(spec: str, task: str = typer.Option("keypoints", help="keypoints, 
               points: str = typer.Option("all"), attrs: str = typer.Option("Smiling"), arch: str = typer.Option("kpnet-small"),
               epochs: int = typer.Option(10), batch: int = typer.Option(64), opt: str = typer.Option("adam"),
               size: str = typer.Option("64"), channels: int = typer.Option(1), crop: Optional[str] = typer.Option(None),
-              seed: int = typer.Option(0), out_dir: Path = typer.Option(Path("runs/sweep"), "--out"), quiet: bool = typer.Option(False)):  # fmt: skip
+              seed: int = typer.Option(0), out_dir: Path = typer.Option(Path("runs/sweep"), "--out"), quiet: bool = typer.Option(False),
+    precision: str = PRECISION, device: str = DEVICE,):  # fmt: skip
     """Train one run per setting (--lr x --convs) and compare them in one table and one figure."""
+    _hardware(precision, device)
     from .keypoints.sweep import sweep
     from .train.engine import TrainConfig
 
@@ -456,8 +494,10 @@ def export_cmd(run: Path, format_: str = typer.Option("csv", "--format", help="c
 @app.command("landmarks")
 def landmarks_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:PATH"),
                   margin: Optional[float] = typer.Option(None, help="Border around each detected face (default: as in training)."),
-                  out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/landmarks.")):  # fmt: skip
+                  out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/landmarks."),
+    precision: str = PRECISION,):  # fmt: skip
     """Detect faces in your photos, predict their landmarks, and draw them on the full photos."""
+    _hardware(precision)
     from .keypoints.photos import landmarks
 
     summary = landmarks(run, source, margin, out_dir)
@@ -470,8 +510,10 @@ def landmarks_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:P
 @app.command("serve")
 def serve_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
               host: str = typer.Option("127.0.0.1", help="Interface to bind (only this machine by default)."),
-              port: int = typer.Option(8000)):  # fmt: skip
+              port: int = typer.Option(8000),
+    precision: str = PRECISION,):  # fmt: skip
     """A local web page: drop a photo or start the webcam; predictions, CAM overlay, landmarks."""
+    _hardware(precision)
     from .web.app import serve
 
     out.print(f"facelab serving {len(runs)} run(s) on http://{host}:{port}/ (Ctrl+C to stop)")
@@ -483,8 +525,10 @@ def webcam_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
                source: str = typer.Option("0", help="Camera number or a VIDEO_FILE."),
                out_path: Optional[Path] = typer.Option(None, "--out", help="Write an annotated video (e.g. annotated.mp4) instead of a window."),
                target: Optional[str] = typer.Option(None, help="Output whose CAM is shown."),
-               max_frames: Optional[int] = typer.Option(None), quiet: bool = typer.Option(False)):  # fmt: skip
+               max_frames: Optional[int] = typer.Option(None), quiet: bool = typer.Option(False),
+    precision: str = PRECISION,):  # fmt: skip
     """The same overlay as the web page on an OpenCV window, or into an annotated video file."""
+    _hardware(precision)
     from .web.webcam import webcam
 
     result = webcam(runs, source, out_path, target, max_frames, quiet)
@@ -495,8 +539,10 @@ def webcam_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
 # ----------------------------------------------------------------------------- benchmarks
 @bench_app.command("data")
 def bench_data_cmd(spec: str, size: int = typer.Option(64), n: int = typer.Option(2000, help="Images to time."),
-                   json_: bool = typer.Option(False, "--json")):  # fmt: skip
+                   json_: bool = typer.Option(False, "--json"),
+    precision: str = PRECISION,):  # fmt: skip
     """Images/s: a per-epoch PIL decode + torchvision DataLoader vs the decode-once cache."""
+    _hardware(precision)
     from .bench import bench_data
 
     result = bench_data(spec, size, n, quiet=json_)
@@ -504,8 +550,9 @@ def bench_data_cmd(spec: str, size: int = typer.Option(64), n: int = typer.Optio
 
 
 @bench_app.command("train")
-def bench_train_cmd(json_: bool = typer.Option(False, "--json"), steps: int = typer.Option(20)):
+def bench_train_cmd(json_: bool = typer.Option(False, "--json"), steps: int = typer.Option(20), precision: str = PRECISION, device: str = DEVICE):
     """Training images/s of the real loop vs a pure-compute step, darknet64@64 and resnet18@112."""
+    _hardware(precision, device)
     from .bench import bench_train
 
     result = bench_train(steps=steps, quiet=json_)
@@ -513,8 +560,9 @@ def bench_train_cmd(json_: bool = typer.Option(False, "--json"), steps: int = ty
 
 
 @bench_app.command("cam")
-def bench_cam_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typer.Option(30, help="Frames timed per setting.")):
+def bench_cam_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typer.Option(30, help="Frames timed per setting."), precision: str = PRECISION):
     """Maps/s of CAM and Grad-CAM (batch 1, with overlay) on darknet64@128 and resnet18@224, against a full-backward Grad-CAM."""
+    _hardware(precision)
     from .bench import bench_cam
 
     result = bench_cam(frames=frames, quiet=json_)
@@ -522,8 +570,9 @@ def bench_cam_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typ
 
 
 @bench_app.command("serve")
-def bench_serve_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typer.Option(40)):
+def bench_serve_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typer.Option(40), precision: str = PRECISION):
     """Frames/s of the web API (640x480 JPEG, face detection, darknet64@128 CAM) against the analysis called directly."""
+    _hardware(precision)
     from .bench import bench_serve
 
     result = bench_serve(frames=frames, quiet=json_)
@@ -533,6 +582,11 @@ def bench_serve_cmd(json_: bool = typer.Option(False, "--json"), frames: int = t
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
     try:
+        import os
+
+        from .hardware import thread_count
+
+        os.environ.setdefault("OMP_NUM_THREADS", str(thread_count()))  # read by torch when it loads
         app()
     except FacelabError as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True)

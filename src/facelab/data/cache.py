@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import FacelabError
 from ..files import write_json
+from ..hardware import thread_count
 from ..progress import progress_bar
 from .faceset import FaceSet
 from .images import UnreadableImage
@@ -218,7 +219,7 @@ def build_cache(
         progress = {"fingerprint": fp, "done": [], "failed": []}
         write_json(progress_path, progress)
     todo = [c for c in range((n + CHUNK - 1) // CHUNK) if c not in set(progress["done"])]
-    workers = workers or (1 if n < IN_PROCESS_BELOW else os.cpu_count() or 1)
+    workers = workers or (1 if n < IN_PROCESS_BELOW else thread_count())  # this process's share of the cores
     with progress_bar(f"caching {fs.spec} at {w}x{h}", total=n, quiet=quiet) as advance:
         advance(len(progress["done"]) * CHUNK)
 

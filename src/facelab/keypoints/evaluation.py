@@ -25,10 +25,11 @@ def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch
     pos = data.split_positions(split)
     outs, ys = [], []
     model.eval()
+    device = next(model.parameters()).device
     for start in range(0, len(pos), batch):
         x8, y = data.batch(pos[start : start + batch])
-        outs.append(model(to_input(x8, channels, channels_last=False)).float())
-        ys.append(y)
+        outs.append(model(to_input(x8.to(device), channels, channels_last=False)).float().cpu())
+        ys.append(y.cpu())
     out, y = torch.cat(outs), torch.cat(ys)
     errors = data.task.errors(out, y)
     return SplitPredictions(pos, data.task.to_pixels(out).numpy(), data.task.to_pixels(y).numpy(), errors["px_err"].numpy(),

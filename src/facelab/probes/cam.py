@@ -8,6 +8,7 @@ predicted absent. For identity runs it explains the predicted (or a chosen) clas
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import FacelabError
+from ..hardware import current
 from .layers import Layer, recorded, resolve_layer
 
 
@@ -74,9 +76,9 @@ def default_layer(model: nn.Module) -> Layer:
     return Layer(0, name, module)
 
 
-def fast_cpu(x: torch.Tensor, enabled: bool = True):
-    """bfloat16 autocast on CPU (about 2x faster for these nets here); maps are combined in float32."""
-    return torch.autocast("cpu", torch.bfloat16, enabled=enabled and x.device.type == "cpu")
+def chosen_precision(enabled: bool = True):
+    """Autocast in the precision the hardware policy chose (bf16 only where native); maps are combined in float32."""
+    return current("cpu").autocast() if enabled else contextlib.nullcontext()
 
 
 class Attribution:
@@ -85,9 +87,9 @@ class Attribution:
     uses_gradient = True
 
     def raw(self, model: nn.Module, x: torch.Tensor, layer: Layer, output: int | None, binary: bool, fast: bool = True):
-        """(logits, target, raw maps (B, h, w)) for the batch ``x``; ``fast``: bfloat16 autocast on CPU."""
+        """(logits, target, raw maps (B, h, w)) for the batch ``x``; ``fast``: the chosen precision, else exact fp32."""
         x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(self.uses_gradient)  # no parameter grads
-        with torch.enable_grad(), fast_cpu(x, fast), recorded({"layer": layer.module}) as outs:
+        with torch.enable_grad(), chosen_precision(fast), recorded({"layer": layer.module}) as outs:
             logits = model(x).float()
             target = decision_target(logits.detach(), output, binary)
             acts = outs["layer"]

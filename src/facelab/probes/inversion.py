@@ -65,7 +65,7 @@ class ViewScores(pl.Callback):
             x = module.prepare(x8)
             positions.append(pos.numpy())
             for name, view in VIEWS.items():
-                with torch.autocast("cpu", torch.bfloat16, enabled=module.cfg["precision"] == "bf16"):
+                with module.runtime.autocast():
                     pred = module.model(view(x)).float().argmax(1)
                 correct[name].append((pred.cpu() == y).numpy())
         module.train(was_training)

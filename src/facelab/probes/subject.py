@@ -15,6 +15,7 @@ import torch
 from ..data.cache import DEFAULT_MARGIN, decode_item, parse_size
 from ..data.images import IMAGE_SUFFIXES, UnreadableImage, read_rgb
 from ..errors import FacelabError
+from ..hardware import current
 from ..train.batches import MEAN, STD, to_input
 
 
@@ -99,11 +100,12 @@ def load_subject(image: str | Path, size: str | tuple[int, int], crop: str | Non
 
 
 def open_probe(run: str | Path, image: str | Path | None = None):
-    """The run's network (eval mode, fp32) and config, and the image prepared for it."""
+    """The run's network (eval mode, fp32 weights, on the CPU in the chosen memory format) and config, and the
+    image prepared for it. Probes autocast where the hardware policy chose bf16 (``facelab.use_hardware``)."""
     from ..train.engine import load_trained
 
     model, cfg, conf = load_trained(Path(run))
-    model = model.to(memory_format=torch.channels_last)
+    model = current("cpu").prepare(model)
     for p in model.parameters():
         p.requires_grad_(False)
     subject = load_subject(image, cfg.size) if image is not None else None

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.synth import ATTRIBUTES, A, Knob, SynthConfig, make_labels, render, synth_faceset
+from ..data.synth import (
+    ATTRIBUTES,
+    A,
+    Knob,
+    SynthConfig,
+    make_labels,
+    render,
+    synth_faceset,
+)
+from ..hardware import current
 from ..report.figures import image_grid
 from ..report.html import Report
 from ..train.batches import to_input
@@ -110,8 +119,9 @@ def intervention(run: Path, n: int = 400, seed: int = 0) -> dict[str, float]:
     acc = {}
     for key, arr in imgs.items():
         x = to_input(torch.from_numpy(np.stack(arr)), cfg.channels)
-        with torch.autocast("cpu", torch.bfloat16):
-            logits = model.to(memory_format=torch.channels_last)(x).float()[:, col]
+        rt = current("cpu")
+        with rt.autocast():
+            logits = rt.prepare(model)(rt.input(x)).float()[:, col]
         acc[key] = float(((logits > 0).float() == y).float().mean())
     acc["examples"] = [imgs[k][j] for j in range(4) for k in ("clean", "mask", "elsewhere")]
     return acc

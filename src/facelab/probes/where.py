@@ -11,7 +11,7 @@ from ..errors import FacelabError
 from ..files import write_csv
 from ..progress import progress_bar
 from ..report.figures import bar_chart, image_grid, map_grid
-from .cam import METHODS, Target, attribution_maps, fast_cpu, head_layer, layer_for, overlay, with_last_layer_randomised
+from .cam import METHODS, Target, attribution_maps, chosen_precision, head_layer, layer_for, overlay, with_last_layer_randomised
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
 from .subject import (input_size, load_subject, named_probabilities, open_probe, output_index, output_names, photo_files,
@@ -133,7 +133,7 @@ def deletion_insertion(model, x: torch.Tensor, maps: torch.Tensor, target: Targe
     for step in range(steps + 1):
         top = rank < round(step / steps * H * W)
         for curve, xs in ((dele, torch.where(top, torch.zeros_like(x), x)), (ins, torch.where(top, x, blurred))):
-            with fast_cpu(xs):
+            with chosen_precision():
                 logits = model(xs).float()
             curve.append(target.prob(logits, binary))
     auc = lambda c: ((torch.stack(c).sum(0) - (c[0] + c[-1]) / 2) / steps).numpy()  # noqa: E731  trapezoid on [0, 1]

@@ -45,6 +45,12 @@ class Report:
         self.sections.append(f"<ul>{lis}</ul>")
         return self
 
+    def machine(self, described: dict | None) -> "Report":
+        """Where the figures above came from: device, precision, threads, CPU capability (``Runtime.describe``)."""
+        if described:
+            self.heading("Machine").table(["", "value"], [[k, v] for k, v in described.items()])
+        return self
+
     def write(self, path: Path) -> Path:
         doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
                f"<style>{STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.sections)}</body></html>")  # fmt: skip
@@ -54,6 +60,8 @@ class Report:
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return "—"
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
     return str(v)

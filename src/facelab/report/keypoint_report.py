@@ -38,12 +38,12 @@ def write_keypoint_report(run, cfg, module, data) -> None:
     score = p.nme if p.nme is not None else p.px_err
     order = np.argsort(score)
     shown = list(order[:N_SHOWN]) + list(order[::-1][:N_SHOWN])
-    x8, _ = data.batch(p.positions[shown])
+    x8 = data.batch(p.positions[shown])[0].cpu()
     captions = [f"{'best' if k < N_SHOWN else 'worst'} {score[i]:.3f}" for k, i in enumerate(shown)]
     image_grid([im.numpy() for im in x8], captions, run.figures / "best_worst.png", cols=N_SHOWN,
                points=[p.true[i] for i in shown], points_b=[p.pred[i] for i in shown])  # fmt: skip
     _, first = conv_layers(module.model)[0]
-    filter_grid(first.weight.detach().float(), run.figures / "filters.png")
+    filter_grid(first.weight.detach().float().cpu(), run.figures / "filters.png")
     rep = Report(f"facelab run: keypoints ({cfg.points}) with {cfg.arch}")
     rep.paragraph(f"data {cfg.spec} | {len(data.split_positions('train'))} training and {len(p.positions)} validation images "
                   f"at {cfg.size}px | {len(data.task.indices)} points | seed {cfg.seed}")  # fmt: skip
@@ -68,4 +68,5 @@ def write_keypoint_report(run, cfg, module, data) -> None:
         rep.heading(caption.split(":")[0]).figure(file, caption)
     rep.heading("Settings")
     rep.table(["option", "value"], [[k, v] for k, v in asdict(cfg).items()])
+    rep.machine(summary.get("runtime"))
     rep.write(run.path / "report.html")

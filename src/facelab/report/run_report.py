@@ -17,7 +17,8 @@ def sample_predictions(module, data, n: int = N_SAMPLES):
     pos = data.split_positions("valid")[:n]
     x8, y = data.batch(pos)
     module.eval()
-    logits = module.model(module.prepare(x8)).float()
+    logits = module.model(module.prepare(x8)).float().cpu()
+    x8, y = x8.cpu(), y.cpu()
     captions, colours = [], []
     task = data.task
     for k in range(len(pos)):
@@ -64,4 +65,5 @@ def write_run_report(run, cfg, module, data) -> None:
     rep.table(keys, [[r.get(k, "") for k in keys] for r in rows])
     rep.heading("Settings")
     rep.table(["option", "value"], [[k, v] for k, v in asdict(cfg).items()])
+    rep.machine(summary.get("runtime"))
     rep.write(run.path / "report.html")

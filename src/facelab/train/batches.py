@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
 MEAN, STD = 0.5, 0.25
-IN_MEMORY_SHARE = 0.5  # hold the cache in RAM when it takes under half of the free memory
+IN_MEMORY_SHARE = 0.5  # hold the cache in RAM (or GPU memory) when it takes under half of the free memory
 
 
 def _free_memory() -> int:
@@ -26,11 +26,20 @@ def _free_memory() -> int:
         return 0
 
 
-def gather_images(images: np.ndarray, rows: np.ndarray) -> torch.Tensor | np.ndarray:
-    """The selected rows, as an in-memory tensor when they fit, else a lazily read memmap."""
-    if rows.size * int(np.prod(images.shape[1:])) < IN_MEMORY_SHARE * _free_memory():
-        return torch.from_numpy(np.ascontiguousarray(images[np.sort(rows)])[np.argsort(np.argsort(rows))])
-    return images
+def _free_gpu_memory() -> int:
+    return torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else 0
+
+
+def gather_images(images: np.ndarray, rows: np.ndarray, device: str = "cpu") -> torch.Tensor | np.ndarray:
+    """The selected rows as one tensor: in GPU memory when ``device`` is a GPU with room (batches are then
+    indexed and augmented there, no copy per batch), else in RAM when they fit, else a lazily read memmap."""
+    nbytes = rows.size * int(np.prod(images.shape[1:]))
+    if nbytes >= IN_MEMORY_SHARE * _free_memory():
+        return images
+    x = torch.from_numpy(np.ascontiguousarray(images[np.sort(rows)])[np.argsort(np.argsort(rows))])
+    if device == "cuda" and nbytes < IN_MEMORY_SHARE * _free_gpu_memory():
+        return x.to("cuda")
+    return x
 
 
 def seeded(*parts: int) -> torch.Generator:
@@ -89,9 +98,13 @@ class CachedItems:
         return x, self.targets[pos], pos
 
 
-def loader(items: CachedItems, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1)) -> DataLoader:
+def loader(items: CachedItems, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1),
+           device: str = "cpu") -> DataLoader:
+    """Batches in the main process (workers would take the cores torch needs); pinned for a GPU whose memory
+    could not hold the images, so the copy to it does not block."""
     sampler = EpochBatches(len(items), batch, shuffle, seed, ranks)
-    return DataLoader(items, batch_sampler=sampler, collate_fn=lambda b: b, num_workers=0)
+    pin = device == "cuda" and items.images.device.type == "cpu" if items.in_memory else device == "cuda"
+    return DataLoader(items, batch_sampler=sampler, collate_fn=lambda b: b, num_workers=0, pin_memory=pin)
 
 
 def to_input(x_uint8: torch.Tensor, channels: int, channels_last: bool = True) -> torch.Tensor:

@@ -19,6 +19,7 @@ from ..data.select import balanced
 from ..data.spec import open_spec
 from ..errors import FacelabError
 from ..files import write_csv, write_json
+from ..hardware import DEVICES, PRECISIONS, Runtime, requested_device, requested_precision, runtime
 from ..models import build_model
 from .batches import CachedItems, gather_images, loader
 from .tasks import Task, task_for
@@ -55,7 +56,8 @@ class TrainConfig:
     inverted_fraction: float = 0.0
     augment: bool = True
     flip: bool = True
-    precision: str = "bf16"
+    precision: str = field(default_factory=requested_precision)  # "auto" unless facelab.use_hardware said otherwise
+    device: str = field(default_factory=requested_device)
     devices: int = 1
     num_nodes: int = 1
     cache: str | None = None
@@ -68,8 +70,10 @@ class TrainConfig:
             raise FacelabError(f"--opt {self.opt!r}: use one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise FacelabError(f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
-        if self.precision not in ("bf16", "fp32"):
-            raise FacelabError(f"--precision {self.precision!r}: use bf16 or fp32")
+        if self.precision not in PRECISIONS:
+            raise FacelabError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        if self.device not in DEVICES:
+            raise FacelabError(f"--device {self.device!r}: use one of {', '.join(DEVICES)}")
         if not 0.0 <= self.inverted_fraction <= 1.0:
             raise FacelabError(f"--inverted-fraction {self.inverted_fraction}: must be between 0 and 1")
         if self.epochs < 1 or self.batch < 1:
@@ -155,7 +159,9 @@ def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
     return FaceCache(path)
 
 
-def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = None, quiet: bool = False) -> Prepared:
+def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = None, quiet: bool = False,
+                 device: str = "cpu") -> Prepared:
+    """The selection's images and targets, read once from the cache (into GPU memory when ``device`` is a GPU with room)."""
     fs = open_spec(spec or cfg.spec)
     task = task or task_for(cfg)
     sel = task.select(fs, cfg.seed)
@@ -170,7 +176,10 @@ def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = 
     if not (sel.split == 0).any():
         raise FacelabError(f"{fs.spec}: the selection has no training images")
     split = _with_validation(sel.split, cfg.seed)
-    return Prepared(task, cache, gather_images(cache.images, rows), task.targets(sel, cache, rows), rows, split,
+    images, targets = gather_images(cache.images, rows, device), task.targets(sel, cache, rows)
+    if isinstance(images, torch.Tensor):
+        targets = targets.to(images.device)
+    return Prepared(task, cache, images, targets, rows, split,
                     sel.names, sel.attributes, sel.attr_names)  # fmt: skip
 
 
@@ -265,7 +274,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
-def _trainer(cfg: TrainConfig, run: RunFolder, quiet: bool, extra_callbacks: list | None = None, task: Task | None = None):
+def _trainer(cfg: TrainConfig, run: RunFolder, rt: Runtime, quiet: bool, extra_callbacks: list | None = None, task: Task | None = None):
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
@@ -281,11 +290,11 @@ def _trainer(cfg: TrainConfig, run: RunFolder, quiet: bool, extra_callbacks: lis
     _quiet_lightning()
     return pl.Trainer(
         max_epochs=cfg.epochs,
-        accelerator="auto",
+        accelerator=rt.device,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
         strategy="ddp" if distributed else "auto",
-        precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
+        precision=rt.lightning_precision,
         callbacks=callbacks,
         logger=False,
         enable_progress_bar=not quiet,
@@ -321,30 +330,31 @@ def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quie
         cfg = cfg or TrainConfig(**kwargs)
         run = RunFolder(Path(cfg.out))
         _check_new_run(run.path)
+    rt = runtime(cfg.precision, cfg.device, cpu_ddp_processes=cfg.devices * cfg.num_nodes)
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    data = prepare_data(cfg, quiet=quiet)
+    data = prepare_data(cfg, quiet=quiet, device=rt.device)
     model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs)
     run.path.mkdir(parents=True, exist_ok=True)
     if global_rank() == 0 and resume is None:
         run.write_json("config.json", {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path),
                                        "n_outputs": data.task.n_outputs, "class_names": getattr(data.task, "class_names", None)},
-                                       "versions": versions(), "command": sys.argv})  # fmt: skip
-    module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path), "channels_last": True})
-    trainer = _trainer(cfg, run, quiet, callbacks, data.task)
+                                       "runtime": rt.describe(), "versions": versions(), "command": sys.argv})  # fmt: skip
+    module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path)}, rt)
+    trainer = _trainer(cfg, run, rt, quiet, callbacks, data.task)
     ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)
-    train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks)
-    valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, ranks)
+    train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks, rt.device)
+    valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, ranks, rt.device)
     trainer.fit(module, train_dl, valid_dl, ckpt_path=str(run.last_checkpoint) if resume is not None else None)
     if not trainer.is_global_zero:
         return {}
-    write_summary(run, cfg, data.task, data)
+    write_summary(run, cfg, data.task, data, rt)
     from ..report.run_report import write_run_report
 
     write_run_report(run, cfg, module, data)
     return json.loads((run.path / "summary.json").read_text())  # the report may add to it (keypoints: CED)
 
 
-def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared | None = None) -> dict:
+def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared | None = None, rt: Runtime | None = None) -> dict:
     rows = [r for r in run.read_metrics() if r["split"] == "valid"]
     if not rows:
         raise FacelabError(f"{run.path}: no validation metrics were written")
@@ -352,6 +362,8 @@ def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared |
         summary = _keypoint_summary(rows, cfg, task, data)
     else:
         summary = _label_summary(rows, cfg, task)
+    if rt is not None:
+        summary["runtime"] = rt.describe()
     run.write_json("summary.json", summary)
     return summary
 

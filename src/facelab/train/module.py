@@ -5,6 +5,7 @@ import lightning.pytorch as pl
 import torch
 
 from ..errors import FacelabError
+from ..hardware import Runtime
 from .batches import invert_some, seeded, to_input
 from .tasks import Task
 
@@ -12,12 +13,10 @@ from .tasks import Task
 class FaceModule(pl.LightningModule):
     """Trains ``model`` on ``task``; batches come from the cache as uint8 and are prepared here."""
 
-    def __init__(self, model: torch.nn.Module, task: Task, cfg: dict):
+    def __init__(self, model: torch.nn.Module, task: Task, cfg: dict, rt: Runtime):
         super().__init__()
-        self.model, self.task, self.cfg = model, task, cfg
-        self.channels_last = cfg.get("channels_last", True)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model, self.task, self.cfg, self.runtime = model, task, cfg, rt
+        self.model = self.model.to(memory_format=rt.memory_format)
         self.epoch_metrics: dict[str, dict[str, float]] = {}
         self._reset("train")
         self._reset("valid")
@@ -52,7 +51,7 @@ class FaceModule(pl.LightningModule):
 
     # --- steps -------------------------------------------------------------------------
     def prepare(self, x8: torch.Tensor) -> torch.Tensor:
-        return to_input(x8.to(self.device), self.cfg["channels"], self.channels_last)
+        return to_input(x8.to(self.device, non_blocking=True), self.cfg["channels"], self.runtime.channels_last)
 
     def forward(self, x):
         return self.model(x)

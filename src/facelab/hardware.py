@@ -1,0 +1,202 @@
+"""Device, precision and threads, chosen from what the machine in hand reports.
+
+bf16 autocast trains these nets 1.5-3x faster than fp32 where bf16 is computed natively (CUDA
+GPUs with bf16, CPUs with AMX or AVX-512 BF16) and 5-16x slower where the CPU emulates it
+(AVX2-only CPUs: most laptops, many cloud VMs). So ``auto`` picks bf16 only on native hardware.
+Every command that runs a network asks :func:`runtime` once and uses what it returns; every run
+and benchmark records :meth:`Runtime.describe`, so a figure always names the machine it came from.
+
+Threads: torch takes no more threads than the cores this process may use, divided among the
+processes that share them (pytest-xdist workers, CPU DDP processes); ``FACELAB_THREADS`` overrides.
+Two 2-thread processes on 2 cores trained at a quarter of the speed of two 1-thread ones.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import FacelabError
+
+if TYPE_CHECKING:  # torch is imported where it is used: ``facelab data info`` starts without it
+    import torch
+
+PRECISIONS = ("auto", "bf16", "fp32")
+DEVICES = ("auto", "cpu", "cuda")
+_warned: set[str] = set()
+
+
+def cpu_capability() -> str:
+    """ATen's kernel level for this CPU (``AVX2``, ``AVX512``, ...); honours ``ATEN_CPU_CAPABILITY``."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def native_bf16(device: str) -> bool:
+    """Whether bf16 matrix work runs in hardware on ``device`` (not emulated)."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if cpu_capability() not in ("AVX512", "AMX"):  # AVX2 kernels (real or forced) emulate bf16
+        return False
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def choose_device(requested: str = "auto") -> str:
+    import torch
+
+    if requested not in DEVICES:
+        raise FacelabError(f"--device {requested!r}: use one of {', '.join(DEVICES)}")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise FacelabError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu (or auto)")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def choose_precision(requested: str, device: str) -> str:
+    """``auto`` -> bf16 where it is native on ``device``, else fp32. A forced slow choice is said once."""
+    if requested not in PRECISIONS:
+        raise FacelabError(f"--precision {requested!r}: use one of {', '.join(PRECISIONS)}")
+    native = native_bf16(device)
+    if requested == "auto":
+        return "bf16" if native else "fp32"
+    if requested == "bf16" and not native:
+        _say_once(f"--precision bf16 on a {device} without native bf16 ({_machine(device)}): bf16 is emulated there "
+                  "and runs 5-16x slower than fp32; --precision auto picks fp32 on this machine")
+    return requested
+
+
+def _machine(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if device == "cuda" else f"CPU capability {cpu_capability()}"
+
+
+def _say_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        from rich.console import Console
+
+        Console(stderr=True).print(f"note: {message}", highlight=False, soft_wrap=True)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def sharing_processes(cpu_ddp_processes: int = 1) -> int:
+    """How many processes split this machine's cores: xdist workers, CPU DDP processes."""
+    xdist = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    ddp = int(os.environ.get("LOCAL_WORLD_SIZE", cpu_ddp_processes) or 1)
+    return max(1, xdist) * max(1, ddp)
+
+
+def thread_count(cpu_ddp_processes: int = 1) -> int:
+    """Torch threads for this process: ``FACELAB_THREADS``, else its share of the available cores."""
+    forced = os.environ.get("FACELAB_THREADS")
+    if forced:
+        try:
+            n = int(forced)
+        except ValueError:
+            raise FacelabError(f"FACELAB_THREADS={forced!r}: give a whole number of threads") from None
+        if n < 1:
+            raise FacelabError(f"FACELAB_THREADS={forced!r}: give at least 1 thread")
+        return n
+    return max(1, available_cores() // sharing_processes(cpu_ddp_processes))
+
+
+def apply_threads(cpu_ddp_processes: int = 1) -> int:
+    import torch
+
+    n = thread_count(cpu_ddp_processes)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how networks run in this process."""
+
+    device: str
+    precision: str  # resolved: bf16 or fp32
+    threads: int
+    cpu_capability: str
+    channels_last: bool
+
+    @property
+    def lightning_precision(self) -> str:
+        return "bf16-mixed" if self.precision == "bf16" else "32-true"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        import torch
+
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self):
+        """bf16 autocast where chosen, nothing otherwise; outputs are cast back to float by the callers."""
+        import torch
+
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device, torch.bfloat16)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model on this device, in this memory format."""
+        return model.to(self.device, memory_format=self.memory_format)
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+
+    def describe(self) -> dict:
+        import torch
+
+        gpu = torch.cuda.get_device_name() if self.device == "cuda" else None
+        return {"device": self.device, "precision": self.precision, "threads": self.threads,
+                "cpu_capability": self.cpu_capability, "cores": available_cores(), "channels_last": self.channels_last,
+                "gpu": gpu}
+
+
+def runtime(precision: str = "auto", device: str = "auto", cpu_ddp_processes: int = 1) -> Runtime:
+    """Resolve the device, precision, memory format and thread count, and apply the thread count."""
+    dev = choose_device(device)
+    prec = choose_precision(precision, dev)
+    threads = apply_threads(cpu_ddp_processes if dev == "cpu" else 1)
+    # channels_last measured faster for every net, precision and CPU kind tried (training step, 2 cores):
+    # darknet64@64 fp32 580 -> 812 img/s on AMX, 528 -> 645 with AVX2 kernels; resnet18@112 fp32 61 -> 71 / 48 -> 53.
+    return Runtime(dev, prec, threads, cpu_capability(), channels_last=True)
+
+
+_requested = {"precision": "auto", "device": "auto"}
+
+
+def use_hardware(precision: str = "auto", device: str = "auto") -> Runtime:
+    """Choose the precision (and device) for probes, the web page and benchmarks in this process.
+
+    ``facelab.use_hardware(precision="fp32")`` in a notebook does what ``--precision fp32`` does on the command line.
+    """
+    rt = runtime(precision, device)  # validates both, and applies the thread count
+    _requested.update(precision=precision, device=device)
+    return rt
+
+
+def requested_precision() -> str:
+    return _requested["precision"]
+
+
+def requested_device() -> str:
+    return _requested["device"]
+
+
+def current(device: str | None = None) -> Runtime:
+    """The runtime chosen by :func:`use_hardware` (``auto`` unless told), optionally on another ``device``."""
+    return runtime(_requested["precision"], device or _requested["device"])
