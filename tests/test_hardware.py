@@ -24,7 +24,9 @@ def cpu_kind(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _fresh_choice():
-    hardware._warned.clear()
+    from facelab import progress
+
+    progress._said.clear()
     yield
     hardware.use_hardware("auto", "auto")
 

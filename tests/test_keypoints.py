@@ -156,10 +156,10 @@ def test_course_steps_run_on_the_real_formats(imm_dir, ibug_dir, tmp_path):
     """Nose tip on IMM at 80x60 grey; all 58 IMM points; ResNet18 (1 channel, 136 outputs) on 300-W."""
     nose = facelab.train(TrainConfig(spec=f"imm:{imm_dir}", out=str(tmp_path / "nose"), points="nose", size="80x60", epochs=2, **KP), quiet=True)
     assert nose["n_points"] == 1 and nose["final"]["val_px_err"] > 0
-    imm = facelab.train(TrainConfig(spec=f"imm:{imm_dir}", out=str(tmp_path / "imm"), size="80x60", epochs=1, **KP), quiet=True)
+    imm = facelab.train(TrainConfig(spec=f"imm:{imm_dir}", out=str(tmp_path / "imm_run"), size="80x60", epochs=1, **KP), quiet=True)
     assert imm["n_points"] == 58 and imm["final"]["val_nme"] is None
     kp = {**KP, "arch": "resnet18"}
-    ibug = facelab.train(TrainConfig(spec=f"300w:{ibug_dir}", out=str(tmp_path / "300w"), size="32", epochs=1, **kp), quiet=True)
+    ibug = facelab.train(TrainConfig(spec=f"300w:{ibug_dir}", out=str(tmp_path / "300w_run"), size="32", epochs=1, **kp), quiet=True)
     assert ibug["n_points"] == 68 and ibug["final"]["val_nme"] is not None
-    model, _, _ = facelab.load_trained(tmp_path / "300w")
+    model, _, _ = facelab.load_trained(tmp_path / "300w_run")
     assert model.conv1.in_channels == 1 and model.fc.out_features == 136

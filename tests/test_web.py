@@ -67,6 +67,23 @@ def test_bad_uploads_get_a_clear_4xx(client, name, data, status, message):
     assert r.status_code == status and message in r.json()["error"]
 
 
+def test_a_request_without_a_file_gets_the_documented_error_shape(client):
+    r = client.post("/api/predict", data={"target": "Smiling"})
+    assert r.status_code == 422 and "file" in r.json()["error"] and "detail" not in r.json()
+
+
+def test_serving_an_unfinished_run_is_said(smiling_run, tmp_path, capsys):
+    import shutil
+
+    from facelab.web.analyser import load_runs
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(smiling_run, unfinished)
+    (unfinished / "summary.json").unlink()
+    load_runs([unfinished])
+    assert "has not finished training" in capsys.readouterr().err
+
+
 def test_decompression_bomb_is_refused(client):
     buf = io.BytesIO()
     Image.new("1", (12000, 12000)).save(buf, "PNG")  # 144 megapixels in about 20 kB

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import FacelabError
+from .errors import FacelabError, RunStopped
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train CNNs on faces, then take them apart.")  # fmt: skip
@@ -31,6 +32,7 @@ def _print_json(obj) -> None:
 
 
 PRECISION = typer.Option("auto", "--precision", help="auto (bf16 only where the hardware computes it natively), bf16 or fp32.")
+STRICT = typer.Option(False, "--strict", help="Stop at the first unreadable image instead of skipping it (exit 2).")
 DEVICE = typer.Option("auto", "--device", help="auto (a CUDA GPU when present), cpu or cuda.")
 
 
@@ -108,19 +110,19 @@ def data_synth_cmd(
 
 @data_app.command("show")
 def data_show_cmd(spec: str, n: int = typer.Option(16), size: int = typer.Option(128),
-                  out_path: Path = typer.Option(Path("contact_sheet.png"), "--out")):  # fmt: skip
+                  out_path: Path = typer.Option(Path("contact_sheet.png"), "--out"), strict: bool = STRICT):  # fmt: skip
     """A contact sheet PNG of the first N images with landmarks (and, for synth, region masks)."""
     from .data.spec import open_spec
     from .report.contact import contact_sheet
 
-    path = contact_sheet(open_spec(spec), n, size, out_path)
+    path = contact_sheet(open_spec(spec), n, size, out_path, strict)
     out.print(f"wrote {path}")
 
 
 @data_app.command("validate-synth")
 def validate_synth_cmd(json_: bool = typer.Option(False, "--json"), out_dir: Path = typer.Option(Path("runs/validate_synth"), "--out"),
                        seed: int = typer.Option(0),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """Check the synthetic faces: attribute control, learnability, intervention, landmarks, bias knobs."""
     _hardware(precision)
     from .probes.synth_validity import validate_synth
@@ -177,7 +179,8 @@ def train_cmd(
     num_nodes: int = typer.Option(1),
     cache: Optional[str] = typer.Option(None, help="Use this cache folder instead of the default one."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder where it stopped."),
-    quiet: bool = typer.Option(False, help="No progress bar."), precision: str = PRECISION, device: str = DEVICE,):
+    force: bool = typer.Option(False, help="Start again in an --out folder that holds a run (removes only what facelab wrote there)."),
+    quiet: bool = typer.Option(False, help="No progress bar."), precision: str = PRECISION, device: str = DEVICE):
     """Train a network; writes config.json, metrics.csv, summary.json, checkpoints/, figures/, report.html."""
     _hardware(precision, device)
     from .train.engine import TrainConfig, train
@@ -194,7 +197,7 @@ def train_cmd(
             inverted_fraction=inverted_fraction, augment=augment, precision=precision, device=device, devices=devices,
             num_nodes=num_nodes, cache=cache, points=points, convs=convs,
         )  # fmt: skip
-        summary = train(cfg, quiet=quiet)
+        summary = train(cfg, quiet=quiet, force=force)
     if summary:
         out.print_json(json.dumps(summary))
 
@@ -202,7 +205,7 @@ def train_cmd(
 @app.command("eval")
 def eval_cmd(run: Path, spec: Optional[str] = typer.Argument(None), split: str = typer.Option("test"),
              out_dir: Optional[Path] = typer.Option(None, "--out"),
-    precision: str = PRECISION, device: str = DEVICE,):  # fmt: skip
+    precision: str = PRECISION, device: str = DEVICE):  # fmt: skip
     """Evaluate a run's best checkpoint on a split of its data (or of another SPEC)."""
     _hardware(precision, device)
     from .train.evaluate import evaluate
@@ -227,7 +230,7 @@ def inversion_cmd(
     seed: int = typer.Option(0),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
     threshold: float = typer.Option(0.0, help="Gap the lower 95% bound must stay above for emergence."),
-    quiet: bool = typer.Option(False), precision: str = PRECISION, device: str = DEVICE,):
+    quiet: bool = typer.Option(False), precision: str = PRECISION, device: str = DEVICE):
     """Upright vs inverted identity accuracy after every epoch, with intervals and the emergence epoch."""
     _hardware(precision, device)
     from .probes.inversion import inversion
@@ -291,7 +294,7 @@ def activations_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP)
                     layers: str = typer.Option("1,2,3", help="Conv layers by number (1 = first) or module name."),
                     max_channels: int = typer.Option(64, help="Show at most this many channels per layer."),
                     out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/activations."),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """A grid of every channel's activation map per layer, beside the input."""
     _hardware(precision)
     from .probes.activations import activations
@@ -304,7 +307,7 @@ def rgb_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), layer:
             channels: str = typer.Option(..., help="Three channels a,b,c shown as R,G,B."),
             overlay: float = typer.Option(0.0, help="Blend over the input image (0 = no, 1 = only the channels)."),
             out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/rgb."),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """Three channels of one layer as one RGB image (each normalised, upsampled to the input size)."""
     _hardware(precision)
     from .probes.activations import rgb
@@ -327,7 +330,7 @@ def dream_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), laye
               decorrelate: bool = typer.Option(False, help="Step in decorrelated colour space."),
               seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/dream."),
               quiet: bool = typer.Option(False),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """Activation maximisation: gradient ascent on the photo to increase a channel's output."""
     _hardware(precision)
     from .probes.dream import dream
@@ -343,7 +346,7 @@ def edit_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), attr:
              blur: float = typer.Option(0.0), param: str = typer.Option("pixel"), decorrelate: bool = typer.Option(False),
              seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/edit."),
              quiet: bool = typer.Option(False),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """Class-driven editing: move the image toward ATTR = TO; writes before/after/difference and the logit per step."""
     _hardware(precision)
     from .probes.dream import edit
@@ -355,7 +358,7 @@ def edit_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), attr:
 @app.command("filters")
 def filters_cmd(run: Path, layer: str = typer.Option("1", help="Conv layer number (1 = first) or name."),
                 out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/filters."),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """The learned kernels of a conv layer as a grid (colour for RGB input, grey otherwise)."""
     _hardware(precision)
     from .probes.activations import filters
@@ -374,12 +377,12 @@ def cam_cmd(run: Path, source: str = typer.Argument(..., metavar="IMAGES|SPEC", 
             layer: Optional[str] = typer.Option(None, help="Layer for the Grad-CAM family (default: the last feature map)."),
             split: str = SPLIT_OPTION, limit: int = typer.Option(256, help="Images of the split to map."),
             out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam."), quiet: bool = typer.Option(False),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
     """Heat-map overlays; over a SPEC's split, galleries grouped by (true, predicted) label and each group's mean map."""
     _hardware(precision)
     from .probes.where import cam
 
-    _report_line(cam(run, source, method, target, layer, split, limit, out_dir, quiet), out_dir, run, "cam")
+    _report_line(cam(run, source, method, target, layer, split, limit, out_dir, quiet, strict), out_dir, run, "cam")
 
 
 @app.command("cam-score")
@@ -390,7 +393,7 @@ def cam_score_cmd(run: Path, spec: Optional[str] = typer.Argument(None, help="Da
                   tolerance: Optional[int] = typer.Option(None, help="Pointing-game tolerance in px (default 7% of the image side)."),
                   steps: int = typer.Option(16, help="Steps of the deletion and insertion curves."), seed: int = typer.Option(0),
                   out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam_score."), quiet: bool = typer.Option(False),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, and randomised weights."""
     _hardware(precision)
     from .probes.where import cam_score
@@ -407,12 +410,12 @@ def audit_cmd(run: Path, spec: Optional[str] = typer.Argument(None, help="Data S
               min_n: int = typer.Option(30, help="Groups with fewer images are flagged as small."),
               threshold: str = typer.Option("0.5", help="Decision threshold: a probability, or valid (chosen on the validation split)."),
               seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/audit."),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
     """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with bootstrap intervals."""
     _hardware(precision)
     from .probes.audit import audit
 
-    summary = audit(run, spec, _csv(by), split, target, n_boot, min_n, threshold, seed, out_dir)
+    summary = audit(run, spec, _csv(by), split, target, n_boot, min_n, threshold, seed, out_dir, strict)
     worst = summary["worst_group"]
     out.print(f"overall accuracy {summary['overall']['accuracy']:.4f} {summary['overall']['accuracy_ci']} on {summary['overall']['n']} images; "
               f"worst group {worst['group']}: {worst['accuracy']:.4f} {worst['accuracy_ci']} (n={worst['n']}); "
@@ -425,7 +428,7 @@ def compare_cmd(run_a: Path, run_b: Path, spec: Optional[str] = typer.Argument(N
                 target: Optional[str] = typer.Option(None), split: str = SPLIT_OPTION, n_boot: int = typer.Option(1000),
                 min_n: int = typer.Option(30), seed: int = typer.Option(0),
                 out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN_B/compare."),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """Two runs on the same groups side by side: accuracy, and B - A with a paired bootstrap interval."""
     _hardware(precision)
     from .probes.audit import compare
@@ -442,12 +445,12 @@ def predict_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:PAT
                 detect: bool = typer.Option(False, help="Find and crop faces first (OpenCV Haar cascade)."),
                 method: str = typer.Option("cam"), target: Optional[str] = typer.Option(None),
                 out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predict."),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
     """Predictions with probabilities and attribution overlays for a folder of your own photos."""
     _hardware(precision)
     from .probes.where import predict
 
-    summary = predict(run, source, detect, method, target, out_dir)
+    summary = predict(run, source, detect, method, target, out_dir, strict=strict)
     out.print(f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
               f"{', '.join(summary['no_face']) or '-'}")
     out.print(f"report: {(out_dir or run / 'predict') / 'report.html'}")
@@ -462,7 +465,7 @@ def sweep_cmd(spec: str, task: str = typer.Option("keypoints", help="keypoints, 
               epochs: int = typer.Option(10), batch: int = typer.Option(64), opt: str = typer.Option("adam"),
               size: str = typer.Option("64"), channels: int = typer.Option(1), crop: Optional[str] = typer.Option(None),
               seed: int = typer.Option(0), out_dir: Path = typer.Option(Path("runs/sweep"), "--out"), quiet: bool = typer.Option(False),
-    precision: str = PRECISION, device: str = DEVICE,):  # fmt: skip
+    precision: str = PRECISION, device: str = DEVICE):  # fmt: skip
     """Train one run per setting (--lr x --convs) and compare them in one table and one figure."""
     _hardware(precision, device)
     from .keypoints.sweep import sweep
@@ -495,12 +498,12 @@ def export_cmd(run: Path, format_: str = typer.Option("csv", "--format", help="c
 def landmarks_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:PATH"),
                   margin: Optional[float] = typer.Option(None, help="Border around each detected face (default: as in training)."),
                   out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/landmarks."),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
     """Detect faces in your photos, predict their landmarks, and draw them on the full photos."""
     _hardware(precision)
     from .keypoints.photos import landmarks
 
-    summary = landmarks(run, source, margin, out_dir)
+    summary = landmarks(run, source, margin, out_dir, strict)
     out.print(f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
               f"{', '.join(summary['no_face']) or '-'}")
     out.print(f"report: {(out_dir or run / 'landmarks') / 'report.html'}")
@@ -511,7 +514,7 @@ def landmarks_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:P
 def serve_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
               host: str = typer.Option("127.0.0.1", help="Interface to bind (only this machine by default)."),
               port: int = typer.Option(8000),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """A local web page: drop a photo or start the webcam; predictions, CAM overlay, landmarks."""
     _hardware(precision)
     from .web.app import serve
@@ -526,7 +529,7 @@ def webcam_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
                out_path: Optional[Path] = typer.Option(None, "--out", help="Write an annotated video (e.g. annotated.mp4) instead of a window."),
                target: Optional[str] = typer.Option(None, help="Output whose CAM is shown."),
                max_frames: Optional[int] = typer.Option(None), quiet: bool = typer.Option(False),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """The same overlay as the web page on an OpenCV window, or into an annotated video file."""
     _hardware(precision)
     from .web.webcam import webcam
@@ -540,7 +543,7 @@ def webcam_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
 @bench_app.command("data")
 def bench_data_cmd(spec: str, size: int = typer.Option(64), n: int = typer.Option(2000, help="Images to time."),
                    json_: bool = typer.Option(False, "--json"),
-    precision: str = PRECISION,):  # fmt: skip
+    precision: str = PRECISION):  # fmt: skip
     """Images/s: a per-epoch PIL decode + torchvision DataLoader vs the decode-once cache."""
     _hardware(precision)
     from .bench import bench_data
@@ -579,6 +582,10 @@ def bench_serve_cmd(json_: bool = typer.Option(False, "--json"), frames: int = t
     _print_json(result) if json_ else out.print(result)
 
 
+def _terminated(signum, frame):
+    raise RunStopped(signum, "stopped by SIGTERM")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
     try:
@@ -587,7 +594,11 @@ def main() -> None:
         from .hardware import thread_count
 
         os.environ.setdefault("OMP_NUM_THREADS", str(thread_count()))  # read by torch when it loads
+        signal.signal(signal.SIGTERM, _terminated)  # training installs its own, resumable handling
         app()
+    except RunStopped as exc:
+        err.print(str(exc), highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except FacelabError as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -1,11 +1,11 @@
 """``facelab demo``: the built-in synthetic faces through every stage, one index.html."""
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 from .data.spec import open_spec
+from .files import prepare_output, recording_output
 from .report.contact import contact_sheet
 from .report.html import Report
 from .train.engine import TrainConfig, train
@@ -77,14 +77,17 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
     """Train and analyse small models on synthetic faces; returns the path of index.html.
 
     ``quick`` shrinks every step (for smoke tests); the full demo takes a few minutes on 2 cores.
+    Run again into the same folder, it first removes what the last demo wrote there, and nothing else.
     """
+    out = prepare_output(out, "demo", fresh=True)
+    with recording_output(out):
+        return _run_demo(out, quick)
+
+
+def _run_demo(out: Path, quick: bool) -> Path:
     from .probes.inversion import inversion
     from .probes.synth_validity import validate_synth
 
-    out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     t0 = time.perf_counter()
     n, epochs = (600, 1) if quick else (8000, 5)
     contact_sheet(open_spec("synth:64"), 16, 128, out / "synthetic_faces.png")

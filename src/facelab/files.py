@@ -1,9 +1,13 @@
-"""Files written whole or not at all: a temporary name, renamed into place only when complete."""
+"""Files written whole or not at all (a temporary name, renamed into place only when complete), and output
+folders that facelab marks as its own, so it deletes and overwrites only what it wrote."""
 from __future__ import annotations
 
 import csv
 import json
 import os
+import shutil
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -35,3 +39,82 @@ def write_csv(path: Path, header: list[str], rows: Iterable[list]) -> Path:
         w.writerow(header)
         w.writerows(rows)
     return Path(path)
+
+
+# ----------------------------------------------------------------------------- output folders
+MARKER = ".facelab.json"
+
+
+def _marker(path: Path) -> dict | None:
+    try:
+        return json.loads((Path(path) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_facelab_folder(path: Path, kind: str | None = None) -> bool:
+    m = _marker(path)
+    return m is not None and (kind is None or m.get("kind") == kind)
+
+
+def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iterable[str] = ()) -> Path:
+    """``path`` made ready for facelab's output of ``kind`` (run, cache, probe, demo, ...), and marked as such.
+
+    A new or empty folder becomes facelab's. A folder facelab marked for the same ``kind`` is reused; with
+    ``fresh``, what facelab wrote there is removed first (see :func:`clear_output`), files a user put there stay.
+    A folder holding files facelab did not write, or facelab's folder of another kind, is refused in one line:
+    facelab never deletes or overwrites what it did not write.
+    """
+    from . import __version__
+    from .errors import FacelabError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FacelabError(f"{path}: is a file, not a folder; choose another --out")
+    marker = _marker(path) if path.exists() else None
+    if marker is None and path.exists() and any(path.iterdir()):
+        raise FacelabError(f"{path}: holds files facelab did not write; choose a new or empty --out folder")
+    if marker is not None and marker.get("kind") != kind:
+        raise FacelabError(f"{path}: is facelab's {marker.get('kind')} folder, not a {kind} folder; choose another --out")
+    if marker is not None and fresh:
+        clear_output(path, owned)
+    path.mkdir(parents=True, exist_ok=True)
+    if marker is None:
+        write_json(path / MARKER, {"kind": kind, "made_by": f"facelab {__version__}", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                   "command": sys.argv, "entries": []})  # fmt: skip
+    return path
+
+
+def clear_output(path: Path, owned: Iterable[str] = ()) -> None:
+    """Remove from facelab's folder ``path`` only what facelab wrote: the entries it recorded, the names the
+    caller ``owned`` (a cache's arrays, a run's files), and sub-folders that carry facelab's marker (recursively)."""
+    marker = _marker(path) or {}
+    mine = set(marker.get("entries", [])) | set(owned)
+    for entry in Path(path).iterdir():
+        if entry.name == MARKER:
+            continue
+        if entry.is_dir() and not entry.is_symlink() and is_facelab_folder(entry):
+            clear_output(entry)
+            _remove_if_only_marker(entry)
+        elif entry.name in mine:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def _remove_if_only_marker(path: Path) -> None:
+    if [p.name for p in path.iterdir()] == [MARKER]:
+        (path / MARKER).unlink()
+        path.rmdir()
+
+
+@contextmanager
+def recording_output(path: Path) -> Iterator[Path]:
+    """Record in the marker every top-level entry that appears in ``path`` while the block runs (also when it
+    fails or is interrupted), so a later fresh start can remove exactly those."""
+    before = {p.name for p in Path(path).iterdir()}
+    try:
+        yield Path(path)
+    finally:
+        marker = _marker(path) or {}
+        new = {p.name for p in Path(path).iterdir()} - before - {MARKER}
+        marker["entries"] = sorted(set(marker.get("entries", [])) | new)
+        write_json(Path(path) / MARKER, marker)

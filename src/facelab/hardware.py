@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import FacelabError
+from .progress import say
 
 if TYPE_CHECKING:  # torch is imported where it is used: ``facelab data info`` starts without it
     import torch
 
 PRECISIONS = ("auto", "bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
-_warned: set[str] = set()
 
 
 def cpu_capability() -> str:
@@ -65,7 +65,7 @@ def choose_precision(requested: str, device: str) -> str:
     if requested == "auto":
         return "bf16" if native else "fp32"
     if requested == "bf16" and not native:
-        _say_once(f"--precision bf16 on a {device} without native bf16 ({_machine(device)}): bf16 is emulated there "
+        say(f"--precision bf16 on a {device} without native bf16 ({_machine(device)}): bf16 is emulated there "
                   "and runs 5-16x slower than fp32; --precision auto picks fp32 on this machine")
     return requested
 
@@ -74,14 +74,6 @@ def _machine(device: str) -> str:
     import torch
 
     return torch.cuda.get_device_name() if device == "cuda" else f"CPU capability {cpu_capability()}"
-
-
-def _say_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        from rich.console import Console
-
-        Console(stderr=True).print(f"note: {message}", highlight=False, soft_wrap=True)
 
 
 def available_cores() -> int:

@@ -17,3 +17,15 @@ def progress_bar(description: str, total: int, quiet: bool = False) -> Iterator[
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+_said: set[str] = set()
+
+
+def say(message: str) -> None:
+    """A note on stderr, said once per process (a forced slow precision, an unfinished run served, ...)."""
+    if message not in _said:
+        _said.add(message)
+        from rich.console import Console
+
+        Console(stderr=True).print(f"note: {message}", highlight=False, soft_wrap=True)

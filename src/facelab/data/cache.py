@@ -14,7 +14,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import FacelabError
-from ..files import write_json
+from ..files import prepare_output, write_json
 from ..hardware import thread_count
 from ..progress import progress_bar
 from .faceset import FaceSet
@@ -143,6 +142,7 @@ def _fingerprint_hash(fp: dict) -> str:
 
 
 _WORKER: dict = {}
+CACHE_FILES = ("images.u8", "valid.u8", "landmarks.f32", "labels.npz", "meta.json", "progress.json")
 
 
 def _worker_init(fs: FaceSet, out: str, req: CacheRequest, n_points: int | None) -> None:
@@ -191,27 +191,23 @@ def build_cache(
     if crop not in CROPS:
         raise FacelabError(f"--crop {crop!r}: use one of {', '.join(CROPS)}")
     if crop == "box":
-        fs.require("boxes", "cache --crop box")
+        fs.require("boxes", "--crop box")
     if crop == "landmarks":
-        fs.require("landmarks", "cache --crop landmarks")
+        fs.require("landmarks", "--crop landmarks")
     req = CacheRequest(size, crop, DEFAULT_MARGIN[crop] if margin is None else margin)
     fp = req.fingerprint(fs)
     out = Path(out) if out is not None else default_cache_root() / f"{fs.source}-{_fingerprint_hash(fp)}"
     meta_path, progress_path = out / "meta.json", out / "progress.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") == fp:
-            return FaceCache(out)
-        shutil.rmtree(out)  # built from something else: rebuild
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
+        return FaceCache(out)
     n, (w, h) = len(fs), size
     if n == 0:
         raise FacelabError(f"{fs.spec}: no images to cache")
     k = fs.n_landmarks
     progress = json.loads(progress_path.read_text()) if progress_path.exists() else None
-    if progress is None or progress.get("fingerprint") != fp:
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
+    fresh = progress is None or progress.get("fingerprint") != fp
+    prepare_output(out, "cache", fresh=fresh, owned=CACHE_FILES)  # a rebuild removes only the cache's own files
+    if fresh:
         for name, shape, dtype in (("images.u8", (n, h, w, 3), np.uint8), ("valid.u8", (n,), np.uint8),
                                    ("landmarks.f32", (n, k or 0, 2), np.float32)):  # fmt: skip
             if name != "landmarks.f32" or k:

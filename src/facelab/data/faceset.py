@@ -108,8 +108,8 @@ class FaceSet:
         return h.hexdigest()[:16]
 
     # --- labels a task needs --------------------------------------------------------
-    def require(self, what: str, task: str) -> None:
-        """Stop with one line naming the missing annotation file when a task needs it."""
+    def require(self, what: str, use: str) -> None:
+        """Stop with one line naming the missing annotation file when ``use`` (``--task attr``, ``--crop box``) needs it."""
         have = {
             "attributes": self.attributes is not None,
             "identities": self.identities is not None,
@@ -118,10 +118,10 @@ class FaceSet:
         }[what]
         if not have:
             hint = self.missing_files.get(what, f"this {self.source} data set has no {what}")
-            raise FacelabError(f"{self.spec}: --task {task} needs {what}; {hint}")
+            raise FacelabError(f"{self.spec}: {use} needs {what}; {hint}")
 
-    def attr_index(self, names: list[str]) -> list[int]:
-        self.require("attributes", "attr")
+    def attr_index(self, names: list[str], use: str = "--task attr") -> list[int]:
+        self.require("attributes", use)
         unknown = [n for n in names if n not in self.attr_names]
         if unknown:
             raise FacelabError(

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from ..errors import FacelabError
+from ..progress import say
+
+T = TypeVar("T")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".webp", ".tif", ".tiff"}
 
@@ -12,8 +18,37 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".web
 Image.MAX_IMAGE_PIXELS = 64_000_000
 
 
-class UnreadableImage(Exception):
-    """Raised for a missing, corrupt or truncated image file."""
+class UnreadableImage(FacelabError):
+    """A missing, corrupt or truncated image file; its message names the file. Uncaught, it is one line (exit 2)."""
+
+
+class SkippedImages:
+    """The one policy for unreadable images in every command that reads many: each is skipped, counted and named
+    (one console line, and ``names`` for summary.json); with ``strict`` the first one stops the command (exit 2)."""
+
+    def __init__(self, strict: bool = False):
+        self.strict = strict
+        self.names: list[str] = []
+
+    def call(self, name: str, read: Callable[..., T], *args) -> T | None:
+        """``read(*args)``, or None when it finds the image unreadable."""
+        try:
+            return read(*args)
+        except UnreadableImage as exc:
+            self.add(name, exc)
+            return None
+
+    def add(self, name: str, problem) -> None:
+        if self.strict:
+            raise FacelabError(f"{problem} (--strict stops at the first unreadable image; leave it out to skip them)")
+        self.names.append(name)
+
+    def say(self) -> list[str]:
+        """The skip line (once), and the names for summary.json."""
+        if self.names:
+            shown = ", ".join(self.names[:5]) + (f" and {len(self.names) - 5} more" if len(self.names) > 5 else "")
+            say(f"skipped {len(self.names)} unreadable image(s): {shown} (--strict stops instead)")
+        return self.names
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -9,7 +9,7 @@ from .faceset import SPLITS, FaceSet
 
 def top_identities(fs: FaceSet, n: int, min_images: int = 2) -> FaceSet:
     """The ``n`` identities with most images (each at least ``min_images``), relabelled 0..n-1."""
-    fs.require("identities", "identity")
+    fs.require("identities", "--task identity")
     ids, counts = np.unique(fs.identities[fs.identities >= 0], return_counts=True)
     order = np.lexsort((ids, -counts))  # most images first, ties by id: deterministic
     ids, counts = ids[order], counts[order]

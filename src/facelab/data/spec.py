@@ -39,6 +39,9 @@ def synth_config_from(parts: list[str], spec: str):
 def open_spec(spec: str) -> FaceSet:
     """The FaceSet a SPEC names; a bad SPEC stops with one line saying what is valid."""
     kind, _, rest = spec.partition(":")
+    if kind not in KINDS and Path(spec).expanduser().is_dir():
+        raise FacelabError(f"{spec!r} is a folder but not a SPEC: for your own photos give folder:{spec} "
+                           f"(celeba:{spec}, imm:{spec} or 300w:{spec} for those layouts)")  # fmt: skip
     if kind not in KINDS:
         raise FacelabError(f"unknown data source {spec!r}; use one of: celeba:PATH, imm:PATH, 300w:PATH, folder:PATH, synth[:N]")
     if kind == "synth":

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..data.detect import crop_face, detect_faces
-from ..data.images import UnreadableImage, read_rgb
+from ..data.images import SkippedImages, read_rgb
 from ..errors import FacelabError
 from ..probes.output import probe_folder, write_probe_output
 from ..probes.subject import Subject, input_size, open_probe, photo_files, pixels_to_input
@@ -40,7 +40,8 @@ def predict_points(model, face: np.ndarray, channels: int) -> np.ndarray:
     return (rel * torch.tensor([w, h]) - 0.5).numpy()
 
 
-def landmarks(run: str | Path, source: str, margin: float | None = None, out: str | Path | None = None) -> dict:
+def landmarks(run: str | Path, source: str, margin: float | None = None, out: str | Path | None = None,
+              strict: bool = False) -> dict:
     """Detect faces in every photo of ``source`` (folder:PATH), predict their landmarks, draw them on the photo."""
     model, cfg, _, _ = open_probe(run)
     if cfg.task != "keypoints":
@@ -48,13 +49,13 @@ def landmarks(run: str | Path, source: str, margin: float | None = None, out: st
     folder = probe_folder(out, run, "landmarks")
     margin = DEFAULT_FACE_MARGIN.get(cfg.crop or "full", 0.25) if margin is None else margin
     size = input_size(cfg)
-    faces, no_face, unreadable, figures = [], [], [], []
+    faces, no_face, figures = [], [], []
+    skipped = SkippedImages(strict)
     for path in photo_files(source):
-        try:
-            photo, _ = read_rgb(path)
-        except UnreadableImage as exc:
-            unreadable.append(f"{path.name}: {exc}")
+        read = skipped.call(path.name, read_rgb, path)
+        if read is None:
             continue
+        photo = read[0]
         boxes = detect_faces(photo)
         if not boxes:
             no_face.append(path.name)
@@ -68,8 +69,9 @@ def landmarks(run: str | Path, source: str, margin: float | None = None, out: st
         file = f"landmarks_{path.stem}.png"
         save_png(drawn, folder / file)
         figures.append((file, f"{path.name}: {len(boxes)} face(s)"))
+    unreadable = skipped.say()
     summary = {"data": source, "margin": margin, "n_images": len(figures) + len(no_face) + len(unreadable),
                "n_faces": len(faces), "no_face": no_face, "unreadable": unreadable, "faces": faces}  # fmt: skip
     facts = [["photos", summary["n_images"]], ["faces", len(faces)], ["no face found", ", ".join(no_face) or "none"],
-             ["unreadable", "; ".join(unreadable) or "none"]]  # fmt: skip
+             ["unreadable", ", ".join(unreadable) or "none"]]  # fmt: skip
     return write_probe_output(folder, f"facelab landmarks: {source}", summary, figures, facts)

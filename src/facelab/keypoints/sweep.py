@@ -6,12 +6,11 @@ from its last checkpoint and skips the finished ones.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from itertools import product
 from pathlib import Path
 
-from ..files import write_csv, write_json
+from ..files import prepare_output, write_csv, write_json
 from ..report.figures import _save
 from ..report.html import Report
 from ..train.engine import RunFolder, TrainConfig, train
@@ -25,17 +24,14 @@ def _run_setting(cfg: TrainConfig, quiet: bool) -> dict:
     run = RunFolder(Path(cfg.out))
     if (run.path / "summary.json").exists():
         return json.loads((run.path / "summary.json").read_text())
-    if run.last_checkpoint.exists():
+    if (run.path / "config.json").exists():  # interrupted: continue where it stopped
         return train(resume=run.path, quiet=quiet)
-    if run.path.exists():
-        shutil.rmtree(run.path)  # started but no epoch finished: nothing to keep
     return train(cfg, quiet=quiet)
 
 
 def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str | Path, quiet: bool = True) -> dict:
     """Trains ``base`` once per (lr, convs); writes sweep.csv, summary.json, figures/sweep.png and report.html."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output(out, "sweep")
     rows, curves = [], {}
     for lr, c in product(lrs, convs or [None]):
         name = _setting_name(lr, c)

@@ -106,7 +106,7 @@ ARCHS: dict[str, Arch] = {
 }
 
 
-def _check_arch(arch: str) -> Arch:
+def check_arch(arch: str) -> Arch:
     if arch not in ARCHS:
         raise FacelabError(f"unknown --arch {arch!r}; registered: {', '.join(ARCHS)} (facelab models lists them)")
     return ARCHS[arch]
@@ -116,7 +116,7 @@ def _imagenet_state(arch: str) -> dict:
     """torchvision's ImageNet weights from the local torch cache; never downloads."""
     import torchvision.models as tvm
 
-    info = _check_arch(arch)
+    info = check_arch(arch)
     if info.weights_enum is None:
         raise FacelabError(f"--weights imagenet: {arch} has no ImageNet weights; train from scratch or pass --weights FILE")
     weights = getattr(tvm, info.weights_enum).IMAGENET1K_V1
@@ -159,7 +159,7 @@ def _load_matching(model: nn.Module, state: dict, source: str, in_channels: int)
 
 def build_model(arch: str, n_outputs: int, in_channels: int = 3, weights: str | None = None, convs: int | None = None) -> nn.Module:
     """``arch`` with an ``n_outputs`` head; ``weights`` None, "imagenet" or a state-dict file; ``convs`` for kpnet."""
-    info = _check_arch(arch)
+    info = check_arch(arch)
     if in_channels not in (1, 3):
         raise FacelabError(f"--channels {in_channels}: use 1 (grey) or 3 (RGB)")
     if convs is not None and not arch.startswith("kpnet"):

@@ -129,8 +129,8 @@ def _probabilities(d: SplitData, output: int) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def predictions(run, spec, split, target, by, threshold) -> tuple[SplitData, int, np.ndarray, np.ndarray, float, dict]:
-    d = load_split(run, spec, split)
+def predictions(run, spec, split, target, by, threshold, strict: bool = False) -> tuple[SplitData, int, np.ndarray, np.ndarray, float, dict]:
+    d = load_split(run, spec, split, strict=strict)
     if not d.binary:
         raise FacelabError(f"{run}: the audit needs an attribute run (this one was trained for {d.cfg.task})")
     if not by:
@@ -146,12 +146,14 @@ def _label(g: dict) -> str:
 
 
 def audit(run: str | Path, spec: str | None = None, by: list[str] | None = None, split: str = "test", target: str | None = None,
-          n_boot: int = 1000, min_n: int = 30, threshold: str = "0.5", seed: int = 0, out: str | Path | None = None) -> dict:  # fmt: skip
+          n_boot: int = 1000, min_n: int = 30, threshold: str = "0.5", seed: int = 0, out: str | Path | None = None,
+          strict: bool = False) -> dict:  # fmt: skip
     """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with 95% intervals; audit.csv, summary.json, report."""
     folder = probe_folder(out, run, "audit")
-    d, output, y, pred, cut, columns = predictions(run, spec, split, target, by or [], threshold)
+    d, output, y, pred, cut, columns = predictions(run, spec, split, target, by or [], threshold, strict)
     table = audit_table(y, pred, columns, n_boot, min_n, seed)
-    summary = {"target": d.outputs[output], "data": spec or d.cfg.spec, "split": split, "threshold": cut, **table}
+    summary = {"target": d.outputs[output], "data": spec or d.cfg.spec, "split": split, "threshold": cut, **table,
+               "unreadable": d.unreadable}
     _write_csv(folder / "audit.csv", table)
     g = table["groups"]
     bar_chart(["overall"] + [_label(r) + (" (small)" if r["small"] else "") for r in g], [table["overall"]["accuracy"]] + [r["accuracy"] for r in g],
@@ -191,8 +193,7 @@ def compare(run_a: str | Path, run_b: str | Path, spec: str | None = None, by: l
             target: str | None = None, n_boot: int = 1000, min_n: int = 30, seed: int = 0, out: str | Path | None = None) -> dict:  # fmt: skip
     """Two runs' accuracy on the same groups side by side, with the difference (B - A) and its 95% interval
     (paired bootstrap over the same images when both runs see the same data)."""
-    folder = Path(out) if out else Path(run_b) / "compare"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = probe_folder(out, run_b, "compare")
     da, _, ya, pa, _, cols = predictions(run_a, spec, split, target, by or [], "0.5")
     db, _, yb, pb, _, _ = predictions(run_b, spec or da.cfg.spec, split, target, by or [], "0.5")
     if len(ya) != len(yb) or not np.array_equal(ya, yb):

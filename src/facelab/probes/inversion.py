@@ -7,7 +7,6 @@ inverted (rotated 180 degrees), mirrored and rotated 90 degrees, with bootstrap 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import FacelabError
+from ..files import prepare_output
 from ..report.figures import image_grid
 from ..report.html import Report
 from ..train.batches import invert
@@ -117,6 +117,7 @@ def inversion(spec: str = "synth:3000,ids=20", classes: list[int] = (20,), arch:
     out = Path(out)
     if (out / "summary.json").exists():
         raise FacelabError(f"{out} already holds an inversion study; choose another --out")
+    prepare_output(out, "inversion")
     plan = [InversionRun(c, o, None) for c in classes for o in opts]
     if control:
         plan += [InversionRun(c, o, control) for c in classes for o in opts]
@@ -124,13 +125,11 @@ def inversion(spec: str = "synth:3000,ids=20", classes: list[int] = (20,), arch:
     for run in plan:
         scores = ViewScores()
         folder = out / run.name
-        if folder.exists():
-            shutil.rmtree(folder)  # an unfinished run of an interrupted study starts again
         frac = 1.0 - inverted_fraction if run.control else inverted_fraction
         cfg = TrainConfig(spec=spec, out=str(folder), task="identity", classes=run.classes, arch=arch, epochs=epochs,
                           opt=run.opt, lr=lr, size=size, batch=batch, weights=weights, seed=seed,
                           inverted_fraction=frac, flip=True)  # fmt: skip
-        train(cfg, quiet=quiet, callbacks=[scores])
+        train(cfg, quiet=quiet, callbacks=[scores], force=True)  # an unfinished run of an interrupted study starts again
         if any(not np.array_equal(p, scores.positions[0]) for p in scores.positions):
             raise FacelabError("internal: validation images changed between epochs")
         results.append(_summarise(run, scores, n_boot, threshold))

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..files import write_json
+from ..files import prepare_output, write_json
 from ..report.html import Report
 
 
 def probe_folder(out: str | Path | None, run: str | Path, name: str) -> Path:
-    """``--out`` or, by default, RUN/NAME."""
-    path = Path(out) if out else Path(run) / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """``--out`` or, by default, RUN/NAME; refused when it holds files facelab did not write."""
+    return prepare_output(Path(out) if out else Path(run) / name, name)
 
 
 def write_probe_output(out: Path, title: str, summary: dict, figures: list[tuple[str, str]], facts: list[list] | None = None,

@@ -27,6 +27,7 @@ class SplitData:
     targets: torch.Tensor
     rows: np.ndarray  # item positions in ``faceset``
     faceset: FaceSet
+    unreadable: list[str]  # items left out because they could not be read
 
     @property
     def binary(self) -> bool:
@@ -44,16 +45,17 @@ class SplitData:
         return y[:, output].astype(int) if self.binary else y.astype(int)
 
 
-def load_split(run: str | Path, spec: str | None = None, split: str = "test", limit: int | None = None) -> SplitData:
+def load_split(run: str | Path, spec: str | None = None, split: str = "test", limit: int | None = None,
+               strict: bool = False) -> SplitData:
     """The run's best network and the ``split`` images of its data (or of ``spec``), the first ``limit`` of them."""
     if split not in SPLIT_NAMES:
         raise FacelabError(f"--split {split!r}: use train, valid or test")
     model, cfg, conf, _ = open_probe(run)
     task = task_for(cfg)
-    data = prepare_data(replace(cfg, cache=None, balance=None), task, spec=spec, quiet=True)
+    data = prepare_data(replace(cfg, cache=None, balance=None), task, spec=spec, quiet=True, strict=strict)
     pos = data.split_positions(split)
     if not pos.size:
         raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
     pos = pos[:limit] if limit else pos
     x8, y = data.batch(pos)
-    return SplitData(model, cfg, output_names(cfg, conf), x8, y, data.rows[pos], open_spec(spec or cfg.spec))
+    return SplitData(model, cfg, output_names(cfg, conf), x8, y, data.rows[pos], open_spec(spec or cfg.spec), data.unreadable)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..data.cache import DEFAULT_MARGIN, decode_item, parse_size
-from ..data.images import IMAGE_SUFFIXES, UnreadableImage, read_rgb
+from ..data.images import IMAGE_SUFFIXES, read_rgb
 from ..errors import FacelabError
 from ..hardware import current
 from ..train.batches import MEAN, STD, to_input
@@ -92,10 +92,7 @@ def load_subject(image: str | Path, size: str | tuple[int, int], crop: str | Non
     path = Path(text)
     if not path.is_file():
         raise FacelabError(f"{path}: no such image file (give a file, or SPEC#ITEM such as synth:64#3)")
-    try:
-        img, _ = read_rgb(path)
-    except UnreadableImage as exc:
-        raise FacelabError(f"{path}: {exc}") from None
+    img, _ = read_rgb(path)  # UnreadableImage names the file
     return Subject(path.name, resize_to(img, size))
 
 

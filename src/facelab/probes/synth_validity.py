@@ -23,6 +23,7 @@ from ..data.synth import (
     render,
     synth_faceset,
 )
+from ..files import prepare_output
 from ..hardware import current
 from ..report.figures import image_grid
 from ..report.html import Report
@@ -130,8 +131,7 @@ def intervention(run: Path, n: int = 400, seed: int = 0) -> dict[str, float]:
 def validate_synth(out: str | Path = "runs/validate_synth", seed: int = 0, quiet: bool = False,
                    attr_images: int = 6000, id_images: int = 3000, epochs: int = 4) -> dict:  # fmt: skip
     """Run every check, write OUT/summary.json and OUT/report.html; returns the summary."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output(out, "validate-synth")
     containment = mask_containment(seed=seed)
     speed = faces_per_second()
     marks = landmark_checks()
@@ -163,12 +163,8 @@ def validate_synth(out: str | Path = "runs/validate_synth", seed: int = 0, quiet
 
 
 def _train_fresh(run: Path, **kwargs) -> dict:
-    import shutil
-
-    if run.exists():
-        shutil.rmtree(run)
     quiet = kwargs.pop("quiet")
-    return train(TrainConfig(out=str(run), **kwargs), quiet=quiet)
+    return train(TrainConfig(out=str(run), **kwargs), quiet=quiet, force=True)
 
 
 def _report(out: Path, s: dict) -> None:

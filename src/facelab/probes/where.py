@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..data.images import SkippedImages
 from ..errors import FacelabError
 from ..files import write_csv
 from ..progress import progress_bar
@@ -41,14 +42,16 @@ def _predicted(d: SplitData, logits: torch.Tensor, output: int | None) -> np.nda
 
 
 def cam(run: str | Path, source: str, method: str = "cam", target: str | None = None, layer: str | None = None,
-        split: str = "test", limit: int = 256, out: str | Path | None = None, quiet: bool = True) -> dict:  # fmt: skip
+        split: str = "test", limit: int = 256, out: str | Path | None = None, quiet: bool = True, strict: bool = False) -> dict:  # fmt: skip
     """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM), or a whole split of a SPEC,
     with galleries grouped by (true, predicted) label and the mean map of each group."""
     folder = probe_folder(out, run, "cam")
+    if source.startswith("folder:"):  # a folder of photos has no labels to group a split by: map each photo
+        source = source.removeprefix("folder:")
     path = Path(source)
     if path.exists() or "#" in source:
-        return _cam_files(run, source, method, target, layer, folder)
-    d = load_split(run, source, split, limit)
+        return _cam_files(run, source, method, target, layer, folder, strict)
+    d = load_split(run, source, split, limit, strict)
     output = d.output_index(target)
     logits, _, _, norm = _maps_over(d, method, output, layer, quiet=quiet)
     true, pred = d.labels(output), _predicted(d, logits, output)
@@ -69,7 +72,7 @@ def cam(run: str | Path, source: str, method: str = "cam", target: str | None = 
              title=f"mean {method} map per (true, predicted) group")  # fmt: skip
     name = d.outputs[output] if output is not None else "predicted class"
     summary = {"method": method, "target": name, "layer": layer_for(d.model, method, layer).name, "data": source,
-               "split": split, "n": int(len(images)), "groups": groups}  # fmt: skip
+               "split": split, "n": int(len(images)), "groups": groups, "unreadable": d.unreadable}  # fmt: skip
     return write_probe_output(folder, f"facelab cam: {method} for {name} on {source} ({split})", summary,
                               [("mean_maps.png", "mean map per group")] + figures)  # fmt: skip
 
@@ -78,23 +81,28 @@ def _image_files(source: str) -> list[str]:
     return [str(p) for p in photo_files(f"folder:{source}")] if Path(source).is_dir() else [source]
 
 
-def _cam_files(run, source, method, target, layer, folder) -> dict:
+def _cam_files(run, source, method, target, layer, folder, strict: bool = False) -> dict:
     model, cfg, conf, _ = open_probe(run)
     outputs = output_names(cfg, conf)
     binary = cfg.task == "attr"
     output = output_index(outputs, target, binary)
     lyr = layer_for(model, method, layer)
     tiles, captions, results = [], [], []
+    skipped = SkippedImages(strict)
     for src in _image_files(source):
-        subject = load_subject(src, cfg.size)
+        subject = skipped.call(Path(src).name, load_subject, src, cfg.size)
+        if subject is None:
+            continue
         logits, tgt, _, norm = attribution_maps(model, pixels_to_input(subject.pixels(cfg.channels)), method, output, binary, lyr)
         k = int(tgt.index[0])
         prob = float(torch.sigmoid(logits[0, k])) if binary else float(torch.softmax(logits[0], 0)[k])
         tiles += [subject.image, overlay(subject.image, norm[0].numpy())]
         captions += [subject.name[-14:], f"{outputs[k][:12]} {prob:.2f}"]
         results.append({"image": subject.name, "output": outputs[k], "prob": prob})
+    summary = {"method": method, "layer": lyr.name, "images": results, "unreadable": skipped.say()}
+    if not tiles:
+        raise FacelabError(f"{source}: none of its images could be read")
     image_grid(tiles, captions, folder / "overlays.png", cols=min(8, len(tiles)))
-    summary = {"method": method, "layer": lyr.name, "images": results}
     return write_probe_output(folder, f"facelab cam: {method}", summary, [("overlays.png", "image and map; caption: output, P(output)")])
 
 
@@ -248,9 +256,9 @@ def face_inputs(image: np.ndarray, size: tuple[int, int], detect: bool, margin: 
 
 
 def predict(run: str | Path, source: str, detect: bool = False, method: str = "cam", target: str | None = None,
-            out: str | Path | None = None, top: int = 5) -> dict:  # fmt: skip
+            out: str | Path | None = None, top: int = 5, strict: bool = False) -> dict:  # fmt: skip
     """Predictions with probabilities and attribution overlays for a folder of the user's own photos."""
-    from ..data.images import UnreadableImage, read_rgb
+    from ..data.images import read_rgb
     from .subject import Subject
 
     model, cfg, conf, _ = open_probe(run)
@@ -259,13 +267,13 @@ def predict(run: str | Path, source: str, detect: bool = False, method: str = "c
     outputs, binary = output_names(cfg, conf), cfg.task == "attr"
     output = output_index(outputs, target, binary)
     size = input_size(cfg)
-    results, no_face, unreadable, tiles, captions = [], [], [], [], []
+    results, no_face, tiles, captions = [], [], [], []
+    skipped = SkippedImages(strict)
     for path in files:
-        try:
-            image, _ = read_rgb(path)
-        except UnreadableImage as exc:
-            unreadable.append(f"{path.name}: {exc}")
+        read = skipped.call(path.name, read_rgb, path)
+        if read is None:
             continue
+        image = read[0]
         faces = face_inputs(image, size, detect)
         if not faces:
             no_face.append(path.name)
@@ -281,10 +289,11 @@ def predict(run: str | Path, source: str, detect: bool = False, method: str = "c
     if tiles:
         image_grid(tiles, captions, folder / "predictions.png", cols=min(8, len(tiles)))
     _write_predictions_csv(folder / "predictions.csv", results)
+    unreadable = skipped.say()
     summary = {"data": source, "detect": detect, "method": method, "n_images": len(files), "n_faces": len(results),
                "no_face": no_face, "unreadable": unreadable, "faces": results}  # fmt: skip
     facts = [["photos", len(files)], ["faces", len(results)], ["no face found", ", ".join(no_face) or "none"],
-             ["unreadable", "; ".join(unreadable) or "none"]]  # fmt: skip
+             ["unreadable", ", ".join(unreadable) or "none"]]  # fmt: skip
     return write_probe_output(folder, f"facelab predict: {source}", summary,
                               [("predictions.png", "each face and its map; caption: most probable output")] if tiles else [], facts)
 

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,15 +16,20 @@ import torch
 
 from ..data.cache import FaceCache, build_cache, parse_size
 from ..data.faceset import SPLITS
+from ..data.images import SkippedImages
 from ..data.select import balanced
 from ..data.spec import open_spec
-from ..errors import FacelabError
-from ..files import write_csv, write_json
+from ..errors import FacelabError, RunStopped
+from ..files import prepare_output, write_csv, write_json
 from ..hardware import DEVICES, PRECISIONS, Runtime, requested_device, requested_precision, runtime
 from ..models import build_model
+from ..models.registry import check_arch
 from .batches import CachedItems, gather_images, loader
+from ..progress import say
+from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
 from .tasks import Task, task_for
 
+FEW_VALID = 20
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "none")
@@ -76,6 +82,7 @@ class TrainConfig:
             raise FacelabError(f"--device {self.device!r}: use one of {', '.join(DEVICES)}")
         if not 0.0 <= self.inverted_fraction <= 1.0:
             raise FacelabError(f"--inverted-fraction {self.inverted_fraction}: must be between 0 and 1")
+        check_arch(self.arch)  # before any cache is built
         if self.epochs < 1 or self.batch < 1:
             raise FacelabError("--epochs and --batch must be at least 1")
         if self.lr is None:
@@ -113,6 +120,7 @@ class Prepared:
     names: list[str]
     attributes: np.ndarray | None
     attr_names: list[str] | None
+    unreadable: list[str] = field(default_factory=list)  # selected items the cache could not decode (left out)
 
     def items(self, split: str) -> CachedItems:
         pos = np.flatnonzero(self.split == SPLITS.index(split))
@@ -160,7 +168,7 @@ def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
 
 
 def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = None, quiet: bool = False,
-                 device: str = "cpu") -> Prepared:
+                 device: str = "cpu", strict: bool = False) -> Prepared:
     """The selection's images and targets, read once from the cache (into GPU memory when ``device`` is a GPU with room)."""
     fs = open_spec(spec or cfg.spec)
     task = task or task_for(cfg)
@@ -170,17 +178,24 @@ def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = 
     cache = open_cache_for(cfg, fs, quiet)
     rows = sel.source_rows()
     ok = cache.valid[rows]
+    skipped = SkippedImages(strict)
+    for k in np.flatnonzero(~ok):
+        skipped.add(sel.names[k], f"{fs.spec}: {sel.names[k]} could not be read")
     if not ok.all():
         sel = sel.take(np.flatnonzero(ok))
         rows = sel.source_rows()
     if not (sel.split == 0).any():
         raise FacelabError(f"{fs.spec}: the selection has no training images")
     split = _with_validation(sel.split, cfg.seed)
+    n_valid = int((split == 1).sum())
+    if n_valid < FEW_VALID and not quiet:
+        say(f"only {n_valid} validation images: validation accuracy moves in steps of {1 / n_valid:.2f} and means little "
+            "(use more images, or --min-images / --classes for identities)")  # fmt: skip
     images, targets = gather_images(cache.images, rows, device), task.targets(sel, cache, rows)
     if isinstance(images, torch.Tensor):
         targets = targets.to(images.device)
     return Prepared(task, cache, images, targets, rows, split,
-                    sel.names, sel.attributes, sel.attr_names)  # fmt: skip
+                    sel.names, sel.attributes, sel.attr_names, skipped.say())  # fmt: skip
 
 
 def _with_validation(split: np.ndarray, seed: int, share: float = 0.1) -> np.ndarray:
@@ -274,9 +289,23 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
+def _progress_bar_class():
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class EpochsFromOne(RichProgressBar):
+        """Lightning's bar counts epochs from 0 ("Epoch 4/4" on a 5-epoch run); people count from 1."""
+
+        def _get_train_description(self, current_epoch: int) -> str:
+            return f"Epoch {current_epoch + 1}/{self.trainer.max_epochs}"
+
+    return EpochsFromOne
+
+
 def _trainer(cfg: TrainConfig, run: RunFolder, rt: Runtime, quiet: bool, extra_callbacks: list | None = None, task: Task | None = None):
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    EpochsFromOne = _progress_bar_class()
 
     monitor, mode = task.monitor if task is not None else Task.monitor
     callbacks = [
@@ -285,7 +314,7 @@ def _trainer(cfg: TrainConfig, run: RunFolder, rt: Runtime, quiet: bool, extra_c
     ]
     callbacks += extra_callbacks or []
     if not quiet:
-        callbacks.append(RichProgressBar())
+        callbacks.append(EpochsFromOne())
     distributed = cfg.devices > 1 or cfg.num_nodes > 1
     _quiet_lightning()
     return pl.Trainer(
@@ -306,52 +335,88 @@ def _trainer(cfg: TrainConfig, run: RunFolder, rt: Runtime, quiet: bool, extra_c
     )
 
 
-def _check_new_run(out: Path) -> None:
-    if (out / "config.json").exists() and global_rank() == 0:
-        raise FacelabError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "state.json", "report.html", "checkpoints", "figures")
+
+
+def start_run_folder(out: Path, force: bool = False) -> None:
+    """A new run's folder: refused when it already holds a run (unless ``force``: then what facelab wrote
+    there is removed) or files facelab did not write."""
+    if global_rank() > 0:
+        return
+    if (out / "config.json").exists() and not force:
+        raise FacelabError(f"{out} already holds a run; continue it with --resume {out}, start it again with --force, "
+                           "or choose another --out")  # fmt: skip
+    prepare_output(out, "run", fresh=force, owned=RUN_FILES)
 
 
 def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quiet: bool = False,
-          callbacks: list | None = None, **kwargs) -> dict:
+          callbacks: list | None = None, force: bool = False, **kwargs) -> dict:
     """Train a network and write its run folder; returns summary.json's content.
 
     ``facelab.train(spec="synth", task="attr", attrs=["Smiling"], epochs=3, out="runs/x")``
+
+    SIGTERM and SIGINT stop it at the next batch with a resumable folder (:mod:`facelab.train.signals`)
+    and raise :class:`facelab.errors.RunStopped`.
     """
+    with stop_requests() as flag:
+        return _train(cfg, resume, quiet, callbacks, force, flag, **kwargs)
+
+
+def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> dict:
     import lightning.pytorch as pl
 
     from .module import FaceModule
 
     if resume is not None:
         run = RunFolder(Path(resume))
-        cfg = TrainConfig(**run.read_config()["train"])
-        if not run.last_checkpoint.exists():
-            raise FacelabError(f"{resume}: no checkpoint to resume from (checkpoints/last.ckpt missing); start it again")
+        cfg = TrainConfig(**run.read_config()["train"])  # a folder holding only its config starts at epoch 0
     else:
         cfg = cfg or TrainConfig(**kwargs)
         run = RunFolder(Path(cfg.out))
-        _check_new_run(run.path)
+        start_run_folder(run.path, force)
     rt = runtime(cfg.precision, cfg.device, cpu_ddp_processes=cfg.devices * cfg.num_nodes)
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     data = prepare_data(cfg, quiet=quiet, device=rt.device)
     model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs)
-    run.path.mkdir(parents=True, exist_ok=True)
     if global_rank() == 0 and resume is None:
         run.write_json("config.json", {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path),
                                        "n_outputs": data.task.n_outputs, "class_names": getattr(data.task, "class_names", None)},
                                        "runtime": rt.describe(), "versions": versions(), "command": sys.argv})  # fmt: skip
     module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path)}, rt)
-    trainer = _trainer(cfg, run, rt, quiet, callbacks, data.task)
+    stopper = StopAtBatchEnd(flag)
+    trainer = _trainer(cfg, run, rt, quiet, [stopper, *(callbacks or [])], data.task)
     ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)
     train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks, rt.device)
     valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, ranks, rt.device)
-    trainer.fit(module, train_dl, valid_dl, ckpt_path=str(run.last_checkpoint) if resume is not None else None)
+    ckpt = run.last_checkpoint if resume is not None and run.last_checkpoint.exists() else None
+    try:
+        trainer.fit(module, train_dl, valid_dl, ckpt_path=ckpt and str(ckpt))
+    except (StopRequested, SystemExit):  # ours, or Lightning's own SIGTERM exit
+        if flag.signum is None:
+            raise
+    if flag.signum is not None:
+        raise _stopped(run, flag.signum, stopper.where)
     if not trainer.is_global_zero:
         return {}
+    run.write_json("state.json", {"status": "finished"})
     write_summary(run, cfg, data.task, data, rt)
     from ..report.run_report import write_run_report
 
     write_run_report(run, cfg, module, data)
     return json.loads((run.path / "summary.json").read_text())  # the report may add to it (keypoints: CED)
+
+
+def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
+    """Write state.json and the one line a stopped run prints."""
+    name = signal.Signals(signum).name
+    kept = run.last_checkpoint if run.last_checkpoint.exists() else None
+    if global_rank() == 0:
+        run.write_json("state.json", {"status": "stopped", "signal": name, "epoch": where["epoch"],
+                                      "batches_done_in_epoch": where["batch"], "checkpoint": kept and str(kept),
+                                      "resume": f"facelab train --resume {run.path}"})  # fmt: skip
+    saved = f"checkpoint {kept} kept" if kept else "no epoch had finished, so no checkpoint yet"
+    return RunStopped(signum, f"stopped by {name} in epoch {where['epoch'] + 1} ({saved}); "
+                              f"continue with: facelab train --resume {run.path} (it redoes epoch {where['epoch'] + 1} from its start)")  # fmt: skip
 
 
 def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared | None = None, rt: Runtime | None = None) -> dict:

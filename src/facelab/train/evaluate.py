@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import FacelabError
+from ..files import prepare_output
 from ..hardware import runtime
 from ..report.html import Report
 from .batches import loader, to_input
@@ -41,7 +42,7 @@ def evaluate(run: str | Path, spec: str | None = None, split: str = "test", out:
     if task.name == "attr":
         result["acc_per_attr"] = {a: per[f"acc_{a}"] for a in task.attrs}
     folder = RunFolder(Path(out) if out else Path(run) / f"eval_{split}")
-    folder.path.mkdir(parents=True, exist_ok=True)
+    prepare_output(folder.path, "eval")
     folder.write_json("summary.json", result)
     rep = Report(f"facelab eval: {Path(run).name} on {result['data']} ({split})")
     rep.table(["metric", "value"], [[k, v] for k, v in result.items() if not isinstance(v, dict)]

@@ -16,6 +16,7 @@ import torch
 
 from ..data.detect import crop_face, detect_faces
 from ..errors import FacelabError
+from ..progress import say
 from ..keypoints.photos import predict_points
 from ..probes.cam import attribution_maps, head_layer, overlay
 from ..probes.subject import Subject, input_size, named_probabilities, open_probe, output_names, pixels_to_input
@@ -46,6 +47,8 @@ def load_runs(paths: list[str | Path]) -> list[LoadedRun]:
         raise FacelabError("give at least one RUN folder")
     runs = []
     for p in paths:
+        if not (Path(p) / "summary.json").exists():
+            say(f"{p}: this run has not finished training (no summary.json); serving its latest checkpoint")
         model, cfg, conf, _ = open_probe(p)
         try:
             head_layer(model)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..data.images import TooManyPixels, UnreadableImage, decode_bytes
@@ -39,6 +40,12 @@ def create_app(run_paths: list[str | Path]) -> FastAPI:
     @app.exception_handler(UploadError)
     async def upload_error(_request: Request, exc: UploadError):
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError):
+        """A missing or malformed field answers in the API's own {"error": ...} shape, not FastAPI's {"detail": [...]}."""
+        problems = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"error": f"bad request ({problems}); send an image as the form field 'file'"}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse)
     async def page():

@@ -1,0 +1,161 @@
+"""Nothing lost, nothing silent: facelab deletes only what it wrote, and a signal leaves a resumable run."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import run_cli
+
+import facelab
+from facelab.errors import FacelabError
+from facelab.files import MARKER
+from facelab.train.engine import RunFolder, TrainConfig
+
+SMALL = dict(spec="synth:1200", attrs=["Eyeglasses", "Smiling"], size="32", epochs=3, batch=64)
+SMALL_ARGS = ["synth:1200", "--attrs", "Eyeglasses,Smiling", "--size", "32", "--epochs", "3", "--batch", "64", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "whole"
+    return facelab.train(TrainConfig(out=str(out), **SMALL), quiet=True)
+
+
+def user_folder(tmp_path, name="p"):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("x")
+    return folder
+
+
+def test_cache_refuses_a_folder_with_user_files(tmp_path):
+    folder = user_folder(tmp_path)
+    proc = run_cli("data", "cache", "synth:50", "--out", str(folder), "--size", "32", check=False)
+    assert proc.returncode == 2 and "did not write" in proc.stderr and "Traceback" not in proc.stderr
+    assert (folder / "thesis.txt").read_text() == "x" and [p.name for p in folder.iterdir()] == ["thesis.txt"]
+
+
+def test_cache_rebuild_removes_only_its_own_files(tmp_path):
+    from facelab.data.cache import build_cache
+    from facelab.data.spec import open_spec
+
+    out = tmp_path / "cache"
+    build_cache(open_spec("synth:40"), (32, 32), out, quiet=True)
+    (out / "notes.txt").write_text("mine")
+    rebuilt = build_cache(open_spec("synth:60"), (32, 32), out, quiet=True)  # other data: rebuilt in place
+    assert len(rebuilt) == 60 and (out / "notes.txt").read_text() == "mine"
+
+
+def test_demo_never_deletes_the_working_folder(tmp_path):
+    work = user_folder(tmp_path, "work")
+    proc = subprocess.run([sys.executable, "-m", "facelab", "demo", "--quick", "--out", "."], cwd=work,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2 and "did not write" in proc.stderr
+    assert (work / "thesis.txt").read_text() == "x"
+
+
+def test_train_eval_and_probes_refuse_folders_with_user_files(tmp_path, uninterrupted):
+    folder = user_folder(tmp_path)
+    proc = run_cli("train", *SMALL_ARGS, "--out", str(folder), check=False)
+    assert proc.returncode == 2 and "did not write" in proc.stderr
+    run = tmp_path / "run"
+    facelab.train(TrainConfig(out=str(run), **SMALL | {"epochs": 1}), quiet=True)
+    with pytest.raises(FacelabError, match="did not write"):
+        facelab.evaluate(run, out=folder)
+    for probe, kwargs in ((facelab.filters, {}), (facelab.cam, {"source": "synth:8#1"}),
+                          (facelab.audit, {"by": ["Smiling"]}), (facelab.activations, {"image": "synth:8#1"})):  # fmt: skip
+        with pytest.raises(FacelabError, match="did not write"):
+            probe(run, out=folder, **kwargs)
+    assert [p.name for p in folder.iterdir()] == ["thesis.txt"]
+    assert json.loads((run / MARKER).read_text())["kind"] == "run"
+
+
+def test_force_restarts_a_run_keeping_user_files(tmp_path):
+    run = tmp_path / "run"
+    cfg = TrainConfig(out=str(run), **SMALL | {"epochs": 1})
+    facelab.train(cfg, quiet=True)
+    (run / "my_notes.txt").write_text("keep")
+    with pytest.raises(FacelabError, match="--force"):
+        facelab.train(cfg, quiet=True)
+    facelab.train(cfg, quiet=True, force=True)
+    assert (run / "my_notes.txt").read_text() == "keep" and (run / "summary.json").exists()
+
+
+SIGNALLER = """
+import os, signal, sys
+import lightning.pytorch as pl
+import facelab.train.engine as engine
+
+EPOCH, BATCH = int(sys.argv[1]), int(sys.argv[2])
+
+class TermMidEpoch(pl.Callback):
+    def on_train_batch_start(self, trainer, module, batch, idx):
+        if trainer.current_epoch == EPOCH and idx == BATCH:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+real = engine._trainer
+engine._trainer = lambda cfg, run, rt, quiet, callbacks, task: real(cfg, run, rt, quiet, [*callbacks, TermMidEpoch()], task)
+from facelab.cli import main
+sys.argv = ["facelab", "train", *sys.argv[3:]]
+main()
+"""
+
+
+def _train_until_sigterm(out, epoch: int, batch: int) -> subprocess.CompletedProcess:
+    script = textwrap.dedent(SIGNALLER)
+    return subprocess.run([sys.executable, "-c", script, str(epoch), str(batch), *SMALL_ARGS, "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+@pytest.mark.parametrize("epoch", [1, 0], ids=["mid-epoch-1", "before-first-checkpoint"])
+def test_sigterm_stops_with_143_and_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted, epoch):
+    out = tmp_path / "stopped"
+    proc = _train_until_sigterm(out, epoch, 5)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    assert "stopped by SIGTERM" in proc.stderr and f"--resume {out}" in proc.stderr and "Traceback" not in proc.stderr
+    state = json.loads((out / "state.json").read_text())
+    assert state["status"] == "stopped" and state["signal"] == "SIGTERM" and state["epoch"] == epoch
+    assert (out / "checkpoints" / "last.ckpt").exists() == (epoch > 0) and not (out / "summary.json").exists()
+    run_cli("train", "--resume", str(out), "--quiet")
+    resumed = json.loads((out / "summary.json").read_text())
+    assert resumed["final"] == uninterrupted["final"] and resumed["epochs_done"] == 3
+    rows = RunFolder(out).read_metrics()
+    assert [(r["epoch"], r["split"]) for r in rows] == [(e, s) for e in range(3) for s in ("train", "valid")]
+    assert json.loads((out / "state.json").read_text())["status"] == "finished"
+
+
+def test_a_task_the_data_cannot_serve_says_so_once(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from PIL import Image
+
+    for k in range(3):
+        Image.new("RGB", (40, 40), (k * 60, 90, 90)).save(photos / f"{k}.png")
+    proc = run_cli("train", f"folder:{photos}", "--task", "keypoints", "--out", str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and "--task keypoints needs landmarks" in proc.stderr and "--task --task" not in proc.stderr
+    proc = run_cli("data", "info", str(photos), check=False)
+    assert proc.returncode == 2 and f"folder:{photos}" in proc.stderr
+
+
+def test_unknown_arch_is_refused_before_any_cache_is_built(tmp_path):
+    proc = run_cli("train", "synth:100", "--arch", "resnet9000", "--out", str(tmp_path / "r"), check=False,
+                   env={"FACELAB_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    assert proc.returncode == 2 and "unknown --arch 'resnet9000'" in proc.stderr
+    assert not (tmp_path / "cache").exists()
+
+
+def test_progress_bar_counts_epochs_from_one():
+    from types import SimpleNamespace
+
+    from facelab.train.engine import _progress_bar_class
+
+    bar = _progress_bar_class()()
+    bar._trainer = SimpleNamespace(max_epochs=5)
+    assert bar._get_train_description(4) == "Epoch 5/5"
+
+
+def test_too_few_validation_images_are_said(tmp_path, capsys):
+    facelab.train(TrainConfig(spec="synth:40,ids=10", task="identity", classes=10, size="32", epochs=1, batch=16,
+                              out=str(tmp_path / "ids")))  # fmt: skip
+    assert "validation images" in capsys.readouterr().err
