@@ -159,3 +159,8 @@ def test_too_few_validation_images_are_said(tmp_path, capsys):
     facelab.train(TrainConfig(spec="synth:40,ids=10", task="identity", classes=10, size="32", epochs=1, batch=16,
                               out=str(tmp_path / "ids")))  # fmt: skip
     assert "validation images" in capsys.readouterr().err
+
+
+def test_data_synth_prints_no_opencv_warning(tmp_path):
+    proc = run_cli("data", "synth", str(tmp_path / "faces"), "--n", "8", "--size", "48")
+    assert "WARN" not in proc.stderr and "WARN" not in proc.stdout and len(list((tmp_path / "faces" / "img_align_celeba").iterdir())) == 8

@@ -145,10 +145,35 @@ def test_server_binds_loopback_and_survives_100_concurrent_requests(server):
             s.connect((addr[4][0], port))
 
 
-def test_page_in_a_real_browser(server, tmp_path):
+def chromium_or_skip() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
+    return chromium
+
+
+def test_annotated_video_plays_in_a_real_browser(annotated):
+    """Chromium rejected the old MPEG-4 Part 2 files (DEMUXER_ERROR_NO_SUPPORTED_STREAMS); WebM VP8 plays."""
+    from playwright.sync_api import sync_playwright
+
+    path, _ = annotated
+    page_file = path.with_name("play.html")
+    page_file.write_text(f"<video id='v' src='{path.name}' muted></video>")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_or_skip(), args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(page_file.as_uri())
+        page.wait_for_function("document.getElementById('v').readyState >= 1", timeout=30_000)
+        duration = page.evaluate("document.getElementById('v').duration")
+        page.evaluate("document.getElementById('v').play()")
+        page.wait_for_function("document.getElementById('v').currentTime > 0", timeout=30_000)
+        error = page.evaluate("document.getElementById('v').error")
+        browser.close()
+    assert error is None and 1.0 <= duration <= 1.4  # 12 frames at 10 frames/s
+
+
+def test_page_in_a_real_browser(server, tmp_path):
+    chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     photo = tmp_path / "me.png"
@@ -172,13 +197,26 @@ def test_page_in_a_real_browser(server, tmp_path):
     assert fps > 0 and (tmp_path / "page.png").stat().st_size > 10_000
 
 
-def test_webcam_writes_an_annotated_video(runs, tmp_path):
-    video = synthetic_video(tmp_path / "in.mp4", frames=12, fps=10)
-    result = facelab_webcam(runs, video, tmp_path / "annotated.mp4")
-    assert result["frames"] == 12 and result["faces"] >= 12
-    cap = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+def frames_in(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
     cap.release()
+    return n
+
+
+@pytest.fixture(scope="module")
+def annotated(runs, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("video")
+    video = synthetic_video(folder / "in.webm", frames=12, fps=10)
+    result = facelab_webcam(runs, video, folder / "annotated.webm")
+    return folder / "annotated.webm", result
+
+
+def test_webcam_writes_an_annotated_video(runs, annotated, tmp_path):
+    path, result = annotated
+    assert result["frames"] == 12 and result["faces"] >= 12 and frames_in(path) == 12
     proc = run_cli("webcam", str(runs[0]), "--source", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "x.mp4"), check=False)
     assert proc.returncode == 2 and "cannot be opened" in proc.stderr
 

@@ -526,7 +526,7 @@ def serve_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
 @app.command("webcam")
 def webcam_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
                source: str = typer.Option("0", help="Camera number or a VIDEO_FILE."),
-               out_path: Optional[Path] = typer.Option(None, "--out", help="Write an annotated video (e.g. annotated.mp4) instead of a window."),
+               out_path: Optional[Path] = typer.Option(None, "--out", help="Write an annotated video (e.g. annotated.webm) instead of a window."),
                target: Optional[str] = typer.Option(None, help="Output whose CAM is shown."),
                max_frames: Optional[int] = typer.Option(None), quiet: bool = typer.Option(False),
     precision: str = PRECISION):  # fmt: skip

@@ -69,8 +69,8 @@ def video(out: Path, runs: list[Path]) -> dict:
 
     folder = out / "webcam"
     folder.mkdir(parents=True, exist_ok=True)
-    synthetic_video(folder / "input.mp4", frames=16)
-    return webcam(runs, str(folder / "input.mp4"), folder / "annotated.mp4", target="Smiling", quiet=True)
+    synthetic_video(folder / "input.webm", frames=16)
+    return webcam(runs, str(folder / "input.webm"), folder / "annotated.webm", target="Smiling", quiet=True)
 
 
 def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
@@ -152,7 +152,7 @@ def _run_demo(out: Path, quick: bool) -> Path:
     rep.heading("Webcam view (headless, on a synthetic video)")
     rep.paragraph(f"{clip['frames']} frames annotated with faces, the Smiling CAM and 68 landmarks at {clip['frames_per_s']:.1f} frames/s. "
                   "Live in a browser: facelab serve " + str(out / "attributes") + " " + str(out / "keypoints" / "all"))
-    rep.links([("annotated video", "webcam/annotated.mp4")])
+    rep.video("webcam/annotated.webm", "the annotated video (WebM, VP8)")
     rep.heading("Are the synthetic faces valid?")
     rep.table(["check", "value"], [["mask containment (worst attribute)", validity["mask_containment"]],
                                    *[[f"accuracy {k}", v] for k, v in validity["acc"].items()],

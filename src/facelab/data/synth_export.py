@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import FacelabError
 from ..progress import progress_bar
+from .video import video_writer
 from .synth import ATTRIBUTES, SynthConfig, SynthFaceSet, synth_faceset
 
 MARKER = "facelab_synth.json"  # tells the CelebA reader the landmarks' reference image size
@@ -34,6 +35,7 @@ def write_synth_folder(fs: SynthFaceSet, out: Path, size: int, quiet: bool = Fal
     (tmp / "masks").mkdir()
     n = len(fs)
     names = [f"{Path(nm).stem}.{ext}" for nm in fs.names]
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == "jpg" else []  # a JPEG flag on a PNG makes OpenCV print a WARN line
     lm68 = np.zeros((n, 68, 2), np.float32)
     lm58 = np.zeros((n, 58, 2), np.float32)
     lm5 = np.zeros((n, 5, 2), np.float32)
@@ -41,7 +43,7 @@ def write_synth_folder(fs: SynthFaceSet, out: Path, size: int, quiet: bool = Fal
     with progress_bar(f"rendering {n} faces at {size}px", n, quiet) as advance:
         for i in range(n):
             img, _ = fs.load(i, (size, size))
-            cv2.imwrite(str(tmp / "img_align_celeba" / names[i]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(str(tmp / "img_align_celeba" / names[i]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), params)
             geo = fs.geometry(i, size)
             lm68[i], lm58[i], lm5[i] = geo["landmarks68"], geo["landmarks58"], geo["celeba5"]
             masks[i] = fs.masks(i, size)
@@ -82,10 +84,11 @@ def synthetic_photo(item: int = 0, face_size: int = 256, photo: tuple[int, int] 
 
 
 def synthetic_video(path: Path, frames: int = 16, fps: float = 8.0, size: tuple[int, int] = (320, 240)) -> Path:
-    """An mp4 of ``frames`` different synthetic faces, each filling most of the frame (for the webcam view without a camera)."""
+    """A video (.webm or .mp4) of ``frames`` different synthetic faces, each filling most of the frame (for the webcam
+    view without a camera)."""
     fs = synth_faceset(SynthConfig(n=frames))
     side = min(size) - 40
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = video_writer(path, fps, size)
     for i in range(frames):
         face, _ = fs.load(i, (side, side))
         frame = np.full((size[1], size[0], 3), 180, np.uint8)

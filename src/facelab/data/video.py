@@ -32,8 +32,6 @@ def _quiet_stderr() -> Iterator[None]:
 def video_writer(path: str | Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
     """An open writer for ``path`` (.webm or .mp4) of frames ``size`` = (width, height)."""
     suffix = Path(path).suffix.lower()
-    if suffix.endswith(".part"):  # a temporary name, renamed when complete
-        suffix = Path(Path(path).stem).suffix.lower()
     if suffix not in CODECS:
         raise FacelabError(f"{path}: write videos as .webm (VP8, plays in every browser) or .mp4")
     for fourcc in CODECS[suffix]:

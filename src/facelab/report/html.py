@@ -40,6 +40,11 @@ class Report:
         self.sections.append(f"<figure><img src='{html.escape(rel_path)}' alt='{html.escape(caption)}'>{cap}</figure>")
         return self
 
+    def video(self, rel_path: str, caption: str = "") -> "Report":
+        cap = f"<figcaption class='note'>{html.escape(caption)}</figcaption>" if caption else ""
+        self.sections.append(f"<figure><video src='{html.escape(rel_path)}' controls loop muted width='480'></video>{cap}</figure>")
+        return self
+
     def links(self, items: list[tuple[str, str]]) -> "Report":
         lis = "".join(f"<li><a href='{html.escape(href)}'>{html.escape(text)}</a></li>" for text, href in items)
         self.sections.append(f"<ul>{lis}</ul>")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 
+from ..data.video import video_writer
 from ..errors import FacelabError
 from ..progress import progress_bar
 from .analyser import Analyser, draw, load_runs
@@ -47,7 +48,7 @@ def webcam(runs: list[str | Path], source: str = "0", out: str | Path | None = N
                     if writer is None:
                         tmp = Path(out).with_name(Path(out).stem + ".part" + Path(out).suffix)
                         tmp.parent.mkdir(parents=True, exist_ok=True)
-                        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps_in, (shown.shape[1], shown.shape[0]))
+                        writer = video_writer(tmp, fps_in, (shown.shape[1], shown.shape[0]))
                     writer.write(shown)
                 else:
                     _show(shown)
@@ -69,4 +70,4 @@ def _show(frame) -> None:
     try:
         cv2.imshow("facelab (q to quit)", frame)
     except cv2.error:
-        raise FacelabError("this OpenCV has no window support (headless wheel); write the result with --out annotated.mp4") from None
+        raise FacelabError("this OpenCV has no window support (headless wheel); write the result with --out annotated.webm") from None
