@@ -39,6 +39,14 @@ def test_run_folder_is_self_describing(small_run):
     assert "Eyeglasses" in (out / "report.html").read_text()
 
 
+def test_report_lists_only_the_settings_that_apply(small_run):
+    page = (small_run[0] / "report.html").read_text()
+    assert "<td>attrs</td>" in page and "<td>momentum</td>" in page and "<h2>Machine</h2>" in page
+    for other in ("points", "convs", "classes", "min_images", "max_train_batches"):
+        assert f"<td>{other}</td>" not in page, other
+    assert ">None<" not in page
+
+
 def test_learns_eyeglasses(small_run):
     assert small_run[1]["final"]["val_acc_per_attr"]["Eyeglasses"] > 0.9
 

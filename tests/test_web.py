@@ -51,6 +51,8 @@ def test_predict_contract(client):
     x, y, w, h = f["box"]
     assert f["detected"] and 100 <= x + w / 2 <= 356 and 60 <= y + h / 2 <= 316
     assert set(f["predictions"]) == {"Smiling", "Male"} and all(0 <= p <= 1 for p in f["predictions"].values())
+    assert f["cam_about"]["method"] == "cam" and f["cam_about"]["target"] == "Smiling"
+    assert f["cam_about"]["explains"] == ("present" if f["predictions"]["Smiling"] >= 0.5 else "absent")
     cam = cv2.imdecode(np.frombuffer(__import__("base64").b64decode(f["cam_png"]), np.uint8), cv2.IMREAD_COLOR)
     assert cam.shape == (64, 64, 3)
     pts = np.array(f["landmarks"])
@@ -192,6 +194,7 @@ def test_page_in_a_real_browser(server, tmp_path):
         page.click("#start")  # Chromium's fake camera: a moving test pattern
         page.wait_for_function("Number(document.getElementById('frames').textContent) >= 3", timeout=60_000)
         fps = float(page.inner_text("#fps"))
+        assert page.inner_text("#camabout").startswith("cam map: evidence that the first face is")
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()
     assert fps > 0 and (tmp_path / "page.png").stat().st_size > 10_000

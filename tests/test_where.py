@@ -36,6 +36,9 @@ def test_cam_score_on_smiling_beats_baselines_and_fails_the_sanity_check(smiling
     assert m["cam"]["insertion_auc"] > m["cam"]["deletion_auc"]
     assert json.loads((tmp_path / "summary.json").read_text())["methods"]["cam"] == m["cam"]
     assert (tmp_path / "pointing_game.png").exists() and (tmp_path / "examples.png").exists()
+    page = (tmp_path / "report.html").read_text()  # one table, methods x measures, a verdict per method
+    assert page.count("<th>sanity check</th>") == 1 and "<td>cam, last layer randomised</td>" in page
+    assert "passes: pointing game drops" in page and ">None<" not in page
 
 
 def test_cam_gallery_groups_by_true_and_predicted(smiling_run, tmp_path):
@@ -45,6 +48,10 @@ def test_cam_gallery_groups_by_true_and_predicted(smiling_run, tmp_path):
     for g in s["groups"].values():
         assert (tmp_path / g["figure"]).exists()
     assert (tmp_path / "mean_maps.png").exists()
+    for key, g in s["groups"].items():  # captions in words, e.g. "true: smiling, predicted: not smiling"
+        t, p = int(key[4]), int(key[-1])
+        assert g["words"] == f"true: {'' if t else 'not '}smiling, predicted: {'' if p else 'not '}smiling"
+    assert "true: " in (tmp_path / "report.html").read_text()
     one = facelab.cam(smiling_run, "synth:64#2", method="layercam", out=tmp_path / "one")
     assert one["images"][0]["output"] == "Smiling" and (tmp_path / "one" / "overlays.png").exists()
 
@@ -110,6 +117,8 @@ def test_spurious_background_shows_in_the_audit_and_the_maps(bias_runs, tmp_path
     c = facelab.compare(plain, spurious, by=["Male", "background"], n_boot=300, out=tmp_path / "compare")
     diff = next(r for r in c["groups"] if r["group"] == {"Male": 1, "background": 0})
     assert diff["difference_ci"][1] < 0, diff  # the biased run is worse on the counter-stereotypical group
+    page = (tmp_path / "compare" / "report.html").read_text()
+    assert "<th>A</th><th>B</th><th>B - A</th><th>B - A, 95% interval</th>" in page
     energy = {}
     for name, run in (("plain", plain), ("spurious", spurious)):
         m = facelab.cam_score(run, methods=["gradcam"], layer="4", n=96, steps=2, out=tmp_path / name)["methods"]

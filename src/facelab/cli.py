@@ -233,7 +233,7 @@ def inversion_cmd(
     quiet: bool = typer.Option(False), precision: str = PRECISION, device: str = DEVICE):
     """Upright vs inverted identity accuracy after every epoch, with intervals and the emergence epoch."""
     _hardware(precision, device)
-    from .probes.inversion import inversion
+    from .probes.inversion import emergence_in_words, inversion
 
     try:
         counts = [int(c) for c in _csv(classes)]
@@ -243,7 +243,7 @@ def inversion_cmd(
                         weights, seed, n_boot, threshold, quiet)  # fmt: skip
     for r in summary["runs"]:
         out.print(f"{r['classes']} ids, {r['opt']}{' (inverted-trained)' if r['control'] else ''}: upright {r['upright_acc'][-1]:.3f}, "
-                  f"inverted {r['inverted_acc'][-1]:.3f}, gap {r['final_gap']:.3f} {r['final_gap_ci']}, emergence epoch {r['emergence_epoch']}")
+                  f"inverted {r['inverted_acc'][-1]:.3f}, gap {r['final_gap']:.3f} {r['final_gap_ci']}, emergence epoch {emergence_in_words(r['emergence_epoch'])}")
     out.print(f"report: {out_dir / 'report.html'}")
 
 
@@ -377,12 +377,13 @@ def cam_cmd(run: Path, source: str = typer.Argument(..., metavar="IMAGES|SPEC", 
             layer: Optional[str] = typer.Option(None, help="Layer for the Grad-CAM family (default: the last feature map)."),
             split: str = SPLIT_OPTION, limit: int = typer.Option(256, help="Images of the split to map."),
             out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam."), quiet: bool = typer.Option(False),
-    precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
+    colormap: str = typer.Option("viridis", help="Heat-map colours: viridis (default, perceptually uniform), inferno, magma, plasma, turbo or jet."),
+            precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
     """Heat-map overlays; over a SPEC's split, galleries grouped by (true, predicted) label and each group's mean map."""
     _hardware(precision)
     from .probes.where import cam
 
-    _report_line(cam(run, source, method, target, layer, split, limit, out_dir, quiet, strict), out_dir, run, "cam")
+    _report_line(cam(run, source, method, target, layer, split, limit, out_dir, quiet, strict, colormap), out_dir, run, "cam")
 
 
 @app.command("cam-score")

@@ -85,7 +85,7 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
 
 
 def _run_demo(out: Path, quick: bool) -> Path:
-    from .probes.inversion import inversion
+    from .probes.inversion import emergence_in_words, inversion
     from .probes.synth_validity import validate_synth
 
     t0 = time.perf_counter()
@@ -164,7 +164,7 @@ def _run_demo(out: Path, quick: bool) -> Path:
     rep.heading("The face inversion effect (identity, 5% of training faces upside down)")
     rep.table(["", "value"], [["final upright accuracy", inv["upright_acc"][-1]], ["final inverted accuracy", inv["inverted_acc"][-1]],
                               ["gap (95% CI)", f"{inv['final_gap']:.3f} [{inv['final_gap_ci'][0]:.3f}, {inv['final_gap_ci'][1]:.3f}]"],
-                              ["emergence epoch", inv["emergence_epoch"]], ["chance", inv["chance"]]])  # fmt: skip
+                              ["emergence epoch", emergence_in_words(inv["emergence_epoch"])], ["chance", inv["chance"]]])  # fmt: skip
     rep.figure(f"inversion/figures/inversion_ids{inv['classes']}.png", "upright vs inverted accuracy per epoch")
     rep.links([("inversion report", "inversion/report.html")])
     return rep.write(out / "index.html")

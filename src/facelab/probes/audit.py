@@ -212,7 +212,9 @@ def compare(run_a: str | Path, run_b: str | Path, spec: str | None = None, by: l
     labels = [_label(r) or "overall" for r in rows]
     bar_chart(labels, [r["difference"] for r in rows], folder / "difference_by_group.png", "accuracy B - A (95% paired bootstrap)",
               [tuple(r["difference_ci"]) for r in rows], f"B = {Path(run_b).name}, A = {Path(run_a).name}", [r["small"] for r in rows], 0.0)  # fmt: skip
-    facts = [[label, f"A {r['accuracy_a']:.4f}  B {r['accuracy_b']:.4f}  B-A {r['difference']:+.4f} "
+    facts = [["A", str(run_a)], ["B", str(run_b)], ["target", summary["target"]], ["split", split]]
+    table = [[label, r["n"], r["accuracy_a"], r["accuracy_b"], f"{r['difference']:+.4f}",
               f"[{r['difference_ci'][0]:+.4f}, {r['difference_ci'][1]:+.4f}]"] for label, r in zip(labels, rows)]  # fmt: skip
     return write_probe_output(folder, f"facelab compare: {Path(run_a).name} vs {Path(run_b).name}", summary,
-                              [("difference_by_group.png", "accuracy difference per group")], facts)  # fmt: skip
+                              [("difference_by_group.png", "accuracy difference per group")], facts,
+                              [("Accuracy per group", ["group", "n", "A", "B", "B - A", "B - A, 95% interval"], table)])  # fmt: skip

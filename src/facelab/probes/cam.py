@@ -176,9 +176,21 @@ def attribution_maps(model: nn.Module, x: torch.Tensor, method: str, output: int
     return logits, target, raw, m.normalise(up)
 
 
-def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """A [0, 1] map (H, W) as a jet heat map blended over an (H, W, 3) uint8 image."""
-    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+COLORMAPS = {"viridis": cv2.COLORMAP_VIRIDIS, "inferno": cv2.COLORMAP_INFERNO, "magma": cv2.COLORMAP_MAGMA,
+             "plasma": cv2.COLORMAP_PLASMA, "turbo": cv2.COLORMAP_TURBO, "jet": cv2.COLORMAP_JET}  # fmt: skip
+DEFAULT_COLORMAP = "viridis"  # perceptually uniform: equal steps of attribution look like equal steps of colour
+MAP_LEGEND = "attribution (0 = none, 1 = the image's strongest)"
+
+
+def check_colormap(name: str) -> str:
+    if name not in COLORMAPS:
+        raise FacelabError(f"--colormap {name!r}: use one of {', '.join(COLORMAPS)}")
+    return name
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
+    """A [0, 1] map (H, W) as a heat map (``colormap``, viridis by default) blended over an (H, W, 3) uint8 image."""
+    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), COLORMAPS[check_colormap(colormap)])[..., ::-1]
     return cv2.addWeighted(image, 1 - alpha, colour, alpha, 0)
 
 

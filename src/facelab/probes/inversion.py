@@ -37,6 +37,10 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
+def emergence_in_words(epoch: int | None) -> str:
+    return "not reached" if epoch is None else str(epoch)
+
+
 def emergence_epoch(gap_lo: list[float], threshold: float = 0.0) -> int | None:
     """First epoch from which the gap's lower 95% bound stays above ``threshold`` to the end."""
     start = None
@@ -154,7 +158,7 @@ def _write_outputs(out: Path, summary: dict, plan: list[InversionRun]) -> None:
         rep.heading(f"{classes} identities (chance {1 / classes:.3f})").figure(name, "accuracy per epoch with 95% bootstrap bands; dotted: chance; vertical line: emergence epoch")
         rep.table(["run", "final upright", "final inverted", "final gap", "gap 95% CI", "emergence epoch", "mirrored", "rotated 90"],
                   [[f"{r['opt']}{' (inverted-trained)' if r['control'] else ''}", r["upright_acc"][-1], r["inverted_acc"][-1],
-                    r["final_gap"], f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]", r["emergence_epoch"],
+                    r["final_gap"], f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]", emergence_in_words(r["emergence_epoch"]),
                     r["mirrored_acc"][-1], r["rotated90_acc"][-1]] for r in runs])  # fmt: skip
     first = out / plan[0].name
     _sample_figure(first, out / "figures" / "samples.png")

@@ -39,6 +39,13 @@ class SplitData:
     def output_index(self, target: str | None) -> int | None:
         return output_index(self.outputs, target, self.binary)
 
+    def in_words(self, output: int | None, value: int) -> str:
+        """A label as a person says it: "smiling" / "not smiling" for an attribute, the class name for identities."""
+        if self.binary:
+            name = self.outputs[output].replace("_", " ").lower()
+            return name if value else f"not {name}"
+        return f"person {self.outputs[value]}" if value < len(self.outputs) else f"class {value}"
+
     def labels(self, output: int | None) -> np.ndarray:
         """True label of each item for ``output``: 0/1 for an attribute, the class for identity."""
         y = self.targets.numpy()

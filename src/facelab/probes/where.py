@@ -12,7 +12,7 @@ from ..errors import FacelabError
 from ..files import write_csv
 from ..progress import progress_bar
 from ..report.figures import bar_chart, image_grid, map_grid
-from .cam import METHODS, Target, attribution_maps, chosen_precision, head_layer, layer_for, overlay, with_last_layer_randomised
+from .cam import DEFAULT_COLORMAP, MAP_LEGEND, METHODS, check_colormap, Target, attribution_maps, chosen_precision, head_layer, layer_for, overlay, with_last_layer_randomised
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
 from .subject import (input_size, load_subject, named_probabilities, open_probe, output_index, output_names, photo_files,
@@ -42,15 +42,17 @@ def _predicted(d: SplitData, logits: torch.Tensor, output: int | None) -> np.nda
 
 
 def cam(run: str | Path, source: str, method: str = "cam", target: str | None = None, layer: str | None = None,
-        split: str = "test", limit: int = 256, out: str | Path | None = None, quiet: bool = True, strict: bool = False) -> dict:  # fmt: skip
+        split: str = "test", limit: int = 256, out: str | Path | None = None, quiet: bool = True, strict: bool = False,
+        colormap: str = DEFAULT_COLORMAP) -> dict:  # fmt: skip
     """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM), or a whole split of a SPEC,
     with galleries grouped by (true, predicted) label and the mean map of each group."""
+    check_colormap(colormap)
     folder = probe_folder(out, run, "cam")
     if source.startswith("folder:"):  # a folder of photos has no labels to group a split by: map each photo
         source = source.removeprefix("folder:")
     path = Path(source)
     if path.exists() or "#" in source:
-        return _cam_files(run, source, method, target, layer, folder, strict)
+        return _cam_files(run, source, method, target, layer, folder, strict, colormap)
     d = load_split(run, source, split, limit, strict)
     output = d.output_index(target)
     logits, _, _, norm = _maps_over(d, method, output, layer, quiet=quiet)
@@ -60,28 +62,29 @@ def cam(run: str | Path, source: str, method: str = "cam", target: str | None = 
     for t, p in sorted(set(zip(true.tolist(), pred.tolist()))):
         idx = np.flatnonzero((true == t) & (pred == p))
         key = f"true{t}_pred{p}"
+        words = f"true: {d.in_words(output, t)}, predicted: {d.in_words(output, p)}"
         file = f"gallery_{key}.png"
         shown = idx[:GALLERY]
-        image_grid([overlay(images[i], norm[i].numpy()) for i in shown], [d.faceset.names[d.rows[i]][-12:] for i in shown],
-                   folder / file, cols=8)  # fmt: skip
-        groups[key] = {"n": int(len(idx)), "figure": file}
-        figures.append((file, f"{key}: {len(idx)} images (first {len(shown)} shown)"))
+        image_grid([overlay(images[i], norm[i].numpy(), colormap=colormap) for i in shown],
+                   [d.faceset.names[d.rows[i]][-12:] for i in shown], folder / file, cols=8, colorbar=(colormap, MAP_LEGEND))  # fmt: skip
+        groups[key] = {"n": int(len(idx)), "figure": file, "words": words}
+        figures.append((file, f"{words}: {len(idx)} images (first {len(shown)} shown)"))
         means.append(norm[idx].mean(0).numpy())
-        mean_names.append(f"{key} (n={len(idx)})")
-    map_grid(np.stack(means), mean_names, folder / "mean_maps.png", cols=min(4, len(means)), cmap="jet",
-             title=f"mean {method} map per (true, predicted) group")  # fmt: skip
+        mean_names.append(words.replace(", ", "\n") + f"\n(n={len(idx)})")
+    map_grid(np.stack(means), mean_names, folder / "mean_maps.png", cols=min(4, len(means)), cmap=colormap,
+             colorbar_label=MAP_LEGEND)  # fmt: skip
     name = d.outputs[output] if output is not None else "predicted class"
     summary = {"method": method, "target": name, "layer": layer_for(d.model, method, layer).name, "data": source,
                "split": split, "n": int(len(images)), "groups": groups, "unreadable": d.unreadable}  # fmt: skip
     return write_probe_output(folder, f"facelab cam: {method} for {name} on {source} ({split})", summary,
-                              [("mean_maps.png", "mean map per group")] + figures)  # fmt: skip
+                              [("mean_maps.png", f"mean {method} map per (true, predicted) group")] + figures)  # fmt: skip
 
 
 def _image_files(source: str) -> list[str]:
     return [str(p) for p in photo_files(f"folder:{source}")] if Path(source).is_dir() else [source]
 
 
-def _cam_files(run, source, method, target, layer, folder, strict: bool = False) -> dict:
+def _cam_files(run, source, method, target, layer, folder, strict: bool = False, colormap: str = DEFAULT_COLORMAP) -> dict:
     model, cfg, conf, _ = open_probe(run)
     outputs = output_names(cfg, conf)
     binary = cfg.task == "attr"
@@ -96,13 +99,13 @@ def _cam_files(run, source, method, target, layer, folder, strict: bool = False)
         logits, tgt, _, norm = attribution_maps(model, pixels_to_input(subject.pixels(cfg.channels)), method, output, binary, lyr)
         k = int(tgt.index[0])
         prob = float(torch.sigmoid(logits[0, k])) if binary else float(torch.softmax(logits[0], 0)[k])
-        tiles += [subject.image, overlay(subject.image, norm[0].numpy())]
+        tiles += [subject.image, overlay(subject.image, norm[0].numpy(), colormap=colormap)]
         captions += [subject.name[-14:], f"{outputs[k][:12]} {prob:.2f}"]
         results.append({"image": subject.name, "output": outputs[k], "prob": prob})
     summary = {"method": method, "layer": lyr.name, "images": results, "unreadable": skipped.say()}
     if not tiles:
         raise FacelabError(f"{source}: none of its images could be read")
-    image_grid(tiles, captions, folder / "overlays.png", cols=min(8, len(tiles)))
+    image_grid(tiles, captions, folder / "overlays.png", cols=min(8, len(tiles)), colorbar=(colormap, MAP_LEGEND))
     return write_probe_output(folder, f"facelab cam: {method}", summary, [("overlays.png", "image and map; caption: output, P(output)")])
 
 
@@ -207,8 +210,37 @@ def cam_score(run: str | Path, spec: str | None = None, split: str = "test", met
     summary = {"methods": results, "target": name, "n": int(len(d.images)), "split": split, "tolerance_px": tolerance,
                "steps": steps, "data": spec or d.cfg.spec}  # fmt: skip
     figures = _score_figures(folder, results, examples, d.images[:8].numpy(), masks)
-    facts = [[f"{k}: {m}", v] for k, r in results.items() if r for m, v in r.items() if v is not None]
-    return write_probe_output(folder, f"facelab cam-score: {name} on {summary['data']} ({split})", summary, figures, facts)
+    facts = [["target", name], ["images", summary["n"]], ["pointing-game tolerance", f"{tolerance} px"]]
+    return write_probe_output(folder, f"facelab cam-score: {name} on {summary['data']} ({split})", summary, figures, facts,
+                              [score_table(results)])
+
+
+SCORE_COLUMNS = {"pointing_game": "pointing game", "energy_in_mask": "energy in true region",
+                 "energy_on_background": "energy on background", "deletion_auc": "deletion AUC (lower is better)",
+                 "insertion_auc": "insertion AUC (higher is better)"}  # fmt: skip
+
+
+def sanity_verdict(scores: dict, randomised: dict) -> str:
+    """Adebayo et al.'s check in words: a faithful map changes when the learned head is re-initialised."""
+    key = "pointing_game" if scores.get("pointing_game") is not None else "insertion_auc"
+    drop = scores[key] - randomised[key]
+    if drop >= 0.05:
+        return f"passes: {SCORE_COLUMNS[key]} drops by {drop:.2f} with the last layer randomised"
+    return f"fails: {SCORE_COLUMNS[key]} changes by only {-drop:+.2f} with the last layer randomised"
+
+
+def score_table(results: dict) -> tuple[str, list[str], list[list]]:
+    """Methods and baselines x measures, one row each, with the sanity check's verdict per method."""
+    rows = []
+    for name, scores in results.items():
+        if not scores or name.endswith("_randomized"):
+            continue
+        randomised = results.get(f"{name}_randomized")
+        verdict = sanity_verdict(scores, randomised) if randomised else "baseline"
+        rows.append([name, *(scores[k] for k in SCORE_COLUMNS), verdict])
+        if randomised:
+            rows.append([f"{name}, last layer randomised", *(randomised[k] for k in SCORE_COLUMNS), ""])
+    return "Scores", ["map", *SCORE_COLUMNS.values(), "sanity check"], rows
 
 
 def _applicable(model) -> list[str]:

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -37,9 +39,11 @@ def training_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("l
 
 
 def image_grid(images: list[np.ndarray], captions: list[str], path: Path, cols: int = 8, colours: list[str] | None = None,
-               points: list[np.ndarray | None] | None = None, points_b: list[np.ndarray | None] | None = None) -> Path:  # fmt: skip
+               points: list[np.ndarray | None] | None = None, points_b: list[np.ndarray | None] | None = None,
+               colorbar: tuple[str, str] | None = None) -> Path:  # fmt: skip
     """Images (HxWx3 uint8) in a grid with a caption under each, optional landmark dots (``points`` lime,
-    ``points_b`` red, e.g. ground truth and prediction)."""
+    ``points_b`` red, e.g. ground truth and prediction) and a legend for them; ``colorbar`` = (colour map, label)
+    adds the 0-1 scale of heat-map overlays."""
     rows = max(1, (len(images) + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.85))
     for k, ax in enumerate(np.atleast_1d(axes).ravel()):
@@ -51,7 +55,20 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, cols: 
             if pts is not None and pts[k] is not None:
                 ax.scatter(pts[k][:, 0], pts[k][:, 1], s=3, c=colour)
         ax.set_title(captions[k], fontsize=7, color=(colours[k] if colours else "black"))
+    if points is not None and points_b is not None:
+        fig.legend(handles=[Line2D([], [], ls="", marker="o", color="lime", label="ground truth"),
+                            Line2D([], [], ls="", marker="o", color="red", label="prediction")],
+                   loc="lower center", ncol=2, fontsize=7, frameon=False)  # fmt: skip
+    if colorbar is not None:
+        _add_colorbar(fig, axes, colorbar[0], colorbar[1], 0.0, 1.0)
     return _save(fig, path)
+
+
+def _add_colorbar(fig, axes, cmap: str, label: str, lo: float, hi: float) -> None:
+    mappable = plt.cm.ScalarMappable(norm=plt.Normalize(lo, hi), cmap=cmap)
+    bar = fig.colorbar(mappable, ax=np.atleast_1d(axes).ravel().tolist(), fraction=0.025, pad=0.02)
+    bar.set_label(label, fontsize=7)
+    bar.ax.tick_params(labelsize=6)
 
 
 def inversion_curves(runs: list[dict], path: Path) -> Path:
@@ -69,7 +86,7 @@ def inversion_curves(runs: list[dict], path: Path) -> Path:
             ax.plot(epochs, run[f"{view}_acc"], style, color=c, ms=3, label=f"{label}: {view}")
             ax.fill_between(epochs, lo, hi, color=c, alpha=0.12)
         if run["emergence_epoch"] is not None:
-            ax.axvline(run["emergence_epoch"], color=c, lw=1, alpha=0.6)
+            ax.axvline(run["emergence_epoch"], color=c, lw=1, alpha=0.6, label=f"{label}: gap emerges")
     ax.axhline(runs[0]["chance"], color="grey", ls=":", label="chance")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
@@ -80,12 +97,14 @@ def inversion_curves(runs: list[dict], path: Path) -> Path:
 
 
 def map_grid(maps: np.ndarray, captions: list[str], path: Path, image: np.ndarray | None = None, title: str = "",
-             cols: int = 8, cmap: str = "viridis") -> Path:  # fmt: skip
-    """Feature maps (N, h, w) on one shared colour scale, captioned, with the input image first."""
+             cols: int = 8, cmap: str = "viridis", colorbar_label: str = "activation") -> Path:  # fmt: skip
+    """Feature maps (N, h, w) on one shared colour scale (shown as a colour bar), captioned, with the input image first."""
     tiles = ([image] if image is not None else []) + list(maps)
     names = (["input"] if image is not None else []) + captions
     rows = max(1, (len(tiles) + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.45))
+    lines = max((n.count("\n") + 1 for n in names), default=1)
+    side = 1.3 if cols > 4 else 2.0  # few, larger tiles leave room for long captions
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * side + 0.8, rows * (side + 0.15 * lines)))
     lo, hi = (float(maps.min()), float(maps.max())) if len(maps) else (0.0, 1.0)
     for k, ax in enumerate(np.atleast_1d(axes).ravel()):
         ax.axis("off")
@@ -93,6 +112,8 @@ def map_grid(maps: np.ndarray, captions: list[str], path: Path, image: np.ndarra
             is_map = image is None or k > 0
             ax.imshow(tiles[k], cmap=cmap if is_map else None, vmin=lo if is_map else None, vmax=hi if is_map else None)
             ax.set_title(names[k], fontsize=7)
+    if len(maps):
+        _add_colorbar(fig, axes, cmap, colorbar_label, lo, hi)
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)
@@ -136,7 +157,8 @@ def save_gif(frames: list[np.ndarray], path: Path, ms_per_frame: int = 120, scal
 
 
 def bar_chart(labels: list[str], values: list[float], path: Path, ylabel: str, intervals: list[tuple[float, float]] | None = None,
-              title: str = "", flagged: list[bool] | None = None, reference: float | None = None) -> Path:  # fmt: skip
+              title: str = "", flagged: list[bool] | None = None, reference: float | None = None,
+              reference_label: str = "overall") -> Path:  # fmt: skip
     """Horizontal bars with optional 95% intervals; flagged bars (e.g. small groups) hatched and greyed."""
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
     y = np.arange(len(labels))
@@ -148,8 +170,13 @@ def bar_chart(labels: list[str], values: list[float], path: Path, ylabel: str, i
     for k, bar in enumerate(bars):
         if flagged and flagged[k]:
             bar.set_hatch("//")
+    handles = []
+    if flagged and any(flagged):
+        handles.append(Patch(facecolor="#bbbbbb", hatch="//", label="hatched: small group (few images)"))
     if reference is not None:
-        ax.axvline(reference, color="black", lw=1, ls=":")
+        handles.append(ax.axvline(reference, color="black", lw=1, ls=":", label=reference_label))
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="lower right")
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(ylabel)

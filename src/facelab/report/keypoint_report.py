@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -67,6 +66,6 @@ def write_keypoint_report(run, cfg, module, data) -> None:
     for file, caption in figures:
         rep.heading(caption.split(":")[0]).figure(file, caption)
     rep.heading("Settings")
-    rep.table(["option", "value"], [[k, v] for k, v in asdict(cfg).items()])
+    rep.table(["option", "value"], [[k, v] for k, v in cfg.settings().items()])
     rep.machine(summary.get("runtime"))
     rep.write(run.path / "report.html")

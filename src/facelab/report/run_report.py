@@ -1,7 +1,6 @@
 """report.html of a training run: settings, curves, final table, sample predictions."""
 from __future__ import annotations
 
-from dataclasses import asdict
 
 import torch
 
@@ -64,6 +63,6 @@ def write_run_report(run, cfg, module, data) -> None:
     keys = [k for k in rows[0] if k not in ("n",)] if rows else []
     rep.table(keys, [[r.get(k, "") for k in keys] for r in rows])
     rep.heading("Settings")
-    rep.table(["option", "value"], [[k, v] for k, v in asdict(cfg).items()])
+    rep.table(["option", "value"], [[k, v] for k, v in cfg.settings().items()])
     rep.machine(summary.get("runtime"))
     rep.write(run.path / "report.html")

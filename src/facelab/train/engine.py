@@ -30,6 +30,7 @@ from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
 from .tasks import Task, task_for
 
 FEW_VALID = 20
+TASK_OPTIONS = {"attr": {"attrs", "balance"}, "identity": {"classes", "min_images"}, "keypoints": {"points", "convs"}}
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "none")
@@ -88,6 +89,14 @@ class TrainConfig:
         if self.lr is None:
             self.lr = DEFAULT_LR[self.opt]
         self.size = str(self.size)
+
+    def settings(self) -> dict:
+        """The options that apply to this run (a report's settings table): other tasks' options, momentum
+        without SGD and unset options are left out."""
+        others = set().union(*TASK_OPTIONS.values()) - TASK_OPTIONS.get(self.task, set())
+        if self.opt != "sgd":
+            others.add("momentum")
+        return {k: v for k, v in asdict(self).items() if k not in others and v is not None}
 
 
 def global_rank() -> int:

@@ -86,7 +86,8 @@ class Analyser:
         results = []
         with self.lock:
             for box in boxes:
-                face = {"box": [int(v) for v in box], "detected": found, "predictions": {}, "cam": None, "landmarks": None}
+                face = {"box": [int(v) for v in box], "detected": found, "predictions": {}, "cam": None, "cam_about": None,
+                        "landmarks": None}  # fmt: skip
                 for run in self.runs:
                     self._apply(run, image, box, face, target, with_cam, margin=FACE_MARGIN if found else 0.0)
                 results.append(face)
@@ -103,8 +104,11 @@ class Analyser:
         output = run.outputs.index(target) if target in run.outputs else (0 if binary else None)
         want_cam = with_cam and face["cam"] is None and (target is None or target in run.outputs)
         if want_cam:
-            logits, _, _, norm = attribution_maps(run.model, x, run.cam_method, output, binary)
+            logits, tgt, _, norm = attribution_maps(run.model, x, run.cam_method, output, binary)
             face["cam"] = overlay(crop, norm[0].numpy())
+            name = run.outputs[int(tgt.index[0])]
+            face["cam_about"] = {"method": run.cam_method, "target": name,
+                                 "explains": "absent" if binary and float(tgt.sign[0]) < 0 else "present"}  # fmt: skip
         else:
             logits = run.model(x).float()
         probs = named_probabilities(logits[0], run.outputs, binary, TOP_CLASSES)
@@ -114,7 +118,8 @@ class Analyser:
 def to_json(faces: list[dict]) -> dict:
     """The /api/predict answer: the CAM overlay as base64 PNG."""
     return {"faces": [{"box": f["box"], "detected": f["detected"], "predictions": f["predictions"],
-                       "cam_png": png_base64(f["cam"]) if f["cam"] is not None else None, "landmarks": f["landmarks"]}
+                       "cam_png": png_base64(f["cam"]) if f["cam"] is not None else None, "cam_about": f["cam_about"],
+                       "landmarks": f["landmarks"]}
                       for f in faces]}  # fmt: skip
 
 
