@@ -10,7 +10,7 @@ from conftest import run_cli
 import facelab
 from facelab.errors import FacelabError
 from facelab.files import MARKER
-from facelab.train.engine import RunFolder, TrainConfig
+from facelab.train.engine import RUN_FILES, RunFolder, TrainConfig
 
 SMALL = dict(spec="synth:1200", attrs=["Eyeglasses", "Smiling"], size="32", epochs=3, batch=64)
 SMALL_ARGS = ["synth:1200", "--attrs", "Eyeglasses,Smiling", "--size", "32", "--epochs", "3", "--batch", "64", "--quiet"]
@@ -164,3 +164,20 @@ def test_too_few_validation_images_are_said(tmp_path, capsys):
 def test_data_synth_prints_no_opencv_warning(tmp_path):
     proc = run_cli("data", "synth", str(tmp_path / "faces"), "--n", "8", "--size", "48")
     assert "WARN" not in proc.stderr and "WARN" not in proc.stdout and len(list((tmp_path / "faces" / "img_align_celeba").iterdir())) == 8
+
+
+def test_a_fresh_start_removes_only_what_facelab_recorded(tmp_path):
+    from facelab.files import prepare_output, recording_output
+
+    out = prepare_output(tmp_path / "demo", "demo", fresh=True)
+    with recording_output(out):
+        (out / "index.html").write_text("facelab's")
+        prepare_output(out / "attributes", "run", owned=RUN_FILES)
+        (out / "attributes" / "config.json").write_text("{}")
+    (out / "attributes" / "my_notes.txt").write_text("user")  # added later, inside facelab's run folder
+    (out / "thesis.txt").write_text("user")
+    prepare_output(out, "demo", fresh=True)
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "attributes", "thesis.txt"]
+    assert sorted(p.name for p in (out / "attributes").iterdir()) == [MARKER, "my_notes.txt"]
+    with pytest.raises(FacelabError, match="facelab's demo folder, not a run folder"):
+        prepare_output(out, "run")

@@ -36,7 +36,7 @@ def keypoint_run(tmp_path_factory):
 def commands(smiling_run, keypoint_run, photos, tmp_path):
     return {
         "data show": ["data", "show", f"folder:{photos}", "--out", str(tmp_path / "sheet.png")],
-        "cam": ["cam", str(smiling_run), str(photos), "--out", str(tmp_path / "cam")],
+        "cam": ["cam", str(smiling_run), f"folder:{photos}", "--target", "Smiling", "--out", str(tmp_path / "cam")],
         "predict": ["predict", str(smiling_run), f"folder:{photos}", "--out", str(tmp_path / "predict")],
         "landmarks": ["landmarks", str(keypoint_run), f"folder:{photos}", "--out", str(tmp_path / "landmarks")],
     }
@@ -50,6 +50,8 @@ def test_a_truncated_jpeg_is_skipped_the_same_way(smiling_run, keypoint_run, pho
     if command != "data show":
         summary = json.loads((tmp_path / command / "summary.json").read_text())
         assert summary["unreadable"] == ["broken.jpg"]
+    if command == "cam":  # a folder: SPEC of photos is mapped photo by photo (it has no labels to group a split by)
+        assert [r["image"] for r in summary["images"]] == ["good0.jpg", "good1.jpg"] and summary["images"][0]["output"] == "Smiling"
     strict = run_cli(*args[:-2], "--strict", "--out", str(tmp_path / "strict"), check=False)
     assert strict.returncode == 2 and "broken.jpg" in strict.stderr and "--strict" in strict.stderr
     assert "Traceback" not in strict.stderr and strict.stderr.count("broken.jpg") == 1

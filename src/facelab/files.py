@@ -79,10 +79,21 @@ def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iter
     if marker is not None and fresh:
         clear_output(path, owned)
     path.mkdir(parents=True, exist_ok=True)
-    if marker is None:
-        write_json(path / MARKER, {"kind": kind, "made_by": f"facelab {__version__}", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                   "command": sys.argv, "entries": []})  # fmt: skip
+    marker = marker or {"kind": kind, "made_by": f"facelab {__version__}", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "command": sys.argv, "entries": []}  # fmt: skip
+    marker["entries"] = sorted(set(marker["entries"]) | set(owned))
+    marker["started"] = time.time()  # what appears after this, while the command runs, is facelab's (record_entries)
+    write_json(path / MARKER, marker)
     return path
+
+
+def record_entries(path: Path) -> None:
+    """Record as facelab's the entries of ``path`` written since :func:`prepare_output` last prepared it."""
+    marker = _marker(path) or {}
+    since = marker.get("started", time.time()) - 1.0
+    new = {p.name for p in Path(path).iterdir() if p.name != MARKER and p.stat().st_mtime >= since}
+    marker["entries"] = sorted(set(marker.get("entries", [])) | new)
+    write_json(Path(path) / MARKER, marker)
 
 
 def clear_output(path: Path, owned: Iterable[str] = ()) -> None:
@@ -108,13 +119,9 @@ def _remove_if_only_marker(path: Path) -> None:
 
 @contextmanager
 def recording_output(path: Path) -> Iterator[Path]:
-    """Record in the marker every top-level entry that appears in ``path`` while the block runs (also when it
-    fails or is interrupted), so a later fresh start can remove exactly those."""
-    before = {p.name for p in Path(path).iterdir()}
+    """Record in the marker the top-level entries written in ``path`` while the block runs (also when it fails
+    or is interrupted), so a later fresh start can remove exactly those."""
     try:
         yield Path(path)
     finally:
-        marker = _marker(path) or {}
-        new = {p.name for p in Path(path).iterdir()} - before - {MARKER}
-        marker["entries"] = sorted(set(marker.get("entries", [])) | new)
-        write_json(Path(path) / MARKER, marker)
+        record_entries(path)

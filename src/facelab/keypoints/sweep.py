@@ -10,7 +10,7 @@ from dataclasses import replace
 from itertools import product
 from pathlib import Path
 
-from ..files import prepare_output, write_csv, write_json
+from ..files import prepare_output, record_entries, write_csv, write_json
 from ..report.figures import _save
 from ..report.html import Report
 from ..train.engine import RunFolder, TrainConfig, train
@@ -54,6 +54,7 @@ def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str
     rep.figure("figures/sweep.png", "validation loss per epoch, one line per setting")
     rep.links([(r["setting"], f"{r['run']}/report.html") for r in rows])
     rep.write(out / "report.html")
+    record_entries(out)
     return result
 
 

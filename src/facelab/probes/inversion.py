@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import FacelabError
-from ..files import prepare_output
+from ..files import prepare_output, record_entries
 from ..report.figures import image_grid
 from ..report.html import Report
 from ..train.batches import invert
@@ -139,6 +139,7 @@ def inversion(spec: str = "synth:3000,ids=20", classes: list[int] = (20,), arch:
         results.append(_summarise(run, scores, n_boot, threshold))
     summary = {"runs": results, "spec": spec, "arch": arch, "epochs": epochs, "inverted_fraction": inverted_fraction}
     _write_outputs(out, summary, plan)
+    record_entries(out)
     return summary
 
 

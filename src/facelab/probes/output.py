@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..files import prepare_output, write_json
+from ..files import prepare_output, record_entries, write_json
 from ..report.html import Report
 
 
@@ -24,4 +24,5 @@ def write_probe_output(out: Path, title: str, summary: dict, figures: list[tuple
     for heading, header, rows in tables or []:
         rep.heading(heading).table(header, rows)
     rep.write(out / "report.html")
+    record_entries(out)
     return summary

@@ -23,7 +23,7 @@ from ..data.synth import (
     render,
     synth_faceset,
 )
-from ..files import prepare_output
+from ..files import prepare_output, record_entries
 from ..hardware import current
 from ..report.figures import image_grid
 from ..report.html import Report
@@ -159,6 +159,7 @@ def validate_synth(out: str | Path = "runs/validate_synth", seed: int = 0, quiet
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     image_grid(examples, ["clean", "Smiling region grey", "equal area elsewhere"] * 4, out / "intervention.png", cols=6)
     _report(out, summary)
+    record_entries(out)
     return summary
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..errors import FacelabError
-from ..files import prepare_output
+from ..files import prepare_output, record_entries
 from ..hardware import runtime
 from ..report.html import Report
 from .batches import loader, to_input
@@ -48,4 +48,5 @@ def evaluate(run: str | Path, spec: str | None = None, split: str = "test", out:
     rep.table(["metric", "value"], [[k, v] for k, v in result.items() if not isinstance(v, dict)]
               + [[f"acc {a}", v] for a, v in result.get("acc_per_attr", {}).items()])  # fmt: skip
     rep.machine(result["runtime"]).write(folder.path / "report.html")
+    record_entries(folder.path)
     return result
