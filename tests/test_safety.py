@@ -181,3 +181,20 @@ def test_a_fresh_start_removes_only_what_facelab_recorded(tmp_path):
     assert sorted(p.name for p in (out / "attributes").iterdir()) == [MARKER, "my_notes.txt"]
     with pytest.raises(FacelabError, match="facelab's demo folder, not a run folder"):
         prepare_output(out, "run")
+
+
+def test_an_output_file_facelab_did_not_write_is_never_overwritten(tmp_path):
+    from facelab.web.webcam import webcam
+
+    mine = tmp_path / "sheet.png"
+    mine.write_bytes(b"my own picture")
+    proc = run_cli("data", "show", "synth:4", "--out", str(mine), check=False)
+    assert proc.returncode == 2 and "facelab did not write it" in proc.stderr and mine.read_bytes() == b"my own picture"
+    ours = tmp_path / "ours.png"
+    run_cli("data", "show", "synth:4", "--out", str(ours))
+    run_cli("data", "show", "synth:4", "--n", "2", "--out", str(ours))  # its own file: written again
+    video = tmp_path / "holiday.webm"
+    video.write_bytes(b"my own video")
+    with pytest.raises(FacelabError, match="facelab did not write it"):
+        webcam([tmp_path / "no_run"], "0", video)
+    assert video.read_bytes() == b"my own video"

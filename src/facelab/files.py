@@ -87,6 +87,23 @@ def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iter
     return path
 
 
+def prepare_output_file(path: str | Path) -> Path:
+    """A single output file (``--out sheet.png``): refused when it exists and facelab did not write it; recorded in
+    its folder's marker as facelab's, so facelab may overwrite it next time."""
+    from . import __version__
+    from .errors import FacelabError
+
+    path = Path(path)
+    marker = _marker(path.parent)
+    if path.exists() and (marker is None or path.name not in marker.get("entries", [])):
+        raise FacelabError(f"{path}: exists and facelab did not write it; choose another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    marker = marker or {"kind": "files", "made_by": f"facelab {__version__}", "entries": []}
+    marker["entries"] = sorted(set(marker.get("entries", [])) | {path.name})
+    write_json(path.parent / MARKER, marker)
+    return path
+
+
 def record_entries(path: Path) -> None:
     """Record as facelab's the entries of ``path`` written since :func:`prepare_output` last prepared it."""
     marker = _marker(path) or {}

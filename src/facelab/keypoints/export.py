@@ -7,7 +7,7 @@ from pathlib import Path
 from ..data.cache import DEFAULT_MARGIN, cache_to_source
 from ..data.spec import open_spec
 from ..errors import FacelabError
-from ..files import write_csv
+from ..files import prepare_output_file, write_csv
 from ..progress import progress_bar
 from ..train.engine import load_trained, prepare_data
 from ..train.tasks import task_for
@@ -31,7 +31,7 @@ def export(run: str | Path, fmt: str = "csv", split: str = "valid", spec: str | 
     fs = open_spec(spec or cfg.spec)
     crop = cfg.crop or fs.default_crop
     size = data.cache.size
-    path = Path(out) if out else Path(run) / f"predictions_{split}.csv"
+    path = prepare_output_file(Path(out) if out else Path(run) / f"predictions_{split}.csv")
 
     def rows(advance):
         for k, pos in enumerate(p.positions):

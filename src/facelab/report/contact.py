@@ -9,6 +9,7 @@ from ..data.cache import decode_item
 from ..data.faceset import FaceSet
 from ..data.images import SkippedImages
 from ..errors import FacelabError
+from ..files import prepare_output_file
 from .figures import image_grid
 
 MASK_TINT = np.array([255, 0, 255], dtype=np.float32)
@@ -23,6 +24,7 @@ def _tinted(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def contact_sheet(fs: FaceSet, n: int, size: int, path: Path, strict: bool = False) -> Path:
     """The first ``n`` readable images with landmarks; synthetic faces also shown with one region mask each.
     Unreadable images are skipped and named (``strict``: the first one is an error)."""
+    path = prepare_output_file(path)
     skipped = SkippedImages(strict)
     images, captions, points = [], [], []
     masks_of = getattr(fs, "masks", None)

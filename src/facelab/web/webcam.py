@@ -9,6 +9,7 @@ import cv2
 
 from ..data.video import video_writer
 from ..errors import FacelabError
+from ..files import prepare_output_file
 from ..progress import progress_bar
 from .analyser import Analyser, draw, load_runs
 
@@ -25,6 +26,8 @@ def webcam(runs: list[str | Path], source: str = "0", out: str | Path | None = N
            max_frames: int | None = None, quiet: bool = False) -> dict:  # fmt: skip
     """Annotate every frame (faces, CAM overlay, landmarks, top predictions). With ``out`` the result is written
     as a video (written to a temporary name and renamed when complete); without it, shown in a window."""
+    if out is not None:
+        out = prepare_output_file(out)
     analyser = Analyser(load_runs(runs))
     cap = _open(source)
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
