@@ -94,6 +94,15 @@ class TermMidEpoch(pl.Callback):
         if trainer.current_epoch == EPOCH and idx == BATCH:
             os.kill(os.getpid(), signal.SIGTERM)
 
+if EPOCH < 0:  # while the data are being prepared, before any batch is trained
+    prepare = engine.prepare_data
+
+    def prepare_then_signal(*args, **kwargs):
+        data = prepare(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return data
+
+    engine.prepare_data = prepare_then_signal
 real = engine._trainer
 engine._trainer = lambda cfg, run, rt, quiet, callbacks, task: real(cfg, run, rt, quiet, [*callbacks, TermMidEpoch()], task)
 from facelab.cli import main
@@ -108,15 +117,17 @@ def _train_until_sigterm(out, epoch: int, batch: int) -> subprocess.CompletedPro
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
 
-@pytest.mark.parametrize("epoch", [1, 0], ids=["mid-epoch-1", "before-first-checkpoint"])
+@pytest.mark.parametrize("epoch", [1, 0, -1], ids=["mid-epoch-1", "mid-epoch-0-before-any-epoch-checkpoint", "before-any-batch"])
 def test_sigterm_stops_with_143_and_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted, epoch):
     out = tmp_path / "stopped"
     proc = _train_until_sigterm(out, epoch, 5)
     assert proc.returncode == 143, proc.stderr[-2000:]
     assert "stopped by SIGTERM" in proc.stderr and f"--resume {out}" in proc.stderr and "Traceback" not in proc.stderr
     state = json.loads((out / "state.json").read_text())
-    assert state["status"] == "stopped" and state["signal"] == "SIGTERM" and state["epoch"] == epoch
-    assert (out / "checkpoints" / "last.ckpt").exists() == (epoch > 0) and not (out / "summary.json").exists()
+    assert state["status"] == "stopped" and state["signal"] == "SIGTERM" and state["epoch"] == max(epoch, 0)
+    # where it stood: after the batch the signal arrived in (batch 6 of the epoch), saved mid-epoch
+    assert state["batches_done_in_epoch"] == (6 if epoch >= 0 else 0)
+    assert (out / "checkpoints" / "last.ckpt").exists() == (epoch >= 0) and not (out / "summary.json").exists()
     run_cli("train", "--resume", str(out), "--quiet")
     resumed = json.loads((out / "summary.json").read_text())
     assert resumed["final"] == uninterrupted["final"] and resumed["epochs_done"] == 3

@@ -147,3 +147,19 @@ def test_weights_file_roundtrip(small_run, tmp_path):
 def test_models_table():
     out = run_cli("models").stdout
     assert "darknet64" in out and "393,618" in out and "resnet18" in out
+
+
+def test_every_epoch_draws_a_new_batch_order(tmp_path):
+    """Lightning sets the epoch on ``batch_sampler.sampler``; before EpochBatches answered there, every epoch
+    repeated epoch 0's order."""
+    import lightning.pytorch as pl
+
+    firsts = []
+
+    class FirstBatch(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, idx):
+            if idx == 0:
+                firsts.append(batch[2][:8].tolist())
+
+    facelab.train(TrainConfig(out=str(tmp_path / "r"), **SMALL | {"epochs": 3}), quiet=True, callbacks=[FirstBatch()])
+    assert len(firsts) == 3 and firsts[0] != firsts[1] != firsts[2] != firsts[0]

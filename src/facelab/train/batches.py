@@ -56,9 +56,16 @@ class EpochBatches(Sampler):
 
     def __init__(self, n: int, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1)):
         self.n, self.batch, self.shuffle, self.seed, self.ranks, self.epoch = n, batch, shuffle, seed, ranks, 0
+        self.skip: tuple[int, int] | None = None  # (epoch, batches) already trained: a run resumed mid-epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    @property
+    def sampler(self) -> "EpochBatches":
+        """Lightning sets each epoch on ``loader.batch_sampler.sampler`` (DistributedSampler's convention), also
+        when it resumes mid-epoch; without this the epoch never reached us and every epoch repeated epoch 0's order."""
+        return self
 
     def _batches(self) -> list[list[int]]:
         rank, world = self.ranks()
@@ -71,7 +78,12 @@ class EpochBatches(Sampler):
         return full[rank::world][:per_rank]
 
     def __iter__(self):
-        return iter(self._batches())
+        """A generator, so the epoch's permutation is drawn at the first batch, after ``set_epoch`` (Lightning
+        creates the iterator earlier when it resumes a run)."""
+        batches = self._batches()
+        if self.skip is not None and self.skip[0] == self.epoch:
+            batches, self.skip = batches[self.skip[1] :], None
+        yield from batches
 
     def __len__(self) -> int:
         return len(self._batches())
@@ -98,13 +110,27 @@ class CachedItems:
         return x, self.targets[pos], pos
 
 
+class ResumableLoader(DataLoader):
+    """The training loader, stateful as Lightning expects: a checkpoint written mid-epoch (when a run is stopped)
+    records how many batches of which epoch were trained, and the resumed run leaves exactly those out."""
+
+    trained: tuple[int, int] = (0, 0)  # (epoch, batches), set just before a mid-epoch checkpoint
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.trained[0], "batches": self.trained[1]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.skip = (state["epoch"], state["batches"])
+
+
 def loader(items: CachedItems, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1),
            device: str = "cpu") -> DataLoader:
     """Batches in the main process (workers would take the cores torch needs); pinned for a GPU whose memory
-    could not hold the images, so the copy to it does not block."""
+    could not hold the images, so the copy to it does not block. Shuffled (training) loaders can resume mid-epoch."""
     sampler = EpochBatches(len(items), batch, shuffle, seed, ranks)
     pin = device == "cuda" and items.images.device.type == "cpu" if items.in_memory else device == "cuda"
-    return DataLoader(items, batch_sampler=sampler, collate_fn=lambda b: b, num_workers=0, pin_memory=pin)
+    kind = ResumableLoader if shuffle else DataLoader
+    return kind(items, batch_sampler=sampler, collate_fn=lambda b: b, num_workers=0, pin_memory=pin)
 
 
 def to_input(x_uint8: torch.Tensor, channels: int, channels_last: bool = True) -> torch.Tensor:

@@ -392,10 +392,11 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
                                        "n_outputs": data.task.n_outputs, "class_names": getattr(data.task, "class_names", None)},
                                        "runtime": rt.describe(), "versions": versions(), "command": sys.argv})  # fmt: skip
     module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path)}, rt)
-    stopper = StopAtBatchEnd(flag)
+    stopper = StopAtBatchEnd(flag, run.last_checkpoint)
     trainer = _trainer(cfg, run, rt, quiet, [stopper, *(callbacks or [])], data.task)
     ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)
     train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks, rt.device)
+    module.train_loader = train_dl
     valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, ranks, rt.device)
     ckpt = run.last_checkpoint if resume is not None and run.last_checkpoint.exists() else None
     try:
@@ -403,8 +404,7 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
     except (StopRequested, SystemExit):  # ours, or Lightning's own SIGTERM exit
         if flag.signum is None:
             raise
-    if flag.signum is not None:
-        raise _stopped(run, flag.signum, stopper.where)
+        raise _stopped(run, flag.signum, stopper.where) from None
     if not trainer.is_global_zero:
         return {}
     run.write_json("state.json", {"status": "finished"})
@@ -423,9 +423,9 @@ def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
         run.write_json("state.json", {"status": "stopped", "signal": name, "epoch": where["epoch"],
                                       "batches_done_in_epoch": where["batch"], "checkpoint": kept and str(kept),
                                       "resume": f"facelab train --resume {run.path}"})  # fmt: skip
-    saved = f"checkpoint {kept} kept" if kept else "no epoch had finished, so no checkpoint yet"
-    return RunStopped(signum, f"stopped by {name} in epoch {where['epoch'] + 1} ({saved}); "
-                              f"continue with: facelab train --resume {run.path} (it redoes epoch {where['epoch'] + 1} from its start)")  # fmt: skip
+    at = f"epoch {where['epoch'] + 1}, after batch {where['batch']}"
+    saved = f"checkpoint {kept} saved there" if kept else "before the first batch, so nothing to save"
+    return RunStopped(signum, f"stopped by {name} at {at} ({saved}); continue with: facelab train --resume {run.path}")
 
 
 def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared | None = None, rt: Runtime | None = None) -> dict:

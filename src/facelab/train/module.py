@@ -18,6 +18,8 @@ class FaceModule(pl.LightningModule):
         self.model, self.task, self.cfg, self.runtime = model, task, cfg, rt
         self.model = self.model.to(memory_format=rt.memory_format)
         self.epoch_metrics: dict[str, dict[str, float]] = {}
+        self.mid_epoch = False  # set while a stopped run writes its mid-epoch checkpoint
+        self.train_loader = None  # the training ResumableLoader, set by the engine
         self._reset("train")
         self._reset("valid")
 
@@ -48,6 +50,21 @@ class FaceModule(pl.LightningModule):
             out["acc"] = sum(per.values()) / len(per)
         self._reset(split)
         return out
+
+    # --- mid-epoch checkpoints ------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint written mid-epoch (a stopped run) carries the epoch's partial training sums."""
+        if self.mid_epoch:
+            checkpoint["facelab_train_sums"] = self._train_sums.clone()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "facelab_train_sums" in checkpoint:
+            self._train_sums = checkpoint["facelab_train_sums"].clone()
+        # Lightning saves the training loader's state but does not load it back when configure_optimizers asked for
+        # estimated_stepping_batches (the loader is built before the loops are restored), so apply it here.
+        states = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {}).get("combined_loader")
+        if states and self.train_loader is not None:
+            self.train_loader.load_state_dict(states[0])
 
     # --- steps -------------------------------------------------------------------------
     def prepare(self, x8: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,18 @@
 """SIGTERM (what ``timeout``, SLURM and CI send) and SIGINT (Ctrl+C) stop a run cleanly.
 
-The handlers only note the signal; training stops at the next batch boundary. The run folder keeps its
-last end-of-epoch checkpoint and a ``state.json`` saying where it stopped, and the process exits with
-128 + the signal (143 / 130). ``--resume`` restarts the interrupted epoch from its first batch: every
-random choice is seeded by (seed, epoch, batch), so the resumed run ends with the same metrics as an
-uninterrupted one.
+The handlers only note the signal; training stops at the end of the batch it is in (a validation pass
+is finished first) and saves a checkpoint there, mid-epoch: the loop's progress, the optimiser and schedule,
+the epoch's partial metric sums, and how many batches of the epoch were trained (the training loader is
+stateful). ``state.json`` says where it stopped and the process exits with 128 + the signal (143 / 130).
+``--resume`` continues with the next batch; every random choice is seeded by (seed, epoch, batch), so the
+resumed run ends with the same metrics as an uninterrupted one.
 """
 from __future__ import annotations
 
 import signal
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import lightning.pytorch as pl
@@ -45,25 +47,28 @@ def stop_requests() -> Iterator[StopFlag]:
 
 
 class StopAtBatchEnd(pl.Callback):
-    """Raises :class:`StopRequested` at the first batch boundary after a signal."""
+    """After a signal: at the end of the current training batch, a checkpoint where the run stands, then
+    :class:`StopRequested`."""
 
-    def __init__(self, flag: StopFlag):
-        self.flag = flag
+    def __init__(self, flag: StopFlag, checkpoint: Path):
+        self.flag, self.checkpoint = flag, checkpoint
         self.where = {"epoch": 0, "batch": 0}
 
-    def _check(self, trainer) -> None:
-        if self.flag.signum is not None:
-            raise StopRequested(self.flag.signum)
-
     def on_train_start(self, trainer, module):
-        self._check(trainer)
+        if self.flag.signum is not None:  # nothing trained yet: nothing to save
+            raise StopRequested(self.flag.signum)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         self.where = {"epoch": trainer.current_epoch, "batch": batch_idx + 1}
-        self._check(trainer)
-
-    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0):
-        self._check(trainer)
+        if self.flag.signum is None or batch_idx + 1 >= trainer.num_training_batches:
+            return  # at an epoch's last batch: validate and close the epoch first, stop at the next batch
+        trainer.train_dataloader.trained = (trainer.current_epoch, batch_idx + 1)
+        module.mid_epoch = True
+        try:
+            trainer.save_checkpoint(self.checkpoint)
+        finally:
+            module.mid_epoch = False
+        raise StopRequested(self.flag.signum)
 
 
 class StopRequested(Exception):
