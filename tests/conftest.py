@@ -1,14 +1,14 @@
-"""Fixtures that write tiny data sets in the exact real file formats (no downloads)."""
+"""Fixtures that write tiny data sets in the exact real file formats (no downloads); helpers are in helpers.py."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from helpers import ATTR40, train_small
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # The test processes split the cores (facelab's own policy would give each its share too); FACELAB_THREADS
@@ -21,11 +21,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     torch.set_num_threads(int(os.environ["FACELAB_THREADS"]))
 
-ATTR40 = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-          "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-          "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-          "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-          "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young").split()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -34,13 +29,6 @@ def _isolated_cache(tmp_path_factory):
     os.environ["FACELAB_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
 
 
-def run_cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The installed ``facelab`` command, as a user runs it."""
-    exe = Path(sys.executable).with_name("facelab")
-    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"facelab {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def _rgb(w: int, h: int, seed: int) -> Image.Image:
@@ -107,12 +95,3 @@ def ibug_dir(tmp_path) -> Path:
 def smiling_run(tmp_path_factory):
     """A darknet64 trained on synthetic Smiling/Male faces at 64 px, enough to probe (about 15 s)."""
     return train_small(tmp_path_factory.mktemp("runs") / "smiling", "synth:2000", ["Smiling", "Male"])
-
-
-def train_small(out, spec: str, attrs: list[str], epochs: int = 3, size: str = "64"):
-    """A darknet64 attribute run on synthetic faces; returns its folder."""
-    import facelab
-    from facelab.train.engine import TrainConfig
-
-    facelab.train(TrainConfig(spec=spec, out=str(out), attrs=attrs, epochs=epochs, batch=64, size=size), quiet=True)
-    return out

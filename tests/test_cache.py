@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from facelab.data import cache as cache_mod
 from facelab.data.cache import FaceCache, build_cache

@@ -4,12 +4,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 from PIL import Image
 
 import facelab
 from facelab.errors import FacelabError
-from facelab.probes.activations import channels_rgb, layer_outputs, kernel_pictures
+from facelab.probes.activations import channels_rgb, layer_outputs
+from facelab.report.figures import kernel_pictures
 from facelab.probes.subject import load_subject, open_probe
 from facelab.train.engine import TrainConfig
 

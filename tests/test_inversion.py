@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 
 from facelab.train.engine import RunFolder
 from facelab.probes.inversion import VIEWS, bootstrap_ci, emergence_epoch

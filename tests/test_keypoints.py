@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 from PIL import Image
 
 import facelab

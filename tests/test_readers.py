@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ATTR40, run_cli
+from helpers import ATTR40, run_cli
 from PIL import Image
 
 from facelab.data.landmark_layouts import IBUG68_MIRROR, IMM58_MIRROR

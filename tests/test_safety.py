@@ -5,7 +5,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 import facelab
 from facelab.errors import FacelabError

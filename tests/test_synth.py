@@ -1,7 +1,7 @@
 """Synthetic faces: determinism, exact ground truth, bias knobs, CelebA layout on disk."""
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from facelab.data.spec import open_spec
 from facelab.data.synth import IDENTITY_LEVEL, A, SynthConfig, synth_faceset

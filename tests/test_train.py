@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 
 import facelab
 from facelab.errors import FacelabError

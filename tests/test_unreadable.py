@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from PIL import Image
 
 import facelab

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, train_small
+from helpers import run_cli, train_small
 from PIL import Image
 
 import facelab

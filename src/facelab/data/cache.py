@@ -137,7 +137,7 @@ class CacheRequest:
         }
 
 
-def _fingerprint_hash(fp: dict) -> str:
+def fingerprint_hash(fp: dict) -> str:
     return hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -196,7 +196,7 @@ def build_cache(
         fs.require("landmarks", "--crop landmarks")
     req = CacheRequest(size, crop, DEFAULT_MARGIN[crop] if margin is None else margin)
     fp = req.fingerprint(fs)
-    out = Path(out) if out is not None else default_cache_root() / f"{fs.source}-{_fingerprint_hash(fp)}"
+    out = Path(out) if out is not None else default_cache_root() / f"{fs.source}-{fingerprint_hash(fp)}"
     meta_path, progress_path = out / "meta.json", out / "progress.json"
     if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
         return FaceCache(out)

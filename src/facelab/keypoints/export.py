@@ -10,8 +10,8 @@ from ..errors import FacelabError
 from ..files import prepare_output_file, write_csv
 from ..progress import progress_bar
 from ..train.engine import load_trained, prepare_data
-from ..train.tasks import task_for
-from .evaluation import predict_split
+from ..train.task_registry import task_for
+from ..train.keypoint_eval import predict_split
 
 FORMATS = ("csv",)
 

@@ -11,7 +11,7 @@ from itertools import product
 from pathlib import Path
 
 from ..files import prepare_output, record_entries, write_csv, write_json
-from ..report.figures import _save
+from ..report.figures import save_figure
 from ..report.html import Report
 from ..train.engine import RunFolder, TrainConfig, train
 
@@ -69,4 +69,4 @@ def _sweep_figure(curves: dict[str, list[dict]], path: Path, metric: str) -> Non
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)

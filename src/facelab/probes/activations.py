@@ -11,6 +11,7 @@ from ..errors import FacelabError
 from ..models.registry import conv_layers
 from ..report.figures import map_grid, save_png
 from .layers import layer_table, recorded, resolve_layer
+from ..report.figures import filter_grid
 from .output import probe_folder, write_probe_output
 from .subject import open_probe, pixels_to_input
 
@@ -101,20 +102,3 @@ def filters(run: str | Path, layer: str = "1", out: str | Path | None = None) ->
                "kernel": list(w.shape[2:]), "figure": file}  # fmt: skip
     return write_probe_output(folder, f"facelab filters: layer {lyr.index}", summary,
                               [(file, f"{w.shape[0]} kernels of {tuple(w.shape[1:])}, each min-max normalised")])
-
-
-def filter_grid(w: torch.Tensor, path: Path) -> Path:
-    """A conv layer's kernels as one numbered picture grid."""
-    from ..report.figures import image_grid
-
-    tiles = kernel_pictures(w)
-    return image_grid(list(tiles), [str(k) for k in range(len(tiles))], path, cols=min(16, len(tiles)))
-
-
-def kernel_pictures(w: torch.Tensor) -> np.ndarray:
-    """(O, I, k, k) kernels -> (O, k, k, 3) uint8: RGB for 3 inputs, grey (mean over inputs) otherwise."""
-    x = w if w.shape[1] == 3 else w.mean(1, keepdim=True)
-    lo = x.amin(dim=(1, 2, 3), keepdim=True)
-    hi = x.amax(dim=(1, 2, 3), keepdim=True)
-    x = ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    return np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x

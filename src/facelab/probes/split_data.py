@@ -12,7 +12,7 @@ from ..data.spec import open_spec
 from ..errors import FacelabError
 from ..train.batches import to_input
 from ..train.engine import TrainConfig, prepare_data
-from ..train.tasks import task_for
+from ..train.task_registry import task_for
 from .subject import open_probe, output_index, output_names
 
 SPLIT_NAMES = ("train", "valid", "test")

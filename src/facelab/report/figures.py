@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,8 +13,11 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+if TYPE_CHECKING:
+    import torch
 
-def _save(fig, path: Path) -> Path:
+
+def save_figure(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -35,7 +39,7 @@ def training_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("l
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def image_grid(images: list[np.ndarray], captions: list[str], path: Path, cols: int = 8, colours: list[str] | None = None,
@@ -61,7 +65,7 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, cols: 
                    loc="lower center", ncol=2, fontsize=7, frameon=False)  # fmt: skip
     if colorbar is not None:
         _add_colorbar(fig, axes, colorbar[0], colorbar[1], 0.0, 1.0)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _add_colorbar(fig, axes, cmap: str, label: str, lo: float, hi: float) -> None:
@@ -93,7 +97,7 @@ def inversion_curves(runs: list[dict], path: Path) -> Path:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def map_grid(maps: np.ndarray, captions: list[str], path: Path, image: np.ndarray | None = None, title: str = "",
@@ -116,7 +120,7 @@ def map_grid(maps: np.ndarray, captions: list[str], path: Path, image: np.ndarra
         _add_colorbar(fig, axes, cmap, colorbar_label, lo, hi)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def line_plot(series: dict[str, list[float]], path: Path, xlabel: str, ylabel: str, title: str = "") -> Path:
@@ -130,7 +134,7 @@ def line_plot(series: dict[str, list[float]], path: Path, xlabel: str, ylabel: s
         ax.set_title(title, fontsize=9)
     if len(series) > 1:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_png(image: np.ndarray, path: Path) -> Path:
@@ -183,4 +187,19 @@ def bar_chart(labels: list[str], values: list[float], path: Path, ylabel: str, i
     ax.grid(axis="x", alpha=0.3)
     if title:
         ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def filter_grid(w: torch.Tensor, path: Path) -> Path:
+    """A conv layer's kernels as one numbered picture grid."""
+    tiles = kernel_pictures(w)
+    return image_grid(list(tiles), [str(k) for k in range(len(tiles))], path, cols=min(16, len(tiles)))
+
+
+def kernel_pictures(w: torch.Tensor) -> np.ndarray:
+    """(O, I, k, k) kernels -> (O, k, k, 3) uint8: RGB for 3 inputs, grey (mean over inputs) otherwise."""
+    x = w if w.shape[1] == 3 else w.mean(1, keepdim=True)
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    x = ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    return np.repeat(x, 3, axis=3) if x.shape[3] == 1 else x

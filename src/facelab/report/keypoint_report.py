@@ -7,11 +7,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..models.registry import conv_layers
-from ..keypoints.evaluation import CED_LIMIT, ced, predict_split
-from .figures import _save, image_grid, training_curves
+from .figures import filter_grid, image_grid, save_figure, training_curves
 from .html import Report
 
 N_SHOWN = 8
+CED_LIMIT = 0.08
+
+
+def ced(errors: np.ndarray, limit: float = CED_LIMIT, steps: int = 200) -> dict:
+    """Cumulative error distribution up to ``limit``: the curve, its area (normalised to 1) and the failure rate."""
+    xs = np.linspace(0, limit, steps + 1)
+    fraction = (errors[None, :] <= xs[:, None]).mean(1)
+    auc = float(np.trapezoid(fraction, xs) / limit)
+    return {"x": xs.tolist(), "fraction": fraction.tolist(), f"auc_{limit}": auc, f"failure_rate_{limit}": float((errors > limit).mean())}
 
 
 def ced_figure(curves: dict[str, dict], path) -> None:
@@ -23,16 +31,14 @@ def ced_figure(curves: dict[str, dict], path) -> None:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def write_keypoint_report(run, cfg, module, data) -> None:
-    from ..probes.activations import filter_grid
-
+def write_keypoint_report(run, cfg, module, data, p) -> None:
+    """``p``: the validation predictions (``train.keypoint_eval.SplitPredictions``)."""
     rows = run.read_metrics()
     metrics = ("loss", "px_err", "nme") if data.task.has_nme else ("loss", "px_err")
     training_curves(rows, run.figures / "curves.png", metrics)
-    p = predict_split(module.model.float(), data, "valid", cfg.channels)
     summary = json.loads((run.path / "summary.json").read_text())
     score = p.nme if p.nme is not None else p.px_err
     order = np.argsort(score)

@@ -35,11 +35,12 @@ def sample_predictions(module, data, n: int = N_SAMPLES):
     return [im.numpy() for im in x8], captions, colours
 
 
-def write_run_report(run, cfg, module, data) -> None:
+def write_run_report(run, cfg, module, data, predictions=None) -> None:
+    """``predictions``: a keypoint run's validation predictions, for its report."""
     if cfg.task == "keypoints":
         from .keypoint_report import write_keypoint_report
 
-        return write_keypoint_report(run, cfg, module, data)
+        return write_keypoint_report(run, cfg, module, data, predictions)
     rows = run.read_metrics()
     metrics = ("loss", "acc")
     training_curves(rows, run.figures / "curves.png", metrics)

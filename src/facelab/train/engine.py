@@ -27,7 +27,8 @@ from ..models.registry import check_arch
 from .batches import CachedItems, gather_images, loader
 from ..progress import say
 from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
-from .tasks import Task, task_for
+from .task_registry import task_for
+from .tasks import Task
 
 FEW_VALID = 20
 TASK_OPTIONS = {"attr": {"attrs", "balance"}, "identity": {"classes", "min_images"}, "keypoints": {"points", "convs"}}
@@ -163,11 +164,11 @@ def open_cache_for(cfg: TrainConfig, fs, quiet: bool = False) -> FaceCache:
 
 def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
     """Ranks other than 0 wait for rank 0's cache instead of building it a second time."""
-    from ..data.cache import CacheRequest, DEFAULT_MARGIN, _fingerprint_hash, default_cache_root
+    from ..data.cache import CacheRequest, DEFAULT_MARGIN, fingerprint_hash, default_cache_root
 
     crop = cfg.crop or fs.default_crop
     fp = CacheRequest(size, crop, DEFAULT_MARGIN[crop]).fingerprint(fs)
-    path = default_cache_root() / f"{fs.source}-{_fingerprint_hash(fp)}"
+    path = default_cache_root() / f"{fs.source}-{fingerprint_hash(fp)}"
     start = time.time()
     while not (path / "meta.json").exists():
         if time.time() - start > timeout_s:
@@ -410,8 +411,10 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
     run.write_json("state.json", {"status": "finished"})
     write_summary(run, cfg, data.task, data, rt)
     from ..report.run_report import write_run_report
+    from .keypoint_eval import predict_split
 
-    write_run_report(run, cfg, module, data)
+    predictions = predict_split(module.model.float(), data, "valid", cfg.channels) if cfg.task == "keypoints" else None
+    write_run_report(run, cfg, module, data, predictions)
     return json.loads((run.path / "summary.json").read_text())  # the report may add to it (keypoints: CED)
 
 

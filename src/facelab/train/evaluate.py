@@ -12,7 +12,7 @@ from ..hardware import runtime
 from ..report.html import Report
 from .batches import loader, to_input
 from .engine import RunFolder, load_trained, prepare_data
-from .tasks import task_for
+from .task_registry import task_for
 
 
 @torch.no_grad()

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from ..data.faceset import FaceSet
 from ..data.select import identity_split, top_identities
-from ..errors import FacelabError
 from .batches import augment
 
 
@@ -101,22 +100,3 @@ class IdentityTask(Task):
 
     def describe(self):
         return {"task": "identity", "classes": self.classes, "min_images": self.min_images}
-
-
-def make_task(task: str, attrs: list[str] | None, classes: int, min_images: int = 2, points: str = "all") -> Task:
-    if task == "attr":
-        if not attrs:
-            raise FacelabError("--task attr needs --attrs, e.g. --attrs Male,Young")
-        return AttrTask(attrs=attrs)
-    if task == "identity":
-        return IdentityTask(classes=classes, min_images=min_images)
-    if task == "keypoints":
-        from .keypoint_task import KeypointTask
-
-        return KeypointTask(points=points)
-    raise FacelabError(f"unknown --task {task!r}; use attr, identity or keypoints")
-
-
-def task_for(cfg) -> Task:
-    """The task a TrainConfig describes."""
-    return make_task(cfg.task, cfg.attrs, cfg.classes, cfg.min_images, cfg.points)

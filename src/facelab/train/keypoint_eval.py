@@ -1,4 +1,4 @@
-"""Keypoint predictions on a split, per-image errors and the cumulative error distribution."""
+"""Keypoint predictions on a split and their per-image errors (beside the keypoint task; the report draws them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,10 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..train.batches import to_input
-
-CED_LIMIT = 0.08
-
+from .batches import to_input
 
 @dataclass
 class SplitPredictions:
@@ -34,11 +31,3 @@ def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch
     errors = data.task.errors(out, y)
     return SplitPredictions(pos, data.task.to_pixels(out).numpy(), data.task.to_pixels(y).numpy(), errors["px_err"].numpy(),
                             errors["nme"].numpy() if "nme" in errors else None)  # fmt: skip
-
-
-def ced(errors: np.ndarray, limit: float = CED_LIMIT, steps: int = 200) -> dict:
-    """Cumulative error distribution up to ``limit``: the curve, its area (normalised to 1) and the failure rate."""
-    xs = np.linspace(0, limit, steps + 1)
-    fraction = (errors[None, :] <= xs[:, None]).mean(1)
-    auc = float(np.trapezoid(fraction, xs) / limit)
-    return {"x": xs.tolist(), "fraction": fraction.tolist(), f"auc_{limit}": auc, f"failure_rate_{limit}": float((errors > limit).mean())}
