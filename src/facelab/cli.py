@@ -210,7 +210,7 @@ def eval_cmd(run: Path, spec: Optional[str] = typer.Argument(None), split: str =
     _hardware(precision, device)
     from .train.evaluate import evaluate
 
-    out.print_json(json.dumps(evaluate(run, spec, split, out_dir, precision)))
+    out.print_json(json.dumps(evaluate(run, spec, split, out_dir, precision, device)))
 
 
 @app.command("inversion")

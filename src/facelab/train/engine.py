@@ -384,7 +384,7 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
         cfg = cfg or TrainConfig(**kwargs)
         run = RunFolder(Path(cfg.out))
         start_run_folder(run.path, force)
-    rt = runtime(cfg.precision, cfg.device, cpu_ddp_processes=cfg.devices * cfg.num_nodes)
+    rt = runtime(cfg.precision, cfg.device, cpu_ddp_processes=cfg.devices)  # the processes sharing one node's cores
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     data = prepare_data(cfg, quiet=quiet, device=rt.device)
     model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs)

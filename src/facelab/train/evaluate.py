@@ -17,11 +17,12 @@ from .task_registry import task_for
 
 @torch.no_grad()
 def evaluate(run: str | Path, spec: str | None = None, split: str = "test", out: str | Path | None = None,
-             precision: str | None = None) -> dict:
-    """Loss and accuracy of ``run``'s best checkpoint on ``split``; writes summary.json + report.html."""
+             precision: str | None = None, device: str | None = None) -> dict:
+    """Loss and accuracy of ``run``'s best checkpoint on ``split``; writes summary.json + report.html.
+    ``precision`` / ``device``: as given, else as the run was trained."""
     model, cfg, conf = load_trained(Path(run))
     task = task_for(cfg)
-    rt = runtime(precision or cfg.precision, cfg.device)
+    rt = runtime(precision or cfg.precision, device or cfg.device)
     data = prepare_data(replace(cfg, cache=None), task, spec=spec, device=rt.device)
     if not (data.split_positions(split)).size:
         raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
