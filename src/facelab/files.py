@@ -52,9 +52,15 @@ def _marker(path: Path) -> dict | None:
         return None
 
 
-def is_facelab_folder(path: Path, kind: str | None = None) -> bool:
-    m = _marker(path)
-    return m is not None and (kind is None or m.get("kind") == kind)
+def is_facelab_folder(path: Path) -> bool:
+    return _marker(path) is not None
+
+
+def _new_marker(kind: str) -> dict:
+    from . import __version__
+
+    return {"kind": kind, "made_by": f"facelab {__version__}", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "command": sys.argv, "entries": []}  # fmt: skip
 
 
 def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iterable[str] = ()) -> Path:
@@ -65,7 +71,6 @@ def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iter
     A folder holding files facelab did not write, or facelab's folder of another kind, is refused in one line:
     facelab never deletes or overwrites what it did not write.
     """
-    from . import __version__
     from .errors import FacelabError
 
     path = Path(path)
@@ -79,8 +84,7 @@ def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iter
     if marker is not None and fresh:
         clear_output(path, owned)
     path.mkdir(parents=True, exist_ok=True)
-    marker = marker or {"kind": kind, "made_by": f"facelab {__version__}", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                        "command": sys.argv, "entries": []}  # fmt: skip
+    marker = marker or _new_marker(kind)
     marker["entries"] = sorted(set(marker["entries"]) | set(owned))
     marker["started"] = time.time()  # what appears after this, while the command runs, is facelab's (record_entries)
     write_json(path / MARKER, marker)
@@ -90,7 +94,6 @@ def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iter
 def prepare_output_file(path: str | Path) -> Path:
     """A single output file (``--out sheet.png``): refused when it exists and facelab did not write it; recorded in
     its folder's marker as facelab's, so facelab may overwrite it next time."""
-    from . import __version__
     from .errors import FacelabError
 
     path = Path(path)
@@ -98,8 +101,8 @@ def prepare_output_file(path: str | Path) -> Path:
     if path.exists() and (marker is None or path.name not in marker.get("entries", [])):
         raise FacelabError(f"{path}: exists and facelab did not write it; choose another --out")
     path.parent.mkdir(parents=True, exist_ok=True)
-    marker = marker or {"kind": "files", "made_by": f"facelab {__version__}", "entries": []}
-    marker["entries"] = sorted(set(marker.get("entries", [])) | {path.name})
+    marker = marker or _new_marker("files")
+    marker["entries"] = sorted(set(marker["entries"]) | {path.name})
     write_json(path.parent / MARKER, marker)
     return path
 

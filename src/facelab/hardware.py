@@ -66,7 +66,7 @@ def choose_precision(requested: str, device: str) -> str:
         return "bf16" if native else "fp32"
     if requested == "bf16" and not native:
         say(f"--precision bf16 on a {device} without native bf16 ({_machine(device)}): bf16 is emulated there "
-                  "and runs 5-16x slower than fp32; --precision auto picks fp32 on this machine")
+            "and runs 5-16x slower than fp32; --precision auto picks fp32 on this machine")
     return requested
 
 

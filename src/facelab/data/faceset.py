@@ -120,8 +120,8 @@ class FaceSet:
             hint = self.missing_files.get(what, f"this {self.source} data set has no {what}")
             raise FacelabError(f"{self.spec}: {use} needs {what}; {hint}")
 
-    def attr_index(self, names: list[str], use: str = "--task attr") -> list[int]:
-        self.require("attributes", use)
+    def attr_index(self, names: list[str]) -> list[int]:
+        self.require("attributes", "--task attr")
         unknown = [n for n in names if n not in self.attr_names]
         if unknown:
             raise FacelabError(

@@ -128,7 +128,7 @@ def loader(items: CachedItems, batch: int, shuffle: bool, seed: int, ranks: Call
     """Batches in the main process (workers would take the cores torch needs); pinned for a GPU whose memory
     could not hold the images, so the copy to it does not block. Shuffled (training) loaders can resume mid-epoch."""
     sampler = EpochBatches(len(items), batch, shuffle, seed, ranks)
-    pin = device == "cuda" and items.images.device.type == "cpu" if items.in_memory else device == "cuda"
+    pin = device == "cuda" and not (items.in_memory and items.images.is_cuda)
     kind = ResumableLoader if shuffle else DataLoader
     return kind(items, batch_sampler=sampler, collate_fn=lambda b: b, num_workers=0, pin_memory=pin)
 

@@ -24,8 +24,8 @@ from ..files import prepare_output, write_csv, write_json
 from ..hardware import DEVICES, PRECISIONS, Runtime, requested_device, requested_precision, runtime
 from ..models import build_model
 from ..models.registry import check_arch
-from .batches import CachedItems, gather_images, loader
 from ..progress import say
+from .batches import CachedItems, gather_images, loader
 from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
 from .task_registry import task_for
 from .tasks import Task

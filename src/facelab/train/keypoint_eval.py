@@ -8,6 +8,7 @@ import torch
 
 from .batches import to_input
 
+
 @dataclass
 class SplitPredictions:
     positions: np.ndarray  # positions in the prepared selection
