@@ -1,4 +1,5 @@
 """Fixtures that write tiny data sets in the exact real file formats (no downloads); helpers are in helpers.py."""
+
 from __future__ import annotations
 
 import os
@@ -22,13 +23,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(int(os.environ["FACELAB_THREADS"]))
 
 
-
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     """Caches of the test session live in its temporary folder, for module fixtures too."""
     os.environ["FACELAB_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
-
-
 
 
 def _rgb(w: int, h: int, seed: int) -> Image.Image:
@@ -55,7 +53,8 @@ def celeba_dir(tmp_path) -> Path:
     (root / "list_eval_partition.txt").write_text("".join(f"{n} {0 if k < 8 else (1 if k < 10 else 2)}\n" for k, n in enumerate(names)))
     header = "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y"
     (root / "list_landmarks_align_celeba.txt").write_text(
-        f"12\n{header}\n" + "".join(f"{n}    69  109  106  113   77  142   73  152  108  154\n" for n in names))
+        f"12\n{header}\n" + "".join(f"{n}    69  109  106  113   77  142   73  152  108  154\n" for n in names)
+    )
     (root / "list_bbox_celeba.txt").write_text("12\nimage_id x_1 y_1 width height\n" + "".join(f"{n} 10 12 60 80\n" for n in names))
     return root
 

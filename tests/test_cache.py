@@ -1,14 +1,15 @@
 """The decode-once cache: contents, landmark mapping, corrupt files, resume, rebuild."""
+
 import json
 
 import numpy as np
 import pytest
-from helpers import run_cli
 
 from facelab.data import cache as cache_mod
 from facelab.data.cache import FaceCache, build_cache
 from facelab.data.spec import open_spec
 from facelab.errors import FacelabError
+from helpers import run_cli
 
 
 def test_cache_holds_resized_images_and_labels(celeba_dir, tmp_path):

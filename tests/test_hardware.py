@@ -1,4 +1,5 @@
 """The device / precision / threads policy: chosen from what the machine reports, and really used."""
+
 from __future__ import annotations
 
 import json
@@ -101,8 +102,7 @@ def test_the_trainer_uses_the_chosen_precision_and_the_run_records_it(cpu_kind, 
     for kind, expected, lightning_precision in ((("AVX2",), "fp32", "32-true"), (("AVX512", True), "bf16", "bf16-mixed")):
         cpu_kind(*kind)
         out = tmp_path / expected
-        facelab.train(TrainConfig(spec="synth:192", out=str(out), epochs=1, batch=64, max_train_batches=1), quiet=True,
-                      callbacks=[Spy()])
+        facelab.train(TrainConfig(spec="synth:192", out=str(out), epochs=1, batch=64, max_train_batches=1), quiet=True, callbacks=[Spy()])
         assert seen == {"precision": lightning_precision, "logits": torch.bfloat16 if expected == "bf16" else torch.float32}
         described = json.loads((out / "config.json").read_text())["runtime"]
         assert described["precision"] == expected and described["cpu_capability"] == kind[0]

@@ -1,18 +1,20 @@
 """Looking inside a trained network: layers, activation grids, RGB of channels, dream, edit, filters."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli
 from PIL import Image
 
 import facelab
 from facelab.errors import FacelabError
 from facelab.probes.activations import channels_rgb, layer_outputs
-from facelab.report.figures import kernel_pictures
 from facelab.probes.subject import load_subject, open_probe
+from facelab.report.figures import kernel_pictures
+from facelab.run import InputContract
 from facelab.train.engine import TrainConfig
+from helpers import run_cli
 
 
 def test_layers_lists_the_conv_stack(smiling_run):
@@ -32,8 +34,8 @@ def test_activation_grids_match_each_layer(smiling_run, tmp_path):
 
 
 def test_rgb_is_the_normalised_channels_stacked(smiling_run, tmp_path):
-    model, cfg, _, subject = open_probe(smiling_run, "synth:64#5")
-    (_, act), = layer_outputs(model, subject.pixels(3), ["2"]).items()
+    run, subject = open_probe(smiling_run, "synth:64#5")
+    ((_, act),) = layer_outputs(run.model, run.contract.image_input(subject.image), ["2"]).items()
     picture = channels_rgb(act, [3, 0, 7], (32, 32))  # same size as the layer: no resampling
     for k, c in enumerate([3, 0, 7]):
         m = act[c].numpy()
@@ -104,8 +106,20 @@ def test_filters_colour_and_grey(smiling_run, tmp_path):
 def test_grey_resnet_works_end_to_end(tmp_path):
     """Every probe works on a 1-channel model of another architecture."""
     run = tmp_path / "grey"
-    facelab.train(TrainConfig(spec="synth:300", out=str(run), attrs=["Smiling"], arch="resnet18", channels=1,
-                              size="32", epochs=1, batch=32, max_train_batches=2), quiet=True)  # fmt: skip
+    facelab.train(
+        TrainConfig(
+            spec="synth:300",
+            out=str(run),
+            attrs=["Smiling"],
+            arch="resnet18",
+            channels=1,
+            size="32",
+            epochs=1,
+            batch=32,
+            max_train_batches=2,
+        ),
+        quiet=True,
+    )
     rows = facelab.layers(run)
     assert rows[0]["shape"][1:] == [16, 16] and len(rows) == 20
     assert facelab.activations(run, "synth:8#1", ["1", "layer4.1.conv2"], out=tmp_path / "a")["layers"]["layer4.1.conv2"]["channels"] == 512
@@ -114,20 +128,40 @@ def test_grey_resnet_works_end_to_end(tmp_path):
     assert s["objective_final"] > s["objective_initial"]
     e = facelab.edit(run, "synth:8#1", "Smiling", steps=5, out=tmp_path / "e")
     assert e["change_inside_mask"] is not None
-    assert load_subject("synth:8#1", "32").pixels(1).shape == (1, 1, 32, 32)
+    assert InputContract((32, 32), 1, None).pixels(load_subject("synth:8#1", "32").image).shape == (1, 1, 32, 32)
 
 
 def test_cli_contract_and_errors(smiling_run, tmp_path):
-    run_cli("dream", str(smiling_run), "synth:64#2", "--layer", "2", "--channel", "1", "--objective", "abs", "--steps", "8",
-            "--lr", "0.02", "--out", str(tmp_path / "d"), "--quiet")  # fmt: skip
+    run_cli(
+        "dream",
+        str(smiling_run),
+        "synth:64#2",
+        "--layer",
+        "2",
+        "--channel",
+        "1",
+        "--objective",
+        "abs",
+        "--steps",
+        "8",
+        "--lr",
+        "0.02",
+        "--out",
+        str(tmp_path / "d"),
+        "--quiet",
+    )
     assert set(json.loads((tmp_path / "d" / "summary.json").read_text())) >= {"objective_initial", "objective_final"}
-    run_cli("edit", str(smiling_run), "synth:64#2", "--attr", "Smiling", "--to", "0", "--steps", "5", "--out", str(tmp_path / "e"), "--quiet")
+    run_cli(
+        "edit", str(smiling_run), "synth:64#2", "--attr", "Smiling", "--to", "0", "--steps", "5", "--out", str(tmp_path / "e"), "--quiet"
+    )
     assert (tmp_path / "e" / "report.html").exists()
-    for args, message in [(("rgb", str(smiling_run), "synth:64#1", "--layer", "9", "--channels", "0,1,2"), "conv layers 1..5"),
-                          (("edit", str(smiling_run), "synth:64#1", "--attr", "Bald"), "the run predicts Smiling, Male"),
-                          (("activations", str(smiling_run), "missing.png"), "no such image file"),
-                          (("activations", str(smiling_run), "synth:64#99"), "out of range"),
-                          (("dream", str(smiling_run), "synth:64#1", "--layer", "2", "--channel", "40"), "channels 0..31")]:  # fmt: skip
+    for args, message in [
+        (("rgb", str(smiling_run), "synth:64#1", "--layer", "9", "--channels", "0,1,2"), "conv layers 1..5"),
+        (("edit", str(smiling_run), "synth:64#1", "--attr", "Bald"), "the run predicts Smiling, Male"),
+        (("activations", str(smiling_run), "missing.png"), "no such image file"),
+        (("activations", str(smiling_run), "synth:64#99"), "out of range"),
+        (("dream", str(smiling_run), "synth:64#1", "--layer", "2", "--channel", "40"), "channels 0..31"),
+    ]:
         proc = run_cli(*args, check=False)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
@@ -146,7 +180,7 @@ def test_every_architecture_can_be_probed(arch, channels):
     rows = layer_table(model, (channels, 64, 64))
     assert rows[0]["index"] == 1 and all(len(r["shape"]) == 3 for r in rows)
     pixels = torch.rand(1, channels, 64, 64)
-    (_, act), = layer_outputs(model, pixels, [str(len(rows))]).items()
+    ((_, act),) = layer_outputs(model, pixels, [str(len(rows))]).items()
     assert list(act.shape) == rows[-1]["shape"]
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert kernel_pictures(first.weight.detach()).shape[-1] == 3

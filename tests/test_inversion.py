@@ -1,13 +1,14 @@
 """The face inversion study: machinery checks and the effect on synthetic faces."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli
 
-from facelab.train.engine import RunFolder
 from facelab.probes.inversion import VIEWS, bootstrap_ci, emergence_epoch
+from facelab.train.engine import RunFolder
+from helpers import run_cli
 
 
 def test_inverted_is_the_upright_image_rotated_180_degrees():
@@ -33,16 +34,30 @@ def test_bootstrap_interval_covers_the_mean():
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("inv") / "study"
-    run_cli("inversion", "synth:1500,ids=10", "--classes", "10", "--epochs", "4", "--size", "32", "--out", str(out),
-            "--n-boot", "300", "--quiet")  # fmt: skip
+    run_cli(
+        "inversion",
+        "synth:1500,ids=10",
+        "--classes",
+        "10",
+        "--epochs",
+        "4",
+        "--size",
+        "32",
+        "--out",
+        str(out),
+        "--n-boot",
+        "300",
+        "--quiet",
+    )
     return json.loads((out / "summary.json").read_text()), out
 
 
 def test_summary_keys_and_outputs(study):
     s, out = study
     (run,) = s["runs"]
-    assert {"classes", "opt", "control", "chance", "upright_acc", "inverted_acc", "final_gap", "final_gap_ci",
-            "emergence_epoch"} <= set(run)  # fmt: skip
+    assert {"classes", "opt", "control", "chance", "upright_acc", "inverted_acc", "final_gap", "final_gap_ci", "emergence_epoch"} <= set(
+        run
+    )
     assert run["classes"] == 10 and run["chance"] == 0.1 and run["control"] is None and len(run["upright_acc"]) == 4
     for f in ("report.html", "inversion.csv", "figures/inversion_ids10.png", "figures/samples.png"):
         assert (out / f).exists(), f
@@ -59,11 +74,32 @@ def test_upright_beats_inverted_on_synthetic_faces(study):
 
 def test_optimizer_sweep_and_control_runs(tmp_path):
     out = tmp_path / "sweep"
-    run_cli("inversion", "synth:400,ids=5", "--classes", "5", "--epochs", "1", "--size", "32", "--opt", "sgd,adam",
-            "--control", "inverted-trained", "--n-boot", "100", "--out", str(out), "--quiet")  # fmt: skip
+    run_cli(
+        "inversion",
+        "synth:400,ids=5",
+        "--classes",
+        "5",
+        "--epochs",
+        "1",
+        "--size",
+        "32",
+        "--opt",
+        "sgd,adam",
+        "--control",
+        "inverted-trained",
+        "--n-boot",
+        "100",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     runs = json.loads((out / "summary.json").read_text())["runs"]
     assert [(r["opt"], r["control"]) for r in runs] == [
-        ("sgd", None), ("adam", None), ("sgd", "inverted-trained"), ("adam", "inverted-trained")]
+        ("sgd", None),
+        ("adam", None),
+        ("sgd", "inverted-trained"),
+        ("adam", "inverted-trained"),
+    ]
     assert (out / "figures" / "inversion_ids5.png").exists()
     proc = run_cli("inversion", "synth:400,ids=5", "--control", "upside", "--out", str(tmp_path / "x"), check=False)
     assert proc.returncode == 2 and "the only control is inverted-trained" in proc.stderr

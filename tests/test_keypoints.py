@@ -1,11 +1,11 @@
 """Keypoints: exact points through the cache and back, landmark-safe augmentation, training, sweep, export, photos."""
+
 import csv
 import json
 
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli
 from PIL import Image
 
 import facelab
@@ -16,6 +16,7 @@ from facelab.data.synth_export import synthetic_photo
 from facelab.errors import FacelabError
 from facelab.train.engine import TrainConfig
 from facelab.train.keypoint_task import augment_one, move_points
+from helpers import run_cli
 
 KP = dict(task="keypoints", arch="kpnet-small", opt="adam", lr=3e-3, batch=64, channels=1)
 
@@ -129,7 +130,9 @@ def test_landmarks_on_photos(keypoint_runs, tmp_path):
     s = facelab.landmarks(root / "all", f"folder:{photos}", out=tmp_path / "out")
     assert s["no_face"] == ["dark.png"] and s["n_faces"] == 1
     pts = np.array(s["faces"][0]["points"])
-    assert pts.shape == (68, 2) and (pts[:, 0] > 90).all() and (pts[:, 0] < 366).all() and (pts[:, 1] > 50).all() and (pts[:, 1] < 326).all()
+    assert (
+        pts.shape == (68, 2) and (pts[:, 0] > 90).all() and (pts[:, 0] < 366).all() and (pts[:, 1] > 50).all() and (pts[:, 1] < 326).all()
+    )
     assert (tmp_path / "out" / "landmarks_me.png").exists()
 
 
@@ -156,7 +159,9 @@ def test_keypoint_errors(tmp_path, celeba_dir):
 
 def test_course_steps_run_on_the_real_formats(imm_dir, ibug_dir, tmp_path):
     """Nose tip on IMM at 80x60 grey; all 58 IMM points; ResNet18 (1 channel, 136 outputs) on 300-W."""
-    nose = facelab.train(TrainConfig(spec=f"imm:{imm_dir}", out=str(tmp_path / "nose"), points="nose", size="80x60", epochs=2, **KP), quiet=True)
+    nose = facelab.train(
+        TrainConfig(spec=f"imm:{imm_dir}", out=str(tmp_path / "nose"), points="nose", size="80x60", epochs=2, **KP), quiet=True
+    )
     assert nose["n_points"] == 1 and nose["final"]["val_px_err"] > 0
     imm = facelab.train(TrainConfig(spec=f"imm:{imm_dir}", out=str(tmp_path / "imm_run"), size="80x60", epochs=1, **KP), quiet=True)
     assert imm["n_points"] == 58 and imm["final"]["val_nme"] is None

@@ -1,15 +1,16 @@
 """Readers of the real formats: CelebA, IMM, 300-W, folders; and their one-line errors."""
+
 import json
 
 import numpy as np
 import pytest
-from helpers import ATTR40, run_cli
 from PIL import Image
 
 from facelab.data.landmark_layouts import IBUG68_MIRROR, IMM58_MIRROR
 from facelab.data.select import balanced, top_identities, where
 from facelab.data.spec import open_spec
 from facelab.errors import FacelabError
+from helpers import ATTR40, run_cli
 
 
 def test_celeba_official_layout(celeba_dir):
@@ -114,7 +115,9 @@ def test_300w_dlib_xml(tmp_path):
     Image.new("RGB", (100, 90)).save(tmp_path / "a.jpg")
     parts = "".join(f"<part name='{k:02d}' x='{10 + k}' y='{20 + k // 2}'/>" for k in range(68))
     (tmp_path / "labels_ibug_300W_train.xml").write_text(
-        f"<?xml version='1.0'?><dataset><images><image file='a.jpg'><box top='5' left='6' width='70' height='72'>{parts}</box></image></images></dataset>")
+        "<?xml version='1.0'?><dataset><images><image file='a.jpg'>"
+        f"<box top='5' left='6' width='70' height='72'>{parts}</box></image></images></dataset>"
+    )
     fs = open_spec(f"300w:{tmp_path / 'labels_ibug_300W_train.xml'}")
     assert fs.landmarks[0, 5].tolist() == [15.0, 22.0] and fs.boxes[0].tolist() == [6, 5, 70, 72]
 
@@ -146,11 +149,14 @@ def test_folder_converts_every_mode_and_applies_exif(tmp_path):
     assert (white == 255).all()  # transparent pixels over white
 
 
-@pytest.mark.parametrize("spec,needle", [
-    ("nope:/x", "unknown data source"),
-    ("celeba:/does/not/exist", "no such file or folder"),
-    ("synth:100,colour=3", "unknown option"),
-])
+@pytest.mark.parametrize(
+    "spec,needle",
+    [
+        ("nope:/x", "unknown data source"),
+        ("celeba:/does/not/exist", "no such file or folder"),
+        ("synth:100,colour=3", "unknown option"),
+    ],
+)
 def test_bad_specs_give_one_line(spec, needle):
     proc = run_cli("data", "info", spec, check=False)
     assert proc.returncode == 2 and needle in proc.stderr

@@ -1,16 +1,17 @@
 """Nothing lost, nothing silent: facelab deletes only what it wrote, and a signal leaves a resumable run."""
+
 import json
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from helpers import run_cli
 
 import facelab
 from facelab.errors import FacelabError
 from facelab.files import MARKER
 from facelab.train.engine import RUN_FILES, RunFolder, TrainConfig
+from helpers import run_cli
 
 SMALL = dict(spec="synth:1200", attrs=["Eyeglasses", "Smiling"], size="32", epochs=3, batch=64)
 SMALL_ARGS = ["synth:1200", "--attrs", "Eyeglasses,Smiling", "--size", "32", "--epochs", "3", "--batch", "64", "--quiet"]
@@ -49,8 +50,9 @@ def test_cache_rebuild_removes_only_its_own_files(tmp_path):
 
 def test_demo_never_deletes_the_working_folder(tmp_path):
     work = user_folder(tmp_path, "work")
-    proc = subprocess.run([sys.executable, "-m", "facelab", "demo", "--quick", "--out", "."], cwd=work,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "facelab", "demo", "--quick", "--out", "."], cwd=work, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2 and "did not write" in proc.stderr
     assert (work / "thesis.txt").read_text() == "x"
 
@@ -63,8 +65,12 @@ def test_train_eval_and_probes_refuse_folders_with_user_files(tmp_path, uninterr
     facelab.train(TrainConfig(out=str(run), **SMALL | {"epochs": 1}), quiet=True)
     with pytest.raises(FacelabError, match="did not write"):
         facelab.evaluate(run, out=folder)
-    for probe, kwargs in ((facelab.filters, {}), (facelab.cam, {"source": "synth:8#1"}),
-                          (facelab.audit, {"by": ["Smiling"]}), (facelab.activations, {"image": "synth:8#1"})):  # fmt: skip
+    for probe, kwargs in (
+        (facelab.filters, {}),
+        (facelab.cam, {"source": "synth:8#1"}),
+        (facelab.audit, {"by": ["Smiling"]}),
+        (facelab.activations, {"image": "synth:8#1"}),
+    ):
         with pytest.raises(FacelabError, match="did not write"):
             probe(run, out=folder, **kwargs)
     assert [p.name for p in folder.iterdir()] == ["thesis.txt"]
@@ -113,8 +119,9 @@ main()
 
 def _train_until_sigterm(out, epoch: int, batch: int) -> subprocess.CompletedProcess:
     script = textwrap.dedent(SIGNALLER)
-    return subprocess.run([sys.executable, "-c", script, str(epoch), str(batch), *SMALL_ARGS, "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", script, str(epoch), str(batch), *SMALL_ARGS, "--out", str(out)], capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.parametrize("epoch", [1, 0, -1], ids=["mid-epoch-1", "mid-epoch-0-before-any-epoch-checkpoint", "before-any-batch"])
@@ -150,8 +157,16 @@ def test_a_task_the_data_cannot_serve_says_so_once(tmp_path):
 
 
 def test_unknown_arch_is_refused_before_any_cache_is_built(tmp_path):
-    proc = run_cli("train", "synth:100", "--arch", "resnet9000", "--out", str(tmp_path / "r"), check=False,
-                   env={"FACELAB_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    proc = run_cli(
+        "train",
+        "synth:100",
+        "--arch",
+        "resnet9000",
+        "--out",
+        str(tmp_path / "r"),
+        check=False,
+        env={"FACELAB_CACHE": str(tmp_path / "cache")},
+    )
     assert proc.returncode == 2 and "unknown --arch 'resnet9000'" in proc.stderr
     assert not (tmp_path / "cache").exists()
 
@@ -167,8 +182,9 @@ def test_progress_bar_counts_epochs_from_one():
 
 
 def test_too_few_validation_images_are_said(tmp_path, capsys):
-    facelab.train(TrainConfig(spec="synth:40,ids=10", task="identity", classes=10, size="32", epochs=1, batch=16,
-                              out=str(tmp_path / "ids")))  # fmt: skip
+    facelab.train(
+        TrainConfig(spec="synth:40,ids=10", task="identity", classes=10, size="32", epochs=1, batch=16, out=str(tmp_path / "ids"))
+    )
     assert "validation images" in capsys.readouterr().err
 
 

@@ -1,13 +1,15 @@
 """The way through the house: each stage folder imports only from stages to its left, and no module circle exists
 (function-local imports included: they hid a five-file circle once)."""
+
 import ast
 from pathlib import Path
 
 import facelab
 
 SRC = Path(facelab.__file__).parent
-# Left to right. "base" is the shared ground (errors, files, hardware, progress); "top" the commands (cli, demo, bench).
-STAGES = ["base", "data", "models", "report", "train", "probes", "keypoints", "web", "top"]
+# Left to right. "base" is the shared ground (errors, files, hardware, progress); "run" a trained run reopened (what
+# probes, keypoints, the web page and eval take); "top" the commands (cli, demo, bench).
+STAGES = ["base", "data", "models", "report", "train", "run", "probes", "keypoints", "web", "top"]
 BASE = {"errors", "files", "hardware", "progress"}
 
 
@@ -51,8 +53,7 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_no_stage_imports_from_a_stage_to_its_right():
-    upward = [f"{a} -> {b}" for a, deps in graph().items() for b in deps
-              if STAGES.index(stage_of(b)) > STAGES.index(stage_of(a))]  # fmt: skip
+    upward = [f"{a} -> {b}" for a, deps in graph().items() for b in deps if STAGES.index(stage_of(b)) > STAGES.index(stage_of(a))]
     assert upward == []
 
 
@@ -66,7 +67,7 @@ def test_no_import_circles():
             if dep == node or dep.rsplit(".", 1)[0] == node:  # a package importing its own submodule
                 continue
             if state.get(dep) == "open":
-                circles.append(" -> ".join(path[path.index(dep):] + [dep]) if dep in path else f"{node} -> {dep}")
+                circles.append(" -> ".join(path[path.index(dep) :] + [dep]) if dep in path else f"{node} -> {dep}")
             elif dep not in state:
                 visit(dep, path + [dep])
         state[node] = "done"
@@ -84,3 +85,19 @@ def test_no_private_names_taken_across_modules():
             if isinstance(node, ast.ImportFrom) and node.level:
                 taken += [f"{module_name(path)}: {a.name}" for a in node.names if a.name.startswith("_") and not a.name.endswith("__")]
     assert taken == []
+
+
+def test_only_the_task_classes_test_a_task_name():
+    """A new task is one file plus one registry line: nothing else compares a value with a task's name."""
+    from facelab.train.task_registry import TASKS
+
+    task_files = {"tasks.py", "task_registry.py", "keypoint_task.py", "rotation_task.py"}
+    found = []
+    for path in SRC.rglob("*.py"):
+        if path.name in task_files:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                names = [c.value for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)]
+                found += [f"{path.name}:{node.lineno}" for n in names if n in TASKS]
+    assert found == []

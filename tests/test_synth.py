@@ -1,13 +1,14 @@
 """Synthetic faces: determinism, exact ground truth, bias knobs, CelebA layout on disk."""
+
 import numpy as np
 import pytest
-from helpers import run_cli
 
 from facelab.data.spec import open_spec
 from facelab.data.synth import IDENTITY_LEVEL, A, SynthConfig, synth_faceset
 from facelab.data.synth_export import read_masks
 from facelab.errors import FacelabError
 from facelab.probes.synth_validity import knob_rates, landmark_checks, mask_containment
+from helpers import run_cli
 
 
 def test_deterministic_from_seed():

@@ -1,4 +1,5 @@
 """The training engine: run folder, determinism, resume after kill -9, DDP, errors."""
+
 import json
 import re
 import subprocess
@@ -7,11 +8,12 @@ import textwrap
 
 import pytest
 import torch
-from helpers import run_cli
 
 import facelab
 from facelab.errors import FacelabError
-from facelab.train.engine import RunFolder, TrainConfig, load_trained
+from facelab.run import load_trained
+from facelab.train.engine import RunFolder, TrainConfig
+from helpers import run_cli
 
 SMALL = dict(spec="synth:1200", attrs=["Eyeglasses", "Smiling"], size="32", epochs=3, batch=64)
 
@@ -25,8 +27,16 @@ def small_run(tmp_path_factory):
 
 def test_run_folder_is_self_describing(small_run):
     out, summary = small_run
-    for name in ("config.json", "metrics.csv", "summary.json", "report.html", "checkpoints/last.ckpt",
-                 "checkpoints/best.ckpt", "figures/curves.png", "figures/samples.png"):
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "summary.json",
+        "report.html",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "figures/curves.png",
+        "figures/samples.png",
+    ):
         assert (out / name).exists(), name
     disk = json.loads((out / "summary.json").read_text())
     assert disk == summary and disk["task"] == "attr" and disk["arch"] == "darknet64" and disk["epochs_done"] == 3
@@ -90,16 +100,32 @@ def test_resume_after_kill_equals_uninterrupted(small_run, tmp_path):
 
 
 def test_identity_task(tmp_path):
-    s = facelab.train(TrainConfig(spec="synth:800,ids=10", task="identity", classes=10, size="32", epochs=3,
-                                  batch=64, out=str(tmp_path / "id")), quiet=True)  # fmt: skip
+    s = facelab.train(
+        TrainConfig(spec="synth:800,ids=10", task="identity", classes=10, size="32", epochs=3, batch=64, out=str(tmp_path / "id")),
+        quiet=True,
+    )
     assert s["task"] == "identity" and "val_acc_per_attr" not in s["final"]
     assert s["final"]["val_acc"] > 0.3  # chance is 0.1
 
 
 def test_ddp_two_processes_on_cpu(tmp_path):
     out = tmp_path / "ddp"
-    run_cli("train", "synth:512", "--size", "32", "--epochs", "1", "--batch", "32", "--devices", "2",
-            "--out", str(out), "--quiet", env={"OMP_NUM_THREADS": "1"})
+    run_cli(
+        "train",
+        "synth:512",
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch",
+        "32",
+        "--devices",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+        env={"OMP_NUM_THREADS": "1"},
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_done"] == 1
     rows = RunFolder(out).read_metrics()
@@ -109,8 +135,22 @@ def test_ddp_two_processes_on_cpu(tmp_path):
 
 
 def test_nan_loss_stops_with_epoch_and_step(tmp_path):
-    proc = run_cli("train", "synth:300", "--size", "32", "--lr", "1e30", "--schedule", "none", "--epochs", "2",
-                   "--out", str(tmp_path / "nan"), "--quiet", check=False)  # fmt: skip
+    proc = run_cli(
+        "train",
+        "synth:300",
+        "--size",
+        "32",
+        "--lr",
+        "1e30",
+        "--schedule",
+        "none",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path / "nan"),
+        "--quiet",
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert re.search(r"loss became (nan|inf) at epoch \d+, step \d+; the last good checkpoint is kept", proc.stderr)
 
@@ -125,13 +165,16 @@ def test_eval_on_test_split(small_run, tmp_path):
             facelab.evaluate(small_run[0], split="test", out=tmp_path / "evgpu", device="cuda")
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--arch", "vgg99"], "unknown --arch 'vgg99'; registered: darknet64"),
-    (["--task", "attr", "--attrs", "Beard"], "unknown attribute Beard"),
-    (["--arch", "resnet18", "--weights", "imagenet"], "no download is attempted"),
-    (["--weights", "/no/such.pth"], "no such file"),
-    (["--task", "identity", "--classes", "50"], "only 0 of"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--arch", "vgg99"], "unknown --arch 'vgg99'; registered: darknet64"),
+        (["--task", "attr", "--attrs", "Beard"], "unknown attribute Beard"),
+        (["--arch", "resnet18", "--weights", "imagenet"], "no download is attempted"),
+        (["--weights", "/no/such.pth"], "no such file"),
+        (["--task", "identity", "--classes", "50"], "only 0 of"),
+    ],
+)
 def test_bad_training_input_is_one_line(tmp_path, args, needle):
     proc = run_cli("train", "synth:200", "--out", str(tmp_path / "bad"), "--quiet", *args, check=False)
     assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr

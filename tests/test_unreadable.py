@@ -1,13 +1,14 @@
 """One policy for unreadable images: skipped, counted and named the same way everywhere; --strict stops (exit 2)."""
+
 import json
 
 import pytest
-from helpers import run_cli
 from PIL import Image
 
 import facelab
 from facelab.data.synth_export import synthetic_photo
 from facelab.train.engine import TrainConfig
+from helpers import run_cli
 
 
 def truncate(path):
@@ -28,8 +29,9 @@ def photos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def keypoint_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("kp") / "kp"
-    facelab.train(TrainConfig(spec="synth:300", out=str(out), task="keypoints", arch="kpnet-small", opt="adam", epochs=1,
-                              batch=64), quiet=True)  # fmt: skip
+    facelab.train(
+        TrainConfig(spec="synth:300", out=str(out), task="keypoints", arch="kpnet-small", opt="adam", epochs=1, batch=64), quiet=True
+    )
     return out
 
 
@@ -59,8 +61,21 @@ def test_a_truncated_jpeg_is_skipped_the_same_way(smiling_run, keypoint_run, pho
 
 def test_audit_skips_an_unreadable_image_of_the_data_set(smiling_run, celeba_dir, tmp_path):
     truncate(celeba_dir / "img_align_celeba" / "000001.jpg")
-    args = ["audit", str(smiling_run), f"celeba:{celeba_dir}", "--by", "Male", "--target", "Smiling", "--split", "train",
-            "--n-boot", "50", "--min-n", "2"]  # fmt: skip
+    args = [
+        "audit",
+        str(smiling_run),
+        f"celeba:{celeba_dir}",
+        "--by",
+        "Male",
+        "--target",
+        "Smiling",
+        "--split",
+        "train",
+        "--n-boot",
+        "50",
+        "--min-n",
+        "2",
+    ]
     proc = run_cli(*args, "--out", str(tmp_path / "audit"))
     assert "skipped 1 unreadable image(s): 000001.jpg" in proc.stderr
     summary = json.loads((tmp_path / "audit" / "summary.json").read_text())

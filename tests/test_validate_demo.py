@@ -1,7 +1,9 @@
 """The synthetic faces' validity checks with the issue's bounds, and the demo end to end."""
+
 import json
 
 import pytest
+
 from helpers import run_cli
 
 
@@ -38,10 +40,20 @@ def test_intervention_removes_the_signal_only_in_its_region(validity):
 def test_demo_quick_writes_index(tmp_path):
     run_cli("demo", "--quick", "--out", str(tmp_path / "demo"))
     index = (tmp_path / "demo" / "index.html").read_text()
-    for link in ("attributes/report.html", "validate_synth/report.html", "inversion/report.html", "attributes/edit/edit.png",
-                 "attributes/dream/report.html", "attributes/filters/filters_layer1.png", "attributes/cam_score/report.html",
-                 "bias/spurious/audit/report.html", "bias/spurious/compare/difference_by_group.png", "keypoints/all/report.html",
-                 "keypoints/on_photos/report.html", "webcam/annotated.webm"):
+    for link in (
+        "attributes/report.html",
+        "validate_synth/report.html",
+        "inversion/report.html",
+        "attributes/edit/edit.png",
+        "attributes/dream/report.html",
+        "attributes/filters/filters_layer1.png",
+        "attributes/cam_score/report.html",
+        "bias/spurious/audit/report.html",
+        "bias/spurious/compare/difference_by_group.png",
+        "keypoints/all/report.html",
+        "keypoints/on_photos/report.html",
+        "webcam/annotated.webm",
+    ):
         assert link in index and (tmp_path / "demo" / link).exists()
     # Run again into the same folder: what the last demo wrote is replaced, what the user put there stays.
     (tmp_path / "demo" / "thesis.txt").write_text("mine")

@@ -1,4 +1,5 @@
 """The local web page and the webcam view: API contract, limits, load, a real browser, video files."""
+
 import io
 import shutil
 import socket
@@ -11,18 +12,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import run_cli
 from PIL import Image
 
 import facelab
 from facelab.data.synth_export import synthetic_photo, synthetic_video
 from facelab.train.engine import TrainConfig
+from helpers import run_cli
 
 
 @pytest.fixture(scope="module")
 def runs(smiling_run, tmp_path_factory):
     kp = tmp_path_factory.mktemp("kp") / "kp"
-    facelab.train(TrainConfig(spec="synth:300", out=str(kp), task="keypoints", arch="kpnet-small", opt="adam", epochs=1, batch=64), quiet=True)
+    facelab.train(
+        TrainConfig(spec="synth:300", out=str(kp), task="keypoints", arch="kpnet-small", opt="adam", epochs=1, batch=64), quiet=True
+    )
     return [smiling_run, kp]
 
 
@@ -59,11 +62,14 @@ def test_predict_contract(client):
     assert pts.shape == (68, 2) and (pts[:, 0] > x - w).all() and (pts[:, 0] < x + 2 * w).all()
 
 
-@pytest.mark.parametrize("name, data, status, message", [
-    ("notes.txt", b"hello, not an image", 415, "not an image"),
-    ("huge.jpg", b"\xff" * (10 * 1024 * 1024 + 1), 413, "larger than 10 MB"),
-    ("empty.png", b"", 400, "empty"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, data, status, message",
+    [
+        ("notes.txt", b"hello, not an image", 415, "not an image"),
+        ("huge.jpg", b"\xff" * (10 * 1024 * 1024 + 1), 413, "larger than 10 MB"),
+        ("empty.png", b"", 400, "empty"),
+    ],
+)
 def test_bad_uploads_get_a_clear_4xx(client, name, data, status, message):
     r = client.post("/api/predict", files={"file": (name, data, "application/octet-stream")})
     assert r.status_code == status and message in r.json()["error"]

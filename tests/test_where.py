@@ -1,11 +1,11 @@
 """Where the network looks and whom it fails: CAM family, scores, audit, compare, predict."""
+
 import csv
 import json
 
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli, train_small
 from PIL import Image
 
 import facelab
@@ -13,6 +13,7 @@ from facelab.errors import FacelabError
 from facelab.models import build_model
 from facelab.probes.audit import audit_table
 from facelab.probes.cam import METHODS, default_layer
+from helpers import run_cli, train_small
 
 
 @pytest.fixture(scope="module")
@@ -149,17 +150,31 @@ def test_predict_with_face_detection(smiling_run, tmp_path):
 
 
 def test_cli_contracts_and_errors(smiling_run, tmp_path):
-    run_cli("audit", str(smiling_run), "--by", "Male,Young", "--target", "Smiling", "--n-boot", "50", "--threshold", "valid",
-            "--out", str(tmp_path / "a"))  # fmt: skip
+    run_cli(
+        "audit",
+        str(smiling_run),
+        "--by",
+        "Male,Young",
+        "--target",
+        "Smiling",
+        "--n-boot",
+        "50",
+        "--threshold",
+        "valid",
+        "--out",
+        str(tmp_path / "a"),
+    )
     s = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert set(s) >= {"overall", "groups", "worst_group", "equalized_odds_difference"}
     assert set(s["overall"]) >= {"n", "accuracy", "accuracy_ci"}
     assert set(s["groups"][0]) >= {"group", "n", "positives", "accuracy", "accuracy_ci", "tpr", "fpr", "small"}
     assert 0 < s["threshold"] < 1 and (tmp_path / "a" / "accuracy_by_group.png").exists()
-    for args, message in [(("audit", str(smiling_run), "--by", "Wizard"), "not an attribute"),
-                          (("cam", str(smiling_run), "synth:64#1", "--method", "magic"), "use one of cam, gradcam"),
-                          (("cam", str(smiling_run), "synth:64#1", "--layer", "3"), "does not apply to CAM"),
-                          (("cam-score", str(smiling_run), "--split", "dev"), "use train, valid or test"),
-                          (("predict", str(smiling_run), "folder:/nonexistent"), "not a folder")]:  # fmt: skip
+    for args, message in [
+        (("audit", str(smiling_run), "--by", "Wizard"), "not an attribute"),
+        (("cam", str(smiling_run), "synth:64#1", "--method", "magic"), "use one of cam, gradcam"),
+        (("cam", str(smiling_run), "synth:64#1", "--layer", "3"), "does not apply to CAM"),
+        (("cam-score", str(smiling_run), "--split", "dev"), "use train, valid or test"),
+        (("predict", str(smiling_run), "folder:/nonexistent"), "not a folder"),
+    ]:
         proc = run_cli(*args, check=False)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

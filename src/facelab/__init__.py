@@ -6,6 +6,7 @@ Everything the CLI does is a function here, callable from a notebook just as wel
     facelab.data_info(facelab.open_spec("synth:500"))
     facelab.train(spec="synth:2000", task="attr", attrs=["Smiling"], epochs=3, out="runs/smile")
 """
+
 from importlib import import_module
 
 __version__ = "0.1.0"
@@ -21,8 +22,9 @@ _PUBLIC = {
     "build_model": "facelab.models",
     "list_models": "facelab.models",
     "TrainConfig": "facelab.train.engine",
-    "load_trained": "facelab.train.engine",
-    "evaluate": "facelab.train.evaluate",
+    "load_trained": "facelab.run",
+    "Run": "facelab.run",
+    "evaluate": "facelab.run",
     "validate_synth": "facelab.probes.synth_validity",
     "inversion": "facelab.probes.inversion",
     "layers": "facelab.probes.activations",
@@ -32,9 +34,9 @@ _PUBLIC = {
     "dream": "facelab.probes.dream",
     "edit": "facelab.probes.dream",
     "Regularisers": "facelab.probes.ascent",
-    "cam": "facelab.probes.where",
-    "cam_score": "facelab.probes.where",
-    "predict": "facelab.probes.where",
+    "cam": "facelab.probes.explain",
+    "cam_score": "facelab.probes.attribution_scores",
+    "predict": "facelab.probes.explain",
     "audit": "facelab.probes.audit",
     "compare": "facelab.probes.audit",
     "bench_cam": "facelab.bench",

@@ -1,4 +1,5 @@
 """``python -m facelab`` is the ``facelab`` command."""
+
 from .cli import main
 
 main()

@@ -1,4 +1,5 @@
 """``facelab bench``: speed against a baseline measured in the same process."""
+
 from __future__ import annotations
 
 import tempfile
@@ -71,8 +72,16 @@ def bench_data(spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet
         items = CachedItems(cache.images, np.arange(len(fs)), torch.zeros(len(fs)))
         batches = ((to_input(x, 3, False), y) for x, y, _ in loader(items, batch, True, 0))
         cached = _timed_pass(batches, len(fs))
-    return {"baseline_img_s": baseline, "cache_img_s": cached, "ratio": cached / baseline, "runtime": current("cpu").describe(),
-            "cache_build_s": build_s, "n_images": len(fs), "size": size, "data": file_spec if spec.startswith("synth") else spec}  # fmt: skip
+    return {
+        "baseline_img_s": baseline,
+        "cache_img_s": cached,
+        "ratio": cached / baseline,
+        "runtime": current("cpu").describe(),
+        "cache_build_s": build_s,
+        "n_images": len(fs),
+        "size": size,
+        "data": file_spec if spec.startswith("synth") else spec,
+    }
 
 
 def _compute_img_s(arch: str, size: int, batch: int, steps: int, rt: Runtime) -> float:
@@ -113,9 +122,17 @@ def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Run
         def on_train_batch_start(self, trainer, module, batch_, idx):
             starts.append(time.perf_counter())
 
-    cfg = engine.TrainConfig(spec=f"synth:{batch * (steps + 4)}", out=str(out / f"{arch}{size}"), arch=arch,
-                             size=str(size), epochs=1, batch=batch, attrs=["Smiling", "Male"], precision=rt.precision,
-                             device=rt.device)  # fmt: skip
+    cfg = engine.TrainConfig(
+        spec=f"synth:{batch * (steps + 4)}",
+        out=str(out / f"{arch}{size}"),
+        arch=arch,
+        size=str(size),
+        epochs=1,
+        batch=batch,
+        attrs=["Smiling", "Male"],
+        precision=rt.precision,
+        device=rt.device,
+    )
     engine.train(cfg, quiet=True, callbacks=[BatchTimer()])
     # Start to start: data, augmentation, forward, backward, step and Lightning; skip warm-up.
     return batch / float(np.mean(np.diff(starts[3:])))
@@ -139,8 +156,12 @@ def bench_train(steps: int = 20, quiet: bool = False) -> dict:
                 rates[f"{precision}_img_s"] = _compute_img_s(arch, size, batch, steps if native else max(2, steps // 10), rt)
             loop = _loop_img_s(arch, size, batch, steps, Path(tmp), chosen)
             compute = rates[f"{chosen.precision}_img_s"]
-            result[f"{arch}@{size}"] = rates | {"chosen": chosen.precision, "compute_img_s": compute, "loop_img_s": loop,
-                                                "ratio": loop / compute}
+            result[f"{arch}@{size}"] = rates | {
+                "chosen": chosen.precision,
+                "compute_img_s": compute,
+                "loop_img_s": loop,
+                "ratio": loop / compute,
+            }
     result["runtime"] = chosen.describe()
     return result
 
@@ -194,8 +215,11 @@ def bench_cam(frames: int = 30, quiet: bool = False) -> dict:
             up = torch.nn.functional.interpolate(raw[:, None], size=(size, size), mode="bilinear")[0, 0]
             overlay(face, (up / up.max().clamp_min(1e-12)).numpy())
 
-        fps = {"cam_fps": _per_second(mapped("cam"), frames), "gradcam_fps": _per_second(mapped("gradcam"), frames),
-               "gradcam_full_backward_fps": _per_second(notebook, frames)}  # fmt: skip
+        fps = {
+            "cam_fps": _per_second(mapped("cam"), frames),
+            "gradcam_fps": _per_second(mapped("gradcam"), frames),
+            "gradcam_full_backward_fps": _per_second(notebook, frames),
+        }
         fps["gradcam_speedup"] = fps["gradcam_fps"] / fps["gradcam_full_backward_fps"]
         result[f"{arch}@{size}"] = fps
     result["runtime"] = current("cpu").describe()
@@ -225,8 +249,13 @@ def bench_serve(frames: int = 40, quiet: bool = False) -> dict:
         client = TestClient(create_app([run]))
         post = lambda: client.post("/api/predict", files={"file": ("f.jpg", buf.getvalue(), "image/jpeg")}).raise_for_status()  # noqa: E731
         analyser = Analyser(load_runs([run]))
-        result = {"served_fps": _per_second(post, frames), "direct_fps": _per_second(lambda: analyser.analyse(frame), frames),
-                  "faces_per_frame": len(analyser.analyse(frame)), "frame": "640x480 JPEG", "model": "darknet64@128, CAM"}  # fmt: skip
+        result = {
+            "served_fps": _per_second(post, frames),
+            "direct_fps": _per_second(lambda: analyser.analyse(frame), frames),
+            "faces_per_frame": len(analyser.analyse(frame)),
+            "frame": "640x480 JPEG",
+            "model": "darknet64@128, CAM",
+        }
     result["served_vs_direct"] = result["served_fps"] / result["direct_fps"]
     result["runtime"] = current("cpu").describe()
     return result

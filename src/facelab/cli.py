@@ -1,6 +1,9 @@
 """The ``facelab`` command: parses options and calls the public functions, nothing more."""
+
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import signal
 import sys
@@ -13,8 +16,9 @@ from rich.table import Table
 
 from .errors import FacelabError, RunStopped
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train CNNs on faces, then take them apart.")  # fmt: skip
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Train CNNs on faces, then take them apart."
+)
 data_app = typer.Typer(no_args_is_help=True, help="Data sources, the decode-once cache, synthetic faces.")
 bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements against a baseline in the same process.")
 app.add_typer(data_app, name="data")
@@ -31,9 +35,79 @@ def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
 
+# ----------------------------------------------------------------------------- options shared by commands, declared once
 PRECISION = typer.Option("auto", "--precision", help="auto (bf16 only where the hardware computes it natively), bf16 or fp32.")
 STRICT = typer.Option(False, "--strict", help="Stop at the first unreadable image instead of skipping it (exit 2).")
 DEVICE = typer.Option("auto", "--device", help="auto (a CUDA GPU when present), cpu or cuda.")
+SEED = typer.Option(0, help="Seed: the same seed on the same machine gives the same figures.")
+QUIET = typer.Option(False, help="No progress bars.")
+SPLIT = typer.Option("test", help="train, valid or test.")
+JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+IMAGE_HELP = "An image file, or SPEC#ITEM: one item of a data set (synth:64#3, celeba:/data/celeba#000123.jpg)."
+IMAGE = typer.Argument(..., help=IMAGE_HELP)
+SPEC_OR_RUNS = typer.Argument(None, help="Data SPEC (default: the run's own).")
+
+
+def out_option(about: str, default: Path | None = None):
+    return typer.Option(default, "--out", help=about)
+
+
+# TrainConfig's options: (type, default, help); a command takes the ones it names with @train_options(...).
+TRAIN_OPTIONS: dict[str, tuple[object, object, str]] = {
+    "task": (
+        str,
+        "attr",
+        "attr (yes/no attributes), identity (one of N persons), keypoints (landmarks) or rotation "
+        "(head rotation in degrees, synthetic faces).",
+    ),
+    "points": (str, "all", "For --task keypoints: nose (the nose tip) or all (every landmark)."),
+    "convs": (Optional[int], None, "Conv layers of kpnet-small/kpnet-full (default 3 / 4)."),
+    "attrs": (str, "Smiling", "Attributes for --task attr, comma-separated."),
+    "classes": (int, 20, "Identities for --task identity (top-N by image count)."),
+    "min_images": (int, 2, "Least images an identity needs to be chosen."),
+    "arch": (str, "darknet64", "Network (facelab models lists them)."),
+    "epochs": (int, 3, "Passes over the training images."),
+    "batch": (int, 128, "Images per step."),
+    "lr": (Optional[float], None, "Default: 0.05 for sgd, 1e-3 for adam/adamw."),
+    "opt": (str, "sgd", "sgd, adam or adamw."),
+    "momentum": (float, 0.9, "SGD momentum (Nesterov)."),
+    "wd": (float, 5e-4, "Weight decay."),
+    "schedule": (str, "onecycle", "onecycle, cosine or none."),
+    "size": (str, "64", "Input pixels (64) or WIDTHxHEIGHT (80x60)."),
+    "crop": (Optional[str], None, "center, full, box or landmarks (default: per source)."),
+    "channels": (int, 3, "3 (RGB) or 1 (grey)."),
+    "weights": (Optional[str], None, "imagenet (from the local torch cache) or a state-dict FILE."),
+    "balance": (Optional[str], None, "Undersample training images to balance this attribute."),
+    "inverted_fraction": (float, 0.0, "Fraction of training images shown upside down."),
+    "augment": (bool, True, "Flips, small shifts, brightness/contrast on whole batches."),
+    "devices": (int, 1, "Processes/GPUs per node (DDP when > 1)."),
+    "num_nodes": (int, 1, "Nodes (DDP)."),
+    "cache": (Optional[str], None, "Use this cache folder instead of the default one."),
+}
+
+
+def train_options(*names: str, **defaults):
+    """Give a command TrainConfig's options ``names`` (declared once in TRAIN_OPTIONS, ``defaults`` overriding);
+    the command receives them together as ``train_options``, a dict."""
+
+    def wrap(command):
+        def option(name: str) -> inspect.Parameter:
+            kind, default, about = TRAIN_OPTIONS[name]
+            default = defaults.get(name, default)
+            return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=typer.Option(default, help=about))
+
+        @functools.wraps(command)
+        def with_options(**kwargs):
+            chosen = {n: kwargs.pop(n) for n in names}
+            if "attrs" in chosen:
+                chosen["attrs"] = _csv(chosen["attrs"])
+            return command(**kwargs, train_options=chosen)
+
+        own = [p for p in inspect.signature(command).parameters.values() if p.name != "train_options"]
+        with_options.__signature__ = inspect.signature(command).replace(parameters=own + [option(n) for n in names])
+        return with_options
+
+    return wrap
 
 
 def _hardware(precision: str, device: str = "auto") -> None:
@@ -45,7 +119,7 @@ def _hardware(precision: str, device: str = "auto") -> None:
 
 # ----------------------------------------------------------------------------- data
 @data_app.command("info")
-def data_info_cmd(spec: str, json_: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+def data_info_cmd(spec: str, json_: bool = JSON):
     """Images, sizes, labels, splits and problems of a data SPEC."""
     from .data.info import data_info
     from .data.spec import open_spec
@@ -73,7 +147,9 @@ def data_cache_cmd(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Cache folder (default: under $FACELAB_CACHE)."),
     crop: Optional[str] = typer.Option(None, help="center, full, box or landmarks (default: per source)."),
     margin: Optional[float] = typer.Option(None, help="Extra border around box/landmark crops, as a fraction."),
-    workers: Optional[int] = typer.Option(None, help="Decoding processes (default: the cores this process may use, shared with other facelab processes)."),
+    workers: Optional[int] = typer.Option(
+        None, help="Decoding processes (default: the cores this process may use, shared with other facelab processes)."
+    ),
     strict: bool = typer.Option(False, help="Stop on any unreadable image instead of skipping it."),
 ):
     """Decode every image once into a memory-mappable uint8 array (resumes if interrupted)."""
@@ -91,7 +167,7 @@ def data_synth_cmd(
     n: int = typer.Option(2000, help="Number of images."),
     ids: Optional[int] = typer.Option(None, help="Number of persons (default: every image its own person)."),
     size: int = typer.Option(128, help="Image size in pixels (32-256)."),
-    seed: int = typer.Option(0),
+    seed: int = SEED,
     correlate: list[str] = typer.Option([], help="A:B=P: in train, P(B|A) = P. Repeatable; add @valid,test for other splits."),
     spurious: list[str] = typer.Option([], help="A:background=P: background colour predicts A in train."),
     imbalance: list[str] = typer.Option([], help="A=P: fraction of positives of A in train."),
@@ -109,8 +185,13 @@ def data_synth_cmd(
 
 
 @data_app.command("show")
-def data_show_cmd(spec: str, n: int = typer.Option(16), size: int = typer.Option(128),
-                  out_path: Path = typer.Option(Path("contact_sheet.png"), "--out"), strict: bool = STRICT):  # fmt: skip
+def data_show_cmd(
+    spec: str,
+    n: int = typer.Option(16),
+    size: int = typer.Option(128),
+    out_path: Path = typer.Option(Path("contact_sheet.png"), "--out"),
+    strict: bool = STRICT,
+):
     """A contact sheet PNG of the first N images with landmarks (and, for synth, region masks)."""
     from .data.spec import open_spec
     from .report.contact import contact_sheet
@@ -120,9 +201,9 @@ def data_show_cmd(spec: str, n: int = typer.Option(16), size: int = typer.Option
 
 
 @data_app.command("validate-synth")
-def validate_synth_cmd(json_: bool = typer.Option(False, "--json"), out_dir: Path = typer.Option(Path("runs/validate_synth"), "--out"),
-                       seed: int = typer.Option(0),
-    precision: str = PRECISION):  # fmt: skip
+def validate_synth_cmd(
+    json_: bool = JSON, out_dir: Path = typer.Option(Path("runs/validate_synth"), "--out"), seed: int = SEED, precision: str = PRECISION
+):
     """Check the synthetic faces: attribute control, learnability, intervention, landmarks, bias knobs."""
     _hardware(precision)
     from .probes.synth_validity import validate_synth
@@ -150,37 +231,18 @@ def models_cmd():
 
 
 @app.command("train")
+@train_options(*TRAIN_OPTIONS)
 def train_cmd(
     spec: Optional[str] = typer.Argument(None, help="Data SPEC (celeba:PATH, synth:N, ...)."),
-    task: str = typer.Option("attr", help="attr, identity or keypoints."),
-    points: str = typer.Option("all", help="For --task keypoints: nose (the nose tip) or all (every landmark)."),
-    convs: Optional[int] = typer.Option(None, help="Conv layers of kpnet-small/kpnet-full (default 3 / 4)."),
-    attrs: str = typer.Option("Smiling", help="Attributes for --task attr, comma-separated."),
-    classes: int = typer.Option(20, help="Identities for --task identity (top-N by image count)."),
-    min_images: int = typer.Option(2, help="Least images an identity needs to be chosen."),
-    arch: str = typer.Option("darknet64"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run folder."),
-    epochs: int = typer.Option(3),
-    batch: int = typer.Option(128),
-    lr: Optional[float] = typer.Option(None, help="Default: 0.05 for sgd, 1e-3 for adam/adamw."),
-    opt: str = typer.Option("sgd", help="sgd, adam or adamw."),
-    momentum: float = typer.Option(0.9),
-    wd: float = typer.Option(5e-4),
-    schedule: str = typer.Option("onecycle", help="onecycle, cosine or none."),
-    size: str = typer.Option("64"),
-    crop: Optional[str] = typer.Option(None),
-    channels: int = typer.Option(3, help="3 (RGB) or 1 (grey)."),
-    seed: int = typer.Option(0),
-    weights: Optional[str] = typer.Option(None, help="imagenet (from the local torch cache) or a state-dict FILE."),
-    balance: Optional[str] = typer.Option(None, help="Undersample training images to balance this attribute."),
-    inverted_fraction: float = typer.Option(0.0, help="Fraction of training images shown upside down."),
-    augment: bool = typer.Option(True, help="Flips, small shifts, brightness/contrast on whole batches."),
-    devices: int = typer.Option(1, help="Processes/GPUs per node (DDP when > 1)."),
-    num_nodes: int = typer.Option(1),
-    cache: Optional[str] = typer.Option(None, help="Use this cache folder instead of the default one."),
+    out_dir: Optional[Path] = out_option("Run folder (default: runs/TASK-ARCH)."),
+    seed: int = SEED,
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder where it stopped."),
     force: bool = typer.Option(False, help="Start again in an --out folder that holds a run (removes only what facelab wrote there)."),
-    quiet: bool = typer.Option(False, help="No progress bar."), precision: str = PRECISION, device: str = DEVICE):
+    quiet: bool = QUIET,
+    precision: str = PRECISION,
+    device: str = DEVICE,
+    train_options: dict | None = None,
+):
     """Train a network; writes config.json, metrics.csv, summary.json, checkpoints/, figures/, report.html."""
     _hardware(precision, device)
     from .train.engine import TrainConfig, train
@@ -190,47 +252,45 @@ def train_cmd(
     else:
         if spec is None:
             raise FacelabError("give a data SPEC (e.g. synth:2000 or celeba:/data/celeba), or --resume RUN")
-        cfg = TrainConfig(
-            spec=spec, out=str(out_dir or Path("runs") / f"{task}-{arch}"), task=task, attrs=_csv(attrs), classes=classes,
-            min_images=min_images, arch=arch, epochs=epochs, batch=batch, lr=lr, opt=opt, momentum=momentum, wd=wd,
-            schedule=schedule, size=size, crop=crop, channels=channels, seed=seed, weights=weights, balance=balance,
-            inverted_fraction=inverted_fraction, augment=augment, precision=precision, device=device, devices=devices,
-            num_nodes=num_nodes, cache=cache, points=points, convs=convs,
-        )  # fmt: skip
+        folder = out_dir or Path("runs") / f"{train_options['task']}-{train_options['arch']}"
+        cfg = TrainConfig(spec=spec, out=str(folder), seed=seed, precision=precision, device=device, **train_options)
         summary = train(cfg, quiet=quiet, force=force)
     if summary:
         out.print_json(json.dumps(summary))
 
 
 @app.command("eval")
-def eval_cmd(run: Path, spec: Optional[str] = typer.Argument(None), split: str = typer.Option("test"),
-             out_dir: Optional[Path] = typer.Option(None, "--out"),
-    precision: str = PRECISION, device: str = DEVICE):  # fmt: skip
+def eval_cmd(
+    run: Path,
+    spec: Optional[str] = SPEC_OR_RUNS,
+    split: str = SPLIT,
+    out_dir: Optional[Path] = out_option("Default: RUN/eval_SPLIT."),
+    precision: str = PRECISION,
+    device: str = DEVICE,
+):
     """Evaluate a run's best checkpoint on a split of its data (or of another SPEC)."""
     _hardware(precision, device)
-    from .train.evaluate import evaluate
+    from .run import evaluate
 
-    out.print_json(json.dumps(evaluate(run, spec, split, out_dir, precision, device)))
+    out.print_json(json.dumps(evaluate(run, spec, split, out_dir, precision=precision, device=device)))
 
 
 @app.command("inversion")
+@train_options("arch", "size", "epochs", "batch", "lr", "weights", "inverted_fraction", epochs=10, batch=64, inverted_fraction=0.05)
 def inversion_cmd(
     spec: str = typer.Argument("synth:3000,ids=20"),
     classes: str = typer.Option("20", help="Identity counts, comma-separated (e.g. 20,100)."),
-    arch: str = typer.Option("darknet64"),
-    epochs: int = typer.Option(10),
     opt: str = typer.Option("sgd", help="Optimisers to compare, comma-separated (sgd,adam)."),
-    inverted_fraction: float = typer.Option(0.05, help="Share of training images shown upside down."),
     control: Optional[str] = typer.Option(None, help="inverted-trained: also train mostly on inverted faces."),
-    out_dir: Path = typer.Option(Path("runs/inversion"), "--out"),
-    size: str = typer.Option("64"),
-    batch: int = typer.Option(64),
-    lr: Optional[float] = typer.Option(None),
-    weights: Optional[str] = typer.Option(None, help="imagenet or a state-dict FILE."),
-    seed: int = typer.Option(0),
+    out_dir: Path = out_option("Study folder.", Path("runs/inversion")),
+    seed: int = SEED,
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
     threshold: float = typer.Option(0.0, help="Gap the lower 95% bound must stay above for emergence."),
-    quiet: bool = typer.Option(False), precision: str = PRECISION, device: str = DEVICE):
+    quiet: bool = QUIET,
+    precision: str = PRECISION,
+    device: str = DEVICE,
+    train_options: dict | None = None,
+):
     """Upright vs inverted identity accuracy after every epoch, with intervals and the emergence epoch."""
     _hardware(precision, device)
     from .probes.inversion import emergence_in_words, inversion
@@ -239,16 +299,34 @@ def inversion_cmd(
         counts = [int(c) for c in _csv(classes)]
     except ValueError:
         raise FacelabError(f"--classes {classes!r}: expected numbers like 20,100") from None
-    summary = inversion(spec, counts, arch, epochs, _csv(opt), inverted_fraction, control, out_dir, size, batch, lr,
-                        weights, seed, n_boot, threshold, quiet)  # fmt: skip
+    summary = inversion(
+        spec,
+        classes=counts,
+        opts=_csv(opt),
+        control=control,
+        out=out_dir,
+        seed=seed,
+        n_boot=n_boot,
+        threshold=threshold,
+        quiet=quiet,
+        **train_options,
+    )
     for r in summary["runs"]:
-        out.print(f"{r['classes']} ids, {r['opt']}{' (inverted-trained)' if r['control'] else ''}: upright {r['upright_acc'][-1]:.3f}, "
-                  f"inverted {r['inverted_acc'][-1]:.3f}, gap {r['final_gap']:.3f} {r['final_gap_ci']}, emergence epoch {emergence_in_words(r['emergence_epoch'])}")
+        control_note = " (inverted-trained)" if r["control"] else ""
+        out.print(
+            f"{r['classes']} ids, {r['opt']}{control_note}: upright {r['upright_acc'][-1]:.3f}, inverted {r['inverted_acc'][-1]:.3f}, "
+            f"gap {r['final_gap']:.3f} {r['final_gap_ci']}, emergence epoch {emergence_in_words(r['emergence_epoch'])}"
+        )
     out.print(f"report: {out_dir / 'report.html'}")
 
 
 @app.command("demo")
-def demo_cmd(out_dir: Path = typer.Option(Path("runs/demo"), "--out"), quick: bool = typer.Option(False, help="Smaller, for a smoke test."), precision: str = PRECISION, device: str = DEVICE):
+def demo_cmd(
+    out_dir: Path = typer.Option(Path("runs/demo"), "--out"),
+    quick: bool = typer.Option(False, help="Smaller, for a smoke test."),
+    precision: str = PRECISION,
+    device: str = DEVICE,
+):
     """Everything facelab does, on the built-in synthetic faces; writes OUT/index.html."""
     _hardware(precision, device)
     from .demo import demo
@@ -258,7 +336,6 @@ def demo_cmd(out_dir: Path = typer.Option(Path("runs/demo"), "--out"), quick: bo
 
 
 # ----------------------------------------------------------------------------- looking inside
-IMAGE_HELP = "An image file, or SPEC#ITEM: one item of a data set (synth:64#3, celeba:/data/celeba#000123.jpg)."
 
 
 def _regularisers(jitter: int, blur: float, param: str, decorrelate: bool):
@@ -273,7 +350,7 @@ def _report_line(summary: dict, out_dir: Path | None, run: Path, name: str) -> N
 
 
 @app.command("layers")
-def layers_cmd(run: Path, json_: bool = typer.Option(False, "--json"), precision: str = PRECISION):
+def layers_cmd(run: Path, json_: bool = JSON, precision: str = PRECISION):
     """The run's conv layers, numbered from 1, with module names and output shapes."""
     _hardware(precision)
     from .probes.activations import layers
@@ -290,24 +367,31 @@ def layers_cmd(run: Path, json_: bool = typer.Option(False, "--json"), precision
 
 
 @app.command("activations")
-def activations_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP),
-                    layers: str = typer.Option("1,2,3", help="Conv layers by number (1 = first) or module name."),
-                    max_channels: int = typer.Option(64, help="Show at most this many channels per layer."),
-                    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/activations."),
-    precision: str = PRECISION):  # fmt: skip
+def activations_cmd(
+    run: Path,
+    image: str = IMAGE,
+    layers: str = typer.Option("1,2,3", help="Conv layers by number (1 = first) or module name."),
+    max_channels: int = typer.Option(64, help="Show at most this many channels per layer."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/activations."),
+    precision: str = PRECISION,
+):
     """A grid of every channel's activation map per layer, beside the input."""
     _hardware(precision)
     from .probes.activations import activations
 
-    _report_line(activations(run, image, _csv(layers), max_channels, out_dir), out_dir, run, "activations")
+    _report_line(activations(run, image, layer_specs=_csv(layers), max_channels=max_channels, out=out_dir), out_dir, run, "activations")
 
 
 @app.command("rgb")
-def rgb_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), layer: str = typer.Option(..., help="Layer number or name."),
-            channels: str = typer.Option(..., help="Three channels a,b,c shown as R,G,B."),
-            overlay: float = typer.Option(0.0, help="Blend over the input image (0 = no, 1 = only the channels)."),
-            out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/rgb."),
-    precision: str = PRECISION):  # fmt: skip
+def rgb_cmd(
+    run: Path,
+    image: str = IMAGE,
+    layer: str = typer.Option(..., help="Layer number or name."),
+    channels: str = typer.Option(..., help="Three channels a,b,c shown as R,G,B."),
+    overlay: float = typer.Option(0.0, help="Blend over the input image (0 = no, 1 = only the channels)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/rgb."),
+    precision: str = PRECISION,
+):
     """Three channels of one layer as one RGB image (each normalised, upsampled to the input size)."""
     _hardware(precision)
     from .probes.activations import rgb
@@ -316,125 +400,218 @@ def rgb_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), layer:
         chans = [int(c) for c in _csv(channels)]
     except ValueError:
         raise FacelabError(f"--channels {channels!r}: expected three numbers like 0,5,7") from None
-    _report_line(rgb(run, image, layer, chans, out_dir, overlay), out_dir, run, "rgb")
+    _report_line(rgb(run, image, layer=layer, channels=chans, out=out_dir, overlay=overlay), out_dir, run, "rgb")
 
 
 @app.command("dream")
-def dream_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), layer: str = typer.Option(..., help="Layer number or name."),
-              channel: str = typer.Option("0", help="Channel number, or all (every channel into one grid)."),
-              objective: str = typer.Option("sum", help="sum, square or abs of the channel's outputs."),
-              steps: int = typer.Option(100), lr: float = typer.Option(0.02, help="Step size in pixel units (0..1)."),
-              jitter: int = typer.Option(2, help="Random shift of up to this many pixels each step."),
-              blur: float = typer.Option(0.0, help="Gaussian blur sigma applied every 4 steps (0 = off)."),
-              param: str = typer.Option("pixel", help="pixel or fourier parametrisation."),
-              decorrelate: bool = typer.Option(False, help="Step in decorrelated colour space."),
-              seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/dream."),
-              quiet: bool = typer.Option(False),
-    precision: str = PRECISION):  # fmt: skip
+def dream_cmd(
+    run: Path,
+    image: str = IMAGE,
+    layer: str = typer.Option(..., help="Layer number or name."),
+    channel: str = typer.Option("0", help="Channel number, or all (every channel into one grid)."),
+    objective: str = typer.Option("sum", help="sum, square or abs of the channel's outputs."),
+    steps: int = typer.Option(100),
+    lr: float = typer.Option(0.02, help="Step size in pixel units (0..1)."),
+    jitter: int = typer.Option(2, help="Random shift of up to this many pixels each step."),
+    blur: float = typer.Option(0.0, help="Gaussian blur sigma applied every 4 steps (0 = off)."),
+    param: str = typer.Option("pixel", help="pixel or fourier parametrisation."),
+    decorrelate: bool = typer.Option(False, help="Step in decorrelated colour space."),
+    seed: int = SEED,
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/dream."),
+    quiet: bool = QUIET,
+    precision: str = PRECISION,
+):
     """Activation maximisation: gradient ascent on the photo to increase a channel's output."""
     _hardware(precision)
     from .probes.dream import dream
 
-    summary = dream(run, image, layer, channel, objective, steps, lr, _regularisers(jitter, blur, param, decorrelate), seed, out_dir, quiet)
+    reg = _regularisers(jitter, blur, param, decorrelate)
+    summary = dream(
+        run, image, layer=layer, channel=channel, objective=objective, steps=steps, lr=lr, reg=reg, seed=seed, out=out_dir, quiet=quiet
+    )
     _report_line(summary, out_dir, run, "dream")
 
 
 @app.command("edit")
-def edit_cmd(run: Path, image: str = typer.Argument(..., help=IMAGE_HELP), attr: str = typer.Option(..., help="An attribute the run predicts."),
-             to: int = typer.Option(1, help="1: more of the attribute, 0: less."), steps: int = typer.Option(60),
-             lr: float = typer.Option(0.002, help="Step size in pixel units (0..1)."), jitter: int = typer.Option(2),
-             blur: float = typer.Option(0.0), param: str = typer.Option("pixel"), decorrelate: bool = typer.Option(False),
-             seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/edit."),
-             quiet: bool = typer.Option(False),
-    precision: str = PRECISION):  # fmt: skip
+def edit_cmd(
+    run: Path,
+    image: str = IMAGE,
+    attr: str = typer.Option(..., help="An attribute the run predicts."),
+    to: int = typer.Option(1, help="1: more of the attribute, 0: less."),
+    steps: int = typer.Option(60),
+    lr: float = typer.Option(0.002, help="Step size in pixel units (0..1)."),
+    jitter: int = typer.Option(2),
+    blur: float = typer.Option(0.0),
+    param: str = typer.Option("pixel"),
+    decorrelate: bool = typer.Option(False),
+    seed: int = SEED,
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/edit."),
+    quiet: bool = QUIET,
+    precision: str = PRECISION,
+):
     """Class-driven editing: move the image toward ATTR = TO; writes before/after/difference and the logit per step."""
     _hardware(precision)
     from .probes.dream import edit
 
-    summary = edit(run, image, attr, to, steps, lr, _regularisers(jitter, blur, param, decorrelate), seed, out_dir, quiet)
+    reg = _regularisers(jitter, blur, param, decorrelate)
+    summary = edit(run, image, attr=attr, to=to, steps=steps, lr=lr, reg=reg, seed=seed, out=out_dir, quiet=quiet)
     _report_line(summary, out_dir, run, "edit")
 
 
 @app.command("filters")
-def filters_cmd(run: Path, layer: str = typer.Option("1", help="Conv layer number (1 = first) or name."),
-                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/filters."),
-    precision: str = PRECISION):  # fmt: skip
+def filters_cmd(
+    run: Path,
+    layer: str = typer.Option("1", help="Conv layer number (1 = first) or name."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/filters."),
+    precision: str = PRECISION,
+):
     """The learned kernels of a conv layer as a grid (colour for RGB input, grey otherwise)."""
     _hardware(precision)
     from .probes.activations import filters
 
-    _report_line(filters(run, layer, out_dir), out_dir, run, "filters")
+    _report_line(filters(run, layer=layer, out=out_dir), out_dir, run, "filters")
 
 
 # ----------------------------------------------------------------------------- where it looks, whom it fails
-SPLIT_OPTION = typer.Option("test", help="train, valid or test.")
 
 
 @app.command("cam")
-def cam_cmd(run: Path, source: str = typer.Argument(..., metavar="IMAGES|SPEC", help="An image file, a folder of images, SPEC#ITEM, or a SPEC (a whole split)."),
-            method: str = typer.Option("cam", help="cam, gradcam, gradcam++ or layercam."),
-            target: Optional[str] = typer.Option(None, help="Attribute or class to explain (default: first attribute / predicted class)."),
-            layer: Optional[str] = typer.Option(None, help="Layer for the Grad-CAM family (default: the last feature map)."),
-            split: str = SPLIT_OPTION, limit: int = typer.Option(256, help="Images of the split to map."),
-            out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam."), quiet: bool = typer.Option(False),
-    colormap: str = typer.Option("viridis", help="Heat-map colours: viridis (default, perceptually uniform), inferno, magma, plasma, turbo or jet."),
-            precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
+def cam_cmd(
+    run: Path,
+    source: str = typer.Argument(
+        ..., metavar="IMAGES|SPEC", help="An image file, a folder of images, SPEC#ITEM, or a SPEC (a whole split)."
+    ),
+    method: str = typer.Option("cam", help="cam, gradcam, gradcam++ or layercam."),
+    target: Optional[str] = typer.Option(None, help="Attribute or class to explain (default: first attribute / predicted class)."),
+    layer: Optional[str] = typer.Option(None, help="Layer for the Grad-CAM family (default: the last feature map)."),
+    split: str = SPLIT,
+    limit: int = typer.Option(256, help="Images of the split to map."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam."),
+    quiet: bool = QUIET,
+    colormap: str = typer.Option(
+        "viridis", help="Heat-map colours: viridis (default, perceptually uniform), inferno, magma, plasma, turbo or jet."
+    ),
+    precision: str = PRECISION,
+    strict: bool = STRICT,
+):
     """Heat-map overlays; over a SPEC's split, galleries grouped by (true, predicted) label and each group's mean map."""
     _hardware(precision)
-    from .probes.where import cam
+    from .probes.explain import cam
 
-    _report_line(cam(run, source, method, target, layer, split, limit, out_dir, quiet, strict, colormap), out_dir, run, "cam")
+    summary = cam(
+        run,
+        source,
+        method=method,
+        target=target,
+        layer=layer,
+        split=split,
+        limit=limit,
+        out=out_dir,
+        quiet=quiet,
+        strict=strict,
+        colormap=colormap,
+    )
+    _report_line(summary, out_dir, run, "cam")
 
 
 @app.command("cam-score")
-def cam_score_cmd(run: Path, spec: Optional[str] = typer.Argument(None, help="Data SPEC (default: the run's own)."),
-                  method: str = typer.Option("all", help="Comma-separated methods, or all that apply."),
-                  target: Optional[str] = typer.Option(None), layer: Optional[str] = typer.Option(None),
-                  split: str = SPLIT_OPTION, n: int = typer.Option(200, help="Images scored."),
-                  tolerance: Optional[int] = typer.Option(None, help="Pointing-game tolerance in px (default 7% of the image side)."),
-                  steps: int = typer.Option(16, help="Steps of the deletion and insertion curves."), seed: int = typer.Option(0),
-                  out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam_score."), quiet: bool = typer.Option(False),
-    precision: str = PRECISION):  # fmt: skip
+def cam_score_cmd(
+    run: Path,
+    spec: Optional[str] = SPEC_OR_RUNS,
+    method: str = typer.Option("all", help="Comma-separated methods, or all that apply."),
+    target: Optional[str] = typer.Option(None),
+    layer: Optional[str] = typer.Option(None),
+    split: str = SPLIT,
+    n: int = typer.Option(200, help="Images scored."),
+    tolerance: Optional[int] = typer.Option(None, help="Pointing-game tolerance in px (default 7% of the image side)."),
+    steps: int = typer.Option(16, help="Steps of the deletion and insertion curves."),
+    seed: int = SEED,
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/cam_score."),
+    quiet: bool = QUIET,
+    precision: str = PRECISION,
+):
     """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, and randomised weights."""
     _hardware(precision)
-    from .probes.where import cam_score
+    from .probes.attribution_scores import cam_score
 
     methods = None if method == "all" else _csv(method)
-    _report_line(cam_score(run, spec, split, methods, target, layer, n, tolerance, steps, seed, out_dir, quiet), out_dir, run, "cam_score")
+    summary = cam_score(
+        run,
+        spec,
+        split=split,
+        methods=methods,
+        target=target,
+        layer=layer,
+        n=n,
+        tolerance=tolerance,
+        steps=steps,
+        seed=seed,
+        out=out_dir,
+        quiet=quiet,
+    )
+    _report_line(summary, out_dir, run, "cam_score")
 
 
 @app.command("audit")
-def audit_cmd(run: Path, spec: Optional[str] = typer.Argument(None, help="Data SPEC (default: the run's own)."),
-              by: str = typer.Option(..., help="Grouping attributes, comma-separated (all intersections are audited)."),
-              target: Optional[str] = typer.Option(None, help="The attribute audited (default: the run's first)."),
-              split: str = SPLIT_OPTION, n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
-              min_n: int = typer.Option(30, help="Groups with fewer images are flagged as small."),
-              threshold: str = typer.Option("0.5", help="Decision threshold: a probability, or valid (chosen on the validation split)."),
-              seed: int = typer.Option(0), out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/audit."),
-    precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
+def audit_cmd(
+    run: Path,
+    spec: Optional[str] = SPEC_OR_RUNS,
+    by: str = typer.Option(..., help="Grouping attributes, comma-separated (all intersections are audited)."),
+    target: Optional[str] = typer.Option(None, help="The attribute audited (default: the run's first)."),
+    split: str = SPLIT,
+    n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
+    min_n: int = typer.Option(30, help="Groups with fewer images are flagged as small."),
+    threshold: str = typer.Option("0.5", help="Decision threshold: a probability, or valid (chosen on the validation split)."),
+    seed: int = SEED,
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/audit."),
+    precision: str = PRECISION,
+    strict: bool = STRICT,
+):
     """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with bootstrap intervals."""
     _hardware(precision)
     from .probes.audit import audit
 
-    summary = audit(run, spec, _csv(by), split, target, n_boot, min_n, threshold, seed, out_dir, strict)
+    summary = audit(
+        run,
+        spec,
+        by=_csv(by),
+        split=split,
+        target=target,
+        n_boot=n_boot,
+        min_n=min_n,
+        threshold=threshold,
+        seed=seed,
+        out=out_dir,
+        strict=strict,
+    )
     worst = summary["worst_group"]
-    out.print(f"overall accuracy {summary['overall']['accuracy']:.4f} {summary['overall']['accuracy_ci']} on {summary['overall']['n']} images; "
-              f"worst group {worst['group']}: {worst['accuracy']:.4f} {worst['accuracy_ci']} (n={worst['n']}); "
-              f"equalized odds difference {summary['equalized_odds_difference']:.4f}")
+    out.print(
+        f"overall accuracy {summary['overall']['accuracy']:.4f} {summary['overall']['accuracy_ci']} on {summary['overall']['n']} images; "
+        f"worst group {worst['group']}: {worst['accuracy']:.4f} {worst['accuracy_ci']} (n={worst['n']}); "
+        f"equalized odds difference {summary['equalized_odds_difference']:.4f}"
+    )
     out.print(f"report: {(out_dir or run / 'audit') / 'report.html'}")
 
 
 @app.command("compare")
-def compare_cmd(run_a: Path, run_b: Path, spec: Optional[str] = typer.Argument(None), by: str = typer.Option(...),
-                target: Optional[str] = typer.Option(None), split: str = SPLIT_OPTION, n_boot: int = typer.Option(1000),
-                min_n: int = typer.Option(30), seed: int = typer.Option(0),
-                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN_B/compare."),
-    precision: str = PRECISION):  # fmt: skip
+def compare_cmd(
+    run_a: Path,
+    run_b: Path,
+    spec: Optional[str] = typer.Argument(None),
+    by: str = typer.Option(...),
+    target: Optional[str] = typer.Option(None),
+    split: str = SPLIT,
+    n_boot: int = typer.Option(1000),
+    min_n: int = typer.Option(30),
+    seed: int = SEED,
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN_B/compare."),
+    precision: str = PRECISION,
+):
     """Two runs on the same groups side by side: accuracy, and B - A with a paired bootstrap interval."""
     _hardware(precision)
     from .probes.audit import compare
 
-    summary = compare(run_a, run_b, spec, _csv(by), split, target, n_boot, min_n, seed, out_dir)
+    summary = compare(run_a, run_b, spec, by=_csv(by), split=split, target=target, n_boot=n_boot, min_n=min_n, seed=seed, out=out_dir)
     for r in summary["groups"]:
         label = ", ".join(f"{k}={v}" for k, v in r["group"].items()) or "overall"
         out.print(f"{label}: A {r['accuracy_a']:.4f}  B {r['accuracy_b']:.4f}  B-A {r['difference']:+.4f} {r['difference_ci']}")
@@ -442,31 +619,59 @@ def compare_cmd(run_a: Path, run_b: Path, spec: Optional[str] = typer.Argument(N
 
 
 @app.command("predict")
-def predict_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:PATH"),
-                detect: bool = typer.Option(False, help="Find and crop faces first (OpenCV Haar cascade)."),
-                method: str = typer.Option("cam"), target: Optional[str] = typer.Option(None),
-                out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predict."),
-    precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
+def predict_cmd(
+    run: Path,
+    source: str = typer.Argument(..., metavar="folder:PATH"),
+    detect: bool = typer.Option(False, help="Find and crop faces first (OpenCV Haar cascade)."),
+    method: str = typer.Option("cam"),
+    target: Optional[str] = typer.Option(None),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predict."),
+    precision: str = PRECISION,
+    strict: bool = STRICT,
+):
     """Predictions with probabilities and attribution overlays for a folder of your own photos."""
     _hardware(precision)
-    from .probes.where import predict
+    from .probes.explain import predict
 
-    summary = predict(run, source, detect, method, target, out_dir, strict=strict)
-    out.print(f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
-              f"{', '.join(summary['no_face']) or '-'}")
+    summary = predict(run, source, detect=detect, method=method, target=target, out=out_dir, strict=strict)
+    out.print(
+        f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
+        f"{', '.join(summary['no_face']) or '-'}"
+    )
     out.print(f"report: {(out_dir or run / 'predict') / 'report.html'}")
 
 
 # ----------------------------------------------------------------------------- keypoints
 @app.command("sweep")
-def sweep_cmd(spec: str, task: str = typer.Option("keypoints", help="keypoints, attr or identity."),
-              lr: str = typer.Option("1e-2,1e-3,1e-4", help="Learning rates, comma-separated."),
-              convs: Optional[str] = typer.Option(None, help="Conv counts of kpnet, comma-separated (e.g. 3,4)."),
-              points: str = typer.Option("all"), attrs: str = typer.Option("Smiling"), arch: str = typer.Option("kpnet-small"),
-              epochs: int = typer.Option(10), batch: int = typer.Option(64), opt: str = typer.Option("adam"),
-              size: str = typer.Option("64"), channels: int = typer.Option(1), crop: Optional[str] = typer.Option(None),
-              seed: int = typer.Option(0), out_dir: Path = typer.Option(Path("runs/sweep"), "--out"), quiet: bool = typer.Option(False),
-    precision: str = PRECISION, device: str = DEVICE):  # fmt: skip
+@train_options(
+    "task",
+    "points",
+    "attrs",
+    "arch",
+    "epochs",
+    "batch",
+    "opt",
+    "size",
+    "channels",
+    "crop",
+    task="keypoints",
+    arch="kpnet-small",
+    epochs=10,
+    batch=64,
+    opt="adam",
+    channels=1,
+)
+def sweep_cmd(
+    spec: str,
+    lr: str = typer.Option("1e-2,1e-3,1e-4", help="Learning rates, comma-separated."),
+    convs: Optional[str] = typer.Option(None, help="Conv counts of kpnet, comma-separated (e.g. 3,4)."),
+    seed: int = SEED,
+    out_dir: Path = out_option("Sweep folder.", Path("runs/sweep")),
+    quiet: bool = QUIET,
+    precision: str = PRECISION,
+    device: str = DEVICE,
+    train_options: dict | None = None,
+):
     """Train one run per setting (--lr x --convs) and compare them in one table and one figure."""
     _hardware(precision, device)
     from .keypoints.sweep import sweep
@@ -477,45 +682,56 @@ def sweep_cmd(spec: str, task: str = typer.Option("keypoints", help="keypoints, 
         conv_counts = [int(v) for v in _csv(convs)] if convs else [None]
     except ValueError:
         raise FacelabError(f"--lr {lr!r} / --convs {convs!r}: expected comma-separated numbers") from None
-    base = TrainConfig(spec=spec, task=task, points=points, attrs=_csv(attrs), arch=arch, epochs=epochs, batch=batch, opt=opt,
-                       size=size, channels=channels, crop=crop, seed=seed, out=str(out_dir))  # fmt: skip
-    result = sweep(base, lrs, conv_counts, out_dir, quiet)
+    base = TrainConfig(spec=spec, seed=seed, out=str(out_dir), **train_options)
+    result = sweep(base, lrs=lrs, convs=conv_counts, out=out_dir, quiet=quiet)
     for r in result["settings"]:
         out.print(f"{r['setting']}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k.startswith("val_") and v is not None))
     out.print(f"best by {result['ranked_by']}: {result['best']['setting']}; report: {out_dir / 'report.html'}")
 
 
 @app.command("export")
-def export_cmd(run: Path, format_: str = typer.Option("csv", "--format", help="csv: image,point,x,y in the source image's pixels."),
-               split: str = typer.Option("valid", help="train, valid or test."), spec: Optional[str] = typer.Option(None, help="Another data SPEC."),
-               out_path: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predictions_SPLIT.csv.")):  # fmt: skip
+def export_cmd(
+    run: Path,
+    format_: str = typer.Option("csv", "--format", help="csv: image,point,x,y in the source image's pixels."),
+    split: str = typer.Option("valid", help="train, valid or test."),
+    spec: Optional[str] = typer.Option(None, help="Another data SPEC."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predictions_SPLIT.csv."),
+):
     """A keypoint run's predictions as a submission-style CSV."""
     from .keypoints.export import export
 
-    out.print(f"wrote {export(run, format_, split, spec, out_path)}")
+    out.print(f"wrote {export(run, fmt=format_, split=split, spec=spec, out=out_path)}")
 
 
 @app.command("landmarks")
-def landmarks_cmd(run: Path, source: str = typer.Argument(..., metavar="folder:PATH"),
-                  margin: Optional[float] = typer.Option(None, help="Border around each detected face (default: as in training)."),
-                  out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/landmarks."),
-    precision: str = PRECISION, strict: bool = STRICT):  # fmt: skip
+def landmarks_cmd(
+    run: Path,
+    source: str = typer.Argument(..., metavar="folder:PATH"),
+    margin: Optional[float] = typer.Option(None, help="Border around each detected face (default: as in training)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/landmarks."),
+    precision: str = PRECISION,
+    strict: bool = STRICT,
+):
     """Detect faces in your photos, predict their landmarks, and draw them on the full photos."""
     _hardware(precision)
     from .keypoints.photos import landmarks
 
-    summary = landmarks(run, source, margin, out_dir, strict)
-    out.print(f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
-              f"{', '.join(summary['no_face']) or '-'}")
+    summary = landmarks(run, source, margin=margin, out=out_dir, strict=strict)
+    out.print(
+        f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
+        f"{', '.join(summary['no_face']) or '-'}"
+    )
     out.print(f"report: {(out_dir or run / 'landmarks') / 'report.html'}")
 
 
 # ----------------------------------------------------------------------------- web page, webcam
 @app.command("serve")
-def serve_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
-              host: str = typer.Option("127.0.0.1", help="Interface to bind (only this machine by default)."),
-              port: int = typer.Option(8000),
-    precision: str = PRECISION):  # fmt: skip
+def serve_cmd(
+    runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (only this machine by default)."),
+    port: int = typer.Option(8000),
+    precision: str = PRECISION,
+):
     """A local web page: drop a photo or start the webcam; predictions, CAM overlay, landmarks."""
     _hardware(precision)
     from .web.app import serve
@@ -525,26 +741,35 @@ def serve_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
 
 
 @app.command("webcam")
-def webcam_cmd(runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
-               source: str = typer.Option("0", help="Camera number or a VIDEO_FILE."),
-               out_path: Optional[Path] = typer.Option(None, "--out", help="Write an annotated video (e.g. annotated.webm) instead of a window."),
-               target: Optional[str] = typer.Option(None, help="Output whose CAM is shown."),
-               max_frames: Optional[int] = typer.Option(None), quiet: bool = typer.Option(False),
-    precision: str = PRECISION):  # fmt: skip
+def webcam_cmd(
+    runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
+    source: str = typer.Option("0", help="Camera number or a VIDEO_FILE."),
+    out_path: Optional[Path] = typer.Option(None, "--out", help="Write an annotated video (e.g. annotated.webm) instead of a window."),
+    target: Optional[str] = typer.Option(None, help="Output whose CAM is shown."),
+    max_frames: Optional[int] = typer.Option(None),
+    quiet: bool = QUIET,
+    precision: str = PRECISION,
+):
     """The same overlay as the web page on an OpenCV window, or into an annotated video file."""
     _hardware(precision)
     from .web.webcam import webcam
 
     result = webcam(runs, source, out_path, target, max_frames, quiet)
-    out.print(f"{result['frames']} frames, {result['faces']} faces, {result['frames_per_s']:.1f} frames/s" +
-              (f"; wrote {result['out']}" if result["out"] else ""))
+    out.print(
+        f"{result['frames']} frames, {result['faces']} faces, {result['frames_per_s']:.1f} frames/s"
+        + (f"; wrote {result['out']}" if result["out"] else "")
+    )
 
 
 # ----------------------------------------------------------------------------- benchmarks
 @bench_app.command("data")
-def bench_data_cmd(spec: str, size: int = typer.Option(64), n: int = typer.Option(2000, help="Images to time."),
-                   json_: bool = typer.Option(False, "--json"),
-    precision: str = PRECISION):  # fmt: skip
+def bench_data_cmd(
+    spec: str,
+    size: int = typer.Option(64),
+    n: int = typer.Option(2000, help="Images to time."),
+    json_: bool = JSON,
+    precision: str = PRECISION,
+):
     """Images/s: a per-epoch PIL decode + torchvision DataLoader vs the decode-once cache."""
     _hardware(precision)
     from .bench import bench_data
@@ -554,7 +779,7 @@ def bench_data_cmd(spec: str, size: int = typer.Option(64), n: int = typer.Optio
 
 
 @bench_app.command("train")
-def bench_train_cmd(json_: bool = typer.Option(False, "--json"), steps: int = typer.Option(20), precision: str = PRECISION, device: str = DEVICE):
+def bench_train_cmd(json_: bool = JSON, steps: int = typer.Option(20), precision: str = PRECISION, device: str = DEVICE):
     """Training images/s of the real loop vs a pure-compute step, darknet64@64 and resnet18@112."""
     _hardware(precision, device)
     from .bench import bench_train
@@ -564,7 +789,7 @@ def bench_train_cmd(json_: bool = typer.Option(False, "--json"), steps: int = ty
 
 
 @bench_app.command("cam")
-def bench_cam_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typer.Option(30, help="Frames timed per setting."), precision: str = PRECISION):
+def bench_cam_cmd(json_: bool = JSON, frames: int = typer.Option(30, help="Frames timed per setting."), precision: str = PRECISION):
     """Maps/s of CAM and Grad-CAM (batch 1, with overlay) on darknet64@128 and resnet18@224, against a full-backward Grad-CAM."""
     _hardware(precision)
     from .bench import bench_cam
@@ -574,7 +799,7 @@ def bench_cam_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typ
 
 
 @bench_app.command("serve")
-def bench_serve_cmd(json_: bool = typer.Option(False, "--json"), frames: int = typer.Option(40), precision: str = PRECISION):
+def bench_serve_cmd(json_: bool = JSON, frames: int = typer.Option(40), precision: str = PRECISION):
     """Frames/s of the web API (640x480 JPEG, face detection, darknet64@128 CAM) against the analysis called directly."""
     _hardware(precision)
     from .bench import bench_serve

@@ -1,5 +1,6 @@
 """Files written whole or not at all (a temporary name, renamed into place only when complete), and output
 folders that facelab marks as its own, so it deletes and overwrites only what it wrote."""
+
 from __future__ import annotations
 
 import csv
@@ -59,8 +60,13 @@ def is_facelab_folder(path: Path) -> bool:
 def _new_marker(kind: str) -> dict:
     from . import __version__
 
-    return {"kind": kind, "made_by": f"facelab {__version__}", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "command": sys.argv, "entries": []}  # fmt: skip
+    return {
+        "kind": kind,
+        "made_by": f"facelab {__version__}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "command": sys.argv,
+        "entries": [],
+    }
 
 
 def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iterable[str] = ()) -> Path:

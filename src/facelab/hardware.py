@@ -10,6 +10,7 @@ Threads: torch takes no more threads than the cores this process may use, divide
 processes that share them (pytest-xdist workers, CPU DDP processes); ``FACELAB_THREADS`` overrides.
 Two 2-thread processes on 2 cores trained at a quarter of the speed of two 1-thread ones.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,8 +66,10 @@ def choose_precision(requested: str, device: str) -> str:
     if requested == "auto":
         return "bf16" if native else "fp32"
     if requested == "bf16" and not native:
-        say(f"--precision bf16 on a {device} without native bf16 ({_machine(device)}): bf16 is emulated there "
-            "and runs 5-16x slower than fp32; --precision auto picks fp32 on this machine")
+        say(
+            f"--precision bf16 on a {device} without native bf16 ({_machine(device)}): bf16 is emulated there "
+            "and runs 5-16x slower than fp32; --precision auto picks fp32 on this machine"
+        )
     return requested
 
 
@@ -153,9 +156,15 @@ class Runtime:
         import torch
 
         gpu = torch.cuda.get_device_name() if self.device == "cuda" else None
-        return {"device": self.device, "precision": self.precision, "threads": self.threads,
-                "cpu_capability": self.cpu_capability, "cores": available_cores(), "channels_last": self.channels_last,
-                "gpu": gpu}
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "threads": self.threads,
+            "cpu_capability": self.cpu_capability,
+            "cores": available_cores(),
+            "channels_last": self.channels_last,
+            "gpu": gpu,
+        }
 
 
 def runtime(precision: str = "auto", device: str = "auto", cpu_ddp_processes: int = 1) -> Runtime:

@@ -1,4 +1,5 @@
 """Progress bars for long work (rich), silent when asked or when output is not a terminal log."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -8,6 +8,7 @@ Layout of a cache folder:
   meta.json      what it was built from; written last, so a folder without it is unfinished
   progress.json  during a build: the finished chunks, so an interrupted build resumes
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,7 @@ def default_cache_root() -> Path:
 def parse_size(text: str | int) -> tuple[int, int]:
     """``64`` or ``80x60`` (width x height) -> (width, height)."""
     try:
-        if isinstance(text, int) or "x" not in str(text):
+        if isinstance(text, int) or "x" not in str(text).lower():
             return int(text), int(text)
         w, h = str(text).lower().split("x")
         return int(w), int(h)
@@ -208,8 +209,11 @@ def build_cache(
     fresh = progress is None or progress.get("fingerprint") != fp
     prepare_output(out, "cache", fresh=fresh, owned=CACHE_FILES)  # a rebuild removes only the cache's own files
     if fresh:
-        for name, shape, dtype in (("images.u8", (n, h, w, 3), np.uint8), ("valid.u8", (n,), np.uint8),
-                                   ("landmarks.f32", (n, k or 0, 2), np.float32)):  # fmt: skip
+        for name, shape, dtype in (
+            ("images.u8", (n, h, w, 3), np.uint8),
+            ("valid.u8", (n,), np.uint8),
+            ("landmarks.f32", (n, k or 0, 2), np.float32),
+        ):
             if name != "landmarks.f32" or k:
                 np.memmap(out / name, dtype, "w+", shape=shape).flush()
         progress = {"fingerprint": fp, "done": [], "failed": []}

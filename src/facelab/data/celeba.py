@@ -1,4 +1,5 @@
 """CelebA in its official layout (as downloaded from the authors or by torchvision)."""
+
 from __future__ import annotations
 
 import json

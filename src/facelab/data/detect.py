@@ -1,4 +1,5 @@
 """Finding faces in the user's own photos: OpenCV's Haar cascade, shipped inside the opencv wheel."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -16,8 +17,9 @@ def _detector() -> cv2.CascadeClassifier:
     path = cv2.data.haarcascades + CASCADE
     det = cv2.CascadeClassifier(path)
     if det.empty():
-        raise FacelabError(f"{path}: OpenCV's face cascade is missing (opencv >= 5 wheels ship none); "
-                           f"pip install 'opencv-python-headless<5'")  # fmt: skip
+        raise FacelabError(
+            f"{path}: OpenCV's face cascade is missing (opencv >= 5 wheels ship none); pip install 'opencv-python-headless<5'"
+        )
     return det
 
 

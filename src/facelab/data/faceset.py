@@ -1,4 +1,5 @@
 """One interface for every face data source: names, labels, splits and a way to decode an image."""
+
 from __future__ import annotations
 
 import hashlib
@@ -124,9 +125,7 @@ class FaceSet:
         self.require("attributes", "--task attr")
         unknown = [n for n in names if n not in self.attr_names]
         if unknown:
-            raise FacelabError(
-                f"unknown attribute {', '.join(unknown)}; valid names: {', '.join(self.attr_names)}"
-            )
+            raise FacelabError(f"unknown attribute {', '.join(unknown)}; valid names: {', '.join(self.attr_names)}")
         return [self.attr_names.index(n) for n in names]
 
 
@@ -153,9 +152,7 @@ class FileFaceSet(FaceSet):
 
 def drop_missing(fs: FileFaceSet, present: set[str] | None = None) -> FileFaceSet:
     """Exclude items whose image file is absent, and report them (users often hold a subset)."""
-    exists = np.array(
-        [(p.name in present) if present is not None else p.exists() for p in fs.paths], dtype=bool
-    )
+    exists = np.array([(p.name in present) if present is not None else p.exists() for p in fs.paths], dtype=bool)
     n_missing = int((~exists).sum())
     if n_missing == 0:
         return fs

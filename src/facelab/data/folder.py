@@ -1,4 +1,5 @@
 """Any folder of images, optionally one subfolder per class (person)."""
+
 from __future__ import annotations
 
 from pathlib import Path

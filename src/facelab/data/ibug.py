@@ -1,4 +1,5 @@
 """iBUG 300-W: .pts files beside the images, or dlib's XML (imglab) lists, 68 points."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -75,8 +76,14 @@ def _from_xml(xml_files: list[Path], spec: str) -> FileFaceSet:
                 paths.append(xf.parent / file)
                 lms.append([[float(p.get("x")), float(p.get("y"))] for p in parts])
                 boxes.append([float(box.get(k)) for k in ("left", "top", "width", "height")])
-    fs = _faceset(spec, names, paths, np.asarray(lms, dtype=np.float32).reshape(-1, 68, 2),
-                  np.asarray(boxes, dtype=np.float32).reshape(-1, 4), problems)
+    fs = _faceset(
+        spec,
+        names,
+        paths,
+        np.asarray(lms, dtype=np.float32).reshape(-1, 68, 2),
+        np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        problems,
+    )
     is_test = np.array(["test" in Path(n).parts[0].lower() or "test" in str(n).lower() for n in names])
     fs.split = np.where(is_test, 2, fs.split).astype(np.int8)
     return fs

@@ -1,4 +1,5 @@
 """Reading any image a user hands in as 8-bit RGB, robustly and fast."""
+
 from __future__ import annotations
 
 from pathlib import Path

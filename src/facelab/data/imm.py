@@ -1,4 +1,5 @@
 """The IMM face database: NN-Vg.jpg images with .asf files of 58 relative landmark coordinates."""
+
 from __future__ import annotations
 
 import re
@@ -30,9 +31,7 @@ def parse_asf(path: Path) -> np.ndarray:
         try:
             x, y, k = float(parts[2]), float(parts[3]), int(parts[4])
         except (IndexError, ValueError):
-            raise FacelabError(
-                f"{path}:{no}: expected 'path type x_rel y_rel point# from to', got {ln[:80]!r}"
-            ) from None
+            raise FacelabError(f"{path}:{no}: expected 'path type x_rel y_rel point# from to', got {ln[:80]!r}") from None
         if not 0 <= k < n:
             raise FacelabError(f"{path}:{no}: point number {k} outside 0..{n - 1}")
         pts[k] = (x, y)

@@ -1,4 +1,5 @@
 """What a data source holds: counts, sizes, labels, splits and problems."""
+
 from __future__ import annotations
 
 from collections import Counter

@@ -1,4 +1,5 @@
 """Point orders and left/right mirror permutations of the landmark sets facelab reads."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Selections users need: top-N identities, per-identity splits, attribute filters, balanced subsets."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """SPEC strings: one way to name any data source (``celeba:PATH``, ``synth:2000,ids=20`` ...)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,10 @@ def open_spec(spec: str) -> FaceSet:
     """The FaceSet a SPEC names; a bad SPEC stops with one line saying what is valid."""
     kind, _, rest = spec.partition(":")
     if kind not in KINDS and Path(spec).expanduser().is_dir():
-        raise FacelabError(f"{spec!r} is a folder but not a SPEC: for your own photos give folder:{spec} "
-                           f"(celeba:{spec}, imm:{spec} or 300w:{spec} for those layouts)")  # fmt: skip
+        raise FacelabError(
+            f"{spec!r} is a folder but not a SPEC: for your own photos give folder:{spec} "
+            f"(celeba:{spec}, imm:{spec} or 300w:{spec} for those layouts)"
+        )
     if kind not in KINDS:
         raise FacelabError(f"unknown data source {spec!r}; use one of: celeba:PATH, imm:PATH, 300w:PATH, folder:PATH, synth[:N]")
     if kind == "synth":

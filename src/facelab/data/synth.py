@@ -7,6 +7,7 @@ scale and in-plane rotation jitter), so landmarks and region masks are exact by
 construction. Three independent random streams (identity, image nuisances, attributes)
 make "flip one attribute, keep everything else" a one-argument change.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,22 +21,51 @@ from .faceset import FaceSet
 from .landmark_layouts import IBUG68_MIRROR
 
 ATTRIBUTES = [
-    "Male", "Young", "Smiling", "Eyeglasses", "Bald", "Bangs", "Black_Hair", "Blond_Hair",
-    "Brown_Hair", "Gray_Hair", "Mustache", "No_Beard", "Wearing_Lipstick", "Heavy_Makeup",
-    "Pale_Skin", "Mouth_Slightly_Open", "Narrow_Eyes", "Big_Nose",
-]  # fmt: skip
+    "Male",
+    "Young",
+    "Smiling",
+    "Eyeglasses",
+    "Bald",
+    "Bangs",
+    "Black_Hair",
+    "Blond_Hair",
+    "Brown_Hair",
+    "Gray_Hair",
+    "Mustache",
+    "No_Beard",
+    "Wearing_Lipstick",
+    "Heavy_Makeup",
+    "Pale_Skin",
+    "Mouth_Slightly_Open",
+    "Narrow_Eyes",
+    "Big_Nose",
+]
 A = {name: k for k, name in enumerate(ATTRIBUTES)}
 BASE_RATE = {
-    "Male": 0.5, "Young": 0.7, "Smiling": 0.5, "Eyeglasses": 0.3, "Bald": 0.08, "Bangs": 0.2,
-    "Mustache": 0.15, "No_Beard": 0.8, "Wearing_Lipstick": 0.4, "Heavy_Makeup": 0.35,
-    "Pale_Skin": 0.2, "Mouth_Slightly_Open": 0.45, "Narrow_Eyes": 0.2, "Big_Nose": 0.25,
-}  # fmt: skip
+    "Male": 0.5,
+    "Young": 0.7,
+    "Smiling": 0.5,
+    "Eyeglasses": 0.3,
+    "Bald": 0.08,
+    "Bangs": 0.2,
+    "Mustache": 0.15,
+    "No_Beard": 0.8,
+    "Wearing_Lipstick": 0.4,
+    "Heavy_Makeup": 0.35,
+    "Pale_Skin": 0.2,
+    "Mouth_Slightly_Open": 0.45,
+    "Narrow_Eyes": 0.2,
+    "Big_Nose": 0.25,
+}
 HAIR_COLOURS = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair"]
 HAIR_RATES = [0.25, 0.2, 0.25, 0.1]  # the remaining 0.2: red hair, no colour attribute
 HAIR_RGB = {
-    "Black_Hair": (28, 24, 24), "Blond_Hair": (222, 190, 112), "Brown_Hair": (105, 64, 36),
-    "Gray_Hair": (170, 170, 176), None: (160, 58, 28),
-}  # fmt: skip
+    "Black_Hair": (28, 24, 24),
+    "Blond_Hair": (222, 190, 112),
+    "Brown_Hair": (105, 64, 36),
+    "Gray_Hair": (170, 170, 176),
+    None: (160, 58, 28),
+}
 # Attributes fixed per person when the set has a number of identities.
 IDENTITY_LEVEL = {"Male", "Young", "Pale_Skin", "Big_Nose", "Narrow_Eyes", "Bald", *HAIR_COLOURS}
 DEFAULT_N = 2000
@@ -188,14 +218,25 @@ class Identity:
         tone = u(0, 1)
         skin = np.array([95, 62, 40]) + tone * np.array([140, 135, 120])
         return cls(
-            face_w=u(0.84, 1.0), chin=u(1.08, 1.25), crown=u(1.05, 1.2), eye_sep=u(0.33, 0.42),
-            eye_w=u(0.14, 0.19), nose_len=u(0.85, 1.1), nose_w=u(0.15, 0.22), mouth_w=u(0.32, 0.42),
-            mouth_y=u(0.55, 0.62), brow_arch=u(0.02, 0.1), hairline=u(-0.82, -0.66),
-            long_hair=bool(rng.random() < 0.5), ear=u(0.14, 0.2), skin=skin,
-            lip=np.array([170, 90, 90]) * u(0.8, 1.05), brow=np.array([45, 35, 30]) * u(0.7, 1.6),
+            face_w=u(0.84, 1.0),
+            chin=u(1.08, 1.25),
+            crown=u(1.05, 1.2),
+            eye_sep=u(0.33, 0.42),
+            eye_w=u(0.14, 0.19),
+            nose_len=u(0.85, 1.1),
+            nose_w=u(0.15, 0.22),
+            mouth_w=u(0.32, 0.42),
+            mouth_y=u(0.55, 0.62),
+            brow_arch=u(0.02, 0.1),
+            hairline=u(-0.82, -0.66),
+            long_hair=bool(rng.random() < 0.5),
+            ear=u(0.14, 0.2),
+            skin=skin,
+            lip=np.array([170, 90, 90]) * u(0.8, 1.05),
+            brow=np.array([45, 35, 30]) * u(0.7, 1.6),
             iris=np.array(rng.choice([[70, 45, 25], [60, 110, 160], [80, 120, 70], [40, 30, 25]])),
             hair_tint=rng.normal(0, 8, 3),
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -219,11 +260,20 @@ class Nuisance:
         u = rng.uniform
         hue = u(0, 50) if background else u(90, 140)  # OpenCV hue: warm 0-50, cool 90-140
         return cls(
-            scale=u(0.85, 1.12), centre=(0.5 + u(-0.1, 0.1), 0.52 + u(-0.08, 0.08)), angle=u(-10, 10),
-            light_dir=u(0, 2 * np.pi), light_amp=u(0.0, 0.25), noise=u(2, 6), bg_hue=hue,
-            bg_sat=u(90, 200), bg_val=u(110, 230), texture=rng.normal(0, 1, (5, 5)).astype(np.float32),
-            brow_raise=u(-0.03, 0.03), gaze=(u(-0.3, 0.3), u(-0.2, 0.2)), noise_seed=int(rng.integers(2**31)),
-        )  # fmt: skip
+            scale=u(0.85, 1.12),
+            centre=(0.5 + u(-0.1, 0.1), 0.52 + u(-0.08, 0.08)),
+            angle=u(-10, 10),
+            light_dir=u(0, 2 * np.pi),
+            light_amp=u(0.0, 0.25),
+            noise=u(2, 6),
+            bg_hue=hue,
+            bg_sat=u(90, 200),
+            bg_val=u(110, 230),
+            texture=rng.normal(0, 1, (5, 5)).astype(np.float32),
+            brow_raise=u(-0.03, 0.03),
+            gaze=(u(-0.3, 0.3), u(-0.2, 0.2)),
+            noise_seed=int(rng.integers(2**31)),
+        )
 
 
 @lru_cache(maxsize=256)
@@ -311,23 +361,50 @@ class Face:
         bridge = np.stack([np.zeros(4), np.linspace(-0.3, tip, 4)], axis=1)
         nw = self.nose_w
         base = np.array([[-nw, tip + 0.04], [-nw / 2, tip + 0.08], [0, tip + 0.1], [nw / 2, tip + 0.08], [nw, tip + 0.04]])
-        return np.concatenate([
-            self.jaw(17), self.brow(0, 5), self.brow(1, 5), bridge, base,
-            self.eye(0, EYE_68_ANGLES), self.eye(1, EYE_68_ANGLES), self.mouth_outer(), self.mouth_inner(),
-        ])  # fmt: skip
+        return np.concatenate(
+            [
+                self.jaw(17),
+                self.brow(0, 5),
+                self.brow(1, 5),
+                bridge,
+                base,
+                self.eye(0, EYE_68_ANGLES),
+                self.eye(1, EYE_68_ANGLES),
+                self.mouth_outer(),
+                self.mouth_inner(),
+            ]
+        )
 
     def landmarks58(self) -> np.ndarray:
         tip, nw = self.nose_tip, self.nose_w
         outer = self.mouth_outer()
         mouth8 = outer[[0, 2, 3, 4, 6, 8, 9, 10]]  # corner, upper, corner, lower: clockwise
-        nose = np.array([
-            [-0.1, -0.25], [-0.12, -0.05], [-0.7 * nw, tip - 0.05], [-nw, tip + 0.04], [-nw / 2, tip + 0.08],
-            [0, tip], [nw / 2, tip + 0.08], [nw, tip + 0.04], [0.7 * nw, tip - 0.05], [0.12, -0.05], [0.1, -0.25],
-        ])  # fmt: skip
-        return np.concatenate([
-            self.jaw(13), self.eye(0, EYE_58_ANGLES), self.eye(1, EYE_58_ANGLES),
-            self.brow(0, 5), self.brow(1, 5), mouth8, nose,
-        ])  # fmt: skip
+        nose = np.array(
+            [
+                [-0.1, -0.25],
+                [-0.12, -0.05],
+                [-0.7 * nw, tip - 0.05],
+                [-nw, tip + 0.04],
+                [-nw / 2, tip + 0.08],
+                [0, tip],
+                [nw / 2, tip + 0.08],
+                [nw, tip + 0.04],
+                [0.7 * nw, tip - 0.05],
+                [0.12, -0.05],
+                [0.1, -0.25],
+            ]
+        )
+        return np.concatenate(
+            [
+                self.jaw(13),
+                self.eye(0, EYE_58_ANGLES),
+                self.eye(1, EYE_58_ANGLES),
+                self.brow(0, 5),
+                self.brow(1, 5),
+                mouth8,
+                nose,
+            ]
+        )
 
     def celeba5(self) -> np.ndarray:
         outer = self.mouth_outer()
@@ -396,10 +473,12 @@ class Shapes:
         self.cap = np.concatenate([cap_outer, [[i.face_w * 1.1, EAR_Y - 0.02]], hl])
         w = i.face_w * 1.28
         self.long = np.array([[-w, EAR_Y - 0.6], [-w, 1.25], [w, 1.25], [w, EAR_Y - 0.6], [0, EAR_Y - i.crown * 1.2]])
-        self.bangs = np.concatenate([
-            np.stack([np.linspace(-0.72, 0.72, 9), i.hairline + 0.1 + np.zeros(9) - 0.05 * np.cos(np.linspace(-1.5, 1.5, 9))], 1),
-            np.stack([np.linspace(0.7, -0.7, 7), np.array([-0.6, -0.56, -0.6, -0.55, -0.6, -0.56, -0.6])], 1),
-        ])  # fmt: skip
+        self.bangs = np.concatenate(
+            [
+                np.stack([np.linspace(-0.72, 0.72, 9), i.hairline + 0.1 + np.zeros(9) - 0.05 * np.cos(np.linspace(-1.5, 1.5, 9))], 1),
+                np.stack([np.linspace(0.7, -0.7, 7), np.array([-0.6, -0.56, -0.6, -0.55, -0.6, -0.56, -0.6])], 1),
+            ]
+        )
         self.neck = np.array([[-0.42, 0.5], [0.42, 0.5], [0.5, 1.9], [-0.5, 1.9]])
         self.ears = [_ellipse(s * (i.face_w - 0.02), -0.2, i.ear * 0.7, i.ear * 1.3, 16) for s in (-1, 1)]
         self.face = f.face_outline()
@@ -407,7 +486,9 @@ class Shapes:
         centre = np.array([0.0, i.mouth_y - 0.1])
         self.beard = np.concatenate([jaw, centre + (jaw[::-1] - centre) * 0.72])
         tip = f.neutral_tip
-        self.mustache = np.array([[-0.36, i.mouth_y - 0.02], [-0.2, tip + 0.14], [0.2, tip + 0.14], [0.36, i.mouth_y - 0.02], [0, i.mouth_y - 0.06]])
+        self.mustache = np.array(
+            [[-0.36, i.mouth_y - 0.02], [-0.2, tip + 0.14], [0.2, tip + 0.14], [0.36, i.mouth_y - 0.02], [0, i.mouth_y - 0.06]]
+        )
 
 
 def render(ident: Identity, nuis: Nuisance, attrs: np.ndarray, size: int) -> tuple[np.ndarray, Face]:
@@ -536,7 +617,18 @@ def region_masks(ident: Identity, nuis: Nuisance, attrs: np.ndarray, size: int) 
         cv.line(m("Young"), _fold(f[0], s), 1, 0.12, aa=False)
     for v in (0, 1):
         lo = f[v].nose_tip
-        nose = np.array([[-0.16, -0.24], [0.16, -0.24], [0.16, lo - 0.05], [f[v].nose_w + 0.04, lo + 0.03], [f[v].nose_w * 0.5, lo + 0.13], [-f[v].nose_w * 0.5, lo + 0.13], [-f[v].nose_w - 0.04, lo + 0.03], [-0.16, lo - 0.05]])
+        nose = np.array(
+            [
+                [-0.16, -0.24],
+                [0.16, -0.24],
+                [0.16, lo - 0.05],
+                [f[v].nose_w + 0.04, lo + 0.03],
+                [f[v].nose_w * 0.5, lo + 0.13],
+                [-f[v].nose_w * 0.5, lo + 0.13],
+                [-f[v].nose_w - 0.04, lo + 0.03],
+                [-0.16, lo - 0.05],
+            ]
+        )
         cv.poly(m("Big_Nose"), nose, 1, aa=False)
     kernel = np.ones((5, 5), np.uint8)
     return np.stack([cv2.dilate(ch, kernel) for ch in out]).astype(bool)

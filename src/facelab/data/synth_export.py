@@ -1,4 +1,5 @@
 """Writing synthetic faces to disk in CelebA's exact layout, plus the extra ground truth."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import numpy as np
 
 from ..errors import FacelabError
 from ..progress import progress_bar
-from .video import video_writer
 from .synth import ATTRIBUTES, SynthConfig, SynthFaceSet, synth_faceset
+from .video import video_writer
 
 MARKER = "facelab_synth.json"  # tells the CelebA reader the landmarks' reference image size
 
@@ -58,8 +59,9 @@ def write_synth_folder(fs: SynthFaceSet, out: Path, size: int, quiet: bool = Fal
     (tmp / "list_landmarks_align_celeba.txt").write_text(f"{n}\n{header}\n" + "\n".join(rows) + "\n")
     (tmp / "landmarks68.txt").write_text("\n".join(_landmark_lines(names, lm68, "%.3f")) + "\n")
     (tmp / "landmarks58.txt").write_text("\n".join(_landmark_lines(names, lm58, "%.3f")) + "\n")
-    np.savez_compressed(tmp / "masks" / "masks.npz", masks=np.packbits(masks, axis=-1), shape=np.array(masks.shape),
-                        attributes=np.array(ATTRIBUTES))  # fmt: skip
+    np.savez_compressed(
+        tmp / "masks" / "masks.npz", masks=np.packbits(masks, axis=-1), shape=np.array(masks.shape), attributes=np.array(ATTRIBUTES)
+    )
     (tmp / MARKER).write_text(json.dumps({"spec": fs.spec, "size": size, "background": fs.background.tolist()}))
     if out.exists():
         out.rmdir()
@@ -75,7 +77,9 @@ def read_masks(folder: Path) -> tuple[np.ndarray, list[str]]:
         return masks, [str(a) for a in z["attributes"]]
 
 
-def synthetic_photo(item: int = 0, face_size: int = 256, photo: tuple[int, int] = (500, 400), at: tuple[int, int] = (100, 60)) -> np.ndarray:
+def synthetic_photo(
+    item: int = 0, face_size: int = 256, photo: tuple[int, int] = (500, 400), at: tuple[int, int] = (100, 60)
+) -> np.ndarray:
     """A synthetic face pasted into a larger plain photo (OpenCV's Haar cascade finds item 0), for detection demos and tests."""
     face, _ = synth_faceset(SynthConfig(n=item + 1)).load(item, (face_size, face_size))
     canvas = np.full((photo[1], photo[0], 3), 200, np.uint8)

@@ -1,4 +1,5 @@
 """Parsing the whitespace-separated annotation tables of CelebA-style data sets."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,9 +17,7 @@ def _is_int(token: str) -> bool:
     return True
 
 
-def read_name_table(
-    path: Path, n_values: int, what: str, skip_lines: int = 0, allow_header: bool = False
-) -> tuple[list[str], np.ndarray]:
+def read_name_table(path: Path, n_values: int, what: str, skip_lines: int = 0, allow_header: bool = False) -> tuple[list[str], np.ndarray]:
     """Rows of ``name v1 ... vn`` (integers) after ``skip_lines`` lines.
 
     With ``allow_header`` a first row whose values are not integers is taken as a header
@@ -37,10 +36,7 @@ def read_name_table(
             if allow_header and not names and not all(_is_int(p) for p in parts[1:]):
                 continue
             if len(parts) != n_values + 1 or not all(_is_int(p) for p in parts[1:]):
-                raise FacelabError(
-                    f"{path}:{line_no}: expected an image name and {n_values} integer {what}, "
-                    f"got {line.strip()[:80]!r}"
-                )
+                raise FacelabError(f"{path}:{line_no}: expected an image name and {n_values} integer {what}, got {line.strip()[:80]!r}")
             names.append(parts[0])
             rows.append([int(p) for p in parts[1:]])
     return names, np.asarray(rows, dtype=np.int64).reshape(len(rows), n_values)

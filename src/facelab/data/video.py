@@ -1,6 +1,7 @@
 """Video files a browser plays: WebM with VP8 (OpenCV's pip wheels can write it), or MP4 with H.264 where
 the installed OpenCV has an H.264 encoder. MPEG-4 Part 2 (``mp4v``), OpenCV's usual MP4 codec, does not play
 in Chromium or Firefox, so it is only a last resort and is said when used."""
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,9 @@ def video_writer(path: str | Path, fps: float, size: tuple[int, int]) -> cv2.Vid
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
         if writer.isOpened():
             if fourcc == "mp4v":
-                say(f"{path}: this OpenCV has no H.264 encoder, so the MP4 holds MPEG-4 Part 2, which browsers do not "
-                    "play; write the video as .webm instead")  # fmt: skip
+                say(
+                    f"{path}: this OpenCV has no H.264 encoder, so the MP4 holds MPEG-4 Part 2, which browsers do not "
+                    "play; write the video as .webm instead"
+                )
             return writer
     raise FacelabError(f"{path}: this OpenCV cannot write {suffix} video; use .webm")

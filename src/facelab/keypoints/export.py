@@ -1,7 +1,7 @@
 """``facelab export RUN --format csv``: a keypoint run's predictions, one row per (image, point), in the original image's pixels."""
+
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from ..data.cache import DEFAULT_MARGIN, cache_to_source
@@ -9,25 +9,25 @@ from ..data.spec import open_spec
 from ..errors import FacelabError
 from ..files import prepare_output_file, write_csv
 from ..progress import progress_bar
-from ..train.engine import load_trained, prepare_data
-from ..train.task_registry import task_for
+from ..run import Run
 from ..train.keypoint_eval import predict_split
 
 FORMATS = ("csv",)
 
 
-def export(run: str | Path, fmt: str = "csv", split: str = "valid", spec: str | None = None, out: str | Path | None = None,
-           quiet: bool = True) -> Path:  # fmt: skip
+def export(
+    run: str | Path, fmt: str = "csv", split: str = "valid", *, spec: str | None = None, out: str | Path | None = None, quiet: bool = True
+) -> Path:
     """Writes ``image,point,x,y`` (x, y in the source image's pixels) for every image of ``split``; returns the file."""
     if fmt not in FORMATS:
         raise FacelabError(f"--format {fmt!r}: use csv")
-    model, cfg, _ = load_trained(Path(run))
-    if cfg.task != "keypoints":
-        raise FacelabError(f"{run}: export writes keypoint predictions; this run was trained for {cfg.task}")
-    data = prepare_data(replace(cfg, cache=None), task_for(cfg), spec=spec, quiet=True)
+    opened = Run.open(run)
+    opened.require("points", "export")
+    cfg = opened.cfg
+    data = opened.data(spec, keep_balance=True)
     if not data.split_positions(split).size:
         raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
-    p = predict_split(model, data, split, cfg.channels)
+    p = predict_split(opened.model, data, split, cfg.channels)
     fs = open_spec(spec or cfg.spec)
     crop = cfg.crop or fs.default_crop
     size = data.cache.size

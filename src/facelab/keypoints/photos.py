@@ -3,6 +3,7 @@
 Faces are found with OpenCV's Haar cascade, cropped square with a margin (as the training
 crops were), predicted, and the points mapped back to the full photo and drawn there.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,10 +14,10 @@ import torch
 
 from ..data.detect import crop_face, detect_faces
 from ..data.images import SkippedImages, read_rgb
-from ..errors import FacelabError
 from ..probes.output import probe_folder, write_probe_output
-from ..probes.subject import Subject, input_size, open_probe, photo_files, pixels_to_input
+from ..probes.subject import open_probe, photo_files
 from ..report.figures import save_png
+from ..run import Run
 
 DEFAULT_FACE_MARGIN = {"box": 0.15, "landmarks": 0.3, "full": 0.25, "center": 0.25}
 
@@ -33,22 +34,20 @@ def draw_points(image: np.ndarray, pts: np.ndarray, box: tuple[int, int, int, in
 
 
 @torch.no_grad()
-def predict_points(model, face: np.ndarray, channels: int) -> np.ndarray:
+def predict_points(run: Run, face: np.ndarray) -> np.ndarray:
     """(K, 2) points in the pixels of ``face`` (the network's input size)."""
     h, w = face.shape[:2]
-    rel = model(pixels_to_input(Subject("", face).pixels(channels))).float().view(-1, 2)
+    rel = run.model(run.contract.image_input(face)).float().view(-1, 2)
     return (rel * torch.tensor([w, h]) - 0.5).numpy()
 
 
-def landmarks(run: str | Path, source: str, margin: float | None = None, out: str | Path | None = None,
-              strict: bool = False) -> dict:
+def landmarks(run: str | Path, source: str, *, margin: float | None = None, out: str | Path | None = None, strict: bool = False) -> dict:
     """Detect faces in every photo of ``source`` (folder:PATH), predict their landmarks, draw them on the photo."""
-    model, cfg, _, _ = open_probe(run)
-    if cfg.task != "keypoints":
-        raise FacelabError(f"{run}: landmarks needs a keypoint run (this one was trained for {cfg.task})")
+    opened, _ = open_probe(run)
+    opened.require("points", "landmarks")
     folder = probe_folder(out, run, "landmarks")
-    margin = DEFAULT_FACE_MARGIN.get(cfg.crop or "full", 0.25) if margin is None else margin
-    size = input_size(cfg)
+    margin = DEFAULT_FACE_MARGIN.get(opened.contract.crop or "full", 0.25) if margin is None else margin
+    size = opened.contract.size
     faces, no_face, figures = [], [], []
     skipped = SkippedImages(strict)
     for path in photo_files(source):
@@ -63,15 +62,26 @@ def landmarks(run: str | Path, source: str, margin: float | None = None, out: st
         drawn = photo
         for box in boxes:
             crop, (scale, x0, y0) = crop_face(photo, box, size, margin)
-            pts = predict_points(model, crop, cfg.channels) * scale + np.array([x0, y0])
+            pts = predict_points(opened, crop) * scale + np.array([x0, y0])
             faces.append({"image": path.name, "box": list(box), "points": np.round(pts, 2).tolist()})
             drawn = draw_points(drawn, pts, box)
         file = f"landmarks_{path.stem}.png"
         save_png(drawn, folder / file)
         figures.append((file, f"{path.name}: {len(boxes)} face(s)"))
     unreadable = skipped.say()
-    summary = {"data": source, "margin": margin, "n_images": len(figures) + len(no_face) + len(unreadable),
-               "n_faces": len(faces), "no_face": no_face, "unreadable": unreadable, "faces": faces}  # fmt: skip
-    facts = [["photos", summary["n_images"]], ["faces", len(faces)], ["no face found", ", ".join(no_face) or "none"],
-             ["unreadable", ", ".join(unreadable) or "none"]]  # fmt: skip
+    summary = {
+        "data": source,
+        "margin": margin,
+        "n_images": len(figures) + len(no_face) + len(unreadable),
+        "n_faces": len(faces),
+        "no_face": no_face,
+        "unreadable": unreadable,
+        "faces": faces,
+    }
+    facts = [
+        ["photos", summary["n_images"]],
+        ["faces", len(faces)],
+        ["no face found", ", ".join(no_face) or "none"],
+        ["unreadable", ", ".join(unreadable) or "none"],
+    ]
     return write_probe_output(folder, f"facelab landmarks: {source}", summary, figures, facts)

@@ -3,6 +3,7 @@
 Finished settings are kept: an interrupted sweep, started again, resumes the unfinished run
 from its last checkpoint and skips the finished ones.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from ..files import prepare_output, record_entries, write_csv, write_json
 from ..report.figures import save_figure
 from ..report.html import Report
 from ..train.engine import RunFolder, TrainConfig, train
+from ..train.task_registry import task_class
 
 
 def _setting_name(lr: float, convs: int | None) -> str:
@@ -29,7 +31,7 @@ def _run_setting(cfg: TrainConfig, quiet: bool) -> dict:
     return train(cfg, quiet=quiet)
 
 
-def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str | Path, quiet: bool = True) -> dict:
+def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str | Path, *, quiet: bool = True) -> dict:
     """Trains ``base`` once per (lr, convs); writes sweep.csv, summary.json, figures/sweep.png and report.html."""
     out = prepare_output(out, "sweep")
     rows, curves = [], {}
@@ -40,9 +42,8 @@ def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str
         final = summary["final"]
         rows.append({"setting": name, "lr": lr, "convs": c, **{k: v for k, v in final.items() if not isinstance(v, dict)}, "run": name})
         curves[name] = [r for r in RunFolder(out / name).read_metrics() if r["split"] == "valid"]
-    better = min if base.task == "keypoints" else max
-    key = "val_loss" if base.task == "keypoints" else "val_acc"
-    best = better(rows, key=lambda r: r[key])
+    key, mode = task_class(base.task).monitor
+    best = (min if mode == "min" else max)(rows, key=lambda r: r[key])
     write_csv(out / "sweep.csv", list(rows[0]), ([r[k] for k in rows[0]] for r in rows))
     _sweep_figure(curves, out / "figures" / "sweep.png", "loss")
     result = {"task": base.task, "arch": base.arch, "settings": rows, "best": best, "ranked_by": key}

@@ -1,4 +1,5 @@
 """The model registry: darknet64 and torchvision networks with their heads replaced."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

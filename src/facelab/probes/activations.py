@@ -1,4 +1,5 @@
 """``facelab layers``, ``activations``, ``rgb`` and ``filters``: what each layer of a trained network responds to."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,48 +10,58 @@ import torch.nn.functional as F
 
 from ..errors import FacelabError
 from ..models.registry import conv_layers
-from ..report.figures import map_grid, save_png
+from ..report.figures import filter_grid, map_grid, save_png
+from ..run import Run
 from .layers import layer_table, recorded, resolve_layer
-from ..report.figures import filter_grid
 from .output import probe_folder, write_probe_output
-from .subject import open_probe, pixels_to_input
+from .subject import open_probe
 
 
 def layers(run: str | Path) -> list[dict]:
     """The run's conv layers, numbered from 1, with module names and output shapes."""
-    model, cfg, _, _ = open_probe(run)
-    from ..data.cache import parse_size
-
-    w, h = parse_size(cfg.size)
-    return layer_table(model, (cfg.channels, h, w))
+    opened = Run.open(run, probe=True)
+    w, h = opened.contract.size
+    return layer_table(opened.model, (opened.contract.channels, h, w))
 
 
 @torch.no_grad()
-def layer_outputs(model, pixels: torch.Tensor, layer_specs: list[str]) -> dict:
-    """{Layer: (C, h, w) output} of one forward pass of the image."""
+def layer_outputs(model, x: torch.Tensor, layer_specs: list[str]) -> dict:
+    """{Layer: (C, h, w) output} of one forward pass of the input ``x`` (1, C, H, W)."""
     chosen = [resolve_layer(model, s) for s in layer_specs]
     with recorded({c.name: c.module for c in chosen}) as outs:
-        model(pixels_to_input(pixels))
+        model(x)
     return {c: outs[c.name][0].float() for c in chosen}
 
 
-def activations(run: str | Path, image: str, layer_specs: list[str] | None = None, max_channels: int = 64,
-                out: str | Path | None = None) -> dict:  # fmt: skip
+def activations(
+    run: str | Path, image: str, layer_specs: list[str] | None = None, *, max_channels: int = 64, out: str | Path | None = None
+) -> dict:
     """A grid of every channel's activation map (numbered from 0) per chosen layer, beside the input."""
-    model, cfg, _, subject = open_probe(run, image)
+    opened, subject = open_probe(run, image)
     folder = probe_folder(out, run, "activations")
-    maps = layer_outputs(model, subject.pixels(cfg.channels), layer_specs or ["1", "2", "3"])
+    maps = layer_outputs(opened.model, opened.contract.image_input(subject.image), layer_specs or ["1", "2", "3"])
     figures, shapes = [], {}
     for layer, act in maps.items():
         if act.ndim != 3:
             raise FacelabError(f"layer {layer.name}: output has shape {tuple(act.shape)}, not channel maps (choose a conv layer)")
         n = min(max_channels, act.shape[0])
         file = f"activations_layer{layer.index or layer.name}.png"
-        map_grid(act[:n].numpy(), [str(c) for c in range(n)], folder / file, subject.image,
-                 title=f"layer {layer.index} ({layer.name}): {act.shape[0]} channels of {act.shape[1]}x{act.shape[2]}")  # fmt: skip
+        map_grid(
+            act[:n].numpy(),
+            [str(c) for c in range(n)],
+            folder / file,
+            subject.image,
+            title=f"layer {layer.index} ({layer.name}): {act.shape[0]} channels of {act.shape[1]}x{act.shape[2]}",
+        )
         figures.append((file, f"layer {layer.index} ({layer.name}), channels 0..{n - 1} of {act.shape[0]}"))
-        shapes[layer.name] = {"index": layer.index, "channels": act.shape[0], "height": act.shape[1], "width": act.shape[2],
-                              "shown": n, "figure": file}  # fmt: skip
+        shapes[layer.name] = {
+            "index": layer.index,
+            "channels": act.shape[0],
+            "height": act.shape[1],
+            "width": act.shape[2],
+            "shown": n,
+            "figure": file,
+        }
     summary = {"image": subject.name, "layers": shapes}
     return write_probe_output(folder, f"facelab activations: {subject.name}", summary, figures)
 
@@ -70,12 +81,11 @@ def channels_rgb(act: torch.Tensor, channels: list[int], size: tuple[int, int]) 
     return x.permute(1, 2, 0).numpy()
 
 
-def rgb(run: str | Path, image: str, layer: str, channels: list[int], out: str | Path | None = None,
-        overlay: float = 0.0) -> dict:  # fmt: skip
+def rgb(run: str | Path, image: str, layer: str, channels: list[int], *, out: str | Path | None = None, overlay: float = 0.0) -> dict:
     """Three channels of one layer as one RGB picture, optionally blended over the input (``overlay`` in 0..1)."""
-    model, cfg, _, subject = open_probe(run, image)
+    opened, subject = open_probe(run, image)
     folder = probe_folder(out, run, "rgb")
-    (lyr, act), = layer_outputs(model, subject.pixels(cfg.channels), [layer]).items()
+    ((lyr, act),) = layer_outputs(opened.model, opened.contract.image_input(subject.image), [layer]).items()
     picture = channels_rgb(act, channels, subject.image.shape[:2])
     img = (picture * 255).round().astype(np.uint8)
     if overlay > 0:
@@ -84,13 +94,17 @@ def rgb(run: str | Path, image: str, layer: str, channels: list[int], out: str |
     save_png(img, folder / name)
     save_png(subject.image, folder / "input.png")
     summary = {"image": subject.name, "layer": lyr.name, "index": lyr.index, "channels": channels, "figure": name}
-    return write_probe_output(folder, f"facelab rgb: {subject.name}", summary,
-                              [("input.png", "input"), (name, f"channels {channels} of layer {lyr.index} as R, G, B")])
+    return write_probe_output(
+        folder,
+        f"facelab rgb: {subject.name}",
+        summary,
+        [("input.png", "input"), (name, f"channels {channels} of layer {lyr.index} as R, G, B")],
+    )
 
 
-def filters(run: str | Path, layer: str = "1", out: str | Path | None = None) -> dict:
+def filters(run: str | Path, *, layer: str = "1", out: str | Path | None = None) -> dict:
     """The learned kernels of a conv layer: colour when it reads RGB, grey otherwise, each normalised."""
-    model, _, _, _ = open_probe(run)
+    model = Run.open(run, probe=True).model
     folder = probe_folder(out, run, "filters")
     lyr = resolve_layer(model, layer)
     if not isinstance(lyr.module, torch.nn.Conv2d):
@@ -98,7 +112,17 @@ def filters(run: str | Path, layer: str = "1", out: str | Path | None = None) ->
     w = lyr.module.weight.detach().float()
     file = f"filters_layer{lyr.index}.png"
     filter_grid(w, folder / file)
-    summary = {"layer": lyr.name, "index": lyr.index, "n_filters": int(w.shape[0]), "in_channels": int(w.shape[1]),
-               "kernel": list(w.shape[2:]), "figure": file}  # fmt: skip
-    return write_probe_output(folder, f"facelab filters: layer {lyr.index}", summary,
-                              [(file, f"{w.shape[0]} kernels of {tuple(w.shape[1:])}, each min-max normalised")])
+    summary = {
+        "layer": lyr.name,
+        "index": lyr.index,
+        "n_filters": int(w.shape[0]),
+        "in_channels": int(w.shape[1]),
+        "kernel": list(w.shape[2:]),
+        "figure": file,
+    }
+    return write_probe_output(
+        folder,
+        f"facelab filters: layer {lyr.index}",
+        summary,
+        [(file, f"{w.shape[0]} kernels of {tuple(w.shape[1:])}, each min-max normalised")],
+    )

@@ -5,6 +5,7 @@ users of feature visualisation expect keep the result readable: a random shift e
 (jitter), an occasional blur, the pixel range clamp, and optionally a Fourier parametrisation
 (steps favour low frequencies) with decorrelated colour.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import torch
 
 from ..errors import FacelabError
 from ..progress import progress_bar
-from .subject import pixels_to_input, pixels_to_uint8
+from .subject import pixels_to_uint8
 
 # The square root of ImageNet's colour correlation (as in Olah et al.'s Lucid), columns normalised.
 _COLOUR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -94,9 +95,18 @@ class _Image:
         self.param.copy_(_Image(blurred, self.reg).param)
 
 
-def ascend(objective: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, steps: int, lr: float,
-           reg: Regularisers, seed: int = 0, quiet: bool = True, desc: str = "ascent", n_frames: int = 24) -> Ascent:  # fmt: skip
-    """Maximise ``objective(normalised input) -> (B,)`` from the ``start`` pixels (B, C, H, W).
+def ascend(
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    steps: int,
+    lr: float,
+    reg: Regularisers,
+    seed: int = 0,
+    quiet: bool = True,
+    desc: str = "ascent",
+    n_frames: int = 24,
+) -> Ascent:
+    """Maximise ``objective(pixels in [0, 1]) -> (B,)`` from the ``start`` pixels (B, C, H, W).
 
     Steps follow the gradient scaled by its mean magnitude per image (not Adam, whose per-pixel
     normalisation moves every pixel alike and so hides where the network's evidence lies).
@@ -113,7 +123,7 @@ def ascend(objective: Callable[[torch.Tensor], torch.Tensor], start: torch.Tenso
             if reg.jitter:
                 dy, dx = torch.randint(-reg.jitter, reg.jitter + 1, (2,), generator=gen).tolist()
                 x = torch.roll(x, (dy, dx), dims=(-2, -1))
-            value = objective(pixels_to_input(x))
+            value = objective(x)
             image.param.grad = None
             value.sum().backward()
             image.step(lr)

@@ -5,6 +5,7 @@ from fairlearn's MetricFrame. Its own bootstrap recomputes the whole frame per r
 resamples of 4 metrics on 2,000 images took 17 s here); the intervals are therefore drawn
 here, vectorised: each group's images resampled with replacement ``n_boot`` times.
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -15,6 +16,7 @@ import numpy as np
 from ..errors import FacelabError
 from ..files import write_csv
 from ..report.figures import bar_chart
+from ..run import Run
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
 
@@ -51,8 +53,13 @@ def _rates(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
     pos, neg = (y == 1).sum(-1), (y == 0).sum(-1)
     tp, fp = ((pred == 1) & (y == 1)).sum(-1), ((pred == 1) & (y == 0)).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"accuracy": (pred == y).mean(-1), "tpr": tp / pos, "fpr": fp / neg, "fnr": (pos - tp) / pos,
-                "selection_rate": pred.mean(-1)}  # fmt: skip
+        return {
+            "accuracy": (pred == y).mean(-1),
+            "tpr": tp / pos,
+            "fpr": fp / neg,
+            "fnr": (pos - tp) / pos,
+            "selection_rate": pred.mean(-1),
+        }
 
 
 def _interval(values: np.ndarray) -> list[float | None]:
@@ -70,8 +77,9 @@ def _describe(y: np.ndarray, pred: np.ndarray, n_boot: int, rng: np.random.Gener
     return out
 
 
-def audit_table(y: np.ndarray, pred: np.ndarray, columns: dict[str, np.ndarray], n_boot: int = 1000, min_n: int = 30,
-                seed: int = 0) -> dict:  # fmt: skip
+def audit_table(
+    y: np.ndarray, pred: np.ndarray, columns: dict[str, np.ndarray], n_boot: int = 1000, min_n: int = 30, seed: int = 0
+) -> dict:
     """Overall and every group of every combination of ``columns``: counts, rates and 95% bootstrap intervals."""
     from fairlearn.metrics import MetricFrame, equalized_odds_difference
     from sklearn.metrics import accuracy_score
@@ -84,8 +92,7 @@ def audit_table(y: np.ndarray, pred: np.ndarray, columns: dict[str, np.ndarray],
     groups, between = [], {}
     for size in range(1, len(names) + 1):
         for combo in combinations(names, size):
-            frame = MetricFrame(metrics=accuracy_score, y_true=y, y_pred=pred,
-                                sensitive_features={c: columns[c] for c in combo})  # fmt: skip
+            frame = MetricFrame(metrics=accuracy_score, y_true=y, y_pred=pred, sensitive_features={c: columns[c] for c in combo})
             between[" x ".join(combo)] = {"accuracy_difference": float(frame.difference()), "accuracy_ratio": float(frame.ratio())}
             for key in frame.by_group.index:
                 values = key if isinstance(key, tuple) else (key,)
@@ -98,8 +105,15 @@ def audit_table(y: np.ndarray, pred: np.ndarray, columns: dict[str, np.ndarray],
     ranked = [g for g in groups if not g["small"]] or groups
     worst = min(ranked, key=lambda g: g["accuracy"])
     overall = _describe(y, pred, n_boot, rng)
-    return {"overall": overall, "groups": groups, "worst_group": worst, "between_groups": between,
-            "equalized_odds_difference": float(eod), "min_n": min_n, "n_boot": n_boot}  # fmt: skip
+    return {
+        "overall": overall,
+        "groups": groups,
+        "worst_group": worst,
+        "between_groups": between,
+        "equalized_odds_difference": float(eod),
+        "min_n": min_n,
+        "n_boot": n_boot,
+    }
 
 
 def _threshold(run, spec, output: int, threshold: str) -> float:
@@ -125,18 +139,20 @@ def _probabilities(d: SplitData, output: int) -> np.ndarray:
     out = []
     with torch.no_grad():
         for start in range(0, len(d.images), 256):
-            out.append(torch.sigmoid(d.model(d.inputs(slice(start, start + 256)))[:, output].float()))
+            out.append(d.run.task.probabilities(d.model(d.inputs(slice(start, start + 256))))[:, output])
     return torch.cat(out).numpy()
 
 
-def predictions(run, spec, split, target, by, threshold, strict: bool = False) -> tuple[SplitData, int, np.ndarray, np.ndarray, float, dict]:
-    d = load_split(run, spec, split, strict=strict)
-    if not d.binary:
-        raise FacelabError(f"{run}: the audit needs an attribute run (this one was trained for {d.cfg.task})")
+def predictions(
+    run, spec, split, target, by, threshold, strict: bool = False
+) -> tuple[SplitData, int, np.ndarray, np.ndarray, float, dict]:
+    opened = Run.open(run, probe=True)
+    opened.require("binary", "the audit")
+    d = load_split(opened, spec, split, strict=strict)
     if not by:
         raise FacelabError("--by needs at least one attribute, e.g. --by Male,Young")
     output = d.output_index(target)
-    cut = _threshold(run, spec, output, threshold)
+    cut = _threshold(opened, spec, output, threshold)
     prob = _probabilities(d, output)
     return d, output, d.labels(output), (prob >= cut).astype(int), cut, group_columns(d, by)
 
@@ -145,27 +161,61 @@ def _label(g: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in g["group"].items())
 
 
-def audit(run: str | Path, spec: str | None = None, by: list[str] | None = None, split: str = "test", target: str | None = None,
-          n_boot: int = 1000, min_n: int = 30, threshold: str = "0.5", seed: int = 0, out: str | Path | None = None,
-          strict: bool = False) -> dict:  # fmt: skip
+def audit(
+    run: str | Path,
+    spec: str | None = None,
+    *,
+    by: list[str] | None = None,
+    split: str = "test",
+    target: str | None = None,
+    n_boot: int = 1000,
+    min_n: int = 30,
+    threshold: str = "0.5",
+    seed: int = 0,
+    out: str | Path | None = None,
+    strict: bool = False,
+) -> dict:
     """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with 95% intervals; audit.csv, summary.json, report."""
     folder = probe_folder(out, run, "audit")
     d, output, y, pred, cut, columns = predictions(run, spec, split, target, by or [], threshold, strict)
     table = audit_table(y, pred, columns, n_boot, min_n, seed)
-    summary = {"target": d.outputs[output], "data": spec or d.cfg.spec, "split": split, "threshold": cut, **table,
-               "unreadable": d.unreadable}
+    summary = {
+        "target": d.outputs[output],
+        "data": spec or d.run.cfg.spec,
+        "split": split,
+        "threshold": cut,
+        **table,
+        "unreadable": d.unreadable,
+    }
     _write_csv(folder / "audit.csv", table)
     g = table["groups"]
-    bar_chart(["overall"] + [_label(r) + (" (small)" if r["small"] else "") for r in g], [table["overall"]["accuracy"]] + [r["accuracy"] for r in g],
-              folder / "accuracy_by_group.png", "accuracy (95% bootstrap interval)", [table["overall"]["accuracy_ci"]] + [r["accuracy_ci"] for r in g],
-              f"{summary['target']} on {summary['data']} ({split}), threshold {cut:.2f}", [False] + [r["small"] for r in g],
-              reference=table["overall"]["accuracy"])  # fmt: skip
-    facts = [["target", summary["target"]], ["threshold", cut], ["images", table["overall"]["n"]],
-             ["overall accuracy", _with_ci(table["overall"], "accuracy")], ["worst group", _label(table["worst_group"])],
-             ["worst group accuracy", _with_ci(table["worst_group"], "accuracy")],
-             ["equalized odds difference", table["equalized_odds_difference"]]]  # fmt: skip
-    write_probe_output(folder, f"facelab audit: {summary['target']}", summary, [("accuracy_by_group.png", "accuracy per group; hatched: fewer than min n")],
-                       facts, _report_tables(table))  # fmt: skip
+    bar_chart(
+        ["overall"] + [_label(r) + (" (small)" if r["small"] else "") for r in g],
+        [table["overall"]["accuracy"]] + [r["accuracy"] for r in g],
+        folder / "accuracy_by_group.png",
+        "accuracy (95% bootstrap interval)",
+        [table["overall"]["accuracy_ci"]] + [r["accuracy_ci"] for r in g],
+        f"{summary['target']} on {summary['data']} ({split}), threshold {cut:.2f}",
+        [False] + [r["small"] for r in g],
+        reference=table["overall"]["accuracy"],
+    )
+    facts = [
+        ["target", summary["target"]],
+        ["threshold", cut],
+        ["images", table["overall"]["n"]],
+        ["overall accuracy", _with_ci(table["overall"], "accuracy")],
+        ["worst group", _label(table["worst_group"])],
+        ["worst group accuracy", _with_ci(table["worst_group"], "accuracy")],
+        ["equalized odds difference", table["equalized_odds_difference"]],
+    ]
+    write_probe_output(
+        folder,
+        f"facelab audit: {summary['target']}",
+        summary,
+        [("accuracy_by_group.png", "accuracy per group; hatched: fewer than min n")],
+        facts,
+        _report_tables(table),
+    )
     return summary
 
 
@@ -176,26 +226,68 @@ def _with_ci(row: dict, key: str) -> str:
 
 def _write_csv(path: Path, table: dict) -> None:
     keys = ["group", "n", "positives", "negatives", *[x for k in RATES for x in (k, f"{k}_lo", f"{k}_hi")], "small"]
-    write_csv(path, keys, ([_label(row) or "overall", row["n"], row["positives"], row["negatives"],
-                            *[x for k in RATES for x in (row[k], *row[f"{k}_ci"])], row["small"]] for row in rows_with_overall(table)))  # fmt: skip
+    write_csv(
+        path,
+        keys,
+        (
+            [
+                _label(row) or "overall",
+                row["n"],
+                row["positives"],
+                row["negatives"],
+                *[x for k in RATES for x in (row[k], *row[f"{k}_ci"])],
+                row["small"],
+            ]
+            for row in rows_with_overall(table)
+        ),
+    )
 
 
 def _report_tables(table: dict) -> list[tuple[str, list[str], list[list]]]:
     """The per-group table and the between-group differences, for the report below the chart."""
-    per_group = [[_label(r) or "overall", r["n"], r["positives"], _with_ci(r, "accuracy"), _with_ci(r, "tpr"), _with_ci(r, "fpr"),
-                  _with_ci(r, "fnr"), _with_ci(r, "selection_rate"), "yes" if r["small"] else ""] for r in rows_with_overall(table)]  # fmt: skip
+    per_group = [
+        [
+            _label(r) or "overall",
+            r["n"],
+            r["positives"],
+            _with_ci(r, "accuracy"),
+            _with_ci(r, "tpr"),
+            _with_ci(r, "fpr"),
+            _with_ci(r, "fnr"),
+            _with_ci(r, "selection_rate"),
+            "yes" if r["small"] else "",
+        ]
+        for r in rows_with_overall(table)
+    ]
     between = [[k, v["accuracy_difference"], v["accuracy_ratio"]] for k, v in table["between_groups"].items()]
-    return [("Per group (95% bootstrap intervals)", ["group", "n", "positives", "accuracy", "TPR", "FPR", "FNR", "selection rate", "small"], per_group),
-            ("Between groups", ["grouping", "accuracy difference (max - min)", "accuracy ratio (min / max)"], between)]  # fmt: skip
+    return [
+        (
+            "Per group (95% bootstrap intervals)",
+            ["group", "n", "positives", "accuracy", "TPR", "FPR", "FNR", "selection rate", "small"],
+            per_group,
+        ),
+        ("Between groups", ["grouping", "accuracy difference (max - min)", "accuracy ratio (min / max)"], between),
+    ]
 
 
-def compare(run_a: str | Path, run_b: str | Path, spec: str | None = None, by: list[str] | None = None, split: str = "test",
-            target: str | None = None, n_boot: int = 1000, min_n: int = 30, seed: int = 0, out: str | Path | None = None) -> dict:  # fmt: skip
+def compare(
+    run_a: str | Path,
+    run_b: str | Path,
+    spec: str | None = None,
+    *,
+    by: list[str] | None = None,
+    split: str = "test",
+    target: str | None = None,
+    n_boot: int = 1000,
+    min_n: int = 30,
+    seed: int = 0,
+    out: str | Path | None = None,
+) -> dict:
     """Two runs' accuracy on the same groups side by side, with the difference (B - A) and its 95% interval
     (paired bootstrap over the same images when both runs see the same data)."""
     folder = probe_folder(out, run_b, "compare")
     da, _, ya, pa, _, cols = predictions(run_a, spec, split, target, by or [], "0.5")
-    db, _, yb, pb, _, _ = predictions(run_b, spec or da.cfg.spec, split, target, by or [], "0.5")
+    db, _, yb, pb, _, _ = predictions(run_b, spec or da.run.cfg.spec, split, target, by or [], "0.5")
     if len(ya) != len(yb) or not np.array_equal(ya, yb):
         raise FacelabError(f"{run_a} and {run_b} are evaluated on different images; pass a SPEC both can be evaluated on")
     table_a, table_b = (audit_table(ya, p, cols, n_boot, min_n, seed) for p in (pa, pb))
@@ -206,15 +298,46 @@ def compare(run_a: str | Path, run_b: str | Path, spec: str | None = None, by: l
         ca, cb = (pa[member] == ya[member]), (pb[member] == ya[member])
         idx = rng.integers(0, member.sum(), size=(n_boot, member.sum()))
         diff = cb[idx].mean(1) - ca[idx].mean(1)
-        rows.append({"group": ga["group"], "n": ga["n"], "accuracy_a": ga["accuracy"], "accuracy_b": gb["accuracy"],
-                     "difference": gb["accuracy"] - ga["accuracy"], "difference_ci": _interval(diff), "small": ga["small"]})  # fmt: skip
+        rows.append(
+            {
+                "group": ga["group"],
+                "n": ga["n"],
+                "accuracy_a": ga["accuracy"],
+                "accuracy_b": gb["accuracy"],
+                "difference": gb["accuracy"] - ga["accuracy"],
+                "difference_ci": _interval(diff),
+                "small": ga["small"],
+            }
+        )
     summary = {"run_a": str(run_a), "run_b": str(run_b), "target": da.outputs[da.output_index(target)], "split": split, "groups": rows}
     labels = [_label(r) or "overall" for r in rows]
-    bar_chart(labels, [r["difference"] for r in rows], folder / "difference_by_group.png", "accuracy B - A (95% paired bootstrap)",
-              [tuple(r["difference_ci"]) for r in rows], f"B = {Path(run_b).name}, A = {Path(run_a).name}", [r["small"] for r in rows], 0.0)  # fmt: skip
+    bar_chart(
+        labels,
+        [r["difference"] for r in rows],
+        folder / "difference_by_group.png",
+        "accuracy B - A (95% paired bootstrap)",
+        [tuple(r["difference_ci"]) for r in rows],
+        f"B = {Path(run_b).name}, A = {Path(run_a).name}",
+        [r["small"] for r in rows],
+        0.0,
+    )
     facts = [["A", str(run_a)], ["B", str(run_b)], ["target", summary["target"]], ["split", split]]
-    table = [[label, r["n"], r["accuracy_a"], r["accuracy_b"], f"{r['difference']:+.4f}",
-              f"[{r['difference_ci'][0]:+.4f}, {r['difference_ci'][1]:+.4f}]"] for label, r in zip(labels, rows)]  # fmt: skip
-    return write_probe_output(folder, f"facelab compare: {Path(run_a).name} vs {Path(run_b).name}", summary,
-                              [("difference_by_group.png", "accuracy difference per group")], facts,
-                              [("Accuracy per group", ["group", "n", "A", "B", "B - A", "B - A, 95% interval"], table)])  # fmt: skip
+    table = [
+        [
+            label,
+            r["n"],
+            r["accuracy_a"],
+            r["accuracy_b"],
+            f"{r['difference']:+.4f}",
+            f"[{r['difference_ci'][0]:+.4f}, {r['difference_ci'][1]:+.4f}]",
+        ]
+        for label, r in zip(labels, rows)
+    ]
+    return write_probe_output(
+        folder,
+        f"facelab compare: {Path(run_a).name} vs {Path(run_b).name}",
+        summary,
+        [("difference_by_group.png", "accuracy difference per group")],
+        facts,
+        [("Accuracy per group", ["group", "n", "A", "B", "B - A", "B - A, 95% interval"], table)],
+    )

@@ -6,6 +6,7 @@ no full backward pass); plain CAM needs no gradient at all. For attribute runs a
 the decision made: evidence for the attribute where it is predicted present, against it where
 predicted absent. For identity runs it explains the predicted (or a chosen) class.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -60,8 +61,9 @@ def head_layer(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
     classifier = getattr(model, "classifier", None)
     if isinstance(classifier, nn.Sequential) and len(classifier) > 2 and isinstance(classifier[1], nn.Conv2d):  # SqueezeNet
         return classifier[2], None
-    raise FacelabError(f"CAM needs a network that ends in global average pooling + one linear layer; "
-                       f"{type(model).__name__} does not: use --method gradcam")  # fmt: skip
+    raise FacelabError(
+        f"CAM needs a network that ends in global average pooling + one linear layer; {type(model).__name__} does not: use --method gradcam"
+    )
 
 
 def default_layer(model: nn.Module) -> Layer:
@@ -165,8 +167,15 @@ def layer_for(model: nn.Module, method: str, layer: str | None) -> Layer:
     return resolve_layer(model, layer) if layer is not None else default_layer(model)
 
 
-def attribution_maps(model: nn.Module, x: torch.Tensor, method: str, output: int | None, binary: bool,
-                     layer: Layer | None = None, size: tuple[int, int] | None = None):  # fmt: skip
+def attribution_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    method: str,
+    output: int | None,
+    binary: bool,
+    layer: Layer | None = None,
+    size: tuple[int, int] | None = None,
+):
     """(logits, target, raw (B, h, w), normalised upsampled (B, H, W) in [0, 1])."""
     m = method_named(method)
     layer = layer or default_layer(model)
@@ -176,8 +185,14 @@ def attribution_maps(model: nn.Module, x: torch.Tensor, method: str, output: int
     return logits, target, raw, m.normalise(up)
 
 
-COLORMAPS = {"viridis": cv2.COLORMAP_VIRIDIS, "inferno": cv2.COLORMAP_INFERNO, "magma": cv2.COLORMAP_MAGMA,
-             "plasma": cv2.COLORMAP_PLASMA, "turbo": cv2.COLORMAP_TURBO, "jet": cv2.COLORMAP_JET}  # fmt: skip
+COLORMAPS = {
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "magma": cv2.COLORMAP_MAGMA,
+    "plasma": cv2.COLORMAP_PLASMA,
+    "turbo": cv2.COLORMAP_TURBO,
+    "jet": cv2.COLORMAP_JET,
+}
 DEFAULT_COLORMAP = "viridis"  # perceptually uniform: equal steps of attribution look like equal steps of colour
 MAP_LEGEND = "attribution (0 = none, 1 = the image's strongest)"
 

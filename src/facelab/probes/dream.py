@@ -1,4 +1,5 @@
 """``facelab dream`` (activation maximisation from a photo) and ``facelab edit`` (class-driven editing)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,7 @@ from ..report.figures import image_grid, line_plot, map_grid, save_gif, save_png
 from .ascent import Ascent, Regularisers, ascend
 from .layers import recorded, resolve_layer
 from .output import probe_folder, write_probe_output
-from .subject import open_probe, output_names, pixels_to_input, pixels_to_uint8
+from .subject import open_probe, pixels_to_uint8
 
 OBJECTIVES = {
     "sum": lambda a: a.sum(dim=(-2, -1)),
@@ -20,44 +21,70 @@ OBJECTIVES = {
 }
 
 
-def channel_objective(model, layer, objective: str, channels: torch.Tensor):
-    """f(input) -> (B,): item k's objective on its own channel ``channels[k]`` of ``layer``'s output."""
+def channel_objective(run, layer, objective: str, channels: torch.Tensor):
+    """f(pixels) -> (B,): item k's objective on its own channel ``channels[k]`` of ``layer``'s output."""
     if objective not in OBJECTIVES:
         raise FacelabError(f"--objective {objective!r}: use sum, square or abs")
     reduce = OBJECTIVES[objective]
 
-    def f(x: torch.Tensor) -> torch.Tensor:
+    def f(pixels: torch.Tensor) -> torch.Tensor:
         with recorded({"layer": layer.module}) as outs:
-            model(x)
+            run.model(run.contract.normalise(pixels))
         act = outs["layer"].float()
         return reduce(act[torch.arange(len(channels)), channels])
 
     return f
 
 
-def dream(run: str | Path, image: str, layer: str, channel: str = "0", objective: str = "sum", steps: int = 100,
-          lr: float = 0.02, reg: Regularisers | None = None, seed: int = 0, out: str | Path | None = None,
-          quiet: bool = True) -> dict:  # fmt: skip
+def dream(
+    run: str | Path,
+    image: str,
+    layer: str,
+    channel: str = "0",
+    objective: str = "sum",
+    *,
+    steps: int = 100,
+    lr: float = 0.02,
+    reg: Regularisers | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    quiet: bool = True,
+) -> dict:
     """Gradient ascent on the photo to increase one channel's output (or every channel's, ``channel="all"``)."""
-    model, cfg, _, subject = open_probe(run, image)
+    opened, subject = open_probe(run, image)
+    model = opened.model
     folder = probe_folder(out, run, "dream")
     lyr = resolve_layer(model, layer)
-    start = subject.pixels(cfg.channels)
+    start = opened.contract.pixels(subject.image)
     with torch.no_grad(), recorded({"layer": lyr.module}) as outs:
-        model(pixels_to_input(start))
+        model(opened.contract.normalise(start))
     n_channels = outs["layer"].shape[1]
     chans = list(range(n_channels)) if channel == "all" else [_channel_number(channel, n_channels)]
     idx = torch.tensor(chans)
-    f = channel_objective(model, lyr, objective, idx)
+    f = channel_objective(opened, lyr, objective, idx)
     result = ascend(f, start.repeat(len(chans), 1, 1, 1), steps, lr, reg or Regularisers(), seed, quiet, "dream")
     with torch.no_grad():
-        before, after = f(pixels_to_input(start.repeat(len(chans), 1, 1, 1))), f(pixels_to_input(result.pixels))
-    summary = {"image": subject.name, "layer": lyr.name, "index": lyr.index, "objective": objective, "steps": steps,
-               "lr": lr, "channels": chans, "objective_initial": float(before.sum()), "objective_final": float(after.sum()),
-               "per_channel": {str(c): [float(b), float(a)] for c, b, a in zip(chans, before, after)}}  # fmt: skip
-    figures = _dream_figures(folder, model, lyr, subject.image, start, result, chans, objective)
-    facts = [["layer", f"{lyr.index} ({lyr.name})"], ["channel(s)", channel], ["objective", objective],
-             ["initial", summary["objective_initial"]], ["final", summary["objective_final"]]]  # fmt: skip
+        before, after = f(start.repeat(len(chans), 1, 1, 1)), f(result.pixels)
+    summary = {
+        "image": subject.name,
+        "layer": lyr.name,
+        "index": lyr.index,
+        "objective": objective,
+        "steps": steps,
+        "lr": lr,
+        "channels": chans,
+        "objective_initial": float(before.sum()),
+        "objective_final": float(after.sum()),
+        "per_channel": {str(c): [float(b), float(a)] for c, b, a in zip(chans, before, after)},
+    }
+    figures = _dream_figures(folder, opened, lyr, subject.image, start, result, chans, objective)
+    facts = [
+        ["layer", f"{lyr.index} ({lyr.name})"],
+        ["channel(s)", channel],
+        ["objective", objective],
+        ["initial", summary["objective_initial"]],
+        ["final", summary["objective_final"]],
+    ]
     return write_probe_output(folder, f"facelab dream: {subject.name}", summary, figures, facts)
 
 
@@ -71,7 +98,7 @@ def _channel_number(text: str, n: int) -> int:
     return c
 
 
-def _dream_figures(folder, model, lyr, photo, start, result: Ascent, chans, objective) -> list[tuple[str, str]]:
+def _dream_figures(folder, run, lyr, photo, start, result: Ascent, chans, objective) -> list[tuple[str, str]]:
     finals = [pixels_to_uint8(result.pixels[k : k + 1]) for k in range(len(chans))]
     line_plot({"objective": [sum(v) for v in result.values]}, folder / "objective.png", "step", f"{objective} objective")
     if len(chans) > 1:
@@ -80,41 +107,72 @@ def _dream_figures(folder, model, lyr, photo, start, result: Ascent, chans, obje
     save_png(finals[0], folder / "dream.png")
     save_gif(result.frames, folder / "progress.gif")
     with torch.no_grad(), recorded({"layer": lyr.module}) as outs:
-        model(pixels_to_input(torch.cat([start, result.pixels])))
+        run.model(run.contract.normalise(torch.cat([start, result.pixels])))
     maps = outs["layer"][:, chans[0]].float().numpy()
-    map_grid(maps, ["before", "after"], folder / "activation_before_after.png", photo, cols=3,
-             title=f"channel {chans[0]} of layer {lyr.index}, one colour scale")  # fmt: skip
-    return [("dream.png", "the image after ascent"), ("progress.gif", "progress"),
-            ("activation_before_after.png", "the channel's map before and after"), ("objective.png", "objective per step")]  # fmt: skip
+    map_grid(
+        maps,
+        ["before", "after"],
+        folder / "activation_before_after.png",
+        photo,
+        cols=3,
+        title=f"channel {chans[0]} of layer {lyr.index}, one colour scale",
+    )
+    return [
+        ("dream.png", "the image after ascent"),
+        ("progress.gif", "progress"),
+        ("activation_before_after.png", "the channel's map before and after"),
+        ("objective.png", "objective per step"),
+    ]
 
 
-def edit(run: str | Path, image: str, attr: str, to: int = 1, steps: int = 60, lr: float = 0.01,
-         reg: Regularisers | None = None, seed: int = 0, out: str | Path | None = None, quiet: bool = True) -> dict:  # fmt: skip
+def edit(
+    run: str | Path,
+    image: str,
+    attr: str,
+    *,
+    to: int = 1,
+    steps: int = 60,
+    lr: float = 0.01,
+    reg: Regularisers | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    quiet: bool = True,
+) -> dict:
     """Move the image toward ``attr`` = ``to`` by gradient steps on its logit; where did the pixels change?"""
-    model, cfg, conf, subject = open_probe(run, image)
-    if cfg.task != "attr":
-        raise FacelabError(f"{run}: edit needs an attribute run (this one was trained for {cfg.task})")
-    names = output_names(cfg, conf)
+    opened, subject = open_probe(run, image)
+    opened.require("binary", "edit")
+    model, names, normalise = opened.model, opened.outputs, opened.contract.normalise
     if attr not in names:
         raise FacelabError(f"--attr {attr!r}: the run predicts {', '.join(names)}")
     if to not in (0, 1):
         raise FacelabError(f"--to {to}: use 0 or 1")
     folder = probe_folder(out, run, "edit")
     k, sign = names.index(attr), 1.0 if to == 1 else -1.0
-    f = lambda x: sign * model(x)[:, k].float()  # noqa: E731
-    start = subject.pixels(cfg.channels)
+    f = lambda pixels: sign * model(normalise(pixels))[:, k].float()  # noqa: E731
+    start = opened.contract.pixels(subject.image)
     result = ascend(f, start, steps, lr, reg or Regularisers(), seed, quiet, "edit")
     with torch.no_grad():
-        p_before = float(torch.sigmoid(model(pixels_to_input(start))[0, k].float()))
-        p_after = float(torch.sigmoid(model(pixels_to_input(result.pixels))[0, k].float()))
+        p_before, p_after = opened.task.probabilities(model(normalise(torch.cat([start, result.pixels]))))[:, k].tolist()
     change = (result.pixels - start).abs().mean(1)[0].numpy()  # (H, W), mean over colour
     inside, outside = _change_by_mask(change, subject.mask(attr))
-    summary = {"image": subject.name, "attr": attr, "to": to, "steps": steps, "lr": lr, "prob_before": p_before,
-               "prob_after": p_after, "change_inside_mask": inside, "change_outside_mask": outside}  # fmt: skip
+    summary = {
+        "image": subject.name,
+        "attr": attr,
+        "to": to,
+        "steps": steps,
+        "lr": lr,
+        "prob_before": p_before,
+        "prob_after": p_after,
+        "change_inside_mask": inside,
+        "change_outside_mask": outside,
+    }
     figures = _edit_figures(folder, subject, start, result, sign, attr, change)
-    facts = [[f"P({attr}) before", p_before], [f"P({attr}) after", p_after],
-             ["mean |change| inside the attribute's region", inside if inside is not None else "no mask"],
-             ["mean |change| outside", outside if outside is not None else "no mask"]]  # fmt: skip
+    facts = [
+        [f"P({attr}) before", p_before],
+        [f"P({attr}) after", p_after],
+        ["mean |change| inside the attribute's region", inside if inside is not None else "no mask"],
+        ["mean |change| outside", outside if outside is not None else "no mask"],
+    ]
     return write_probe_output(folder, f"facelab edit: {subject.name}, {attr} -> {to}", summary, figures, facts)
 
 
@@ -138,8 +196,7 @@ def _edit_figures(folder, subject, start, result: Ascent, sign, attr, change) ->
     image_grid(panels, captions, folder / "edit.png", cols=len(panels))
     save_gif(result.frames, folder / "progress.gif")
     line_plot({f"{attr} logit": [sign * v[0] for v in result.values]}, folder / "logit.png", "step", "logit")
-    return [("edit.png", "before, after, amplified difference"), ("logit.png", f"{attr} logit per step"),
-            ("progress.gif", "progress")]  # fmt: skip
+    return [("edit.png", "before, after, amplified difference"), ("logit.png", f"{attr} logit per step"), ("progress.gif", "progress")]
 
 
 def _eroded(mask: np.ndarray) -> np.ndarray:

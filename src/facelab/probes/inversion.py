@@ -4,6 +4,7 @@ Trains one identity classifier per class count (and optimiser, and optionally a 
 mostly on inverted faces); after every epoch it scores the same validation images upright,
 inverted (rotated 180 degrees), mirrored and rotated 90 degrees, with bootstrap intervals.
 """
+
 from __future__ import annotations
 
 import json
@@ -102,19 +103,40 @@ def _summarise(run: InversionRun, scores: ViewScores, n_boot: int, threshold: fl
         rows.append(row)
     last = rows[-1]
     return {
-        "classes": run.classes, "opt": run.opt, "control": run.control, "chance": 1.0 / run.classes,
-        "upright_acc": [r["upright_acc"] for r in rows], "inverted_acc": [r["inverted_acc"] for r in rows],
-        "mirrored_acc": [r["mirrored_acc"] for r in rows], "rotated90_acc": [r["rotated90_acc"] for r in rows],
-        "final_gap": last["gap"], "final_gap_ci": [last["gap_lo"], last["gap_hi"]],
-        "emergence_epoch": emergence_epoch(gap_lo, threshold), "per_epoch": rows,
-    }  # fmt: skip
+        "classes": run.classes,
+        "opt": run.opt,
+        "control": run.control,
+        "chance": 1.0 / run.classes,
+        "upright_acc": [r["upright_acc"] for r in rows],
+        "inverted_acc": [r["inverted_acc"] for r in rows],
+        "mirrored_acc": [r["mirrored_acc"] for r in rows],
+        "rotated90_acc": [r["rotated90_acc"] for r in rows],
+        "final_gap": last["gap"],
+        "final_gap_ci": [last["gap_lo"], last["gap_hi"]],
+        "emergence_epoch": emergence_epoch(gap_lo, threshold),
+        "per_epoch": rows,
+    }
 
 
-def inversion(spec: str = "synth:3000,ids=20", classes: list[int] = (20,), arch: str = "darknet64", epochs: int = 10,
-              opts: list[str] = ("sgd",), inverted_fraction: float = 0.05, control: str | None = None,
-              out: str | Path = "runs/inversion", size: str = "64", batch: int = 64, lr: float | None = None,
-              weights: str | None = None, seed: int = 0, n_boot: int = 1000, threshold: float = 0.0,
-              quiet: bool = False) -> dict:  # fmt: skip
+def inversion(
+    spec: str = "synth:3000,ids=20",
+    *,
+    classes: list[int] = (20,),
+    arch: str = "darknet64",
+    epochs: int = 10,
+    opts: list[str] = ("sgd",),
+    inverted_fraction: float = 0.05,
+    control: str | None = None,
+    out: str | Path = "runs/inversion",
+    size: str = "64",
+    batch: int = 64,
+    lr: float | None = None,
+    weights: str | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    threshold: float = 0.0,
+    quiet: bool = False,
+) -> dict:
     """Train the runs, write OUT/summary.json, OUT/inversion.csv, figures and report.html."""
     if control not in (None, "inverted-trained"):
         raise FacelabError(f"--control {control!r}: the only control is inverted-trained")
@@ -130,9 +152,22 @@ def inversion(spec: str = "synth:3000,ids=20", classes: list[int] = (20,), arch:
         scores = ViewScores()
         folder = out / run.name
         frac = 1.0 - inverted_fraction if run.control else inverted_fraction
-        cfg = TrainConfig(spec=spec, out=str(folder), task="identity", classes=run.classes, arch=arch, epochs=epochs,
-                          opt=run.opt, lr=lr, size=size, batch=batch, weights=weights, seed=seed,
-                          inverted_fraction=frac, flip=True)  # fmt: skip
+        cfg = TrainConfig(
+            spec=spec,
+            out=str(folder),
+            task="identity",
+            classes=run.classes,
+            arch=arch,
+            epochs=epochs,
+            opt=run.opt,
+            lr=lr,
+            size=size,
+            batch=batch,
+            weights=weights,
+            seed=seed,
+            inverted_fraction=frac,
+            flip=True,
+        )
         train(cfg, quiet=quiet, callbacks=[scores], force=True)  # an unfinished run of an interrupted study starts again
         if any(not np.array_equal(p, scores.positions[0]) for p in scores.positions):
             raise FacelabError("internal: validation images changed between epochs")
@@ -150,17 +185,33 @@ def _write_outputs(out: Path, summary: dict, plan: list[InversionRun]) -> None:
     keys = list(rows[0])
     (out / "inversion.csv").write_text(",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in rows))
     rep = Report("The face inversion effect over training")
-    rep.paragraph(f"data {summary['spec']} | {summary['arch']} | {summary['epochs']} epochs | "
-                  f"{summary['inverted_fraction']:.0%} of training images upside down (controls: the reverse)")  # fmt: skip
+    rep.paragraph(
+        f"data {summary['spec']} | {summary['arch']} | {summary['epochs']} epochs | "
+        f"{summary['inverted_fraction']:.0%} of training images upside down (controls: the reverse)"
+    )
     for classes in sorted({r["classes"] for r in summary["runs"]}):
         runs = [r for r in summary["runs"] if r["classes"] == classes]
         name = f"figures/inversion_ids{classes}.png"
         inversion_curves(runs, out / name)
-        rep.heading(f"{classes} identities (chance {1 / classes:.3f})").figure(name, "accuracy per epoch with 95% bootstrap bands; dotted: chance; vertical line: emergence epoch")
-        rep.table(["run", "final upright", "final inverted", "final gap", "gap 95% CI", "emergence epoch", "mirrored", "rotated 90"],
-                  [[f"{r['opt']}{' (inverted-trained)' if r['control'] else ''}", r["upright_acc"][-1], r["inverted_acc"][-1],
-                    r["final_gap"], f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]", emergence_in_words(r["emergence_epoch"]),
-                    r["mirrored_acc"][-1], r["rotated90_acc"][-1]] for r in runs])  # fmt: skip
+        rep.heading(f"{classes} identities (chance {1 / classes:.3f})").figure(
+            name, "accuracy per epoch with 95% bootstrap bands; dotted: chance; vertical line: emergence epoch"
+        )
+        rep.table(
+            ["run", "final upright", "final inverted", "final gap", "gap 95% CI", "emergence epoch", "mirrored", "rotated 90"],
+            [
+                [
+                    f"{r['opt']}{' (inverted-trained)' if r['control'] else ''}",
+                    r["upright_acc"][-1],
+                    r["inverted_acc"][-1],
+                    r["final_gap"],
+                    f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]",
+                    emergence_in_words(r["emergence_epoch"]),
+                    r["mirrored_acc"][-1],
+                    r["rotated90_acc"][-1],
+                ]
+                for r in runs
+            ],
+        )
     first = out / plan[0].name
     _sample_figure(first, out / "figures" / "samples.png")
     rep.heading("Upright and inverted validation faces, first run").figure("figures/samples.png", "predicted / true identity")
@@ -172,17 +223,17 @@ def _write_outputs(out: Path, summary: dict, plan: list[InversionRun]) -> None:
 
 @torch.no_grad()
 def _sample_figure(run_dir: Path, path: Path, n: int = 8) -> None:
-    from ..train.batches import to_input
-    from ..train.engine import load_trained, prepare_data
+    from ..run import Run
 
-    model, cfg, _ = load_trained(run_dir)
-    data = prepare_data(cfg, quiet=True)
+    run = Run.open(run_dir)
+    model = run.model
+    data = run.data(keep_balance=True)
     pos = data.split_positions("valid")[:n]
     x8, y = data.batch(pos)
     images, captions, colours = [], [], []
     for view in ("upright", "inverted"):
         xv = VIEWS[view](x8.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        pred = model(to_input(xv.contiguous(), cfg.channels)).argmax(1)
+        pred = model(run.contract.to_input(xv.contiguous())).argmax(1)
         for k in range(len(pos)):
             images.append(xv[k].numpy())
             captions.append(f"{view} {int(pred[k])}/{int(y[k])}")

@@ -1,4 +1,5 @@
 """Addressing a network's layers and reading their outputs through hooks that are always released."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -55,5 +56,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
     convs = conv_layers(model)
     with recorded(dict(convs)) as outs:
         model(torch.zeros(1, *input_shape))
-    return [{"index": k + 1, "name": n, "type": type(m).__name__, "kernel": list(m.kernel_size),
-             "shape": list(outs[n].shape[1:])} for k, (n, m) in enumerate(convs)]  # fmt: skip
+    return [
+        {"index": k + 1, "name": n, "type": type(m).__name__, "kernel": list(m.kernel_size), "shape": list(outs[n].shape[1:])}
+        for k, (n, m) in enumerate(convs)
+    ]

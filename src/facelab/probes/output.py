@@ -1,4 +1,5 @@
 """Every probe's folder: its PNGs, summary.json and a small report.html showing them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,14 @@ def probe_folder(out: str | Path | None, run: str | Path, name: str) -> Path:
     return prepare_output(Path(out) if out else Path(run) / name, name)
 
 
-def write_probe_output(out: Path, title: str, summary: dict, figures: list[tuple[str, str]], facts: list[list] | None = None,
-                       tables: list[tuple[str, list[str], list[list]]] | None = None) -> dict:  # fmt: skip
+def write_probe_output(
+    out: Path,
+    title: str,
+    summary: dict,
+    figures: list[tuple[str, str]],
+    facts: list[list] | None = None,
+    tables: list[tuple[str, list[str], list[list]]] | None = None,
+) -> dict:
     """summary.json (atomically) and report.html: the facts table, the figures in order, then (heading, header, rows) tables."""
     write_json(out / "summary.json", summary)
     rep = Report(title)

@@ -3,6 +3,7 @@
 For synthetic items the ground-truth region masks come along, so figures and scores can
 say whether a change or an attribution falls where the attribute is decided.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,7 @@ import torch
 from ..data.cache import DEFAULT_MARGIN, decode_item, parse_size
 from ..data.images import IMAGE_SUFFIXES, read_rgb
 from ..errors import FacelabError
-from ..hardware import current
-from ..train.batches import MEAN, STD, to_input
+from ..run import Run
 
 
 @dataclass
@@ -26,18 +26,8 @@ class Subject:
     masks: dict[str, np.ndarray] | None = None  # attribute -> (H, W) bool, synthetic items only
     labels: dict[str, int] | None = None
 
-    def pixels(self, channels: int) -> torch.Tensor:
-        """(1, C, H, W) float in [0, 1]: grey for 1-channel networks."""
-        x = to_input(torch.from_numpy(self.image)[None], channels, channels_last=False)
-        return x * STD + MEAN
-
     def mask(self, attr: str) -> np.ndarray | None:
         return None if self.masks is None else self.masks.get(attr)
-
-
-def pixels_to_input(p: torch.Tensor) -> torch.Tensor:
-    """[0, 1] pixels -> the normalised input the networks were trained on."""
-    return (p - MEAN) / STD
 
 
 def pixels_to_uint8(p: torch.Tensor) -> np.ndarray:
@@ -96,49 +86,18 @@ def load_subject(image: str | Path, size: str | tuple[int, int], crop: str | Non
     return Subject(path.name, resize_to(img, size))
 
 
-def open_probe(run: str | Path, image: str | Path | None = None):
-    """The run's network (eval mode, fp32 weights, on the CPU in the chosen memory format) and config, and the
-    image prepared for it. Probes autocast where the hardware policy chose bf16 (``facelab.use_hardware``)."""
-    from ..train.engine import load_trained
-
-    model, cfg, conf = load_trained(Path(run))
-    model = current("cpu").prepare(model)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    subject = load_subject(image, cfg.size) if image is not None else None
-    return model, cfg, conf, subject
+def open_probe(run: str | Path, image: str | Path | None = None) -> tuple[Run, Subject | None]:
+    """The run opened for probes (frozen weights, on the CPU in the chosen memory format; probes autocast where
+    the hardware policy chose bf16, see ``facelab.use_hardware``) and the image prepared for its network."""
+    opened = Run.open(run, probe=True)
+    return opened, load_subject(image, opened.contract.size) if image is not None else None
 
 
-def output_names(cfg, conf) -> list[str]:
-    """A name per network output: the attributes, or the identity classes."""
-    if cfg.task == "attr":
-        return list(cfg.attrs)
-    names = conf["data"].get("class_names") or []
-    return [str(n) for n in names] if names else [str(k) for k in range(conf["data"]["n_outputs"])]
-
-
-def output_index(outputs: list[str], target: str | None, binary: bool) -> int | None:
-    """The output a probe explains: a named attribute or class (or a class number); by default the first
-    attribute, or None (the predicted class) for identity runs."""
-    if target is None:
-        return 0 if binary else None
-    if target in outputs:
-        return outputs.index(target)
-    if not binary and target.isdigit() and int(target) < len(outputs):
-        return int(target)
-    raise FacelabError(f"--target {target!r}: the run predicts {', '.join(outputs[:20])}")
-
-
-def named_probabilities(logits: torch.Tensor, outputs: list[str], binary: bool, top: int = 5) -> dict[str, float]:
+def named_probabilities(run: Run, logits: torch.Tensor, top: int = 5) -> dict[str, float]:
     """One image's logits as {name: probability}: every attribute, or the ``top`` most probable classes."""
-    probs = torch.sigmoid(logits.float()) if binary else torch.softmax(logits.float(), 0)
-    order = range(len(outputs)) if binary else probs.argsort(descending=True)[:top].tolist()
-    return {outputs[k]: float(probs[k]) for k in order}
-
-
-def input_size(cfg) -> tuple[int, int]:
-    """The network's input (width, height)."""
-    return parse_size(cfg.size)
+    probs = run.task.probabilities(logits[None])[0]
+    order = range(len(run.outputs)) if run.task.binary else probs.argsort(descending=True)[:top].tolist()
+    return {run.outputs[k]: float(probs[k]) for k in order}
 
 
 def photo_files(source: str) -> list[Path]:

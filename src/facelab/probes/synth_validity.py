@@ -5,6 +5,7 @@ inside its mask), learnability (a small CNN learns Smiling, Eyeglasses and 20 id
 quickly), intervention (greying the Smiling mask removes the signal, greying an equal
 area elsewhere does not), landmark placement, and the bias knobs' realised rates.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,8 @@ from ..files import prepare_output, record_entries
 from ..hardware import current
 from ..report.figures import image_grid
 from ..report.html import Report
-from ..train.batches import to_input
-from ..train.engine import TrainConfig, load_trained, train
+from ..run import Run
+from ..train.engine import TrainConfig, train
 
 SIZE = 64
 
@@ -91,9 +92,16 @@ def knob_rates(n: int = 20000) -> list[dict]:
             sel, got = tr, male[tr].mean()
         se = np.sqrt(knob.p * (1 - knob.p) / sel.sum())
         test_rate = (lab["background"][lab["split"] == 2] == lab["attributes"][lab["split"] == 2, A["Male"]]).mean()
-        checks.append({"knob": f"--{kind} {text}", "requested": knob.p, "realised": float(got), "n": int(sel.sum()),
-                       "within_4se": bool(abs(got - knob.p) < 4 * se),
-                       "test_split_agreement" if kind == "spurious" else "note": float(test_rate) if kind == "spurious" else ""})  # fmt: skip
+        checks.append(
+            {
+                "knob": f"--{kind} {text}",
+                "requested": knob.p,
+                "realised": float(got),
+                "n": int(sel.sum()),
+                "within_4se": bool(abs(got - knob.p) < 4 * se),
+                "test_split_agreement" if kind == "spurious" else "note": float(test_rate) if kind == "spurious" else "",
+            }
+        )
     return checks
 
 
@@ -103,8 +111,9 @@ def intervention(run: Path, n: int = 400, seed: int = 0) -> dict[str, float]:
 
     "Elsewhere" is the same mask mirrored top-to-bottom (the forehead), so the area is equal.
     """
-    model, cfg, _ = load_trained(run)
-    col = cfg.attrs.index("Smiling")
+    opened = Run.open(run)
+    model, contract = opened.model, opened.contract
+    col = opened.outputs.index("Smiling")
     fs = synth_faceset(SynthConfig(n=n, seed=seed + 1000))
     imgs = {"clean": [], "mask": [], "elsewhere": []}
     for i in range(n):
@@ -119,7 +128,7 @@ def intervention(run: Path, n: int = 400, seed: int = 0) -> dict[str, float]:
     y = torch.from_numpy(fs.attributes[:, A["Smiling"]].astype(np.float32))
     acc = {}
     for key, arr in imgs.items():
-        x = to_input(torch.from_numpy(np.stack(arr)), cfg.channels)
+        x = contract.to_input(torch.from_numpy(np.stack(arr)))
         rt = current("cpu")
         with rt.autocast():
             logits = rt.prepare(model)(rt.input(x)).float()[:, col]
@@ -128,8 +137,14 @@ def intervention(run: Path, n: int = 400, seed: int = 0) -> dict[str, float]:
     return acc
 
 
-def validate_synth(out: str | Path = "runs/validate_synth", seed: int = 0, quiet: bool = False,
-                   attr_images: int = 6000, id_images: int = 3000, epochs: int = 4) -> dict:  # fmt: skip
+def validate_synth(
+    out: str | Path = "runs/validate_synth",
+    seed: int = 0,
+    quiet: bool = False,
+    attr_images: int = 6000,
+    id_images: int = 3000,
+    epochs: int = 4,
+) -> dict:
     """Run every check, write OUT/summary.json and OUT/report.html; returns the summary."""
     out = prepare_output(out, "validate-synth")
     containment = mask_containment(seed=seed)
@@ -147,15 +162,22 @@ def validate_synth(out: str | Path = "runs/validate_synth", seed: int = 0, quiet
     examples = iv.pop("examples")
     summary = {
         "mask_containment": min(containment.values()),
-        "acc": {"Smiling": attr_summary["final"]["val_acc_per_attr"]["Smiling"],
-                "Eyeglasses": attr_summary["final"]["val_acc_per_attr"]["Eyeglasses"],
-                "identity20": id_summary["final"]["val_acc"]},
+        "acc": {
+            "Smiling": attr_summary["final"]["val_acc_per_attr"]["Smiling"],
+            "Eyeglasses": attr_summary["final"]["val_acc_per_attr"]["Eyeglasses"],
+            "identity20": id_summary["final"]["val_acc"],
+        },
         "intervention": {"mask": iv["mask"], "elsewhere": iv["elsewhere"]},
         "faces_per_s": speed,
-        "details": {"containment_per_attr": containment, "landmarks": marks, "knobs": knobs,
-                    "intervention_clean": iv["clean"], "attr_training_s": t_attr,
-                    "identity_chance": 1 / 20},
-    }  # fmt: skip
+        "details": {
+            "containment_per_attr": containment,
+            "landmarks": marks,
+            "knobs": knobs,
+            "intervention_clean": iv["clean"],
+            "attr_training_s": t_attr,
+            "identity_chance": 1 / 20,
+        },
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     image_grid(examples, ["clean", "Smiling region grey", "equal area elsewhere"] * 4, out / "intervention.png", cols=6)
     _report(out, summary)
@@ -178,11 +200,20 @@ def _report(out: Path, s: dict) -> None:
     rep.table(["target", "accuracy"], [[k, v] for k, v in s["acc"].items()] + [["identity chance", d["identity_chance"]]])
     rep.paragraph(f"Smiling/Eyeglasses model trained in {d['attr_training_s']:.0f} s (including the cache build).")
     rep.heading("Intervention on the Smiling model")
-    rep.table(["input", "Smiling accuracy"], [["clean", d["intervention_clean"]], ["Smiling mask greyed", s["intervention"]["mask"]],
-                                               ["equal area elsewhere greyed", s["intervention"]["elsewhere"]]])  # fmt: skip
+    rep.table(
+        ["input", "Smiling accuracy"],
+        [
+            ["clean", d["intervention_clean"]],
+            ["Smiling mask greyed", s["intervention"]["mask"]],
+            ["equal area elsewhere greyed", s["intervention"]["elsewhere"]],
+        ],
+    )
     rep.figure("intervention.png", "examples: clean, mask greyed, equal area elsewhere greyed")
     rep.heading("Landmarks placed on the rendered features")
     rep.table(["check", "share of faces"], [[k, v] for k, v in d["landmarks"].items()])
     rep.heading("Bias knobs: requested vs realised (training split)")
-    rep.table(["knob", "requested", "realised", "n", "within 4 s.e."], [[k["knob"], k["requested"], k["realised"], k["n"], k["within_4se"]] for k in d["knobs"]])
+    rep.table(
+        ["knob", "requested", "realised", "n", "within 4 s.e."],
+        [[k["knob"], k["requested"], k["realised"], k["n"], k["within_4se"]] for k in d["knobs"]],
+    )
     rep.write(out / "report.html")

@@ -1,4 +1,5 @@
 """``facelab data show``: a contact sheet of a data set with landmarks and, for synth, region masks."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Figures written as PNG files: training curves and image grids with captions."""
+
 from __future__ import annotations
 
 import os
@@ -42,9 +43,16 @@ def training_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("l
     return save_figure(fig, path)
 
 
-def image_grid(images: list[np.ndarray], captions: list[str], path: Path, cols: int = 8, colours: list[str] | None = None,
-               points: list[np.ndarray | None] | None = None, points_b: list[np.ndarray | None] | None = None,
-               colorbar: tuple[str, str] | None = None) -> Path:  # fmt: skip
+def image_grid(
+    images: list[np.ndarray],
+    captions: list[str],
+    path: Path,
+    cols: int = 8,
+    colours: list[str] | None = None,
+    points: list[np.ndarray | None] | None = None,
+    points_b: list[np.ndarray | None] | None = None,
+    colorbar: tuple[str, str] | None = None,
+) -> Path:
     """Images (HxWx3 uint8) in a grid with a caption under each, optional landmark dots (``points`` lime,
     ``points_b`` red, e.g. ground truth and prediction) and a legend for them; ``colorbar`` = (colour map, label)
     adds the 0-1 scale of heat-map overlays."""
@@ -60,9 +68,16 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, cols: 
                 ax.scatter(pts[k][:, 0], pts[k][:, 1], s=3, c=colour)
         ax.set_title(captions[k], fontsize=7, color=(colours[k] if colours else "black"))
     if points is not None and points_b is not None:
-        fig.legend(handles=[Line2D([], [], ls="", marker="o", color="lime", label="ground truth"),
-                            Line2D([], [], ls="", marker="o", color="red", label="prediction")],
-                   loc="lower center", ncol=2, fontsize=7, frameon=False)  # fmt: skip
+        fig.legend(
+            handles=[
+                Line2D([], [], ls="", marker="o", color="lime", label="ground truth"),
+                Line2D([], [], ls="", marker="o", color="red", label="prediction"),
+            ],
+            loc="lower center",
+            ncol=2,
+            fontsize=7,
+            frameon=False,
+        )
     if colorbar is not None:
         _add_colorbar(fig, axes, colorbar[0], colorbar[1], 0.0, 1.0)
     return save_figure(fig, path)
@@ -100,8 +115,16 @@ def inversion_curves(runs: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def map_grid(maps: np.ndarray, captions: list[str], path: Path, image: np.ndarray | None = None, title: str = "",
-             cols: int = 8, cmap: str = "viridis", colorbar_label: str = "activation") -> Path:  # fmt: skip
+def map_grid(
+    maps: np.ndarray,
+    captions: list[str],
+    path: Path,
+    image: np.ndarray | None = None,
+    title: str = "",
+    cols: int = 8,
+    cmap: str = "viridis",
+    colorbar_label: str = "activation",
+) -> Path:
     """Feature maps (N, h, w) on one shared colour scale (shown as a colour bar), captioned, with the input image first."""
     tiles = ([image] if image is not None else []) + list(maps)
     names = (["input"] if image is not None else []) + captions
@@ -160,9 +183,17 @@ def save_gif(frames: list[np.ndarray], path: Path, ms_per_frame: int = 120, scal
     return path
 
 
-def bar_chart(labels: list[str], values: list[float], path: Path, ylabel: str, intervals: list[tuple[float, float]] | None = None,
-              title: str = "", flagged: list[bool] | None = None, reference: float | None = None,
-              reference_label: str = "overall") -> Path:  # fmt: skip
+def bar_chart(
+    labels: list[str],
+    values: list[float],
+    path: Path,
+    ylabel: str,
+    intervals: list[tuple[float, float]] | None = None,
+    title: str = "",
+    flagged: list[bool] | None = None,
+    reference: float | None = None,
+    reference_label: str = "overall",
+) -> Path:
     """Horizontal bars with optional 95% intervals; flagged bars (e.g. small groups) hatched and greyed."""
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
     y = np.arange(len(labels))

@@ -1,4 +1,5 @@
 """A report.html a person opens: a title, key facts, tables and figures, all in one folder."""
+
 from __future__ import annotations
 
 import html
@@ -57,8 +58,10 @@ class Report:
         return self
 
     def write(self, path: Path) -> Path:
-        doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-               f"<style>{STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.sections)}</body></html>")  # fmt: skip
+        doc = (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.sections)}</body></html>"
+        )
         with atomic_write(path) as fh:
             fh.write(doc)
         return path

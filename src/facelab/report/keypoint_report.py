@@ -1,4 +1,5 @@
 """report.html of a keypoint run: curves, CED, best and worst validation predictions, first-layer filters."""
+
 from __future__ import annotations
 
 import json
@@ -45,28 +46,47 @@ def write_keypoint_report(run, cfg, module, data, p) -> None:
     shown = list(order[:N_SHOWN]) + list(order[::-1][:N_SHOWN])
     x8 = data.batch(p.positions[shown])[0].cpu()
     captions = [f"{'best' if k < N_SHOWN else 'worst'} {score[i]:.3f}" for k, i in enumerate(shown)]
-    image_grid([im.numpy() for im in x8], captions, run.figures / "best_worst.png", cols=N_SHOWN,
-               points=[p.true[i] for i in shown], points_b=[p.pred[i] for i in shown])  # fmt: skip
+    image_grid(
+        [im.numpy() for im in x8],
+        captions,
+        run.figures / "best_worst.png",
+        cols=N_SHOWN,
+        points=[p.true[i] for i in shown],
+        points_b=[p.pred[i] for i in shown],
+    )
     _, first = conv_layers(module.model)[0]
     filter_grid(first.weight.detach().float().cpu(), run.figures / "filters.png")
     rep = Report(f"facelab run: keypoints ({cfg.points}) with {cfg.arch}")
-    rep.paragraph(f"data {cfg.spec} | {len(data.split_positions('train'))} training and {len(p.positions)} validation images "
-                  f"at {cfg.size}px | {len(data.task.indices)} points | seed {cfg.seed}")  # fmt: skip
+    rep.paragraph(
+        f"data {cfg.spec} | {len(data.split_positions('train'))} training and {len(p.positions)} validation images "
+        f"at {cfg.size}px | {len(data.task.indices)} points | seed {cfg.seed}"
+    )
     final, base = summary["final"], summary.get("baseline_mean_shape", {})
-    rep.table(["", "MSE (relative coords)", "mean px error", "NME"],
-              [["final", final["val_mse_norm"], final["val_px_err"], final["val_nme"] if final["val_nme"] is not None else "-"],
-               ["mean-shape baseline", "", base.get("val_px_err", ""), base.get("val_nme") if base.get("val_nme") is not None else "-"]])  # fmt: skip
-    figures = [("figures/curves.png", "train and validation loss and errors per epoch"),
-               ("figures/best_worst.png", "best and worst validation predictions: ground truth lime, prediction red")]  # fmt: skip
+    rep.table(
+        ["", "MSE (relative coords)", "mean px error", "NME"],
+        [
+            ["final", final["val_mse_norm"], final["val_px_err"], final["val_nme"] if final["val_nme"] is not None else "-"],
+            ["mean-shape baseline", "", base.get("val_px_err", ""), base.get("val_nme") if base.get("val_nme") is not None else "-"],
+        ],
+    )
+    figures = [
+        ("figures/curves.png", "train and validation loss and errors per epoch"),
+        ("figures/best_worst.png", "best and worst validation predictions: ground truth lime, prediction red"),
+    ]
     if p.nme is not None:
         curve = ced(p.nme)
         base_nme = base.get("val_nme")
         summary["ced"] = {k: v for k, v in curve.items() if k not in ("x", "fraction")}
         ced_figure({"model": curve}, run.figures / "ced.png")
         figures.append(("figures/ced.png", f"cumulative error distribution up to NME {CED_LIMIT}"))
-        rep.table(["", "value"], [[f"AUC at {CED_LIMIT}", summary["ced"][f"auc_{CED_LIMIT}"]],
-                                  [f"failure rate at {CED_LIMIT}", summary["ced"][f"failure_rate_{CED_LIMIT}"]],
-                                  ["mean-shape baseline NME", base_nme]])  # fmt: skip
+        rep.table(
+            ["", "value"],
+            [
+                [f"AUC at {CED_LIMIT}", summary["ced"][f"auc_{CED_LIMIT}"]],
+                [f"failure rate at {CED_LIMIT}", summary["ced"][f"failure_rate_{CED_LIMIT}"]],
+                ["mean-shape baseline NME", base_nme],
+            ],
+        )
         run.write_json("summary.json", summary)
     figures.append(("figures/filters.png", "first-layer filters"))
     for file, caption in figures:

@@ -4,6 +4,7 @@
 ``facelab.train`` to this package as soon as it is imported. So the package itself is
 made callable and forwards to :func:`facelab.train.engine.train`.
 """
+
 import sys
 import types
 

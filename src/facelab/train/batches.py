@@ -5,6 +5,7 @@ it does not fit), a batch is one fancy-indexing read, and augmentation is a hand
 tensor operations on the whole batch. Every random choice is drawn from a generator
 seeded by (seed, epoch, batch), so a resumed run repeats an interrupted one exactly.
 """
+
 from __future__ import annotations
 
 import os
@@ -123,8 +124,9 @@ class ResumableLoader(DataLoader):
         self.batch_sampler.skip = (state["epoch"], state["batches"])
 
 
-def loader(items: CachedItems, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1),
-           device: str = "cpu") -> DataLoader:
+def loader(
+    items: CachedItems, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1), device: str = "cpu"
+) -> DataLoader:
     """Batches in the main process (workers would take the cores torch needs); pinned for a GPU whose memory
     could not hold the images, so the copy to it does not block. Shuffled (training) loaders can resume mid-epoch."""
     sampler = EpochBatches(len(items), batch, shuffle, seed, ranks)

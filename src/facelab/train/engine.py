@@ -1,4 +1,5 @@
 """``facelab.train``: data -> cache -> model -> Lightning -> one self-describing run folder."""
+
 from __future__ import annotations
 
 import csv
@@ -27,11 +28,10 @@ from ..models.registry import check_arch
 from ..progress import say
 from .batches import CachedItems, gather_images, loader
 from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
-from .task_registry import task_for
+from .task_registry import TASKS, task_class, task_for
 from .tasks import Task
 
 FEW_VALID = 20
-TASK_OPTIONS = {"attr": {"attrs", "balance"}, "identity": {"classes", "min_images"}, "keypoints": {"points", "convs"}}
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "none")
@@ -85,6 +85,7 @@ class TrainConfig:
         if not 0.0 <= self.inverted_fraction <= 1.0:
             raise FacelabError(f"--inverted-fraction {self.inverted_fraction}: must be between 0 and 1")
         check_arch(self.arch)  # before any cache is built
+        task_class(self.task)
         if self.epochs < 1 or self.batch < 1:
             raise FacelabError("--epochs and --batch must be at least 1")
         if self.lr is None:
@@ -94,7 +95,7 @@ class TrainConfig:
     def settings(self) -> dict:
         """The options that apply to this run (a report's settings table): other tasks' options, momentum
         without SGD and unset options are left out."""
-        others = set().union(*TASK_OPTIONS.values()) - TASK_OPTIONS.get(self.task, set())
+        others = {o for t in TASKS.values() for o in t.options} - set(TASKS[self.task].options if self.task in TASKS else ())
         if self.opt != "sgd":
             others.add("momentum")
         return {k: v for k, v in asdict(self).items() if k not in others and v is not None}
@@ -114,8 +115,14 @@ def versions() -> dict:
 
     from .. import __version__
 
-    return {"facelab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "lightning": lightning.__version__, "python": sys.version.split()[0], "platform": platform.platform()}  # fmt: skip
+    return {
+        "facelab": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
 
 
 # ----------------------------------------------------------------------------- data
@@ -164,7 +171,7 @@ def open_cache_for(cfg: TrainConfig, fs, quiet: bool = False) -> FaceCache:
 
 def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
     """Ranks other than 0 wait for rank 0's cache instead of building it a second time."""
-    from ..data.cache import CacheRequest, DEFAULT_MARGIN, fingerprint_hash, default_cache_root
+    from ..data.cache import DEFAULT_MARGIN, CacheRequest, default_cache_root, fingerprint_hash
 
     crop = cfg.crop or fs.default_crop
     fp = CacheRequest(size, crop, DEFAULT_MARGIN[crop]).fingerprint(fs)
@@ -177,8 +184,9 @@ def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
     return FaceCache(path)
 
 
-def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = None, quiet: bool = False,
-                 device: str = "cpu", strict: bool = False) -> Prepared:
+def prepare_data(
+    cfg: TrainConfig, task: Task | None = None, spec: str | None = None, quiet: bool = False, device: str = "cpu", strict: bool = False
+) -> Prepared:
     """The selection's images and targets, read once from the cache (into GPU memory when ``device`` is a GPU with room)."""
     fs = open_spec(spec or cfg.spec)
     task = task or task_for(cfg)
@@ -199,13 +207,14 @@ def prepare_data(cfg: TrainConfig, task: Task | None = None, spec: str | None = 
     split = _with_validation(sel.split, cfg.seed)
     n_valid = int((split == 1).sum())
     if n_valid < FEW_VALID and not quiet:
-        say(f"only {n_valid} validation images: validation accuracy moves in steps of {1 / n_valid:.2f} and means little "
-            "(use more images, or --min-images / --classes for identities)")  # fmt: skip
+        say(
+            f"only {n_valid} validation images: validation accuracy moves in steps of {1 / n_valid:.2f} and means little "
+            "(use more images, or --min-images / --classes for identities)"
+        )
     images, targets = gather_images(cache.images, rows, device), task.targets(sel, cache, rows)
     if isinstance(images, torch.Tensor):
         targets = targets.to(images.device)
-    return Prepared(task, cache, images, targets, rows, split,
-                    sel.names, sel.attributes, sel.attr_names, skipped.say())  # fmt: skip
+    return Prepared(task, cache, images, targets, rows, split, sel.names, sel.attributes, sel.attr_names, skipped.say())
 
 
 def _with_validation(split: np.ndarray, seed: int, share: float = 0.1) -> np.ndarray:
@@ -354,13 +363,20 @@ def start_run_folder(out: Path, force: bool = False) -> None:
     if global_rank() > 0:
         return
     if (out / "config.json").exists() and not force:
-        raise FacelabError(f"{out} already holds a run; continue it with --resume {out}, start it again with --force, "
-                           "or choose another --out")  # fmt: skip
+        raise FacelabError(
+            f"{out} already holds a run; continue it with --resume {out}, start it again with --force, or choose another --out"
+        )
     prepare_output(out, "run", fresh=force, owned=RUN_FILES)
 
 
-def train(cfg: TrainConfig | None = None, resume: str | Path | None = None, quiet: bool = False,
-          callbacks: list | None = None, force: bool = False, **kwargs) -> dict:
+def train(
+    cfg: TrainConfig | None = None,
+    resume: str | Path | None = None,
+    quiet: bool = False,
+    callbacks: list | None = None,
+    force: bool = False,
+    **kwargs,
+) -> dict:
     """Train a network and write its run folder; returns summary.json's content.
 
     ``facelab.train(spec="synth", task="attr", attrs=["Smiling"], epochs=3, out="runs/x")``
@@ -388,11 +404,10 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     data = prepare_data(cfg, quiet=quiet, device=rt.device)
     model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs)
+    config = {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path), "n_outputs": data.task.n_outputs}}
     if global_rank() == 0 and resume is None:
-        run.write_json("config.json", {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path),
-                                       "n_outputs": data.task.n_outputs, "class_names": getattr(data.task, "class_names", None)},
-                                       "runtime": rt.describe(), "versions": versions(), "command": sys.argv})  # fmt: skip
-    module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path)}, rt)
+        run.write_json("config.json", config | {"runtime": rt.describe(), "versions": versions(), "command": sys.argv})
+    module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path)}, rt, config)
     stopper = StopAtBatchEnd(flag, run.last_checkpoint)
     trainer = _trainer(cfg, run, rt, quiet, [stopper, *(callbacks or [])], data.task)
     ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)
@@ -410,11 +425,7 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
         return {}
     run.write_json("state.json", {"status": "finished"})
     write_summary(run, cfg, data.task, data, rt)
-    from ..report.run_report import write_run_report
-    from .keypoint_eval import predict_split
-
-    predictions = predict_split(module.model.float(), data, "valid", cfg.channels) if cfg.task == "keypoints" else None
-    write_run_report(run, cfg, module, data, predictions)
+    data.task.write_report(run, cfg, module, data)
     return json.loads((run.path / "summary.json").read_text())  # the report may add to it (keypoints: CED)
 
 
@@ -423,70 +434,40 @@ def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
     name = signal.Signals(signum).name
     kept = run.last_checkpoint if run.last_checkpoint.exists() else None
     if global_rank() == 0:
-        run.write_json("state.json", {"status": "stopped", "signal": name, "epoch": where["epoch"],
-                                      "batches_done_in_epoch": where["batch"], "checkpoint": kept and str(kept),
-                                      "resume": f"facelab train --resume {run.path}"})  # fmt: skip
+        run.write_json(
+            "state.json",
+            {
+                "status": "stopped",
+                "signal": name,
+                "epoch": where["epoch"],
+                "batches_done_in_epoch": where["batch"],
+                "checkpoint": kept and str(kept),
+                "resume": f"facelab train --resume {run.path}",
+            },
+        )
     at = f"epoch {where['epoch'] + 1}, after batch {where['batch']}"
     saved = f"checkpoint {kept} saved there" if kept else "before the first batch, so nothing to save"
     return RunStopped(signum, f"stopped by {name} at {at} ({saved}); continue with: facelab train --resume {run.path}")
 
 
 def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared | None = None, rt: Runtime | None = None) -> dict:
+    """summary.json: the task's final and best validation blocks (best by the task's monitor) and its own fields."""
     rows = [r for r in run.read_metrics() if r["split"] == "valid"]
     if not rows:
         raise FacelabError(f"{run.path}: no validation metrics were written")
-    if task.name == "keypoints":
-        summary = _keypoint_summary(rows, cfg, task, data)
-    else:
-        summary = _label_summary(rows, cfg, task)
+    metric, mode = task.monitor
+    best = (max if mode == "max" else min)(rows, key=lambda r: r[metric.removeprefix("val_")])
+    summary = {
+        "task": task.name,
+        **task.summary_fields(),
+        "arch": cfg.arch,
+        "epochs_done": int(rows[-1]["epoch"]) + 1,
+        "seed": cfg.seed,
+        "final": task.summary_block(rows[-1]),
+        "best": task.summary_block(best) | {"epoch": int(best["epoch"])},
+    }
+    summary |= task.summary_extra(data) if data is not None else {}
     if rt is not None:
         summary["runtime"] = rt.describe()
     run.write_json("summary.json", summary)
     return summary
-
-
-def _label_summary(rows: list[dict], cfg: TrainConfig, task: Task) -> dict:
-    def block(r: dict) -> dict:
-        out = {"val_loss": r["loss"], "val_acc": r["acc"]}
-        if task.name == "attr":
-            out["val_acc_per_attr"] = {a: r[f"acc_{a}"] for a in task.attrs}
-        return out
-
-    best = max(rows, key=lambda r: r["acc"])
-    return {"task": task.name, "arch": cfg.arch, "epochs_done": int(rows[-1]["epoch"]) + 1, "seed": cfg.seed,
-            "final": block(rows[-1]), "best": block(best) | {"epoch": int(best["epoch"])}}  # fmt: skip
-
-
-def _keypoint_summary(rows: list[dict], cfg: TrainConfig, task, data: Prepared | None) -> dict:
-    def block(r: dict) -> dict:
-        return {"val_loss": r["loss"], "val_mse_norm": r["loss"], "val_px_err": r["px_err"], "val_nme": r.get("nme")}
-
-    best = min(rows, key=lambda r: r["loss"])
-    summary = {"task": "keypoints", "points": task.points, "n_points": len(task.indices), "arch": cfg.arch,
-               "epochs_done": int(rows[-1]["epoch"]) + 1, "seed": cfg.seed, "final": block(rows[-1]),
-               "best": block(best) | {"epoch": int(best["epoch"])}}  # fmt: skip
-    if data is not None:
-        summary["baseline_mean_shape"] = mean_shape_baseline(data)
-    return summary
-
-
-def mean_shape_baseline(data: Prepared) -> dict:
-    """Errors on the validation split of always predicting the training set's mean shape."""
-    mean = data.targets[data.split_positions("train")].mean(0, keepdim=True)
-    valid = data.targets[data.split_positions("valid")]
-    errors = data.task.errors(mean.expand_as(valid), valid)
-    return {"val_px_err": float(errors["px_err"].mean()), "val_nme": float(errors["nme"].mean()) if "nme" in errors else None}
-
-
-def load_trained(run_path: Path) -> tuple[torch.nn.Module, TrainConfig, dict]:
-    """The network of a finished run, from its checkpoint (weights only), in eval mode."""
-    run = RunFolder(Path(run_path))
-    conf = run.read_config()
-    cfg = TrainConfig(**conf["train"])
-    ckpt = run.ckpt / "best.ckpt" if (run.ckpt / "best.ckpt").exists() else run.last_checkpoint
-    if not ckpt.exists():
-        raise FacelabError(f"{run_path}: no checkpoint found in {run.ckpt}")
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    model = build_model(cfg.arch, conf["data"]["n_outputs"], cfg.channels, convs=cfg.convs)
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
-    return model.eval(), cfg, conf

@@ -1,4 +1,5 @@
 """Keypoint predictions on a split and their per-image errors (beside the keypoint task; the report draws them)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,5 +31,10 @@ def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch
         ys.append(y.cpu())
     out, y = torch.cat(outs), torch.cat(ys)
     errors = data.task.errors(out, y)
-    return SplitPredictions(pos, data.task.to_pixels(out).numpy(), data.task.to_pixels(y).numpy(), errors["px_err"].numpy(),
-                            errors["nme"].numpy() if "nme" in errors else None)  # fmt: skip
+    return SplitPredictions(
+        pos,
+        data.task.to_pixels(out).numpy(),
+        data.task.to_pixels(y).numpy(),
+        errors["px_err"].numpy(),
+        errors["nme"].numpy() if "nme" in errors else None,
+    )

@@ -6,9 +6,11 @@ swap left and right points with the data set's mirror permutation; rotations and
 image and points together (torchvision transforms v2 with KeyPoints); a transform that would
 push a point out of the image is halved until it does not.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -66,8 +68,7 @@ def augment_one(img: torch.Tensor, pts: torch.Tensor, geo: tuple[float, float, f
         angle = fx = fy = 0.0
         moved = pts
     if angle or fx or fy:
-        img = TF.affine(img, angle=angle, translate=[fx * w, fy * h], scale=1.0, shear=[0.0, 0.0],
-                        interpolation=InterpolationMode.BILINEAR)  # fmt: skip
+        img = TF.affine(img, angle=angle, translate=[fx * w, fy * h], scale=1.0, shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR)
     if flip and mirror is not None:
         img = img.flip(-1)
         moved = torch.stack([w - 1 - moved[:, 0], moved[:, 1]], 1)[torch.as_tensor(mirror)]
@@ -76,31 +77,51 @@ def augment_one(img: torch.Tensor, pts: torch.Tensor, geo: tuple[float, float, f
 
 @dataclass
 class KeypointTask(Task):
-    points: str = "all"
+    name: ClassVar[str] = "keypoints"
+    about: ClassVar[str] = "landmark coordinates"
+    options: ClassVar[tuple[str, ...]] = ("points", "convs")
+    monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
+    accuracy: ClassVar[bool] = False
+    labels: ClassVar[bool] = False
+    points: ClassVar[bool] = True
+    curve_metrics: ClassVar[tuple[str, ...]] = ("loss", "px_err", "nme")
+    which: str = "all"  # --points: nose (the nose tip) or all
     indices: list[int] = field(default_factory=list)  # chosen points of the data set's layout
     n_layout: int = 0  # points in the data set's layout (68, 58, 5)
     mirror: np.ndarray | None = None
     size: tuple[int, int] = (64, 64)  # (W, H) of the cached images
     geometry: Geometry = field(default_factory=Geometry)
 
-    monitor = ("val_loss", "min")
-    accuracy = False
+    @classmethod
+    def from_config(cls, cfg):
+        from ..data.cache import parse_size
+
+        return cls(which=cfg.points, size=parse_size(cfg.size))
+
+    @property
+    def n_outputs(self) -> int:
+        return 2 * len(self.indices)
 
     def select(self, fs: FaceSet, seed: int) -> FaceSet:
-        if self.points not in POINTS:
-            raise FacelabError(f"--points {self.points!r}: use nose or all")
+        if self.which not in POINTS:
+            raise FacelabError(f"--points {self.which!r}: use nose or all")
         fs.require("landmarks", "--task keypoints")
-        self.n_layout = fs.n_landmarks
-        if self.points == "nose":
+        self._choose(fs.n_landmarks, fs.mirror, fs.spec)
+        return fs
+
+    def _choose(self, n_layout: int, mirror, where: str) -> None:
+        self.n_layout = n_layout
+        if self.which == "nose":
             if self.n_layout not in NOSE_TIP:
-                raise FacelabError(f"{fs.spec}: no nose tip known for a {self.n_layout}-point layout; use --points all")
+                raise FacelabError(f"{where}: no nose tip known for a {self.n_layout}-point layout; use --points all")
             self.indices = [NOSE_TIP[self.n_layout]]
             self.mirror = np.array([0])
         else:
             self.indices = list(range(self.n_layout))
-            self.mirror = None if fs.mirror is None else np.asarray(fs.mirror)
-        self.name, self.n_outputs = "keypoints", 2 * len(self.indices)
-        return fs
+            self.mirror = None if mirror is None else np.asarray(mirror)
+
+    def restore(self, description: dict) -> None:
+        self._choose(description["layout"], description.get("mirror"), "config.json")
 
     def targets(self, fs: FaceSet, cache=None, rows: np.ndarray | None = None) -> torch.Tensor:
         if cache is None or cache.landmarks is None:
@@ -122,7 +143,9 @@ class KeypointTask(Task):
         pts = self.to_pixels(y.cpu())
         geometry = Geometry(self.geometry.rotate, self.geometry.shift, cfg.get("flip", True) and self.mirror is not None)
         imgs, moved = zip(*(augment_one(x[i], pts[i], geometry.draw(gen), self.mirror) for i in range(len(x))))
-        x = torch.stack(imgs).contiguous(memory_format=torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+        x = torch.stack(imgs).contiguous(
+            memory_format=torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        )
         x = photometric(x, gen, flip=False, shift=0.0, jitter=0.2)
         return x, self.to_relative(torch.stack(moved)).flatten(1).to(y.device)
 
@@ -141,9 +164,9 @@ class KeypointTask(Task):
 
     @property
     def has_nme(self) -> bool:
-        return self.points == "all" and self.n_layout == 68
+        return self.which == "all" and self.n_layout == 68
 
-    def correct(self, out, y):
+    def metric_sums(self, out, y):
         """Sums over the batch of the per-image metrics (divided by n at the end of the epoch)."""
         return torch.stack([v.sum() for v in self.errors(out, y).values()])
 
@@ -151,4 +174,35 @@ class KeypointTask(Task):
         return ["px_err", "nme"] if self.has_nme else ["px_err"]
 
     def describe(self):
-        return {"task": "keypoints", "points": self.points, "n_points": len(self.indices), "layout": self.n_layout}
+        mirror = None if self.mirror is None or self.which == "nose" else [int(m) for m in self.mirror]
+        return {"task": "keypoints", "points": self.which, "n_points": len(self.indices), "layout": self.n_layout, "mirror": mirror}
+
+    def summary_block(self, row):
+        return {"val_loss": row["loss"], "val_mse_norm": row["loss"], "val_px_err": row["px_err"], "val_nme": row.get("nme")}
+
+    def summary_fields(self):
+        return {"points": self.which, "n_points": len(self.indices)}
+
+    def summary_extra(self, data):
+        return {"baseline_mean_shape": self.mean_shape_baseline(data)}
+
+    def mean_shape_baseline(self, data) -> dict:
+        """Errors on the validation split of always predicting the training set's mean shape."""
+        mean = data.targets[data.split_positions("train")].mean(0, keepdim=True)
+        valid = data.targets[data.split_positions("valid")]
+        errors = self.errors(mean.expand_as(valid), valid)
+        nme = float(errors["nme"].mean()) if "nme" in errors else None
+        return {"val_px_err": float(errors["px_err"].mean()), "val_nme": nme}
+
+    def output_names(self):
+        return [str(i) for i in self.indices]
+
+    def caption(self, out, y):
+        err = float(self.errors(out[None], y[None])["px_err"][0])
+        return f"{err:.1f} px", err < 0.05 * max(self.size)
+
+    def write_report(self, run, cfg, module, data) -> None:
+        from ..report.keypoint_report import write_keypoint_report
+        from .keypoint_eval import predict_split
+
+        write_keypoint_report(run, cfg, module, data, predict_split(module.model.float(), data, "valid", cfg.channels))

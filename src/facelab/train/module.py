@@ -1,4 +1,5 @@
 """The LightningModule every facelab training run uses."""
+
 from __future__ import annotations
 
 import lightning.pytorch as pl
@@ -7,59 +8,44 @@ import torch
 from ..errors import FacelabError
 from ..hardware import Runtime
 from .batches import invert_some, seeded, to_input
-from .tasks import Task
+from .tasks import MetricSums, Task
 
 
 class FaceModule(pl.LightningModule):
-    """Trains ``model`` on ``task``; batches come from the cache as uint8 and are prepared here."""
+    """Trains ``model`` on ``task``; batches come from the cache as uint8 and are prepared here.
 
-    def __init__(self, model: torch.nn.Module, task: Task, cfg: dict, rt: Runtime):
+    ``config`` (the run's TrainConfig and task description, as in config.json) is saved in every checkpoint
+    (``save_hyperparameters``), so a checkpoint file reopens on its own (:meth:`facelab.run.Run.open`)."""
+
+    def __init__(self, model: torch.nn.Module, task: Task, cfg: dict, rt: Runtime, config: dict | None = None):
         super().__init__()
+        self.save_hyperparameters({"facelab": config or {}})
         self.model, self.task, self.cfg, self.runtime = model, task, cfg, rt
         self.model = self.model.to(memory_format=rt.memory_format)
         self.epoch_metrics: dict[str, dict[str, float]] = {}
         self.mid_epoch = False  # set while a stopped run writes its mid-epoch checkpoint
         self.train_loader = None  # the training ResumableLoader, set by the engine
-        self._reset("train")
-        self._reset("valid")
+        self.sums = {split: MetricSums(task) for split in ("train", "valid")}
 
     # --- accumulation that survives DDP: sums, reduced across ranks at epoch end -------------
-    def _reset(self, split: str) -> None:
-        n = len(self.task.metric_names())
-        setattr(self, f"_{split}_sums", torch.zeros(n + 2, dtype=torch.float64))
-
-    def _accumulate(self, split: str, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        sums = getattr(self, f"_{split}_sums")
-        b = y.shape[0]
-        sums[0] += float(loss.detach()) * b
-        sums[1] += b
-        sums[2:] += self.task.correct(logits.detach(), y).double().cpu()
-
     def finish_split(self, split: str) -> dict[str, float]:
         """Metrics of the epoch so far on ``split`` (reduced over ranks), and a fresh start."""
-        sums = getattr(self, f"_{split}_sums").to(self.device)
+        values = self.sums[split].values.to(self.device)
         if self.trainer.world_size > 1:
-            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        sums = sums.cpu()
-        n = max(float(sums[1]), 1.0)
-        names = self.task.metric_names()
-        out = {"loss": float(sums[0]) / n, "n": int(sums[1])}
-        per = {name: float(c) / n for name, c in zip(names, sums[2:])}
-        out.update(per)
-        if self.task.accuracy:
-            out["acc"] = sum(per.values()) / len(per)
-        self._reset(split)
+            values = self.trainer.strategy.reduce(values, reduce_op="sum")
+        out = self.sums[split].result(values.cpu())
+        self.sums[split] = MetricSums(self.task)
         return out
 
     # --- mid-epoch checkpoints ------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint written mid-epoch (a stopped run) carries the epoch's partial training sums."""
         if self.mid_epoch:
-            checkpoint["facelab_train_sums"] = self._train_sums.clone()
+            checkpoint["facelab_train_sums"] = self.sums["train"].values.clone()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "facelab_train_sums" in checkpoint:
-            self._train_sums = checkpoint["facelab_train_sums"].clone()
+            self.sums["train"].values = checkpoint["facelab_train_sums"].clone()
         # Lightning saves the training loader's state but does not load it back when configure_optimizers asked for
         # estimated_stepping_batches (the loader is built before the loops are restored), so apply it here.
         states = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {}).get("combined_loader")
@@ -89,17 +75,17 @@ class FaceModule(pl.LightningModule):
                 f"loss became {float(loss.detach())} at epoch {self.current_epoch}, step {batch_idx}; the last good checkpoint "
                 f"is kept in {self.cfg['out']}/checkpoints (try a smaller --lr)"
             )
-        self._accumulate("train", loss, logits, y)
+        self.sums["train"].add(loss, logits, y)
         return loss
 
     def validation_step(self, batch, batch_idx):
         x8, y, _ = batch
         logits = self.model(self.prepare(x8))
-        self._accumulate("valid", self.task.loss(logits, y), logits, y)
+        self.sums["valid"].add(self.task.loss(logits, y), logits, y)
 
     def on_validation_epoch_end(self):
         if self.trainer.sanity_checking:
-            self._reset("valid")
+            self.sums["valid"] = MetricSums(self.task)
             return
         m = self.finish_split("valid")
         self.epoch_metrics["valid"] = m

@@ -7,6 +7,7 @@ stateful). ``state.json`` says where it stopped and the process exits with 128 +
 ``--resume`` continues with the next batch; every random choice is seeded by (seed, epoch, batch), so the
 resumed run ends with the same metrics as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import signal
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Iterator
 
 import lightning.pytorch as pl
-
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

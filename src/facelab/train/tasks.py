@@ -1,11 +1,17 @@
-"""What a network is trained to predict: targets from the data, the loss, and the metrics.
+"""What a network is trained to predict, and everything that follows from it.
 
-A task is a small plug-in: ``targets`` picks labels for the selected rows, ``loss`` and
-``update``/``compute`` define training and evaluation. Keypoints add their own class.
+A task is a small plug-in: it picks its rows and targets from the data, defines the loss and the
+metrics (one accumulator, :class:`MetricSums`, shared by training and ``eval``), names its outputs,
+turns outputs into probabilities and labels, writes its summary fields and captions, and says what
+it can be asked for (``labels``: a probe can explain a label; ``binary``: one yes/no per output;
+``points``: landmark coordinates). Nothing outside the task classes tests a task's name.
+A new task is one module with its Task subclass plus one line in :mod:`facelab.train.task_registry`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -13,19 +19,45 @@ import torch.nn.functional as F
 
 from ..data.faceset import FaceSet
 from ..data.select import identity_split, top_identities
+from ..errors import FacelabError
 from .batches import augment
+
+CAPABILITY_WORDS = {"labels": "a classification run", "binary": "an attribute run", "points": "a keypoint run"}
 
 
 @dataclass
 class Task:
-    name: str = ""
-    n_outputs: int = 0
+    name: ClassVar[str] = ""
+    about: ClassVar[str] = ""  # a few words for --task's help
+    options: ClassVar[tuple[str, ...]] = ()  # TrainConfig fields that belong to this task
+    monitor: ClassVar[tuple[str, str]] = ("val_acc", "max")  # what picks the best checkpoint (and a sweep's best)
+    accuracy: ClassVar[bool] = True  # metrics are accuracies: their mean is reported as "acc"
+    labels: ClassVar[bool] = True
+    binary: ClassVar[bool] = False
+    points: ClassVar[bool] = False
+    curve_metrics: ClassVar[tuple[str, ...]] = ("loss", "acc")
+    caption_about: ClassVar[str] = "probability / true label (attr) or predicted / true identity; green correct, red wrong"
 
-    monitor = ("val_acc", "max")  # what picks the best checkpoint
-    accuracy = True  # metrics are accuracies: their mean is reported as "acc"
+    @classmethod
+    def from_config(cls, cfg) -> "Task":
+        """The task a TrainConfig describes (its own options only)."""
+        return cls()
 
+    @property
+    def n_outputs(self) -> int:
+        raise NotImplementedError
+
+    # --- data ----------------------------------------------------------------------------
     def select(self, fs: FaceSet, seed: int) -> FaceSet:
+        """The items this task trains on; remembers what the outputs mean (attribute columns, class names)."""
         return fs
+
+    def describe(self) -> dict:
+        """What config.json keeps of the task, enough for :meth:`restore` to rebuild it without the data."""
+        return {"task": self.name}
+
+    def restore(self, description: dict) -> None:
+        """State saved by :meth:`describe` (a trained run reopened)."""
 
     def targets(self, fs: FaceSet, cache=None, rows: np.ndarray | None = None) -> torch.Tensor:
         """Targets of the selected items (``cache`` and its ``rows`` for tasks whose labels live there)."""
@@ -35,29 +67,129 @@ class Task:
         """Whole-batch flips, shifts and brightness/contrast; labels unchanged."""
         return augment(x, gen, flip=cfg["flip"], shift=0.06, jitter=0.15), y
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # --- training and metrics --------------------------------------------------------------
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-output count of correct predictions in the batch (shape: n_metrics)."""
+    def metric_sums(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-metric sums over the batch (shape: n_metrics); divided by the item count at the end."""
         raise NotImplementedError
 
     def metric_names(self) -> list[str]:
         return ["acc"]
 
-    def describe(self) -> dict:
-        return {"task": self.name}
+    def finish(self, per: dict[str, float]) -> dict[str, float]:
+        """Per-metric means, plus their mean as "acc" for accuracy tasks."""
+        return per | {"acc": sum(per.values()) / len(per)} if self.accuracy else per
+
+    def summary_block(self, row: dict) -> dict:
+        """The summary's "final" / "best" fields from one validation row of metrics.csv."""
+        return {"val_loss": row["loss"], "val_acc": row["acc"]}
+
+    def summary_fields(self) -> dict:
+        """Fields a run's summary.json carries besides final/best (a task's own settings)."""
+        return {}
+
+    def summary_extra(self, data) -> dict:
+        """Fields that need the prepared data (e.g. a baseline on the validation split)."""
+        return {}
+
+    def eval_fields(self, per: dict[str, float]) -> dict:
+        """What ``facelab eval`` reports besides n and loss."""
+        return {"acc": per["acc"]} if self.accuracy else per
+
+    # --- outputs -------------------------------------------------------------------------
+    def output_names(self) -> list[str]:
+        return [str(k) for k in range(self.n_outputs)]
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, n_outputs) probabilities: sigmoid per output for binary tasks, softmax otherwise."""
+        return torch.sigmoid(logits.float()) if self.binary else torch.softmax(logits.float(), -1)
+
+    def predicted(self, logits: torch.Tensor, output: int | None) -> np.ndarray:
+        """Predicted label per image: 0/1 of ``output`` (binary), else the class."""
+        return (logits[:, output] > 0).long().numpy() if self.binary else logits.argmax(1).numpy()
+
+    def explained_output(self, target: str | None) -> int | None:
+        """The output a probe explains: a named attribute or class (or a class number); by default the first
+        output of a binary task, or None (the predicted class) for one-of-N tasks."""
+        names = self.output_names()
+        if target is None:
+            return 0 if self.binary else None
+        if target in names:
+            return names.index(target)
+        if not self.binary and target.isdigit() and int(target) < len(names):
+            return int(target)
+        raise FacelabError(f"--target {target!r}: the run predicts {', '.join(names[:20])}")
+
+    def caption(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[str, bool]:
+        """One validation image's prediction against its label, and whether it is right (the run report's samples)."""
+        pred = int(logits.argmax())
+        return f"pred {pred} / true {int(y)}", pred == int(y)
+
+    def require(self, capability: str, command: str, run) -> None:
+        """Stop with one line when ``command`` needs a kind of run this task is not (``labels``, ``binary``, ``points``)."""
+        if not getattr(self, capability):
+            raise FacelabError(f"{run}: {command} needs {CAPABILITY_WORDS[capability]} (this one was trained for {self.name})")
+
+    def write_report(self, run, cfg, module, data) -> None:
+        from ..report.run_report import write_run_report
+
+        write_run_report(run, cfg, module, data)
+
+
+class MetricSums:
+    """Loss and per-metric sums over batches, as one float64 tensor that DDP ranks can add up.
+
+    Layout: [loss x n, n, metric sums...]; the same for training, validation and ``facelab eval``."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.values = torch.zeros(len(task.metric_names()) + 2, dtype=torch.float64)
+
+    def add(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        b = y.shape[0]
+        self.values[0] += float(loss.detach()) * b
+        self.values[1] += b
+        self.values[2:] += self.task.metric_sums(out.detach(), y).double().cpu()
+
+    def per_metric(self, values: torch.Tensor | None = None) -> dict[str, float]:
+        values = self.values if values is None else values
+        n = max(float(values[1]), 1.0)
+        return {name: float(c) / n for name, c in zip(self.task.metric_names(), values[2:])}
+
+    def result(self, values: torch.Tensor | None = None) -> dict[str, float]:
+        """{"loss", "n", each metric, and "acc" for accuracy tasks} from ``values`` (default: these sums)."""
+        values = self.values if values is None else values
+        n = max(float(values[1]), 1.0)
+        return {"loss": float(values[0]) / n, "n": int(values[1])} | self.task.finish(self.per_metric(values))
 
 
 @dataclass
 class AttrTask(Task):
+    name: ClassVar[str] = "attr"
+    about: ClassVar[str] = "attributes (yes/no each)"
+    options: ClassVar[tuple[str, ...]] = ("attrs", "balance")
+    binary: ClassVar[bool] = True
     attrs: list[str] = field(default_factory=list)
     columns: list[int] = field(default_factory=list)
 
+    @classmethod
+    def from_config(cls, cfg):
+        if not cfg.attrs:
+            raise FacelabError("--task attr needs --attrs, e.g. --attrs Male,Young")
+        return cls(attrs=list(cfg.attrs))
+
+    @property
+    def n_outputs(self):
+        return len(self.attrs)
+
     def select(self, fs, seed):
         self.columns = fs.attr_index(self.attrs)
-        self.name, self.n_outputs = "attr", len(self.attrs)
         return fs
+
+    def describe(self):
+        return {"task": "attr", "attrs": self.attrs}
 
     def targets(self, fs, cache=None, rows=None):
         return torch.from_numpy(fs.attributes[:, self.columns].astype(np.float32))
@@ -65,29 +197,62 @@ class AttrTask(Task):
     def loss(self, logits, y):
         return F.binary_cross_entropy_with_logits(logits.float(), y)
 
-    def correct(self, logits, y):
+    def metric_sums(self, logits, y):
         return ((logits > 0).float() == y).float().sum(0)
 
     def metric_names(self):
         return [f"acc_{a}" for a in self.attrs]
 
-    def describe(self):
-        return {"task": "attr", "attrs": self.attrs}
+    def summary_block(self, row):
+        return super().summary_block(row) | {"val_acc_per_attr": {a: row[f"acc_{a}"] for a in self.attrs}}
+
+    def summary_extra(self, data) -> dict:
+        """Fields that need the prepared data (e.g. a baseline on the validation split)."""
+        return {}
+
+    def eval_fields(self, per):
+        return super().eval_fields(per) | {"acc_per_attr": {a: per[f"acc_{a}"] for a in self.attrs}}
+
+    def output_names(self):
+        return list(self.attrs)
+
+    def caption(self, logits, y):
+        p = torch.sigmoid(logits.float()).numpy()
+        shown = range(min(4, len(self.attrs)))
+        parts = [f"{self.attrs[j][:10]} {p[j]:.2f}/{int(y[j])}" for j in shown]
+        return "\n".join(parts), all((p[j] > 0.5) == (y[j] > 0.5) for j in shown)
 
 
 @dataclass
 class IdentityTask(Task):
+    name: ClassVar[str] = "identity"
+    about: ClassVar[str] = "one of N persons"
+    options: ClassVar[tuple[str, ...]] = ("classes", "min_images")
     classes: int = 20
     min_images: int = 2
     class_names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(classes=cfg.classes, min_images=cfg.min_images)
+
+    @property
+    def n_outputs(self):
+        return self.classes
 
     def select(self, fs, seed):
         sel = top_identities(fs, self.classes, self.min_images)
         train_ids = set(sel.identities[sel.split == 0].tolist())
         if not set(sel.identities[sel.split == 1].tolist()) <= train_ids or not (sel.split == 1).any():
             sel = identity_split(sel, 0.2, seed)  # the official split keeps persons apart
-        self.name, self.n_outputs, self.class_names = "identity", self.classes, list(sel.classes or [])
+        self.class_names = [str(c) for c in sel.classes or []]
         return sel
+
+    def describe(self):
+        return {"task": "identity", "classes": self.classes, "min_images": self.min_images, "class_names": self.class_names}
+
+    def restore(self, description):
+        self.class_names = [str(c) for c in description.get("class_names") or []]
 
     def targets(self, fs, cache=None, rows=None):
         return torch.from_numpy(fs.identities.astype(np.int64))
@@ -95,8 +260,8 @@ class IdentityTask(Task):
     def loss(self, logits, y):
         return F.cross_entropy(logits.float(), y)
 
-    def correct(self, logits, y):
+    def metric_sums(self, logits, y):
         return (logits.argmax(1) == y).float().sum(0, keepdim=True)
 
-    def describe(self):
-        return {"task": "identity", "classes": self.classes, "min_images": self.min_images}
+    def output_names(self):
+        return self.class_names or super().output_names()

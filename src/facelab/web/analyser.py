@@ -3,6 +3,7 @@
 Shared by the web page and the webcam/video view. Runs are used under one lock: attribution
 hooks sit on shared modules, so two requests must not interleave inside a network.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,10 +17,11 @@ import torch
 
 from ..data.detect import crop_face, detect_faces
 from ..errors import FacelabError
-from ..progress import say
 from ..keypoints.photos import predict_points
 from ..probes.cam import attribution_maps, head_layer, overlay
-from ..probes.subject import Subject, input_size, named_probabilities, open_probe, output_names, pixels_to_input
+from ..probes.subject import named_probabilities
+from ..progress import say
+from ..run import Run
 
 FACE_MARGIN = 0.25
 TOP_CLASSES = 5
@@ -27,19 +29,17 @@ TOP_CLASSES = 5
 
 @dataclass
 class LoadedRun:
-    path: Path
-    model: torch.nn.Module
-    cfg: object
-    outputs: list[str]
+    run: Run
     cam_method: str
 
     @property
-    def task(self) -> str:
-        return self.cfg.task
+    def path(self) -> Path:
+        return self.run.path
 
     @property
-    def size(self) -> tuple[int, int]:
-        return input_size(self.cfg)
+    def outputs(self) -> list[str]:
+        """The outputs a visitor can ask about (none for keypoint runs)."""
+        return self.run.outputs if self.run.task.labels else []
 
 
 def load_runs(paths: list[str | Path]) -> list[LoadedRun]:
@@ -49,13 +49,13 @@ def load_runs(paths: list[str | Path]) -> list[LoadedRun]:
     for p in paths:
         if not (Path(p) / "summary.json").exists():
             say(f"{p}: this run has not finished training (no summary.json); serving its latest checkpoint")
-        model, cfg, conf, _ = open_probe(p)
+        run = Run.open(p, probe=True)
         try:
-            head_layer(model)
+            head_layer(run.model)
             method = "cam"
         except FacelabError:
             method = "gradcam"
-        runs.append(LoadedRun(Path(p), model, cfg, output_names(cfg, conf), method))
+        runs.append(LoadedRun(run, method))
     return runs
 
 
@@ -68,7 +68,7 @@ class Analyser:
     def __init__(self, runs: list[LoadedRun]):
         self.runs = runs
         self.lock = threading.Lock()
-        self.targets = [o for r in runs if r.task != "keypoints" for o in r.outputs]
+        self.targets = [o for r in runs for o in r.outputs]
 
     def faces(self, image: np.ndarray, detect: bool = True) -> tuple[list[tuple[int, int, int, int]], bool]:
         """Detected face boxes, or the whole image when none is found (second value: whether detection found them)."""
@@ -86,41 +86,62 @@ class Analyser:
         results = []
         with self.lock:
             for box in boxes:
-                face = {"box": [int(v) for v in box], "detected": found, "predictions": {}, "cam": None, "cam_about": None,
-                        "landmarks": None}  # fmt: skip
+                face = {
+                    "box": [int(v) for v in box],
+                    "detected": found,
+                    "predictions": {},
+                    "cam": None,
+                    "cam_about": None,
+                    "landmarks": None,
+                }
                 for run in self.runs:
                     self._apply(run, image, box, face, target, with_cam, margin=FACE_MARGIN if found else 0.0)
                 results.append(face)
         return results
 
-    def _apply(self, run: LoadedRun, image, box, face: dict, target, with_cam: bool, margin: float) -> None:
-        crop, (scale, x0, y0) = crop_face(image, box, run.size, margin)
-        if run.task == "keypoints":
-            pts = predict_points(run.model, crop, run.cfg.channels) * scale + np.array([x0, y0])
+    def _apply(self, loaded: LoadedRun, image, box, face: dict, target, with_cam: bool, margin: float) -> None:
+        run = loaded.run
+        crop, (scale, x0, y0) = crop_face(image, box, run.contract.size, margin)
+        if run.task.points:
+            pts = predict_points(run, crop) * scale + np.array([x0, y0])
             face["landmarks"] = np.round(pts, 1).tolist()
             return
-        x = pixels_to_input(Subject("", crop).pixels(run.cfg.channels))
-        binary = run.task == "attr"
-        output = run.outputs.index(target) if target in run.outputs else (0 if binary else None)
+        if not run.task.labels:  # e.g. a regression: nothing to show as probabilities or to explain
+            return
+        x = run.contract.image_input(crop)
+        binary = run.task.binary
+        output = run.task.explained_output(target if target in run.outputs else None)
         want_cam = with_cam and face["cam"] is None and (target is None or target in run.outputs)
         if want_cam:
-            logits, tgt, _, norm = attribution_maps(run.model, x, run.cam_method, output, binary)
+            logits, tgt, _, norm = attribution_maps(run.model, x, loaded.cam_method, output, binary)
             face["cam"] = overlay(crop, norm[0].numpy())
             name = run.outputs[int(tgt.index[0])]
-            face["cam_about"] = {"method": run.cam_method, "target": name,
-                                 "explains": "absent" if binary and float(tgt.sign[0]) < 0 else "present"}  # fmt: skip
+            face["cam_about"] = {
+                "method": loaded.cam_method,
+                "target": name,
+                "explains": "absent" if binary and float(tgt.sign[0]) < 0 else "present",
+            }
         else:
             logits = run.model(x).float()
-        probs = named_probabilities(logits[0], run.outputs, binary, TOP_CLASSES)
+        probs = named_probabilities(run, logits[0], TOP_CLASSES)
         face["predictions"].update({name: round(p, 4) for name, p in probs.items()})
 
 
 def to_json(faces: list[dict]) -> dict:
     """The /api/predict answer: the CAM overlay as base64 PNG."""
-    return {"faces": [{"box": f["box"], "detected": f["detected"], "predictions": f["predictions"],
-                       "cam_png": png_base64(f["cam"]) if f["cam"] is not None else None, "cam_about": f["cam_about"],
-                       "landmarks": f["landmarks"]}
-                      for f in faces]}  # fmt: skip
+    return {
+        "faces": [
+            {
+                "box": f["box"],
+                "detected": f["detected"],
+                "predictions": f["predictions"],
+                "cam_png": png_base64(f["cam"]) if f["cam"] is not None else None,
+                "cam_about": f["cam_about"],
+                "landmarks": f["landmarks"],
+            }
+            for f in faces
+        ]
+    }
 
 
 def draw(image: np.ndarray, faces: list[dict]) -> np.ndarray:
@@ -139,5 +160,7 @@ def draw(image: np.ndarray, faces: list[dict]) -> np.ndarray:
             cv2.circle(out, (int(px), int(py)), 2, (0, 255, 0), -1)
         top = sorted(f["predictions"].items(), key=lambda kv: -kv[1])[:3]
         for k, (name, p) in enumerate(top):
-            cv2.putText(out, f"{name} {p:.2f}", (x, max(12, y - 6 - 16 * k)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                out, f"{name} {p:.2f}", (x, max(12, y - 6 - 16 * k)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA
+            )
     return out

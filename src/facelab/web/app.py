@@ -1,4 +1,5 @@
 """``facelab serve``: a FastAPI app with one page (upload or webcam) and ``POST /api/predict``."""
+
 from __future__ import annotations
 
 import time
@@ -53,10 +54,15 @@ def create_app(run_paths: list[str | Path]) -> FastAPI:
 
     @app.get("/api/info")
     async def info():
-        return {"runs": [{"path": str(r.path), "task": r.task, "arch": r.cfg.arch, "outputs": r.outputs[:50] if r.task != "keypoints" else [], "cam": r.cam_method}
-                         for r in analyser.runs],
-                "targets": analyser.targets, "max_upload_mb": MAX_UPLOAD // (1024 * 1024),
-                "mean_ms_per_request": 1000 * stats["seconds"] / max(1, stats["requests"])}  # fmt: skip
+        return {
+            "runs": [
+                {"path": str(r.path), "task": r.run.task.name, "arch": r.run.cfg.arch, "outputs": r.outputs[:50], "cam": r.cam_method}
+                for r in analyser.runs
+            ],
+            "targets": analyser.targets,
+            "max_upload_mb": MAX_UPLOAD // (1024 * 1024),
+            "mean_ms_per_request": 1000 * stats["seconds"] / max(1, stats["requests"]),
+        }
 
     @app.post("/api/predict")
     async def predict(file: UploadFile = File(...), target: str | None = Form(None), detect: bool = Form(True), cam: bool = Form(True)):

@@ -1,4 +1,5 @@
 """``facelab webcam``: the live overlay on an OpenCV window, or headless from a camera/video into an annotated video."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,14 @@ def _open(source: str) -> cv2.VideoCapture:
     return cap
 
 
-def webcam(runs: list[str | Path], source: str = "0", out: str | Path | None = None, target: str | None = None,
-           max_frames: int | None = None, quiet: bool = False) -> dict:  # fmt: skip
+def webcam(
+    runs: list[str | Path],
+    source: str = "0",
+    out: str | Path | None = None,
+    target: str | None = None,
+    max_frames: int | None = None,
+    quiet: bool = False,
+) -> dict:
     """Annotate every frame (faces, CAM overlay, landmarks, top predictions). With ``out`` the result is written
     as a video (written to a temporary name and renamed when complete); without it, shown in a window."""
     if out is not None:
@@ -65,8 +72,13 @@ def webcam(runs: list[str | Path], source: str = "0", out: str | Path | None = N
     elapsed = time.perf_counter() - t0
     if tmp is not None:
         os.replace(tmp, out)
-    return {"frames": frames, "faces": faces, "seconds": elapsed, "frames_per_s": frames / elapsed if elapsed else 0.0,
-            "out": str(out) if out else None}  # fmt: skip
+    return {
+        "frames": frames,
+        "faces": faces,
+        "seconds": elapsed,
+        "frames_per_s": frames / elapsed if elapsed else 0.0,
+        "out": str(out) if out else None,
+    }
 
 
 def _show(frame) -> None:

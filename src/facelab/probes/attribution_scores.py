@@ -1,0 +1,216 @@
+"""``facelab cam-score``: how good attribution maps are: pointing game and energy in the ground-truth region,
+deletion/insertion AUC, beside a random map, the mean mask and a randomised last layer (a sanity check)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import FacelabError
+from ..report.figures import bar_chart, image_grid
+from ..run import Run
+from .cam import METHODS, Target, chosen_precision, head_layer, overlay, with_last_layer_randomised
+from .explain import CHUNK, maps_over
+from .output import probe_folder, write_probe_output
+from .split_data import SplitData, load_split
+
+
+def pointing_hits(raw: torch.Tensor, masks: np.ndarray, tolerance: int) -> np.ndarray:
+    """Whether the centre of each map's maximal cell falls within ``tolerance`` px of the mask."""
+    n, h, w = raw.shape
+    H, W = masks.shape[1:]
+    flat = raw.reshape(n, -1).argmax(1).numpy()
+    ys = np.clip(np.round((flat // w + 0.5) * H / h - 0.5).astype(int), 0, H - 1)
+    xs = np.clip(np.round((flat % w + 0.5) * W / w - 0.5).astype(int), 0, W - 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
+    return np.array([cv2.dilate(masks[i].astype(np.uint8), kernel)[ys[i], xs[i]] > 0 for i in range(n)])
+
+
+def energy_share(maps: torch.Tensor, masks: np.ndarray) -> np.ndarray:
+    """Share of each [0, 1] map's total inside its mask."""
+    m = torch.from_numpy(masks).float()
+    return ((maps * m).flatten(1).sum(1) / maps.flatten(1).sum(1).clamp_min(1e-12)).numpy()
+
+
+@torch.no_grad()
+def deletion_insertion(
+    model, x: torch.Tensor, maps: torch.Tensor, target: Target, binary: bool, steps: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probability of the explained decision as the most-attributed pixels are removed (grey) or inserted
+    into a blurred copy, ``steps`` equal fractions from 0 to all; returns the per-image AUCs (deletion, insertion)."""
+    from torchvision.transforms.v2.functional import gaussian_blur
+
+    n, H, W = maps.shape
+    rank = torch.empty(n, H * W, dtype=torch.long)
+    rank.scatter_(1, maps.reshape(n, -1).argsort(1, descending=True), torch.arange(H * W).expand(n, -1).contiguous())
+    rank = rank.view(n, 1, H, W)
+    k = max(3, (H // 8) | 1)
+    blurred = gaussian_blur(x, [k, k], [H / 16, H / 16])
+    dele, ins = [], []
+    for step in range(steps + 1):
+        top = rank < round(step / steps * H * W)
+        for curve, xs in ((dele, torch.where(top, torch.zeros_like(x), x)), (ins, torch.where(top, x, blurred))):
+            with chosen_precision():
+                logits = model(xs).float()
+            curve.append(target.prob(logits, binary))
+    auc = lambda c: ((torch.stack(c).sum(0) - (c[0] + c[-1]) / 2) / steps).numpy()  # noqa: E731  trapezoid on [0, 1]
+    return auc(dele), auc(ins)
+
+
+def _scores(model, d: SplitData, raw, norm, target: Target, masks, background, tolerance, steps) -> dict:
+    dele, ins = [], []
+    for start in range(0, len(norm), CHUNK):
+        sl = slice(start, start + CHUNK)
+        a, b = deletion_insertion(model, d.inputs(sl), norm[sl], Target(target.index[sl], target.sign[sl]), d.binary, steps)
+        dele.append(a)
+        ins.append(b)
+    out = {
+        "pointing_game": None,
+        "energy_in_mask": None,
+        "energy_on_background": None,
+        "deletion_auc": float(np.concatenate(dele).mean()),
+        "insertion_auc": float(np.concatenate(ins).mean()),
+    }
+    if masks is not None:
+        out["pointing_game"] = float(pointing_hits(raw, masks, tolerance).mean())
+        out["energy_in_mask"] = float(energy_share(norm, masks).mean())
+        out["energy_on_background"] = float(energy_share(norm, background).mean())
+    return out
+
+
+def _ground_truth(d: SplitData, output: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per image: the target attribute's region and the background (no attribute's region), synthetic sets only."""
+    masks_of = getattr(d.faceset, "masks", None)
+    h, w = d.images.shape[1:3]
+    if masks_of is None or h != w or not d.binary:
+        return None, None
+    col = d.faceset.attr_names.index(d.outputs[output])
+    regions = [masks_of(int(r), h) for r in d.rows]
+    return np.stack([m[col] for m in regions]), np.stack([~m.any(0) for m in regions])
+
+
+def cam_score(
+    run: str | Path,
+    spec: str | None = None,
+    *,
+    split: str = "test",
+    methods: list[str] | None = None,
+    target: str | None = None,
+    layer: str | None = None,
+    n: int = 200,
+    tolerance: int | None = None,
+    steps: int = 16,
+    seed: int = 0,
+    out: str | Path | None = None,
+    quiet: bool = True,
+) -> dict:
+    """Pointing game and energy inside the ground-truth region (synthetic faces), deletion/insertion AUC
+    (any data), beside a random map, the mean ground-truth mask, and each method after randomising the last layer."""
+    folder = probe_folder(out, run, "cam_score")
+    opened = Run.open(run, probe=True)
+    opened.require("labels", "cam-score")
+    d = load_split(opened, spec, split, n)
+    output = d.output_index(target)
+    methods = methods or _applicable(d.model)
+    h, w = d.images.shape[1:3]
+    tolerance = max(1, round(0.07 * max(h, w))) if tolerance is None else tolerance
+    masks, background = _ground_truth(d, output)
+    results, examples = {}, []
+    randomised = with_last_layer_randomised(d.model, seed)
+    for method in methods:
+        _, tgt, raw, norm = maps_over(d, method, output, layer, quiet=quiet)  # every method explains the same decisions
+        results[method] = _scores(d.model, d, raw, norm, tgt, masks, background, tolerance, steps)
+        examples.append((method, norm[:8]))
+        _, _, r_raw, r_norm = maps_over(d, method, output, layer, model=randomised, quiet=quiet)
+        results[f"{method}_randomized"] = _scores(d.model, d, r_raw, r_norm, tgt, masks, background, tolerance, steps)
+    gen = torch.Generator().manual_seed(seed)
+    rand = torch.rand(len(d.images), h, w, generator=gen)
+    results["random"] = _scores(d.model, d, rand, rand, tgt, masks, background, tolerance, steps)
+    if masks is not None:
+        mean = torch.from_numpy(masks.mean(0)).float().expand(len(masks), h, w).contiguous()
+        results["mean_mask"] = _scores(d.model, d, mean, mean, tgt, masks, background, tolerance, steps)
+    else:
+        results["mean_mask"] = None
+    name = d.outputs[output] if output is not None else "predicted class"
+    summary = {
+        "methods": results,
+        "target": name,
+        "n": int(len(d.images)),
+        "split": split,
+        "tolerance_px": tolerance,
+        "steps": steps,
+        "data": spec or d.run.cfg.spec,
+    }
+    figures = _score_figures(folder, results, examples, d.images[:8].numpy(), masks)
+    facts = [["target", name], ["images", summary["n"]], ["pointing-game tolerance", f"{tolerance} px"]]
+    return write_probe_output(
+        folder, f"facelab cam-score: {name} on {summary['data']} ({split})", summary, figures, facts, [score_table(results)]
+    )
+
+
+SCORE_COLUMNS = {
+    "pointing_game": "pointing game",
+    "energy_in_mask": "energy in true region",
+    "energy_on_background": "energy on background",
+    "deletion_auc": "deletion AUC (lower is better)",
+    "insertion_auc": "insertion AUC (higher is better)",
+}
+
+
+def sanity_verdict(scores: dict, randomised: dict) -> str:
+    """Adebayo et al.'s check in words: a faithful map changes when the learned head is re-initialised."""
+    key = "pointing_game" if scores.get("pointing_game") is not None else "insertion_auc"
+    drop = scores[key] - randomised[key]
+    if drop >= 0.05:
+        return f"passes: {SCORE_COLUMNS[key]} drops by {drop:.2f} with the last layer randomised"
+    return f"fails: {SCORE_COLUMNS[key]} changes by only {-drop:+.2f} with the last layer randomised"
+
+
+def score_table(results: dict) -> tuple[str, list[str], list[list]]:
+    """Methods and baselines x measures, one row each, with the sanity check's verdict per method."""
+    rows = []
+    for name, scores in results.items():
+        if not scores or name.endswith("_randomized"):
+            continue
+        randomised = results.get(f"{name}_randomized")
+        verdict = sanity_verdict(scores, randomised) if randomised else "baseline"
+        rows.append([name, *(scores[k] for k in SCORE_COLUMNS), verdict])
+        if randomised:
+            rows.append([f"{name}, last layer randomised", *(randomised[k] for k in SCORE_COLUMNS), ""])
+    return "Scores", ["map", *SCORE_COLUMNS.values(), "sanity check"], rows
+
+
+def _applicable(model) -> list[str]:
+    try:
+        head_layer(model)
+        return list(METHODS)
+    except FacelabError:
+        return [m for m in METHODS if m != "cam"]
+
+
+def _score_figures(folder, results, examples, images, masks) -> list[tuple[str, str]]:
+    figures = []
+    for metric in ("pointing_game", "energy_in_mask", "deletion_auc", "insertion_auc"):
+        pairs = [(k, r[metric]) for k, r in results.items() if r and r.get(metric) is not None]
+        if pairs:
+            bar_chart([k for k, _ in pairs], [v for _, v in pairs], folder / f"{metric}.png", metric)
+            figures.append((f"{metric}.png", metric.replace("_", " ") + " per method and baseline"))
+    tiles, captions = [], []
+    for k, img in enumerate(images):
+        tiles.append(img if masks is None else _outlined(img, masks[k]))
+        captions.append("input" + ("" if masks is None else " + region"))
+        for method, maps in examples:
+            tiles.append(overlay(img, maps[k].numpy()))
+            captions.append(method)
+    image_grid(tiles, captions, folder / "examples.png", cols=1 + len(examples))
+    return figures + [("examples.png", "first images of the split with each method's map")]
+
+
+def _outlined(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = img.copy()
+    edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    out[edge] = (255, 0, 255)
+    return out

@@ -1,0 +1,221 @@
+"""``facelab cam`` and ``predict``: attribution maps over images, a split, and the user's photos (``cam-score`` rates them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.detect import crop_face, detect_faces
+from ..data.images import SkippedImages, read_rgb
+from ..errors import FacelabError
+from ..files import write_csv
+from ..progress import progress_bar
+from ..report.figures import image_grid, map_grid
+from ..run import Run
+from .cam import DEFAULT_COLORMAP, MAP_LEGEND, Target, attribution_maps, check_colormap, layer_for, overlay
+from .output import probe_folder, write_probe_output
+from .split_data import SplitData, load_split
+from .subject import load_subject, named_probabilities, open_probe, photo_files, resize_to
+
+CHUNK = 64
+GALLERY = 16
+
+
+def maps_over(d: SplitData, method: str, output: int | None, layer: str | None, model=None, quiet: bool = True):
+    """Attribution maps of every image of ``d`` in chunks: (logits, Target, raw maps, normalised maps)."""
+    model = model or d.model
+    lyr = layer_for(model, method, layer)
+    parts = []
+    with progress_bar(f"{method} maps", len(d.images), quiet) as advance:
+        for start in range(0, len(d.images), CHUNK):
+            sl = slice(start, start + CHUNK)
+            logits, target, raw, norm = attribution_maps(model, d.inputs(sl), method, output, d.binary, lyr)
+            parts.append((logits, target.index, target.sign, raw, norm))
+            advance(len(logits))
+    logits, index, sign, raw, norm = (torch.cat(p) for p in zip(*parts))
+    return logits, Target(index, sign), raw, norm
+
+
+def cam(
+    run: str | Path,
+    source: str,
+    *,
+    method: str = "cam",
+    target: str | None = None,
+    layer: str | None = None,
+    split: str = "test",
+    limit: int = 256,
+    out: str | Path | None = None,
+    quiet: bool = True,
+    strict: bool = False,
+    colormap: str = DEFAULT_COLORMAP,
+) -> dict:
+    """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM), or a whole split of a SPEC,
+    with galleries grouped by (true, predicted) label and the mean map of each group."""
+    check_colormap(colormap)
+    folder = probe_folder(out, run, "cam")
+    if source.startswith("folder:"):  # a folder of photos has no labels to group a split by: map each photo
+        source = source.removeprefix("folder:")
+    path = Path(source)
+    if path.exists() or "#" in source:
+        return _cam_files(run, source, method=method, target=target, layer=layer, folder=folder, strict=strict, colormap=colormap)
+    opened = Run.open(run, probe=True)
+    opened.require("labels", "cam")
+    d = load_split(opened, source, split, limit, strict)
+    output = d.output_index(target)
+    logits, _, _, norm = maps_over(d, method, output, layer, quiet=quiet)
+    true, pred = d.labels(output), d.run.task.predicted(logits, output)
+    images = d.images.numpy()
+    groups, figures, means, mean_names = {}, [], [], []
+    for t, p in sorted(set(zip(true.tolist(), pred.tolist()))):
+        idx = np.flatnonzero((true == t) & (pred == p))
+        key = f"true{t}_pred{p}"
+        words = f"true: {d.in_words(output, t)}, predicted: {d.in_words(output, p)}"
+        file = f"gallery_{key}.png"
+        shown = idx[:GALLERY]
+        image_grid(
+            [overlay(images[i], norm[i].numpy(), colormap=colormap) for i in shown],
+            [d.faceset.names[d.rows[i]][-12:] for i in shown],
+            folder / file,
+            cols=8,
+            colorbar=(colormap, MAP_LEGEND),
+        )
+        groups[key] = {"n": int(len(idx)), "figure": file, "words": words}
+        figures.append((file, f"{words}: {len(idx)} images (first {len(shown)} shown)"))
+        means.append(norm[idx].mean(0).numpy())
+        mean_names.append(words.replace(", ", "\n") + f"\n(n={len(idx)})")
+    map_grid(np.stack(means), mean_names, folder / "mean_maps.png", cols=min(4, len(means)), cmap=colormap, colorbar_label=MAP_LEGEND)
+    name = d.outputs[output] if output is not None else "predicted class"
+    summary = {
+        "method": method,
+        "target": name,
+        "layer": layer_for(d.model, method, layer).name,
+        "data": source,
+        "split": split,
+        "n": int(len(images)),
+        "groups": groups,
+        "unreadable": d.unreadable,
+    }
+    return write_probe_output(
+        folder,
+        f"facelab cam: {method} for {name} on {source} ({split})",
+        summary,
+        [("mean_maps.png", f"mean {method} map per (true, predicted) group")] + figures,
+    )
+
+
+def _image_files(source: str) -> list[str]:
+    return [str(p) for p in photo_files(f"folder:{source}")] if Path(source).is_dir() else [source]
+
+
+def _cam_files(run, source, *, method, target, layer, folder, strict: bool = False, colormap: str = DEFAULT_COLORMAP) -> dict:
+    opened, _ = open_probe(run)
+    opened.require("labels", "cam")
+    model, outputs, binary = opened.model, opened.outputs, opened.task.binary
+    output = opened.task.explained_output(target)
+    lyr = layer_for(model, method, layer)
+    tiles, captions, results = [], [], []
+    skipped = SkippedImages(strict)
+    for src in _image_files(source):
+        subject = skipped.call(Path(src).name, load_subject, src, opened.contract.size)
+        if subject is None:
+            continue
+        x = opened.contract.image_input(subject.image)
+        logits, tgt, _, norm = attribution_maps(model, x, method, output, binary, lyr)
+        k = int(tgt.index[0])
+        prob = float(opened.task.probabilities(logits)[0, k])
+        tiles += [subject.image, overlay(subject.image, norm[0].numpy(), colormap=colormap)]
+        captions += [subject.name[-14:], f"{outputs[k][:12]} {prob:.2f}"]
+        results.append({"image": subject.name, "output": outputs[k], "prob": prob})
+    summary = {"method": method, "layer": lyr.name, "images": results, "unreadable": skipped.say()}
+    if not tiles:
+        raise FacelabError(f"{source}: none of its images could be read")
+    image_grid(tiles, captions, folder / "overlays.png", cols=min(8, len(tiles)), colorbar=(colormap, MAP_LEGEND))
+    return write_probe_output(folder, f"facelab cam: {method}", summary, [("overlays.png", "image and map; caption: output, P(output)")])
+
+
+# ----------------------------------------------------------------------------- the user's photos
+def face_inputs(image: np.ndarray, size: tuple[int, int], detect: bool, margin: float = 0.25):
+    """[(box (x, y, w, h) in the photo, the face as the network's input image)]: detected faces, or the whole
+    photo centre-cropped. An empty list when ``detect`` finds no face."""
+    if not detect:
+        h, w = image.shape[:2]
+        return [((0, 0, w, h), resize_to(image, size))]
+    return [(box, crop_face(image, box, size, margin)[0]) for box in detect_faces(image)]
+
+
+def predict(
+    run: str | Path,
+    source: str,
+    *,
+    detect: bool = False,
+    method: str = "cam",
+    target: str | None = None,
+    out: str | Path | None = None,
+    top: int = 5,
+    strict: bool = False,
+) -> dict:
+    """Predictions with probabilities and attribution overlays for a folder of the user's own photos."""
+    opened, _ = open_probe(run)
+    opened.require("labels", "predict")
+    model, contract = opened.model, opened.contract
+    folder = probe_folder(out, run, "predict")
+    files = photo_files(source)
+    output = opened.task.explained_output(target)
+    size = contract.size
+    results, no_face, tiles, captions = [], [], [], []
+    skipped = SkippedImages(strict)
+    for path in files:
+        read = skipped.call(path.name, read_rgb, path)
+        if read is None:
+            continue
+        image = read[0]
+        faces = face_inputs(image, size, detect)
+        if not faces:
+            no_face.append(path.name)
+            continue
+        for box, face in faces:
+            x = contract.image_input(face)
+            logits, tgt, _, norm = attribution_maps(model, x, method, output, opened.task.binary, layer_for(model, method, None))
+            preds = named_probabilities(opened, logits[0], top)
+            results.append({"image": path.name, "box": list(box), "predictions": preds})
+            tiles += [face, overlay(face, norm[0].numpy())]
+            best = max(preds, key=preds.get)
+            captions += [path.name[-14:], f"{best[:12]} {preds[best]:.2f}"]
+    if tiles:
+        image_grid(tiles, captions, folder / "predictions.png", cols=min(8, len(tiles)))
+    _write_predictions_csv(folder / "predictions.csv", results)
+    unreadable = skipped.say()
+    summary = {
+        "data": source,
+        "detect": detect,
+        "method": method,
+        "n_images": len(files),
+        "n_faces": len(results),
+        "no_face": no_face,
+        "unreadable": unreadable,
+        "faces": results,
+    }
+    facts = [
+        ["photos", len(files)],
+        ["faces", len(results)],
+        ["no face found", ", ".join(no_face) or "none"],
+        ["unreadable", ", ".join(unreadable) or "none"],
+    ]
+    return write_probe_output(
+        folder,
+        f"facelab predict: {source}",
+        summary,
+        [("predictions.png", "each face and its map; caption: most probable output")] if tiles else [],
+        facts,
+    )
+
+
+def _write_predictions_csv(path: Path, results: list[dict]) -> None:
+    write_csv(
+        path,
+        ["image", "x", "y", "w", "h", "output", "prob"],
+        ([r["image"], *r["box"], name, f"{p:.6f}"] for r in results for name, p in r["predictions"].items()),
+    )

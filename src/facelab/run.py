@@ -1,0 +1,152 @@
+"""A trained run, reopened in one call: its config, network, input contract, outputs and task.
+
+Training writes the run folder (:mod:`facelab.train.engine`); every probe, the web page and export
+open it here instead of re-deriving sizes, channels, normalisation and output names. A checkpoint
+file opens on its own too, because training saves the run's config in it (``save_hyperparameters``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.cache import parse_size
+from .errors import FacelabError
+from .hardware import current
+from .models import build_model
+from .train.batches import MEAN, STD, to_input
+from .train.engine import Prepared, RunFolder, TrainConfig, prepare_data
+from .train.evaluate import evaluate_model, write_evaluation
+from .train.task_registry import restored_task, task_for
+from .train.tasks import Task
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What the network takes: (width, height), channels, the crop its faces were cut with, and the normalisation."""
+
+    size: tuple[int, int]
+    channels: int
+    crop: str | None
+    mean: float = MEAN
+    std: float = STD
+
+    def to_input(self, x8: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """uint8 images (B, H, W, 3) -> the normalised float input (B, C, H, W)."""
+        return to_input(x8, self.channels, channels_last)
+
+    def pixels(self, image: np.ndarray) -> torch.Tensor:
+        """One (H, W, 3) uint8 image at the input size -> (1, C, H, W) float in [0, 1] (grey for 1 channel)."""
+        return self.to_input(torch.from_numpy(np.ascontiguousarray(image))[None]) * self.std + self.mean
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[0, 1] pixels -> the input the network was trained on."""
+        return (pixels - self.mean) / self.std
+
+    def image_input(self, image: np.ndarray) -> torch.Tensor:
+        """One (H, W, 3) uint8 image at the input size -> the network's (1, C, H, W) input."""
+        return self.to_input(torch.from_numpy(np.ascontiguousarray(image))[None])
+
+    def describe(self) -> dict:
+        return {"size": list(self.size), "channels": self.channels, "crop": self.crop, "mean": self.mean, "std": self.std}
+
+
+class Run:
+    """``Run.open(path)``: a run folder (or one of its checkpoint files) with its best network in eval mode."""
+
+    def __init__(self, path: Path, config: dict, model: torch.nn.Module):
+        self.path, self.config, self.model = path, config, model
+        self.cfg = TrainConfig(**config["train"])
+        self.task: Task = restored_task(self.cfg, config["data"])
+        self.contract = InputContract(parse_size(self.cfg.size), self.cfg.channels, self.cfg.crop)
+
+    @classmethod
+    def open(cls, path: str | Path, probe: bool = False) -> "Run":
+        """``probe``: weights frozen, on the CPU in the memory format the hardware policy chose (probes autocast
+        where it chose bf16); otherwise the plain fp32 network."""
+        path = Path(path)
+        ckpt = path if path.is_file() else _checkpoint_of(path)
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        config = _config_of(path, state)
+        cfg = TrainConfig(**config["train"])
+        model = build_model(cfg.arch, config["data"]["n_outputs"], cfg.channels, convs=cfg.convs)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
+        run = cls(path if path.is_dir() else path.parent.parent, config, model.eval())
+        if probe:
+            run.model = current("cpu").prepare(run.model)
+            for p in run.model.parameters():
+                p.requires_grad_(False)
+        return run
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.path)
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / "summary.json").exists()
+
+    @cached_property
+    def outputs(self) -> list[str]:
+        """A name per network output: the attributes, the identity classes, the point numbers."""
+        return self.task.output_names()
+
+    def require(self, capability: str, command: str) -> None:
+        self.task.require(capability, command, self.path)
+
+    def data(
+        self, spec: str | None = None, strict: bool = False, device: str = "cpu", quiet: bool = True, keep_balance: bool = False
+    ) -> Prepared:
+        """The run's data (or ``spec``'s) prepared as in training, from the default cache at the run's size."""
+        cfg = replace(self.cfg, cache=None, balance=self.cfg.balance if keep_balance else None)
+        return prepare_data(cfg, task_for(cfg), spec=spec, quiet=quiet, device=device, strict=strict)
+
+
+def evaluate(
+    run: str | Path,
+    spec: str | None = None,
+    split: str = "test",
+    out: str | Path | None = None,
+    *,
+    precision: str | None = None,
+    device: str | None = None,
+) -> dict:
+    """``facelab eval``: loss and metrics of ``run``'s best checkpoint on ``split``; writes summary.json + report.html.
+    ``precision`` / ``device``: as given, else as the run was trained."""
+    opened = Run.open(run)
+    cfg = replace(opened.cfg, cache=None)
+    result = evaluate_model(opened.model, cfg, task_for(cfg), spec=spec, split=split, precision=precision, device=device)
+    title = f"facelab eval: {Path(run).name} on {result['data']} ({split})"
+    write_evaluation(result, Path(out) if out else Path(run) / f"eval_{split}", title)
+    return result
+
+
+def _checkpoint_of(path: Path) -> Path:
+    folder = RunFolder(path)
+    if not (path / "config.json").exists():
+        raise FacelabError(f"{path}: not a facelab run (config.json missing)")
+    ckpt = folder.ckpt / "best.ckpt" if (folder.ckpt / "best.ckpt").exists() else folder.last_checkpoint
+    if not ckpt.exists():
+        raise FacelabError(f"{path}: no checkpoint found in {folder.ckpt}")
+    return ckpt
+
+
+def _config_of(path: Path, state: dict) -> dict:
+    """config.json of a run folder; for a checkpoint file, the copy training saved in it."""
+    if path.is_dir():
+        return json.loads((path / "config.json").read_text())
+    config = state.get("hyper_parameters", {}).get("facelab")
+    if not config:
+        raise FacelabError(f"{path}: this checkpoint carries no facelab config; open its run folder instead")
+    return config
+
+
+def load_trained(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict]:
+    """(network in eval mode, TrainConfig, config.json) of a run: :meth:`Run.open` for older notebooks."""
+    run = Run.open(path)
+    return run.model, run.cfg, run.config
