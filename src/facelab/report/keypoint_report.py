@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -23,6 +21,11 @@ def ced(errors: np.ndarray, limit: float = CED_LIMIT, steps: int = 200) -> dict:
     return {"x": xs.tolist(), "fraction": fraction.tolist(), f"auc_{limit}": auc, f"failure_rate_{limit}": float((errors > limit).mean())}
 
 
+def ced_summary(errors: np.ndarray, limit: float = CED_LIMIT) -> dict:
+    """The CED's area and failure rate (what summary.json keeps of the curve)."""
+    return {k: v for k, v in ced(errors, limit).items() if k not in ("x", "fraction")}
+
+
 def ced_figure(curves: dict[str, dict], path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for label, c in curves.items():
@@ -35,12 +38,11 @@ def ced_figure(curves: dict[str, dict], path) -> None:
     save_figure(fig, path)
 
 
-def write_keypoint_report(run, cfg, module, data, p) -> None:
-    """``p``: the validation predictions (``train.keypoint_eval.SplitPredictions``)."""
+def write_keypoint_report(run, cfg, module, data, p, summary: dict) -> None:
+    """``p``: the validation predictions (``train.keypoint_eval.SplitPredictions``); ``summary``: the run's summary.json."""
     rows = run.read_metrics()
     metrics = ("loss", "px_err", "nme") if data.task.has_nme else ("loss", "px_err")
     training_curves(rows, run.figures / "curves.png", metrics)
-    summary = json.loads((run.path / "summary.json").read_text())
     score = p.nme if p.nme is not None else p.px_err
     order = np.argsort(score)
     shown = list(order[:N_SHOWN]) + list(order[::-1][:N_SHOWN])
@@ -76,7 +78,6 @@ def write_keypoint_report(run, cfg, module, data, p) -> None:
     if p.nme is not None:
         curve = ced(p.nme)
         base_nme = base.get("val_nme")
-        summary["ced"] = {k: v for k, v in curve.items() if k not in ("x", "fraction")}
         ced_figure({"model": curve}, run.figures / "ced.png")
         figures.append(("figures/ced.png", f"cumulative error distribution up to NME {CED_LIMIT}"))
         rep.table(
@@ -87,7 +88,6 @@ def write_keypoint_report(run, cfg, module, data, p) -> None:
                 ["mean-shape baseline NME", base_nme],
             ],
         )
-        run.write_json("summary.json", summary)
     figures.append(("figures/filters.png", "first-layer filters"))
     for file, caption in figures:
         rep.heading(caption.split(":")[0]).figure(file, caption)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import torch
 
 from .figures import image_grid, training_curves
@@ -35,13 +33,12 @@ def summary_columns(block: dict) -> dict:
     return flat
 
 
-def write_run_report(run, cfg, module, data) -> None:
+def write_run_report(run, cfg, module, data, summary: dict) -> None:
     task = data.task
     rows = run.read_metrics()
     training_curves(rows, run.figures / "curves.png", task.curve_metrics)
     images, captions, colours = sample_predictions(module, data)
     image_grid(images, captions, run.figures / "samples.png", colours=colours)
-    summary = json.loads((run.path / "summary.json").read_text())
     rep = Report(f"facelab run: {cfg.task} with {cfg.arch}")
     rep.paragraph(
         f"data {cfg.spec} | {len(data.split_positions('train'))} training and "

@@ -424,9 +424,10 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
     if not trainer.is_global_zero:
         return {}
     run.write_json("state.json", {"status": "finished"})
-    write_summary(run, cfg, data.task, data, rt)
-    data.task.write_report(run, cfg, module, data)
-    return json.loads((run.path / "summary.json").read_text())  # the report may add to it (keypoints: CED)
+    outputs = data.task.validation_outputs(module, data)
+    summary = write_summary(run, cfg, data.task, data, rt, outputs)
+    data.task.write_report(run, cfg, module, data, summary, outputs)
+    return summary
 
 
 def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
@@ -450,8 +451,9 @@ def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
     return RunStopped(signum, f"stopped by {name} at {at} ({saved}); continue with: facelab train --resume {run.path}")
 
 
-def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared | None = None, rt: Runtime | None = None) -> dict:
-    """summary.json: the task's final and best validation blocks (best by the task's monitor) and its own fields."""
+def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, rt: Runtime, outputs=None) -> dict:
+    """summary.json, written once: the task's final and best validation blocks (best by the task's monitor) and its own
+    fields (``outputs``: the task's ``validation_outputs``)."""
     rows = [r for r in run.read_metrics() if r["split"] == "valid"]
     if not rows:
         raise FacelabError(f"{run.path}: no validation metrics were written")
@@ -466,8 +468,7 @@ def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared |
         "final": task.summary_block(rows[-1]),
         "best": task.summary_block(best) | {"epoch": int(best["epoch"])},
     }
-    summary |= task.summary_extra(data) if data is not None else {}
-    if rt is not None:
-        summary["runtime"] = rt.describe()
+    summary |= task.summary_extra(data, outputs)
+    summary["runtime"] = rt.describe()
     run.write_json("summary.json", summary)
     return summary

@@ -183,8 +183,19 @@ class KeypointTask(Task):
     def summary_fields(self):
         return {"points": self.which, "n_points": len(self.indices)}
 
-    def summary_extra(self, data):
-        return {"baseline_mean_shape": self.mean_shape_baseline(data)}
+    def validation_outputs(self, module, data):
+        from .keypoint_eval import predict_split
+
+        return predict_split(module.model.float(), data, "valid", module.cfg["channels"])
+
+    def summary_extra(self, data, outputs=None):
+        """The mean-shape baseline, and (with NME) the CED's AUC and failure rate up to NME 0.08."""
+        from ..report.keypoint_report import ced_summary
+
+        extra = {"baseline_mean_shape": self.mean_shape_baseline(data)}
+        if outputs is not None and outputs.nme is not None:
+            extra["ced"] = ced_summary(outputs.nme)
+        return extra
 
     def mean_shape_baseline(self, data) -> dict:
         """Errors on the validation split of always predicting the training set's mean shape."""
@@ -201,8 +212,7 @@ class KeypointTask(Task):
         err = float(self.errors(out[None], y[None])["px_err"][0])
         return f"{err:.1f} px", err < 0.05 * max(self.size)
 
-    def write_report(self, run, cfg, module, data) -> None:
+    def write_report(self, run, cfg, module, data, summary, outputs=None) -> None:
         from ..report.keypoint_report import write_keypoint_report
-        from .keypoint_eval import predict_split
 
-        write_keypoint_report(run, cfg, module, data, predict_split(module.model.float(), data, "valid", cfg.channels))
+        write_keypoint_report(run, cfg, module, data, outputs, summary)

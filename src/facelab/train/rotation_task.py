@@ -59,7 +59,7 @@ class RotationTask(Task):
     def summary_block(self, row):
         return {"val_loss": row["loss"], "val_mae_deg": row["mae_deg"]}
 
-    def summary_extra(self, data):
+    def summary_extra(self, data, outputs=None):
         """The error of always answering the training mean: what a network that learned nothing scores."""
         mean = data.targets[data.split_positions("train")].mean()
         valid = data.targets[data.split_positions("valid")]

@@ -90,8 +90,12 @@ class Task:
         """Fields a run's summary.json carries besides final/best (a task's own settings)."""
         return {}
 
-    def summary_extra(self, data) -> dict:
-        """Fields that need the prepared data (e.g. a baseline on the validation split)."""
+    def validation_outputs(self, module, data):
+        """What the summary and the report need of the trained network beyond metrics.csv (None: nothing)."""
+        return None
+
+    def summary_extra(self, data, outputs=None) -> dict:
+        """Fields that need the prepared data (e.g. a baseline on the validation split) or ``validation_outputs``."""
         return {}
 
     def eval_fields(self, per: dict[str, float]) -> dict:
@@ -132,10 +136,10 @@ class Task:
         if not getattr(self, capability):
             raise FacelabError(f"{run}: {command} needs {CAPABILITY_WORDS[capability]} (this one was trained for {self.name})")
 
-    def write_report(self, run, cfg, module, data) -> None:
+    def write_report(self, run, cfg, module, data, summary: dict, outputs=None) -> None:
         from ..report.run_report import write_run_report
 
-        write_run_report(run, cfg, module, data)
+        write_run_report(run, cfg, module, data, summary)
 
 
 class MetricSums:
@@ -205,10 +209,6 @@ class AttrTask(Task):
 
     def summary_block(self, row):
         return super().summary_block(row) | {"val_acc_per_attr": {a: row[f"acc_{a}"] for a in self.attrs}}
-
-    def summary_extra(self, data) -> dict:
-        """Fields that need the prepared data (e.g. a baseline on the validation split)."""
-        return {}
 
     def eval_fields(self, per):
         return super().eval_fields(per) | {"acc_per_attr": {a: per[f"acc_{a}"] for a in self.attrs}}
