@@ -170,13 +170,14 @@ def test_eval_on_test_split(small_run, tmp_path):
     [
         (["--arch", "vgg99"], "unknown --arch 'vgg99'; registered: darknet64"),
         (["--task", "attr", "--attrs", "Beard"], "unknown attribute Beard"),
-        (["--arch", "resnet18", "--weights", "imagenet"], "no download is attempted"),
+        (["--arch", "resnet18", "--weights", "imagenet"], "FACELAB_OFFLINE=1 (no download attempted); fetch https://"),
         (["--weights", "/no/such.pth"], "no such file"),
         (["--task", "identity", "--classes", "50"], "only 0 of"),
     ],
 )
 def test_bad_training_input_is_one_line(tmp_path, args, needle):
-    proc = run_cli("train", "synth:200", "--out", str(tmp_path / "bad"), "--quiet", *args, check=False)
+    env = {"FACELAB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch")}  # an empty torch cache, and no network
+    proc = run_cli("train", "synth:200", "--out", str(tmp_path / "bad"), "--quiet", *args, check=False, env=env)
     assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -211,3 +212,30 @@ def test_every_epoch_draws_a_new_batch_order(tmp_path):
 
     facelab.train(TrainConfig(out=str(tmp_path / "r"), **SMALL | {"epochs": 3}), quiet=True, callbacks=[FirstBatch()])
     assert len(firsts) == 3 and firsts[0] != firsts[1] != firsts[2] != firsts[0]
+
+
+def test_imagenet_weights_download_into_the_torch_cache(tmp_path, monkeypatch):
+    """--weights imagenet fetches torchvision's file when it is missing (the download mocked), then loads it."""
+    import urllib.error
+
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    fetched = []
+
+    def fake_download(url, dst, progress=True):
+        fetched.append(url)
+        torch.save(torchvision.models.squeezenet1_1().state_dict(), dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    model = facelab.build_model("squeezenet1_1", 3, weights="imagenet")
+    assert len(fetched) == 1 and fetched[0].endswith(".pth") and (tmp_path / "torch" / "hub" / "checkpoints").iterdir()
+    facelab.build_model("squeezenet1_1", 3, weights="imagenet")  # now cached: no second download
+    assert len(fetched) == 1 and model.features[0].weight.shape[1] == 3
+
+    def offline(url, dst, progress=True):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(FacelabError, match=r"could not download https://\S+ \(Temporary failure.*copy it to .*resnet18"):
+        facelab.build_model("resnet18", 2, weights="imagenet")

@@ -46,6 +46,10 @@ JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 IMAGE_HELP = "An image file, or SPEC#ITEM: one item of a data set (synth:64#3, celeba:/data/celeba#000123.jpg)."
 IMAGE = typer.Argument(..., help=IMAGE_HELP)
 SPEC_OR_RUNS = typer.Argument(None, help="Data SPEC (default: the run's own).")
+DETECTOR = typer.Option(
+    "auto", help="Face detector: auto (dlib's HOG with facelab[faces] installed, else haar), dlib-hog, dlib-cnn or haar."
+)
+UPSAMPLE = typer.Option(None, help="Search an upsampled photo this many times (finds smaller faces; default: dlib 1, haar 0).")
 
 
 def out_option(about: str, default: Path | None = None):
@@ -491,6 +495,9 @@ def cam_cmd(
     colormap: str = typer.Option(
         "viridis", help="Heat-map colours: viridis (default, perceptually uniform), inferno, magma, plasma, turbo or jet."
     ),
+    detect: bool = typer.Option(False, help="On image files: map each face found in them (see --detector)."),
+    detector: str = DETECTOR,
+    upsample: Optional[int] = UPSAMPLE,
     precision: str = PRECISION,
     strict: bool = STRICT,
 ):
@@ -510,6 +517,8 @@ def cam_cmd(
         quiet=quiet,
         strict=strict,
         colormap=colormap,
+        detector=detector if detect else None,
+        upsample=upsample,
     )
     _report_line(summary, out_dir, run, "cam")
 
@@ -622,7 +631,9 @@ def compare_cmd(
 def predict_cmd(
     run: Path,
     source: str = typer.Argument(..., metavar="folder:PATH"),
-    detect: bool = typer.Option(False, help="Find and crop faces first (OpenCV Haar cascade)."),
+    detect: bool = typer.Option(False, help="Find and crop faces first (see --detector)."),
+    detector: str = DETECTOR,
+    upsample: Optional[int] = UPSAMPLE,
     method: str = typer.Option("cam"),
     target: Optional[str] = typer.Option(None),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predict."),
@@ -633,7 +644,9 @@ def predict_cmd(
     _hardware(precision)
     from .probes.explain import predict
 
-    summary = predict(run, source, detect=detect, method=method, target=target, out=out_dir, strict=strict)
+    summary = predict(
+        run, source, detect=detect, detector=detector, upsample=upsample, method=method, target=target, out=out_dir, strict=strict
+    )
     out.print(
         f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
         f"{', '.join(summary['no_face']) or '-'}"
@@ -708,6 +721,9 @@ def landmarks_cmd(
     run: Path,
     source: str = typer.Argument(..., metavar="folder:PATH"),
     margin: Optional[float] = typer.Option(None, help="Border around each detected face (default: as in training)."),
+    detector: str = DETECTOR,
+    upsample: Optional[int] = UPSAMPLE,
+    landmarker: str = typer.Option("net", help="net (the run's network) or dlib (dlib's 68-point predictor, facelab[faces])."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/landmarks."),
     precision: str = PRECISION,
     strict: bool = STRICT,
@@ -716,12 +732,53 @@ def landmarks_cmd(
     _hardware(precision)
     from .keypoints.photos import landmarks
 
-    summary = landmarks(run, source, margin=margin, out=out_dir, strict=strict)
+    summary = landmarks(run, source, margin=margin, detector=detector, upsample=upsample, landmarker=landmarker, out=out_dir, strict=strict)
     out.print(
         f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
         f"{', '.join(summary['no_face']) or '-'}"
     )
     out.print(f"report: {(out_dir or run / 'landmarks') / 'report.html'}")
+
+
+@app.command("detect")
+def detect_cmd(
+    source: str = typer.Argument(..., metavar="SPEC|PATH", help="A photo, a folder of photos, or a data SPEC."),
+    detector: str = DETECTOR,
+    upsample: Optional[int] = UPSAMPLE,
+    out_dir: Path = out_option("Folder for faces.json, faces.csv, the contact sheet and report.html.", Path("runs/detect")),
+    json_: bool = typer.Option(False, "--json", help="Print faces.json's content."),
+    quiet: bool = QUIET,
+    strict: bool = STRICT,
+):
+    """Find the faces in photos: boxes (photo pixels) and scores as CSV and JSON, and a contact sheet."""
+    from .keypoints.faces import detect
+
+    result = detect(source, detector=detector, upsample=upsample, out=out_dir, strict=strict, quiet=quiet or json_)
+    if json_:
+        return _print_json(result)
+    n_faces = sum(len(im["faces"]) for im in result["images"])
+    out.print(f"{n_faces} faces in {len(result['images'])} photos ({result['detector']}); report: {out_dir / 'report.html'}")
+
+
+@data_app.command("label")
+def data_label_cmd(
+    spec: str = typer.Argument(..., metavar="SPEC|PATH", help="A folder of photos (folder:PATH) or a data SPEC."),
+    out_dir: Path = out_option("Folder for labels.xml and summary.json (an interrupted run continues there).", None),
+    detector: str = DETECTOR,
+    upsample: Optional[int] = UPSAMPLE,
+    quiet: bool = QUIET,
+    strict: bool = STRICT,
+):
+    """dlib's 68 points for every photo with one face, in dlib's XML layout: train on it with 300w:OUT/labels.xml."""
+    from .keypoints.faces import label
+
+    if out_dir is None:
+        raise FacelabError("give --out DIR for labels.xml and summary.json")
+    summary = label(spec, out=out_dir, detector=detector, upsample=upsample, strict=strict, quiet=quiet)
+    out.print(
+        f"labelled {summary['n_faces']} of {summary['n_images']} photos ({len(summary['skipped'])} skipped); "
+        f"train on them: facelab train 300w:{out_dir / 'labels.xml'} --task keypoints"
+    )
 
 
 # ----------------------------------------------------------------------------- web page, webcam
@@ -730,6 +787,8 @@ def serve_cmd(
     runs: list[Path] = typer.Argument(..., metavar="RUN [RUN ...]"),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (only this machine by default)."),
     port: int = typer.Option(8000),
+    detector: str = DETECTOR,
+    upsample: Optional[int] = UPSAMPLE,
     precision: str = PRECISION,
 ):
     """A local web page: drop a photo or start the webcam; predictions, CAM overlay, landmarks."""
@@ -737,7 +796,7 @@ def serve_cmd(
     from .web.app import serve
 
     out.print(f"facelab serving {len(runs)} run(s) on http://{host}:{port}/ (Ctrl+C to stop)")
-    serve(runs, host, port)
+    serve(runs, host, port, detector=detector, upsample=upsample)
 
 
 @app.command("webcam")
@@ -748,13 +807,15 @@ def webcam_cmd(
     target: Optional[str] = typer.Option(None, help="Output whose CAM is shown."),
     max_frames: Optional[int] = typer.Option(None),
     quiet: bool = QUIET,
+    detector: str = DETECTOR,
+    upsample: Optional[int] = UPSAMPLE,
     precision: str = PRECISION,
 ):
     """The same overlay as the web page on an OpenCV window, or into an annotated video file."""
     _hardware(precision)
     from .web.webcam import webcam
 
-    result = webcam(runs, source, out_path, target, max_frames, quiet)
+    result = webcam(runs, source, out_path, target, max_frames, quiet, detector=detector, upsample=upsample)
     out.print(
         f"{result['frames']} frames, {result['faces']} faces, {result['frames_per_s']:.1f} frames/s"
         + (f"; wrote {result['out']}" if result["out"] else "")
@@ -823,10 +884,10 @@ def main() -> None:
         signal.signal(signal.SIGTERM, _terminated)  # training installs its own, resumable handling
         app()
     except RunStopped as exc:
-        err.print(str(exc), highlight=False, soft_wrap=True)
+        err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except FacelabError as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted; a training run continues with: facelab train --resume RUN", highlight=False)

@@ -29,4 +29,4 @@ def say(message: str) -> None:
         _said.add(message)
         from rich.console import Console
 
-        Console(stderr=True).print(f"note: {message}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"note: {message}", highlight=False, markup=False, soft_wrap=True)

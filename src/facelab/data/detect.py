@@ -1,19 +1,120 @@
-"""Finding faces in the user's own photos: OpenCV's Haar cascade, shipped inside the opencv wheel."""
+"""Finding faces (and dlib's 68 landmarks) in the user's own photos: one path from a photo to network-sized faces.
+
+Detectors by name: ``haar`` (OpenCV's cascade, shipped inside the opencv wheel), ``dlib-hog`` (dlib's HOG frontal
+face detector) and ``dlib-cnn`` (dlib's MMOD CNN), the dlib ones from the optional extra ``facelab[faces]``
+(dlib-bin and face-recognition-models: wheels, no compiler, no download at run time). ``auto`` takes dlib's HOG
+when the extra is installed, else Haar, and says once which. Photos are searched at most DETECT_SIDE pixels big;
+boxes come back in the original photo's pixels, largest first.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import FacelabError
+from ..progress import say
 
+DETECTORS = ("auto", "dlib-hog", "dlib-cnn", "haar")
 CASCADE = "haarcascade_frontalface_default.xml"
+DETECT_SIDE = 640  # photos are searched at most this big
+MIN_FACE = 0.06  # Haar: faces under this share of the short side are ignored
+FACES_EXTRA = "pip install 'facelab[faces]' (dlib-bin and face-recognition-models, wheels, about 100 MB)"
+DEFAULT_UPSAMPLE = {"dlib-hog": 1, "dlib-cnn": 1, "haar": 0}
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x, y, w, h in the photo's pixels
+    score: float | None  # the detector's confidence (dlib), None for Haar
+
+    def as_dict(self) -> dict:
+        return {"box": list(self.box), "score": None if self.score is None else round(self.score, 4)}
+
+
+def _models_folder() -> Path | None:
+    """face-recognition-models' model files, found without importing it (its import needs setuptools'
+    pkg_resources, which current setuptools no longer ships)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    return folder if (folder / MODELS["landmarks"]).exists() else None
+
+
+MODELS = {"landmarks": "shape_predictor_68_face_landmarks.dat", "cnn": "mmod_human_face_detector.dat"}
+
+
+def dlib_installed() -> bool:
+    return importlib.util.find_spec("dlib") is not None and _models_folder() is not None
+
+
+def _dlib():
+    if not dlib_installed():
+        raise FacelabError(f"dlib's face detector and landmarker are not installed: {FACES_EXTRA}")
+    import dlib
+
+    return dlib
+
+
+def _model(name: str) -> str:
+    return str(_models_folder() / MODELS[name])
+
+
+class Detector:
+    name = ""
+
+    def __init__(self, upsample: int | None = None):
+        self.upsample = DEFAULT_UPSAMPLE[self.name] if upsample is None else upsample
+        if self.upsample < 0:
+            raise FacelabError(f"--upsample {upsample}: give 0 or more")
+
+    def find(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB photo, largest first, in its pixels."""
+        scale = min(1.0, DETECT_SIDE / max(image.shape[:2]))
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else image
+        faces = [Face(tuple(int(round(v / scale)) for v in box), score) for box, score in self.search(small)]
+        return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
+
+    def search(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float | None]]:
+        raise NotImplementedError
+
+
+class HaarDetector(Detector):
+    name = "haar"
+
+    def search(self, image):
+        grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+        if self.upsample:
+            grey = cv2.resize(grey, None, fx=2**self.upsample, fy=2**self.upsample, interpolation=cv2.INTER_LINEAR)
+        side = max(16, int(min(grey.shape) * MIN_FACE))
+        found = _cascade().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+        return [(tuple(v / 2**self.upsample for v in box), None) for box in (found if len(found) else [])]
+
+
+class DlibHogDetector(Detector):
+    name = "dlib-hog"
+
+    def search(self, image):
+        rects, scores, _ = _hog(_dlib()).run(np.ascontiguousarray(image), self.upsample)
+        return [((r.left(), r.top(), r.width(), r.height()), float(s)) for r, s in zip(rects, scores)]
+
+
+class DlibCnnDetector(Detector):
+    name = "dlib-cnn"
+
+    def search(self, image):
+        found = _cnn(_dlib(), _model("cnn"))(np.ascontiguousarray(image), self.upsample)
+        return [((m.rect.left(), m.rect.top(), m.rect.width(), m.rect.height()), float(m.confidence)) for m in found]
 
 
 @lru_cache(maxsize=1)
-def _detector() -> cv2.CascadeClassifier:
+def _cascade() -> cv2.CascadeClassifier:
     path = cv2.data.haarcascades + CASCADE
     det = cv2.CascadeClassifier(path)
     if det.empty():
@@ -23,20 +124,55 @@ def _detector() -> cv2.CascadeClassifier:
     return det
 
 
-DETECT_SIDE = 480  # photos are searched at most this big (faces under 8% of the short side are ignored anyway)
+@lru_cache(maxsize=1)
+def _hog(dlib):
+    return dlib.get_frontal_face_detector()
 
 
-def detect_faces(image: np.ndarray, min_face: float = 0.08) -> list[tuple[int, int, int, int]]:
-    """Boxes (x, y, w, h) of the faces in an RGB image, largest first; faces under ``min_face`` of the short side ignored."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    scale = min(1.0, DETECT_SIDE / max(grey.shape))
-    if scale < 1.0:
-        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    grey = cv2.equalizeHist(grey)
-    side = max(16, int(min(grey.shape) * min_face))
-    found = _detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
-    boxes = [tuple(int(round(v / scale)) for v in b) for b in (found if len(found) else [])]
-    return sorted(boxes, key=lambda b: -b[2] * b[3])
+@lru_cache(maxsize=1)
+def _cnn(dlib, path: str):
+    return dlib.cnn_face_detection_model_v1(path)
+
+
+BY_NAME = {c.name: c for c in (HaarDetector, DlibHogDetector, DlibCnnDetector)}
+
+
+def chosen_detector(name: str) -> str:
+    """The detector ``name`` stands for (``auto``: dlib's HOG with the faces extra, else Haar, said once)."""
+    if name not in DETECTORS:
+        raise FacelabError(f"--detector {name!r}: use {', '.join(DETECTORS)}")
+    if name != "auto":
+        return name
+    if dlib_installed():
+        say("faces found with dlib's HOG detector (--detector auto)")
+        return "dlib-hog"
+    say(f"faces found with OpenCV's Haar cascade (--detector auto); for dlib's detectors, {FACES_EXTRA}")
+    return "haar"
+
+
+def face_detector(name: str = "auto", upsample: int | None = None) -> Detector:
+    return BY_NAME[chosen_detector(name)](upsample)
+
+
+@lru_cache(maxsize=1)
+def _predictor():
+    return _dlib().shape_predictor(_model("landmarks"))
+
+
+def dlib_landmarks(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """dlib's 68 points (iBUG 300-W layout, trained on it) for the face in ``box``, (68, 2) photo pixels."""
+    x, y, w, h = box
+    shape = _predictor()(np.ascontiguousarray(image), _dlib().rectangle(int(x), int(y), int(x + w), int(y + h)))
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- faces for a network
+DEFAULT_FACE_MARGIN = {"box": 0.15, "landmarks": 0.3, "full": 0.25, "center": 0.25}
+
+
+def face_margin(crop: str | None) -> float:
+    """The border around a detected face that matches how the training faces were cropped."""
+    return DEFAULT_FACE_MARGIN.get(crop or "full", 0.25)
 
 
 def square_box(box: tuple[int, int, int, int], margin: float) -> tuple[float, float, float]:
@@ -56,3 +192,40 @@ def crop_face(image: np.ndarray, box: tuple[int, int, int, int], size: tuple[int
     m = np.array([[1 / scale, 0, -x0 / scale], [0, 1 / scale, -y0 / scale]], dtype=np.float64)
     crop = cv2.warpAffine(image, m, (tw, th), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
     return crop, (scale, x0, y0)
+
+
+@dataclass
+class FaceCrop:
+    """One face of a photo at the network's input size, and the way back to the photo's pixels."""
+
+    face: Face
+    image: np.ndarray  # (H, W, 3) uint8 at the input size
+    to_photo: tuple[float, float, float]  # (scale, x0, y0): photo = crop * scale + (x0, y0)
+    detected: bool  # False: the whole photo, because no face was found (or none was asked for)
+
+    def points_to_photo(self, pts: np.ndarray) -> np.ndarray:
+        scale, x0, y0 = self.to_photo
+        return pts * scale + np.array([x0, y0])
+
+
+def crop_for_network(photo: np.ndarray, face: Face | None, size: tuple[int, int], margin: float) -> FaceCrop:
+    """``face`` cropped square with ``margin`` and resized to ``size``; without a face, the whole photo centre-cropped
+    to ``size``'s aspect."""
+    if face is not None:
+        return FaceCrop(face, *crop_face(photo, face.box, size, margin), True)
+    h, w = photo.shape[:2]
+    tw, th = size
+    scale = min(w / tw, h / th)
+    box = (int((w - tw * scale) / 2), int((h - th * scale) / 2), int(round(tw * scale)), int(round(th * scale)))
+    return FaceCrop(Face(box, None), *crop_face(photo, box, size, margin=0.0), False)
+
+
+def faces_for_network(
+    photo: np.ndarray, size: tuple[int, int], *, detector: Detector | None, margin: float, whole_if_none: bool
+) -> list[FaceCrop]:
+    """Every face ``detector`` finds, cropped square with ``margin`` and resized to ``size``. Without a detector, or
+    when it finds none and ``whole_if_none``, the whole photo centre-cropped to ``size``'s aspect (one crop)."""
+    faces = detector.find(photo) if detector is not None else []
+    if not faces and detector is not None and not whole_if_none:
+        return []
+    return [crop_for_network(photo, face, size, margin) for face in faces or [None]]

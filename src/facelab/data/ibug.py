@@ -1,8 +1,9 @@
-"""iBUG 300-W: .pts files beside the images, or dlib's XML (imglab) lists, 68 points."""
+"""iBUG 300-W: .pts (or menpo .ljson) files beside the images, or dlib's XML (imglab) lists, 68 points."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+import json
+import xml.sax
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,12 @@ from .images import IMAGE_SUFFIXES
 from .landmark_layouts import IBUG68_MIRROR
 
 TEST_FOLDERS = ("testset", "ibug", "test")
+MACHINE_LABELS = "machine labels"  # how ``facelab data label``'s XML comment starts
 VALID_EVERY = 10  # every 10th training image is held out for validation
 
 
 def parse_pts(path: Path) -> np.ndarray:
-    """(68, 2) 0-based pixel coordinates from a .pts file (which counts from 1)."""
+    """(n, 2) 0-based pixel coordinates from a .pts file (which counts from 1)."""
     lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
     try:
         n = int(next(ln for ln in lines if ln.startswith("n_points")).split(":")[1])
@@ -29,12 +31,44 @@ def parse_pts(path: Path) -> np.ndarray:
         raise FacelabError(f"{path}: n_points says {n} but {end - start} point lines follow")
     pts = np.zeros((n, 2), dtype=np.float32)
     for k, ln in enumerate(lines[start:end]):
-        try:
-            x, y = (float(v) for v in ln.split())
-        except ValueError:
-            raise FacelabError(f"{path}:{start + k + 1}: expected 'x y', got {ln[:80]!r}") from None
-        pts[k] = (x - 1.0, y - 1.0)
+        pts[k] = finite_point(path, start + k + 1, ln.split(), "'x y'")
+    return pts - 1.0
+
+
+def finite_point(path: Path, line_no: int, values: list[str], form: str) -> tuple[float, float]:
+    """Two finite numbers, or one line naming the file and line (``line_no`` 0: unknown)."""
+    where = f"{path}:{line_no}" if line_no else str(path)
+    try:
+        x, y = (float(v) for v in values)
+    except ValueError:
+        raise FacelabError(f"{where}: expected {form}, got {' '.join(values)[:80]!r}") from None
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise FacelabError(f"{where}: coordinates must be finite numbers, got {x} {y}")
+    return x, y
+
+
+def parse_ljson(path: Path) -> np.ndarray:
+    """(n, 2) pixel (x, y) from menpo's landmark JSON (``groups`` or the older ``landmarks`` layout; points (y, x))."""
+    try:
+        data = json.loads(path.read_text(errors="replace"))
+        group = next(iter(data["groups"].values())) if "groups" in data else data
+        points = group["landmarks"]["points"]
+    except json.JSONDecodeError as exc:
+        raise FacelabError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (KeyError, StopIteration, TypeError, AttributeError):
+        raise FacelabError(f"{path}: expected menpo's LJSON layout (groups -> landmarks -> points)") from None
+    if not isinstance(points, list) or not points:
+        raise FacelabError(f"{path}: no landmark points in it")
+    pts = np.zeros((len(points), 2), dtype=np.float32)
+    for k, p in enumerate(points):
+        if not isinstance(p, list) or len(p) != 2:
+            raise FacelabError(f"{path}: point {k} is {str(p)[:40]!r}, expected [y, x]")
+        y, x = finite_point(path, 0, [str(v) for v in p], "[y, x]")
+        pts[k] = (x, y)
     return pts
+
+
+ANNOTATIONS = {".pts": parse_pts, ".ljson": parse_ljson}
 
 
 def _split_for(rel: str, index: int) -> int:
@@ -45,37 +79,106 @@ def _split_for(rel: str, index: int) -> int:
 
 
 def _from_pts(root: Path, spec: str) -> FileFaceSet:
-    pts_files = sorted(root.rglob("*.pts"))
+    pts_files = sorted(p for p in root.rglob("*") if p.suffix.lower() in ANNOTATIONS)
     names, paths, lms, problems = [], [], [], []
     for pf in pts_files:
         img = next((pf.with_suffix(s) for s in IMAGE_SUFFIXES | {".JPG", ".PNG"} if pf.with_suffix(s).exists()), None)
         if img is None:
             problems.append(f"{pf.relative_to(root)}: no image beside it, skipped")
             continue
+        pts = ANNOTATIONS[pf.suffix.lower()](pf)
+        if len(pts) != 68:
+            problems.append(f"{pf.relative_to(root)}: {len(pts)} points, not 68; skipped")
+            continue
         names.append(str(img.relative_to(root)))
         paths.append(img)
-        lms.append(parse_pts(pf))
-    return _faceset(spec, names, paths, np.stack(lms) if lms else np.zeros((0, 68, 2)), None, problems)
+        lms.append(pts)
+    splits = [_split_for(n, i) for i, n in enumerate(names)]
+    return _faceset(spec, names, paths, np.stack(lms) if lms else np.zeros((0, 68, 2)), None, problems, splits)
+
+
+class _DlibXml(xml.sax.ContentHandler):
+    """dlib's imglab XML read with line numbers: images, their boxes, 68 parts each, the comment."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path, self.image, self.box, self.text = path, None, None, None
+        self.faces: list[tuple[str, list, list]] = []  # (file, box, parts)
+        self.comment = ""
+        self.problems: list[str] = []
+
+    def _line(self) -> int:
+        return self._locator.getLineNumber() if getattr(self, "_locator", None) else 0
+
+    def startElement(self, name, attrs):
+        if name == "image":
+            self.image = attrs.get("file")
+            if not self.image:
+                raise FacelabError(f"{self.path}:{self._line()}: <image> without a file attribute")
+        elif name == "box" and self.image is not None:
+            box = [attrs.get(k) for k in ("left", "top", "width", "height")]
+            self.box = (self._numbers(box, "box left/top/width/height"), [])
+        elif name == "part" and self.box is not None:
+            try:
+                index = int(attrs.get("name", ""))
+            except ValueError:
+                raise FacelabError(f"{self.path}:{self._line()}: <part name={attrs.get('name')!r}> is not a point number") from None
+            self.box[1].append((index, finite_point(self.path, self._line(), [attrs.get("x", ""), attrs.get("y", "")], "x='..' y='..'")))
+        elif name == "comment":
+            self.text = []
+
+    def _numbers(self, values: list, what: str) -> list[float]:
+        try:
+            out = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise FacelabError(f"{self.path}:{self._line()}: {what} must be numbers, got {values}") from None
+        if not np.isfinite(out).all():
+            raise FacelabError(f"{self.path}:{self._line()}: {what} must be finite, got {values}")
+        return out
+
+    def characters(self, content):
+        if self.text is not None:
+            self.text.append(content)
+
+    def endElement(self, name):
+        if name == "box" and self.box is not None:
+            box, parts = self.box
+            if len(parts) == 68:
+                self.faces.append((self.image, box, [p for _, p in sorted(parts)]))
+            else:
+                self.problems.append(f"{self.path.name}: {self.image} has {len(parts)} parts, skipped")
+            self.box = None
+        elif name == "image":
+            self.image = None
+        elif name == "comment" and self.text is not None:
+            self.comment, self.text = "".join(self.text).strip(), None
+
+
+def read_dlib_xml(path: Path) -> _DlibXml:
+    handler = _DlibXml(path)
+    try:
+        xml.sax.parse(str(path), handler)
+    except xml.sax.SAXParseException as exc:
+        raise FacelabError(f"{path}:{exc.getLineNumber()}: not valid XML ({exc.getMessage()})") from None
+    except (LookupError, ValueError, UnicodeError) as exc:  # a mangled encoding declaration
+        raise FacelabError(f"{path}:1: cannot decode the XML ({exc}); is the encoding declaration right?") from None
+    return handler
 
 
 def _from_xml(xml_files: list[Path], spec: str) -> FileFaceSet:
-    names, paths, lms, boxes, problems = [], [], [], [], []
+    names, paths, lms, boxes, problems, notes, test_lists = [], [], [], [], [], [], []
     for xf in xml_files:
-        try:
-            tree = ET.parse(xf)
-        except ET.ParseError as exc:
-            raise FacelabError(f"{xf}: not valid XML ({exc})") from None
-        for image in tree.iter("image"):
-            for box in image.iter("box"):
-                parts = sorted(box.iter("part"), key=lambda p: int(p.get("name")))
-                if len(parts) != 68:
-                    problems.append(f"{xf.name}: {image.get('file')} has {len(parts)} parts, skipped")
-                    continue
-                file = image.get("file")
-                names.append(file)
-                paths.append(xf.parent / file)
-                lms.append([[float(p.get("x")), float(p.get("y"))] for p in parts])
-                boxes.append([float(box.get(k)) for k in ("left", "top", "width", "height")])
+        parsed = read_dlib_xml(xf)
+        problems += parsed.problems
+        if parsed.comment.startswith(MACHINE_LABELS):
+            notes.append(f"{xf.name}: {parsed.comment}")
+        for file, box, parts in parsed.faces:
+            test_lists.append("test" in xf.name.lower())  # dlib's labels_ibug_300W_test.xml
+            names.append(file)
+            paths.append(xf.parent / file)
+            lms.append(parts)
+            boxes.append(box)
+    splits = [2 if in_test else _split_for(n, i) for i, (n, in_test) in enumerate(zip(names, test_lists))]
     fs = _faceset(
         spec,
         names,
@@ -83,21 +186,21 @@ def _from_xml(xml_files: list[Path], spec: str) -> FileFaceSet:
         np.asarray(lms, dtype=np.float32).reshape(-1, 68, 2),
         np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
         problems,
+        splits,
     )
-    is_test = np.array(["test" in Path(n).parts[0].lower() or "test" in str(n).lower() for n in names])
-    fs.split = np.where(is_test, 2, fs.split).astype(np.int8)
+    fs.notes += notes
     return fs
 
 
-def _faceset(spec, names, paths, landmarks, boxes, problems) -> FileFaceSet:
+def _faceset(spec, names, paths, landmarks, boxes, problems, splits) -> FileFaceSet:
     if not names:
-        raise FacelabError(f"{spec}: no annotated 300-W faces found (expected IMAGE.pts beside each image, or dlib XML)")
+        raise FacelabError(f"{spec}: no annotated 300-W faces found (expected IMAGE.pts or IMAGE.ljson beside each image, or dlib XML)")
     fs = FileFaceSet(
         spec=spec,
         source="300w",
         names=names,
         paths=paths,
-        split=np.array([_split_for(n, i) for i, n in enumerate(names)], dtype=np.int8),
+        split=np.array(splits, dtype=np.int8),
         landmarks=landmarks.astype(np.float32),
         boxes=boxes,
         mirror=IBUG68_MIRROR,
@@ -112,9 +215,9 @@ def load_300w(path: Path, spec: str) -> FileFaceSet:
         return _from_xml([path], spec)
     if not path.is_dir():
         raise FacelabError(f"{path}: not found; expected a 300-W folder (images + .pts) or a dlib XML file")
-    if any(path.rglob("*.pts")):
+    if any(p.suffix.lower() in ANNOTATIONS for p in path.rglob("*")):
         return _from_pts(path, spec)
     xml_files = sorted(path.glob("*.xml"))
     if xml_files:
         return _from_xml(xml_files, spec)
-    raise FacelabError(f"{path}: no .pts files and no dlib XML found; expected IMAGE.pts beside each image")
+    raise FacelabError(f"{path}: no .pts/.ljson files and no dlib XML found; expected IMAGE.pts beside each image")

@@ -32,6 +32,8 @@ def parse_asf(path: Path) -> np.ndarray:
             x, y, k = float(parts[2]), float(parts[3]), int(parts[4])
         except (IndexError, ValueError):
             raise FacelabError(f"{path}:{no}: expected 'path type x_rel y_rel point# from to', got {ln[:80]!r}") from None
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise FacelabError(f"{path}:{no}: coordinates must be finite numbers, got {x} {y}")
         if not 0 <= k < n:
             raise FacelabError(f"{path}:{no}: point number {k} outside 0..{n - 1}")
         pts[k] = (x, y)

@@ -12,14 +12,15 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.detect import crop_face, detect_faces
-from ..data.images import SkippedImages, read_rgb
+from ..data.detect import dlib_landmarks, face_detector, face_margin, faces_for_network
+from ..data.photos import Photos
+from ..errors import FacelabError
 from ..probes.output import probe_folder, write_probe_output
-from ..probes.subject import open_probe, photo_files
+from ..probes.subject import open_probe
 from ..report.figures import save_png
 from ..run import Run
 
-DEFAULT_FACE_MARGIN = {"box": 0.15, "landmarks": 0.3, "full": 0.25, "center": 0.25}
+LANDMARKERS = ("net", "dlib")
 
 
 def draw_points(image: np.ndarray, pts: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -41,38 +42,49 @@ def predict_points(run: Run, face: np.ndarray) -> np.ndarray:
     return (rel * torch.tensor([w, h]) - 0.5).numpy()
 
 
-def landmarks(run: str | Path, source: str, *, margin: float | None = None, out: str | Path | None = None, strict: bool = False) -> dict:
-    """Detect faces in every photo of ``source`` (folder:PATH), predict their landmarks, draw them on the photo."""
+def landmarks(
+    run: str | Path,
+    source: str,
+    *,
+    margin: float | None = None,
+    detector: str = "auto",
+    upsample: int | None = None,
+    landmarker: str = "net",
+    out: str | Path | None = None,
+    strict: bool = False,
+) -> dict:
+    """Detect faces in every photo of ``source`` (folder:PATH), predict their landmarks with the run's network (or
+    dlib's 68-point predictor, ``landmarker="dlib"``), draw them on the photo and list them in summary.json."""
+    if landmarker not in LANDMARKERS:
+        raise FacelabError(f"--landmarker {landmarker!r}: use net (the run's network) or dlib (dlib's 68-point predictor)")
     opened, _ = open_probe(run)
     opened.require("points", "landmarks")
     folder = probe_folder(out, run, "landmarks")
-    margin = DEFAULT_FACE_MARGIN.get(opened.contract.crop or "full", 0.25) if margin is None else margin
-    size = opened.contract.size
+    margin = face_margin(opened.contract.crop) if margin is None else margin
+    finder = face_detector(detector, upsample)
+    photos = Photos(source, strict)
     faces, no_face, figures = [], [], []
-    skipped = SkippedImages(strict)
-    for path in photo_files(source):
-        read = skipped.call(path.name, read_rgb, path)
-        if read is None:
-            continue
-        photo = read[0]
-        boxes = detect_faces(photo)
-        if not boxes:
-            no_face.append(path.name)
+    for _, name, photo in photos:
+        crops = faces_for_network(photo, opened.contract.size, detector=finder, margin=margin, whole_if_none=False)
+        if not crops:
+            no_face.append(name)
             continue
         drawn = photo
-        for box in boxes:
-            crop, (scale, x0, y0) = crop_face(photo, box, size, margin)
-            pts = predict_points(opened, crop) * scale + np.array([x0, y0])
-            faces.append({"image": path.name, "box": list(box), "points": np.round(pts, 2).tolist()})
+        for crop in crops:
+            box = crop.face.box
+            pts = dlib_landmarks(photo, box) if landmarker == "dlib" else crop.points_to_photo(predict_points(opened, crop.image))
+            faces.append({"image": name, "box": list(box), "score": crop.face.score, "points": np.round(pts, 2).tolist()})
             drawn = draw_points(drawn, pts, box)
-        file = f"landmarks_{path.stem}.png"
+        file = f"landmarks_{Path(name).stem}.png"
         save_png(drawn, folder / file)
-        figures.append((file, f"{path.name}: {len(boxes)} face(s)"))
-    unreadable = skipped.say()
+        figures.append((file, f"{name}: {len(crops)} face(s)"))
+    unreadable = photos.skipped.say()
     summary = {
         "data": source,
         "margin": margin,
-        "n_images": len(figures) + len(no_face) + len(unreadable),
+        "detector": finder.name,
+        "landmarker": landmarker,
+        "n_images": len(photos),
         "n_faces": len(faces),
         "no_face": no_face,
         "unreadable": unreadable,
@@ -81,6 +93,8 @@ def landmarks(run: str | Path, source: str, *, margin: float | None = None, out:
     facts = [
         ["photos", summary["n_images"]],
         ["faces", len(faces)],
+        ["face detector", finder.name],
+        ["landmarks from", "dlib's 68-point predictor" if landmarker == "dlib" else f"the run's network ({run})"],
         ["no face found", ", ".join(no_face) or "none"],
         ["unreadable", ", ".join(unreadable) or "none"],
     ]

@@ -114,7 +114,8 @@ def check_arch(arch: str) -> Arch:
 
 
 def _imagenet_state(arch: str) -> dict:
-    """torchvision's ImageNet weights from the local torch cache; never downloads."""
+    """torchvision's ImageNet weights: from the torch cache, downloaded there first when missing (with a progress
+    bar). Offline (or with ``FACELAB_OFFLINE=1``) one line says which file to fetch and where to put it."""
     import torchvision.models as tvm
 
     info = check_arch(arch)
@@ -123,11 +124,24 @@ def _imagenet_state(arch: str) -> dict:
     weights = getattr(tvm, info.weights_enum).IMAGENET1K_V1
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if not path.exists():
-        raise FacelabError(
-            f"--weights imagenet: {path} not found (no download is attempted); fetch {weights.url} "
-            f"on a machine with internet and copy it there, or pass --weights FILE"
-        )
+        _download(weights.url, path)
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _download(url: str, path: Path) -> None:
+    """``url`` into ``path`` (torch writes a temporary file and renames it when complete: nothing half-written)."""
+    import os
+    import urllib.error
+
+    fetch_by_hand = f"fetch {url} on a machine with internet and copy it to {path}, or pass --weights FILE"
+    if os.environ.get("FACELAB_OFFLINE") == "1":
+        raise FacelabError(f"--weights imagenet: {path} not found and FACELAB_OFFLINE=1 (no download attempted); {fetch_by_hand}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, str(path), progress=True)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise FacelabError(f"--weights imagenet: could not download {url} ({reason}); {fetch_by_hand}") from None
 
 
 def load_weights_file(path: Path) -> dict:

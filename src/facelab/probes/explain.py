@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.detect import crop_face, detect_faces
-from ..data.images import SkippedImages, read_rgb
+from ..data.detect import face_detector, face_margin, faces_for_network
+from ..data.images import SkippedImages
+from ..data.photos import Photos, photo_files
 from ..errors import FacelabError
 from ..files import write_csv
 from ..progress import progress_bar
@@ -17,7 +18,7 @@ from ..run import Run
 from .cam import DEFAULT_COLORMAP, MAP_LEGEND, Target, attribution_maps, check_colormap, layer_for, overlay
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
-from .subject import load_subject, named_probabilities, open_probe, photo_files, resize_to
+from .subject import load_subject, named_probabilities, open_probe
 
 CHUNK = 64
 GALLERY = 16
@@ -51,16 +52,29 @@ def cam(
     quiet: bool = True,
     strict: bool = False,
     colormap: str = DEFAULT_COLORMAP,
+    detector: str | None = None,
+    upsample: int | None = None,
 ) -> dict:
-    """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM), or a whole split of a SPEC,
-    with galleries grouped by (true, predicted) label and the mean map of each group."""
+    """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM; with ``detector``, each face found in
+    them), or a whole split of a SPEC, with galleries grouped by (true, predicted) label and each group's mean map."""
     check_colormap(colormap)
     folder = probe_folder(out, run, "cam")
     if source.startswith("folder:"):  # a folder of photos has no labels to group a split by: map each photo
         source = source.removeprefix("folder:")
     path = Path(source)
     if path.exists() or "#" in source:
-        return _cam_files(run, source, method=method, target=target, layer=layer, folder=folder, strict=strict, colormap=colormap)
+        return _cam_files(
+            run,
+            source,
+            method=method,
+            target=target,
+            layer=layer,
+            folder=folder,
+            strict=strict,
+            colormap=colormap,
+            detector=detector,
+            upsample=upsample,
+        )
     opened = Run.open(run, probe=True)
     opened.require("labels", "cam")
     d = load_split(opened, source, split, limit, strict)
@@ -110,97 +124,108 @@ def _image_files(source: str) -> list[str]:
     return [str(p) for p in photo_files(f"folder:{source}")] if Path(source).is_dir() else [source]
 
 
-def _cam_files(run, source, *, method, target, layer, folder, strict: bool = False, colormap: str = DEFAULT_COLORMAP) -> dict:
+def _whole_images(source: str, size: tuple[int, int], skipped: SkippedImages):
+    """(name, image at ``size``) of each file, folder image or SPEC#ITEM, centre-cropped."""
+    for src in _image_files(source):
+        subject = skipped.call(Path(src).name, load_subject, src, size)
+        if subject is not None:
+            yield subject.name, subject.image
+
+
+def _detected_faces(photos: Photos, size: tuple[int, int], finder, margin: float):
+    """(name, face at ``size``) of every face found in the photos."""
+    for _, name, photo in photos:
+        for k, crop in enumerate(faces_for_network(photo, size, detector=finder, margin=margin, whole_if_none=False)):
+            yield f"{name}#{k}", crop.image
+
+
+def _cam_files(
+    run, source, *, method, target, layer, folder, strict=False, colormap=DEFAULT_COLORMAP, detector=None, upsample=None
+) -> dict:
     opened, _ = open_probe(run)
     opened.require("labels", "cam")
     model, outputs, binary = opened.model, opened.outputs, opened.task.binary
     output = opened.task.explained_output(target)
     lyr = layer_for(model, method, layer)
     tiles, captions, results = [], [], []
-    skipped = SkippedImages(strict)
-    for src in _image_files(source):
-        subject = skipped.call(Path(src).name, load_subject, src, opened.contract.size)
-        if subject is None:
-            continue
-        x = opened.contract.image_input(subject.image)
-        logits, tgt, _, norm = attribution_maps(model, x, method, output, binary, lyr)
+    size = opened.contract.size
+    if detector is None:
+        skipped = SkippedImages(strict)
+        images = _whole_images(source, size, skipped)
+    else:
+        photos = Photos(source, strict)
+        skipped = photos.skipped
+        images = _detected_faces(photos, size, face_detector(detector, upsample), face_margin(opened.contract.crop))
+    for name, image in images:
+        logits, tgt, _, norm = attribution_maps(model, opened.contract.image_input(image), method, output, binary, lyr)
         k = int(tgt.index[0])
         prob = float(opened.task.probabilities(logits)[0, k])
-        tiles += [subject.image, overlay(subject.image, norm[0].numpy(), colormap=colormap)]
-        captions += [subject.name[-14:], f"{outputs[k][:12]} {prob:.2f}"]
-        results.append({"image": subject.name, "output": outputs[k], "prob": prob})
-    summary = {"method": method, "layer": lyr.name, "images": results, "unreadable": skipped.say()}
+        tiles += [image, overlay(image, norm[0].numpy(), colormap=colormap)]
+        captions += [name[-14:], f"{outputs[k][:12]} {prob:.2f}"]
+        results.append({"image": name, "output": outputs[k], "prob": prob})
+    summary = {"method": method, "layer": lyr.name, "detector": detector, "images": results, "unreadable": skipped.say()}
     if not tiles:
-        raise FacelabError(f"{source}: none of its images could be read")
+        raise FacelabError(f"{source}: no image could be read" + ("" if detector is None else " or no face was found"))
     image_grid(tiles, captions, folder / "overlays.png", cols=min(8, len(tiles)), colorbar=(colormap, MAP_LEGEND))
     return write_probe_output(folder, f"facelab cam: {method}", summary, [("overlays.png", "image and map; caption: output, P(output)")])
 
 
 # ----------------------------------------------------------------------------- the user's photos
-def face_inputs(image: np.ndarray, size: tuple[int, int], detect: bool, margin: float = 0.25):
-    """[(box (x, y, w, h) in the photo, the face as the network's input image)]: detected faces, or the whole
-    photo centre-cropped. An empty list when ``detect`` finds no face."""
-    if not detect:
-        h, w = image.shape[:2]
-        return [((0, 0, w, h), resize_to(image, size))]
-    return [(box, crop_face(image, box, size, margin)[0]) for box in detect_faces(image)]
-
-
 def predict(
     run: str | Path,
     source: str,
     *,
     detect: bool = False,
+    detector: str = "auto",
+    upsample: int | None = None,
     method: str = "cam",
     target: str | None = None,
     out: str | Path | None = None,
     top: int = 5,
     strict: bool = False,
 ) -> dict:
-    """Predictions with probabilities and attribution overlays for a folder of the user's own photos."""
+    """Predictions with probabilities and attribution overlays for a folder of the user's own photos (each face
+    found with ``detector`` when ``detect``, else each whole photo centre-cropped)."""
     opened, _ = open_probe(run)
     opened.require("labels", "predict")
     model, contract = opened.model, opened.contract
     folder = probe_folder(out, run, "predict")
-    files = photo_files(source)
+    photos = Photos(source, strict)
+    finder = face_detector(detector, upsample) if detect else None
     output = opened.task.explained_output(target)
-    size = contract.size
     results, no_face, tiles, captions = [], [], [], []
-    skipped = SkippedImages(strict)
-    for path in files:
-        read = skipped.call(path.name, read_rgb, path)
-        if read is None:
+    for _, name, photo in photos:
+        crops = faces_for_network(photo, contract.size, detector=finder, margin=face_margin(contract.crop), whole_if_none=False)
+        if not crops:
+            no_face.append(name)
             continue
-        image = read[0]
-        faces = face_inputs(image, size, detect)
-        if not faces:
-            no_face.append(path.name)
-            continue
-        for box, face in faces:
-            x = contract.image_input(face)
+        for crop in crops:
+            x = contract.image_input(crop.image)
             logits, tgt, _, norm = attribution_maps(model, x, method, output, opened.task.binary, layer_for(model, method, None))
             preds = named_probabilities(opened, logits[0], top)
-            results.append({"image": path.name, "box": list(box), "predictions": preds})
-            tiles += [face, overlay(face, norm[0].numpy())]
+            results.append({"image": name, "box": list(crop.face.box), "score": crop.face.score, "predictions": preds})
+            tiles += [crop.image, overlay(crop.image, norm[0].numpy())]
             best = max(preds, key=preds.get)
-            captions += [path.name[-14:], f"{best[:12]} {preds[best]:.2f}"]
+            captions += [name[-14:], f"{best[:12]} {preds[best]:.2f}"]
     if tiles:
         image_grid(tiles, captions, folder / "predictions.png", cols=min(8, len(tiles)))
     _write_predictions_csv(folder / "predictions.csv", results)
-    unreadable = skipped.say()
+    unreadable = photos.skipped.say()
     summary = {
         "data": source,
         "detect": detect,
+        "detector": finder.name if finder else None,
         "method": method,
-        "n_images": len(files),
+        "n_images": len(photos),
         "n_faces": len(results),
         "no_face": no_face,
         "unreadable": unreadable,
         "faces": results,
     }
     facts = [
-        ["photos", len(files)],
+        ["photos", len(photos)],
         ["faces", len(results)],
+        ["face detector", finder.name if finder else "none (whole photos)"],
         ["no face found", ", ".join(no_face) or "none"],
         ["unreadable", ", ".join(unreadable) or "none"],
     ]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..data.cache import DEFAULT_MARGIN, decode_item, parse_size
-from ..data.images import IMAGE_SUFFIXES, read_rgb
+from ..data.images import read_rgb
 from ..errors import FacelabError
 from ..run import Run
 
@@ -98,14 +98,3 @@ def named_probabilities(run: Run, logits: torch.Tensor, top: int = 5) -> dict[st
     probs = run.task.probabilities(logits[None])[0]
     order = range(len(run.outputs)) if run.task.binary else probs.argsort(descending=True)[:top].tolist()
     return {run.outputs[k]: float(probs[k]) for k in order}
-
-
-def photo_files(source: str) -> list[Path]:
-    """The images of ``folder:PATH`` (searched recursively), sorted."""
-    path = Path(source.removeprefix("folder:"))
-    if not path.is_dir():
-        raise FacelabError(f"{source}: not a folder of photos (give folder:PATH)")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise FacelabError(f"{path}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.detect import crop_face, detect_faces
+from ..data.detect import FaceCrop, crop_for_network, face_detector, face_margin
 from ..errors import FacelabError
 from ..keypoints.photos import predict_points
 from ..probes.cam import attribution_maps, head_layer, overlay
@@ -23,7 +23,6 @@ from ..probes.subject import named_probabilities
 from ..progress import say
 from ..run import Run
 
-FACE_MARGIN = 0.25
 TOP_CLASSES = 5
 
 
@@ -65,56 +64,51 @@ def png_base64(image: np.ndarray) -> str:
 
 
 class Analyser:
-    def __init__(self, runs: list[LoadedRun]):
+    """``detector``: how faces are found in each frame (:func:`facelab.data.detect.face_detector`)."""
+
+    def __init__(self, runs: list[LoadedRun], detector: str = "auto", upsample: int | None = None):
         self.runs = runs
+        self.detector = face_detector(detector, upsample)
         self.lock = threading.Lock()
         self.targets = [o for r in runs for o in r.outputs]
 
-    def faces(self, image: np.ndarray, detect: bool = True) -> tuple[list[tuple[int, int, int, int]], bool]:
-        """Detected face boxes, or the whole image when none is found (second value: whether detection found them)."""
-        boxes = detect_faces(image) if detect else []
-        if boxes:
-            return boxes, True
-        h, w = image.shape[:2]
-        side = min(w, h)
-        return [((w - side) // 2, (h - side) // 2, side, side)], False
-
     @torch.no_grad()
     def analyse(self, image: np.ndarray, target: str | None = None, detect: bool = True, with_cam: bool = True) -> list[dict]:
-        """Per face: box, predictions {name: prob}, the CAM overlay (face-sized RGB array) and landmarks in image pixels."""
-        boxes, found = self.faces(image, detect)
+        """Per face: box, predictions {name: prob}, the CAM overlay (face-sized RGB array) and landmarks in image pixels.
+        Without a detected face (or ``detect``), the whole frame is analysed as one face."""
+        found = self.detector.find(image) if detect else []
         results = []
         with self.lock:
-            for box in boxes:
+            for detected in found or [None]:
+                crops = [crop_for_network(image, detected, r.run.contract.size, face_margin(r.run.contract.crop)) for r in self.runs]
                 face = {
-                    "box": [int(v) for v in box],
-                    "detected": found,
+                    "box": [int(v) for v in crops[0].face.box],
+                    "detected": detected is not None,
+                    "score": None if detected is None else detected.score,
                     "predictions": {},
                     "cam": None,
                     "cam_about": None,
                     "landmarks": None,
                 }
-                for run in self.runs:
-                    self._apply(run, image, box, face, target, with_cam, margin=FACE_MARGIN if found else 0.0)
+                for run, crop in zip(self.runs, crops):
+                    self._apply(run, crop, face, target, with_cam)
                 results.append(face)
         return results
 
-    def _apply(self, loaded: LoadedRun, image, box, face: dict, target, with_cam: bool, margin: float) -> None:
+    def _apply(self, loaded: LoadedRun, crop: FaceCrop, face: dict, target, with_cam: bool) -> None:
         run = loaded.run
-        crop, (scale, x0, y0) = crop_face(image, box, run.contract.size, margin)
         if run.task.points:
-            pts = predict_points(run, crop) * scale + np.array([x0, y0])
-            face["landmarks"] = np.round(pts, 1).tolist()
+            face["landmarks"] = np.round(crop.points_to_photo(predict_points(run, crop.image)), 1).tolist()
             return
         if not run.task.labels:  # e.g. a regression: nothing to show as probabilities or to explain
             return
-        x = run.contract.image_input(crop)
+        x = run.contract.image_input(crop.image)
         binary = run.task.binary
         output = run.task.explained_output(target if target in run.outputs else None)
         want_cam = with_cam and face["cam"] is None and (target is None or target in run.outputs)
         if want_cam:
             logits, tgt, _, norm = attribution_maps(run.model, x, loaded.cam_method, output, binary)
-            face["cam"] = overlay(crop, norm[0].numpy())
+            face["cam"] = overlay(crop.image, norm[0].numpy())
             name = run.outputs[int(tgt.index[0])]
             face["cam_about"] = {
                 "method": loaded.cam_method,
@@ -134,6 +128,7 @@ def to_json(faces: list[dict]) -> dict:
             {
                 "box": f["box"],
                 "detected": f["detected"],
+                "score": f["score"],
                 "predictions": f["predictions"],
                 "cam_png": png_base64(f["cam"]) if f["cam"] is not None else None,
                 "cam_about": f["cam_about"],

@@ -33,8 +33,8 @@ async def _read_limited(upload: UploadFile) -> bytes:
     return data
 
 
-def create_app(run_paths: list[str | Path]) -> FastAPI:
-    analyser = Analyser(load_runs(run_paths))
+def create_app(run_paths: list[str | Path], detector: str = "auto", upsample: int | None = None) -> FastAPI:
+    analyser = Analyser(load_runs(run_paths), detector, upsample)
     app = FastAPI(title="facelab", docs_url="/api/docs")
     stats = {"requests": 0, "seconds": 0.0}
 
@@ -60,6 +60,7 @@ def create_app(run_paths: list[str | Path]) -> FastAPI:
                 for r in analyser.runs
             ],
             "targets": analyser.targets,
+            "detector": analyser.detector.name,
             "max_upload_mb": MAX_UPLOAD // (1024 * 1024),
             "mean_ms_per_request": 1000 * stats["seconds"] / max(1, stats["requests"]),
         }
@@ -85,7 +86,9 @@ def create_app(run_paths: list[str | Path]) -> FastAPI:
     return app
 
 
-def serve(run_paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    run_paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, *, detector: str = "auto", upsample: int | None = None
+) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(run_paths), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(run_paths, detector, upsample), host=host, port=port, log_level="warning")
