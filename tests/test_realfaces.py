@@ -217,3 +217,16 @@ def test_mangled_annotation_files_stop_with_one_line_or_read(tmp_path, kind, how
         assert path.name in str(exc) or str(path.parent) in str(exc) or "no annotated" in str(exc)
     else:
         assert fs.landmarks is None or np.isfinite(fs.landmarks).all()
+
+
+def test_eval_puts_dlib_beside_a_keypoint_network(tmp_path):
+    """On 68-point faces, facelab eval runs dlib's predictor on the same faces (full resolution) as a reference row."""
+    import facelab
+    from facelab.train.engine import TrainConfig
+
+    run = tmp_path / "kp"
+    cfg = TrainConfig(spec="synth:300", out=str(run), task="keypoints", arch="kpnet-small", channels=1, size="32", epochs=1, batch=32)
+    facelab.train(cfg, quiet=True)
+    result = facelab.evaluate(run, split="valid", out=tmp_path / "ev")
+    ref = result["dlib_reference"]
+    assert ref["n"] == result["n"] and 0 < ref["nme"] < 0.15 and "dlib_reference nme" in (tmp_path / "ev" / "report.html").read_text()

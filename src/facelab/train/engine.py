@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..data.cache import FaceCache, build_cache, parse_size
-from ..data.faceset import SPLITS
+from ..data.faceset import SPLITS, FaceSet
 from ..data.images import SkippedImages
 from ..data.select import balanced
 from ..data.spec import open_spec
@@ -138,6 +138,7 @@ class Prepared:
     attributes: np.ndarray | None
     attr_names: list[str] | None
     unreadable: list[str] = field(default_factory=list)  # selected items the cache could not decode (left out)
+    faceset: FaceSet | None = None  # the selection itself: item k is position k (full-resolution images, labels)
 
     def items(self, split: str) -> CachedItems:
         pos = np.flatnonzero(self.split == SPLITS.index(split))
@@ -214,7 +215,7 @@ def prepare_data(
     images, targets = gather_images(cache.images, rows, device), task.targets(sel, cache, rows)
     if isinstance(images, torch.Tensor):
         targets = targets.to(images.device)
-    return Prepared(task, cache, images, targets, rows, split, sel.names, sel.attributes, sel.attr_names, skipped.say())
+    return Prepared(task, cache, images, targets, rows, split, sel.names, sel.attributes, sel.attr_names, skipped.say(), sel)
 
 
 def _with_validation(split: np.ndarray, seed: int, share: float = 0.1) -> np.ndarray:

@@ -10,6 +10,7 @@ from ..errors import FacelabError
 from ..files import prepare_output, record_entries
 from ..hardware import runtime
 from ..report.html import Report
+from ..report.run_report import summary_columns
 from .batches import loader, to_input
 from .engine import RunFolder, TrainConfig, prepare_data
 from .tasks import MetricSums
@@ -48,7 +49,7 @@ def evaluate_model(
         "loss": sums.result()["loss"],
         "runtime": rt.describe(),
     }
-    return result | task.eval_fields(task.finish(sums.per_metric()))
+    return result | task.eval_fields(task.finish(sums.per_metric())) | task.eval_extra(data, split)
 
 
 def write_evaluation(result: dict, folder: Path, title: str) -> None:
@@ -57,8 +58,7 @@ def write_evaluation(result: dict, folder: Path, title: str) -> None:
     prepare_output(folder.path, "eval")
     folder.write_json("summary.json", result)
     rep = Report(title)
-    flat = [[k, v] for k, v in result.items() if not isinstance(v, dict)]
-    per_attr = [[f"acc {a}", v] for a, v in result.get("acc_per_attr", {}).items()]
-    rep.table(["metric", "value"], flat + per_attr)
+    shown = {k: v for k, v in result.items() if k != "runtime"}
+    rep.table(["metric", "value"], [[k, v] for k, v in summary_columns(shown).items()])
     rep.machine(result["runtime"]).write(folder.path / "report.html")
     record_entries(folder.path)

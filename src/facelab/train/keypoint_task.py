@@ -197,6 +197,13 @@ class KeypointTask(Task):
             extra["ced"] = ced_summary(outputs.nme)
         return extra
 
+    def eval_extra(self, data, split):
+        """dlib's 68-point predictor on the same faces, beside the network (68-point sets, facelab[faces] installed)."""
+        from ..data.detect import dlib_installed
+        from .keypoint_eval import dlib_reference
+
+        return {"dlib_reference": dlib_reference(data, split)} if self.has_nme and dlib_installed() else {}
+
     def mean_shape_baseline(self, data) -> dict:
         """Errors on the validation split of always predicting the training set's mean shape."""
         mean = data.targets[data.split_positions("train")].mean(0, keepdim=True)

@@ -102,6 +102,10 @@ class Task:
         """What ``facelab eval`` reports besides n and loss."""
         return {"acc": per["acc"]} if self.accuracy else per
 
+    def eval_extra(self, data, split: str) -> dict:
+        """Fields ``facelab eval`` adds that need the data itself (e.g. a reference method on the same faces)."""
+        return {}
+
     # --- outputs -------------------------------------------------------------------------
     def output_names(self) -> list[str]:
         return [str(k) for k in range(self.n_outputs)]
