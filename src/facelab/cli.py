@@ -66,6 +66,7 @@ TRAIN_OPTIONS: dict[str, tuple[object, object, str]] = {
     ),
     "points": (str, "all", "For --task keypoints: nose (the nose tip) or all (every landmark)."),
     "convs": (Optional[int], None, "Conv layers of kpnet-small/kpnet-full (default 3 / 4)."),
+    "head": (Optional[str], None, "For --task keypoints: heatmap (per-point maps, soft-argmax; default for 68/58 points) or regress."),
     "attrs": (str, "Smiling", "Attributes for --task attr, comma-separated."),
     "classes": (int, 20, "Identities for --task identity (top-N by image count)."),
     "min_images": (int, 2, "Least images an identity needs to be chosen."),
@@ -659,6 +660,7 @@ def predict_cmd(
 @train_options(
     "task",
     "points",
+    "head",
     "attrs",
     "arch",
     "epochs",

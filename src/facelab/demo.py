@@ -56,7 +56,7 @@ def keypoints(out: Path, quick: bool) -> dict:
     from .keypoints.photos import landmarks
 
     n, epochs = (400, 2) if quick else (3000, 12)
-    common = dict(task="keypoints", arch="kpnet-small", opt="adam", lr=3e-3, batch=64, channels=1, epochs=epochs)
+    common = dict(task="keypoints", arch="darknet64", opt="adam", lr=3e-3, batch=64, channels=1, epochs=epochs)
     full = train(TrainConfig(spec=f"synth:{n}", out=str(out / "keypoints" / "all"), **common), quiet=quick)
     nose = train(TrainConfig(spec=f"synth:{n}", out=str(out / "keypoints" / "nose"), points="nose", **common), quiet=quick)
     photos = out / "keypoints" / "photos"
@@ -181,12 +181,13 @@ def _run_demo(out: Path, quick: bool) -> Path:
             ("comparison", "bias/spurious/compare/report.html"),
         ]
     )
-    rep.heading("Facial keypoints (kpnet-small, 64 px grey)")
+    rep.heading("Facial keypoints (darknet64, 64 px grey; heatmap head for 68 points, regression for the nose tip)")
     rep.table(
-        ["model", "validation px error", "NME (inter-ocular)", "mean-shape baseline px error", "baseline NME"],
+        ["model", "head", "validation px error", "NME (inter-ocular)", "mean-shape baseline px error", "baseline NME"],
         [
             [
                 name,
+                r["head"],
                 r["final"]["val_px_err"],
                 r["final"]["val_nme"] if r["final"]["val_nme"] is not None else "-",
                 r["baseline_mean_shape"]["val_px_err"],
@@ -196,6 +197,7 @@ def _run_demo(out: Path, quick: bool) -> Path:
         ],
     )
     rep.figure("keypoints/all/figures/best_worst.png", "best and worst validation faces: truth lime, prediction red")
+    rep.figure("keypoints/all/figures/heatmaps.png", "per-point heatmaps of a typical face: sharp where the network is sure")
     if kp["photos"]["faces"]:
         rep.figure(
             "keypoints/on_photos/landmarks_photo.png", "a face found by the Haar cascade in a larger photo, with predicted landmarks"

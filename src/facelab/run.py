@@ -74,7 +74,7 @@ class Run:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         config = _config_of(path, state)
         cfg = TrainConfig(**config["train"])
-        model = build_model(cfg.arch, config["data"]["n_outputs"], cfg.channels, convs=cfg.convs)
+        model = build_model(cfg.arch, config["data"]["n_outputs"], cfg.channels, convs=cfg.convs, head=cfg.head or "regress")
         model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
         run = cls(path if path.is_dir() else path.parent.parent, config, model.eval())
         if probe:

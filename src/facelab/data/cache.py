@@ -117,7 +117,7 @@ def cache_to_source(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margi
     _, _, (ix0, iy0, ix1, iy1), (sx, sy) = _load_region(fs, i, size, crop, margin)
     scale = np.array([tw / (ix1 - ix0), th / (iy1 - iy0)])
     loaded = (np.asarray(pts, dtype=np.float64) + 0.5) / scale - 0.5 + np.array([ix0, iy0])
-    return loaded / np.array([sx, sy])  # load_item scales points by plain multiplication
+    return (loaded + 0.5) / np.array([sx, sy]) - 0.5  # the inverse of load_item's scaling of pixel centres
 
 
 # ----------------------------------------------------------------------------- the build

@@ -56,8 +56,8 @@ class FaceSet:
         """(image, full (width, height), landmarks in the decoded image's pixels or None)."""
         img, full = self.load(i, min_size)
         pts = self.landmarks_for(i, full)
-        if pts is not None and img.shape[1] != full[0]:  # decoded at a reduced scale
-            pts = pts * np.array([img.shape[1] / full[0], img.shape[0] / full[1]], dtype=np.float32)
+        if pts is not None and img.shape[1] != full[0]:  # decoded at a reduced scale: pixel centres move as (p + 0.5) * s - 0.5
+            pts = (pts + 0.5) * np.array([img.shape[1] / full[0], img.shape[0] / full[1]], dtype=np.float32) - 0.5
         return img, full, pts
 
     @property

@@ -23,6 +23,7 @@ IBUG68_MIRROR = _mirror(
     + [(60, 64), (61, 63), (65, 67)],
 )
 IBUG68_OUTER_EYE_CORNERS = (36, 45)
+IBUG68_EYES = (range(36, 42), range(42, 48))  # the points around each eye; their means are the pupils
 
 # IMM, 58 points (0-based), in the database's path order: jaw 0-12, right eye 13-20,
 # left eye 21-28, right brow 29-33, left brow 34-38, mouth 39-46, nose 47-57 (tip 52).

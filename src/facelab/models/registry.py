@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import FacelabError
+from .heatmap import HEADS, HeatmapNet, feature_trunk
 
 
 class Darknet64(nn.Module):
@@ -172,9 +173,14 @@ def _load_matching(model: nn.Module, state: dict, source: str, in_channels: int)
     model.load_state_dict(usable, strict=False)
 
 
-def build_model(arch: str, n_outputs: int, in_channels: int = 3, weights: str | None = None, convs: int | None = None) -> nn.Module:
-    """``arch`` with an ``n_outputs`` head; ``weights`` None, "imagenet" or a state-dict file; ``convs`` for kpnet."""
+def build_model(
+    arch: str, n_outputs: int, in_channels: int = 3, weights: str | None = None, convs: int | None = None, head: str = "regress"
+) -> nn.Module:
+    """``arch`` with an ``n_outputs`` head; ``weights`` None, "imagenet" or a state-dict file; ``convs`` for kpnet;
+    ``head="heatmap"``: the backbone with a heatmap head for ``n_outputs // 2`` points (:mod:`.heatmap`)."""
     info = check_arch(arch)
+    if head not in HEADS:
+        raise FacelabError(f"--head {head!r}: use regress or heatmap")
     if in_channels not in (1, 3):
         raise FacelabError(f"--channels {in_channels}: use 1 (grey) or 3 (RGB)")
     if convs is not None and not arch.startswith("kpnet"):
@@ -183,7 +189,7 @@ def build_model(arch: str, n_outputs: int, in_channels: int = 3, weights: str | 
     if weights:
         state = _imagenet_state(arch) if weights == "imagenet" else load_weights_file(Path(weights))
         _load_matching(model, state, f"--weights {weights}", in_channels)
-    return model
+    return HeatmapNet(feature_trunk(model), in_channels, n_outputs // 2) if head == "heatmap" else model
 
 
 def list_models() -> list[tuple[str, int, str]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..models.heatmap import HeatmapNet
 from ..models.registry import conv_layers
-from .figures import filter_grid, image_grid, save_figure, training_curves
+from .figures import filter_grid, image_grid, map_grid, save_figure, training_curves
 from .html import Report
 
 N_SHOWN = 8
@@ -36,6 +37,46 @@ def ced_figure(curves: dict[str, dict], path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+PROTOCOL_COLUMNS = {
+    "n": "faces",
+    "nme": "NME (outer eye corners)",
+    "nme_interpupil": "NME (pupils)",
+    "auc_008": "AUC at 0.08",
+    "failure_rate_008": "failure rate at 0.08",
+    "baseline_nme": "mean-shape NME",
+    "dlib_nme": "dlib NME (same faces)",
+}
+SHOWN_POINTS = {  # iBUG 68, as seen on the image
+    0: "jaw, left end",
+    8: "chin",
+    16: "jaw, right end",
+    19: "left brow",
+    24: "right brow",
+    30: "nose tip",
+    36: "left eye, outer",
+    45: "right eye, outer",
+    48: "mouth, left",
+    54: "mouth, right",
+    57: "lower lip",
+    62: "upper lip, inner",
+}
+
+
+def protocol_table(rows: dict[str, dict]) -> tuple[list[str], list[list]]:
+    """(header, rows) of the 300-W protocol: one row per subset (common, challenging, full)."""
+    keys = [k for k in PROTOCOL_COLUMNS if any(k in r for r in rows.values())]
+    return ["subset"] + [PROTOCOL_COLUMNS[k] for k in keys], [[name] + [r.get(k, "-") for k in keys] for name, r in rows.items()]
+
+
+def heatmap_figures(module, data, p, k: int, folder) -> None:
+    """``heatmaps.png``: face ``k`` of the predictions, then the maps of some of its points."""
+    x8 = data.batch(p.positions[[k]])[0]
+    maps = module.model.point_maps(module.prepare(x8))[0].float().cpu().numpy()
+    points = list(SHOWN_POINTS) if len(maps) == 68 else list(range(min(12, len(maps))))
+    names = [f"{SHOWN_POINTS[i]} ({i})" if len(maps) == 68 else f"point {i}" for i in points]
+    map_grid(maps[points], names, folder / "heatmaps.png", x8[0].cpu().numpy(), cols=7, colorbar_label="probability")
 
 
 def write_keypoint_report(run, cfg, module, data, p, summary: dict) -> None:
@@ -88,9 +129,15 @@ def write_keypoint_report(run, cfg, module, data, p, summary: dict) -> None:
                 ["mean-shape baseline NME", base_nme],
             ],
         )
+    if isinstance(module.model, HeatmapNet):
+        heatmap_figures(module, data, p, int(order[len(order) // 2]), run.figures)
+        figures.append(("figures/heatmaps.png", "per-point heatmaps of a typical validation face: sharp where a point is certain"))
     figures.append(("figures/filters.png", "first-layer filters"))
     for file, caption in figures:
         rep.heading(caption.split(":")[0]).figure(file, caption)
+    if "protocol" in summary:
+        rep.heading("300-W protocol (validation split)")
+        rep.table(*protocol_table(summary["protocol"]))
     rep.heading("Settings")
     rep.table(["option", "value"], [[k, v] for k, v in cfg.settings().items()])
     rep.machine(summary.get("runtime"))

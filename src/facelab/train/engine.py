@@ -9,7 +9,7 @@ import platform
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,7 @@ class TrainConfig:
     max_train_batches: int | None = None
     points: str = "all"
     convs: int | None = None
+    head: str | None = None  # keypoints: regress or heatmap (None: the task's default, recorded once resolved)
 
     def __post_init__(self):
         if self.opt not in OPTIMIZERS:
@@ -404,7 +405,8 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
     rt = runtime(cfg.precision, cfg.device, cpu_ddp_processes=cfg.devices)  # the processes sharing one node's cores
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     data = prepare_data(cfg, quiet=quiet, device=rt.device)
-    model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs)
+    cfg = replace(cfg, head=data.task.resolve_head(cfg.head))
+    model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs, cfg.head)
     config = {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path), "n_outputs": data.task.n_outputs}}
     if global_rank() == 0 and resume is None:
         run.write_json("config.json", config | {"runtime": rt.describe(), "versions": versions(), "command": sys.argv})
@@ -469,7 +471,8 @@ def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, 
         "final": task.summary_block(rows[-1]),
         "best": task.summary_block(best) | {"epoch": int(best["epoch"])},
     }
-    summary |= task.summary_extra(data, outputs)
+    for key, fields in task.summary_extra(data, outputs).items():  # "final"/"best" fields join their block
+        summary[key] = summary[key] | fields if key in ("final", "best") else fields
     summary["runtime"] = rt.describe()
     run.write_json("summary.json", summary)
     return summary

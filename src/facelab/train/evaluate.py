@@ -37,7 +37,7 @@ def evaluate_model(
     sums = MetricSums(task)
     for x8, y, _ in loader(data.items(split), 256, False, cfg.seed, device=rt.device):
         with rt.autocast():
-            out = model(to_input(x8.to(rt.device), cfg.channels, rt.channels_last)).float().cpu()
+            out = task.predict(model, to_input(x8.to(rt.device), cfg.channels, rt.channels_last)).float().cpu()
         y = y.cpu()
         sums.add(task.loss(out, y), out, y)
     result = {
@@ -49,7 +49,7 @@ def evaluate_model(
         "loss": sums.result()["loss"],
         "runtime": rt.describe(),
     }
-    return result | task.eval_fields(task.finish(sums.per_metric())) | task.eval_extra(data, split)
+    return result | task.eval_fields(task.finish(sums.per_metric())) | task.eval_extra(data, split, model, cfg.channels)
 
 
 def write_evaluation(result: dict, folder: Path, title: str) -> None:

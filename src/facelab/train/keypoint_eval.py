@@ -1,13 +1,18 @@
-"""Keypoint predictions on a split and their per-image errors (beside the keypoint task; the report draws them)."""
+"""Keypoint predictions on a split, their per-image errors, and the 300-W protocol (beside the keypoint task; the
+report draws them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .batches import to_input
+
+SUBSETS_300W = {"common": ("lfpw", "helen"), "challenging": ("ibug",)}  # by the images' first folder; full = all
+REFERENCE_LIMIT = 300  # faces dlib is run on (at full resolution, about 5 ms each)
 
 
 @dataclass
@@ -16,7 +21,8 @@ class SplitPredictions:
     pred: np.ndarray  # (N, K, 2) pixels of the cached image
     true: np.ndarray
     px_err: np.ndarray  # (N,)
-    nme: np.ndarray | None
+    nme: np.ndarray | None  # by the outer eye corners (68 points)
+    nme_ip: np.ndarray | None = None  # by the pupils
 
 
 @torch.no_grad()
@@ -27,37 +33,75 @@ def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch
     device = next(model.parameters()).device
     for start in range(0, len(pos), batch):
         x8, y = data.batch(pos[start : start + batch])
-        outs.append(model(to_input(x8.to(device), channels, channels_last=False)).float().cpu())
+        outs.append(data.task.predict(model, to_input(x8.to(device), channels, channels_last=False)).cpu())
         ys.append(y.cpu())
     out, y = torch.cat(outs), torch.cat(ys)
-    errors = data.task.errors(out, y)
+    errors = {k: v.numpy() for k, v in data.task.errors(out, y).items()}
     return SplitPredictions(
-        pos,
-        data.task.to_pixels(out).numpy(),
-        data.task.to_pixels(y).numpy(),
-        errors["px_err"].numpy(),
-        errors["nme"].numpy() if "nme" in errors else None,
+        pos, data.task.to_pixels(out).numpy(), data.task.to_pixels(y).numpy(), errors["px_err"], errors.get("nme"), errors.get("nme_ip")
     )
 
 
-REFERENCE_LIMIT = 300  # faces dlib is run on (at full resolution, about 5 ms each)
+def mean_shape_nme(data, split: str) -> np.ndarray:
+    """Per image of ``split``: the NME of always answering the training split's mean shape."""
+    mean = data.targets[data.split_positions("train")].mean(0, keepdim=True)
+    target = data.targets[data.split_positions(split)]
+    return data.task.errors(mean.expand_as(target), target)["nme"].numpy()
 
 
-def dlib_reference(data, split: str, limit: int = REFERENCE_LIMIT) -> dict:
-    """NME (outer eye corners) of dlib's 68-point predictor on the first ``limit`` faces of ``split``, at the photos'
-    full resolution, in the data set's boxes (else the box around the true points)."""
-    from ..data.detect import dlib_landmarks
+def dlib_nme(data, split: str, limit: int = REFERENCE_LIMIT) -> np.ndarray:
+    """Per image of ``split`` (NaN past the first ``limit``): the NME of dlib's 68-point predictor at the photos' full
+    resolution, in the box dlib's own HOG detector gives the face (the box the predictor was trained on), else in the
+    data set's box, else in the square around the true points."""
+    from ..data.detect import dlib_landmarks, face_detector
     from ..data.landmark_layouts import IBUG68_OUTER_EYE_CORNERS
 
     fs, (a, b) = data.faceset, IBUG68_OUTER_EYE_CORNERS
-    errors = []
-    for i in data.split_positions(split)[:limit]:
+    hog = face_detector("dlib-hog")
+    positions = data.split_positions(split)
+    errors = np.full(len(positions), np.nan)
+    for k, i in enumerate(positions[:limit]):
         image, _, true = fs.load_item(int(i))
-        if fs.boxes is not None:
-            box = tuple(int(v) for v in fs.boxes[i])
-        else:
-            (x0, y0), (x1, y1) = true.min(0), true.max(0)
-            box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
-        pred = dlib_landmarks(image, box)
-        errors.append(np.linalg.norm(pred - true, axis=1).mean() / max(np.linalg.norm(true[a] - true[b]), 1e-6))
-    return {"landmarker": "dlib shape_predictor_68_face_landmarks", "n": len(errors), "nme": float(np.mean(errors))}
+        pred = dlib_landmarks(image, _reference_box(hog, image, true, None if fs.boxes is None else fs.boxes[i]))
+        errors[k] = np.linalg.norm(pred - true, axis=1).mean() / max(np.linalg.norm(true[a] - true[b]), 1e-6)
+    return errors
+
+
+def _reference_box(hog, image: np.ndarray, true: np.ndarray, given) -> tuple[int, int, int, int]:
+    cx, cy = true.mean(0)
+    found = [f.box for f in hog.find(image) if f.box[0] <= cx <= f.box[0] + f.box[2] and f.box[1] <= cy <= f.box[1] + f.box[3]]
+    if found:
+        return found[0]
+    if given is not None:
+        return tuple(int(v) for v in given)
+    side = float((true.max(0) - true.min(0)).max())
+    return int(cx - side / 2), int(cy - side / 2), int(side), int(side)
+
+
+def subsets(names: list[str]) -> dict[str, np.ndarray]:
+    """Masks of 300-W's common (lfpw, helen) and challenging (ibug) subsets among ``names`` when laid out as 300-W is,
+    and of the full set."""
+    first = np.array([Path(n).parts[0].lower() if len(Path(n).parts) > 1 else "" for n in names])
+    found = {name: np.isin(first, folders) for name, folders in SUBSETS_300W.items()}
+    return {k: m for k, m in found.items() if m.any()} | {"full": np.ones(len(names), dtype=bool)}
+
+
+def protocol(p: SplitPredictions, names: list[str], baseline: np.ndarray, reference: np.ndarray | None) -> dict[str, dict]:
+    """The 300-W protocol per subset: NME by the outer eye corners and by the pupils, AUC and failure rate at NME 0.08,
+    the mean-shape baseline's NME and (``reference``) dlib's on the same faces."""
+    from ..report.keypoint_report import ced_summary
+
+    rows = {}
+    for subset, m in subsets(names).items():
+        curve = ced_summary(p.nme[m])
+        rows[subset] = {
+            "n": int(m.sum()),
+            "nme": float(p.nme[m].mean()),
+            "nme_interpupil": float(p.nme_ip[m].mean()),
+            "auc_008": curve["auc_0.08"],
+            "failure_rate_008": curve["failure_rate_0.08"],
+            "baseline_nme": float(baseline[m].mean()),
+        }
+        if reference is not None and np.isfinite(reference[m]).any():
+            rows[subset]["dlib_nme"] = float(np.nanmean(reference[m]))
+    return rows

@@ -47,6 +47,12 @@ class Task:
     def n_outputs(self) -> int:
         raise NotImplementedError
 
+    def resolve_head(self, requested: str | None) -> str:
+        """The network head this task trains (``--head``); only keypoints have a choice."""
+        if requested not in (None, "regress"):
+            raise FacelabError(f"--head {requested}: only --task keypoints has a heatmap head")
+        return "regress"
+
     # --- data ----------------------------------------------------------------------------
     def select(self, fs: FaceSet, seed: int) -> FaceSet:
         """The items this task trains on; remembers what the outputs mean (attribute columns, class names)."""
@@ -102,9 +108,13 @@ class Task:
         """What ``facelab eval`` reports besides n and loss."""
         return {"acc": per["acc"]} if self.accuracy else per
 
-    def eval_extra(self, data, split: str) -> dict:
+    def eval_extra(self, data, split: str, model: torch.nn.Module, channels: int) -> dict:
         """Fields ``facelab eval`` adds that need the data itself (e.g. a reference method on the same faces)."""
         return {}
+
+    def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The outputs used for evaluation (keypoints: with the flip test)."""
+        return model(x).float()
 
     # --- outputs -------------------------------------------------------------------------
     def output_names(self) -> list[str]:

@@ -18,6 +18,7 @@ import torch
 from ..data.detect import FaceCrop, crop_for_network, face_detector, face_margin
 from ..errors import FacelabError
 from ..keypoints.photos import predict_points
+from ..models.heatmap import HeatmapNet, uncertainty_picture
 from ..probes.cam import attribution_maps, head_layer, overlay
 from ..probes.subject import named_probabilities
 from ..progress import say
@@ -89,6 +90,7 @@ class Analyser:
                     "cam": None,
                     "cam_about": None,
                     "landmarks": None,
+                    "heatmap": None,
                 }
                 for run, crop in zip(self.runs, crops):
                     self._apply(run, crop, face, target, with_cam)
@@ -99,6 +101,9 @@ class Analyser:
         run = loaded.run
         if run.task.points:
             face["landmarks"] = np.round(crop.points_to_photo(predict_points(run, crop.image)), 1).tolist()
+            if isinstance(run.model, HeatmapNet) and face["heatmap"] is None:
+                maps = run.model.point_maps(run.contract.image_input(crop.image))[0]
+                face["heatmap"] = overlay(crop.image, uncertainty_picture(maps).numpy())
             return
         if not run.task.labels:  # e.g. a regression: nothing to show as probabilities or to explain
             return
@@ -133,6 +138,7 @@ def to_json(faces: list[dict]) -> dict:
                 "cam_png": png_base64(f["cam"]) if f["cam"] is not None else None,
                 "cam_about": f["cam_about"],
                 "landmarks": f["landmarks"],
+                "heatmap_png": png_base64(f["heatmap"]) if f["heatmap"] is not None else None,
             }
             for f in faces
         ]

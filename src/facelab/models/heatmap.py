@@ -1,0 +1,77 @@
+"""Heatmap heads for keypoints, on any registered backbone.
+
+As in Simple Baselines (Xiao et al. 2018): the backbone's last feature map is upsampled by deconvolutions to
+stride 4, one map per point; a soft-argmax (integral regression, Sun et al. 2018) turns each map into the expected
+(x, y), so the network still outputs relative coordinates ((x + 0.5) / W) and every loss, metric, export and figure
+downstream stays as it is. ``heatmaps(x)`` gives the maps themselves (for pictures).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HEADS = ("regress", "heatmap")
+HEATMAP_STRIDE = 4
+PROBE_SIDE = 64  # the input side the trunk's stride is measured at
+
+
+def soft_argmax(maps: torch.Tensor) -> torch.Tensor:
+    """(B, K, h, w) logits -> (B, 2K) expected relative coordinates: map cell j covers (j + 0.5) / w."""
+    b, k, h, w = maps.shape
+    p = F.softmax(maps.float().flatten(2), -1).view(b, k, h, w)
+    xs = (torch.arange(w, device=maps.device, dtype=torch.float32) + 0.5) / w
+    ys = (torch.arange(h, device=maps.device, dtype=torch.float32) + 0.5) / h
+    return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1).flatten(1)
+
+
+def feature_trunk(model: nn.Module) -> nn.Module:
+    """The convolutional part of a registered network (everything before its pooling and classifier)."""
+    if hasattr(model, "features"):  # darknet64, kpnet, squeezenet, mobilenet
+        return model.features
+    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")  # torchvision ResNets
+    return nn.Sequential(*(getattr(model, n) for n in names))
+
+
+def _upsample(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class HeatmapNet(nn.Module):
+    def __init__(self, trunk: nn.Module, in_channels: int, n_points: int, width: int = 128):
+        super().__init__()
+        self.trunk = trunk
+        with torch.no_grad():
+            was_training = trunk.training
+            probe = trunk.eval()(torch.zeros(1, in_channels, PROBE_SIDE, PROBE_SIDE))
+            trunk.train(was_training)
+        stride = PROBE_SIDE // probe.shape[-1]
+        ups, c = [], probe.shape[1]
+        for _ in range(max(0, int(math.log2(stride // HEATMAP_STRIDE)))):
+            ups.append(_upsample(c, width))
+            c = width
+        self.upsample = nn.Sequential(*ups)
+        self.maps = nn.Conv2d(c, n_points, 1)
+
+    def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, K, h, w) logits, one map per point at stride 4."""
+        return self.maps(self.upsample(self.trunk(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return soft_argmax(self.heatmaps(x))
+
+    @torch.no_grad()
+    def point_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, K, h, w) per-point probabilities (each map sums to 1): where the network thinks each point lies."""
+        maps = self.heatmaps(x).float()
+        return F.softmax(maps.flatten(2), -1).view(maps.shape)
+
+
+def uncertainty_picture(point_maps: torch.Tensor) -> torch.Tensor:
+    """(K, h, w) per-point probabilities -> one (h, w) map in [0, 1]: each point's map scaled to its own peak, then
+    the maximum over points (sharp dots: certain points; smears: uncertain ones)."""
+    peaks = point_maps.flatten(1).amax(1).clamp_min(1e-12)
+    return (point_maps / peaks[:, None, None]).amax(0)
