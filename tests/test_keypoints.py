@@ -169,4 +169,4 @@ def test_course_steps_run_on_the_real_formats(imm_dir, ibug_dir, tmp_path):
     ibug = facelab.train(TrainConfig(spec=f"300w:{ibug_dir}", out=str(tmp_path / "300w_run"), size="32", epochs=1, **kp), quiet=True)
     assert ibug["n_points"] == 68 and ibug["final"]["val_nme"] is not None
     model, _, _ = facelab.load_trained(tmp_path / "300w_run")
-    assert model.conv1.in_channels == 1 and model.fc.out_features == 136
+    assert model.trunk[0].in_channels == 1 and model.maps.out_channels == 68  # 68 points: the heatmap head by default

@@ -60,6 +60,8 @@ def test_predict_contract(client):
     assert cam.shape == (64, 64, 3)
     pts = np.array(f["landmarks"])
     assert pts.shape == (68, 2) and (pts[:, 0] > x - w).all() and (pts[:, 0] < x + 2 * w).all()
+    heat = cv2.imdecode(np.frombuffer(__import__("base64").b64decode(f["heatmap_png"]), np.uint8), cv2.IMREAD_COLOR)
+    assert heat.shape == (64, 64, 3)  # the keypoint run's heatmaps, at its input size
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ def evaluate_model(
     sums = MetricSums(task)
     for x8, y, _ in loader(data.items(split), 256, False, cfg.seed, device=rt.device):
         with rt.autocast():
-            out = task.predict(model, to_input(x8.to(rt.device), cfg.channels, rt.channels_last)).float().cpu()
+            out = model(to_input(x8.to(rt.device), cfg.channels, rt.channels_last)).float().cpu()
         y = y.cpu()
         sums.add(task.loss(out, y), out, y)
     result = {

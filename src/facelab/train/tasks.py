@@ -112,10 +112,6 @@ class Task:
         """Fields ``facelab eval`` adds that need the data itself (e.g. a reference method on the same faces)."""
         return {}
 
-    def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """The outputs used for evaluation (keypoints: with the flip test)."""
-        return model(x).float()
-
     # --- outputs -------------------------------------------------------------------------
     def output_names(self) -> list[str]:
         return [str(k) for k in range(self.n_outputs)]

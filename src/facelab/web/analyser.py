@@ -103,7 +103,9 @@ class Analyser:
             face["landmarks"] = np.round(crop.points_to_photo(predict_points(run, crop.image)), 1).tolist()
             if isinstance(run.model, HeatmapNet) and face["heatmap"] is None:
                 maps = run.model.point_maps(run.contract.image_input(crop.image))[0]
-                face["heatmap"] = overlay(crop.image, uncertainty_picture(maps).numpy())
+                h, w = crop.image.shape[:2]
+                picture = cv2.resize(uncertainty_picture(maps).numpy(), (w, h), interpolation=cv2.INTER_LINEAR)
+                face["heatmap"] = overlay(crop.image, picture)
             return
         if not run.task.labels:  # e.g. a regression: nothing to show as probabilities or to explain
             return
