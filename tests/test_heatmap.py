@@ -4,6 +4,7 @@ real-sized photos, box crops and augmentation."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -179,3 +180,13 @@ def test_a_synthetic_trained_net_is_evaluated_on_real_faces_beside_dlib(tmp_path
     assert (
         result["protocol"]["full"]["n"] == result["n"] and "dlib_nme" in result["protocol"]["full"] and result["dlib_reference"]["n"] >= 1
     )
+
+
+def test_a_test_only_list_can_be_evaluated(tmp_path, menpo_xml):
+    """300-W's test list has no training images: eval takes it (the protocol's mean shape is then unknown)."""
+    test_xml = tmp_path / "labels_test.xml"
+    shutil.copy(menpo_xml, test_xml)
+    run = tmp_path / "kp"
+    facelab.train(TrainConfig(spec="synth:300", out=str(run), epochs=1, **KP), quiet=True)
+    result = facelab.evaluate(run, f"300w:{test_xml}", split="test", out=tmp_path / "ev")
+    assert result["n"] == 4 and result["protocol"]["full"]["baseline_nme"] is None

@@ -104,7 +104,7 @@ class Run:
     ) -> Prepared:
         """The run's data (or ``spec``'s) prepared as in training, from the default cache at the run's size."""
         cfg = replace(self.cfg, cache=None, balance=self.cfg.balance if keep_balance else None)
-        return prepare_data(cfg, task_for(cfg), spec=spec, quiet=quiet, device=device, strict=strict)
+        return prepare_data(cfg, task_for(cfg), spec=spec, quiet=quiet, device=device, strict=strict, for_training=False)
 
 
 def evaluate(

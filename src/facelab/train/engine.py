@@ -187,9 +187,16 @@ def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
 
 
 def prepare_data(
-    cfg: TrainConfig, task: Task | None = None, spec: str | None = None, quiet: bool = False, device: str = "cpu", strict: bool = False
+    cfg: TrainConfig,
+    task: Task | None = None,
+    spec: str | None = None,
+    quiet: bool = False,
+    device: str = "cpu",
+    strict: bool = False,
+    for_training: bool = True,
 ) -> Prepared:
-    """The selection's images and targets, read once from the cache (into GPU memory when ``device`` is a GPU with room)."""
+    """The selection's images and targets, read once from the cache (into GPU memory when ``device`` is a GPU with room).
+    ``for_training=False`` (evaluation, probes): a set may hold only a test split (300-W's test list)."""
     fs = open_spec(spec or cfg.spec)
     task = task or task_for(cfg)
     sel = task.select(fs, cfg.seed)
@@ -204,11 +211,11 @@ def prepare_data(
     if not ok.all():
         sel = sel.take(np.flatnonzero(ok))
         rows = sel.source_rows()
-    if not (sel.split == 0).any():
+    if for_training and not (sel.split == 0).any():
         raise FacelabError(f"{fs.spec}: the selection has no training images")
-    split = _with_validation(sel.split, cfg.seed)
+    split = _with_validation(sel.split, cfg.seed) if (sel.split == 0).any() else sel.split
     n_valid = int((split == 1).sum())
-    if n_valid < FEW_VALID and not quiet:
+    if for_training and n_valid < FEW_VALID and not quiet:
         say(
             f"only {n_valid} validation images: validation accuracy moves in steps of {1 / n_valid:.2f} and means little "
             "(use more images, or --min-images / --classes for identities)"

@@ -30,7 +30,7 @@ def evaluate_model(
     """Loss and the task's metrics of ``model`` on ``split`` of ``spec`` (default: the run's data), accumulated as in
     training (:class:`~facelab.train.tasks.MetricSums`). ``precision`` / ``device``: as given, else as trained."""
     rt = runtime(precision or cfg.precision, device or cfg.device)
-    data = prepare_data(cfg, task, spec=spec, device=rt.device)
+    data = prepare_data(cfg, task, spec=spec, device=rt.device, for_training=False)
     if not (data.split_positions(split)).size:
         raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
     model = rt.prepare(model)

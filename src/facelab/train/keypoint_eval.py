@@ -43,8 +43,11 @@ def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch
 
 
 def mean_shape_nme(data, split: str) -> np.ndarray:
-    """Per image of ``split``: the NME of always answering the training split's mean shape."""
-    mean = data.targets[data.split_positions("train")].mean(0, keepdim=True)
+    """Per image of ``split``: the NME of always answering the training split's mean shape (NaN without one)."""
+    train = data.split_positions("train")
+    if not train.size:
+        return np.full(len(data.split_positions(split)), np.nan)
+    mean = data.targets[train].mean(0, keepdim=True)
     target = data.targets[data.split_positions(split)]
     return data.task.errors(mean.expand_as(target), target)["nme"].numpy()
 
@@ -100,7 +103,7 @@ def protocol(p: SplitPredictions, names: list[str], baseline: np.ndarray, refere
             "nme_interpupil": float(p.nme_ip[m].mean()),
             "auc_008": curve["auc_0.08"],
             "failure_rate_008": curve["failure_rate_0.08"],
-            "baseline_nme": float(baseline[m].mean()),
+            "baseline_nme": float(baseline[m].mean()) if np.isfinite(baseline[m]).all() else None,
         }
         if reference is not None and np.isfinite(reference[m]).any():
             rows[subset]["dlib_nme"] = float(np.nanmean(reference[m]))
