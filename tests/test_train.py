@@ -239,3 +239,14 @@ def test_imagenet_weights_download_into_the_torch_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(FacelabError, match=r"could not download https://\S+ \(Temporary failure.*copy it to .*resnet18"):
         facelab.build_model("resnet18", 2, weights="imagenet")
+
+
+def test_a_model_at_chance_level_is_flagged_on_its_page(tmp_path):
+    """A network that learned nothing (lr 1e-6, one epoch): summary.json says what chance scores and the report warns."""
+    s = facelab.train(
+        TrainConfig(spec="synth:300", out=str(tmp_path / "r"), attrs=["Smiling"], size="32", epochs=1, batch=64, lr=1e-6), quiet=True
+    )
+    assert set(s["chance"]) == {"Smiling"} and 0.5 <= s["chance"]["Smiling"] <= 1
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert ("Smiling" in page and "at chance level" in page) == (s["final"]["val_acc"] <= s["chance"]["Smiling"] + 0.02)
+    assert "at chance level" in page  # with this learning rate it has learned nothing

@@ -13,6 +13,7 @@ from facelab.errors import FacelabError
 from facelab.models import build_model
 from facelab.probes.audit import audit_table
 from facelab.probes.cam import METHODS, default_layer
+from facelab.train.engine import TrainConfig
 from helpers import run_cli, train_small
 
 
@@ -178,3 +179,18 @@ def test_cli_contracts_and_errors(smiling_run, tmp_path):
     ]:
         proc = run_cli(*args, check=False)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_an_audit_grouped_by_its_own_target_builds_no_gap_from_undefined_rates(celeba_dir, tmp_path):
+    """A Male classifier grouped by Male,Young (CelebA layout): women have no positives and men no negatives, so
+    those rates are undefined (None), and the equalized-odds difference is computed over Young only."""
+    run = tmp_path / "male"
+    facelab.train(TrainConfig(spec=f"celeba:{celeba_dir}", out=str(run), attrs=["Male"], size="32", epochs=1, batch=8), quiet=True)
+    s = facelab.audit(run, by=["Male", "Young"], split="train", n_boot=50, min_n=1, out=tmp_path / "audit")
+    g = {json.dumps(r["group"], sort_keys=True): r for r in s["groups"]}
+    assert g['{"Male": 0}']["tpr"] is None and g['{"Male": 0}']["fnr"] is None and g['{"Male": 1}']["fpr"] is None
+    assert s["equalized_odds_over"] == ["Young"] and "Male is left out" in s["equalized_odds_note"]
+    assert s["equalized_odds_difference"] is None or 0 <= s["equalized_odds_difference"] <= 1
+    alone = facelab.audit(run, by=["Male"], split="train", n_boot=50, min_n=1, out=tmp_path / "audit_male")
+    assert alone["equalized_odds_difference"] is None and "no gap is defined" in alone["equalized_odds_note"]
+    assert "undefined" in (tmp_path / "audit_male" / "report.html").read_text()

@@ -140,7 +140,13 @@ def data_info_cmd(spec: str, json_: bool = JSON):
         elif key == "attributes" and value:
             value = f"{len(value)}: " + ", ".join(value)
         elif key == "image_sizes":
-            value = ", ".join(f"{w}x{h}" for w, h in value[:6]) + (" ..." if len(value) > 6 else "")
+            continue  # summarised in image_size_summary
+        elif key == "image_size_summary" and value:
+            (w0, h0), (w1, h1), common = value["min"], value["max"], "x".join(map(str, value["most_common"]))
+            value = (
+                f"{value['distinct']} distinct; widths {w0}-{w1}, heights {h0}-{h1}; "
+                f"most common {common} ({value['most_common_count']} images)"
+            )
         t.add_row(key, str(value))
     out.print(t)
 
@@ -579,7 +585,7 @@ def audit_cmd(
 ):
     """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with bootstrap intervals."""
     _hardware(precision)
-    from .probes.audit import audit
+    from .probes.audit import audit, eod_in_words
 
     summary = audit(
         run,
@@ -598,7 +604,7 @@ def audit_cmd(
     out.print(
         f"overall accuracy {summary['overall']['accuracy']:.4f} {summary['overall']['accuracy_ci']} on {summary['overall']['n']} images; "
         f"worst group {worst['group']}: {worst['accuracy']:.4f} {worst['accuracy_ci']} (n={worst['n']}); "
-        f"equalized odds difference {summary['equalized_odds_difference']:.4f}"
+        f"equalized odds difference {eod_in_words(summary)}"
     )
     out.print(f"report: {(out_dir or run / 'audit') / 'report.html'}")
 

@@ -22,6 +22,24 @@ def _probe(fs: FaceSet, i: int) -> tuple[tuple[int, int] | None, str | None]:
     return full, None
 
 
+MOST_COMMON_SIZES = 20  # in-the-wild photo sets have thousands of distinct sizes
+
+
+def size_summary(sizes: Counter) -> dict | None:
+    """How many distinct (width, height), their range, and the most common one with its count."""
+    if not sizes:
+        return None
+    ((common, count),) = sizes.most_common(1)
+    widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
+    return {
+        "distinct": len(sizes),
+        "min": [min(widths), min(heights)],
+        "max": [max(widths), max(heights)],
+        "most_common": list(common),
+        "most_common_count": count,
+    }
+
+
 def data_info(fs: FaceSet, quiet: bool = False) -> dict:
     """The JSON of ``facelab data info``; decodes every image (fast, reduced scale) to find bad files."""
     sizes: Counter = Counter()
@@ -42,7 +60,8 @@ def data_info(fs: FaceSet, quiet: bool = False) -> dict:
     return {
         "source": fs.source,
         "n_images": len(fs),
-        "image_sizes": [list(s) for s, _ in sizes.most_common()],
+        "image_sizes": [list(s) for s, _ in sizes.most_common(MOST_COMMON_SIZES)],
+        "image_size_summary": size_summary(sizes),
         "attributes": list(fs.attr_names) if fs.attr_names else None,
         "n_identities": int(len(np.unique(fs.identities))) if fs.identities is not None else None,
         "n_landmarks": fs.n_landmarks,

@@ -12,7 +12,7 @@ from itertools import product
 from pathlib import Path
 
 from ..files import prepare_output, record_entries, write_csv, write_json
-from ..report.figures import save_figure
+from ..report.figures import epoch_axis, save_figure
 from ..report.html import Report
 from ..train.engine import RunFolder, TrainConfig, train
 from ..train.task_registry import task_class
@@ -65,7 +65,7 @@ def _sweep_figure(curves: dict[str, list[dict]], path: Path, metric: str) -> Non
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for name, rows in curves.items():
         ax.plot([r["epoch"] for r in rows], [r[metric] for r in rows], "-o", ms=3, label=name)
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel(f"validation {metric}")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -77,11 +77,44 @@ def _describe(y: np.ndarray, pred: np.ndarray, n_boot: int, rng: np.random.Gener
     return out
 
 
+def _defined_rate(y: np.ndarray, pred: np.ndarray, label: int) -> float:
+    """TPR (``label`` 1) or FPR (``label`` 0) of one group, NaN when the group has no such true labels."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    n = (y == label).sum()
+    return float(((pred == 1) & (y == label)).sum() / n) if n else float("nan")
+
+
+def equalized_odds(y: np.ndarray, pred: np.ndarray, columns: dict[str, np.ndarray], target: str | None) -> dict:
+    """The equalized-odds difference (the larger of the TPR gap and the FPR gap between the intersections of the
+    grouping attributes) from the rates each group defines. The audited attribute itself is left out of the groups:
+    grouped by it, one side has no positives and the other no negatives, and a gap built from those undefined rates
+    means nothing. ``{"value", "over", "note"}``; value None (with the reason in note) when no gap can be defined."""
+    from fairlearn.metrics import MetricFrame
+
+    over = [c for c in columns if c != target]
+    if not over:
+        return {"value": None, "over": [], "note": f"every grouping attribute is the audited one ({target}): no gap is defined"}
+    rates = {"tpr": lambda a, b: _defined_rate(a, b, 1), "fpr": lambda a, b: _defined_rate(a, b, 0)}
+    frame = MetricFrame(metrics=rates, y_true=y, y_pred=pred, sensitive_features={c: columns[c] for c in over}).by_group
+    gaps = [float(frame[m].max() - frame[m].min()) for m in rates if frame[m].notna().sum() >= 2]
+    note = None if target not in columns else f"computed over {', '.join(over)}: the audited attribute {target} is left out"
+    if not gaps:
+        return {"value": None, "over": over, "note": "fewer than two groups define a TPR or an FPR"}
+    return {"value": max(gaps), "over": over, "note": note}
+
+
 def audit_table(
-    y: np.ndarray, pred: np.ndarray, columns: dict[str, np.ndarray], n_boot: int = 1000, min_n: int = 30, seed: int = 0
+    y: np.ndarray,
+    pred: np.ndarray,
+    columns: dict[str, np.ndarray],
+    n_boot: int = 1000,
+    min_n: int = 30,
+    seed: int = 0,
+    target: str | None = None,
 ) -> dict:
-    """Overall and every group of every combination of ``columns``: counts, rates and 95% bootstrap intervals."""
-    from fairlearn.metrics import MetricFrame, equalized_odds_difference
+    """Overall and every group of every combination of ``columns``: counts, rates (None where undefined) and 95%
+    bootstrap intervals; the equalized-odds difference over the grouping attributes other than ``target``."""
+    from fairlearn.metrics import MetricFrame
     from sklearn.metrics import accuracy_score
 
     if len(y) == 0:
@@ -98,10 +131,12 @@ def audit_table(
                 values = key if isinstance(key, tuple) else (key,)
                 group = {c: int(v) for c, v in zip(combo, values)}
                 member = members(columns, group)
+                if not member.any():  # a combination no image has (MetricFrame lists the full product)
+                    continue
                 row = {"group": group} | _describe(y[member], pred[member], n_boot, rng)
                 row["small"] = row["n"] < min_n
                 groups.append(row)
-    eod = equalized_odds_difference(y, pred, sensitive_features={c: columns[c] for c in names})
+    eod = equalized_odds(y, pred, columns, target)
     ranked = [g for g in groups if not g["small"]] or groups
     worst = min(ranked, key=lambda g: g["accuracy"])
     overall = _describe(y, pred, n_boot, rng)
@@ -110,7 +145,9 @@ def audit_table(
         "groups": groups,
         "worst_group": worst,
         "between_groups": between,
-        "equalized_odds_difference": float(eod),
+        "equalized_odds_difference": eod["value"],
+        "equalized_odds_over": eod["over"],
+        "equalized_odds_note": eod["note"],
         "min_n": min_n,
         "n_boot": n_boot,
     }
@@ -157,6 +194,12 @@ def predictions(
     return d, output, d.labels(output), (prob >= cut).astype(int), cut, group_columns(d, by)
 
 
+def eod_in_words(table: dict) -> str:
+    value, note = table["equalized_odds_difference"], table["equalized_odds_note"]
+    shown = "undefined" if value is None else f"{value:.4f}"
+    return f"{shown} ({note})" if note else shown
+
+
 def _label(g: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in g["group"].items())
 
@@ -178,7 +221,7 @@ def audit(
     """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with 95% intervals; audit.csv, summary.json, report."""
     folder = probe_folder(out, run, "audit")
     d, output, y, pred, cut, columns = predictions(run, spec, split, target, by or [], threshold, strict)
-    table = audit_table(y, pred, columns, n_boot, min_n, seed)
+    table = audit_table(y, pred, columns, n_boot, min_n, seed, target=d.outputs[output])
     summary = {
         "target": d.outputs[output],
         "data": spec or d.run.cfg.spec,
@@ -206,7 +249,7 @@ def audit(
         ["overall accuracy", _with_ci(table["overall"], "accuracy")],
         ["worst group", _label(table["worst_group"])],
         ["worst group accuracy", _with_ci(table["worst_group"], "accuracy")],
-        ["equalized odds difference", table["equalized_odds_difference"]],
+        ["equalized odds difference", eod_in_words(table)],
     ]
     write_probe_output(
         folder,

@@ -110,13 +110,18 @@ def cam(
         "split": split,
         "n": int(len(images)),
         "groups": groups,
+        "one_answer": len(set(pred.tolist())) == 1,
         "unreadable": d.unreadable,
     }
+    facts = [["images", len(images)], ["method", method], ["explained", name]]
+    if summary["one_answer"]:
+        facts.append(["warning", f"the model answers '{d.in_words(output, int(pred[0]))}' for every image: these maps explain a constant"])
     return write_probe_output(
         folder,
         f"facelab cam: {method} for {name} on {source} ({split})",
         summary,
         [("mean_maps.png", f"mean {method} map per (true, predicted) group")] + figures,
+        facts,
     )
 
 

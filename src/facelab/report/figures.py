@@ -27,6 +27,14 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
+def epoch_axis(ax) -> None:
+    """An x axis of whole epochs: integer ticks only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def training_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("loss", "acc")) -> Path:
     """One panel per metric, train and valid per epoch."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4))
@@ -36,7 +44,7 @@ def training_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("l
             pts = [(r["epoch"], r[metric]) for r in rows if r["split"] == split and r.get(metric) not in (None, "")]
             if pts:
                 ax.plot(*zip(*pts), style, label=split, ms=4)
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -107,7 +115,7 @@ def inversion_curves(runs: list[dict], path: Path) -> Path:
         if run["emergence_epoch"] is not None:
             ax.axvline(run["emergence_epoch"], color=c, lw=1, alpha=0.6, label=f"{label}: gap emerges")
     ax.axhline(runs[0]["chance"], color="grey", ls=":", label="chance")
-    ax.set_xlabel("epoch")
+    epoch_axis(ax)
     ax.set_ylabel("validation accuracy")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

@@ -33,6 +33,21 @@ def summary_columns(block: dict) -> dict:
     return flat
 
 
+CHANCE_MARGIN = 0.02
+
+
+def at_chance(summary: dict) -> list[str]:
+    """A warning per output whose final validation accuracy is within CHANCE_MARGIN of always answering the majority."""
+    final = summary["final"]
+    accuracies = final.get("val_acc_per_attr") or {"acc": final.get("val_acc")}
+    return [
+        f"WARNING: {name} {accuracies[name]:.3f} is at chance level (always answering the most frequent value scores "
+        f"{chance:.3f}): this model has learned nothing about it, and its maps and audits explain a guess."
+        for name, chance in summary.get("chance", {}).items()
+        if accuracies.get(name) is not None and accuracies[name] <= chance + CHANCE_MARGIN
+    ]
+
+
 def write_run_report(run, cfg, module, data, summary: dict) -> None:
     task = data.task
     rows = run.read_metrics()
@@ -44,6 +59,8 @@ def write_run_report(run, cfg, module, data, summary: dict) -> None:
         f"data {cfg.spec} | {len(data.split_positions('train'))} training and "
         f"{len(data.split_positions('valid'))} validation images at {cfg.size}px | seed {cfg.seed}"
     )
+    for line in at_chance(summary):
+        rep.paragraph(line)
     rep.heading("Final and best validation metrics")
     columns = {key: summary_columns(summary[key]) for key in ("final", "best")}
     header = list(columns["final"])

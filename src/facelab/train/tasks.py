@@ -223,6 +223,11 @@ class AttrTask(Task):
     def eval_fields(self, per):
         return super().eval_fields(per) | {"acc_per_attr": {a: per[f"acc_{a}"] for a in self.attrs}}
 
+    def summary_extra(self, data, outputs=None):
+        """What always answering each attribute's majority value scores on the validation split: the chance level."""
+        y = data.targets[data.split_positions("valid")].float().mean(0)
+        return {"chance": {a: float(max(p, 1 - p)) for a, p in zip(self.attrs, y.tolist())}}
+
     def output_names(self):
         return list(self.attrs)
 
@@ -275,3 +280,8 @@ class IdentityTask(Task):
 
     def output_names(self):
         return self.class_names or super().output_names()
+
+    def summary_extra(self, data, outputs=None):
+        """What always answering the most frequent person scores on the validation split: the chance level."""
+        counts = torch.bincount(data.targets[data.split_positions("valid")].long().cpu(), minlength=self.classes)
+        return {"chance": {"acc": float(counts.max()) / max(1, int(counts.sum()))}}
