@@ -249,4 +249,12 @@ def test_a_model_at_chance_level_is_flagged_on_its_page(tmp_path):
     assert set(s["chance"]) == {"Smiling"} and 0.5 <= s["chance"]["Smiling"] <= 1
     page = (tmp_path / "r" / "report.html").read_text()
     assert ("Smiling" in page and "at chance level" in page) == (s["final"]["val_acc"] <= s["chance"]["Smiling"] + 0.02)
-    assert "at chance level" in page  # with this learning rate it has learned nothing
+
+
+def test_chance_warnings_name_each_output_at_chance():
+    from facelab.report.run_report import at_chance
+
+    summary = {"final": {"val_acc_per_attr": {"Smiling": 0.55, "Male": 0.95}}, "chance": {"Smiling": 0.54, "Male": 0.51}}
+    lines = at_chance(summary)
+    assert len(lines) == 1 and lines[0].startswith("WARNING: Smiling 0.550 is at chance level") and "0.540" in lines[0]
+    assert at_chance({"final": {"val_acc": 0.30}, "chance": {"acc": 0.05}}) == []
