@@ -55,6 +55,15 @@ def test_the_heatmap_head_beats_regression_on_the_same_budget(tmp_path):
     ).read_text()
     reopened = facelab.Run.open(tmp_path / "heatmap")
     assert isinstance(reopened.model, HeatmapNet) and reopened.cfg.head == "heatmap"
+    data = reopened.data()
+    pos = data.split_positions("valid")[:8]
+    x8, y = data.batch(pos)
+    maps = reopened.model.point_maps(reopened.contract.to_input(x8))  # (8, 68, 12, 12)
+    h, w = maps.shape[-2:]
+    peak = maps.flatten(2).argmax(-1)
+    cells = torch.stack([peak % w, peak // w], -1).float() + 0.5
+    truth = y.view(len(pos), -1, 2) * torch.tensor([w, h])
+    assert (cells - truth).norm(dim=-1).median() < 1.5  # the maps are dots on the points, not rims around them
 
 
 def test_nose_tip_and_imm_points_train_with_heatmaps(tmp_path, imm_dir):

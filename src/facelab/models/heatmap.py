@@ -28,6 +28,24 @@ def soft_argmax(maps: torch.Tensor) -> torch.Tensor:
     return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1).flatten(1)
 
 
+def map_target_loss(maps: torch.Tensor, coords: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Cross-entropy of each point's map against a Gaussian (``sigma`` map cells) at its true position.
+
+    The soft-argmax alone only constrains each map's mean: a map can put its mass on opposite borders and still
+    average to the right place (it did: trained maps were rims, not dots). This term makes the mass sit on the point,
+    so the maps show where the network thinks each point is."""
+    b, k, h, w = maps.shape
+    xy = coords.float().view(b, k, 2) * torch.tensor([w, h], device=maps.device, dtype=torch.float32) - 0.5  # cell units
+    xs = torch.arange(w, device=maps.device, dtype=torch.float32)
+    ys = torch.arange(h, device=maps.device, dtype=torch.float32)
+    gx = torch.exp(-((xs - xy[..., :1]) ** 2) / (2 * sigma**2))  # (b, k, w)
+    gy = torch.exp(-((ys - xy[..., 1:]) ** 2) / (2 * sigma**2))  # (b, k, h)
+    target = gy[..., :, None] * gx[..., None, :]
+    target = target / target.flatten(2).sum(-1).clamp_min(1e-12)[..., None, None]
+    log_p = F.log_softmax(maps.float().flatten(2), -1).view(b, k, h, w)
+    return -(target * log_p).flatten(2).sum(-1).mean()
+
+
 def feature_trunk(model: nn.Module) -> nn.Module:
     """The convolutional part of a registered network (everything before its pooling and classifier)."""
     if hasattr(model, "features"):  # darknet64, kpnet, squeezenet, mobilenet
@@ -61,7 +79,9 @@ class HeatmapNet(nn.Module):
         return self.maps(self.upsample(self.trunk(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return soft_argmax(self.heatmaps(x))
+        maps = self.heatmaps(x)
+        self.last_maps = maps if self.training else None  # for the training loss on the maps themselves
+        return soft_argmax(maps)
 
     @torch.no_grad()
     def point_maps(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ from .batches import augment as photometric
 from .keypoint_eval import REFERENCE_LIMIT, dlib_nme, mean_shape_nme, predict_split, protocol
 from .tasks import Task
 
+MAP_LOSS_WEIGHT = 0.05  # beside the L1 on coordinates (about 0.01 when trained); the cross-entropy starts near 5.5
 NOSE_TIP = {68: 30, 58: IMM58_NOSE_TIP, 5: 2}  # iBUG 68 (and synthetic), IMM 58, CelebA 5
 POINTS = ("nose", "all")
 
@@ -157,6 +158,16 @@ class KeypointTask(Task):
         if self.head == "heatmap":
             return F.l1_loss(out.float(), y)
         return F.mse_loss(out.float(), y)
+
+    def auxiliary_loss(self, model, y):
+        """Heatmaps: the maps pulled onto Gaussians at the true points (:func:`facelab.models.heatmap.map_target_loss`)."""
+        from ..models.heatmap import map_target_loss
+
+        maps = getattr(model, "last_maps", None)
+        if self.head != "heatmap" or maps is None:
+            return 0.0
+        model.last_maps = None
+        return MAP_LOSS_WEIGHT * map_target_loss(maps, y)
 
     def errors(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per image: MSE of the relative coordinates, mean point error in pixels, and (68 points) NME by the

@@ -69,7 +69,7 @@ class FaceModule(pl.LightningModule):
             x, y = self.task.augment(x, y, gen, self.cfg)
         x = invert_some(x, self.cfg["inverted_fraction"], gen)
         logits = self.model(x)
-        loss = self.task.loss(logits, y)
+        loss = self.task.loss(logits, y) + self.task.auxiliary_loss(self.model, y)
         if not torch.isfinite(loss):
             raise FacelabError(
                 f"loss became {float(loss.detach())} at epoch {self.current_epoch}, step {batch_idx}; the last good checkpoint "

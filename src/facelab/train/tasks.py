@@ -77,6 +77,10 @@ class Task:
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def auxiliary_loss(self, model: torch.nn.Module, y: torch.Tensor) -> torch.Tensor | float:
+        """A training-only term beside :meth:`loss` that needs more than the outputs (keypoint heatmaps)."""
+        return 0.0
+
     def metric_sums(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-metric sums over the batch (shape: n_metrics); divided by the item count at the end."""
         raise NotImplementedError
