@@ -14,7 +14,8 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from ..data.detect import dlib_landmarks, face_detector
+from ..data import detect as finding
+from ..data.detect import FACES_EXTRA, dlib_landmarks, face_detector
 from ..data.photos import Photos
 from ..errors import FacelabError
 from ..files import atomic_write, prepare_output, record_entries, write_csv, write_json
@@ -139,6 +140,8 @@ def label(
 ) -> dict:
     """dlib's 68 points for every photo of ``source`` with exactly one face: ``OUT/labels.xml`` (dlib's layout, read by
     ``300w:OUT/labels.xml``) and ``OUT/summary.json`` ``{"n_images", "n_faces", "skipped", "landmarker"}``."""
+    if not finding.dlib_installed():  # before anything is written
+        raise FacelabError(f"data label writes dlib's 68 points, and dlib is not installed: {FACES_EXTRA}")
     folder = prepare_output(out, "label", owned=("labels.xml", "summary.json", JOURNAL))
     finder = face_detector(detector, upsample)
     photos = Photos(source, strict)
