@@ -5,10 +5,9 @@ import pytest
 import torch
 
 from facelab.data.cache import parse_size
-from facelab.data.detect import crop_face
+from facelab.data.detect import crop_face, resize_to
 from facelab.data.synth import Knob
 from facelab.errors import FacelabError
-from facelab.probes.subject import resize_to
 from facelab.report.run_report import summary_columns
 from facelab.run import InputContract
 from facelab.train.engine import TrainConfig
@@ -124,3 +123,15 @@ def test_the_rotation_task_learns_what_the_mean_cannot(tmp_path):
     )
     assert s["task"] == "rotation" and s["final"]["val_mae_deg"] < 0.6 * s["baseline_mean"]["val_mae_deg"]
     assert (tmp_path / "rot" / "report.html").exists() and "mae_deg" in (tmp_path / "rot" / "report.html").read_text()
+
+
+def test_a_whole_photo_crop_maps_back_to_the_photo():
+    from facelab.data.detect import crop_for_network
+
+    photo = np.zeros((120, 200, 3), np.uint8)
+    photo[50:70, 110:130] = 255  # inside the centred 120x120 region
+    crop = crop_for_network(photo, None, (40, 40), margin=0.25)
+    assert not crop.detected and crop.face.box == (40, 0, 120, 120)
+    ys, xs = np.nonzero(crop.image[..., 0] > 127)
+    centre = crop.points_to_photo(np.array([xs.mean(), ys.mean()]))
+    np.testing.assert_allclose(centre, (119.5, 59.5), atol=1.0)

@@ -42,7 +42,7 @@ class InputContract:
 
     def pixels(self, image: np.ndarray) -> torch.Tensor:
         """One (H, W, 3) uint8 image at the input size -> (1, C, H, W) float in [0, 1] (grey for 1 channel)."""
-        return self.to_input(torch.from_numpy(np.ascontiguousarray(image))[None]) * self.std + self.mean
+        return self.image_input(image) * self.std + self.mean
 
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         """[0, 1] pixels -> the input the network was trained on."""
@@ -51,9 +51,6 @@ class InputContract:
     def image_input(self, image: np.ndarray) -> torch.Tensor:
         """One (H, W, 3) uint8 image at the input size -> the network's (1, C, H, W) input."""
         return self.to_input(torch.from_numpy(np.ascontiguousarray(image))[None])
-
-    def describe(self) -> dict:
-        return {"size": list(self.size), "channels": self.channels, "crop": self.crop, "mean": self.mean, "std": self.std}
 
 
 class Run:
@@ -82,14 +79,6 @@ class Run:
             for p in run.model.parameters():
                 p.requires_grad_(False)
         return run
-
-    @property
-    def folder(self) -> RunFolder:
-        return RunFolder(self.path)
-
-    @property
-    def finished(self) -> bool:
-        return (self.path / "summary.json").exists()
 
     @cached_property
     def outputs(self) -> list[str]:

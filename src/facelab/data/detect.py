@@ -208,16 +208,30 @@ class FaceCrop:
         return pts * scale + np.array([x0, y0])
 
 
-def crop_for_network(photo: np.ndarray, face: Face | None, size: tuple[int, int], margin: float) -> FaceCrop:
-    """``face`` cropped square with ``margin`` and resized to ``size``; without a face, the whole photo centre-cropped
-    to ``size``'s aspect."""
-    if face is not None:
-        return FaceCrop(face, *crop_face(photo, face.box, size, margin), True)
+def centre_region(photo: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x, y, w, h): the largest centred region of the photo with ``size``'s aspect."""
     h, w = photo.shape[:2]
     tw, th = size
     scale = min(w / tw, h / th)
-    box = (int((w - tw * scale) / 2), int((h - th * scale) / 2), int(round(tw * scale)), int(round(th * scale)))
-    return FaceCrop(Face(box, None), *crop_face(photo, box, size, margin=0.0), False)
+    cw, ch = int(round(tw * scale)), int(round(th * scale))
+    return (w - cw) // 2, (h - ch) // 2, cw, ch
+
+
+def resize_to(photo: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Centre-crop to the target aspect, then an area resize (as the cache does)."""
+    x, y, w, h = centre_region(photo, size)
+    return cv2.resize(photo[y : y + h, x : x + w], size, interpolation=cv2.INTER_AREA)
+
+
+def crop_for_network(photo: np.ndarray, face: Face | None, size: tuple[int, int], margin: float) -> FaceCrop:
+    """``face`` cropped square with ``margin`` and resized to ``size``; without a face, the whole photo centre-cropped
+    to ``size``'s aspect (:func:`resize_to`)."""
+    if face is not None:
+        return FaceCrop(face, *crop_face(photo, face.box, size, margin), True)
+    x, y, w, h = centre_region(photo, size)
+    scale = w / size[0]  # crop pixel j covers photo pixels from x + j * scale: its centre is x + (j + 0.5) * scale - 0.5
+    to_photo = (scale, x + 0.5 * scale - 0.5, y + 0.5 * scale - 0.5)
+    return FaceCrop(Face((x, y, w, h), None), resize_to(photo, size), to_photo, False)
 
 
 def faces_for_network(

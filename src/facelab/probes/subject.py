@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..data.cache import DEFAULT_MARGIN, decode_item, parse_size
+from ..data.detect import resize_to
 from ..data.images import read_rgb
 from ..errors import FacelabError
 from ..run import Run
@@ -34,16 +34,6 @@ def pixels_to_uint8(p: torch.Tensor) -> np.ndarray:
     """(1, C, H, W) [0, 1] -> (H, W, 3) uint8 (grey repeated)."""
     img = p[0].detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
     return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else np.ascontiguousarray(img)
-
-
-def resize_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Centre-crop to the target aspect, then an area resize (as the cache does)."""
-    tw, th = size
-    h, w = img.shape[:2]
-    scale = min(w / tw, h / th)
-    cw, ch = int(round(tw * scale)), int(round(th * scale))
-    x0, y0 = (w - cw) // 2, (h - ch) // 2
-    return cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (tw, th), interpolation=cv2.INTER_AREA)
 
 
 def _item_index(fs, item: str, spec: str) -> int:

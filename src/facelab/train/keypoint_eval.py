@@ -42,14 +42,21 @@ def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch
     )
 
 
-def mean_shape_nme(data, split: str) -> np.ndarray:
-    """Per image of ``split``: the NME of always answering the training split's mean shape (NaN without one)."""
+def mean_shape_errors(data, split: str) -> dict[str, np.ndarray] | None:
+    """Per image of ``split``: the task's errors of always answering the training split's mean shape (None without
+    a training split)."""
     train = data.split_positions("train")
     if not train.size:
-        return np.full(len(data.split_positions(split)), np.nan)
+        return None
     mean = data.targets[train].mean(0, keepdim=True)
     target = data.targets[data.split_positions(split)]
-    return data.task.errors(mean.expand_as(target), target)["nme"].numpy()
+    return {k: v.numpy() for k, v in data.task.errors(mean.expand_as(target), target).items()}
+
+
+def mean_shape_nme(data, split: str) -> np.ndarray:
+    """Per image of ``split``: the NME of always answering the training split's mean shape (NaN without one)."""
+    errors = mean_shape_errors(data, split)
+    return errors["nme"] if errors is not None else np.full(len(data.split_positions(split)), np.nan)
 
 
 def dlib_nme(data, split: str, limit: int = REFERENCE_LIMIT) -> np.ndarray:

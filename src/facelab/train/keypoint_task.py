@@ -23,7 +23,7 @@ from ..data.faceset import FaceSet
 from ..data.landmark_layouts import IBUG68_EYES, IBUG68_OUTER_EYE_CORNERS, IMM58_NOSE_TIP
 from ..errors import FacelabError
 from .batches import augment as photometric
-from .keypoint_eval import REFERENCE_LIMIT, dlib_nme, mean_shape_nme, predict_split, protocol
+from .keypoint_eval import REFERENCE_LIMIT, dlib_nme, mean_shape_errors, mean_shape_nme, predict_split, protocol
 from .tasks import Task
 
 MAP_LOSS_WEIGHT = 0.05  # beside the L1 on coordinates (about 0.01 when trained); the cross-entropy starts near 5.5
@@ -263,9 +263,7 @@ class KeypointTask(Task):
 
     def mean_shape_baseline(self, data) -> dict:
         """Errors on the validation split of always predicting the training set's mean shape."""
-        mean = data.targets[data.split_positions("train")].mean(0, keepdim=True)
-        valid = data.targets[data.split_positions("valid")]
-        errors = self.errors(mean.expand_as(valid), valid)
+        errors = mean_shape_errors(data, "valid")
         nme = float(errors["nme"].mean()) if "nme" in errors else None
         return {"val_px_err": float(errors["px_err"].mean()), "val_nme": nme}
 

@@ -26,7 +26,3 @@ def restored_task(cfg, description: dict) -> Task:
     task = task_for(cfg)
     task.restore(description)
     return task
-
-
-def task_help() -> str:
-    return "; ".join(f"{name}: {cls.about}" for name, cls in TASKS.items()) + "."
