@@ -135,3 +135,13 @@ def test_a_whole_photo_crop_maps_back_to_the_photo():
     ys, xs = np.nonzero(crop.image[..., 0] > 127)
     centre = crop.points_to_photo(np.array([xs.mean(), ys.mean()]))
     np.testing.assert_allclose(centre, (119.5, 59.5), atol=1.0)
+
+
+def test_training_with_exactly_four_steps_does_not_crash_the_schedule(tmp_path):
+    """torch's OneCycleLR divides by zero for 4 total steps with a 25% warm-up (144 training faces: 2 full batches
+    of 64 an epoch, 2 epochs)."""
+    import facelab
+    from facelab.train.engine import TrainConfig
+
+    s = facelab.train(TrainConfig(spec="synth:200", out=str(tmp_path / "r"), attrs=["Young"], size="32", epochs=2, batch=64), quiet=True)
+    assert s["epochs_done"] == 2

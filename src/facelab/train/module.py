@@ -107,7 +107,9 @@ class FaceModule(pl.LightningModule):
             return opt
         total = int(self.trainer.estimated_stepping_batches)
         if c["schedule"] == "onecycle":
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c["lr"], total_steps=max(total, 1), pct_start=0.25)
+            # torch's OneCycleLR divides by zero when its warm-up ends at step 0, which 0.25 of exactly 4 steps does
+            warmup = 0.5 if total == 4 else 0.25
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c["lr"], total_steps=max(total, 1), pct_start=warmup)
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
