@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from facelab.probes.inversion import VIEWS, bootstrap_ci, emergence_epoch
+from facelab.probes.inversion import VIEWS, emergence_epoch
+from facelab.probes.stats import bootstrap_ci
 from facelab.train.engine import RunFolder
 from helpers import run_cli
 

@@ -8,8 +8,9 @@ import facelab
 
 SRC = Path(facelab.__file__).parent
 # Left to right. "base" is the shared ground (errors, files, hardware, progress); "run" a trained run reopened (what
-# probes, keypoints, the web page and eval take); "top" the commands (cli, demo, bench).
-STAGES = ["base", "data", "models", "report", "train", "run", "probes", "keypoints", "web", "top"]
+# probes, keypoints, the web page and eval take); "studies" the four published protocols, built from all of them;
+# "top" the commands (cli, demo, bench).
+STAGES = ["base", "data", "models", "report", "train", "run", "probes", "keypoints", "web", "studies", "top"]
 BASE = {"errors", "files", "hardware", "progress"}
 
 

@@ -41,23 +41,22 @@ def test_demo_quick_writes_index(tmp_path):
     run_cli("demo", "--quick", "--out", str(tmp_path / "demo"))
     index = (tmp_path / "demo" / "index.html").read_text()
     for link in (
-        "attributes/report.html",
-        "validate_synth/report.html",
         "inversion/report.html",
-        "attributes/edit/edit.png",
-        "attributes/dream/report.html",
-        "attributes/filters/filters_layer1.png",
-        "attributes/cam_score/report.html",
-        "bias/spurious/audit/report.html",
-        "bias/spurious/compare/difference_by_group.png",
-        "keypoints/all/report.html",
-        "keypoints/on_photos/report.html",
+        "youth/report.html",
+        "bias/report.html",
+        "keypoints/report.html",
+        "inversion/inversion/figures/inversion_ids10.png",
+        "youth/edit_older/edit.png",
+        "bias/evidence_unbalanced.png",
+        "keypoints/photos/landmarks_photo.png",
+        "validate_synth/report.html",
         "webcam/annotated.webm",
     ):
-        assert link in index and (tmp_path / "demo" / link).exists()
+        assert link in index and (tmp_path / "demo" / link).exists(), link
+    assert index.count("published (") == 4  # every study's table has the published column
     # Run again into the same folder: what the last demo wrote is replaced, what the user put there stays.
     (tmp_path / "demo" / "thesis.txt").write_text("mine")
-    (tmp_path / "demo" / "attributes" / "notes.txt").write_text("mine")
+    (tmp_path / "demo" / "youth" / "notes.txt").write_text("mine")
     run_cli("demo", "--quick", "--out", str(tmp_path / "demo"))
-    assert (tmp_path / "demo" / "thesis.txt").read_text() == "mine" == (tmp_path / "demo" / "attributes" / "notes.txt").read_text()
+    assert (tmp_path / "demo" / "thesis.txt").read_text() == "mine" == (tmp_path / "demo" / "youth" / "notes.txt").read_text()
     assert (tmp_path / "demo" / "index.html").stat().st_mtime > (tmp_path / "demo" / "thesis.txt").stat().st_mtime

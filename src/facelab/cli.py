@@ -23,12 +23,24 @@ data_app = typer.Typer(no_args_is_help=True, help="Data sources, the decode-once
 bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements against a baseline in the same process.")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
+study_app = typer.Typer(
+    no_args_is_help=True,
+    help="The four studies: a published protocol on your data (synthetic faces by default), published figures beside.",
+)
+app.add_typer(study_app, name="study")
 out = Console()
 err = Console(stderr=True)
 
 
 def _csv(text: str | None) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
+def _counts(text: str | None) -> list[int] | None:
+    try:
+        return [int(c) for c in _csv(text)] or None
+    except ValueError:
+        raise FacelabError(f"--classes {text!r}: expected numbers like 20,100") from None
 
 
 def _print_json(obj) -> None:
@@ -81,7 +93,7 @@ TRAIN_OPTIONS: dict[str, tuple[object, object, str]] = {
     "size": (str, "64", "Input pixels (64) or WIDTHxHEIGHT (80x60)."),
     "crop": (Optional[str], None, "center, full, box or landmarks (default: per source)."),
     "channels": (int, 3, "3 (RGB) or 1 (grey)."),
-    "weights": (Optional[str], None, "imagenet (from the local torch cache) or a state-dict FILE."),
+    "weights": (Optional[str], None, "imagenet (from the local torch cache, downloaded there when missing), a state-dict FILE or none."),
     "balance": (Optional[str], None, "Undersample training images to balance this attribute."),
     "inverted_fraction": (float, 0.0, "Fraction of training images shown upside down."),
     "augment": (bool, True, "Flips, small shifts, brightness/contrast on whole batches."),
@@ -306,13 +318,9 @@ def inversion_cmd(
     _hardware(precision, device)
     from .probes.inversion import emergence_in_words, inversion
 
-    try:
-        counts = [int(c) for c in _csv(classes)]
-    except ValueError:
-        raise FacelabError(f"--classes {classes!r}: expected numbers like 20,100") from None
     summary = inversion(
         spec,
-        classes=counts,
+        classes=_counts(classes),
         opts=_csv(opt),
         control=control,
         out=out_dir,
@@ -344,6 +352,127 @@ def demo_cmd(
 
     index = demo(out_dir, quick=quick)
     out.print(f"demo finished: open {index}")
+
+
+# ----------------------------------------------------------------------------- studies
+# A study's settings default to its published protocol; these options scale it to the machine at hand, and the
+# report lists every departure.
+STUDY_SCALE = dict(arch=None, size=None, epochs=None, batch=None, weights=None)
+STUDY_SPEC = typer.Argument(None, help="Data SPEC (default: the study's synthetic faces).")
+N_BOOT = typer.Option(1000, help="Bootstrap resamples for the 95% intervals.")
+
+
+def _study_done(summary: dict, out_dir: Path | None, json_: bool, lines: list[str]) -> None:
+    """The summary as JSON, or the study's headline figures, its departures and where its report is."""
+    if json_:
+        _print_json(summary)
+        return
+    for line in lines:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    for line in summary["departures"]:
+        out.print(f"departs from the protocol: {line}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"report: {(out_dir or Path('runs') / ('study_' + summary['study'])) / 'report.html'}", markup=False, soft_wrap=True)
+
+
+@study_app.command("bias")
+@train_options("arch", "size", "epochs", "batch", "weights", **STUDY_SCALE)
+def study_bias_cmd(
+    spec: Optional[str] = STUDY_SPEC,
+    out_dir: Optional[Path] = out_option("Study folder (default runs/study_bias)."),
+    ood: Optional[str] = typer.Option(None, help="Faces from elsewhere (folder:PATH): the share predicted as each class, with maps."),
+    by: Optional[str] = typer.Option(None, help="Grouping attributes, comma-separated (default: Male,Young,Pale_Skin)."),
+    seed: int = SEED,
+    n_boot: int = N_BOOT,
+    quiet: bool = QUIET,
+    json_: bool = JSON,
+    precision: str = PRECISION,
+    device: str = DEVICE,
+    train_options: dict | None = None,
+):
+    """Gender classifier trained unbalanced and balanced: accuracy per gender and intersection, with intervals."""
+    _hardware(precision, device)
+    from .studies.bias import bias_study
+
+    summary = bias_study(spec, out=out_dir, ood=ood, seed=seed, n_boot=n_boot, quiet=quiet, by=_csv(by) or None, **train_options)
+    gaps = summary["gap"].items()
+    _study_done(
+        summary, out_dir, json_, [f"{n}: {g['between']} {g['difference']:+.3f} [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]" for n, g in gaps]
+    )
+
+
+@study_app.command("inversion")
+@train_options("arch", "size", "epochs", "batch", "weights", "inverted_fraction", **STUDY_SCALE, inverted_fraction=None)
+def study_inversion_cmd(
+    spec: Optional[str] = STUDY_SPEC,
+    out_dir: Optional[Path] = out_option("Study folder (default runs/study_inversion)."),
+    classes: Optional[str] = typer.Option(None, help="Identity counts, comma-separated (default: 20,100)."),
+    seed: int = SEED,
+    n_boot: int = N_BOOT,
+    quiet: bool = QUIET,
+    json_: bool = JSON,
+    precision: str = PRECISION,
+    device: str = DEVICE,
+    train_options: dict | None = None,
+):
+    """Identity networks trained on upright faces: upright vs inverted accuracy per epoch, and the control."""
+    _hardware(precision, device)
+    from .studies.inversion import inversion_study
+
+    summary = inversion_study(spec, out=out_dir, seed=seed, n_boot=n_boot, quiet=quiet, classes=_counts(classes), **train_options)
+    lines = [
+        f"{r['classes']} ids{' (inverted-trained)' if r['control'] else ''}: upright {r['upright_acc'][-1]:.3f}, "
+        f"inverted {r['inverted_acc'][-1]:.3f}"
+        for r in summary["runs"]
+    ]
+    _study_done(summary, out_dir, json_, lines)
+
+
+@study_app.command("youth")
+@train_options("arch", "size", "epochs", "batch", "weights", **STUDY_SCALE)
+def study_youth_cmd(
+    spec: Optional[str] = STUDY_SPEC,
+    out_dir: Optional[Path] = out_option("Study folder (default runs/study_youth)."),
+    photo: Optional[str] = typer.Option(None, help="The photo to look inside with (a file or SPEC#ITEM; default: the first test face)."),
+    steps: int = typer.Option(60, help="Gradient steps of each activation maximisation and edit."),
+    seed: int = SEED,
+    n_boot: int = N_BOOT,
+    quiet: bool = QUIET,
+    json_: bool = JSON,
+    precision: str = PRECISION,
+    device: str = DEVICE,
+    train_options: dict | None = None,
+):
+    """Darknet64 on Young: accuracy, activations, RGB channels, activation maximisation, older/younger edits."""
+    _hardware(precision, device)
+    from .studies.youth import youth_study
+
+    summary = youth_study(spec, photo=photo, out=out_dir, seed=seed, n_boot=n_boot, steps=steps, quiet=quiet, **train_options)
+    acc = summary["test_accuracy"]
+    lo, hi = acc["accuracy_ci"]
+    _study_done(summary, out_dir, json_, [f"test accuracy {acc['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] (published 0.90)"])
+
+
+@study_app.command("keypoints")
+@train_options("arch", "size", "epochs", "batch", **STUDY_SCALE)
+def study_keypoints_cmd(
+    spec: Optional[str] = STUDY_SPEC,
+    out_dir: Optional[Path] = out_option("Study folder (default runs/study_keypoints)."),
+    photos: Optional[str] = typer.Option(None, help="Your photos (folder:PATH): faces found, landmarks drawn."),
+    seeds: Optional[int] = typer.Option(None, help="Runs per part, one per seed (default: 3)."),
+    quiet: bool = QUIET,
+    json_: bool = JSON,
+    precision: str = PRECISION,
+    device: str = DEVICE,
+    train_options: dict | None = None,
+):
+    """Nose tip, 58 and 68 points: NME over seeds, per-seed loss curves, filters, your photos."""
+    _hardware(precision, device)
+    from .studies.keypoints import keypoints_study
+
+    summary = keypoints_study(spec, photos=photos, out=out_dir, quiet=quiet, seeds=seeds, **train_options)
+    errors = {name: ("NME", r["val_nme"]) if "val_nme" in r else ("px error", r["val_px_err"]) for name, r in summary["parts"].items()}
+    lines = [f"{name}: {unit} {e['mean']:.4f} over {len(e['per_seed'])} seed(s)" for name, (unit, e) in errors.items()]
+    _study_done(summary, out_dir, json_, lines)
 
 
 # ----------------------------------------------------------------------------- looking inside

@@ -1,4 +1,4 @@
-"""``facelab demo``: the built-in synthetic faces through every stage, one index.html."""
+"""``facelab demo``: every study on the built-in synthetic faces, small and fast, and one index.html."""
 
 from __future__ import annotations
 
@@ -9,64 +9,48 @@ from .data.spec import open_spec
 from .files import prepare_output, recording_output
 from .report.contact import contact_sheet
 from .report.html import Report
-from .train.engine import TrainConfig, train
+from .studies.protocol import Comparison, Protocol, comparison_table
+
+# Each study scaled to a few minutes on 2 cores (``quick``: seconds, for smoke tests); every change from the
+# published protocol is listed in the study's report.
+SCALE = {
+    "inversion": dict(spec="synth:3000,ids=20", classes=[20], arch="darknet64", size="64", epochs=6, weights="none"),
+    "youth": dict(spec="synth:8000", size="64", epochs=5),
+    "bias": dict(spec=None, arch="darknet64", size="64", epochs=3, weights="none"),
+    "keypoints": dict(spec="synth:3000", arch="darknet64", size="64", epochs=12, batch=64, seeds=1),
+}
+QUICK = {
+    "inversion": dict(spec="synth:400,ids=10", classes=[10], arch="darknet64", size="32", epochs=2, weights="none"),
+    "youth": dict(spec="synth:600", size="32", epochs=1),
+    "bias": dict(spec="synth:600,correlate=Male:Pale_Skin=1.0", arch="darknet64", size="32", epochs=1, weights="none"),
+    "keypoints": dict(spec="synth:300", arch="darknet64", size="32", epochs=2, batch=64, seeds=1),
+}
 
 
-def look_inside(run: Path, quiet: bool) -> dict:
-    """Every probe of what the network learned, on one non-smiling synthetic face."""
-    from .probes.activations import activations, filters, rgb
-    from .probes.dream import dream, edit
-
-    fs = open_spec("synth:64")
-    face = next(i for i in range(64) if fs.attributes[i, fs.attr_names.index("Smiling")] == 0)
-    image = f"synth:64#{face}"
-    activations(run, image, ["1", "2", "3"])
-    rgb(run, image, "2", [0, 1, 2])
-    filters(run)
-    return {"dream": dream(run, image, "3", "5", "square", steps=60, quiet=quiet), "edit": edit(run, image, "Smiling", to=1, quiet=quiet)}
-
-
-def where_and_whom(out: Path, attr_run: Path, quick: bool) -> dict:
-    """CAM scores of the attribute run, and a bias study: Male trained with and without a spurious background."""
-    from .probes.attribution_scores import cam_score
-    from .probes.audit import audit, compare
-    from .probes.explain import cam
-
-    n, epochs = (600, 1) if quick else (3000, 3)
-    scores = cam_score(attr_run, target="Smiling", n=64 if quick else 200, steps=4 if quick else 16, quiet=quick)
-    cam(attr_run, f"synth:{n}" if quick else "synth:8000", method="cam", target="Smiling", limit=64 if quick else 256, quiet=quick)
-    runs = {}
-    for name, spec in (("unbiased", f"synth:{n}"), ("spurious", f"synth:{n},spurious=Male:background=0.95")):
-        train(TrainConfig(spec=spec, out=str(out / "bias" / name), attrs=["Male"], epochs=epochs), quiet=quick)
-        runs[name] = out / "bias" / name
-    audits = {k: audit(r, by=["Male", "background"], n_boot=200 if quick else 1000) for k, r in runs.items()}
-    diff = compare(runs["unbiased"], runs["spurious"], by=["Male", "background"], n_boot=200 if quick else 1000)
-    maps = {
-        k: cam_score(r, methods=["gradcam"], layer="4", n=64 if quick else 200, steps=2, quiet=quick)["methods"]["gradcam"]
-        for k, r in runs.items()
-    }
-    return {"scores": scores, "audits": audits, "compare": diff, "maps": maps}
-
-
-def keypoints(out: Path, quick: bool) -> dict:
-    """68 landmarks and the nose tip on synthetic faces, then landmarks on a synthetic 'photo' through the face detector."""
+def run_studies(out: Path, quick: bool) -> dict[str, tuple[Protocol, dict]]:
+    """The four studies into OUT/<name>: {name: (protocol, summary)}."""
     from PIL import Image
 
     from .data.synth_export import synthetic_photo
-    from .keypoints.photos import landmarks
+    from .studies.bias import BIAS, bias_study
+    from .studies.inversion import INVERSION, inversion_study
+    from .studies.keypoints import KEYPOINTS, keypoints_study
+    from .studies.youth import YOUTH, youth_study
 
-    n, epochs = (400, 2) if quick else (3000, 12)
-    common = dict(task="keypoints", arch="darknet64", opt="adam", lr=3e-3, batch=64, channels=1, epochs=epochs)
-    full = train(TrainConfig(spec=f"synth:{n}", out=str(out / "keypoints" / "all"), **common), quiet=quick)
-    nose = train(TrainConfig(spec=f"synth:{n}", out=str(out / "keypoints" / "nose"), points="nose", **common), quiet=quick)
-    photos = out / "keypoints" / "photos"
+    scale = QUICK if quick else SCALE
+    photos = out / "photos"
     photos.mkdir(parents=True, exist_ok=True)
     Image.fromarray(synthetic_photo()).save(photos / "photo.jpg", quality=95)
-    found = landmarks(out / "keypoints" / "all", f"folder:{photos}", out=out / "keypoints" / "on_photos")
-    return {"all": full, "nose": nose, "photos": found}
+    n_boot = 200 if quick else 1000
+    return {
+        "inversion": (INVERSION, inversion_study(out=out / "inversion", quiet=quick, n_boot=n_boot, **scale["inversion"])),
+        "youth": (YOUTH, youth_study(out=out / "youth", quiet=quick, n_boot=n_boot, steps=10 if quick else 60, **scale["youth"])),
+        "bias": (BIAS, bias_study(out=out / "bias", quiet=quick, n_boot=n_boot, ood=f"folder:{photos}", **scale["bias"])),
+        "keypoints": (KEYPOINTS, keypoints_study(out=out / "keypoints", quiet=quick, photos=f"folder:{photos}", **scale["keypoints"])),
+    }
 
 
-def video(out: Path, runs: list[Path]) -> dict:
+def video(out: Path, runs: list[Path], target: str) -> dict:
     """The webcam view, headless: a short synthetic video annotated with faces, CAM and landmarks."""
     from .data.synth_export import synthetic_video
     from .web.webcam import webcam
@@ -74,11 +58,11 @@ def video(out: Path, runs: list[Path]) -> dict:
     folder = out / "webcam"
     folder.mkdir(parents=True, exist_ok=True)
     synthetic_video(folder / "input.webm", frames=16)
-    return webcam(runs, str(folder / "input.webm"), folder / "annotated.webm", target="Smiling", quiet=True)
+    return webcam(runs, str(folder / "input.webm"), folder / "annotated.webm", target=target, quiet=True)
 
 
 def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
-    """Train and analyse small models on synthetic faces; returns the path of index.html.
+    """Run every study on synthetic faces at a small scale; returns the path of index.html.
 
     ``quick`` shrinks every step (for smoke tests); the full demo takes a few minutes on 2 cores.
     Run again into the same folder, it first removes what the last demo wrote there, and nothing else.
@@ -88,131 +72,56 @@ def demo(out: str | Path = "runs/demo", quick: bool = False) -> Path:
         return _run_demo(out, quick)
 
 
+STUDY_FIGURES = {
+    "inversion": lambda s: [
+        (f"inversion/inversion/figures/inversion_ids{r['classes']}.png", "upright vs inverted accuracy per epoch")
+        for r in s["runs"]
+        if not r["control"]
+    ],
+    "youth": lambda s: [
+        ("youth/activations/activations_layer2.png", "activation maps of layer 2"),
+        ("youth/edit_older/edit.png", "class-driven edit toward older: where the pixels changed"),
+        ("youth/dream_square/activation_before_after.png", "activation maximisation (sum of squares) of a layer"),
+    ],
+    "bias": lambda s: [("bias/evidence_unbalanced.png", "where the unbalanced run's evidence lies, per group")],
+    "keypoints": lambda s: [
+        ("keypoints/68_points/seed0/figures/best_worst.png", "68 points: best and worst validation faces"),
+        ("keypoints/photos/landmarks_photo.png", "landmarks on a photo, through the face detector"),
+    ],
+}
+
+
 def _run_demo(out: Path, quick: bool) -> Path:
-    from .probes.inversion import emergence_in_words, inversion
     from .probes.synth_validity import validate_synth
 
     t0 = time.perf_counter()
-    n, epochs = (600, 1) if quick else (8000, 5)
     contact_sheet(open_spec("synth:64"), 16, 128, out / "synthetic_faces.png")
-    attrs = ["Smiling", "Eyeglasses", "Male", "Young"]
-    summary = train(TrainConfig(spec=f"synth:{n}", out=str(out / "attributes"), attrs=attrs, epochs=epochs), quiet=quick)
-    inside = look_inside(out / "attributes", quiet=quick)
-    where = where_and_whom(out, out / "attributes", quick)
-    kp = keypoints(out, quick)
-    clip = video(out, [out / "attributes", out / "keypoints" / "all"])
+    studies = run_studies(out, quick)
+    clip = video(out, [out / "youth" / "run", out / "keypoints" / "68_points" / "seed0"], target="Young")
     validity = validate_synth(
         out / "validate_synth", quiet=quick, attr_images=600 if quick else 6000, id_images=400 if quick else 3000, epochs=1 if quick else 4
     )
-    inv = inversion(
-        "synth:400,ids=10" if quick else "synth:3000,ids=20",
-        classes=[10 if quick else 20],
-        epochs=2 if quick else 8,
-        size="32" if quick else "64",
-        out=out / "inversion",
-        quiet=quick,
-    )["runs"][0]
     elapsed = time.perf_counter() - t0
-    rep = Report("facelab demo")
-    rep.paragraph(f"Everything below ran on the built-in synthetic faces in {elapsed:.0f} s.")
+    rep = Report("facelab demo: the four studies on synthetic faces")
+    rep.paragraph(
+        f"Everything below ran on the built-in synthetic faces in {elapsed:.0f} s, each study scaled down from its published "
+        "protocol (each study's report lists how). Published figures come from real data; the measured ones from synthetic faces."
+    )
     rep.heading("The data").figure("synthetic_faces.png", "synthetic faces with their 68 landmarks, and one attribute's region mask each")
-    rep.heading("An attribute classifier (darknet64, 64 px)")
-    rep.table(["attribute", "final validation accuracy"], [[a, summary["final"]["val_acc_per_attr"][a]] for a in attrs])
-    rep.links([("training report", "attributes/report.html")])
-    rep.heading("Looking inside the attribute classifier")
-    rep.table(
-        ["probe", "value"],
-        [
-            [
-                "dream: channel objective before -> after",
-                f"{inside['dream']['objective_initial']:.1f} -> {inside['dream']['objective_final']:.1f}",
-            ],
-            [
-                "edit toward Smiling: P(Smiling) before -> after",
-                f"{inside['edit']['prob_before']:.3f} -> {inside['edit']['prob_after']:.3f}",
-            ],
-            [
-                "edit: mean |change| inside / outside the mouth region",
-                f"{inside['edit']['change_inside_mask']:.4f} / {inside['edit']['change_outside_mask']:.4f}",
-            ],
-        ],
-    )
-    for name, caption in (
-        ("activations/activations_layer2.png", "activation maps of layer 2"),
-        ("edit/edit.png", "class-driven edit toward Smiling: where the pixels changed"),
-        ("dream/activation_before_after.png", "activation maximisation of one layer-3 channel"),
-        ("filters/filters_layer1.png", "first-layer filters"),
-    ):
-        rep.figure(f"attributes/{name}", caption)
-    rep.links([(f"{p} report", f"attributes/{p}/report.html") for p in ("activations", "rgb", "dream", "edit", "filters")])
-    rep.heading("Where the Smiling classifier looks (CAM family, scored against the true mouth region)")
-    m = where["scores"]["methods"]
-    rep.table(
-        ["map", "pointing game", "energy in mouth region", "deletion AUC", "insertion AUC"],
-        [[k, v["pointing_game"], v["energy_in_mask"], v["deletion_auc"], v["insertion_auc"]] for k, v in m.items() if v],
-    )
-    rep.figure("attributes/cam_score/examples.png", "test faces with the mouth region outlined and each method's map")
-    rep.links(
-        [("cam-score report", "attributes/cam_score/report.html"), ("CAM galleries by (true, predicted)", "attributes/cam/report.html")]
-    )
-    rep.heading("Whom it fails: Male trained with a spurious background (95% of training faces)")
-    rows = []
-    for name, a in where["audits"].items():
-        for g in a["groups"]:
-            if len(g["group"]) == 2:
-                lo, hi = g["accuracy_ci"]
-                rows.append(
-                    [
-                        name,
-                        f"Male={g['group']['Male']}, background={g['group']['background']}",
-                        g["n"],
-                        f"{g['accuracy']:.3f} [{lo:.3f}, {hi:.3f}]",
-                    ]
-                )
-    rep.table(["training", "group (unbiased test split)", "n", "accuracy [95% CI]"], rows)
-    rep.table(
-        ["training", "Grad-CAM (layer 4) energy on the background"], [[k, v["energy_on_background"]] for k, v in where["maps"].items()]
-    )
-    rep.figure("bias/spurious/compare/difference_by_group.png", "accuracy of the biased run minus the unbiased run, per group")
-    rep.links(
-        [
-            ("audit, unbiased run", "bias/unbiased/audit/report.html"),
-            ("audit, spurious run", "bias/spurious/audit/report.html"),
-            ("comparison", "bias/spurious/compare/report.html"),
-        ]
-    )
-    rep.heading("Facial keypoints (darknet64, 64 px grey; heatmap head for 68 points, regression for the nose tip)")
-    rep.table(
-        ["model", "head", "validation px error", "NME (inter-ocular)", "mean-shape baseline px error", "baseline NME"],
-        [
-            [
-                name,
-                r["head"],
-                r["final"]["val_px_err"],
-                r["final"]["val_nme"] if r["final"]["val_nme"] is not None else "-",
-                r["baseline_mean_shape"]["val_px_err"],
-                r["baseline_mean_shape"]["val_nme"] if r["baseline_mean_shape"]["val_nme"] is not None else "-",
-            ]
-            for name, r in (("68 points", kp["all"]), ("nose tip", kp["nose"]))
-        ],
-    )
-    rep.figure("keypoints/all/figures/best_worst.png", "best and worst validation faces: truth lime, prediction red")
-    rep.figure("keypoints/all/figures/heatmaps.png", "per-point heatmaps of a typical face: sharp where the network is sure")
-    if kp["photos"]["faces"]:
-        rep.figure(
-            "keypoints/on_photos/landmarks_photo.png", "a face found by the Haar cascade in a larger photo, with predicted landmarks"
-        )
-    rep.links(
-        [
-            ("68-point run", "keypoints/all/report.html"),
-            ("nose-tip run", "keypoints/nose/report.html"),
-            ("landmarks on photos", "keypoints/on_photos/report.html"),
-        ]
-    )
+    for name, (protocol, summary) in studies.items():
+        rep.heading(f"Study {name}")
+        rep.paragraph(protocol.question)
+        for line in summary["warnings"]:
+            rep.paragraph(f"WARNING: {line}")
+        rep.table(*comparison_table(protocol, summary["data"], [Comparison.from_dict(c) for c in summary["comparison"]]))
+        for file, caption in STUDY_FIGURES[name](summary):
+            if (out / file).exists():
+                rep.figure(file, caption)
+        rep.links([(f"the {name} study's report ({len(summary['departures'])} departures from the protocol)", f"{name}/report.html")])
     rep.heading("Webcam view (headless, on a synthetic video)")
     rep.paragraph(
-        f"{clip['frames']} frames annotated with faces, the Smiling CAM and 68 landmarks at {clip['frames_per_s']:.1f} frames/s. "
-        "Live in a browser: facelab serve " + str(out / "attributes") + " " + str(out / "keypoints" / "all")
+        f"{clip['frames']} frames annotated with faces, the Young CAM and 68 landmarks at {clip['frames_per_s']:.1f} frames/s. "
+        f"Live in a browser: facelab serve {out / 'youth' / 'run'} {out / 'keypoints' / '68_points' / 'seed0'}"
     )
     rep.video("webcam/annotated.webm", "the annotated video (WebM, VP8)")
     rep.heading("Are the synthetic faces valid?")
@@ -226,24 +135,5 @@ def _run_demo(out: Path, quick: bool) -> Path:
             ["faces/s rendered at 64 px", validity["faces_per_s"]],
         ],
     )
-    rep.links(
-        [
-            ("validity report", "validate_synth/report.html"),
-            ("Smiling/Eyeglasses run", "validate_synth/attr_run/report.html"),
-            ("20-identity run", "validate_synth/identity_run/report.html"),
-        ]
-    )
-    rep.heading("The face inversion effect (identity, 5% of training faces upside down)")
-    rep.table(
-        ["", "value"],
-        [
-            ["final upright accuracy", inv["upright_acc"][-1]],
-            ["final inverted accuracy", inv["inverted_acc"][-1]],
-            ["gap (95% CI)", f"{inv['final_gap']:.3f} [{inv['final_gap_ci'][0]:.3f}, {inv['final_gap_ci'][1]:.3f}]"],
-            ["emergence epoch", emergence_in_words(inv["emergence_epoch"])],
-            ["chance", inv["chance"]],
-        ],
-    )
-    rep.figure(f"inversion/figures/inversion_ids{inv['classes']}.png", "upright vs inverted accuracy per epoch")
-    rep.links([("inversion report", "inversion/report.html")])
+    rep.links([("validity report", "validate_synth/report.html")])
     return rep.write(out / "index.html")

@@ -8,7 +8,7 @@ from ..errors import FacelabError
 from .faceset import FaceSet
 
 KINDS = ("celeba", "imm", "300w", "folder", "synth")
-SYNTH_KEYS = ("ids", "seed", "correlate", "spurious", "imbalance")
+SYNTH_KEYS = ("ids", "seed", "points", "correlate", "spurious", "imbalance")
 
 
 def _options(parts: list[str], spec: str, allowed: tuple[str, ...]) -> dict[str, list[str]]:
@@ -31,10 +31,13 @@ def synth_config_from(parts: list[str], spec: str):
     try:
         ids = int(opts["ids"][0]) if "ids" in opts else None
         seed = int(opts.get("seed", ["0"])[0])
+        points = int(opts.get("points", ["68"])[0])
     except ValueError:
-        raise FacelabError(f"{spec!r}: ids and seed must be integers") from None
+        raise FacelabError(f"{spec!r}: ids, seed and points must be integers") from None
+    if points not in (68, 58):
+        raise FacelabError(f"{spec!r}: points={points}; synthetic faces carry 68 (iBUG 300-W layout) or 58 (IMM layout) points")
     knobs = tuple(Knob.parse(k, v) for k in ("correlate", "spurious", "imbalance") for v in opts.get(k, []))
-    return SynthConfig(n=n, ids=ids, seed=seed, knobs=knobs)
+    return SynthConfig(n=n, ids=ids, seed=seed, points=points, knobs=knobs)
 
 
 def open_spec(spec: str) -> FaceSet:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import FacelabError
 from .faceset import FaceSet
-from .landmark_layouts import IBUG68_MIRROR
+from .landmark_layouts import IBUG68_MIRROR, IMM58_MIRROR
 
 ATTRIBUTES = [
     "Male",
@@ -122,6 +122,7 @@ class SynthConfig:
     ids: int | None = None
     seed: int = 0
     knobs: tuple[Knob, ...] = ()
+    points: int = 68  # landmark layout: 68 (iBUG 300-W) or 58 (IMM)
 
     def spec(self) -> str:
         parts = [f"synth:{self.n}"]
@@ -129,6 +130,8 @@ class SynthConfig:
             parts.append(f"ids={self.ids}")
         if self.seed:
             parts.append(f"seed={self.seed}")
+        if self.points != 68:
+            parts.append(f"points={self.points}")
         parts += [f"{k.kind}={k.text()}" for k in self.knobs]
         return ",".join(parts)
 
@@ -654,7 +657,7 @@ class SynthFaceSet(FaceSet):
 
     @property
     def n_landmarks(self) -> int:
-        return 68
+        return self.config.points
 
     def parts(self, i: int, attrs: np.ndarray | None = None):
         item = int(self.items[i])
@@ -670,7 +673,8 @@ class SynthFaceSet(FaceSet):
     def load_item(self, i, min_size=None):
         size = int(max(min_size)) if min_size else self.render_size
         img, face = render(*self.parts(i), size)
-        return img, (size, size), Canvas(size, self.parts(i)[1]).px(face.landmarks68()).astype(np.float32)
+        points = face.landmarks58() if self.config.points == 58 else face.landmarks68()
+        return img, (size, size), Canvas(size, self.parts(i)[1]).px(points).astype(np.float32)
 
     def image_size(self, i):
         return (self.render_size, self.render_size)
@@ -707,7 +711,7 @@ def synth_faceset(cfg: SynthConfig, spec: str | None = None) -> SynthFaceSet:
         attr_names=list(ATTRIBUTES),
         attributes=labels["attributes"],
         identities=labels["identities"],
-        mirror=IBUG68_MIRROR,
+        mirror=IMM58_MIRROR if cfg.points == 58 else IBUG68_MIRROR,
         default_crop="full",
         config=cfg,
         items=np.arange(cfg.n),

@@ -114,9 +114,9 @@ def check_arch(arch: str) -> Arch:
     return ARCHS[arch]
 
 
-def _imagenet_state(arch: str) -> dict:
-    """torchvision's ImageNet weights: from the torch cache, downloaded there first when missing (with a progress
-    bar). Offline (or with ``FACELAB_OFFLINE=1``) one line says which file to fetch and where to put it."""
+def imagenet_file(arch: str) -> Path:
+    """torchvision's ImageNet weights file of ``arch`` in the torch cache, downloaded there first when missing (with
+    a progress bar). Offline (or with ``FACELAB_OFFLINE=1``) one line says which file to fetch and where to put it."""
     import torchvision.models as tvm
 
     info = check_arch(arch)
@@ -126,7 +126,11 @@ def _imagenet_state(arch: str) -> dict:
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     if not path.exists():
         _download(weights.url, path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return path
+
+
+def _imagenet_state(arch: str) -> dict:
+    return torch.load(imagenet_file(arch), map_location="cpu", weights_only=True)
 
 
 def _download(url: str, path: Path) -> None:

@@ -3,12 +3,14 @@ deletion/insertion AUC, beside a random map, the mean mask and a randomised last
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from ..data.regions import REGIONS, five_points, region_masks, region_of
 from ..errors import FacelabError
 from ..report.figures import bar_chart, image_grid
 from ..run import Run
@@ -30,9 +32,17 @@ def pointing_hits(raw: torch.Tensor, masks: np.ndarray, tolerance: int) -> np.nd
 
 
 def energy_share(maps: torch.Tensor, masks: np.ndarray) -> np.ndarray:
-    """Share of each [0, 1] map's total inside its mask."""
+    """Share of each [0, 1] map's total inside its mask (NaN for an all-zero map: it has no energy to share)."""
     m = torch.from_numpy(masks).float()
-    return ((maps * m).flatten(1).sum(1) / maps.flatten(1).sum(1).clamp_min(1e-12)).numpy()
+    total = maps.flatten(1).sum(1)
+    inside = (maps * m).flatten(1).sum(1)
+    return torch.where(total > 0, inside / total.clamp_min(1e-12), torch.nan).numpy()
+
+
+def mean_share(maps: torch.Tensor, masks: np.ndarray) -> float | None:
+    """The mean share over the maps that have any energy (None when none has)."""
+    shares = energy_share(maps, masks)
+    return float(np.nanmean(shares)) if not np.isnan(shares).all() else None
 
 
 @torch.no_grad()
@@ -60,7 +70,7 @@ def deletion_insertion(
     return auc(dele), auc(ins)
 
 
-def _scores(model, d: SplitData, raw, norm, target: Target, masks, background, tolerance, steps) -> dict:
+def _scores(model, d: SplitData, raw, norm, target: Target, truth: GroundTruth, tolerance, steps) -> dict:
     dele, ins = [], []
     for start in range(0, len(norm), CHUNK):
         sl = slice(start, start + CHUNK)
@@ -74,22 +84,48 @@ def _scores(model, d: SplitData, raw, norm, target: Target, masks, background, t
         "deletion_auc": float(np.concatenate(dele).mean()),
         "insertion_auc": float(np.concatenate(ins).mean()),
     }
-    if masks is not None:
-        out["pointing_game"] = float(pointing_hits(raw, masks, tolerance).mean())
-        out["energy_in_mask"] = float(energy_share(norm, masks).mean())
-        out["energy_on_background"] = float(energy_share(norm, background).mean())
+    if truth.masks is not None:
+        out["pointing_game"] = float(pointing_hits(raw, truth.masks, tolerance).mean())
+        out["energy_in_mask"] = mean_share(norm, truth.masks)
+        out["energy_on_background"] = mean_share(norm, truth.background)
+    if truth.regions is not None:
+        out["energy_by_region"] = {name: mean_share(norm, m) for name, m in truth.regions.items()}
     return out
 
 
-def _ground_truth(d: SplitData, output: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per image: the target attribute's region and the background (no attribute's region), synthetic sets only."""
+@dataclass
+class GroundTruth:
+    """Per image: the explained output's region, the background, and every named face region (where known)."""
+
+    masks: np.ndarray | None = None
+    background: np.ndarray | None = None
+    regions: dict[str, np.ndarray] | None = None
+    source: str = "none"
+
+
+def landmark_regions(d: SplitData) -> dict[str, np.ndarray] | None:
+    """Eyes, nose, mouth, face and background of each image, from its landmarks (CelebA's five, 58 or 68)."""
+    if d.points is None or five_points(d.points[0]) is None:
+        return None
+    h, w = d.images.shape[1:3]
+    per_image = [region_masks(five_points(p), (w, h)) for p in d.points]
+    return {name: np.stack([m[name] for m in per_image]) for name in REGIONS}
+
+
+def ground_truth(d: SplitData, output: int | None) -> GroundTruth:
+    """Synthetic faces: the exact region of the attribute; other faces with landmarks: the region drawn from
+    them that decides the attribute (the whole face for attributes without one, and for identities)."""
+    regions = landmark_regions(d)
     masks_of = getattr(d.faceset, "masks", None)
     h, w = d.images.shape[1:3]
-    if masks_of is None or h != w or not d.binary:
-        return None, None
-    col = d.faceset.attr_names.index(d.outputs[output])
-    regions = [masks_of(int(r), h) for r in d.rows]
-    return np.stack([m[col] for m in regions]), np.stack([~m.any(0) for m in regions])
+    if masks_of is not None and h == w and d.binary:
+        col = d.faceset.attr_names.index(d.outputs[output])
+        exact = [masks_of(int(r), h) for r in d.rows]
+        return GroundTruth(np.stack([m[col] for m in exact]), np.stack([~m.any(0) for m in exact]), regions, "synthetic regions")
+    if regions is None:
+        return GroundTruth()
+    region = region_of(d.outputs[output]) if d.binary and output is not None else "face"
+    return GroundTruth(regions[region], regions["background"], regions, f"{region} region from the landmarks")
 
 
 def cam_score(
@@ -107,31 +143,32 @@ def cam_score(
     out: str | Path | None = None,
     quiet: bool = True,
 ) -> dict:
-    """Pointing game and energy inside the ground-truth region (synthetic faces), deletion/insertion AUC
+    """Pointing game and energy inside the ground-truth region (synthetic faces exactly; faces with landmarks,
+    CelebA's five included, by regions drawn from them), each map's energy per face region, deletion/insertion AUC
     (any data), beside a random map, the mean ground-truth mask, and each method after randomising the last layer."""
     folder = probe_folder(out, run, "cam_score")
     opened = Run.open(run, probe=True)
     opened.require("labels", "cam-score")
     d = load_split(opened, spec, split, n)
     output = d.output_index(target)
-    methods = methods or _applicable(d.model)
+    methods = methods or applicable_methods(d.model)
     h, w = d.images.shape[1:3]
     tolerance = max(1, round(0.07 * max(h, w))) if tolerance is None else tolerance
-    masks, background = _ground_truth(d, output)
+    truth = ground_truth(d, output)
     results, examples = {}, []
     randomised = with_last_layer_randomised(d.model, seed)
     for method in methods:
         _, tgt, raw, norm = maps_over(d, method, output, layer, quiet=quiet)  # every method explains the same decisions
-        results[method] = _scores(d.model, d, raw, norm, tgt, masks, background, tolerance, steps)
+        results[method] = _scores(d.model, d, raw, norm, tgt, truth, tolerance, steps)
         examples.append((method, norm[:8]))
         _, _, r_raw, r_norm = maps_over(d, method, output, layer, model=randomised, quiet=quiet)
-        results[f"{method}_randomized"] = _scores(d.model, d, r_raw, r_norm, tgt, masks, background, tolerance, steps)
+        results[f"{method}_randomized"] = _scores(d.model, d, r_raw, r_norm, tgt, truth, tolerance, steps)
     gen = torch.Generator().manual_seed(seed)
     rand = torch.rand(len(d.images), h, w, generator=gen)
-    results["random"] = _scores(d.model, d, rand, rand, tgt, masks, background, tolerance, steps)
-    if masks is not None:
-        mean = torch.from_numpy(masks.mean(0)).float().expand(len(masks), h, w).contiguous()
-        results["mean_mask"] = _scores(d.model, d, mean, mean, tgt, masks, background, tolerance, steps)
+    results["random"] = _scores(d.model, d, rand, rand, tgt, truth, tolerance, steps)
+    if truth.masks is not None:
+        mean = torch.from_numpy(truth.masks.mean(0)).float().expand(len(truth.masks), h, w).contiguous()
+        results["mean_mask"] = _scores(d.model, d, mean, mean, tgt, truth, tolerance, steps)
     else:
         results["mean_mask"] = None
     name = d.outputs[output] if output is not None else "predicted class"
@@ -143,11 +180,17 @@ def cam_score(
         "tolerance_px": tolerance,
         "steps": steps,
         "data": spec or d.run.cfg.spec,
+        "ground_truth": truth.source,
     }
-    figures = _score_figures(folder, results, examples, d.images[:8].numpy(), masks)
-    facts = [["target", name], ["images", summary["n"]], ["pointing-game tolerance", f"{tolerance} px"]]
+    figures = _score_figures(folder, results, examples, d.images[:8].numpy(), truth.masks)
+    facts = [["target", name], ["images", summary["n"]], ["pointing-game tolerance", f"{tolerance} px"], ["true region", truth.source]]
     return write_probe_output(
-        folder, f"facelab cam-score: {name} on {summary['data']} ({split})", summary, figures, facts, [score_table(results)]
+        folder,
+        f"facelab cam-score: {name} on {summary['data']} ({split})",
+        summary,
+        figures,
+        facts,
+        [score_table(results), *region_table(results)],
     )
 
 
@@ -183,7 +226,16 @@ def score_table(results: dict) -> tuple[str, list[str], list[list]]:
     return "Scores", ["map", *SCORE_COLUMNS.values(), "sanity check"], rows
 
 
-def _applicable(model) -> list[str]:
+def region_table(results: dict) -> list[tuple[str, list[str], list[list]]]:
+    """Share of each map's energy per face region (none when the images have no landmarks)."""
+    rows = [[name, *scores["energy_by_region"].values()] for name, scores in results.items() if scores and "energy_by_region" in scores]
+    if not rows:
+        return []
+    return [("Where the evidence lies: share of each map's energy per face region", ["map", *REGIONS], rows)]
+
+
+def applicable_methods(model) -> list[str]:
+    """The attribution methods that apply to ``model`` (plain CAM needs a global-pool-then-linear head)."""
     try:
         head_layer(model)
         return list(METHODS)

@@ -164,13 +164,14 @@ def _threshold(run, spec, output: int, threshold: str) -> float:
             raise FacelabError(f"--threshold {t}: must be between 0 and 1")
         return t
     v = load_split(run, spec, "valid")
-    prob, y = _probabilities(v, output), v.labels(output)
+    prob, y = probabilities(v, output), v.labels(output)
     cuts = np.unique(np.concatenate([[0.5], prob]))
     acc = [((prob >= c).astype(int) == y).mean() for c in cuts]
     return float(cuts[int(np.argmax(acc))])
 
 
-def _probabilities(d: SplitData, output: int) -> np.ndarray:
+def probabilities(d: SplitData, output: int) -> np.ndarray:
+    """The probability of ``output`` for every image of ``d``."""
     import torch
 
     out = []
@@ -190,7 +191,7 @@ def predictions(
         raise FacelabError("--by needs at least one attribute, e.g. --by Male,Young")
     output = d.output_index(target)
     cut = _threshold(opened, spec, output, threshold)
-    prob = _probabilities(d, output)
+    prob = probabilities(d, output)
     return d, output, d.labels(output), (prob >= cut).astype(int), cut, group_columns(d, by)
 
 

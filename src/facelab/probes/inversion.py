@@ -21,6 +21,7 @@ from ..report.figures import image_grid
 from ..report.html import Report
 from ..train.batches import invert
 from ..train.engine import TrainConfig, train
+from .stats import bootstrap_ci
 
 VIEWS = {
     "upright": lambda x: x,
@@ -28,14 +29,6 @@ VIEWS = {
     "mirrored": lambda x: x.flip(-1),
     "rotated90": lambda x: torch.rot90(x, 1, dims=(-2, -1)),
 }
-
-
-def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the mean of ``values`` (per-image scores) by resampling images."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
-    means = values[idx].mean(1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def emergence_in_words(epoch: int | None) -> str:
@@ -111,6 +104,8 @@ def _summarise(run: InversionRun, scores: ViewScores, n_boot: int, threshold: fl
         "inverted_acc": [r["inverted_acc"] for r in rows],
         "mirrored_acc": [r["mirrored_acc"] for r in rows],
         "rotated90_acc": [r["rotated90_acc"] for r in rows],
+        "final_upright_ci": [last["upright_lo"], last["upright_hi"]],
+        "final_inverted_ci": [last["inverted_lo"], last["inverted_hi"]],
         "final_gap": last["gap"],
         "final_gap_ci": [last["gap_lo"], last["gap_hi"]],
         "emergence_epoch": emergence_epoch(gap_lo, threshold),

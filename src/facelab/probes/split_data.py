@@ -24,6 +24,7 @@ class SplitData:
     rows: np.ndarray  # item positions in ``faceset``
     faceset: FaceSet
     unreadable: list[str]  # items left out because they could not be read
+    points: np.ndarray | None = None  # (N, K, 2) landmarks in the images' pixels, where the data set has them
 
     @property
     def model(self) -> torch.nn.Module:
@@ -59,14 +60,16 @@ class SplitData:
 def load_split(
     run: str | Path | Run, spec: str | None = None, split: str = "test", limit: int | None = None, strict: bool = False
 ) -> SplitData:
-    """The run's best network and the ``split`` images of its data (or of ``spec``), the first ``limit`` of them."""
-    if split not in SPLIT_NAMES:
+    """The run's best network and the ``split`` images of its data (or of ``spec``; ``all``: every split), the first
+    ``limit`` of them."""
+    if split not in SPLIT_NAMES + ("all",):
         raise FacelabError(f"--split {split!r}: use train, valid or test")
     opened = run if isinstance(run, Run) else Run.open(run, probe=True)
     data = opened.data(spec, strict=strict)
-    pos = data.split_positions(split)
+    pos = np.arange(len(data.split)) if split == "all" else data.split_positions(split)
     if not pos.size:
         raise FacelabError(f"{spec or opened.cfg.spec}: the {split} split is empty; choose --split train, valid or test")
     pos = pos[:limit] if limit else pos
     x8, y = data.batch(pos)
-    return SplitData(opened, x8, y, data.rows[pos], open_spec(spec or opened.cfg.spec), data.unreadable)
+    points = None if data.cache.landmarks is None else np.asarray(data.cache.landmarks[data.rows[pos]])
+    return SplitData(opened, x8, y, data.rows[pos], open_spec(spec or opened.cfg.spec), data.unreadable, points)

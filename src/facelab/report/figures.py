@@ -154,10 +154,12 @@ def map_grid(
     return save_figure(fig, path)
 
 
-def line_plot(series: dict[str, list[float]], path: Path, xlabel: str, ylabel: str, title: str = "") -> Path:
+def line_plot(series: dict[str, list[float]], path: Path, xlabel: str, ylabel: str, title: str = "", integer_x: bool = False) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for label, values in series.items():
         ax.plot(range(len(values)), values, label=label)
+    if integer_x:
+        epoch_axis(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

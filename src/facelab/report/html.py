@@ -46,6 +46,10 @@ class Report:
         self.sections.append(f"<figure><video src='{html.escape(rel_path)}' controls loop muted width='480'></video>{cap}</figure>")
         return self
 
+    def bullets(self, items: list[str]) -> "Report":
+        self.sections.append("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in items) + "</ul>")
+        return self
+
     def links(self, items: list[tuple[str, str]]) -> "Report":
         lis = "".join(f"<li><a href='{html.escape(href)}'>{html.escape(text)}</a></li>" for text, href in items)
         self.sections.append(f"<ul>{lis}</ul>")

@@ -91,6 +91,8 @@ class TrainConfig:
             raise FacelabError("--epochs and --batch must be at least 1")
         if self.lr is None:
             self.lr = DEFAULT_LR[self.opt]
+        if self.weights == "none":
+            self.weights = None
         self.size = str(self.size)
 
     def settings(self) -> dict:

@@ -1,0 +1,84 @@
+"""Where a classifier's evidence lies for each group of an audit (attribution maps per group, their energy per
+face region), and what it answers on faces from elsewhere (an out-of-distribution folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.regions import REGIONS
+from ..report.figures import image_grid
+from ..run import Run
+from .attribution_scores import applicable_methods, landmark_regions, mean_share
+from .audit import group_columns, members
+from .cam import overlay
+from .explain import cam, maps_over
+from .split_data import SplitData, load_split
+from .stats import bootstrap_ci
+
+
+def _maps(d: SplitData, method: str | None, quiet: bool) -> tuple[int, str, torch.Tensor]:
+    output = d.output_index(None)
+    method = method or applicable_methods(d.model)[0]
+    return output, method, maps_over(d, method, output, None, quiet=quiet)[3]
+
+
+def _label(group: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in group.items()) or "everyone"
+
+
+def evidence_by_group(
+    run: str | Path,
+    spec: str | None = None,
+    *,
+    by: list[str],
+    path: Path,
+    split: str = "test",
+    method: str | None = None,
+    limit: int = 256,
+    per_group: int = 6,
+    quiet: bool = True,
+) -> dict:
+    """For everyone and each value of each ``by`` attribute: the mean share of the map's energy per face region
+    (when the images have landmarks) and a gallery row at ``path``: ``per_group`` maps, then the group's mean map."""
+    d = load_split(Run.open(run, probe=True), spec, split, limit)
+    _, method, norm = _maps(d, method, quiet)
+    regions = landmark_regions(d)
+    cols = group_columns(d, by)
+    rows, tiles, captions = [], [], []
+    blank = np.zeros_like(d.images[0].numpy())
+    for group in [{}] + [{name: v} for name in by for v in (1, 0)]:
+        member = members(cols, group)
+        if not member.any():
+            continue
+        energy = None if regions is None else {r: mean_share(norm[member], regions[r][member]) for r in REGIONS}
+        rows.append({"group": group, "n": int(member.sum()), "energy_by_region": energy})
+        shown = np.flatnonzero(member)[:per_group]
+        tiles += [overlay(d.images[i].numpy(), norm[i].numpy()) for i in shown] + [blank] * (per_group - len(shown))
+        captions += [_label(group)] * len(shown) + [""] * (per_group - len(shown))
+        mean_image = d.images[member].float().mean(0).round().to(torch.uint8).numpy()
+        tiles.append(overlay(mean_image, norm[member].mean(0).numpy()))
+        captions.append(f"mean map, n={int(member.sum())}")
+    image_grid(tiles, captions, path, cols=per_group + 1, colorbar=("viridis", f"{method} (normalised)"))
+    return {"method": method, "split": split, "groups": rows}
+
+
+def answers_on(run: str | Path, source: str, *, out: Path, method: str | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The share of the images of ``source`` (folder:PATH) predicted as each class, with 95% intervals, and their
+    maps (OUT/overlays.png, through ``facelab cam``)."""
+    opened = Run.open(run, probe=True)
+    method = method or applicable_methods(opened.model)[0]
+    mapped = cam(run, source, method=method, out=out)
+    said = np.array([r["prob"] >= 0.5 for r in mapped["images"]], dtype=float)
+    name = opened.outputs[opened.task.explained_output(None)]
+    lo, hi = bootstrap_ci(said, n_boot, seed)
+    return {
+        "data": source,
+        "n": int(len(said)),
+        "method": method,
+        "share_predicted": {name: float(said.mean()), f"not {name}": float(1 - said.mean())},
+        "share_ci": {name: [lo, hi], f"not {name}": [1 - hi, 1 - lo]},
+        "unreadable": mapped["unreadable"],
+    }

@@ -1,0 +1,186 @@
+"""``facelab study bias``: is a gender classifier as accurate for women as for men, and for the intersections
+with age and skin tone; does training on a gender-balanced set change that?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..probes.audit import audit, members, predictions
+from ..probes.group_maps import answers_on, evidence_by_group
+from ..probes.stats import difference_ci
+from ..report.html import Report
+from ..train.engine import TrainConfig
+from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, interval, study_folder, trained, write_study
+
+BIAS = Protocol(
+    name="bias",
+    question=(
+        "Is a gender classifier as accurate for women as for men, and for the intersections with age and skin tone? "
+        "Does training on a gender-balanced set (the majority undersampled) change that?"
+    ),
+    data="CelebA, aligned, official split",
+    # Every man of the training faces is pale (and 20% of the women): a shortcut the network can take,
+    # which the unbiased test split then exposes as a gap between men and women.
+    default_spec="synth:3000,correlate=Male:Pale_Skin=1.0",
+    settings={
+        "arch": "resnet18",
+        "weights": "imagenet",
+        "size": "64",
+        "epochs": 5,
+        "batch": 64,
+        "target": "Male",
+        "by": ["Male", "Young", "Pale_Skin"],
+    },
+    sources={"size": FACELAB_SOURCE, "epochs": FACELAB_SOURCE, "batch": FACELAB_SOURCE},
+    published={
+        "accuracy": {"unbalanced": {"male": 0.973, "female": 0.966}, "balanced": {"male": 0.969, "female": 0.965}},
+        "note": "test accuracy per gender, ResNet on CelebA's Male attribute",
+    },
+)
+TRAININGS = {"unbalanced": False, "balanced": True}
+
+
+def bias_study(
+    spec: str | None = None,
+    *,
+    out: str | Path | None = None,
+    ood: str | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    quiet: bool = False,
+    **options,
+) -> dict:
+    """Train the target with and without balancing, audit both by the groups and their intersections, compare
+    them, map where each group's evidence lies, and (``ood``: a SPEC such as folder:PATH) what the two networks
+    answer on faces from elsewhere. Writes OUT/summary.json and OUT/report.html."""
+    plan = Plan.of(BIAS, spec, options)
+    folder = study_folder(out, "bias")
+    s = plan.settings
+    target, by = s["target"], list(s["by"])
+    weights = plan.weights_for(s["arch"])
+    runs = {}
+    for name, balance in TRAININGS.items():
+        cfg = TrainConfig(
+            spec=plan.spec,
+            out=str(folder / name),
+            attrs=[target],
+            arch=s["arch"],
+            size=s["size"],
+            epochs=s["epochs"],
+            batch=s["batch"],
+            weights=weights,
+            balance=target if balance else None,
+            seed=seed,
+        )
+        runs[name] = trained(cfg, quiet)
+        plan.check_chance(name, runs[name])
+    audits = {name: audit(folder / name, by=by, n_boot=n_boot, seed=seed, out=folder / name / "audit") for name in runs}
+    gaps = {name: target_gap(folder / name, target, n_boot, seed) for name in runs}
+    evidence = {name: evidence_by_group(folder / name, by=by, path=folder / f"evidence_{name}.png", quiet=quiet) for name in runs}
+    answers = {name: answers_on(folder / name, ood, out=folder / f"ood_{name}", n_boot=n_boot, seed=seed) for name in runs} if ood else None
+    summary = {
+        "runs": {name: {"final": r["final"], "folder": name} for name, r in runs.items()},
+        "target": target,
+        "by": by,
+        "overall": {name: _accuracy(a["overall"]) for name, a in audits.items()},
+        "groups": _groups(audits),
+        "gap": gaps,
+        "evidence": evidence,
+        "ood": answers,
+    }
+    comparisons = _comparisons(summary)
+    return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, summary))
+
+
+def _accuracy(row: dict) -> dict:
+    return {"n": row["n"], "accuracy": row["accuracy"], "accuracy_ci": row["accuracy_ci"]}
+
+
+def _groups(audits: dict) -> list[dict]:
+    """One entry per group with both trainings' accuracy side by side (the test images are the same)."""
+    first = next(iter(audits.values()))["groups"]
+    return [
+        {
+            "group": g["group"],
+            "n": g["n"],
+            "accuracy": {name: a["groups"][k]["accuracy"] for name, a in audits.items()},
+            "accuracy_ci": {name: a["groups"][k]["accuracy_ci"] for name, a in audits.items()},
+        }
+        for k, g in enumerate(first)
+    ]
+
+
+def target_gap(run: Path, target: str, n_boot: int, seed: int) -> dict:
+    """Accuracy of the target's positives minus its negatives (men minus women for Male) on the test split, with a
+    95% interval: the bias the audit's groups show, in one figure."""
+    d, _, y, pred, _, cols = predictions(run, None, "test", target, [target], "0.5")
+    correct = (pred == y).astype(float)
+    pos, neg = (members(cols, {target: v}) for v in (1, 0))
+    diff, lo, hi = difference_ci(correct[pos], correct[neg], n_boot, seed)
+    return {"between": f"{target}=1 minus {target}=0", "difference": diff, "ci": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
+
+
+def _single(summary: dict, value: int) -> dict:
+    return next(g for g in summary["groups"] if g["group"] == {summary["target"]: value})
+
+
+def _comparisons(summary: dict) -> list[Comparison]:
+    published = BIAS.published["accuracy"]
+    rows = []
+    for name in TRAININGS:
+        for label, value in (("male", 1), ("female", 0)):
+            g = _single(summary, value)
+            rows.append(
+                Comparison(
+                    f"{name}: accuracy, {label} (n={g['n']})", f"{published[name][label]:.3f}", g["accuracy"][name], g["accuracy_ci"][name]
+                )
+            )
+        gap = summary["gap"][name]
+        pub = published[name]["male"] - published[name]["female"]
+        rows.append(Comparison(f"{name}: male minus female", f"{pub:+.3f}", gap["difference"], tuple(gap["ci"])))
+    return rows
+
+
+def _sections(rep: Report, summary: dict) -> None:
+    names = list(TRAININGS)
+    rep.heading("Accuracy per group and intersection (test split, 95% bootstrap intervals)")
+    rep.table(
+        ["group", "n", *[f"{n}" for n in names], *[f"{n}, 95% interval" for n in names]],
+        [
+            [
+                ", ".join(f"{k}={v}" for k, v in g["group"].items()),
+                g["n"],
+                *(g["accuracy"][n] for n in names),
+                *(interval(*g["accuracy_ci"][n]) for n in names),
+            ]
+            for g in summary["groups"]
+        ],
+    )
+    for name in names:
+        gap = summary["gap"][name]
+        verdict = "an interval that excludes 0: a real gap" if gap["excludes_zero"] else "an interval that includes 0: no gap shown"
+        rep.paragraph(f"{name}: {gap['between']} = {gap['difference']:+.3f} {interval(*gap['ci'])}, {verdict}.")
+    rep.links(
+        [(f"audit of the {n} run", f"{n}/audit/report.html") for n in names] + [(f"{n} training report", f"{n}/report.html") for n in names]
+    )
+    rep.heading("Where each group's evidence lies")
+    for name in names:
+        ev = summary["evidence"][name]
+        rep.figure(f"evidence_{name}.png", f"{name} run: {ev['method']} maps per group, and each group's mean map")
+        if ev["groups"] and ev["groups"][0]["energy_by_region"]:
+            rep.table(
+                ["group", "n", *ev["groups"][0]["energy_by_region"]],
+                [
+                    [", ".join(f"{k}={v}" for k, v in g["group"].items()) or "everyone", g["n"], *g["energy_by_region"].values()]
+                    for g in ev["groups"]
+                ],
+            )
+    if summary["ood"]:
+        rep.heading("Faces from elsewhere (out of distribution)")
+        for name in names:
+            o = summary["ood"][name]
+            rep.table(
+                ["answer", "share of images", "95% interval"],
+                [[k, v, interval(*o["share_ci"][k])] for k, v in o["share_predicted"].items()],
+            )
+            rep.figure(f"ood_{name}/overlays.png", f"{name} run on {o['data']} (n={o['n']}): answers and {o['method']} maps")

@@ -1,0 +1,139 @@
+"""``facelab study inversion``: does a network trained mostly on upright faces recognise them worse upside down,
+and from which epoch on?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..probes.inversion import emergence_in_words, inversion
+from ..report.html import Report
+from ..report.run_report import CHANCE_MARGIN
+from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, write_study
+
+INVERSION = Protocol(
+    name="inversion",
+    question=(
+        "Face inversion effect: a network fine-tuned on identities with faces almost always upright; is its accuracy "
+        "on the same faces upside down lower, by how much, and from which epoch on? A control trained mostly on "
+        "inverted faces shows the effect is learned, not built in."
+    ),
+    data="CelebA identities, aligned",
+    default_spec="synth:6000,ids=100",
+    settings={
+        "arch": "squeezenet1_1",
+        "weights": "imagenet",
+        "classes": [20, 100],
+        "size": "224",
+        "epochs": 10,
+        "batch": 64,
+        "inverted_fraction": 0.05,
+        "control": "inverted-trained",
+    },
+    sources={
+        "size": "facelab's choice (ImageNet's input size; the study does not record it)",
+        "epochs": FACELAB_SOURCE,
+        "batch": FACELAB_SOURCE,
+        "inverted_fraction": FACELAB_SOURCE,
+    },
+    published={
+        "20": {"upright": 0.5, "inverted": 0.3},
+        "100": {"upright": 0.5, "inverted": 0.1},
+        "emergence_epoch": 5,
+        "note": "approximate final accuracies read from the study's curves; the gap appears from about epoch 5",
+    },
+)
+
+
+def inversion_study(
+    spec: str | None = None, *, out: str | Path | None = None, seed: int = 0, n_boot: int = 1000, quiet: bool = False, **options
+) -> dict:
+    """The inversion protocol (upright vs inverted accuracy every epoch, each identity count, the inverted-trained
+    control) on ``spec``; OUT/summary.json holds the inversion summary's ``runs`` plus ``published``."""
+    plan = Plan.of(INVERSION, spec, options)
+    folder = study_folder(out, "inversion")
+    s = plan.settings
+    weights = plan.weights_for(s["arch"])
+    done = folder / "inversion" / "summary.json"
+    if done.exists():  # the study was run (or stopped after this step) before: its runs are kept
+        measured = json.loads(done.read_text())
+    else:
+        measured = inversion(
+            plan.spec,
+            classes=list(s["classes"]),
+            arch=s["arch"],
+            epochs=s["epochs"],
+            inverted_fraction=s["inverted_fraction"],
+            control=s["control"],
+            out=folder / "inversion",
+            size=s["size"],
+            batch=s["batch"],
+            weights=weights,
+            seed=seed,
+            n_boot=n_boot,
+            quiet=quiet,
+        )
+    runs = [{k: v for k, v in r.items() if k != "per_epoch"} for r in measured["runs"]]
+    plan.warnings += [
+        f"{r['classes']} identities{' (control)' if r['control'] else ''}: upright accuracy {r['upright_acc'][-1]:.3f} is at "
+        f"chance level ({r['chance']:.3f}); there is no recognition to invert"
+        for r in runs
+        if r["upright_acc"][-1] <= r["chance"] + CHANCE_MARGIN
+    ]
+    summary = {"runs": runs}
+    return write_study(folder, plan, summary, _comparisons(runs), lambda rep: _sections(rep, runs))
+
+
+def _comparisons(runs: list[dict]) -> list[Comparison]:
+    published = INVERSION.published
+    rows = []
+    for r in runs:
+        if r["control"]:
+            continue
+        pub = published.get(str(r["classes"]))
+        shown = lambda view: f"~{pub[view]:.2f}" if pub else "not published"  # noqa: E731
+        rows += [
+            Comparison(
+                f"{r['classes']} identities: upright accuracy", shown("upright"), r["upright_acc"][-1], tuple(r["final_upright_ci"])
+            ),
+            Comparison(
+                f"{r['classes']} identities: inverted accuracy", shown("inverted"), r["inverted_acc"][-1], tuple(r["final_inverted_ci"])
+            ),
+            Comparison(
+                f"{r['classes']} identities: upright minus inverted",
+                f"~{pub['upright'] - pub['inverted']:.2f}" if pub else "not published",
+                r["final_gap"],
+                tuple(r["final_gap_ci"]),
+            ),
+            Comparison(
+                f"{r['classes']} identities: epoch the gap appears",
+                f"about {published['emergence_epoch']}",
+                emergence_in_words(r["emergence_epoch"]),
+            ),
+        ]
+    return rows
+
+
+def _sections(rep: Report, runs: list[dict]) -> None:
+    rep.heading("Upright and inverted accuracy per epoch")
+    for classes in sorted({r["classes"] for r in runs}):
+        rep.figure(
+            f"inversion/figures/inversion_ids{classes}.png",
+            f"{classes} identities: accuracy per epoch with 95% bands; dotted: chance; vertical line: the epoch the gap appears",
+        )
+    rep.table(
+        ["run", "final upright", "final inverted", "gap", "gap 95% interval", "gap appears at epoch", "chance"],
+        [
+            [
+                f"{r['classes']} ids" + (" (inverted-trained control)" if r["control"] else ""),
+                r["upright_acc"][-1],
+                r["inverted_acc"][-1],
+                r["final_gap"],
+                f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]",
+                emergence_in_words(r["emergence_epoch"]),
+                r["chance"],
+            ]
+            for r in runs
+        ],
+    )
+    rep.links([("the inversion report, with every run's training report", "inversion/report.html")])

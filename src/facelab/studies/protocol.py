@@ -1,0 +1,194 @@
+"""What every study shares: the published protocol, the settings a run actually used, where the two part,
+and one report with the published figures in a column beside the measured ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import FacelabError
+from ..files import prepare_output, record_entries, write_json
+from ..hardware import runtime
+from ..report.html import Report
+
+PUBLISHED_SOURCE = "the published study"
+FACELAB_SOURCE = "facelab's choice (the study does not record it)"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A study as published: its question, data, settings (each with where it comes from) and figures."""
+
+    name: str
+    question: str
+    data: str  # the data set the published figures come from
+    default_spec: str  # what facelab runs the protocol on when the user gives no data: synthetic faces
+    settings: dict[str, object]
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where it comes from (default: the study)
+    published: dict = field(default_factory=dict)
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, PUBLISHED_SOURCE)
+
+
+@dataclass
+class Plan:
+    """The protocol as this run carries it out: the data and every setting after the user's options."""
+
+    protocol: Protocol
+    spec: str
+    settings: dict[str, object]
+    notes: list[str] = field(default_factory=list)  # departures that no setting shows (no start photo given ...)
+    reasons: dict[str, str] = field(default_factory=dict)  # why a setting differs when the user did not ask for it
+    warnings: list[str] = field(default_factory=list)  # what makes a measured figure mean less (a model at chance ...)
+
+    def check_chance(self, name: str, run_summary: dict) -> None:
+        """Warn when a trained run answers at chance level: its figures, maps and audits then explain a guess."""
+        from ..report.run_report import at_chance
+
+        self.warnings += [f"{name} run: {line.removeprefix('WARNING: ')}" for line in at_chance(run_summary)]
+
+    @classmethod
+    def of(cls, protocol: Protocol, spec: str | None, options: dict) -> "Plan":
+        unknown = set(options) - set(protocol.settings)
+        if unknown:
+            raise FacelabError(f"study {protocol.name}: no setting {', '.join(sorted(unknown))}")
+        chosen = {k: (options[k] if options.get(k) is not None else v) for k, v in protocol.settings.items()}
+        if chosen.get("weights") == "none":  # asked for explicitly: from scratch
+            chosen["weights"] = None
+        return cls(protocol, spec or protocol.default_spec, chosen)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.spec.startswith("synth")
+
+    def departures(self) -> list[str]:
+        """Each way this run differs from the published protocol, in words."""
+        out = []
+        if self.synthetic:
+            out.append(f"data: facelab's synthetic faces ({self.spec}) instead of {self.protocol.data}")
+        for key, published in self.protocol.settings.items():
+            if self.settings[key] != published:
+                why = f" ({self.reasons[key]})" if key in self.reasons else ""
+                out.append(f"{key}: {_shown(self.settings[key])} instead of {_shown(published)}{why}")
+        return out + self.notes
+
+    def weights_for(self, arch: str) -> str | None:
+        """The ImageNet weights the protocol asks for, when they can be had (cached or downloaded); otherwise
+        None (from scratch), with the reason kept as a departure."""
+        from ..models.registry import imagenet_file
+
+        wanted = self.settings.get("weights")
+        if wanted != "imagenet":
+            return wanted
+        try:
+            imagenet_file(arch)
+        except FacelabError as exc:
+            self.reasons["weights"] = f"ImageNet weights not available: {exc}"
+            self.settings["weights"] = None
+            return None
+        return "imagenet"
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "none (from scratch)"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def interval(lo, hi) -> str:
+    return "—" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
+
+
+@dataclass
+class Comparison:
+    """One row of the published-beside-measured table."""
+
+    figure: str
+    published: str
+    measured: float | int | str | None
+    ci: tuple[float | None, float | None] | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Comparison":
+        return cls(d["figure"], d["published"], d["measured"], tuple(d["ci"]) if d["ci"] else None)
+
+    def as_dict(self) -> dict:
+        return {"figure": self.figure, "published": self.published, "measured": self.measured, "ci": list(self.ci) if self.ci else None}
+
+    def row(self) -> list:
+        return [self.figure, self.published, self.measured, interval(*self.ci) if self.ci else "—"]
+
+
+def comparison_table(protocol: Protocol, spec: str, comparisons: list[Comparison]) -> tuple[list[str], list[list]]:
+    header = ["figure", f"published ({protocol.data})", f"measured ({spec})", "95% interval"]
+    return header, [c.row() for c in comparisons]
+
+
+def study_folder(out: str | Path | None, name: str) -> Path:
+    return prepare_output(Path(out) if out else Path("runs") / f"study_{name}", f"study {name}")
+
+
+def write_study(folder: Path, plan: Plan, summary: dict, comparisons: list[Comparison], sections: Callable[[Report], None]) -> dict:
+    """summary.json (the study's own keys plus protocol, settings, departures and published) and report.html:
+    the question, the published-beside-measured table, the protocol, the departures, then the study's sections."""
+    p = plan.protocol
+    departures = plan.departures()
+    summary = summary | {
+        "study": p.name,
+        "data": plan.spec,
+        "settings": plan.settings,
+        "departures": departures,
+        "published": p.published,
+        "comparison": [c.as_dict() for c in comparisons],
+        "warnings": plan.warnings,
+        "runtime": runtime().describe(),
+    }
+    rep = Report(f"facelab study {p.name}")
+    rep.paragraph(p.question)
+    for line in plan.warnings:
+        rep.paragraph(f"WARNING: {line}")
+    rep.heading("Published and measured")
+    rep.table(*comparison_table(p, plan.spec, comparisons))
+    rep.heading("Protocol")
+    rep.table(
+        ["setting", "published protocol", "this run", "source of the protocol's value"],
+        [[k, _shown(v), _shown(plan.settings[k]), p.source(k)] for k, v in p.settings.items()],
+    )
+    rep.heading("Departures from the published protocol")
+    if departures:
+        rep.bullets(departures)
+    else:
+        rep.paragraph("None: this run follows the published protocol.")
+    sections(rep)
+    rep.machine(summary["runtime"])
+    write_json(folder / "summary.json", summary)
+    rep.write(folder / "report.html")
+    record_entries(folder)
+    return summary
+
+
+def trained(cfg, quiet: bool) -> dict:
+    """The summary of the run ``cfg`` describes: read back when a finished run with this config is already in its
+    folder (a study run again, or resumed after a stop), continued from its last checkpoint when it was stopped,
+    trained from the start otherwise."""
+    import json
+    from dataclasses import asdict
+
+    from ..train.engine import RunFolder, train
+
+    run = RunFolder(Path(cfg.out))
+    config = run.path / "config.json"
+    same = config.exists() and {k: v for k, v in run.read_config()["train"].items() if k != "head"} == {
+        k: v for k, v in asdict(cfg).items() if k != "head"
+    }
+    if same and (run.path / "summary.json").exists():
+        return json.loads((run.path / "summary.json").read_text())
+    if same and run.last_checkpoint.exists():
+        return train(resume=run.path, quiet=quiet)
+    return train(cfg, quiet=quiet, force=True)

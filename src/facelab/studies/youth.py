@@ -1,0 +1,146 @@
+"""``facelab study youth``: what does a network that tells young from old faces compute, layer by layer, and
+which pixel changes make a face look older or younger to it?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.spec import open_spec
+from ..probes.activations import activations, filters, layers, rgb
+from ..probes.audit import audit
+from ..probes.dream import OBJECTIVES, dream, edit
+from ..report.html import Report
+from ..train.engine import TrainConfig
+from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, trained, write_study
+
+YOUTH = Protocol(
+    name="youth",
+    question=(
+        "A Darknet-style network trained on CelebA's Young attribute: how accurate is it, what do its layers respond "
+        "to (activation grids, three channels as one RGB picture, activation maximisation from a photo with three "
+        "objectives), and which changes to a face does it read as older or younger?"
+    ),
+    data="CelebA, aligned, official split",
+    default_spec="synth:8000",
+    settings={"arch": "darknet64", "weights": None, "size": "64", "epochs": 10, "batch": 128, "target": "Young", "dream_layer": "3"},
+    sources={"epochs": FACELAB_SOURCE, "batch": FACELAB_SOURCE, "dream_layer": FACELAB_SOURCE},
+    published={"test_accuracy": 0.90, "note": "Darknet64 on CelebA's Young attribute, test split"},
+)
+
+
+def youth_study(
+    spec: str | None = None,
+    *,
+    photo: str | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    steps: int = 60,
+    quiet: bool = False,
+    **options,
+) -> dict:
+    """Train the target, then every look inside on ``photo`` (a file or SPEC#ITEM; default: the first test face):
+    activations of every conv layer, three channels as RGB, activation maximisation with each objective, and an edit
+    toward older and toward younger. Writes OUT/summary.json and OUT/report.html."""
+    plan = Plan.of(YOUTH, spec, options)
+    folder = study_folder(out, "youth")
+    s = plan.settings
+    cfg = TrainConfig(
+        spec=plan.spec,
+        out=str(folder / "run"),
+        attrs=[s["target"]],
+        arch=s["arch"],
+        size=s["size"],
+        epochs=s["epochs"],
+        batch=s["batch"],
+        weights=plan.weights_for(s["arch"]),
+        seed=seed,
+    )
+    run_summary = trained(cfg, quiet)
+    plan.check_chance("the", run_summary)
+    run = folder / "run"
+    starts = {"older": photo, "younger": photo}
+    if photo is None:  # each edit starts from a face the network does not already see that way
+        starts = {"older": _test_face(plan.spec, s["target"], 1), "younger": _test_face(plan.spec, s["target"], 0)}
+        photo = starts["older"]
+        plan.notes.append(
+            f"start image: test faces of the data ({photo}; {starts['younger']} for the edit toward younger), "
+            "not a photo of the user's (give --photo)"
+        )
+    audited = audit(run, by=[s["target"]], n_boot=n_boot, seed=seed, out=run / "audit")
+    n_layers = len(layers(run))
+    inside = {
+        "activations": activations(run, photo, [str(k) for k in range(1, n_layers + 1)], out=folder / "activations"),
+        "rgb": rgb(run, photo, s["dream_layer"], [0, 1, 2], out=folder / "rgb"),
+        "filters": filters(run, out=folder / "filters"),
+        "dream": {
+            objective: dream(
+                run, photo, s["dream_layer"], "all", objective, steps=steps, seed=seed, out=folder / f"dream_{objective}", quiet=quiet
+            )
+            for objective in OBJECTIVES
+        },
+        "edit": {
+            direction: edit(
+                run, starts[direction], s["target"], to=to, steps=steps, seed=seed, out=folder / f"edit_{direction}", quiet=quiet
+            )
+            for direction, to in (("older", 0), ("younger", 1))
+        },
+    }
+    summary = {
+        "run": {"final": run_summary["final"], "folder": "run"},
+        "photo": photo,
+        "test_accuracy": {k: audited["overall"][k] for k in ("n", "accuracy", "accuracy_ci")},
+        "groups": [{k: g[k] for k in ("group", "n", "accuracy", "accuracy_ci")} for g in audited["groups"]],
+        "dream": {o: {k: d[k] for k in ("layer", "objective_initial", "objective_final")} for o, d in inside["dream"].items()},
+        "edit": {
+            k: {"image": starts[k], "prob_before": e["prob_before"], "prob_after": e["prob_after"]} for k, e in inside["edit"].items()
+        },
+        "layers": n_layers,
+    }
+    return write_study(folder, plan, summary, _comparisons(summary, s["target"]), lambda rep: _sections(rep, summary, inside))
+
+
+def _test_face(spec: str, attr: str, value: int) -> str:
+    """SPEC#ITEM of the first test face with ``attr`` = ``value`` (the first test face when there is none)."""
+    fs = open_spec(spec)
+    test = fs.split_indices("test")
+    column = fs.attributes[test, fs.attr_index([attr])[0]]
+    matching = test[column == value]
+    return f"{spec}#{int((matching if matching.size else test)[0])}"
+
+
+def _comparisons(summary: dict, target: str) -> list[Comparison]:
+    acc = summary["test_accuracy"]
+    rows = [
+        Comparison(f"test accuracy (n={acc['n']})", f"{YOUTH.published['test_accuracy']:.2f}", acc["accuracy"], tuple(acc["accuracy_ci"]))
+    ]
+    for g in summary["groups"]:
+        label = "young faces" if g["group"][target] else "older faces"
+        rows.append(Comparison(f"accuracy on {label} (n={g['n']})", "not published", g["accuracy"], tuple(g["accuracy_ci"])))
+    return rows
+
+
+def _sections(rep: Report, summary: dict, inside: dict) -> None:
+    rep.links([("training report", "run/report.html"), ("audit by age", "run/audit/report.html")])
+    rep.heading(f"Activation grids of every conv layer ({summary['photo']})")
+    for layer in inside["activations"]["layers"].values():
+        rep.figure(
+            f"activations/{layer['figure']}", f"layer {layer['index']}: {layer['channels']} channels of {layer['height']}x{layer['width']}"
+        )
+    rep.heading("Three channels as one RGB picture, and the first layer's filters")
+    rep.links([("RGB of three channels", "rgb/report.html"), ("first-layer filters", "filters/report.html")])
+    rep.figure("filters/filters_layer1.png", "first-layer filters")
+    rep.heading("Activation maximisation from the photo, one objective each")
+    rep.table(
+        ["objective", "layer", "before", "after"],
+        [[o, d["layer"], d["objective_initial"], d["objective_final"]] for o, d in summary["dream"].items()],
+    )
+    for objective in summary["dream"]:
+        rep.figure(f"dream_{objective}/activation_before_after.png", f"objective {objective}: the photo before and after the ascent")
+    rep.heading("Class-driven age shift")
+    rep.table(
+        ["toward", "start image", "P(young) before", "P(young) after"],
+        [[k, e["image"], e["prob_before"], e["prob_after"]] for k, e in summary["edit"].items()],
+    )
+    for direction in summary["edit"]:
+        rep.figure(f"edit_{direction}/edit.png", f"toward {direction}: the edited face and where its pixels changed")

@@ -1,0 +1,156 @@
+"""The four studies on synthetic faces at tiny settings: their reports put the published figures beside the
+measured ones, list the departures from the protocol, and the bias study finds the bias injected into the data."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facelab
+from facelab.data.regions import REGIONS, five_points, region_masks
+from facelab.data.spec import open_spec
+from facelab.studies.keypoints import parts_for
+from facelab.train.engine import TrainConfig
+from helpers import run_cli
+
+TINY = ["--arch", "darknet64", "--size", "32", "--quiet", "--n-boot", "200"]
+
+
+def _ood_folder(tmp_path):
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    fs = open_spec("synth:4")
+    for i in range(4):
+        Image.fromarray(fs.load(i, (64, 64))[0]).save(folder / f"face{i}.png")
+    return folder
+
+
+def test_bias_study_finds_the_injected_gap_and_keeps_the_json_contract(tmp_path):
+    """Every man of the training faces is pale (20% of the women), not so in the test split: the unbalanced run is worse on
+    men than on women, with an interval that excludes 0; the summary is the contract scripts read."""
+    out = tmp_path / "bias"
+    spec = "synth:2000,correlate=Male:Pale_Skin=1.0"
+    proc = run_cli("study", "bias", spec, "--out", str(out), "--epochs", "3", "--ood", f"folder:{_ood_folder(tmp_path)}", "--json", *TINY)
+    s = json.loads(proc.stdout)
+    assert s == json.loads((out / "summary.json").read_text())
+    assert set(s["runs"]) == {"unbalanced", "balanced"} and all("final" in r for r in s["runs"].values())
+    for g in s["groups"]:
+        assert set(g) >= {"group", "n", "accuracy", "accuracy_ci"} and isinstance(g["n"], int)
+        assert set(g["accuracy"]) == set(g["accuracy_ci"]) == {"unbalanced", "balanced"}
+        assert all(len(ci) == 2 for ci in g["accuracy_ci"].values())
+    assert {json.dumps(g["group"]) for g in s["groups"]} >= {'{"Male": 1}', '{"Male": 0, "Young": 1, "Pale_Skin": 0}'}
+    assert s["published"]["accuracy"]["unbalanced"] == {"male": 0.973, "female": 0.966}
+    gap = s["gap"]["unbalanced"]
+    assert gap["difference"] < -0.1 and gap["ci"][1] < 0, gap  # men below women, the interval excludes 0
+    men_not_pale = next(g for g in s["groups"] if g["group"] == {"Male": 1, "Pale_Skin": 0})
+    men_pale = next(g for g in s["groups"] if g["group"] == {"Male": 1, "Pale_Skin": 1})
+    assert men_not_pale["accuracy"]["unbalanced"] < men_pale["accuracy"]["unbalanced"]  # the shortcut, seen in the intersections
+    assert any(d.startswith("arch: darknet64 instead of resnet18") for d in s["departures"])
+    assert any(d.startswith("data: facelab's synthetic faces") for d in s["departures"])
+    ood = s["ood"]["unbalanced"]
+    assert ood["n"] == 4 and sum(ood["share_predicted"].values()) == pytest.approx(1.0)
+    assert set(s["evidence"]["unbalanced"]["groups"][0]["energy_by_region"]) == set(REGIONS)
+    report = (out / "report.html").read_text()
+    assert (
+        "published (CelebA, aligned, official split)" in report and "0.973" in report and "Departures from the published protocol" in report
+    )
+    for file in ("evidence_unbalanced.png", "ood_balanced/overlays.png", "unbalanced/audit/report.html", "balanced/report.html"):
+        assert (out / file).exists(), file
+
+
+def test_inversion_study_summary_is_the_inversion_runs_plus_published(tmp_path):
+    out = tmp_path / "inv"
+    run_cli("study", "inversion", "synth:400,ids=10", "--classes", "10", "--epochs", "2", "--weights", "none", "--out", str(out), *TINY)
+    s = json.loads((out / "summary.json").read_text())
+    assert [(r["classes"], r["control"]) for r in s["runs"]] == [(10, None), (10, "inverted-trained")]
+    assert {"upright_acc", "inverted_acc", "final_gap_ci", "emergence_epoch", "final_upright_ci"} <= set(s["runs"][0])
+    assert s["published"]["20"] == {"upright": 0.5, "inverted": 0.3} and s["published"]["100"]["inverted"] == 0.1
+    assert "weights: none (from scratch) instead of imagenet" in s["departures"]
+    assert (out / "inversion" / "figures" / "inversion_ids10.png").exists()
+    # Run again into the same folder: the finished runs are kept, not trained again.
+    before = (out / "inversion" / "ids10_sgd" / "summary.json").stat().st_mtime
+    run_cli("study", "inversion", "synth:400,ids=10", "--classes", "10", "--epochs", "2", "--weights", "none", "--out", str(out), *TINY)
+    assert (out / "inversion" / "ids10_sgd" / "summary.json").stat().st_mtime == before
+
+
+def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_path):
+    out = tmp_path / "youth"
+    s = facelab.study("youth", "synth:600", out=out, size="32", epochs=1, steps=5, n_boot=100, quiet=True)
+    assert s["published"]["test_accuracy"] == 0.90 and 0 <= s["test_accuracy"]["accuracy"] <= 1
+    lo, hi = s["test_accuracy"]["accuracy_ci"]
+    assert lo <= s["test_accuracy"]["accuracy"] <= hi
+    assert set(s["dream"]) == {"sum", "square", "abs"} and set(s["edit"]) == {"older", "younger"}
+    assert s["edit"]["younger"]["prob_after"] > s["edit"]["younger"]["prob_before"]
+    assert s["edit"]["older"]["prob_after"] < s["edit"]["older"]["prob_before"]
+    assert any("start image" in d for d in s["departures"])
+    for k in range(1, s["layers"] + 1):
+        assert (out / "activations" / f"activations_layer{k}.png").exists()
+    assert (out / "rgb" / "report.html").exists() and (out / "filters" / "filters_layer1.png").exists()
+
+
+def test_keypoints_study_runs_each_part_per_seed(tmp_path):
+    out = tmp_path / "kp"
+    s = facelab.keypoints_study("synth:200", out=out, arch="darknet64", size="32", epochs=1, seeds=2, quiet=True)
+    assert list(s["parts"]) == ["nose", "58 points", "68 points"]
+    assert all(len(p["seeds"]) == 2 and len(p["val_px_err"]["per_seed"]) == 2 for p in s["parts"].values())
+    lo, hi = s["parts"]["68 points"]["val_nme"]["ci"]
+    assert lo <= s["parts"]["68 points"]["val_nme"]["mean"] <= hi
+    assert s["parts"]["58 points"]["data"] == "synth:200,points=58"
+    for slug in ("nose", "58_points", "68_points"):
+        assert (out / f"loss_{slug}.png").exists() and (out / slug / "filters" / "filters_layer1.png").exists()
+    assert "300-W" in (out / "report.html").read_text()
+
+
+def test_keypoint_parts_follow_the_landmarks_of_real_data(ibug_dir):
+    parts, notes = parts_for(f"300w:{ibug_dir}")
+    assert [p.name for p in parts] == ["nose", "68 points"]
+    assert notes == [f"58 points: not run, 300w:{ibug_dir} has 68-point landmarks (run the study on a set with 58 points)"]
+
+
+def test_synthetic_faces_in_the_imm_layout():
+    fs = open_spec("synth:3,points=58")
+    img, _, pts = fs.load_item(0, (64, 64))
+    assert fs.n_landmarks == 58 and pts.shape == (58, 2) and len(fs.mirror) == 58
+    with pytest.raises(facelab.errors.FacelabError, match="68 .* or 58"):
+        open_spec("synth:3,points=40")
+
+
+def test_five_points_and_regions_from_any_layout():
+    """The five points from 68 landmarks are CelebA's (the synthetic renderer draws both), and the regions hold
+    what they name."""
+    fs = open_spec("synth:5")
+    for i in range(5):
+        _, _, pts = fs.load_item(i, (64, 64))
+        assert np.abs(five_points(pts) - fs.geometry(i, 64)["celeba5"]).max() < 0.01
+    five = np.array([[69, 109], [106, 113], [77, 142], [73, 152], [108, 154]], np.float32)  # CelebA's first image
+    m = region_masks(five, (178, 218))
+    at = lambda name, xy: bool(m[name][int(xy[1]), int(xy[0])])  # noqa: E731
+    assert at("eyes", five[0]) and at("eyes", five[1]) and not at("eyes", five[2])
+    assert at("nose", five[2]) and at("mouth", (five[3] + five[4]) / 2) and not at("mouth", five[0])
+    assert all(at("face", p) for p in five) and not at("background", five[2]) and at("background", (2, 2))
+    assert set(m) == set(REGIONS)
+
+
+def test_cam_score_on_celeba_uses_regions_from_its_five_landmarks(celeba_dir, tmp_path):
+    run = tmp_path / "smile"
+    facelab.train(TrainConfig(spec=f"celeba:{celeba_dir}", out=str(run), attrs=["Smiling"], size="32", epochs=1, batch=8), quiet=True)
+    s = facelab.cam_score(run, split="train", methods=["cam"], n=8, steps=2, out=tmp_path / "score")
+    assert s["ground_truth"] == "mouth region from the landmarks"
+    g = s["methods"]["cam"]
+    assert 0 <= g["pointing_game"] <= 1 and 0 <= g["energy_in_mask"] <= 1
+    assert set(g["energy_by_region"]) == set(REGIONS)
+    assert g["energy_by_region"]["face"] + g["energy_by_region"]["background"] == pytest.approx(1.0, abs=1e-4)
+    assert "Where the evidence lies" in (tmp_path / "score" / "report.html").read_text()
+
+
+def test_a_study_run_again_reuses_its_finished_runs(tmp_path):
+    from facelab.studies.protocol import trained
+
+    cfg = TrainConfig(spec="synth:200", out=str(tmp_path / "run"), attrs=["Young"], size="32", epochs=1, batch=64)
+    first = trained(cfg, quiet=True)
+    stamp = (tmp_path / "run" / "summary.json").stat().st_mtime
+    assert trained(TrainConfig(**{**cfg.__dict__}), quiet=True) == first
+    assert (tmp_path / "run" / "summary.json").stat().st_mtime == stamp
+    changed = trained(TrainConfig(**{**cfg.__dict__, "epochs": 2}), quiet=True)  # another protocol: trained again
+    assert changed["epochs_done"] == 2
