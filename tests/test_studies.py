@@ -155,3 +155,13 @@ def test_a_study_run_again_reuses_its_finished_runs(tmp_path):
     assert (tmp_path / "run" / "summary.json").stat().st_mtime == stamp
     changed = trained(TrainConfig(**{**cfg.__dict__, "epochs": 2}), quiet=True)  # another protocol: trained again
     assert changed["epochs_done"] == 2
+
+
+def test_target_gap_from_the_audit_counts_and_undefined_without_one_side():
+    from facelab.studies.bias import gap_in_words, target_gap
+
+    audited = {"groups": [{"group": {"Male": 1}, "n": 50, "accuracy": 0.5}, {"group": {"Male": 0}, "n": 40, "accuracy": 0.9}]}
+    gap = target_gap(audited, "Male", 500, 0)
+    assert gap["difference"] == pytest.approx(-0.4) and gap["ci"][0] < -0.4 < gap["ci"][1] < 0 and gap["excludes_zero"]
+    alone = target_gap({"groups": audited["groups"][:1]}, "Male", 500, 0)
+    assert alone["difference"] is None and "undefined" in gap_in_words(alone)

@@ -391,13 +391,11 @@ def study_bias_cmd(
 ):
     """Gender classifier trained unbalanced and balanced: accuracy per gender and intersection, with intervals."""
     _hardware(precision, device)
-    from .studies.bias import bias_study
+    from .studies.bias import bias_study, gap_in_words
 
     summary = bias_study(spec, out=out_dir, ood=ood, seed=seed, n_boot=n_boot, quiet=quiet, by=_csv(by) or None, **train_options)
     gaps = summary["gap"].items()
-    _study_done(
-        summary, out_dir, json_, [f"{n}: {g['between']} {g['difference']:+.3f} [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]" for n, g in gaps]
-    )
+    _study_done(summary, out_dir, json_, [f"{n}: {gap_in_words(g)}" for n, g in gaps])
 
 
 @study_app.command("inversion")

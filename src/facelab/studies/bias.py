@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..probes.audit import audit, members, predictions
+import numpy as np
+
+from ..probes.audit import audit
 from ..probes.group_maps import answers_on, evidence_by_group
 from ..probes.stats import difference_ci
 from ..report.html import Report
@@ -75,7 +77,7 @@ def bias_study(
         runs[name] = trained(cfg, quiet)
         plan.check_chance(name, runs[name])
     audits = {name: audit(folder / name, by=by, n_boot=n_boot, seed=seed, out=folder / name / "audit") for name in runs}
-    gaps = {name: target_gap(folder / name, target, n_boot, seed) for name in runs}
+    gaps = {name: target_gap(a, target, n_boot, seed) for name, a in audits.items()}
     evidence = {name: evidence_by_group(folder / name, by=by, path=folder / f"evidence_{name}.png", quiet=quiet) for name in runs}
     answers = {name: answers_on(folder / name, ood, out=folder / f"ood_{name}", n_boot=n_boot, seed=seed) for name in runs} if ood else None
     summary = {
@@ -110,18 +112,37 @@ def _groups(audits: dict) -> list[dict]:
     ]
 
 
-def target_gap(run: Path, target: str, n_boot: int, seed: int) -> dict:
-    """Accuracy of the target's positives minus its negatives (men minus women for Male) on the test split, with a
-    95% interval: the bias the audit's groups show, in one figure."""
-    d, _, y, pred, _, cols = predictions(run, None, "test", target, [target], "0.5")
-    correct = (pred == y).astype(float)
-    pos, neg = (members(cols, {target: v}) for v in (1, 0))
-    diff, lo, hi = difference_ci(correct[pos], correct[neg], n_boot, seed)
-    return {"between": f"{target}=1 minus {target}=0", "difference": diff, "ci": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
+def target_gap(audited: dict, target: str, n_boot: int, seed: int) -> dict:
+    """Accuracy of the target's positives minus its negatives (men minus women for Male), with a 95% interval: the
+    bias the audit's groups show, in one figure. Resampling a group's images resamples its right/wrong answers,
+    so the audit's counts are all the bootstrap needs."""
+    between = f"{target}=1 minus {target}=0"
+    groups = [next((g for g in audited["groups"] if g["group"] == {target: v}), None) for v in (1, 0)]
+    if None in groups:  # a side with no test image: no gap is defined
+        return {"between": between, "difference": None, "ci": [None, None], "excludes_zero": False}
+    diff, lo, hi = difference_ci(*(_correct(g) for g in groups), n_boot, seed)
+    return {"between": between, "difference": diff, "ci": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
 
 
-def _single(summary: dict, value: int) -> dict:
-    return next(g for g in summary["groups"] if g["group"] == {summary["target"]: value})
+def _correct(group: dict) -> np.ndarray:
+    right = round(group["accuracy"] * group["n"])
+    return np.repeat([1.0, 0.0], [right, group["n"] - right])
+
+
+def gap_in_words(gap: dict) -> str:
+    if gap["difference"] is None:
+        return f"{gap['between']}: undefined (one side has no test image)"
+    return f"{gap['between']} = {gap['difference']:+.3f} {interval(*gap['ci'])}"
+
+
+def _verdict(gap: dict) -> str:
+    if gap["difference"] is None:
+        return "."
+    return ", an interval that excludes 0: a real gap." if gap["excludes_zero"] else ", an interval that includes 0: no gap shown."
+
+
+def _single(summary: dict, value: int) -> dict | None:
+    return next((g for g in summary["groups"] if g["group"] == {summary["target"]: value}), None)
 
 
 def _comparisons(summary: dict) -> list[Comparison]:
@@ -130,6 +151,8 @@ def _comparisons(summary: dict) -> list[Comparison]:
     for name in TRAININGS:
         for label, value in (("male", 1), ("female", 0)):
             g = _single(summary, value)
+            if g is None:
+                continue
             rows.append(
                 Comparison(
                     f"{name}: accuracy, {label} (n={g['n']})", f"{published[name][label]:.3f}", g["accuracy"][name], g["accuracy_ci"][name]
@@ -158,8 +181,7 @@ def _sections(rep: Report, summary: dict) -> None:
     )
     for name in names:
         gap = summary["gap"][name]
-        verdict = "an interval that excludes 0: a real gap" if gap["excludes_zero"] else "an interval that includes 0: no gap shown"
-        rep.paragraph(f"{name}: {gap['between']} = {gap['difference']:+.3f} {interval(*gap['ci'])}, {verdict}.")
+        rep.paragraph(f"{name}: {gap_in_words(gap)}{_verdict(gap)}")
     rep.links(
         [(f"audit of the {n} run", f"{n}/audit/report.html") for n in names] + [(f"{n} training report", f"{n}/report.html") for n in names]
     )
