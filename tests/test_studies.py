@@ -96,7 +96,7 @@ def test_keypoints_study_runs_each_part_per_seed(tmp_path):
     assert all(len(p["seeds"]) == 2 and len(p["val_px_err"]["per_seed"]) == 2 for p in s["parts"].values())
     lo, hi = s["parts"]["68 points"]["val_nme"]["ci"]
     assert lo <= s["parts"]["68 points"]["val_nme"]["mean"] <= hi
-    assert s["parts"]["58 points"]["data"] == "synth:200,points=58"
+    assert s["parts"]["58 points"]["data"] == "synth:200,points=58" and s["parts"]["58 points"]["val_nme"]["mean"] > 0
     for slug in ("nose", "58_points", "68_points"):
         assert (out / f"loss_{slug}.png").exists() and (out / slug / "filters" / "filters_layer1.png").exists()
     assert "300-W" in (out / "report.html").read_text()
@@ -165,3 +165,15 @@ def test_target_gap_from_the_audit_counts_and_undefined_without_one_side():
     assert gap["difference"] == pytest.approx(-0.4) and gap["ci"][0] < -0.4 < gap["ci"][1] < 0 and gap["excludes_zero"]
     alone = target_gap({"groups": audited["groups"][:1]}, "Male", 500, 0)
     assert alone["difference"] is None and "undefined" in gap_in_words(alone)
+
+
+def test_the_58_point_nme_uses_the_same_outer_eye_corners_as_the_68():
+    """IMM lists both eyes in the same direction: of its two mirrored eye pairs the one farther apart is the outer
+    corners, the same points iBUG's 36 and 45 mark on the same synthetic faces."""
+    from facelab.data.landmark_layouts import EYE_CORNER_PAIRS
+
+    ibug, imm = open_spec("synth:5"), open_spec("synth:5,points=58")
+    for i in range(5):
+        p68, p58 = ibug.load_item(i, (64, 64))[2], imm.load_item(i, (64, 64))[2]
+        outer = max(np.linalg.norm(p58[a] - p58[b]) for a, b in EYE_CORNER_PAIRS[58])
+        assert outer == pytest.approx(np.linalg.norm(p68[36] - p68[45]), abs=1e-3)

@@ -38,3 +38,9 @@ IMM58_MIRROR = _mirror(
     + [(39 + k, 39 + (4 - k) % 8) for k in range(8) if k < (4 - k) % 8]
     + [(47 + k, 57 - k) for k in range(5)],
 )
+
+# What normalises the point error (NME) per layout: the inter-ocular distance between the outer eye corners, and
+# the distance between the pupils (the means of each eye's points). IMM lists both eyes in the same direction, so
+# its outer corners are whichever of the two mirrored pairs lies farther apart (13/25 or 17/21).
+EYE_CORNER_PAIRS = {68: (IBUG68_OUTER_EYE_CORNERS,), 58: ((13, 25), (17, 21))}
+EYE_POINTS = {68: IBUG68_EYES, 58: (range(13, 21), range(21, 29))}

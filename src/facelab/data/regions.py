@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .landmark_layouts import IBUG68_EYES
+from .landmark_layouts import EYE_POINTS
 
 REGIONS = ("eyes", "nose", "mouth", "face", "background")
 
@@ -25,8 +25,8 @@ ATTRIBUTE_REGION = {
 }
 
 # Which of a layout's points are the five (left eye, right eye, nose tip, left and right mouth corner).
-_IMM58 = {"eyes": (range(13, 21), range(21, 29)), "nose": 52, "mouth": (39, 43)}
-_IBUG68 = {"eyes": IBUG68_EYES, "nose": 30, "mouth": (48, 54)}
+_IMM58 = {"eyes": EYE_POINTS[58], "nose": 52, "mouth": (39, 43)}
+_IBUG68 = {"eyes": EYE_POINTS[68], "nose": 30, "mouth": (48, 54)}
 
 
 def region_of(attribute: str) -> str:

@@ -20,7 +20,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from ..data.faceset import FaceSet
-from ..data.landmark_layouts import IBUG68_EYES, IBUG68_OUTER_EYE_CORNERS, IMM58_NOSE_TIP
+from ..data.landmark_layouts import EYE_CORNER_PAIRS, EYE_POINTS, IMM58_NOSE_TIP
 from ..errors import FacelabError
 from .batches import augment as photometric
 from .keypoint_eval import REFERENCE_LIMIT, dlib_nme, mean_shape_errors, mean_shape_nme, predict_split, protocol
@@ -170,20 +170,25 @@ class KeypointTask(Task):
         return MAP_LOSS_WEIGHT * map_target_loss(maps, y)
 
     def errors(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per image: MSE of the relative coordinates, mean point error in pixels, and (68 points) NME by the
+        """Per image: MSE of the relative coordinates, mean point error in pixels, and (68 and 58 points) NME by the
         outer-eye-corner distance (inter-ocular) and by the distance of the pupils (the eye points' means)."""
         pred, true = self.to_pixels(out.detach()), self.to_pixels(y)
         dist = (pred - true).norm(dim=-1)
         result = {"mse": (out.detach().float() - y).pow(2).mean(1), "px_err": dist.mean(1)}
         if self.has_nme:
-            a, b = IBUG68_OUTER_EYE_CORNERS
-            left, right = (true[:, list(eye)].mean(1) for eye in IBUG68_EYES)
-            result["nme"] = dist.mean(1) / (true[:, a] - true[:, b]).norm(dim=-1).clamp_min(1e-6)
+            inter_ocular = torch.stack([(true[:, a] - true[:, b]).norm(dim=-1) for a, b in EYE_CORNER_PAIRS[self.n_layout]]).amax(0)
+            left, right = (true[:, list(eye)].mean(1) for eye in EYE_POINTS[self.n_layout])
+            result["nme"] = dist.mean(1) / inter_ocular.clamp_min(1e-6)
             result["nme_ip"] = dist.mean(1) / (left - right).norm(dim=-1).clamp_min(1e-6)
         return result
 
     @property
     def has_nme(self) -> bool:
+        return self.which == "all" and self.n_layout in EYE_CORNER_PAIRS
+
+    @property
+    def is_300w(self) -> bool:
+        """iBUG 300-W's 68 points: the layout of its protocol and of dlib's predictor."""
         return self.which == "all" and self.n_layout == 68
 
     def metric_sums(self, out, y):
@@ -223,14 +228,15 @@ class KeypointTask(Task):
 
     def summary_extra(self, data, outputs=None):
         """The mean-shape baseline; with NME, the CED's AUC and failure rate up to NME 0.08 (the final model, flip
-        test) and the 300-W protocol on the validation split (dlib on its first 100 faces, where installed)."""
+        test) and, for 68 points, the 300-W protocol on the validation split (dlib on its first 100 faces, where installed)."""
         from ..report.keypoint_report import ced_summary
 
         extra = {"baseline_mean_shape": self.mean_shape_baseline(data)}
         if outputs is not None and outputs.nme is not None:
             extra["ced"] = ced_summary(outputs.nme)
             extra["final"] = {"auc_008": extra["ced"]["auc_0.08"], "failure_rate_008": extra["ced"]["failure_rate_0.08"]}
-            extra |= self.protocol(data, "valid", outputs, limit=100)
+            if self.is_300w:
+                extra |= self.protocol(data, "valid", outputs, limit=100)
         return extra
 
     def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -246,7 +252,7 @@ class KeypointTask(Task):
     def eval_extra(self, data, split, model, channels):
         """68 points: the 300-W protocol per subset (``protocol``), with the mean shape and, where facelab[faces] is
         installed, dlib's 68-point predictor on the same faces (``dlib_reference``)."""
-        if not self.has_nme:
+        if not self.is_300w:
             return {}
         return self.protocol(data, split, predict_split(model, data, split, channels))
 
