@@ -177,3 +177,19 @@ def test_the_58_point_nme_uses_the_same_outer_eye_corners_as_the_68():
         p68, p58 = ibug.load_item(i, (64, 64))[2], imm.load_item(i, (64, 64))[2]
         outer = max(np.linalg.norm(p58[a] - p58[b]) for a, b in EYE_CORNER_PAIRS[58])
         assert outer == pytest.approx(np.linalg.norm(p68[36] - p68[45]), abs=1e-3)
+
+
+def test_studies_run_the_same_protocol_on_real_formats(celeba_dir, ibug_dir, tmp_path):
+    """CelebA's layout for the bias study (offline: the ImageNet weights are a departure with its reason; the
+    evidence per group comes from regions drawn from CelebA's five landmarks), 300-W's for the keypoint study."""
+    env = {"FACELAB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch")}
+    args = ["--size", "32", "--epochs", "1", "--batch", "4", "--quiet"]
+    run_cli("study", "bias", f"celeba:{celeba_dir}", "--out", str(tmp_path / "bias"), "--n-boot", "50", *args, env=env)
+    s = json.loads((tmp_path / "bias" / "summary.json").read_text())
+    assert s["data"] == f"celeba:{celeba_dir}" and not any(d.startswith("data:") for d in s["departures"])
+    assert any(d.startswith("weights: none (from scratch) instead of imagenet (ImageNet weights not available") for d in s["departures"])
+    assert set(s["evidence"]["unbalanced"]["groups"][0]["energy_by_region"]) == set(REGIONS)
+    kp = json.loads(
+        run_cli("study", "keypoints", f"300w:{ibug_dir}", "--seeds", "1", "--out", str(tmp_path / "kp"), "--json", *args).stdout
+    )
+    assert list(kp["parts"]) == ["nose", "68 points"] and any(d.startswith("58 points: not run") for d in kp["departures"])
