@@ -58,7 +58,8 @@ def bias_study(
     plan = Plan.of(BIAS, spec, options)
     folder = study_folder(out, "bias")
     s = plan.settings
-    target, by = s["target"], list(s["by"])
+    target = s["target"]
+    by = [target] + [b for b in s["by"] if b != target]  # the gap between the target's two groups is the headline
     weights = plan.weights_for(s["arch"])
     runs = {}
     for name, balance in TRAININGS.items():
