@@ -59,7 +59,7 @@ def bias_study(
     folder = study_folder(out, "bias")
     s = plan.settings
     target = s["target"]
-    by = [target] + [b for b in s["by"] if b != target]  # the gap between the target's two groups is the headline
+    s["by"] = by = [target] + [b for b in s["by"] if b != target]  # the gap between the target's two groups is the headline
     weights = plan.weights_for(s["arch"])
     runs = {}
     for name, balance in TRAININGS.items():
