@@ -193,3 +193,17 @@ def test_studies_run_the_same_protocol_on_real_formats(celeba_dir, ibug_dir, tmp
         run_cli("study", "keypoints", f"300w:{ibug_dir}", "--seeds", "1", "--out", str(tmp_path / "kp"), "--json", *args).stdout
     )
     assert list(kp["parts"]) == ["nose", "68 points"] and any(d.startswith("58 points: not run") for d in kp["departures"])
+
+
+def test_bad_study_input_stops_in_one_line_before_anything_is_written(tmp_path):
+    for args, message in (
+        (["bias", "synth:200", "--by", "Nope"], "unknown attribute Nope"),
+        (["bias", "synth:200", "--ood", "folder:/nonexistent"], "not a folder of photos"),
+        (["youth", "synth:200", "--photo", "/nope.jpg"], "no such image file"),
+        (["inversion", "synth:200"], "asked for 20 identities"),
+        (["keypoints", "synth:200", "--arch", "nonet"], "unknown --arch 'nonet'"),
+    ):
+        out = tmp_path / args[0]
+        proc = run_cli("study", *args, "--out", str(out), check=False)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not out.exists()

@@ -362,7 +362,7 @@ STUDY_SPEC = typer.Argument(None, help="Data SPEC (default: the study's syntheti
 N_BOOT = typer.Option(1000, help="Bootstrap resamples for the 95% intervals.")
 
 
-def _study_done(summary: dict, out_dir: Path | None, json_: bool, lines: list[str]) -> None:
+def _study_done(summary: dict, json_: bool, lines: list[str]) -> None:
     """The summary as JSON, or the study's headline figures, its departures and where its report is."""
     if json_:
         _print_json(summary)
@@ -371,7 +371,7 @@ def _study_done(summary: dict, out_dir: Path | None, json_: bool, lines: list[st
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     for line in summary["departures"]:
         out.print(f"departs from the protocol: {line}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"report: {(out_dir or Path('runs') / ('study_' + summary['study'])) / 'report.html'}", markup=False, soft_wrap=True)
+    out.print(f"report: {Path(summary['folder']) / 'report.html'}", markup=False, soft_wrap=True)
 
 
 @study_app.command("bias")
@@ -395,7 +395,7 @@ def study_bias_cmd(
 
     summary = bias_study(spec, out=out_dir, ood=ood, seed=seed, n_boot=n_boot, quiet=quiet, by=_csv(by) or None, **train_options)
     gaps = summary["gap"].items()
-    _study_done(summary, out_dir, json_, [f"{n}: {gap_in_words(g)}" for n, g in gaps])
+    _study_done(summary, json_, [f"{n}: {gap_in_words(g)}" for n, g in gaps])
 
 
 @study_app.command("inversion")
@@ -422,7 +422,7 @@ def study_inversion_cmd(
         f"inverted {r['inverted_acc'][-1]:.3f}"
         for r in summary["runs"]
     ]
-    _study_done(summary, out_dir, json_, lines)
+    _study_done(summary, json_, lines)
 
 
 @study_app.command("youth")
@@ -447,7 +447,7 @@ def study_youth_cmd(
     summary = youth_study(spec, photo=photo, out=out_dir, seed=seed, n_boot=n_boot, steps=steps, quiet=quiet, **train_options)
     acc = summary["test_accuracy"]
     lo, hi = acc["accuracy_ci"]
-    _study_done(summary, out_dir, json_, [f"test accuracy {acc['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] (published 0.90)"])
+    _study_done(summary, json_, [f"test accuracy {acc['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] (published 0.90)"])
 
 
 @study_app.command("keypoints")
@@ -470,7 +470,7 @@ def study_keypoints_cmd(
     summary = keypoints_study(spec, photos=photos, out=out_dir, quiet=quiet, seeds=seeds, **train_options)
     errors = {name: ("NME", r["val_nme"]) if "val_nme" in r else ("px error", r["val_px_err"]) for name, r in summary["parts"].items()}
     lines = [f"{name}: {unit} {e['mean']:.4f} over {len(e['per_seed'])} seed(s)" for name, (unit, e) in errors.items()]
-    _study_done(summary, out_dir, json_, lines)
+    _study_done(summary, json_, lines)
 
 
 # ----------------------------------------------------------------------------- looking inside

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.photos import photo_files
 from ..probes.audit import audit
 from ..probes.group_maps import answers_on, evidence_by_group
 from ..probes.stats import difference_ci
@@ -56,10 +57,13 @@ def bias_study(
     them, map where each group's evidence lies, and (``ood``: a SPEC such as folder:PATH) what the two networks
     answer on faces from elsewhere. Writes OUT/summary.json and OUT/report.html."""
     plan = Plan.of(BIAS, spec, options)
-    folder = study_folder(out, "bias")
     s = plan.settings
     target = s["target"]
     s["by"] = by = [target] + [b for b in s["by"] if b != target]  # the gap between the target's two groups is the headline
+    plan.data.attr_index([b for b in by if not (b == "background" and plan.synthetic)])  # before any training
+    if ood:
+        photo_files(ood)
+    folder = study_folder(out, "bias")
     weights = plan.weights_for(s["arch"])
     runs = {}
     for name, balance in TRAININGS.items():

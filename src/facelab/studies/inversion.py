@@ -9,6 +9,8 @@ from pathlib import Path
 from ..probes.inversion import emergence_in_words, inversion
 from ..report.html import Report
 from ..report.run_report import CHANCE_MARGIN
+from ..train.engine import TrainConfig
+from ..train.task_registry import task_for
 from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, write_study
 
 INVERSION = Protocol(
@@ -51,8 +53,10 @@ def inversion_study(
     """The inversion protocol (upright vs inverted accuracy every epoch, each identity count, the inverted-trained
     control) on ``spec``; OUT/summary.json holds the inversion summary's ``runs`` plus ``published``."""
     plan = Plan.of(INVERSION, spec, options)
-    folder = study_folder(out, "inversion")
     s = plan.settings
+    for classes in s["classes"]:  # enough identities for every count, before any training
+        task_for(TrainConfig(spec=plan.spec, task="identity", classes=classes, arch=s["arch"])).select(plan.data, seed)
+    folder = study_folder(out, "inversion")
     weights = plan.weights_for(s["arch"])
     done = folder / "inversion" / "summary.json"
     if done.exists():  # the study was run (or stopped after this step) before: its runs are kept

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.photos import photo_files
 from ..data.spec import open_spec
 from ..keypoints.photos import landmarks
 from ..probes.activations import filters
@@ -93,10 +94,12 @@ def keypoints_study(
     """Each part trained once per seed; per-seed loss curves, NME with its spread over seeds, first-layer filters,
     and the landmarks of ``photos`` (folder:PATH) from the richest part. Writes OUT/summary.json and OUT/report.html."""
     plan = Plan.of(KEYPOINTS, spec, options)
-    folder = study_folder(out, "keypoints")
     s = plan.settings
     parts, skipped = parts_for(plan.spec)
     plan.notes += skipped
+    if photos:
+        photo_files(photos)
+    folder = study_folder(out, "keypoints")
     results = {}
     for part in parts:
         slug = part.name.replace(" ", "_")

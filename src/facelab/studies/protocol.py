@@ -42,6 +42,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # departures that no setting shows (no start photo given ...)
     reasons: dict[str, str] = field(default_factory=dict)  # why a setting differs when the user did not ask for it
     warnings: list[str] = field(default_factory=list)  # what makes a measured figure mean less (a model at chance ...)
+    data: object = None  # the opened SPEC (a FaceSet), for the studies' own checks of what it holds
 
     def check_chance(self, name: str, run_summary: dict) -> None:
         """Warn when a trained run answers at chance level: its figures, maps and audits then explain a guess."""
@@ -51,13 +52,22 @@ class Plan:
 
     @classmethod
     def of(cls, protocol: Protocol, spec: str | None, options: dict) -> "Plan":
+        """The plan, with the data and networks checked before anything is written or trained."""
+        from ..data.spec import open_spec
+        from ..models.registry import check_arch
+
         unknown = set(options) - set(protocol.settings)
         if unknown:
             raise FacelabError(f"study {protocol.name}: no setting {', '.join(sorted(unknown))}")
         chosen = {k: (options[k] if options.get(k) is not None else v) for k, v in protocol.settings.items()}
         if chosen.get("weights") == "none":  # asked for explicitly: from scratch
             chosen["weights"] = None
-        return cls(protocol, spec or protocol.default_spec, chosen)
+        arch = chosen.get("arch")
+        for name in arch.values() if isinstance(arch, dict) else [arch]:
+            check_arch(name)
+        plan = cls(protocol, spec or protocol.default_spec, chosen)
+        plan.data = open_spec(plan.spec)
+        return plan
 
     @property
     def synthetic(self) -> bool:
@@ -141,6 +151,7 @@ def write_study(folder: Path, plan: Plan, summary: dict, comparisons: list[Compa
     departures = plan.departures()
     summary = summary | {
         "study": p.name,
+        "folder": str(folder),
         "data": plan.spec,
         "settings": plan.settings,
         "departures": departures,

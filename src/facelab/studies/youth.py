@@ -9,6 +9,7 @@ from ..data.spec import open_spec
 from ..probes.activations import activations, filters, layers, rgb
 from ..probes.audit import audit
 from ..probes.dream import OBJECTIVES, dream, edit
+from ..probes.subject import load_subject
 from ..report.html import Report
 from ..train.engine import TrainConfig
 from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, trained, write_study
@@ -43,8 +44,11 @@ def youth_study(
     activations of every conv layer, three channels as RGB, activation maximisation with each objective, and an edit
     toward older and toward younger. Writes OUT/summary.json and OUT/report.html."""
     plan = Plan.of(YOUTH, spec, options)
-    folder = study_folder(out, "youth")
     s = plan.settings
+    plan.data.attr_index([s["target"]])
+    if photo is not None:
+        load_subject(photo, s["size"])  # a missing or unreadable photo stops the study before it trains
+    folder = study_folder(out, "youth")
     cfg = TrainConfig(
         spec=plan.spec,
         out=str(folder / "run"),
@@ -102,7 +106,7 @@ def youth_study(
 
 def _test_face(spec: str, attr: str, value: int) -> str:
     """SPEC#ITEM of the first test face with ``attr`` = ``value`` (the first test face when there is none)."""
-    fs = open_spec(spec)
+    fs = open_spec(spec)  # the selection of a SPEC such as synth:N is cheap to open again
     test = fs.split_indices("test")
     column = fs.attributes[test, fs.attr_index([attr])[0]]
     matching = test[column == value]
