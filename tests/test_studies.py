@@ -72,11 +72,15 @@ def test_inversion_study_summary_is_the_inversion_runs_plus_published(tmp_path):
     before = (out / "inversion" / "ids10_sgd" / "summary.json").stat().st_mtime
     run_cli("study", "inversion", "synth:400,ids=10", "--classes", "10", "--epochs", "2", "--weights", "none", "--out", str(out), *TINY)
     assert (out / "inversion" / "ids10_sgd" / "summary.json").stat().st_mtime == before
+    # Other settings into the same folder: trained again, never the earlier run's figures reported as these.
+    run_cli("study", "inversion", "synth:400,ids=10", "--classes", "10", "--epochs", "1", "--weights", "none", "--out", str(out), *TINY)
+    again = json.loads((out / "summary.json").read_text())
+    assert len(again["runs"][0]["upright_acc"]) == 1 and "epochs: 1 instead of 10" in again["departures"]
 
 
 def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_path):
     out = tmp_path / "youth"
-    s = facelab.study("youth", "synth:600", out=out, size="32", epochs=1, steps=5, n_boot=100, quiet=True)
+    s = facelab.study("youth", "synth:600", out=out, size="32", epochs=1, steps=5, quiet=True)
     assert s["published"]["test_accuracy"] == 0.90 and 0 <= s["test_accuracy"]["accuracy"] <= 1
     lo, hi = s["test_accuracy"]["accuracy_ci"]
     assert lo <= s["test_accuracy"]["accuracy"] <= hi

@@ -40,8 +40,9 @@ def test_run_folder_is_self_describing(small_run):
         assert (out / name).exists(), name
     disk = json.loads((out / "summary.json").read_text())
     assert disk == summary and disk["task"] == "attr" and disk["arch"] == "darknet64" and disk["epochs_done"] == 3
-    assert set(disk["final"]) == {"val_loss", "val_acc", "val_acc_per_attr"}
-    assert set(disk["final"]["val_acc_per_attr"]) == {"Eyeglasses", "Smiling"}
+    assert set(disk["final"]) == {"val_loss", "val_acc", "val_acc_per_attr", "val_balanced_acc_per_attr", "val_auc_per_attr"}
+    assert set(disk["final"]["val_acc_per_attr"]) == set(disk["final"]["val_auc_per_attr"]) == {"Eyeglasses", "Smiling"}
+    assert all(0.5 < v <= 1 for v in disk["final"]["val_balanced_acc_per_attr"].values())  # better than a constant answer
     rows = RunFolder(out).read_metrics()
     assert [(r["epoch"], r["split"]) for r in rows] == [(e, s) for e in range(3) for s in ("train", "valid")]
     config = json.loads((out / "config.json").read_text())

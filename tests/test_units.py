@@ -30,10 +30,10 @@ def test_a_bad_size_names_the_option_and_the_form(text):
 def test_a_face_crop_maps_back_to_the_photo():
     photo = np.zeros((120, 200, 3), np.uint8)
     photo[40:60, 90:110] = 255  # a white square at the box's centre
-    crop, (scale, x0, y0) = crop_face(photo, (80, 30, 40, 40), (32, 32), margin=0.25)
+    crop, to_photo = crop_face(photo, (80, 30, 40, 40), (32, 32), margin=0.25)
     assert crop.shape == (32, 32, 3)
     ys, xs = np.nonzero(crop[..., 0] > 127)
-    centre = np.array([xs.mean(), ys.mean()]) * scale + (x0, y0)  # crop pixels -> photo pixels
+    centre = to_photo[:, :2] @ [xs.mean(), ys.mean()] + to_photo[:, 2]  # crop pixels -> photo pixels
     np.testing.assert_allclose(centre, (99.5, 49.5), atol=1.0)
 
 

@@ -24,7 +24,8 @@ from helpers import run_cli
 def runs(smiling_run, tmp_path_factory):
     kp = tmp_path_factory.mktemp("kp") / "kp"
     facelab.train(
-        TrainConfig(spec="synth:300", out=str(kp), task="keypoints", arch="kpnet-small", opt="adam", epochs=1, batch=64), quiet=True
+        TrainConfig(spec="synth:300", out=str(kp), task="keypoints", arch="kpnet-small", opt="adam", epochs=1, batch=64, size="64"),
+        quiet=True,
     )
     return [smiling_run, kp]
 

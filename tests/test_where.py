@@ -87,7 +87,7 @@ def test_audit_matches_a_hand_computation():
     pred = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0, 1])
     male = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
     young = np.array([1, 1, 0, 0, 0, 1, 1, 0, 0, 0])
-    t = audit_table(y, pred, {"Male": male, "Young": young}, n_boot=200, min_n=3)
+    t = audit_table(y, pred, {"Male": male, "Young": young}, min_n=3)
     assert t["overall"]["n"] == 10 and t["overall"]["accuracy"] == 0.7
     g = {json.dumps(r["group"], sort_keys=True): r for r in t["groups"]}
     m1 = g['{"Male": 1}']  # y 1 1 0 0 1, pred 1 0 0 1 1
@@ -108,7 +108,7 @@ def test_audit_matches_a_hand_computation():
 
 def test_spurious_background_shows_in_the_audit_and_the_maps(bias_runs, tmp_path):
     plain, spurious = bias_runs
-    s = facelab.audit(spurious, by=["Male", "background"], n_boot=300, out=tmp_path / "audit")
+    s = facelab.audit(spurious, by=["Male", "background"], out=tmp_path / "audit")
     groups = {json.dumps(r["group"], sort_keys=True): r for r in s["groups"]}
     counter = groups['{"Male": 1, "background": 0}']  # a male face on the background the bias gave women
     usual = groups['{"Male": 1, "background": 1}']
@@ -186,11 +186,25 @@ def test_an_audit_grouped_by_its_own_target_builds_no_gap_from_undefined_rates(c
     those rates are undefined (None), and the equalized-odds difference is computed over Young only."""
     run = tmp_path / "male"
     facelab.train(TrainConfig(spec=f"celeba:{celeba_dir}", out=str(run), attrs=["Male"], size="32", epochs=1, batch=8), quiet=True)
-    s = facelab.audit(run, by=["Male", "Young"], split="train", n_boot=50, min_n=1, out=tmp_path / "audit")
+    s = facelab.audit(run, by=["Male", "Young"], split="train", min_n=1, out=tmp_path / "audit")
     g = {json.dumps(r["group"], sort_keys=True): r for r in s["groups"]}
     assert g['{"Male": 0}']["tpr"] is None and g['{"Male": 0}']["fnr"] is None and g['{"Male": 1}']["fpr"] is None
     assert s["equalized_odds_over"] == ["Young"] and "Male is left out" in s["equalized_odds_note"]
     assert s["equalized_odds_difference"] is None or 0 <= s["equalized_odds_difference"] <= 1
-    alone = facelab.audit(run, by=["Male"], split="train", n_boot=50, min_n=1, out=tmp_path / "audit_male")
+    alone = facelab.audit(run, by=["Male"], split="train", min_n=1, out=tmp_path / "audit_male")
     assert alone["equalized_odds_difference"] is None and "no gap is defined" in alone["equalized_odds_note"]
     assert "undefined" in (tmp_path / "audit_male" / "report.html").read_text()
+
+
+def test_an_all_correct_group_has_an_interval_of_width():
+    """Wilson's interval: 4/4 is about [0.51, 1.00] and 30/30 [0.89, 1.00], never the bootstrap's zero-width [1, 1]."""
+    y = np.array([1, 0] * 17)
+    pred = y.copy()
+    pred[-4:] = 1 - pred[-4:]  # the last four wrong, in the group of 4 below
+    group = np.array([0] * 30 + [1] * 4)
+    t = audit_table(y, pred, {"G": group}, min_n=1)
+    by = {r["group"]["G"]: r for r in t["groups"]}
+    assert by[0]["accuracy"] == 1.0 and by[0]["accuracy_ci"] == pytest.approx([0.886, 1.0], abs=0.002)
+    four = audit_table(np.ones(4, int), np.ones(4, int), {"G": np.zeros(4, int)}, min_n=1)["overall"]
+    assert four["accuracy_ci"] == pytest.approx([0.510, 1.0], abs=0.002)
+    assert all(r["accuracy_ci"][1] > r["accuracy_ci"][0] for r in t["groups"])

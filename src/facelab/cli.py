@@ -62,6 +62,9 @@ DETECTOR = typer.Option(
     "auto", help="Face detector: auto (dlib's HOG with facelab[faces] installed, else haar), dlib-hog, dlib-cnn or haar."
 )
 UPSAMPLE = typer.Option(None, help="Search an upsampled photo this many times (finds smaller faces; default: dlib 1, haar 0).")
+MIN_SCORE = typer.Option(
+    None, "--min-score", help="Drop detections scoring below this (default: dlib-hog 0.1, calibrated on real photos; dlib-cnn 0)."
+)
 
 
 def out_option(about: str, default: Path | None = None):
@@ -82,17 +85,24 @@ TRAIN_OPTIONS: dict[str, tuple[object, object, str]] = {
     "attrs": (str, "Smiling", "Attributes for --task attr, comma-separated."),
     "classes": (int, 20, "Identities for --task identity (top-N by image count)."),
     "min_images": (int, 2, "Least images an identity needs to be chosen."),
-    "arch": (str, "darknet64", "Network (facelab models lists them)."),
-    "epochs": (int, 3, "Passes over the training images."),
-    "batch": (int, 128, "Images per step."),
-    "lr": (Optional[float], None, "Default: 0.05 for sgd, 1e-3 for adam/adamw."),
-    "opt": (str, "sgd", "sgd, adam or adamw."),
+    "arch": (Optional[str], None, "Network (facelab models lists them). Default: the task's (keypoints: resnet18), else darknet64."),
+    "epochs": (Optional[int], None, "Passes over the training images. Default: the task's (keypoints: enough for --min-steps), else 3."),
+    "min_steps": (Optional[int], None, "With --epochs left to the task: train at least this many optimiser steps (small sets)."),
+    "batch": (Optional[int], None, "Images per step. Default: the task's, else 128."),
+    "lr": (Optional[float], None, "Default: the task's with its optimiser, else 0.05 for sgd, 1e-3 for adam/adamw."),
+    "opt": (Optional[str], None, "sgd, adam or adamw. Default: the task's (keypoints, rotation: adam), else sgd."),
     "momentum": (float, 0.9, "SGD momentum (Nesterov)."),
     "wd": (float, 5e-4, "Weight decay."),
-    "schedule": (str, "onecycle", "onecycle, cosine or none."),
-    "size": (str, "64", "Input pixels (64) or WIDTHxHEIGHT (80x60)."),
-    "crop": (Optional[str], None, "center, full, box or landmarks (default: per source)."),
-    "channels": (int, 3, "3 (RGB) or 1 (grey)."),
+    "schedule": (Optional[str], None, "onecycle, cosine or none. Default: the task's, else onecycle."),
+    "size": (Optional[str], None, "Input pixels (64) or WIDTHxHEIGHT (80x60). Default: the task's, else 64."),
+    "crop": (
+        Optional[str],
+        None,
+        "center, full, box, landmarks, detect (the detector's box, squared) or aligned (five points onto a template). "
+        "Default: the task's (keypoints: landmarks), else per source (a folder of photos: detect with facelab[faces]).",
+    ),
+    "min_score": (Optional[float], None, "--crop detect/aligned: drop detections scoring below this (default: dlib-hog 0.1)."),
+    "channels": (Optional[int], None, "3 (RGB) or 1 (grey). Default: the task's, else 3."),
     "weights": (Optional[str], None, "imagenet (from the local torch cache, downloaded there when missing), a state-dict FILE or none."),
     "balance": (Optional[str], None, "Undersample training images to balance this attribute."),
     "inverted_fraction": (float, 0.0, "Fraction of training images shown upside down."),
@@ -168,20 +178,25 @@ def data_cache_cmd(
     spec: str,
     size: str = typer.Option("64", help="Pixels (64) or WIDTHxHEIGHT (80x60)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Cache folder (default: under $FACELAB_CACHE)."),
-    crop: Optional[str] = typer.Option(None, help="center, full, box or landmarks (default: per source)."),
-    margin: Optional[float] = typer.Option(None, help="Extra border around box/landmark crops, as a fraction."),
+    crop: Optional[str] = typer.Option(None, help=TRAIN_OPTIONS["crop"][2]),
+    margin: Optional[float] = typer.Option(None, help="Extra border around box/landmark/face crops, as a fraction."),
     workers: Optional[int] = typer.Option(
         None, help="Decoding processes (default: the cores this process may use, shared with other facelab processes)."
     ),
     strict: bool = typer.Option(False, help="Stop on any unreadable image instead of skipping it."),
+    detector: str = DETECTOR,
+    upsample: Optional[int] = UPSAMPLE,
+    min_score: Optional[float] = MIN_SCORE,
 ):
     """Decode every image once into a memory-mappable uint8 array (resumes if interrupted)."""
     from .data.cache import build_cache, parse_size
+    from .data.face_crops import FaceFinder
     from .data.spec import open_spec
 
-    cache = build_cache(open_spec(spec), parse_size(size), out_dir, crop, margin, workers, strict)
+    finder = FaceFinder(detector, upsample, min_score)
+    cache = build_cache(open_spec(spec), parse_size(size), out_dir, crop, margin, workers, strict, finder=finder)
     m = cache.meta
-    out.print(f"cache {cache.path}: {m['n']} images at {m['width']}x{m['height']}, {m['n_failed']} unreadable skipped")
+    out.print(f"cache {cache.path}: {m['n']} images at {m['width']}x{m['height']}, {m['n_failed']} unreadable or without a face skipped")
 
 
 @data_app.command("synth")
@@ -275,8 +290,8 @@ def train_cmd(
     else:
         if spec is None:
             raise FacelabError("give a data SPEC (e.g. synth:2000 or celeba:/data/celeba), or --resume RUN")
-        folder = out_dir or Path("runs") / f"{train_options['task']}-{train_options['arch']}"
-        cfg = TrainConfig(spec=spec, out=str(folder), seed=seed, precision=precision, device=device, **train_options)
+        cfg = TrainConfig(spec=spec, out=str(out_dir or ""), seed=seed, precision=precision, device=device, **train_options)
+        cfg.out = str(out_dir or Path("runs") / f"{cfg.task}-{cfg.arch}")
         summary = train(cfg, quiet=quiet, force=force)
     if summary:
         out.print_json(json.dumps(summary))
@@ -290,12 +305,17 @@ def eval_cmd(
     out_dir: Optional[Path] = out_option("Default: RUN/eval_SPLIT."),
     precision: str = PRECISION,
     device: str = DEVICE,
+    json_: bool = typer.Option(False, "--json", help="Print only the JSON (plain, one object) on stdout."),
 ):
-    """Evaluate a run's best checkpoint on a split of its data (or of another SPEC)."""
+    """Evaluate a run's best checkpoint on a split of its data (or of another SPEC); prints the result as JSON."""
     _hardware(precision, device)
     from .run import evaluate
 
-    out.print_json(json.dumps(evaluate(run, spec, split, out_dir, precision=precision, device=device)))
+    result = evaluate(run, spec, split, out_dir, precision=precision, device=device)
+    if json_:
+        _print_json(result)
+    else:
+        out.print_json(json.dumps(result))
 
 
 @app.command("inversion")
@@ -399,7 +419,7 @@ def study_bias_cmd(
 
 
 @study_app.command("inversion")
-@train_options("arch", "size", "epochs", "batch", "weights", "inverted_fraction", **STUDY_SCALE, inverted_fraction=None)
+@train_options("arch", "size", "epochs", "batch", "weights", "inverted_fraction", "crop", **STUDY_SCALE, inverted_fraction=None)
 def study_inversion_cmd(
     spec: Optional[str] = STUDY_SPEC,
     out_dir: Optional[Path] = out_option("Study folder (default runs/study_inversion)."),
@@ -433,7 +453,6 @@ def study_youth_cmd(
     photo: Optional[str] = typer.Option(None, help="The photo to look inside with (a file or SPEC#ITEM; default: the first test face)."),
     steps: int = typer.Option(60, help="Gradient steps of each activation maximisation and edit."),
     seed: int = SEED,
-    n_boot: int = N_BOOT,
     quiet: bool = QUIET,
     json_: bool = JSON,
     precision: str = PRECISION,
@@ -444,7 +463,7 @@ def study_youth_cmd(
     _hardware(precision, device)
     from .studies.youth import youth_study
 
-    summary = youth_study(spec, photo=photo, out=out_dir, seed=seed, n_boot=n_boot, steps=steps, quiet=quiet, **train_options)
+    summary = youth_study(spec, photo=photo, out=out_dir, seed=seed, steps=steps, quiet=quiet, **train_options)
     acc = summary["test_accuracy"]
     lo, hi = acc["accuracy_ci"]
     _study_done(summary, json_, [f"test accuracy {acc['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] (published 0.90)"])
@@ -702,15 +721,15 @@ def audit_cmd(
     by: str = typer.Option(..., help="Grouping attributes, comma-separated (all intersections are audited)."),
     target: Optional[str] = typer.Option(None, help="The attribute audited (default: the run's first)."),
     split: str = SPLIT,
-    n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
+    n_boot: int = typer.Option(1000, help="Unused: every audited rate is a proportion with Wilson's interval (kept for older scripts)."),
     min_n: int = typer.Option(30, help="Groups with fewer images are flagged as small."),
     threshold: str = typer.Option("0.5", help="Decision threshold: a probability, or valid (chosen on the validation split)."),
-    seed: int = SEED,
+    seed: int = typer.Option(0, help="Unused (kept for older scripts): Wilson's intervals draw nothing at random."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/audit."),
     precision: str = PRECISION,
     strict: bool = STRICT,
 ):
-    """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with bootstrap intervals."""
+    """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with Wilson's 95% intervals."""
     _hardware(precision)
     from .probes.audit import audit, eod_in_words
 
@@ -720,10 +739,8 @@ def audit_cmd(
         by=_csv(by),
         split=split,
         target=target,
-        n_boot=n_boot,
         min_n=min_n,
         threshold=threshold,
-        seed=seed,
         out=out_dir,
         strict=strict,
     )
@@ -808,6 +825,7 @@ def predict_cmd(
     batch=64,
     opt="adam",
     channels=1,
+    size="64",
 )
 def sweep_cmd(
     spec: str,
@@ -880,6 +898,7 @@ def detect_cmd(
     source: str = typer.Argument(..., metavar="SPEC|PATH", help="A photo, a folder of photos, or a data SPEC."),
     detector: str = DETECTOR,
     upsample: Optional[int] = UPSAMPLE,
+    min_score: Optional[float] = MIN_SCORE,
     out_dir: Path = out_option("Folder for faces.json, faces.csv, the contact sheet and report.html.", Path("runs/detect")),
     json_: bool = typer.Option(False, "--json", help="Print faces.json's content."),
     quiet: bool = QUIET,
@@ -888,7 +907,7 @@ def detect_cmd(
     """Find the faces in photos: boxes (photo pixels) and scores as CSV and JSON, and a contact sheet."""
     from .keypoints.faces import detect
 
-    result = detect(source, detector=detector, upsample=upsample, out=out_dir, strict=strict, quiet=quiet or json_)
+    result = detect(source, detector=detector, upsample=upsample, min_score=min_score, out=out_dir, strict=strict, quiet=quiet or json_)
     if json_:
         return _print_json(result)
     n_faces = sum(len(im["faces"]) for im in result["images"])
@@ -901,6 +920,7 @@ def data_label_cmd(
     out_dir: Path = out_option("Folder for labels.xml and summary.json (an interrupted run continues there).", None),
     detector: str = DETECTOR,
     upsample: Optional[int] = UPSAMPLE,
+    min_score: Optional[float] = MIN_SCORE,
     quiet: bool = QUIET,
     strict: bool = STRICT,
 ):
@@ -909,7 +929,7 @@ def data_label_cmd(
 
     if out_dir is None:
         raise FacelabError("give --out DIR for labels.xml and summary.json")
-    summary = label(spec, out=out_dir, detector=detector, upsample=upsample, strict=strict, quiet=quiet)
+    summary = label(spec, out=out_dir, detector=detector, upsample=upsample, min_score=min_score, strict=strict, quiet=quiet)
     out.print(
         f"labelled {summary['n_faces']} of {summary['n_images']} photos ({len(summary['skipped'])} skipped); "
         f"train on them: facelab train 300w:{out_dir / 'labels.xml'} --task keypoints"

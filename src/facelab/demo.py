@@ -44,7 +44,7 @@ def run_studies(out: Path, quick: bool) -> dict[str, tuple[Protocol, dict]]:
     n_boot = 200 if quick else 1000
     return {
         "inversion": (INVERSION, inversion_study(out=out / "inversion", quiet=quick, n_boot=n_boot, **scale["inversion"])),
-        "youth": (YOUTH, youth_study(out=out / "youth", quiet=quick, n_boot=n_boot, steps=10 if quick else 60, **scale["youth"])),
+        "youth": (YOUTH, youth_study(out=out / "youth", quiet=quick, steps=10 if quick else 60, **scale["youth"])),
         "bias": (BIAS, bias_study(out=out / "bias", quiet=quick, n_boot=n_boot, ood=f"folder:{photos}", **scale["bias"])),
         "keypoints": (KEYPOINTS, keypoints_study(out=out / "keypoints", quiet=quick, photos=f"folder:{photos}", **scale["keypoints"])),
     }
@@ -81,7 +81,7 @@ STUDY_FIGURES = {
     "youth": lambda s: [
         ("youth/activations/activations_layer2.png", "activation maps of layer 2"),
         ("youth/edit_older/edit.png", "class-driven edit toward older: where the pixels changed"),
-        ("youth/dream_square/activation_before_after.png", "activation maximisation (sum of squares) of a layer"),
+        ("youth/dream_square/dream_grid.png", "activation maximisation (sum of squares) of every channel of a layer"),
     ],
     "bias": lambda s: [("bias/evidence_unbalanced.png", "where the unbalanced run's evidence lies, per group")],
     "keypoints": lambda s: [

@@ -36,6 +36,11 @@ class InputContract:
     mean: float = MEAN
     std: float = STD
 
+    @property
+    def aligned(self) -> bool:
+        """Faces aligned on five points (``--crop aligned``): photos are aligned the same way before the network sees them."""
+        return self.crop == "aligned"
+
     def to_input(self, x8: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
         """uint8 images (B, H, W, 3) -> the normalised float input (B, C, H, W)."""
         return to_input(x8, self.channels, channels_last)
@@ -58,7 +63,7 @@ class Run:
 
     def __init__(self, path: Path, config: dict, model: torch.nn.Module):
         self.path, self.config, self.model = path, config, model
-        self.cfg = TrainConfig(**config["train"])
+        self.cfg = TrainConfig.saved(config["train"])
         self.task: Task = restored_task(self.cfg, config["data"])
         self.contract = InputContract(parse_size(self.cfg.size), self.cfg.channels, self.cfg.crop)
 
@@ -70,7 +75,7 @@ class Run:
         ckpt = path if path.is_file() else _checkpoint_of(path)
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         config = _config_of(path, state)
-        cfg = TrainConfig(**config["train"])
+        cfg = TrainConfig.saved(config["train"])
         model = build_model(cfg.arch, config["data"]["n_outputs"], cfg.channels, convs=cfg.convs, head=cfg.head or "regress")
         model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
         run = cls(path if path.is_dir() else path.parent.parent, config, model.eval())

@@ -24,14 +24,16 @@ import numpy as np
 from ..errors import FacelabError
 from ..files import prepare_output, write_json
 from ..hardware import thread_count
-from ..progress import progress_bar
+from ..progress import progress_bar, say
+from .detect import DEFAULT_FACE_MARGIN
+from .face_crops import FACE_COLUMNS, FACE_CROPS, FaceFinder, check_face_crop, decode_face
 from .faceset import FaceSet
 from .images import UnreadableImage
 
 CACHE_VERSION = 1
 CHUNK = 256
-CROPS = ("center", "full", "box", "landmarks")
-DEFAULT_MARGIN = {"box": 0.15, "landmarks": 0.3, "center": 0.0, "full": 0.0}
+CROPS = ("center", "full", "box", "landmarks", *FACE_CROPS)
+DEFAULT_MARGIN = {"box": 0.15, "landmarks": 0.3, "center": 0.0, "full": 0.0, **{c: DEFAULT_FACE_MARGIN[c] for c in FACE_CROPS}}
 IN_PROCESS_BELOW = 3000  # smaller sets are built without worker processes (start-up costs more)
 
 
@@ -51,8 +53,9 @@ def parse_size(text: str | int) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------- one image
-def crop_box(fs: FaceSet, i: int, full: tuple[int, int], crop: str, margin: float, aspect: float):
-    """(x0, y0, x1, y1) in full-image pixels, with the target's aspect ratio (w / h)."""
+def crop_box(fs: FaceSet, i: int, full: tuple[int, int], crop: str, margin: float, aspect: float, points=None):
+    """(x0, y0, x1, y1) in full-image pixels, with the target's aspect ratio (w / h). ``points``: the item's landmarks
+    in full-image pixels where the set computes them when it decodes (synthetic faces) instead of listing them."""
     w, h = full
     if crop == "full":
         return 0.0, 0.0, float(w), float(h)
@@ -62,7 +65,7 @@ def crop_box(fs: FaceSet, i: int, full: tuple[int, int], crop: str, margin: floa
             raise UnreadableImage(f"{fs.names[i]}: no usable bounding box")
         cx, cy, cw, ch = x + bw / 2, y + bh / 2, bw, bh
     elif crop == "landmarks":
-        pts = fs.landmarks_for(i, full)
+        pts = fs.landmarks_for(i, full) if points is None else points
         lo, hi = pts.min(0), pts.max(0)
         cx, cy = (lo + hi) / 2
         cw, ch = hi - lo
@@ -89,7 +92,9 @@ def _load_region(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margin: 
         r = min((x1 - x0) / tw, (y1 - y0) / th)
         img, full, pts = fs.load_item(i, (max(1, int(full[0] / r)), max(1, int(full[1] / r))))
     sx, sy = img.shape[1] / full[0], img.shape[0] / full[1]
-    x0, y0, x1, y1 = crop_box(fs, i, full, crop, margin, tw / th)
+    computed = pts is not None and fs.landmarks is None  # synthetic faces: points come with the rendering
+    full_pts = (pts + 0.5) / np.array([sx, sy], dtype=np.float32) - 0.5 if computed else None
+    x0, y0, x1, y1 = crop_box(fs, i, full, crop, margin, tw / th, full_pts)
     x0, x1, y0, y1 = x0 * sx, x1 * sx, y0 * sy, y1 * sy
     region = int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1))
     return img, pts, region, (sx, sy)
@@ -126,9 +131,10 @@ class CacheRequest:
     size: tuple[int, int]
     crop: str
     margin: float
+    finder: FaceFinder | None = None  # detect / aligned crops: how faces are found
 
     def fingerprint(self, fs: FaceSet) -> dict:
-        return {
+        fp = {
             "version": CACHE_VERSION,
             "spec": fs.spec,
             "size": list(self.size),
@@ -136,6 +142,18 @@ class CacheRequest:
             "margin": self.margin,
             "items": fs.fingerprint(),
         }
+        if self.crop in FACE_CROPS:
+            fp["faces"] = (self.finder or FaceFinder()).describe(self.crop)
+        return fp
+
+    def path(self, fs: FaceSet) -> Path:
+        """Where the default cache of ``fs`` for this request lives."""
+        return default_cache_root() / f"{fs.source}-{fingerprint_hash(self.fingerprint(fs))}"
+
+
+def cache_request(fs: FaceSet, size: tuple[int, int], crop: str | None, margin: float | None = None, finder=None) -> CacheRequest:
+    crop = crop or fs.default_crop
+    return CacheRequest(size, crop, DEFAULT_MARGIN.get(crop, 0.0) if margin is None else margin, finder)
 
 
 def fingerprint_hash(fp: dict) -> str:
@@ -143,12 +161,19 @@ def fingerprint_hash(fp: dict) -> str:
 
 
 _WORKER: dict = {}
-CACHE_FILES = ("images.u8", "valid.u8", "landmarks.f32", "labels.npz", "meta.json", "progress.json")
+CACHE_FILES = ("images.u8", "valid.u8", "landmarks.f32", "faces.f32", "labels.npz", "meta.json", "progress.json")
 
 
 def _worker_init(fs: FaceSet, out: str, req: CacheRequest, n_points: int | None) -> None:
     cv2.setNumThreads(1)
     _WORKER.update(fs=fs, out=Path(out), req=req, n_points=n_points)
+
+
+def _detector():
+    """This worker's face detector (dlib's objects do not pickle: each process builds its own, once)."""
+    if "detector" not in _WORKER:
+        _WORKER["detector"] = (_WORKER["req"].finder or FaceFinder()).build()
+    return _WORKER["detector"]
 
 
 def _build_chunk(chunk: int) -> tuple[int, list[str]]:
@@ -159,10 +184,15 @@ def _build_chunk(chunk: int) -> tuple[int, list[str]]:
     images = np.memmap(out / "images.u8", np.uint8, "r+", shape=(n, h, w, 3))
     valid = np.memmap(out / "valid.u8", np.uint8, "r+", shape=(n,))
     lms = np.memmap(out / "landmarks.f32", np.float32, "r+", shape=(n, k, 2)) if k else None
+    faces = np.memmap(out / "faces.f32", np.float32, "r+", shape=(n, FACE_COLUMNS)) if req.crop in FACE_CROPS else None
     failed = []
     for i in range(lo, hi):
         try:
-            img, pts = decode_item(fs, i, req.size, req.crop, req.margin)
+            if faces is None:
+                img, pts = decode_item(fs, i, req.size, req.crop, req.margin)
+            else:
+                photo, _, photo_pts = fs.load_item(i)
+                img, pts, faces[i] = decode_face(photo, photo_pts, fs.names[i], req.size, req.crop, req.margin, _detector())
         except UnreadableImage as exc:
             failed.append(str(exc))
             valid[i] = 0
@@ -171,7 +201,7 @@ def _build_chunk(chunk: int) -> tuple[int, list[str]]:
         valid[i] = 1
         if lms is not None and pts is not None:
             lms[i] = pts
-    for arr in (images, valid, lms):
+    for arr in (images, valid, lms, faces):
         if arr is not None:
             arr.flush()
     return chunk, failed
@@ -186,18 +216,25 @@ def build_cache(
     workers: int | None = None,
     strict: bool = False,
     quiet: bool = False,
+    finder: FaceFinder | None = None,
 ) -> "FaceCache":
-    """Decode ``fs`` once into ``out`` (resuming an interrupted build); returns the opened cache."""
-    crop = crop or fs.default_crop
+    """Decode ``fs`` once into ``out`` (resuming an interrupted build); returns the opened cache. ``finder``: how
+    ``--crop detect`` / ``aligned`` find faces (default: the auto detector at its calibrated minimum score)."""
+    given, crop = crop, crop or fs.default_crop
     if crop not in CROPS:
         raise FacelabError(f"--crop {crop!r}: use one of {', '.join(CROPS)}")
     if crop == "box":
         fs.require("boxes", "--crop box")
     if crop == "landmarks":
         fs.require("landmarks", "--crop landmarks")
-    req = CacheRequest(size, crop, DEFAULT_MARGIN[crop] if margin is None else margin)
+    if crop in FACE_CROPS:
+        check_face_crop(crop)
+    req = cache_request(fs, size, crop, margin, finder)
+    if crop in FACE_CROPS and given is None and not quiet:
+        found_by = (finder or FaceFinder()).build().describe()
+        say(f"{fs.spec}: faces cut from the photos by {found_by} (--crop {crop}; --crop center keeps whole photos)")
     fp = req.fingerprint(fs)
-    out = Path(out) if out is not None else default_cache_root() / f"{fs.source}-{fingerprint_hash(fp)}"
+    out = Path(out) if out is not None else req.path(fs)
     meta_path, progress_path = out / "meta.json", out / "progress.json"
     if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
         return FaceCache(out)
@@ -213,8 +250,9 @@ def build_cache(
             ("images.u8", (n, h, w, 3), np.uint8),
             ("valid.u8", (n,), np.uint8),
             ("landmarks.f32", (n, k or 0, 2), np.float32),
+            ("faces.f32", (n, FACE_COLUMNS), np.float32),
         ):
-            if name != "landmarks.f32" or k:
+            if (name != "landmarks.f32" or k) and (name != "faces.f32" or crop in FACE_CROPS):
                 np.memmap(out / name, dtype, "w+", shape=shape).flush()
         progress = {"fingerprint": fp, "done": [], "failed": []}
         write_json(progress_path, progress)
@@ -263,6 +301,7 @@ def build_cache(
         "problems": fs.problems,
         "notes": fs.notes,
         "classes": fs.classes,
+        "faces": fp.get("faces"),
     }
     write_json(meta_path, meta)
     progress_path.unlink()

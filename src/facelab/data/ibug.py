@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import FacelabError
 from .faceset import FileFaceSet, drop_missing
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, walk_files
 from .landmark_layouts import IBUG68_MIRROR
 
 TEST_FOLDERS = ("testset", "ibug", "test")
@@ -19,20 +19,32 @@ VALID_EVERY = 10  # every 10th training image is held out for validation
 
 
 def parse_pts(path: Path) -> np.ndarray:
-    """(n, 2) 0-based pixel coordinates from a .pts file (which counts from 1)."""
+    """(n, 2) 0-based pixel coordinates from a .pts file (which counts from 1): the usual layout ('version: 1',
+    'n_points: 68', '{', points, '}') or, as several public copies of 300-W hold them, only the n lines of 'x y'."""
     lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln]
+    if lines and not any(ln.startswith(("version", "n_points", "{")) for ln in lines):
+        return _points(path, [(k + 1, ln) for k, ln in enumerate(lines)])
     try:
         n = int(next(ln for ln in lines if ln.startswith("n_points")).split(":")[1])
         start = lines.index("{") + 1
         end = lines.index("}", start)
     except (StopIteration, ValueError, IndexError):
-        raise FacelabError(f"{path}: expected 'version: 1', 'n_points: 68', '{{', points, '}}'") from None
+        raise FacelabError(f"{path}: expected 'version: 1', 'n_points: 68', '{{', points, '}}' (or only lines of 'x y')") from None
     if end - start != n:
         raise FacelabError(f"{path}: n_points says {n} but {end - start} point lines follow")
-    pts = np.zeros((n, 2), dtype=np.float32)
-    for k, ln in enumerate(lines[start:end]):
-        pts[k] = finite_point(path, start + k + 1, ln.split(), "'x y'")
+    return _points(path, [(start + k + 1, ln) for k, ln in enumerate(lines[start:end])])
+
+
+def _points(path: Path, numbered: list[tuple[int, str]]) -> np.ndarray:
+    pts = np.zeros((len(numbered), 2), dtype=np.float32)
+    for k, (line_no, ln) in enumerate(numbered):
+        pts[k] = finite_point(path, line_no, ln.split(), "'x y'")
     return pts - 1.0
+
+
+def has_header(path: Path) -> bool:
+    return path.suffix.lower() != ".pts" or "n_points" in path.read_text(errors="replace")
 
 
 def finite_point(path: Path, line_no: int, values: list[str], form: str) -> tuple[float, float]:
@@ -78,15 +90,17 @@ def _split_for(rel: str, index: int) -> int:
     return 1 if index % VALID_EVERY == VALID_EVERY - 1 else 0
 
 
-def _from_pts(root: Path, spec: str) -> FileFaceSet:
-    pts_files = sorted(p for p in root.rglob("*") if p.suffix.lower() in ANNOTATIONS)
+def _from_pts(root: Path, spec: str, files: list[Path]) -> FileFaceSet:
+    pts_files = [p for p in files if p.suffix.lower() in ANNOTATIONS]
     names, paths, lms, problems = [], [], [], []
+    headerless = 0
     for pf in pts_files:
         img = next((pf.with_suffix(s) for s in IMAGE_SUFFIXES | {".JPG", ".PNG"} if pf.with_suffix(s).exists()), None)
         if img is None:
             problems.append(f"{pf.relative_to(root)}: no image beside it, skipped")
             continue
         pts = ANNOTATIONS[pf.suffix.lower()](pf)
+        headerless += not has_header(pf)
         if len(pts) != 68:
             problems.append(f"{pf.relative_to(root)}: {len(pts)} points, not 68; skipped")
             continue
@@ -94,7 +108,10 @@ def _from_pts(root: Path, spec: str) -> FileFaceSet:
         paths.append(img)
         lms.append(pts)
     splits = [_split_for(n, i) for i, n in enumerate(names)]
-    return _faceset(spec, names, paths, np.stack(lms) if lms else np.zeros((0, 68, 2)), None, problems, splits)
+    fs = _faceset(spec, names, paths, np.stack(lms) if lms else np.zeros((0, 68, 2)), None, problems, splits)
+    if headerless:
+        fs.notes.append(f"{headerless} .pts files hold only their 'x y' lines (no version/n_points/braces header): read as 1-based points")
+    return fs
 
 
 class _DlibXml(xml.sax.ContentHandler):
@@ -215,8 +232,9 @@ def load_300w(path: Path, spec: str) -> FileFaceSet:
         return _from_xml([path], spec)
     if not path.is_dir():
         raise FacelabError(f"{path}: not found; expected a 300-W folder (images + .pts) or a dlib XML file")
-    if any(p.suffix.lower() in ANNOTATIONS for p in path.rglob("*")):
-        return _from_pts(path, spec)
+    files = walk_files(path)
+    if any(p.suffix.lower() in ANNOTATIONS for p in files):
+        return _from_pts(path, spec, files)
     xml_files = sorted(path.glob("*.xml"))
     if xml_files:
         return _from_xml(xml_files, spec)

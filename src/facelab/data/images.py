@@ -15,6 +15,44 @@ T = TypeVar("T")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".webp", ".tif", ".tiff"}
 
+# What a file's first bytes say it is, for images whose names carry no known extension (the Yale face
+# database ships GIFs as ``subject01.glasses``).
+MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"P5", b"P6", b"P2", b"P3")
+SKIP_SUFFIXES = {".pts", ".ljson", ".asf", ".xml", ".txt", ".csv", ".json", ".md", ".mat", ".npz", ".zip", ".gz", ".tar"}
+
+
+def looks_like_image(path: Path) -> bool:
+    """An image by its name, or, where the name has no known image extension, by its first bytes."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return True
+    if suffix in SKIP_SUFFIXES or path.name.startswith("."):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return head.startswith(MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def walk_files(root: Path) -> list[Path]:
+    """Every file under ``root``, sorted, following symbolic links to folders (a 300-W ``testset`` that is a link)
+    and visiting each real folder once, so a link back up the tree is no loop."""
+    import os
+
+    seen, found = set(), []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        found += [Path(folder) / f for f in files]
+    return sorted(p for p in found if p.is_file())
+
+
 # A decompression bomb is an error, never a silent multi-gigabyte allocation.
 Image.MAX_IMAGE_PIXELS = 64_000_000
 
@@ -27,8 +65,8 @@ class SkippedImages:
     """The one policy for unreadable images in every command that reads many: each is skipped, counted and named
     (one console line, and ``names`` for summary.json); with ``strict`` the first one stops the command (exit 2)."""
 
-    def __init__(self, strict: bool = False):
-        self.strict = strict
+    def __init__(self, strict: bool = False, what: str = "unreadable image(s)"):
+        self.strict, self.what = strict, what
         self.names: list[str] = []
 
     def call(self, name: str, read: Callable[..., T], *args) -> T | None:
@@ -48,7 +86,7 @@ class SkippedImages:
         """The skip line (once), and the names for summary.json."""
         if self.names:
             shown = ", ".join(self.names[:5]) + (f" and {len(self.names) - 5} more" if len(self.names) > 5 else "")
-            say(f"skipped {len(self.names)} unreadable image(s): {shown} (--strict stops instead)")
+            say(f"skipped {len(self.names)} {self.what}: {shown} (--strict stops instead)")
         return self.names
 
 

@@ -40,6 +40,13 @@ def size_summary(sizes: Counter) -> dict | None:
     }
 
 
+def attribute_counts(fs: FaceSet) -> dict[str, int] | None:
+    """How many images have each attribute (a 1), for sets with attributes."""
+    if fs.attributes is None or not fs.attr_names:
+        return None
+    return {name: int(n) for name, n in zip(fs.attr_names, (np.asarray(fs.attributes) > 0).sum(0))}
+
+
 def data_info(fs: FaceSet, quiet: bool = False) -> dict:
     """The JSON of ``facelab data info``; decodes every image (fast, reduced scale) to find bad files."""
     sizes: Counter = Counter()
@@ -63,6 +70,7 @@ def data_info(fs: FaceSet, quiet: bool = False) -> dict:
         "image_sizes": [list(s) for s, _ in sizes.most_common(MOST_COMMON_SIZES)],
         "image_size_summary": size_summary(sizes),
         "attributes": list(fs.attr_names) if fs.attr_names else None,
+        "attribute_counts": attribute_counts(fs),
         "n_identities": int(len(np.unique(fs.identities))) if fs.identities is not None else None,
         "n_landmarks": fs.n_landmarks,
         "has_boxes": fs.boxes is not None,

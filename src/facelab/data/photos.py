@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import FacelabError
-from .images import IMAGE_SUFFIXES, SkippedImages, read_rgb
+from .images import IMAGE_SUFFIXES, SkippedImages, looks_like_image, read_rgb, walk_files
 
 
 def photo_files(source: str) -> list[Path]:
@@ -17,7 +17,7 @@ def photo_files(source: str) -> list[Path]:
     path = Path(source.removeprefix("folder:"))
     if not path.is_dir():
         raise FacelabError(f"{source}: not a folder of photos (give folder:PATH)")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = [p for p in walk_files(path) if looks_like_image(p)]
     if not files:
         raise FacelabError(f"{path}: no images found ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files

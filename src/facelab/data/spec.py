@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import FacelabError
 from .faceset import FaceSet
 
-KINDS = ("celeba", "imm", "300w", "folder", "synth")
+KINDS = ("celeba", "imm", "300w", "utkface", "folder", "synth")
 SYNTH_KEYS = ("ids", "seed", "points", "correlate", "spurious", "imbalance")
 
 
@@ -49,7 +49,9 @@ def open_spec(spec: str) -> FaceSet:
             f"(celeba:{spec}, imm:{spec} or 300w:{spec} for those layouts)"
         )
     if kind not in KINDS:
-        raise FacelabError(f"unknown data source {spec!r}; use one of: celeba:PATH, imm:PATH, 300w:PATH, folder:PATH, synth[:N]")
+        raise FacelabError(
+            f"unknown data source {spec!r}; use one of: celeba:PATH, imm:PATH, 300w:PATH, utkface:PATH, folder:PATH, synth[:N]"
+        )
     if kind == "synth":
         from .synth import synth_faceset
 
@@ -77,6 +79,10 @@ def open_spec(spec: str) -> FaceSet:
         from .ibug import load_300w
 
         return load_300w(path, spec)
+    if kind == "utkface":
+        from .utkface import load_utkface
+
+        return load_utkface(path, spec)
     from .folder import load_folder
 
     return load_folder(path, spec)

@@ -30,13 +30,13 @@ LANDMARKER = "dlib shape_predictor_68_face_landmarks (iBUG 300-W layout)"
 MACHINE_LABELS = "machine labels"  # how labels.xml's comment starts; the 300-W reader reports it
 
 
-def _thumbnail(photo: np.ndarray, boxes: list[tuple[int, int, int, int]], points: list[np.ndarray] | None = None) -> np.ndarray:
-    """The photo with its boxes (and points) drawn, shrunk to SHEET_SIDE on its long side."""
+def _thumbnail(photo: np.ndarray, faces: list, points: list[np.ndarray] | None = None) -> np.ndarray:
+    """The photo with its faces' boxes and scores (and points) drawn, shrunk to SHEET_SIDE on its long side."""
     import cv2
 
     drawn = photo
-    for k, box in enumerate(boxes):
-        drawn = draw_points(drawn, points[k] if points else np.zeros((0, 2)), box)
+    for k, face in enumerate(faces):
+        drawn = draw_points(drawn, points[k] if points else np.zeros((0, 2)), face.box, face.score)
     scale = SHEET_SIDE / max(drawn.shape[:2])
     return cv2.resize(drawn, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else drawn
 
@@ -46,6 +46,7 @@ def detect(
     *,
     detector: str = "auto",
     upsample: int | None = None,
+    min_score: float | None = None,
     out: str | Path = "runs/detect",
     strict: bool = False,
     quiet: bool = True,
@@ -53,17 +54,17 @@ def detect(
     """Faces in every photo of ``source`` (a file, a folder or a SPEC): ``faces.json`` (``{"detector", "images":
     [{"file", "faces": [{"box": [x, y, w, h], "score"}]}]}``, the photo's pixels), ``faces.csv``, a contact sheet."""
     folder = prepare_output(out, "detect")
-    finder = face_detector(detector, upsample)
+    finder = face_detector(detector, upsample, min_score)
     photos = Photos(source, strict)
     images, tiles, captions = [], [], []
     with progress_bar("detect", len(photos), quiet) as advance:
         for _, name, photo in photos:
             faces = finder.find(photo)
             images.append({"file": name, "faces": [f.as_dict() for f in faces]})
-            tiles.append(_thumbnail(photo, [f.box for f in faces]))
+            tiles.append(_thumbnail(photo, faces))
             captions.append(f"{name[-16:]}: {len(faces)}")
             advance()
-    result = {"detector": finder.name, "images": images}
+    result = {"detector": finder.name, "min_score": finder.min_score, "images": images}
     write_json(folder / "faces.json", result)
     rows = ([im["file"], k, *f["box"], "" if f["score"] is None else f["score"]] for im in images for k, f in enumerate(im["faces"]))
     write_csv(folder / "faces.csv", ["file", "face", "x", "y", "w", "h", "score"], rows)
@@ -135,6 +136,7 @@ def label(
     out: str | Path,
     detector: str = "auto",
     upsample: int | None = None,
+    min_score: float | None = None,
     strict: bool = False,
     quiet: bool = True,
 ) -> dict:
@@ -143,7 +145,7 @@ def label(
     if not finding.dlib_installed():  # before anything is written
         raise FacelabError(f"data label writes dlib's 68 points, and dlib is not installed: {FACES_EXTRA}")
     folder = prepare_output(out, "label", owned=("labels.xml", "summary.json", JOURNAL))
-    finder = face_detector(detector, upsample)
+    finder = face_detector(detector, upsample, min_score)
     photos = Photos(source, strict)
     done = _journal(folder)
     with open(folder / JOURNAL, "a") as journal, progress_bar("label", len(photos), quiet) as advance:

@@ -23,12 +23,15 @@ from ..run import Run
 LANDMARKERS = ("net", "dlib")
 
 
-def draw_points(image: np.ndarray, pts: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def draw_points(image: np.ndarray, pts: np.ndarray, box: tuple[int, int, int, int] | None = None, score: float | None = None) -> np.ndarray:
+    """The photo with a face's box (and the detector's score above it, where it gives one) and points drawn."""
     out = image.copy()
     r = max(1, round(min(image.shape[:2]) / 150))
     if box is not None:
         x, y, w, h = box
         cv2.rectangle(out, (x, y), (x + w, y + h), (255, 200, 0), r)
+        if score is not None:
+            cv2.putText(out, f"{score:.2f}", (x, max(12 * r, y - 3 * r)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * r, (255, 200, 0), r, cv2.LINE_AA)
     for x, y in pts:
         cv2.circle(out, (int(round(x)), int(round(y))), r + 1, (0, 255, 0), -1, lineType=cv2.LINE_AA)
     return out
@@ -65,7 +68,9 @@ def landmarks(
     photos = Photos(source, strict)
     faces, no_face, figures = [], [], []
     for _, name, photo in photos:
-        crops = faces_for_network(photo, opened.contract.size, detector=finder, margin=margin, whole_if_none=False)
+        crops = faces_for_network(
+            photo, opened.contract.size, detector=finder, margin=margin, whole_if_none=False, align=opened.contract.aligned
+        )
         if not crops:
             no_face.append(name)
             continue

@@ -17,6 +17,16 @@ from torch import nn
 HEADS = ("regress", "heatmap")
 HEATMAP_STRIDE = 4
 PROBE_SIDE = 64  # the input side the trunk's stride is measured at
+PRIOR_SIGMA = 0.1  # of the image side: wide enough that the maps move the points freely
+
+
+def log_prior(prior: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(K, h, w): minus the weighted squared distance of each map cell's centre (relative units) from the point's prior."""
+    xs = (torch.arange(w, device=prior.device, dtype=torch.float32) + 0.5) / w
+    ys = (torch.arange(h, device=prior.device, dtype=torch.float32) + 0.5) / h
+    dx = (xs[None, :] - prior[:, :1]) ** 2  # (K, w)
+    dy = (ys[None, :] - prior[:, 1:2]) ** 2  # (K, h)
+    return -prior[:, 2, None, None] * (dy[:, :, None] + dx[:, None, :])
 
 
 def soft_argmax(maps: torch.Tensor) -> torch.Tensor:
@@ -73,10 +83,22 @@ class HeatmapNet(nn.Module):
             c = width
         self.upsample = nn.Sequential(*ups)
         self.maps = nn.Conv2d(c, n_points, 1)
+        self.register_buffer("prior", torch.zeros(n_points, 3))  # per point: relative (x, y) and weight (0: no prior)
+
+    def start_at(self, points: torch.Tensor, sigma: float = PRIOR_SIGMA) -> None:
+        """Add a log-Gaussian of ``sigma`` (relative units) around ``points`` (K, 2, relative) to every map, so an untrained
+        network answers these points (the training set's mean shape) and training starts from that constant."""
+        with torch.no_grad():
+            self.prior.copy_(torch.cat([points.float(), torch.full((len(points), 1), 1.0 / (2 * sigma**2))], 1))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.setdefault(prefix + "prior", torch.zeros_like(self.prior))  # runs saved before the prior existed
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, K, h, w) logits, one map per point at stride 4."""
-        return self.maps(self.upsample(self.trunk(x)))
+        """(B, K, h, w) logits, one map per point at stride 4 (with the mean-shape prior, where one was set)."""
+        maps = self.maps(self.upsample(self.trunk(x)))
+        return maps + log_prior(self.prior, *maps.shape[-2:]).to(maps.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.heatmaps(x)

@@ -129,6 +129,18 @@ def imagenet_file(arch: str) -> Path:
     return path
 
 
+def weights_if_available(arch: str, weights: str | None) -> tuple[str | None, str | None]:
+    """``weights`` as given, except ``auto``: ImageNet weights when they can be had (cached or downloaded), otherwise
+    none (from scratch). Returns (the weights to use, the reason ImageNet's were not used, or None)."""
+    if weights != "auto":
+        return weights, None
+    try:
+        imagenet_file(arch)
+    except FacelabError as exc:
+        return None, str(exc)
+    return "imagenet", None
+
+
 def _imagenet_state(arch: str) -> dict:
     return torch.load(imagenet_file(arch), map_location="cpu", weights_only=True)
 
@@ -194,6 +206,21 @@ def build_model(
         state = _imagenet_state(arch) if weights == "imagenet" else load_weights_file(Path(weights))
         _load_matching(model, state, f"--weights {weights}", in_channels)
     return HeatmapNet(feature_trunk(model), in_channels, n_outputs // 2) if head == "heatmap" else model
+
+
+def start_outputs_at(model: nn.Module, values: torch.Tensor) -> None:
+    """An untrained network that answers ``values`` (one per output: a keypoint run's mean shape, relative) for every
+    image: the output layer's bias set to them and its weights zeroed (they learn from the first step), or a heatmap
+    head's prior (:meth:`HeatmapNet.start_at`)."""
+    if isinstance(model, HeatmapNet):
+        model.start_at(values.view(-1, 2))
+        return
+    last = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and m.bias is not None]
+    if not last or last[-1].bias.shape[0] != values.numel():
+        raise FacelabError(f"cannot find the output layer of {type(model).__name__} to start it at the mean shape")
+    with torch.no_grad():
+        last[-1].weight.zero_()
+        last[-1].bias.copy_(values.flatten())
 
 
 def list_models() -> list[tuple[str, int, str]]:

@@ -137,10 +137,10 @@ def _whole_images(source: str, size: tuple[int, int], skipped: SkippedImages):
             yield subject.name, subject.image
 
 
-def _detected_faces(photos: Photos, size: tuple[int, int], finder, margin: float):
+def _detected_faces(photos: Photos, size: tuple[int, int], finder, margin: float, align: bool):
     """(name, face at ``size``) of every face found in the photos."""
     for _, name, photo in photos:
-        for k, crop in enumerate(faces_for_network(photo, size, detector=finder, margin=margin, whole_if_none=False)):
+        for k, crop in enumerate(faces_for_network(photo, size, detector=finder, margin=margin, whole_if_none=False, align=align)):
             yield f"{name}#{k}", crop.image
 
 
@@ -160,7 +160,9 @@ def _cam_files(
     else:
         photos = Photos(source, strict)
         skipped = photos.skipped
-        images = _detected_faces(photos, size, face_detector(detector, upsample), face_margin(opened.contract.crop))
+        images = _detected_faces(
+            photos, size, face_detector(detector, upsample), face_margin(opened.contract.crop), opened.contract.aligned
+        )
     for name, image in images:
         logits, tgt, _, norm = attribution_maps(model, opened.contract.image_input(image), method, output, binary, lyr)
         k = int(tgt.index[0])
@@ -200,7 +202,9 @@ def predict(
     output = opened.task.explained_output(target)
     results, no_face, tiles, captions = [], [], [], []
     for _, name, photo in photos:
-        crops = faces_for_network(photo, contract.size, detector=finder, margin=face_margin(contract.crop), whole_if_none=False)
+        crops = faces_for_network(
+            photo, contract.size, detector=finder, margin=face_margin(contract.crop), whole_if_none=False, align=contract.aligned
+        )
         if not crops:
             no_face.append(name)
             continue

@@ -16,7 +16,7 @@ from .audit import group_columns, members
 from .cam import overlay
 from .explain import cam, maps_over
 from .split_data import SplitData, load_split
-from .stats import bootstrap_ci
+from .stats import wilson_ci
 
 
 def _maps(d: SplitData, method: str | None, quiet: bool) -> tuple[int, str, torch.Tensor]:
@@ -65,15 +65,15 @@ def evidence_by_group(
     return {"method": method, "split": split, "groups": rows}
 
 
-def answers_on(run: str | Path, source: str, *, out: Path, method: str | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
-    """The share of the images of ``source`` (folder:PATH) predicted as each class, with 95% intervals, and their
+def answers_on(run: str | Path, source: str, *, out: Path, method: str | None = None) -> dict:
+    """The share of the images of ``source`` (folder:PATH) predicted as each class, with Wilson's 95% intervals, and their
     maps (OUT/overlays.png, through ``facelab cam``)."""
     opened = Run.open(run, probe=True)
     method = method or applicable_methods(opened.model)[0]
     mapped = cam(run, source, method=method, out=out)
     said = np.array([r["prob"] >= 0.5 for r in mapped["images"]], dtype=float)
     name = opened.outputs[opened.task.explained_output(None)]
-    lo, hi = bootstrap_ci(said, n_boot, seed)
+    lo, hi = wilson_ci(int(said.sum()), len(said))
     return {
         "data": source,
         "n": int(len(said)),

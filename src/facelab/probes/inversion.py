@@ -21,7 +21,7 @@ from ..report.figures import image_grid
 from ..report.html import Report
 from ..train.batches import invert
 from ..train.engine import TrainConfig, train
-from .stats import bootstrap_ci
+from .stats import bootstrap_ci, wilson_ci
 
 VIEWS = {
     "upright": lambda x: x,
@@ -87,7 +87,7 @@ def _summarise(run: InversionRun, scores: ViewScores, n_boot: int, threshold: fl
     for epoch, c in enumerate(scores.per_epoch):
         row = {"epoch": epoch, "n": int(len(c["upright"]))}
         for view, v in c.items():
-            lo, hi = bootstrap_ci(v, n_boot, seed=epoch)
+            lo, hi = wilson_ci(int(v.sum()), len(v))  # a view's accuracy is a proportion
             row.update({f"{view}_acc": float(v.mean()), f"{view}_lo": lo, f"{view}_hi": hi})
         gap = c["upright"] - c["inverted"]
         lo, hi = bootstrap_ci(gap, n_boot, seed=1000 + epoch)
@@ -127,18 +127,21 @@ def inversion(
     batch: int = 64,
     lr: float | None = None,
     weights: str | None = None,
+    crop: str | None = None,
     seed: int = 0,
     n_boot: int = 1000,
     threshold: float = 0.0,
     quiet: bool = False,
+    replace: bool = False,
 ) -> dict:
-    """Train the runs, write OUT/summary.json, OUT/inversion.csv, figures and report.html."""
+    """Train the runs, write OUT/summary.json, OUT/inversion.csv, figures and report.html. ``crop``: as for training
+    (``aligned``: faces aligned on five points, what makes identities learnable from in-the-wild photos)."""
     if control not in (None, "inverted-trained"):
         raise FacelabError(f"--control {control!r}: the only control is inverted-trained")
     out = Path(out)
-    if (out / "summary.json").exists():
+    if (out / "summary.json").exists() and not replace:
         raise FacelabError(f"{out} already holds an inversion study; choose another --out")
-    prepare_output(out, "inversion")
+    prepare_output(out, "inversion", fresh=replace)  # ``replace``: what facelab wrote there goes, a user's files stay
     plan = [InversionRun(c, o, None) for c in classes for o in opts]
     if control:
         plan += [InversionRun(c, o, control) for c in classes for o in opts]
@@ -159,6 +162,7 @@ def inversion(
             size=size,
             batch=batch,
             weights=weights,
+            crop=crop,
             seed=seed,
             inverted_fraction=frac,
             flip=True,
@@ -167,7 +171,10 @@ def inversion(
         if any(not np.array_equal(p, scores.positions[0]) for p in scores.positions):
             raise FacelabError("internal: validation images changed between epochs")
         results.append(_summarise(run, scores, n_boot, threshold))
-    summary = {"runs": results, "spec": spec, "arch": arch, "epochs": epochs, "inverted_fraction": inverted_fraction}
+    settings = {"spec": spec, "arch": arch, "epochs": epochs, "inverted_fraction": inverted_fraction, "crop": crop}
+    settings |= {"classes": list(classes), "size": size, "batch": batch, "weights": weights, "seed": seed}
+    summary = {"runs": results, **{k: settings[k] for k in ("spec", "arch", "epochs", "inverted_fraction", "crop")}}
+    summary["settings"] = settings  # what the study compares before reusing these runs
     _write_outputs(out, summary, plan)
     record_entries(out)
     return summary

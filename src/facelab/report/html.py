@@ -20,7 +20,7 @@ th{background:#f3f3f3} td:first-child,th:first-child{text-align:left} img{max-wi
 @dataclass
 class Report:
     title: str
-    sections: list[str] = field(default_factory=list)
+    sections: list = field(default_factory=list)  # HTML strings, and figures resolved when the page is written
 
     def heading(self, text: str) -> "Report":
         self.sections.append(f"<h2>{html.escape(text)}</h2>")
@@ -37,8 +37,8 @@ class Report:
         return self
 
     def figure(self, rel_path: str, caption: str = "") -> "Report":
-        cap = f"<figcaption class='note'>{html.escape(caption)}</figcaption>" if caption else ""
-        self.sections.append(f"<figure><img src='{html.escape(rel_path)}' alt='{html.escape(caption)}'>{cap}</figure>")
+        """A picture beside the page; one that was not made is said in words when the page is written, never a broken image."""
+        self.sections.append(_Figure(rel_path, caption))
         return self
 
     def video(self, rel_path: str, caption: str = "") -> "Report":
@@ -62,13 +62,27 @@ class Report:
         return self
 
     def write(self, path: Path) -> Path:
+        body = "".join(part.html(Path(path).parent) if isinstance(part, _Figure) else part for part in self.sections)
         doc = (
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>{''.join(self.sections)}</body></html>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>{body}</body></html>"
         )
         with atomic_write(path) as fh:
             fh.write(doc)
         return path
+
+
+@dataclass(frozen=True)
+class _Figure:
+    rel_path: str
+    caption: str
+
+    def html(self, folder: Path) -> str:
+        if not (folder / self.rel_path).exists():
+            what, where = html.escape(self.caption or self.rel_path), html.escape(self.rel_path)
+            return f"<p class='note'>Figure not made: {what} ({where} is missing).</p>"
+        cap = f"<figcaption class='note'>{html.escape(self.caption)}</figcaption>" if self.caption else ""
+        return f"<figure><img src='{html.escape(self.rel_path)}' alt='{html.escape(self.caption)}'>{cap}</figure>"
 
 
 def _fmt(v) -> str:

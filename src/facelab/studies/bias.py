@@ -81,10 +81,10 @@ def bias_study(
         )
         runs[name] = trained(cfg, quiet)
         plan.check_chance(name, runs[name])
-    audits = {name: audit(folder / name, by=by, n_boot=n_boot, seed=seed, out=folder / name / "audit") for name in runs}
+    audits = {name: audit(folder / name, by=by, out=folder / name / "audit") for name in runs}
     gaps = {name: target_gap(a, target, n_boot, seed) for name, a in audits.items()}
     evidence = {name: evidence_by_group(folder / name, by=by, path=folder / f"evidence_{name}.png", quiet=quiet) for name in runs}
-    answers = {name: answers_on(folder / name, ood, out=folder / f"ood_{name}", n_boot=n_boot, seed=seed) for name in runs} if ood else None
+    answers = {name: answers_on(folder / name, ood, out=folder / f"ood_{name}") for name in runs} if ood else None
     summary = {
         "runs": {name: {"final": r["final"], "folder": name} for name, r in runs.items()},
         "target": target,
@@ -171,7 +171,7 @@ def _comparisons(summary: dict) -> list[Comparison]:
 
 def _sections(rep: Report, summary: dict) -> None:
     names = list(TRAININGS)
-    rep.heading("Accuracy per group and intersection (test split, 95% bootstrap intervals)")
+    rep.heading("Accuracy per group and intersection (test split, Wilson 95% intervals)")
     rep.table(
         ["group", "n", *[f"{n}" for n in names], *[f"{n}, 95% interval" for n in names]],
         [

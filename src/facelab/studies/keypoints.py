@@ -118,6 +118,8 @@ def keypoints_study(
                 batch=int(s["batch"]),
                 opt=s["opt"],
                 lr=float(s["lr"]),
+                crop=open_spec(part.spec).default_crop,  # the source's framing, as the study's courses crop
+                weights="none",
                 seed=seed,
             )
             seeds.append(trained(cfg, quiet)["final"])

@@ -87,18 +87,16 @@ class Plan:
     def weights_for(self, arch: str) -> str | None:
         """The ImageNet weights the protocol asks for, when they can be had (cached or downloaded); otherwise
         None (from scratch), with the reason kept as a departure."""
-        from ..models.registry import imagenet_file
+        from ..models.registry import weights_if_available
 
         wanted = self.settings.get("weights")
         if wanted != "imagenet":
             return wanted
-        try:
-            imagenet_file(arch)
-        except FacelabError as exc:
-            self.reasons["weights"] = f"ImageNet weights not available: {exc}"
+        weights, reason = weights_if_available(arch, "auto")
+        if weights is None:
+            self.reasons["weights"] = f"ImageNet weights not available: {reason}"
             self.settings["weights"] = None
-            return None
-        return "imagenet"
+        return weights
 
 
 def _shown(value) -> str:

@@ -9,6 +9,7 @@ from ..data.spec import open_spec
 from ..probes.activations import activations, filters, layers, rgb
 from ..probes.audit import audit
 from ..probes.dream import OBJECTIVES, dream, edit
+from ..probes.stats import wilson_ci
 from ..probes.subject import load_subject
 from ..report.html import Report
 from ..train.engine import TrainConfig
@@ -35,7 +36,6 @@ def youth_study(
     photo: str | None = None,
     out: str | Path | None = None,
     seed: int = 0,
-    n_boot: int = 1000,
     steps: int = 60,
     quiet: bool = False,
     **options,
@@ -71,7 +71,7 @@ def youth_study(
             f"start image: test faces of the data ({photo}; {starts['younger']} for the edit toward younger), "
             "not a photo of the user's (give --photo)"
         )
-    audited = audit(run, by=[s["target"]], n_boot=n_boot, seed=seed, out=run / "audit")
+    audited = audit(run, by=[s["target"]], out=run / "audit")
     n_layers = len(layers(run))
     inside = {
         "activations": activations(run, photo, [str(k) for k in range(1, n_layers + 1)], out=folder / "activations"),
@@ -93,7 +93,7 @@ def youth_study(
     summary = {
         "run": {"final": run_summary["final"], "folder": "run"},
         "photo": photo,
-        "test_accuracy": {k: audited["overall"][k] for k in ("n", "accuracy", "accuracy_ci")},
+        "test_accuracy": {k: audited["overall"][k] for k in ("n", "accuracy", "accuracy_ci")} | baselines(audited["overall"]),
         "groups": [{k: g[k] for k in ("group", "n", "accuracy", "accuracy_ci")} for g in audited["groups"]],
         "dream": {o: {k: d[k] for k in ("layer", "objective_initial", "objective_final")} for o, d in inside["dream"].items()},
         "edit": {
@@ -102,6 +102,19 @@ def youth_study(
         "layers": n_layers,
     }
     return write_study(folder, plan, summary, _comparisons(summary, s["target"]), lambda rep: _sections(rep, summary, inside))
+
+
+def baselines(overall: dict) -> dict:
+    """Beside a test accuracy: the positives, the accuracy of always answering the majority (with Wilson's interval)
+    and the balanced accuracy (from the audit's TPR and FPR; None where a class is absent)."""
+    n, pos = overall["n"], overall["positives"]
+    tpr, fpr = overall["tpr"], overall["fpr"]
+    return {
+        "positives": pos,
+        "majority": max(pos, n - pos) / n,
+        "majority_ci": wilson_ci(max(pos, n - pos), n),
+        "balanced": None if tpr is None or fpr is None else (tpr + 1 - fpr) / 2,
+    }
 
 
 def _test_face(spec: str, attr: str, value: int) -> str:
@@ -117,6 +130,15 @@ def _comparisons(summary: dict, target: str) -> list[Comparison]:
     acc = summary["test_accuracy"]
     rows = [
         Comparison(f"test accuracy (n={acc['n']})", f"{YOUTH.published['test_accuracy']:.2f}", acc["accuracy"], tuple(acc["accuracy_ci"]))
+    ]
+    majority = "young" if acc["positives"] >= acc["n"] - acc["positives"] else "older"
+    rows += [
+        Comparison(
+            f"always answering the majority ({majority}): accuracy to beat", "not published", acc["majority"], tuple(acc["majority_ci"])
+        ),
+        Comparison(
+            "balanced accuracy (mean of the recalls of young and older faces; 0.5 for a constant)", "not published", acc["balanced"]
+        ),
     ]
     for g in summary["groups"]:
         label = "young faces" if g["group"][target] else "older faces"
@@ -140,7 +162,7 @@ def _sections(rep: Report, summary: dict, inside: dict) -> None:
         [[o, d["layer"], d["objective_initial"], d["objective_final"]] for o, d in summary["dream"].items()],
     )
     for objective in summary["dream"]:
-        rep.figure(f"dream_{objective}/activation_before_after.png", f"objective {objective}: the photo before and after the ascent")
+        rep.figure(f"dream_{objective}/dream_grid.png", f"objective {objective}: the photo, then each channel's image after the ascent")
     rep.heading("Class-driven age shift")
     rep.table(
         ["toward", "start image", "P(young) before", "P(young) after"],

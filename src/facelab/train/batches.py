@@ -176,3 +176,17 @@ def invert_some(x: torch.Tensor, fraction: float, gen: torch.Generator) -> torch
         return x
     mask = (torch.rand(x.shape[0], generator=gen) < fraction).view(-1, 1, 1, 1).to(x.device)
     return torch.where(mask, invert(x), x)
+
+
+@torch.no_grad()
+def split_outputs(model: torch.nn.Module, data, split: str, channels: int, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The task's predictions (``task.predict``: the flip test where it has one) and the targets of ``split``, in order."""
+    pos = data.split_positions(split)
+    outs, ys = [], []
+    model.eval()
+    device = next(model.parameters()).device
+    for start in range(0, len(pos), batch):
+        x8, y = data.batch(pos[start : start + batch])
+        outs.append(data.task.predict(model, to_input(x8.to(device), channels, channels_last=False)).cpu())
+        ys.append(y.cpu())
+    return torch.cat(outs), torch.cat(ys)

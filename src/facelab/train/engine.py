@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import signal
@@ -15,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.cache import FaceCache, build_cache, parse_size
+from ..data.cache import FaceCache, build_cache, cache_request, parse_size
+from ..data.face_crops import FaceFinder
 from ..data.faceset import SPLITS, FaceSet
 from ..data.images import SkippedImages
 from ..data.select import balanced
@@ -24,7 +26,7 @@ from ..errors import FacelabError, RunStopped
 from ..files import prepare_output, write_csv, write_json
 from ..hardware import DEVICES, PRECISIONS, Runtime, requested_device, requested_precision, runtime
 from ..models import build_model
-from ..models.registry import check_arch
+from ..models.registry import check_arch, weights_if_available
 from ..progress import say
 from .batches import CachedItems, gather_images, loader
 from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
@@ -33,6 +35,8 @@ from .tasks import Task
 
 FEW_VALID = 20
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
+# What a run trains with where neither the user nor its task (``Task.defaults``) says otherwise.
+GENERIC_DEFAULTS = {"arch": "darknet64", "epochs": 3, "batch": 128, "opt": "sgd", "schedule": "onecycle", "size": "64", "channels": 3}
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "none")
 
@@ -47,17 +51,17 @@ class TrainConfig:
     attrs: list[str] = field(default_factory=lambda: ["Smiling"])
     classes: int = 20
     min_images: int = 2
-    arch: str = "darknet64"
-    epochs: int = 3
-    batch: int = 128
+    arch: str | None = None  # None here and below: the task's default (Task.defaults), else GENERIC_DEFAULTS
+    epochs: int | None = None
+    batch: int | None = None
     lr: float | None = None
-    opt: str = "sgd"
+    opt: str | None = None
     momentum: float = 0.9
     wd: float = 5e-4
-    schedule: str = "onecycle"
-    size: str = "64"
+    schedule: str | None = None
+    size: str | None = None
     crop: str | None = None
-    channels: int = 3
+    channels: int | None = None
     seed: int = 0
     weights: str | None = None
     balance: str | None = None
@@ -73,8 +77,12 @@ class TrainConfig:
     points: str = "all"
     convs: int | None = None
     head: str | None = None  # keypoints: regress or heatmap (None: the task's default, recorded once resolved)
+    min_score: float | None = None  # --crop detect / aligned: the detector's minimum score (None: its calibrated default)
+    min_steps: int | None = None  # with epochs left to the task: at least this many optimiser steps (small sets)
+    from_task: list[str] | None = None  # the settings the task chose because none was given (recorded in config.json)
 
     def __post_init__(self):
+        self._take_task_defaults()
         if self.opt not in OPTIMIZERS:
             raise FacelabError(f"--opt {self.opt!r}: use one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -89,11 +97,34 @@ class TrainConfig:
         task_class(self.task)
         if self.epochs < 1 or self.batch < 1:
             raise FacelabError("--epochs and --batch must be at least 1")
-        if self.lr is None:
-            self.lr = DEFAULT_LR[self.opt]
         if self.weights == "none":
             self.weights = None
         self.size = str(self.size)
+
+    @classmethod
+    def saved(cls, train: dict) -> "TrainConfig":
+        """A run's TrainConfig from config.json's "train" block. Runs saved before tasks had defaults took none: their
+        unset settings (a crop left to the data source) keep the meaning they had."""
+        return cls(**{"from_task": [], **train})
+
+    def _take_task_defaults(self) -> None:
+        """Fill what the user left unset from the task's defaults (listed in ``from_task``), then the generic ones. A
+        task's learning rate goes with its optimiser: given another --opt, the lr is that optimiser's default."""
+        if self.from_task is not None:  # resolved before (a config.json read back)
+            return
+        own = task_class(self.task).defaults
+        self.from_task = []
+        for name in (*GENERIC_DEFAULTS, "crop", "weights", "min_steps"):
+            if getattr(self, name) is None and name in own:
+                setattr(self, name, own[name])
+                self.from_task.append(name)
+            elif getattr(self, name) is None:
+                setattr(self, name, GENERIC_DEFAULTS.get(name))
+        if self.lr is None and "lr" in own and "opt" in self.from_task:
+            self.lr = own["lr"]
+            self.from_task.append("lr")
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.opt)
 
     def settings(self) -> dict:
         """The options that apply to this run (a report's settings table): other tasks' options, momentum
@@ -168,18 +199,14 @@ def open_cache_for(cfg: TrainConfig, fs, quiet: bool = False) -> FaceCache:
                 f"pass --size {cache.size[0]} or build a cache at this size"
             )
         return cache
+    finder = FaceFinder(min_score=cfg.min_score)
     if global_rank() > 0:
-        return _wait_for_cache(cfg, fs, size)
-    return build_cache(fs, size, crop=cfg.crop, quiet=quiet)
+        return _wait_for_cache(cache_request(fs, size, cfg.crop, finder=finder).path(fs))
+    return build_cache(fs, size, crop=cfg.crop, quiet=quiet, finder=finder)
 
 
-def _wait_for_cache(cfg, fs, size, timeout_s: float = 3600) -> FaceCache:
+def _wait_for_cache(path: Path, timeout_s: float = 3600) -> FaceCache:
     """Ranks other than 0 wait for rank 0's cache instead of building it a second time."""
-    from ..data.cache import DEFAULT_MARGIN, CacheRequest, default_cache_root, fingerprint_hash
-
-    crop = cfg.crop or fs.default_crop
-    fp = CacheRequest(size, crop, DEFAULT_MARGIN[crop]).fingerprint(fs)
-    path = default_cache_root() / f"{fs.source}-{fingerprint_hash(fp)}"
     start = time.time()
     while not (path / "meta.json").exists():
         if time.time() - start > timeout_s:
@@ -207,9 +234,12 @@ def prepare_data(
     cache = open_cache_for(cfg, fs, quiet)
     rows = sel.source_rows()
     ok = cache.valid[rows]
-    skipped = SkippedImages(strict)
+    faces = cache.meta.get("faces")
+    skipped = SkippedImages(strict, "unreadable image(s) or photos without a face" if faces else "unreadable image(s)")
     for k in np.flatnonzero(~ok):
-        skipped.add(sel.names[k], f"{fs.spec}: {sel.names[k]} could not be read")
+        skipped.add(
+            sel.names[k], f"{fs.spec}: {sel.names[k]} could not be read" + (f" or has no face ({faces['detector']})" if faces else "")
+        )
     if not ok.all():
         sel = sel.take(np.flatnonzero(ok))
         rows = sel.source_rows()
@@ -406,7 +436,7 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
 
     if resume is not None:
         run = RunFolder(Path(resume))
-        cfg = TrainConfig(**run.read_config()["train"])  # a folder holding only its config starts at epoch 0
+        cfg = TrainConfig.saved(run.read_config()["train"])  # a folder holding only its config starts at epoch 0
     else:
         cfg = cfg or TrainConfig(**kwargs)
         run = RunFolder(Path(cfg.out))
@@ -415,7 +445,11 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     data = prepare_data(cfg, quiet=quiet, device=rt.device)
     cfg = replace(cfg, head=data.task.resolve_head(cfg.head))
+    if resume is None:
+        cfg = _with_enough_steps(_with_available_weights(cfg, quiet), len(data.split_positions("train")), quiet)
     model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs, cfg.head)
+    if resume is None:
+        data.task.start_model(model, data.targets[torch.from_numpy(data.split_positions("train")).to(data.targets.device)])
     config = {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path), "n_outputs": data.task.n_outputs}}
     if global_rank() == 0 and resume is None:
         run.write_json("config.json", config | {"runtime": rt.describe(), "versions": versions(), "command": sys.argv})
@@ -440,6 +474,27 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
     summary = write_summary(run, cfg, data.task, data, rt, outputs)
     data.task.write_report(run, cfg, module, data, summary, outputs)
     return summary
+
+
+def _with_enough_steps(cfg: TrainConfig, n_train: int, quiet: bool) -> TrainConfig:
+    """More epochs where the task chose them and a small set would give fewer than ``min_steps`` optimiser steps:
+    on ~2,000 photos, 8 epochs of batch 128 are 128 steps, too few for a keypoint net to beat the mean shape."""
+    if not cfg.min_steps or "epochs" not in cfg.from_task:
+        return cfg
+    per_epoch = math.ceil(n_train / (cfg.batch * cfg.devices * cfg.num_nodes))
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / max(per_epoch, 1)))
+    if epochs != cfg.epochs and not quiet:
+        steps = epochs * per_epoch
+        say(f"{epochs} epochs ({steps} optimiser steps on {n_train} training images; the task asks for at least {cfg.min_steps})")
+    return replace(cfg, epochs=epochs)
+
+
+def _with_available_weights(cfg: TrainConfig, quiet: bool) -> TrainConfig:
+    """``--weights auto`` (a task's default): ImageNet weights when they can be had, from scratch otherwise, said once."""
+    weights, reason = weights_if_available(cfg.arch, cfg.weights)
+    if reason and not quiet:
+        say(f"training {cfg.arch} from scratch: {reason}")
+    return replace(cfg, weights=weights)
 
 
 def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:

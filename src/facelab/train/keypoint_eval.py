@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batches import to_input
+from .batches import split_outputs
 
 SUBSETS_300W = {"common": ("lfpw", "helen"), "challenging": ("ibug",)}  # by the images' first folder; full = all
 REFERENCE_LIMIT = 300  # faces dlib is run on (at full resolution, about 5 ms each)
@@ -28,14 +28,7 @@ class SplitPredictions:
 @torch.no_grad()
 def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch: int = 256) -> SplitPredictions:
     pos = data.split_positions(split)
-    outs, ys = [], []
-    model.eval()
-    device = next(model.parameters()).device
-    for start in range(0, len(pos), batch):
-        x8, y = data.batch(pos[start : start + batch])
-        outs.append(data.task.predict(model, to_input(x8.to(device), channels, channels_last=False)).cpu())
-        ys.append(y.cpu())
-    out, y = torch.cat(outs), torch.cat(ys)
+    out, y = split_outputs(model, data, split, channels, batch)
     errors = {k: v.numpy() for k, v in data.task.errors(out, y).items()}
     return SplitPredictions(
         pos, data.task.to_pixels(out).numpy(), data.task.to_pixels(y).numpy(), errors["px_err"], errors.get("nme"), errors.get("nme_ip")

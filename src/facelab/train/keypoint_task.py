@@ -9,7 +9,7 @@ push a point out of the image is halved until it does not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -33,22 +33,25 @@ POINTS = ("nose", "all")
 
 @dataclass
 class Geometry:
-    """Random landmark-safe geometry: rotation (degrees), shift (fraction of the size), horizontal flip."""
+    """Random landmark-safe geometry: rotation (degrees), shift (fraction of the size), horizontal flip, scale (a
+    relative zoom in or out: detectors' boxes on real photos differ in size from face to face)."""
 
-    rotate: float = 15.0
+    rotate: float = 25.0
     shift: float = 0.1
     flip: bool = True
+    scale: float = 0.1
 
-    def draw(self, gen: torch.Generator) -> tuple[float, float, float, bool]:
-        u = torch.rand(4, generator=gen).tolist()
-        return (2 * u[0] - 1) * self.rotate, (2 * u[1] - 1) * self.shift, (2 * u[2] - 1) * self.shift, self.flip and u[3] < 0.5
+    def draw(self, gen: torch.Generator) -> tuple[float, float, float, bool, float]:
+        u = torch.rand(5, generator=gen).tolist()
+        shift = ((2 * u[1] - 1) * self.shift, (2 * u[2] - 1) * self.shift)
+        return (2 * u[0] - 1) * self.rotate, *shift, self.flip and u[3] < 0.5, 1.0 + (2 * u[4] - 1) * self.scale
 
 
-def move_points(pts: torch.Tensor, size: tuple[int, int], angle: float, dx: float, dy: float) -> torch.Tensor:
-    """Pixel points (K, 2) under torchvision's affine (rotation about the centre, then a shift in px)."""
+def move_points(pts: torch.Tensor, size: tuple[int, int], angle: float, dx: float, dy: float, scale: float = 1.0) -> torch.Tensor:
+    """Pixel points (K, 2) under torchvision's affine (rotation and scale about the centre, then a shift in px)."""
     w, h = size
     kp = tv_tensors.KeyPoints(pts, canvas_size=(h, w))
-    return TF.affine(kp, angle=angle, translate=[dx, dy], scale=1.0, shear=[0.0, 0.0]).as_subclass(torch.Tensor)
+    return TF.affine(kp, angle=angle, translate=[dx, dy], scale=scale, shear=[0.0, 0.0]).as_subclass(torch.Tensor)
 
 
 def _inside(pts: torch.Tensor, size: tuple[int, int]) -> bool:
@@ -56,21 +59,25 @@ def _inside(pts: torch.Tensor, size: tuple[int, int]) -> bool:
     return bool(((pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)).all())
 
 
-def augment_one(img: torch.Tensor, pts: torch.Tensor, geo: tuple[float, float, float, bool], mirror: np.ndarray | None):
-    """One image (C, H, W) and its pixel points (K, 2): rotate and shift together (halved while a point
-    would leave the image), then flip with the left/right permutation."""
+def augment_one(img: torch.Tensor, pts: torch.Tensor, geo: tuple, mirror: np.ndarray | None):
+    """One image (C, H, W) and its pixel points (K, 2); ``geo`` = (angle, shift x, shift y, flip[, scale]): rotate, scale
+    and shift together (halved towards none while a point would leave the image), then flip with the left/right permutation."""
     h, w = img.shape[-2:]
-    angle, fx, fy, flip = geo
+    angle, fx, fy, flip, *rest = geo
+    scale = rest[0] if rest else 1.0
     for _ in range(4):
-        moved = move_points(pts, (w, h), angle, fx * w, fy * h)
+        moved = move_points(pts, (w, h), angle, fx * w, fy * h, scale)
         if _inside(moved, (w, h)):
             break
-        angle, fx, fy = angle / 2, fx / 2, fy / 2
+        angle, fx, fy, scale = angle / 2, fx / 2, fy / 2, (1 + scale) / 2
     else:
         angle = fx = fy = 0.0
+        scale = 1.0
         moved = pts
-    if angle or fx or fy:
-        img = TF.affine(img, angle=angle, translate=[fx * w, fy * h], scale=1.0, shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR)
+    if angle or fx or fy or scale != 1.0:
+        img = TF.affine(
+            img, angle=angle, translate=[fx * w, fy * h], scale=scale, shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR
+        )
     if flip and mirror is not None:
         img = img.flip(-1)
         moved = torch.stack([w - 1 - moved[:, 0], moved[:, 1]], 1)[torch.as_tensor(mirror)]
@@ -87,6 +94,22 @@ class KeypointTask(Task):
     labels: ClassVar[bool] = False
     points: ClassVar[bool] = True
     curve_metrics: ClassVar[tuple[str, ...]] = ("loss", "px_err", "nme")
+    # A recipe that learns from ~2,000 real photos on 2 CPU cores in minutes (measured: README, "Real faces"): the
+    # generic darknet64 / SGD 0.05 / 128-image batches gave NME 0.34 against the mean shape's 0.15 there. The crop is
+    # the points' own box, as the 300-W protocol crops, so a run trained on a detector's labels (dlib XML, whose
+    # default crop is the detector's box) is evaluated on manually labelled photos (.pts, no box) with the same framing.
+    defaults: ClassVar[dict] = {
+        "arch": "resnet18",
+        "size": "128",
+        "channels": 1,
+        "opt": "adam",
+        "lr": 3e-3,
+        "batch": 32,
+        "epochs": 10,
+        "min_steps": 1000,
+        "crop": "landmarks",
+        "weights": "auto",
+    }
     which: str = "all"  # --points: nose (the nose tip) or all
     head: str = "regress"  # --head: regress (coordinates from pooled features) or heatmap (soft-argmax of per-point maps)
     indices: list[int] = field(default_factory=list)  # chosen points of the data set's layout
@@ -133,6 +156,12 @@ class KeypointTask(Task):
         pts = torch.from_numpy(np.ascontiguousarray(cache.landmarks[rows][:, self.indices]))
         return self.to_relative(pts).flatten(1)
 
+    def start_model(self, model, train_targets):
+        """Start at the training set's mean shape, so training can only improve on that constant answer."""
+        from ..models.registry import start_outputs_at
+
+        start_outputs_at(model, train_targets.float().mean(0).cpu())
+
     # --- coordinates ----------------------------------------------------------------------
     def to_relative(self, pts_px: torch.Tensor) -> torch.Tensor:
         return (pts_px + 0.5) / torch.tensor(self.size, dtype=torch.float32)
@@ -144,7 +173,7 @@ class KeypointTask(Task):
     # --- training ---------------------------------------------------------------------------
     def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: dict):
         pts = self.to_pixels(y.cpu())
-        geometry = Geometry(self.geometry.rotate, self.geometry.shift, cfg.get("flip", True) and self.mirror is not None)
+        geometry = replace(self.geometry, flip=cfg.get("flip", True) and self.mirror is not None)
         imgs, moved = zip(*(augment_one(x[i], pts[i], geometry.draw(gen), self.mirror) for i in range(len(x))))
         x = torch.stack(imgs).contiguous(
             memory_format=torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format

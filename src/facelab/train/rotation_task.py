@@ -29,6 +29,8 @@ class RotationTask(Task):
     labels: ClassVar[bool] = False
     curve_metrics: ClassVar[tuple[str, ...]] = ("loss", "mae_deg")
     caption_about: ClassVar[str] = "predicted / true rotation in degrees; green within 3 degrees"
+    # With the generic SGD 0.05 it did not learn (MAE 4.92 deg against 4.93 for the mean; Adam: 1.35; synth:2000, 64 px, 5 epochs)
+    defaults: ClassVar[dict] = {"opt": "adam", "lr": 1e-3, "epochs": 5}
 
     @property
     def n_outputs(self) -> int:

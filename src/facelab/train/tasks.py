@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..data.faceset import FaceSet
 from ..data.select import identity_split, top_identities
 from ..errors import FacelabError
-from .batches import augment
+from .batches import augment, split_outputs
 
 CAPABILITY_WORDS = {"labels": "a classification run", "binary": "an attribute run", "points": "a keypoint run"}
 
@@ -37,6 +37,9 @@ class Task:
     points: ClassVar[bool] = False
     curve_metrics: ClassVar[tuple[str, ...]] = ("loss", "acc")
     caption_about: ClassVar[str] = "probability / true label (attr) or predicted / true identity; green correct, red wrong"
+    # TrainConfig settings this task trains with when the user gives none (the rest: engine.GENERIC_DEFAULTS);
+    # config.json lists the ones taken from here under "from_task".
+    defaults: ClassVar[dict] = {}
 
     @classmethod
     def from_config(cls, cfg) -> "Task":
@@ -68,6 +71,9 @@ class Task:
     def targets(self, fs: FaceSet, cache=None, rows: np.ndarray | None = None) -> torch.Tensor:
         """Targets of the selected items (``cache`` and its ``rows`` for tasks whose labels live there)."""
         raise NotImplementedError
+
+    def start_model(self, model: torch.nn.Module, train_targets: torch.Tensor) -> None:
+        """Set an untrained network to where training should start from (keypoints: the mean shape); nothing by default."""
 
     def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: dict):
         """Whole-batch flips, shifts and brightness/contrast; labels unchanged."""
@@ -123,6 +129,10 @@ class Task:
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, n_outputs) probabilities: sigmoid per output for binary tasks, softmax otherwise."""
         return torch.sigmoid(logits.float()) if self.binary else torch.softmax(logits.float(), -1)
+
+    def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The network's outputs for evaluation (keypoints add the flip test)."""
+        return model(x).float()
 
     def predicted(self, logits: torch.Tensor, output: int | None) -> np.ndarray:
         """Predicted label per image: 0/1 of ``output`` (binary), else the class."""
@@ -227,10 +237,21 @@ class AttrTask(Task):
     def eval_fields(self, per):
         return super().eval_fields(per) | {"acc_per_attr": {a: per[f"acc_{a}"] for a in self.attrs}}
 
+    def validation_outputs(self, module, data):
+        return split_outputs(module.model.float(), data, "valid", module.cfg["channels"])
+
     def summary_extra(self, data, outputs=None):
-        """What always answering each attribute's majority value scores on the validation split: the chance level."""
+        """What always answering each attribute's majority value scores on the validation split (the chance level) and,
+        with the final network's ``outputs``, each attribute's balanced accuracy and ROC AUC beside it."""
         y = data.targets[data.split_positions("valid")].float().mean(0)
-        return {"chance": {a: float(max(p, 1 - p)) for a, p in zip(self.attrs, y.tolist())}}
+        extra = {"chance": {a: float(max(p, 1 - p)) for a, p in zip(self.attrs, y.tolist())}}
+        if outputs is not None:
+            logits, truth = outputs
+            extra["final"] = {
+                "val_balanced_acc_per_attr": {a: balanced_accuracy(truth[:, j], logits[:, j] > 0) for j, a in enumerate(self.attrs)},
+                "val_auc_per_attr": {a: roc_auc(truth[:, j], logits[:, j]) for j, a in enumerate(self.attrs)},
+            }
+        return extra
 
     def output_names(self):
         return list(self.attrs)
@@ -240,6 +261,21 @@ class AttrTask(Task):
         shown = range(min(4, len(self.attrs)))
         parts = [f"{self.attrs[j][:10]} {p[j]:.2f}/{int(y[j])}" for j in shown]
         return "\n".join(parts), all((p[j] > 0.5) == (y[j] > 0.5) for j in shown)
+
+
+def balanced_accuracy(truth: torch.Tensor, said: torch.Tensor) -> float | None:
+    """The mean of the recall of each class present (None without images): 0.5 for a constant answer."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(truth.numpy().astype(int), said.numpy().astype(int))) if len(truth) else None
+
+
+def roc_auc(truth: torch.Tensor, score: torch.Tensor) -> float | None:
+    """ROC AUC of ``score`` for the binary ``truth`` (None where only one class is present: it is undefined)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = truth.numpy().astype(int)
+    return float(roc_auc_score(labels, score.float().numpy())) if len(set(labels.tolist())) == 2 else None
 
 
 @dataclass

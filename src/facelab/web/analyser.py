@@ -81,7 +81,10 @@ class Analyser:
         results = []
         with self.lock:
             for detected in found or [None]:
-                crops = [crop_for_network(image, detected, r.run.contract.size, face_margin(r.run.contract.crop)) for r in self.runs]
+                crops = [
+                    crop_for_network(image, detected, r.run.contract.size, face_margin(r.run.contract.crop), r.run.contract.aligned)
+                    for r in self.runs
+                ]
                 face = {
                     "box": [int(v) for v in crops[0].face.box],
                     "detected": detected is not None,
