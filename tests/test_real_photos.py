@@ -159,6 +159,7 @@ def test_aligned_lfw_identities_train_above_chance(tmp_path):
         (root / d.name).mkdir(parents=True)
         for p in sorted(d.glob("*.jpg"))[:20]:
             shutil.copy(p, root / d.name / p.name)
+    _rgb(root / people[0].name / "noise.jpg", 0, size=(250, 250))  # no face in it: left out and listed, not fatal
     out = tmp_path / "run"
     run_cli("train", f"folder:{root}", "--task", "identity", "--classes", "10", "--crop", "aligned", "--size", "64",
             "--epochs", "15", "--batch", "32", "--out", str(out), "--quiet")  # fmt: skip
@@ -166,6 +167,7 @@ def test_aligned_lfw_identities_train_above_chance(tmp_path):
     cache = json.loads((out / "config.json").read_text())["data"]["cache"]
     assert json.loads((Path(cache) / "meta.json").read_text())["faces"]["crop"] == "aligned"
     assert summary["best"]["val_acc"] >= 0.4, summary["best"]
+    assert f"{people[0].name}/noise.jpg" in summary["skipped"]
 
 
 @needs_faces

@@ -651,6 +651,7 @@ def cam_cmd(
     detect: bool = typer.Option(False, help="On image files: map each face found in them (see --detector)."),
     detector: str = DETECTOR,
     upsample: Optional[int] = UPSAMPLE,
+    min_score: Optional[float] = MIN_SCORE,
     precision: str = PRECISION,
     strict: bool = STRICT,
 ):
@@ -672,6 +673,7 @@ def cam_cmd(
         colormap=colormap,
         detector=detector if detect else None,
         upsample=upsample,
+        min_score=min_score,
     )
     _report_line(summary, out_dir, run, "cam")
 
@@ -785,6 +787,7 @@ def predict_cmd(
     detect: bool = typer.Option(False, help="Find and crop faces first (see --detector)."),
     detector: str = DETECTOR,
     upsample: Optional[int] = UPSAMPLE,
+    min_score: Optional[float] = MIN_SCORE,
     method: str = typer.Option("cam"),
     target: Optional[str] = typer.Option(None),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/predict."),
@@ -796,7 +799,16 @@ def predict_cmd(
     from .probes.explain import predict
 
     summary = predict(
-        run, source, detect=detect, detector=detector, upsample=upsample, method=method, target=target, out=out_dir, strict=strict
+        run,
+        source,
+        detect=detect,
+        detector=detector,
+        upsample=upsample,
+        min_score=min_score,
+        method=method,
+        target=target,
+        out=out_dir,
+        strict=strict,
     )
     out.print(
         f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
@@ -876,6 +888,7 @@ def landmarks_cmd(
     margin: Optional[float] = typer.Option(None, help="Border around each detected face (default: as in training)."),
     detector: str = DETECTOR,
     upsample: Optional[int] = UPSAMPLE,
+    min_score: Optional[float] = MIN_SCORE,
     landmarker: str = typer.Option("net", help="net (the run's network) or dlib (dlib's 68-point predictor, facelab[faces])."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/landmarks."),
     precision: str = PRECISION,
@@ -885,7 +898,17 @@ def landmarks_cmd(
     _hardware(precision)
     from .keypoints.photos import landmarks
 
-    summary = landmarks(run, source, margin=margin, detector=detector, upsample=upsample, landmarker=landmarker, out=out_dir, strict=strict)
+    summary = landmarks(
+        run,
+        source,
+        margin=margin,
+        detector=detector,
+        upsample=upsample,
+        min_score=min_score,
+        landmarker=landmarker,
+        out=out_dir,
+        strict=strict,
+    )
     out.print(
         f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
         f"{', '.join(summary['no_face']) or '-'}"
@@ -944,6 +967,7 @@ def serve_cmd(
     port: int = typer.Option(8000),
     detector: str = DETECTOR,
     upsample: Optional[int] = UPSAMPLE,
+    min_score: Optional[float] = MIN_SCORE,
     precision: str = PRECISION,
 ):
     """A local web page: drop a photo or start the webcam; predictions, CAM overlay, landmarks."""
@@ -951,7 +975,7 @@ def serve_cmd(
     from .web.app import serve
 
     out.print(f"facelab serving {len(runs)} run(s) on http://{host}:{port}/ (Ctrl+C to stop)")
-    serve(runs, host, port, detector=detector, upsample=upsample)
+    serve(runs, host, port, detector=detector, upsample=upsample, min_score=min_score)
 
 
 @app.command("webcam")
@@ -964,13 +988,14 @@ def webcam_cmd(
     quiet: bool = QUIET,
     detector: str = DETECTOR,
     upsample: Optional[int] = UPSAMPLE,
+    min_score: Optional[float] = MIN_SCORE,
     precision: str = PRECISION,
 ):
     """The same overlay as the web page on an OpenCV window, or into an annotated video file."""
     _hardware(precision)
     from .web.webcam import webcam
 
-    result = webcam(runs, source, out_path, target, max_frames, quiet, detector=detector, upsample=upsample)
+    result = webcam(runs, source, out_path, target, max_frames, quiet, detector=detector, upsample=upsample, min_score=min_score)
     out.print(
         f"{result['frames']} frames, {result['faces']} faces, {result['frames_per_s']:.1f} frames/s"
         + (f"; wrote {result['out']}" if result["out"] else "")

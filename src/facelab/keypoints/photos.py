@@ -52,6 +52,7 @@ def landmarks(
     margin: float | None = None,
     detector: str = "auto",
     upsample: int | None = None,
+    min_score: float | None = None,
     landmarker: str = "net",
     out: str | Path | None = None,
     strict: bool = False,
@@ -64,7 +65,7 @@ def landmarks(
     opened.require("points", "landmarks")
     folder = probe_folder(out, run, "landmarks")
     margin = face_margin(opened.contract.crop) if margin is None else margin
-    finder = face_detector(detector, upsample)
+    finder = face_detector(detector, upsample, min_score)
     photos = Photos(source, strict)
     faces, no_face, figures = [], [], []
     for _, name, photo in photos:

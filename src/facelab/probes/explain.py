@@ -54,6 +54,7 @@ def cam(
     colormap: str = DEFAULT_COLORMAP,
     detector: str | None = None,
     upsample: int | None = None,
+    min_score: float | None = None,
 ) -> dict:
     """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM; with ``detector``, each face found in
     them), or a whole split of a SPEC, with galleries grouped by (true, predicted) label and each group's mean map."""
@@ -74,6 +75,7 @@ def cam(
             colormap=colormap,
             detector=detector,
             upsample=upsample,
+            min_score=min_score,
         )
     opened = Run.open(run, probe=True)
     opened.require("labels", "cam")
@@ -145,7 +147,7 @@ def _detected_faces(photos: Photos, size: tuple[int, int], finder, margin: float
 
 
 def _cam_files(
-    run, source, *, method, target, layer, folder, strict=False, colormap=DEFAULT_COLORMAP, detector=None, upsample=None
+    run, source, *, method, target, layer, folder, strict=False, colormap=DEFAULT_COLORMAP, detector=None, upsample=None, min_score=None
 ) -> dict:
     opened, _ = open_probe(run)
     opened.require("labels", "cam")
@@ -161,7 +163,7 @@ def _cam_files(
         photos = Photos(source, strict)
         skipped = photos.skipped
         images = _detected_faces(
-            photos, size, face_detector(detector, upsample), face_margin(opened.contract.crop), opened.contract.aligned
+            photos, size, face_detector(detector, upsample, min_score), face_margin(opened.contract.crop), opened.contract.aligned
         )
     for name, image in images:
         logits, tgt, _, norm = attribution_maps(model, opened.contract.image_input(image), method, output, binary, lyr)
@@ -185,6 +187,7 @@ def predict(
     detect: bool = False,
     detector: str = "auto",
     upsample: int | None = None,
+    min_score: float | None = None,
     method: str = "cam",
     target: str | None = None,
     out: str | Path | None = None,
@@ -198,7 +201,7 @@ def predict(
     model, contract = opened.model, opened.contract
     folder = probe_folder(out, run, "predict")
     photos = Photos(source, strict)
-    finder = face_detector(detector, upsample) if detect else None
+    finder = face_detector(detector, upsample, min_score) if detect else None
     output = opened.task.explained_output(target)
     results, no_face, tiles, captions = [], [], [], []
     for _, name, photo in photos:

@@ -61,6 +61,9 @@ def write_run_report(run, cfg, module, data, summary: dict) -> None:
     )
     for line in at_chance(summary):
         rep.paragraph(line)
+    if summary.get("skipped"):
+        shown = ", ".join(summary["skipped"][:20]) + (f" and {len(summary['skipped']) - 20} more" if len(summary["skipped"]) > 20 else "")
+        rep.paragraph(f"left out ({len(summary['skipped'])}, unreadable or without a face found): {shown}", "note")
     rep.heading("Final and best validation metrics")
     columns = {key: summary_columns(summary[key]) for key in ("final", "best")}
     header = list(columns["final"])

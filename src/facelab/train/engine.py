@@ -537,6 +537,8 @@ def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, 
     }
     for key, fields in task.summary_extra(data, outputs).items():  # "final"/"best" fields join their block
         summary[key] = summary[key] | fields if key in ("final", "best") else fields
+    if data.unreadable:
+        summary["skipped"] = data.unreadable  # unreadable images, and photos where a face crop found no face
     summary["runtime"] = rt.describe()
     run.write_json("summary.json", summary)
     return summary

@@ -67,9 +67,9 @@ def png_base64(image: np.ndarray) -> str:
 class Analyser:
     """``detector``: how faces are found in each frame (:func:`facelab.data.detect.face_detector`)."""
 
-    def __init__(self, runs: list[LoadedRun], detector: str = "auto", upsample: int | None = None):
+    def __init__(self, runs: list[LoadedRun], detector: str = "auto", upsample: int | None = None, min_score: float | None = None):
         self.runs = runs
-        self.detector = face_detector(detector, upsample)
+        self.detector = face_detector(detector, upsample, min_score)
         self.lock = threading.Lock()
         self.targets = [o for r in runs for o in r.outputs]
 

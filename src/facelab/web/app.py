@@ -33,8 +33,8 @@ async def _read_limited(upload: UploadFile) -> bytes:
     return data
 
 
-def create_app(run_paths: list[str | Path], detector: str = "auto", upsample: int | None = None) -> FastAPI:
-    analyser = Analyser(load_runs(run_paths), detector, upsample)
+def create_app(run_paths: list[str | Path], detector: str = "auto", upsample: int | None = None, min_score: float | None = None) -> FastAPI:
+    analyser = Analyser(load_runs(run_paths), detector, upsample, min_score)
     app = FastAPI(title="facelab", docs_url="/api/docs")
     stats = {"requests": 0, "seconds": 0.0}
 
@@ -87,8 +87,14 @@ def create_app(run_paths: list[str | Path], detector: str = "auto", upsample: in
 
 
 def serve(
-    run_paths: list[str | Path], host: str = "127.0.0.1", port: int = 8000, *, detector: str = "auto", upsample: int | None = None
+    run_paths: list[str | Path],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    detector: str = "auto",
+    upsample: int | None = None,
+    min_score: float | None = None,
 ) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(run_paths, detector, upsample), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(run_paths, detector, upsample, min_score), host=host, port=port, log_level="warning")

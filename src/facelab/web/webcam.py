@@ -33,12 +33,13 @@ def webcam(
     *,
     detector: str = "auto",
     upsample: int | None = None,
+    min_score: float | None = None,
 ) -> dict:
     """Annotate every frame (faces, CAM overlay, landmarks, top predictions). With ``out`` the result is written
     as a video (written to a temporary name and renamed when complete); without it, shown in a window."""
     if out is not None:
         out = prepare_output_file(out)
-    analyser = Analyser(load_runs(runs), detector, upsample)
+    analyser = Analyser(load_runs(runs), detector, upsample, min_score)
     cap = _open(source)
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not source.isdigit() else 0
