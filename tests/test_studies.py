@@ -75,7 +75,7 @@ def test_inversion_study_summary_is_the_inversion_runs_plus_published(tmp_path):
     # Other settings into the same folder: trained again, never the earlier run's figures reported as these.
     run_cli("study", "inversion", "synth:400,ids=10", "--classes", "10", "--epochs", "1", "--weights", "none", "--out", str(out), *TINY)
     again = json.loads((out / "summary.json").read_text())
-    assert len(again["runs"][0]["upright_acc"]) == 1 and "epochs: 1 instead of 10" in again["departures"]
+    assert len(again["runs"][0]["upright_acc"]) == 1 and "epochs: 1 instead of 30" in again["departures"]
 
 
 def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_path):

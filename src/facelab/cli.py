@@ -596,7 +596,7 @@ def edit_cmd(
     attr: str = typer.Option(..., help="An attribute the run predicts."),
     to: int = typer.Option(1, help="1: more of the attribute, 0: less."),
     steps: int = typer.Option(60),
-    lr: float = typer.Option(0.002, help="Step size in pixel units (0..1)."),
+    lr: Optional[float] = typer.Option(None, help="Step size in pixel units (0..1); default: facelab.edit's own (0.01)."),
     jitter: int = typer.Option(2),
     blur: float = typer.Option(0.0),
     param: str = typer.Option("pixel"),
@@ -611,7 +611,8 @@ def edit_cmd(
     from .probes.dream import edit
 
     reg = _regularisers(jitter, blur, param, decorrelate)
-    summary = edit(run, image, attr=attr, to=to, steps=steps, lr=lr, reg=reg, seed=seed, out=out_dir, quiet=quiet)
+    step = {"lr": lr} if lr is not None else {}  # one declaration of the default: the function's
+    summary = edit(run, image, attr=attr, to=to, steps=steps, reg=reg, seed=seed, out=out_dir, quiet=quiet, **step)
     _report_line(summary, out_dir, run, "edit")
 
 

@@ -172,7 +172,7 @@ def inversion(
             raise FacelabError("internal: validation images changed between epochs")
         results.append(_summarise(run, scores, n_boot, threshold))
     settings = {"spec": spec, "arch": arch, "epochs": epochs, "inverted_fraction": inverted_fraction, "crop": crop}
-    settings |= {"classes": list(classes), "size": size, "batch": batch, "weights": weights, "seed": seed}
+    settings |= {"classes": list(classes), "size": size, "batch": batch, "weights": weights, "seed": seed, "opts": list(opts)}
     summary = {"runs": results, **{k: settings[k] for k in ("spec", "arch", "epochs", "inverted_fraction", "crop")}}
     summary["settings"] = settings  # what the study compares before reusing these runs
     _write_outputs(out, summary, plan)

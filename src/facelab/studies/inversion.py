@@ -29,7 +29,8 @@ INVERSION = Protocol(
         "weights": "imagenet",
         "classes": [20, 100],
         "size": "224",
-        "epochs": 10,
+        "epochs": 30,
+        "opt": "sgd",
         "batch": 64,
         "inverted_fraction": 0.05,
         "control": "inverted-trained",
@@ -39,7 +40,6 @@ INVERSION = Protocol(
         "crop": "the study's faces are CelebA's aligned images; facelab's default is the data source's own crop (a folder of "
         "photos: the detector's box), --crop aligned aligns them on five points",
         "size": "facelab's choice (ImageNet's input size; the study does not record it)",
-        "epochs": FACELAB_SOURCE,
         "batch": FACELAB_SOURCE,
         "inverted_fraction": FACELAB_SOURCE,
     },
@@ -72,7 +72,7 @@ def inversion_study(
     done = folder / "inversion" / "summary.json"
     wanted = {"spec": plan.spec, "arch": s["arch"], "epochs": s["epochs"], "inverted_fraction": s["inverted_fraction"]}
     wanted |= {"crop": None if s["crop"] == SOURCE_CROP else s["crop"], "classes": list(s["classes"]), "size": s["size"]}
-    wanted |= {"batch": s["batch"], "weights": weights, "seed": seed}
+    wanted |= {"batch": s["batch"], "weights": weights, "seed": seed, "opts": [s["opt"]]}
     earlier = json.loads(done.read_text()) if done.exists() else None
     if earlier is not None and earlier.get("settings") == wanted:  # run before with these settings: its runs are kept
         measured = earlier
@@ -82,6 +82,7 @@ def inversion_study(
             classes=list(s["classes"]),
             arch=s["arch"],
             epochs=s["epochs"],
+            opts=[s["opt"]],
             inverted_fraction=s["inverted_fraction"],
             control=s["control"],
             out=folder / "inversion",
