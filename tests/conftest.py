@@ -25,8 +25,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
-    """Caches of the test session live in its temporary folder, for module fixtures too."""
+    """Caches of the test session live in its temporary folder, for module fixtures too; and nothing is downloaded
+    (a keypoint run's default ``--weights auto`` would fetch ImageNet weights on a machine with internet): the test of
+    the download mocks it."""
     os.environ["FACELAB_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+    os.environ["FACELAB_OFFLINE"] = "1"
 
 
 @pytest.fixture(autouse=True, scope="session")

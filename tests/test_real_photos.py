@@ -105,6 +105,16 @@ def test_task_defaults_are_taken_and_recorded():
     assert (reopened.crop, reopened.weights, reopened.min_steps) == (None, None, None)
 
 
+def test_auto_weights_train_from_scratch_offline_and_say_so(tmp_path, monkeypatch, capsys):
+    from facelab import progress
+    from facelab.train.engine import _with_available_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch cache; FACELAB_OFFLINE=1 (conftest)
+    monkeypatch.setattr(progress, "_said", set(), raising=False)
+    cfg = _with_available_weights(TrainConfig(spec="synth:10", task="keypoints"), quiet=False)
+    assert cfg.weights is None and "training resnet18 from scratch" in capsys.readouterr().err
+
+
 def test_small_sets_get_enough_steps():
     cfg = TrainConfig(spec="synth:10", task="keypoints")  # batch 32, 10 epochs, at least 1000 steps
     assert _with_enough_steps(cfg, 700, quiet=True).epochs == 46  # 22 steps an epoch
