@@ -395,7 +395,7 @@ def _study_done(summary: dict, json_: bool, lines: list[str]) -> None:
 
 
 @study_app.command("bias")
-@train_options("arch", "size", "epochs", "batch", "weights", **STUDY_SCALE)
+@train_options("arch", "size", "epochs", "batch", "weights", "crop", **STUDY_SCALE)
 def study_bias_cmd(
     spec: Optional[str] = STUDY_SPEC,
     out_dir: Optional[Path] = out_option("Study folder (default runs/study_bias)."),
@@ -446,7 +446,7 @@ def study_inversion_cmd(
 
 
 @study_app.command("youth")
-@train_options("arch", "size", "epochs", "batch", "weights", **STUDY_SCALE)
+@train_options("arch", "size", "epochs", "batch", "weights", "crop", **STUDY_SCALE)
 def study_youth_cmd(
     spec: Optional[str] = STUDY_SPEC,
     out_dir: Optional[Path] = out_option("Study folder (default runs/study_youth)."),

@@ -13,7 +13,7 @@ from ..probes.group_maps import answers_on, evidence_by_group
 from ..probes.stats import difference_ci
 from ..report.html import Report
 from ..train.engine import TrainConfig
-from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, interval, study_folder, trained, write_study
+from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, trained, write_study
 
 BIAS = Protocol(
     name="bias",
@@ -33,8 +33,9 @@ BIAS = Protocol(
         "batch": 64,
         "target": "Male",
         "by": ["Male", "Young", "Pale_Skin"],
+        "crop": SOURCE_CROP,
     },
-    sources={"size": FACELAB_SOURCE, "batch": FACELAB_SOURCE},
+    sources={"crop": CROP_SOURCE, "size": FACELAB_SOURCE, "batch": FACELAB_SOURCE},
     published={
         "accuracy": {"unbalanced": {"male": 0.973, "female": 0.966}, "balanced": {"male": 0.969, "female": 0.965}},
         "note": "test accuracy per gender, ResNet on CelebA's Male attribute",
@@ -75,6 +76,7 @@ def bias_study(
             size=s["size"],
             epochs=s["epochs"],
             batch=s["batch"],
+            crop=plan.crop,
             weights=weights,
             balance=target if balance else None,
             seed=seed,

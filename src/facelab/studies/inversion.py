@@ -11,9 +11,8 @@ from ..report.html import Report
 from ..report.run_report import CHANCE_MARGIN
 from ..train.engine import TrainConfig
 from ..train.task_registry import task_for
-from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, write_study
+from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
 
-SOURCE_CROP = "the data source's own"
 SCRATCH_ARCH = "darknet64"  # what the study trains when the protocol's ImageNet weights cannot be had
 INVERSION = Protocol(
     name="inversion",
@@ -37,8 +36,7 @@ INVERSION = Protocol(
         "crop": SOURCE_CROP,
     },
     sources={
-        "crop": "the study's faces are CelebA's aligned images; facelab's default is the data source's own crop (a folder of "
-        "photos: the detector's box), --crop aligned aligns them on five points",
+        "crop": CROP_SOURCE,
         "size": "facelab's choice (ImageNet's input size; the study does not record it)",
         "batch": FACELAB_SOURCE,
         "inverted_fraction": FACELAB_SOURCE,
@@ -71,7 +69,7 @@ def inversion_study(
         )
     done = folder / "inversion" / "summary.json"
     wanted = {"spec": plan.spec, "arch": s["arch"], "epochs": s["epochs"], "inverted_fraction": s["inverted_fraction"]}
-    wanted |= {"crop": None if s["crop"] == SOURCE_CROP else s["crop"], "classes": list(s["classes"]), "size": s["size"]}
+    wanted |= {"crop": plan.crop, "classes": list(s["classes"]), "size": s["size"]}
     wanted |= {"batch": s["batch"], "weights": weights, "seed": seed, "opts": [s["opt"]]}
     earlier = json.loads(done.read_text()) if done.exists() else None
     if earlier is not None and earlier.get("settings") == wanted:  # run before with these settings: its runs are kept
@@ -89,7 +87,7 @@ def inversion_study(
             size=s["size"],
             batch=s["batch"],
             weights=weights,
-            crop=None if s["crop"] == SOURCE_CROP else s["crop"],
+            crop=plan.crop,
             seed=seed,
             n_boot=n_boot,
             quiet=quiet,

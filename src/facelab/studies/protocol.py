@@ -14,6 +14,11 @@ from ..report.html import Report
 
 PUBLISHED_SOURCE = "the published study"
 FACELAB_SOURCE = "facelab's choice (the study does not record it)"
+SOURCE_CROP = "the data source's own"  # a study's crop setting when the user gives no --crop
+CROP_SOURCE = (
+    "the study's faces are CelebA's aligned images; facelab's default is the data source's own crop (a folder of photos: "
+    "the detector's box), --crop aligned aligns faces on five points"
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,12 @@ class Plan:
         plan = cls(protocol, spec or protocol.default_spec, chosen)
         plan.data = open_spec(plan.spec)
         return plan
+
+    @property
+    def crop(self) -> str | None:
+        """The --crop the study's runs train with (None: the data source's own)."""
+        crop = self.settings.get("crop")
+        return None if crop == SOURCE_CROP else crop
 
     @property
     def synthetic(self) -> bool:

@@ -13,7 +13,7 @@ from ..probes.stats import wilson_ci
 from ..probes.subject import load_subject
 from ..report.html import Report
 from ..train.engine import TrainConfig
-from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, trained, write_study
+from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, trained, write_study
 
 YOUTH = Protocol(
     name="youth",
@@ -37,8 +37,10 @@ YOUTH = Protocol(
         "schedule": "onecycle",
         "target": "Young",
         "dream_layer": "3",
+        "crop": SOURCE_CROP,
     },
     sources={
+        "crop": CROP_SOURCE,
         "epochs": FACELAB_SOURCE,
         "schedule": FACELAB_SOURCE,
         "dream_layer": FACELAB_SOURCE,
@@ -80,6 +82,7 @@ def youth_study(
         momentum=s["momentum"],
         wd=s["wd"],
         schedule=s["schedule"],
+        crop=plan.crop,
         weights=plan.weights_for(s["arch"]),
         seed=seed,
     )
