@@ -75,16 +75,19 @@ def test_utkface_names_become_attributes(tmp_path):
     names = ["25_0_0_20170116.jpg.chip.jpg", "40_1_2_20170116.jpg.chip.jpg", "29_1_1_2017.jpg", "70_0_4_2017.jpg"]
     for k, n in enumerate(names):
         _rgb(tmp_path / n, k)
-    _rgb(tmp_path / "39_1_20170116.jpg.chip.jpg", 9)  # no race field, as two names in the full set
+    _rgb(tmp_path / "39_0_20170116.jpg.chip.jpg", 9)  # no race field, as two names in the full set: kept, no race
+    _rgb(tmp_path / "x_1_2_2017.jpg", 10)  # no age: left out
     fs = open_spec(f"utkface:{tmp_path}")
-    assert len(fs) == 4 and fs.attr_names == ["Male", "Young", "White", "Black", "Asian", "Indian", "Others"]
+    assert len(fs) == 5 and fs.attr_names == ["Male", "Young", "White", "Black", "Asian", "Indian", "Others"]
     by_name = dict(zip(fs.names, fs.attributes.tolist()))
     assert by_name["25_0_0_20170116.jpg.chip.jpg"][:3] == [1, 1, 1] and by_name["40_1_2_20170116.jpg.chip.jpg"][:2] == [0, 0]
     assert by_name["29_1_1_2017.jpg"][1] == 1 and by_name["70_0_4_2017.jpg"][6] == 1
-    assert sorted(fs.ages.tolist()) == [25, 29, 40, 70]
+    assert by_name["39_0_20170116.jpg.chip.jpg"] == [1, 0, 0, 0, 0, 0, 0]
+    assert sorted(fs.ages.tolist()) == [25, 29, 39, 40, 70]
     info = json.loads(run_cli("data", "info", f"utkface:{tmp_path}", "--json").stdout)
-    assert info["n_images"] == 4 and info["attribute_counts"]["Male"] == 2 and info["attribute_counts"]["Young"] == 2
-    assert any("39_1_20170116" in p for p in info["problems"])
+    assert info["n_images"] == 5 and info["attribute_counts"]["Male"] == 3 and info["attribute_counts"]["Young"] == 2
+    assert any("39_0_20170116" in p and "no race" in p for p in info["problems"])
+    assert any("x_1_2_2017" in p and "left out" in p for p in info["problems"])
 
 
 # ----------------------------------------------------------------------------- defaults owned by the task

@@ -2,8 +2,9 @@
 
 Attributes (0/1): ``Male`` (gender 0), ``Young`` (age under 30, the usual young/old cut of age studies; CelebA's own
 ``Young`` is an annotator's impression with no age behind it), one per race (``White``, ``Black``, ``Asian``,
-``Indian``, ``Others``); the age in years is kept as ``ages``. A name that does not parse (the full set has two
-without a race field) is listed under ``problems`` and left out, never fatal.
+``Indian``, ``Others``); the age in years is kept as ``ages``. A name without a race field (the full set has two) is
+kept with every race attribute 0 and listed under ``problems``; a name whose age or gender does not parse is listed
+and left out. Neither is fatal.
 """
 
 from __future__ import annotations
@@ -31,18 +32,18 @@ class UTKFaceSet(FileFaceSet):
         return super()._take_extra(idx) | {"ages": None if self.ages is None else self.ages[idx]}
 
 
-def parse_name(name: str) -> tuple[int, int, int] | None:
-    """(age, gender, race) from ``AGE_GENDER_RACE_DATE...``, or None when the name does not say all three."""
+def parse_name(name: str) -> tuple[int, int, int | None] | None:
+    """(age, gender, race) from ``AGE_GENDER_RACE_DATE...``; race None where the name lacks it (two names of the full
+    set go ``AGE_GENDER_DATE``); None when age or gender does not parse."""
     parts = name.split("_")
-    if len(parts) < 4:
-        return None
     try:
-        age, gender, race = int(parts[0]), int(parts[1]), int(parts[2])
-    except ValueError:
+        age, gender = int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
         return None
-    if not (0 <= age <= 130 and gender in (0, 1) and 0 <= race < len(RACES)):
+    if not (0 <= age <= 130 and gender in (0, 1)):
         return None
-    return age, gender, race
+    race = parts[2] if len(parts) >= 4 else ""
+    return age, gender, int(race) if race.isdigit() and int(race) < len(RACES) else None
 
 
 def load_utkface(path: Path, spec: str) -> UTKFaceSet:
@@ -52,6 +53,7 @@ def load_utkface(path: Path, spec: str) -> UTKFaceSet:
     parsed = [(p, parse_name(p.name)) for p in files]
     bad = [p.name for p, labels in parsed if labels is None]
     kept = [(p, labels) for p, labels in parsed if labels is not None]
+    no_race = [p.name for p, labels in kept if labels[2] is None]
     if not kept:
         raise FacelabError(f"{path}: no image named AGE_GENDER_RACE_DATE.jpg found ({len(files)} images, none parse)")
     ages = np.array([a for _, (a, _, _) in kept], dtype=np.int16)
@@ -61,6 +63,8 @@ def load_utkface(path: Path, spec: str) -> UTKFaceSet:
     problems = []
     if bad:
         problems.append(f"{len(bad)} file names do not parse as AGE_GENDER_RACE_DATE and were left out (e.g. {', '.join(bad[:3])})")
+    if no_race:
+        problems.append(f"{len(no_race)} file names have no race field (kept; every race attribute 0): {', '.join(no_race[:5])}")
     return UTKFaceSet(
         spec=spec,
         source="utkface",
