@@ -15,7 +15,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -131,7 +131,7 @@ class CacheRequest:
     size: tuple[int, int]
     crop: str
     margin: float
-    finder: FaceFinder | None = None  # detect / aligned crops: how faces are found
+    finder: FaceFinder = field(default_factory=FaceFinder)  # detect / aligned crops: how faces are found
 
     def fingerprint(self, fs: FaceSet) -> dict:
         fp = {
@@ -143,7 +143,7 @@ class CacheRequest:
             "items": fs.fingerprint(),
         }
         if self.crop in FACE_CROPS:
-            fp["faces"] = (self.finder or FaceFinder()).describe(self.crop)
+            fp["faces"] = self.finder.describe(self.crop)
         return fp
 
     def path(self, fs: FaceSet) -> Path:
@@ -153,7 +153,7 @@ class CacheRequest:
 
 def cache_request(fs: FaceSet, size: tuple[int, int], crop: str | None, margin: float | None = None, finder=None) -> CacheRequest:
     crop = crop or fs.default_crop
-    return CacheRequest(size, crop, DEFAULT_MARGIN.get(crop, 0.0) if margin is None else margin, finder)
+    return CacheRequest(size, crop, DEFAULT_MARGIN.get(crop, 0.0) if margin is None else margin, finder or FaceFinder())
 
 
 def fingerprint_hash(fp: dict) -> str:
@@ -172,7 +172,7 @@ def _worker_init(fs: FaceSet, out: str, req: CacheRequest, n_points: int | None)
 def _detector():
     """This worker's face detector (dlib's objects do not pickle: each process builds its own, once)."""
     if "detector" not in _WORKER:
-        _WORKER["detector"] = (_WORKER["req"].finder or FaceFinder()).build()
+        _WORKER["detector"] = _WORKER["req"].finder.build()
     return _WORKER["detector"]
 
 
@@ -231,7 +231,7 @@ def build_cache(
         check_face_crop(crop)
     req = cache_request(fs, size, crop, margin, finder)
     if crop in FACE_CROPS and given is None and not quiet:
-        found_by = (finder or FaceFinder()).build().describe()
+        found_by = req.finder.build().describe()
         say(f"{fs.spec}: faces cut from the photos by {found_by} (--crop {crop}; --crop center keeps whole photos)")
     fp = req.fingerprint(fs)
     out = Path(out) if out is not None else req.path(fs)

@@ -19,12 +19,17 @@ VALID_EVERY = 10  # every 10th training image is held out for validation
 
 
 def parse_pts(path: Path) -> np.ndarray:
-    """(n, 2) 0-based pixel coordinates from a .pts file (which counts from 1): the usual layout ('version: 1',
-    'n_points: 68', '{', points, '}') or, as several public copies of 300-W hold them, only the n lines of 'x y'."""
+    """(n, 2) 0-based pixel coordinates from a .pts file (which counts from 1)."""
+    return read_pts(path)[0]
+
+
+def read_pts(path: Path) -> tuple[np.ndarray, bool]:
+    """The points of a .pts file and whether it has the usual header ('version: 1', 'n_points: 68', '{', points, '}');
+    several public copies of 300-W hold only the n lines of 'x y'."""
     lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
     lines = [ln for ln in lines if ln]
     if lines and not any(ln.startswith(("version", "n_points", "{")) for ln in lines):
-        return _points(path, [(k + 1, ln) for k, ln in enumerate(lines)])
+        return _points(path, [(k + 1, ln) for k, ln in enumerate(lines)]), False
     try:
         n = int(next(ln for ln in lines if ln.startswith("n_points")).split(":")[1])
         start = lines.index("{") + 1
@@ -33,7 +38,7 @@ def parse_pts(path: Path) -> np.ndarray:
         raise FacelabError(f"{path}: expected 'version: 1', 'n_points: 68', '{{', points, '}}' (or only lines of 'x y')") from None
     if end - start != n:
         raise FacelabError(f"{path}: n_points says {n} but {end - start} point lines follow")
-    return _points(path, [(start + k + 1, ln) for k, ln in enumerate(lines[start:end])])
+    return _points(path, [(start + k + 1, ln) for k, ln in enumerate(lines[start:end])]), True
 
 
 def _points(path: Path, numbered: list[tuple[int, str]]) -> np.ndarray:
@@ -41,10 +46,6 @@ def _points(path: Path, numbered: list[tuple[int, str]]) -> np.ndarray:
     for k, (line_no, ln) in enumerate(numbered):
         pts[k] = finite_point(path, line_no, ln.split(), "'x y'")
     return pts - 1.0
-
-
-def has_header(path: Path) -> bool:
-    return path.suffix.lower() != ".pts" or "n_points" in path.read_text(errors="replace")
 
 
 def finite_point(path: Path, line_no: int, values: list[str], form: str) -> tuple[float, float]:
@@ -80,7 +81,7 @@ def parse_ljson(path: Path) -> np.ndarray:
     return pts
 
 
-ANNOTATIONS = {".pts": parse_pts, ".ljson": parse_ljson}
+ANNOTATIONS = {".pts": read_pts, ".ljson": lambda path: (parse_ljson(path), True)}  # (points, with a header)
 
 
 def _split_for(rel: str, index: int) -> int:
@@ -99,8 +100,8 @@ def _from_pts(root: Path, spec: str, files: list[Path]) -> FileFaceSet:
         if img is None:
             problems.append(f"{pf.relative_to(root)}: no image beside it, skipped")
             continue
-        pts = ANNOTATIONS[pf.suffix.lower()](pf)
-        headerless += not has_header(pf)
+        pts, header = ANNOTATIONS[pf.suffix.lower()](pf)
+        headerless += not header
         if len(pts) != 68:
             problems.append(f"{pf.relative_to(root)}: {len(pts)} points, not 68; skipped")
             continue

@@ -113,6 +113,17 @@ def _summarise(run: InversionRun, scores: ViewScores, n_boot: int, threshold: fl
     }
 
 
+def as_recorded(values: dict) -> dict:
+    """``values`` as summary.json holds them (tuples become lists), so settings compare equal after a round trip."""
+    return json.loads(json.dumps(values))
+
+
+def ran_with(summary: dict, spec: str, **params) -> bool:
+    """Whether an earlier inversion ``summary`` trained its runs on ``spec`` with ``params`` (every one as given)."""
+    recorded = summary.get("settings") or {}
+    return all(recorded.get(k, object()) == v for k, v in as_recorded({"spec": spec, **params}).items())
+
+
 def inversion(
     spec: str = "synth:3000,ids=20",
     *,
@@ -171,10 +182,10 @@ def inversion(
         if any(not np.array_equal(p, scores.positions[0]) for p in scores.positions):
             raise FacelabError("internal: validation images changed between epochs")
         results.append(_summarise(run, scores, n_boot, threshold))
-    settings = {"spec": spec, "arch": arch, "epochs": epochs, "inverted_fraction": inverted_fraction, "crop": crop}
-    settings |= {"classes": list(classes), "size": size, "batch": batch, "weights": weights, "seed": seed, "opts": list(opts)}
+    settings = as_recorded(dict(spec=spec, classes=classes, arch=arch, epochs=epochs, opts=opts, control=control, lr=lr))
+    settings |= as_recorded(dict(inverted_fraction=inverted_fraction, size=size, batch=batch, weights=weights, crop=crop, seed=seed))
     summary = {"runs": results, **{k: settings[k] for k in ("spec", "arch", "epochs", "inverted_fraction", "crop")}}
-    summary["settings"] = settings  # what the study compares before reusing these runs
+    summary["settings"] = settings  # what defines these runs: a study compares it before reusing them (ran_with)
     _write_outputs(out, summary, plan)
     record_entries(out)
     return summary

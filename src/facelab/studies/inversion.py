@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..probes.inversion import emergence_in_words, inversion
+from ..probes.inversion import emergence_in_words, inversion, ran_with
 from ..report.html import Report
 from ..report.run_report import CHANCE_MARGIN
 from ..train.engine import TrainConfig
@@ -68,31 +68,13 @@ def inversion_study(
             f"accuracy 0.05, chance, after 30 epochs); {SCRATCH_ARCH}, with batch normalisation, reached 0.57 in 10 epochs"
         )
     done = folder / "inversion" / "summary.json"
-    wanted = {"spec": plan.spec, "arch": s["arch"], "epochs": s["epochs"], "inverted_fraction": s["inverted_fraction"]}
-    wanted |= {"crop": plan.crop, "classes": list(s["classes"]), "size": s["size"]}
-    wanted |= {"batch": s["batch"], "weights": weights, "seed": seed, "opts": [s["opt"]]}
+    params = dict(classes=list(s["classes"]), arch=s["arch"], epochs=s["epochs"], opts=[s["opt"]], control=s["control"])
+    params |= dict(inverted_fraction=s["inverted_fraction"], size=s["size"], batch=s["batch"], weights=weights, crop=plan.crop, seed=seed)
     earlier = json.loads(done.read_text()) if done.exists() else None
-    if earlier is not None and earlier.get("settings") == wanted:  # run before with these settings: its runs are kept
+    if earlier is not None and ran_with(earlier, plan.spec, **params):  # run before with these settings: its runs are kept
         measured = earlier
     else:  # never run, or run with other settings (data, epochs, classes ...): what facelab wrote there is replaced
-        measured = inversion(
-            plan.spec,
-            classes=list(s["classes"]),
-            arch=s["arch"],
-            epochs=s["epochs"],
-            opts=[s["opt"]],
-            inverted_fraction=s["inverted_fraction"],
-            control=s["control"],
-            out=folder / "inversion",
-            size=s["size"],
-            batch=s["batch"],
-            weights=weights,
-            crop=plan.crop,
-            seed=seed,
-            n_boot=n_boot,
-            quiet=quiet,
-            replace=earlier is not None,
-        )
+        measured = inversion(plan.spec, **params, out=folder / "inversion", n_boot=n_boot, quiet=quiet, replace=earlier is not None)
     runs = [{k: v for k, v in r.items() if k != "per_epoch"} for r in measured["runs"]]
     plan.warnings += [
         f"{r['classes']} identities{' (control)' if r['control'] else ''}: upright accuracy {r['upright_acc'][-1]:.3f} is at "

@@ -103,6 +103,7 @@ def keypoints_study(
     results = {}
     for part in parts:
         slug = part.name.replace(" ", "_")
+        crop = open_spec(part.spec).default_crop  # the source's framing, as the study's courses crop
         seeds = []
         for seed in range(int(s["seeds"])):
             cfg = TrainConfig(
@@ -118,7 +119,7 @@ def keypoints_study(
                 batch=int(s["batch"]),
                 opt=s["opt"],
                 lr=float(s["lr"]),
-                crop=open_spec(part.spec).default_crop,  # the source's framing, as the study's courses crop
+                crop=crop,
                 weights="none",
                 seed=seed,
             )
