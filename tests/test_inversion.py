@@ -8,7 +8,7 @@ import torch
 
 from facelab.probes.inversion import VIEWS, emergence_epoch
 from facelab.probes.stats import bootstrap_ci
-from facelab.train.engine import RunFolder
+from facelab.training.run_folder import RunFolder
 from helpers import run_cli
 
 

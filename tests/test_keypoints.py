@@ -14,8 +14,8 @@ from facelab.data.landmark_layouts import IBUG68_MIRROR, IMM58_MIRROR
 from facelab.data.spec import open_spec
 from facelab.data.synth_export import synthetic_photo
 from facelab.errors import FacelabError
-from facelab.train.engine import TrainConfig
-from facelab.train.keypoint_task import augment_one, move_points
+from facelab.training.config import TrainConfig
+from facelab.training.keypoint_task import augment_one, move_points
 from helpers import run_cli
 
 # The whole synthetic image (the source's own crop): the bounds below were set on it; the task's default crop of the

@@ -17,7 +17,8 @@ from facelab.data import detect as detect_mod
 from facelab.data.spec import open_spec
 from facelab.errors import FacelabError
 from facelab.models.registry import build_model, start_outputs_at
-from facelab.train.engine import GENERIC_DEFAULTS, TrainConfig, _with_enough_steps
+from facelab.training.config import GENERIC_DEFAULTS, TrainConfig
+from facelab.training.engine import _with_enough_steps
 from helpers import run_cli
 
 SHARED_FACES = Path(os.environ.get("FACELAB_SHARED_FACES", Path(__file__).resolve().parents[2] / "shared" / "faces"))
@@ -110,7 +111,7 @@ def test_task_defaults_are_taken_and_recorded():
 
 def test_auto_weights_train_from_scratch_offline_and_say_so(tmp_path, monkeypatch, capsys):
     from facelab import progress
-    from facelab.train.engine import _with_available_weights
+    from facelab.training.engine import _with_available_weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch cache; FACELAB_OFFLINE=1 (conftest)
     monkeypatch.setattr(progress, "_said", set(), raising=False)

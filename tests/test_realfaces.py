@@ -227,7 +227,7 @@ def test_mangled_annotation_files_stop_with_one_line_or_read(tmp_path, kind, how
 def test_eval_puts_dlib_beside_a_keypoint_network(tmp_path):
     """On 68-point faces, facelab eval runs dlib's predictor on the same faces (full resolution) as a reference row."""
     import facelab
-    from facelab.train.engine import TrainConfig
+    from facelab.training.config import TrainConfig
 
     run = tmp_path / "kp"
     cfg = TrainConfig(spec="synth:300", out=str(run), task="keypoints", arch="kpnet-small", channels=1, size="32", epochs=1, batch=32)

@@ -10,7 +10,8 @@ import pytest
 import facelab
 from facelab.errors import FacelabError
 from facelab.files import MARKER
-from facelab.train.engine import RUN_FILES, RunFolder, TrainConfig
+from facelab.training.config import TrainConfig
+from facelab.training.run_folder import RUN_FILES, RunFolder
 from helpers import run_cli
 
 SMALL = dict(spec="synth:1200", attrs=["Eyeglasses", "Smiling"], size="32", epochs=3, batch=64)
@@ -91,7 +92,7 @@ def test_force_restarts_a_run_keeping_user_files(tmp_path):
 SIGNALLER = """
 import os, signal, sys
 import lightning.pytorch as pl
-import facelab.train.engine as engine
+import facelab.training.engine as engine
 
 EPOCH, BATCH = int(sys.argv[1]), int(sys.argv[2])
 
@@ -174,7 +175,7 @@ def test_unknown_arch_is_refused_before_any_cache_is_built(tmp_path):
 def test_progress_bar_counts_epochs_from_one():
     from types import SimpleNamespace
 
-    from facelab.train.engine import _progress_bar_class
+    from facelab.training.engine import _progress_bar_class
 
     bar = _progress_bar_class()()
     bar._trainer = SimpleNamespace(max_epochs=5)

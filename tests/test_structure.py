@@ -10,13 +10,13 @@ SRC = Path(facelab.__file__).parent
 # Left to right. "base" is the shared ground (errors, files, hardware, progress); "run" a trained run reopened (what
 # probes, keypoints, the web page and eval take); "studies" the four published protocols, built from all of them;
 # "top" the commands (cli, demo, bench).
-STAGES = ["base", "data", "models", "report", "train", "run", "probes", "keypoints", "web", "studies", "top"]
+STAGES = ["base", "data", "models", "report", "training", "run", "probes", "keypoints", "web", "studies", "top"]
 BASE = {"errors", "files", "hardware", "progress"}
 
 
 def stage_of(module: str) -> str:
     parts = module.split(".")[1:]  # after "facelab"
-    if not parts or parts[0] in ("__init__", "__main__", "cli", "demo", "bench"):
+    if not parts or parts[0] in ("__init__", "__main__", "cli", "cli_options", "cli_probes", "demo", "bench", "export"):
         return "top"
     if parts[0] in BASE:
         return "base"
@@ -90,7 +90,7 @@ def test_no_private_names_taken_across_modules():
 
 def test_only_the_task_classes_test_a_task_name():
     """A new task is one file plus one registry line: nothing else compares a value with a task's name."""
-    from facelab.train.task_registry import TASKS
+    from facelab.training.task_registry import TASKS
 
     task_files = {"tasks.py", "task_registry.py", "keypoint_task.py", "rotation_task.py"}
     found = []

@@ -11,7 +11,7 @@ import facelab
 from facelab.data.regions import REGIONS, five_points, region_masks
 from facelab.data.spec import open_spec
 from facelab.studies.keypoints import parts_for
-from facelab.train.engine import TrainConfig
+from facelab.training.config import TrainConfig
 from helpers import run_cli
 
 TINY = ["--arch", "darknet64", "--size", "32", "--quiet", "--n-boot", "200"]

@@ -12,7 +12,8 @@ import torch
 import facelab
 from facelab.errors import FacelabError
 from facelab.run import load_trained
-from facelab.train.engine import RunFolder, TrainConfig
+from facelab.training.config import TrainConfig
+from facelab.training.run_folder import RunFolder
 from helpers import run_cli
 
 SMALL = dict(spec="synth:1200", attrs=["Eyeglasses", "Smiling"], size="32", epochs=3, batch=64)
@@ -76,7 +77,7 @@ KILLER = """
 import os, signal, sys
 import lightning.pytorch as pl
 import facelab
-from facelab.train.engine import TrainConfig
+from facelab.training.config import TrainConfig
 
 class KillMidEpoch(pl.Callback):
     def on_train_batch_start(self, trainer, module, batch, idx):

@@ -10,10 +10,10 @@ from facelab.data.synth import Knob
 from facelab.errors import FacelabError
 from facelab.report.run_report import summary_columns
 from facelab.run import InputContract
-from facelab.train.engine import TrainConfig
-from facelab.train.keypoint_task import KeypointTask
-from facelab.train.task_registry import TASKS, restored_task, task_for
-from facelab.train.tasks import AttrTask, IdentityTask, MetricSums
+from facelab.training.config import TrainConfig
+from facelab.training.keypoint_task import KeypointTask
+from facelab.training.task_registry import TASKS, restored_task, task_for
+from facelab.training.tasks import AttrTask, IdentityTask, MetricSums
 
 
 @pytest.mark.parametrize("text, size", [("64", (64, 64)), (48, (48, 48)), ("80x60", (80, 60)), ("80X60", (80, 60))])
@@ -141,7 +141,7 @@ def test_training_with_exactly_four_steps_does_not_crash_the_schedule(tmp_path):
     """torch's OneCycleLR divides by zero for 4 total steps with a 25% warm-up (144 training faces: 2 full batches
     of 64 an epoch, 2 epochs)."""
     import facelab
-    from facelab.train.engine import TrainConfig
+    from facelab.training.config import TrainConfig
 
     s = facelab.train(TrainConfig(spec="synth:200", out=str(tmp_path / "r"), attrs=["Young"], size="32", epochs=2, batch=64), quiet=True)
     assert s["epochs_done"] == 2

@@ -7,7 +7,7 @@ from PIL import Image
 
 import facelab
 from facelab.data.synth_export import synthetic_photo
-from facelab.train.engine import TrainConfig
+from facelab.training.config import TrainConfig
 from helpers import run_cli
 
 

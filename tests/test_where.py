@@ -13,7 +13,7 @@ from facelab.errors import FacelabError
 from facelab.models import build_model
 from facelab.probes.audit import audit_table
 from facelab.probes.cam import METHODS, default_layer
-from facelab.train.engine import TrainConfig
+from facelab.training.config import TrainConfig
 from helpers import run_cli, train_small
 
 
@@ -68,7 +68,7 @@ def test_gradcam_agrees_with_captum():
         p.requires_grad_(False)
     layer = default_layer(model)
     x = torch.randn(2, 3, 64, 64)
-    _, target, ours = METHODS["gradcam"].raw(model, x, layer, 1, binary=False, fast=False)
+    _, target, ours = METHODS["gradcam"].raw(model, x, layer, 1, binary=False, runtime=None)
     theirs = LayerGradCam(model, layer.module).attribute(x, target=1, relu_attributions=True)[:, 0].detach()
     assert (target.index == 1).all() and ours.shape == theirs.shape == (2, 2, 2)
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-4 * float(theirs.abs().max()))

@@ -21,7 +21,7 @@ _PUBLIC = {
     "write_synth_folder": "facelab.data.synth_export",
     "build_model": "facelab.models",
     "list_models": "facelab.models",
-    "TrainConfig": "facelab.train.engine",
+    "TrainConfig": "facelab.training.config",
     "load_trained": "facelab.run",
     "Run": "facelab.run",
     "evaluate": "facelab.run",
@@ -41,27 +41,27 @@ _PUBLIC = {
     "compare": "facelab.probes.audit",
     "bench_cam": "facelab.bench",
     "sweep": "facelab.keypoints.sweep",
-    "export": "facelab.keypoints.export",
+    "export": "facelab.export",
     "landmarks": "facelab.keypoints.photos",
     "demo": "facelab.demo",
     "study": "facelab.studies",
-    "inversion_study": "facelab.studies.inversion",
-    "youth_study": "facelab.studies.youth",
-    "bias_study": "facelab.studies.bias",
-    "keypoints_study": "facelab.studies.keypoints",
     "bench_data": "facelab.bench",
     "bench_train": "facelab.bench",
-    "use_hardware": "facelab.hardware",
     "runtime": "facelab.hardware",
+    "Runtime": "facelab.hardware",
+    "train": "facelab.training.engine",
 }
 
-__all__ = sorted(_PUBLIC) + ["train", "__version__"]
+__all__ = sorted(_PUBLIC) + ["__version__"]
 
 
 def __getattr__(name: str):
     """Import on first use, so ``facelab data info`` starts without loading torch."""
-    if name == "train":  # the package facelab.train is callable: facelab.train(...) trains
-        return import_module("facelab.train")
     if name in _PUBLIC:
         return getattr(import_module(_PUBLIC[name]), name)
+    if name.endswith("_study"):  # every registered study's function: facelab.youth_study(...)
+        from .studies.registry import get_study, study_names
+
+        if name.removesuffix("_study") in study_names():
+            return get_study(name.removesuffix("_study")).run
     raise AttributeError(f"module 'facelab' has no attribute {name!r}")

@@ -13,8 +13,9 @@ import torch
 from .data.cache import build_cache
 from .data.spec import open_spec
 from .errors import FacelabError
-from .hardware import Runtime, current, native_bf16
-from .train.batches import CachedItems, loader, to_input
+from .hardware import Runtime, native_bf16, probe_runtime
+from .hardware import runtime as resolved_runtime
+from .training.batches import CachedItems, loader, to_input
 
 
 def _timed_pass(batches, n_limit: int) -> float:
@@ -57,7 +58,7 @@ def _file_backed(spec: str, tmp: Path):
     return open_spec(f"celeba:{folder}"), f"celeba:{folder}"
 
 
-def bench_data(spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet: bool = False) -> dict:
+def bench_data(spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet: bool = False, runtime: Runtime | None = None) -> dict:
     """Images/s of (a) per-epoch PIL decode + transforms and (b) the decode-once cache, one epoch each."""
     with tempfile.TemporaryDirectory() as tmp:
         fs, file_spec = _file_backed(spec, Path(tmp))
@@ -76,7 +77,7 @@ def bench_data(spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet
         "baseline_img_s": baseline,
         "cache_img_s": cached,
         "ratio": cached / baseline,
-        "runtime": current("cpu").describe(),
+        "runtime": (runtime or probe_runtime()).describe(),
         "cache_build_s": build_s,
         "n_images": len(fs),
         "size": size,
@@ -114,7 +115,7 @@ def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Run
     """The real ``facelab.train`` loop (cache, augmentation, Lightning), timed per batch after warm-up."""
     import lightning.pytorch as pl
 
-    from .train import engine
+    from .training import engine
 
     starts: list[float] = []
 
@@ -138,14 +139,14 @@ def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Run
     return batch / float(np.mean(np.diff(starts[3:])))
 
 
-def bench_train(steps: int = 20, quiet: bool = False) -> dict:
+def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = None) -> dict:
     """Per net: the pure compute step in fp32 and in bf16, which of them the policy chose, and the real loop
     (which trains in the chosen precision) against the chosen compute step.
 
     ``{"darknet64@64": {"fp32_img_s", "bf16_img_s", "chosen", "compute_img_s", "loop_img_s", "ratio"}, ...,
     "runtime": {...}}``. Emulated bf16 (no native support) is timed over fewer steps: it is 5-16x slower.
     """
-    chosen = current()
+    chosen = runtime or resolved_runtime()
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         for arch, size, batch in (("darknet64", 64, 128), ("resnet18", 112, 64)):
@@ -192,15 +193,16 @@ def _full_backward_gradcam(model, x, layer) -> torch.Tensor:
     return torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1))
 
 
-def bench_cam(frames: int = 30, quiet: bool = False) -> dict:
+def bench_cam(frames: int = 30, quiet: bool = False, runtime: Runtime | None = None) -> dict:
     """Frames/s at batch 1 (map + upsampling + overlay): CAM, Grad-CAM to the hooked layer, and full-backward Grad-CAM."""
     from .models import build_model
     from .probes.cam import attribution_maps, default_layer, overlay
 
     torch.manual_seed(0)
+    rt = runtime or probe_runtime()
     result = {}
     for arch, size in (("darknet64", 128), ("resnet18", 224)):
-        model = current("cpu").prepare(build_model(arch, 2).eval())
+        model = rt.prepare(build_model(arch, 2).eval())
         for p in model.parameters():
             p.requires_grad_(False)
         face, _ = open_spec("synth:1").load(0, (size, size))
@@ -208,7 +210,7 @@ def bench_cam(frames: int = 30, quiet: bool = False) -> dict:
         layer = default_layer(model)
 
         def mapped(method: str):
-            return lambda: overlay(face, attribution_maps(model, x, method, 0, True, layer)[3][0].numpy())
+            return lambda: overlay(face, attribution_maps(model, x, method, 0, True, layer, runtime=rt)[3][0].numpy())
 
         def notebook():
             raw = _full_backward_gradcam(model, x, layer)
@@ -222,11 +224,11 @@ def bench_cam(frames: int = 30, quiet: bool = False) -> dict:
         }
         fps["gradcam_speedup"] = fps["gradcam_fps"] / fps["gradcam_full_backward_fps"]
         result[f"{arch}@{size}"] = fps
-    result["runtime"] = current("cpu").describe()
+    result["runtime"] = rt.describe()
     return result
 
 
-def bench_serve(frames: int = 40, quiet: bool = False) -> dict:
+def bench_serve(frames: int = 40, quiet: bool = False, runtime: Runtime | None = None) -> dict:
     """Frames/s answered by POST /api/predict (webcam-sized JPEG, face detection, darknet64@128 CAM), against the
     same analysis called directly in the process (the HTTP + JSON + PNG cost is the difference)."""
     import io
@@ -234,21 +236,26 @@ def bench_serve(frames: int = 40, quiet: bool = False) -> dict:
     from fastapi.testclient import TestClient
     from PIL import Image
 
-    from .train.engine import TrainConfig, train
+    from .training.config import TrainConfig
+    from .training.engine import train
     from .web.analyser import Analyser, load_runs
     from .web.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        train(TrainConfig(spec="synth:256", out=str(run), size="128", epochs=1, batch=64, max_train_batches=1), quiet=True)
+        rt = runtime or probe_runtime()
+        train(
+            TrainConfig(spec="synth:256", out=str(run), size="128", epochs=1, batch=64, max_train_batches=1, **rt.train_settings),
+            quiet=True,
+        )
         from .data.synth_export import synthetic_photo
 
         frame = synthetic_photo(photo=(640, 480), at=(190, 100))
         buf = io.BytesIO()
         Image.fromarray(frame).save(buf, "JPEG", quality=85)
-        client = TestClient(create_app([run]))
+        client = TestClient(create_app([run], runtime=rt))
         post = lambda: client.post("/api/predict", files={"file": ("f.jpg", buf.getvalue(), "image/jpeg")}).raise_for_status()  # noqa: E731
-        analyser = Analyser(load_runs([run]))
+        analyser = Analyser(load_runs([run], runtime=rt))
         result = {
             "served_fps": _per_second(post, frames),
             "direct_fps": _per_second(lambda: analyser.analyse(frame), frames),
@@ -257,5 +264,5 @@ def bench_serve(frames: int = 40, quiet: bool = False) -> dict:
             "model": "darknet64@128, CAM",
         }
     result["served_vs_direct"] = result["served_fps"] / result["direct_fps"]
-    result["runtime"] = current("cpu").describe()
+    result["runtime"] = rt.describe()
     return result

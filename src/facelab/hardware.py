@@ -3,8 +3,9 @@
 bf16 autocast trains these nets 1.5-3x faster than fp32 where bf16 is computed natively (CUDA
 GPUs with bf16, CPUs with AMX or AVX-512 BF16) and 5-16x slower where the CPU emulates it
 (AVX2-only CPUs: most laptops, many cloud VMs). So ``auto`` picks bf16 only on native hardware.
-Every command that runs a network asks :func:`runtime` once and uses what it returns; every run
-and benchmark records :meth:`Runtime.describe`, so a figure always names the machine it came from.
+Every command that runs a network builds one :class:`Runtime` from its ``--precision``/``--device`` and passes it
+on explicitly (``runtime=``); nothing is kept process-wide. Every run and benchmark records :meth:`Runtime.describe`,
+so a figure always names the machine it came from.
 
 Threads: torch takes no more threads than the cores this process may use, divided among the
 processes that share them (pytest-xdist workers, CPU DDP processes); ``FACELAB_THREADS`` overrides.
@@ -126,6 +127,16 @@ class Runtime:
     threads: int
     cpu_capability: str
     channels_last: bool
+    asked: tuple[str, str] = ("auto", "auto")  # (precision, device) as requested: what a new run's config.json records
+
+    @property
+    def train_settings(self) -> dict:
+        """``precision`` and ``device`` as asked, for a TrainConfig: a run records "auto", not this machine's answer."""
+        return {"precision": self.asked[0], "device": self.asked[1]}
+
+    def for_probes(self) -> "Runtime":
+        """This runtime's precision on the CPU, where probes run trained networks (itself when already there)."""
+        return self if self.device == "cpu" else runtime(self.asked[0], "cpu")
 
     @property
     def lightning_precision(self) -> str:
@@ -174,30 +185,10 @@ def runtime(precision: str = "auto", device: str = "auto", cpu_ddp_processes: in
     threads = apply_threads(cpu_ddp_processes if dev == "cpu" else 1)
     # channels_last measured faster for every net, precision and CPU kind tried (training step, 2 cores):
     # darknet64@64 fp32 580 -> 812 img/s on AMX, 528 -> 645 with AVX2 kernels; resnet18@112 fp32 61 -> 71 / 48 -> 53.
-    return Runtime(dev, prec, threads, cpu_capability(), channels_last=True)
+    return Runtime(dev, prec, threads, cpu_capability(), channels_last=True, asked=(precision, device))
 
 
-_requested = {"precision": "auto", "device": "auto"}
-
-
-def use_hardware(precision: str = "auto", device: str = "auto") -> Runtime:
-    """Choose the precision (and device) for probes, the web page and benchmarks in this process.
-
-    ``facelab.use_hardware(precision="fp32")`` in a notebook does what ``--precision fp32`` does on the command line.
-    """
-    rt = runtime(precision, device)  # validates both, and applies the thread count
-    _requested.update(precision=precision, device=device)
-    return rt
-
-
-def requested_precision() -> str:
-    return _requested["precision"]
-
-
-def requested_device() -> str:
-    return _requested["device"]
-
-
-def current(device: str | None = None) -> Runtime:
-    """The runtime chosen by :func:`use_hardware` (``auto`` unless told), optionally on another ``device``."""
-    return runtime(_requested["precision"], device or _requested["device"])
+def probe_runtime(precision: str = "auto") -> Runtime:
+    """Where probes, the web page and benchmarks run a trained network: the CPU, in ``precision`` (``auto``: bf16 only
+    where native). A notebook passes ``facelab.runtime("fp32", "cpu")`` as ``runtime=`` to any probe to choose."""
+    return runtime(precision, "cpu")

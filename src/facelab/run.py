@@ -1,6 +1,6 @@
 """A trained run, reopened in one call: its config, network, input contract, outputs and task.
 
-Training writes the run folder (:mod:`facelab.train.engine`); every probe, the web page and export
+Training writes the run folder (:mod:`facelab.training.engine`); every probe, the web page and export
 open it here instead of re-deriving sizes, channels, normalisation and output names. A checkpoint
 file opens on its own too, because training saves the run's config in it (``save_hyperparameters``).
 """
@@ -17,13 +17,15 @@ import torch
 
 from .data.cache import parse_size
 from .errors import FacelabError
-from .hardware import current
+from .hardware import Runtime, probe_runtime
 from .models import build_model
-from .train.batches import MEAN, STD, to_input
-from .train.engine import Prepared, RunFolder, TrainConfig, prepare_data
-from .train.evaluate import evaluate_model, write_evaluation
-from .train.task_registry import restored_task, task_for
-from .train.tasks import Task
+from .training.batches import MEAN, STD, to_input
+from .training.config import TrainConfig
+from .training.data_prep import Prepared, prepare_data
+from .training.evaluate import evaluate_model, write_evaluation
+from .training.run_folder import RunFolder
+from .training.task_registry import restored_task, task_for
+from .training.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -61,16 +63,15 @@ class InputContract:
 class Run:
     """``Run.open(path)``: a run folder (or one of its checkpoint files) with its best network in eval mode."""
 
-    def __init__(self, path: Path, config: dict, model: torch.nn.Module):
-        self.path, self.config, self.model = path, config, model
+    def __init__(self, path: Path, config: dict, model: torch.nn.Module, runtime: Runtime | None = None):
+        self.path, self.config, self.model, self.runtime = path, config, model, runtime
         self.cfg = TrainConfig.saved(config["train"])
         self.task: Task = restored_task(self.cfg, config["data"])
         self.contract = InputContract(parse_size(self.cfg.size), self.cfg.channels, self.cfg.crop)
 
     @classmethod
-    def open(cls, path: str | Path, probe: bool = False) -> "Run":
-        """``probe``: weights frozen, on the CPU in the memory format the hardware policy chose (probes autocast
-        where it chose bf16); otherwise the plain fp32 network."""
+    def open(cls, path: str | Path) -> "Run":
+        """The plain fp32 network in eval mode (``runtime`` None); :meth:`for_probes` for one frozen on a runtime."""
         path = Path(path)
         ckpt = path if path.is_file() else _checkpoint_of(path)
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -78,11 +79,19 @@ class Run:
         cfg = TrainConfig.saved(config["train"])
         model = build_model(cfg.arch, config["data"]["n_outputs"], cfg.channels, convs=cfg.convs, head=cfg.head or "regress")
         model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
-        run = cls(path if path.is_dir() else path.parent.parent, config, model.eval())
-        if probe:
-            run.model = current("cpu").prepare(run.model)
-            for p in run.model.parameters():
-                p.requires_grad_(False)
+        return cls(path if path.is_dir() else path.parent.parent, config, model.eval())
+
+    @classmethod
+    def for_probes(cls, path: "str | Path | Run", runtime: Runtime | None = None) -> "Run":
+        """The run with its weights frozen, on ``runtime`` (default: the CPU, bf16 only where native) in its memory
+        format; probes autocast with ``run.runtime``. An opened Run is passed through."""
+        if isinstance(path, Run) and path.runtime is not None:
+            return path
+        run = path if isinstance(path, Run) else cls.open(path)
+        run.runtime = runtime.for_probes() if runtime else probe_runtime()
+        run.model = run.runtime.prepare(run.model)
+        for p in run.model.parameters():
+            p.requires_grad_(False)
         return run
 
     @cached_property

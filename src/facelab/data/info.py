@@ -78,3 +78,23 @@ def data_info(fs: FaceSet, quiet: bool = False) -> dict:
         "problems": problems,
         "notes": list(fs.notes),
     }
+
+
+def info_rows(info: dict) -> list[tuple[str, str]]:
+    """``data_info``'s result as (key, text) rows for a table: lists joined, the image sizes summarised."""
+    rows = []
+    for key, value in info.items():
+        if isinstance(value, list) and key in ("problems", "notes"):
+            value = "\n".join(value) or "none"
+        elif key == "attributes" and value:
+            value = f"{len(value)}: " + ", ".join(value)
+        elif key == "image_sizes":
+            continue  # summarised in image_size_summary
+        elif key == "image_size_summary" and value:
+            (w0, h0), (w1, h1), common = value["min"], value["max"], "x".join(map(str, value["most_common"]))
+            value = (
+                f"{value['distinct']} distinct; widths {w0}-{w1}, heights {h0}-{h1}; "
+                f"most common {common} ({value['most_common_count']} images)"
+            )
+        rows.append((key, str(value)))
+    return rows

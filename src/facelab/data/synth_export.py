@@ -101,3 +101,18 @@ def synthetic_video(path: Path, frames: int = 16, fps: float = 8.0, size: tuple[
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
+
+
+def write_synth(
+    out: str | Path, n: int = 2000, ids: int | None = None, size: int = 128, seed: int = 0, correlate=(), spurious=(), imbalance=()
+) -> Path:
+    """``facelab data synth``: ``n`` synthetic faces at ``size`` px in CelebA's layout, with the bias knobs given as
+    "A:B=P" (correlate), "A:background=P" (spurious) and "A=P" (imbalance) strings."""
+    from ..errors import FacelabError
+    from .synth import Knob, SynthConfig, synth_faceset
+
+    if not 32 <= size <= 256:
+        raise FacelabError(f"--size {size}: synthetic faces are rendered at 32 to 256 px")
+    kinds = (("correlate", correlate), ("spurious", spurious), ("imbalance", imbalance))
+    knobs = tuple(Knob.parse(kind, text) for kind, texts in kinds for text in texts)
+    return write_synth_folder(synth_faceset(SynthConfig(n=n, ids=ids, seed=seed, knobs=knobs)), out, size)

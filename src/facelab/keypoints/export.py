@@ -1,4 +1,5 @@
-"""``facelab export RUN --format csv``: a keypoint run's predictions, one row per (image, point), in the original image's pixels."""
+"""``facelab export RUN --format csv`` (see :mod:`facelab.export`): a keypoint run's predictions, one row per (image, point),
+in the original image's pixels."""
 
 from __future__ import annotations
 
@@ -10,17 +11,11 @@ from ..errors import FacelabError
 from ..files import prepare_output_file, write_csv
 from ..progress import progress_bar
 from ..run import Run
-from ..train.keypoint_eval import predict_split
-
-FORMATS = ("csv",)
+from ..training.keypoint_eval import predict_split
 
 
-def export(
-    run: str | Path, fmt: str = "csv", split: str = "valid", *, spec: str | None = None, out: str | Path | None = None, quiet: bool = True
-) -> Path:
+def export(run: str | Path, split: str = "valid", *, spec: str | None = None, out: str | Path | None = None, quiet: bool = True) -> Path:
     """Writes ``image,point,x,y`` (x, y in the source image's pixels) for every image of ``split``; returns the file."""
-    if fmt not in FORMATS:
-        raise FacelabError(f"--format {fmt!r}: use csv")
     opened = Run.open(run)
     opened.require("points", "export")
     cfg = opened.cfg

@@ -15,6 +15,7 @@ import torch
 from ..data.detect import dlib_landmarks, face_detector, face_margin, faces_for_network
 from ..data.photos import Photos
 from ..errors import FacelabError
+from ..hardware import Runtime
 from ..probes.output import probe_folder, write_probe_output
 from ..probes.subject import open_probe
 from ..report.figures import save_png
@@ -56,12 +57,13 @@ def landmarks(
     landmarker: str = "net",
     out: str | Path | None = None,
     strict: bool = False,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Detect faces in every photo of ``source`` (folder:PATH), predict their landmarks with the run's network (or
     dlib's 68-point predictor, ``landmarker="dlib"``), draw them on the photo and list them in summary.json."""
     if landmarker not in LANDMARKERS:
         raise FacelabError(f"--landmarker {landmarker!r}: use net (the run's network) or dlib (dlib's 68-point predictor)")
-    opened, _ = open_probe(run)
+    opened, _ = open_probe(run, runtime=runtime)
     opened.require("points", "landmarks")
     folder = probe_folder(out, run, "landmarks")
     margin = face_margin(opened.contract.crop) if margin is None else margin

@@ -14,8 +14,10 @@ from pathlib import Path
 from ..files import prepare_output, record_entries, write_csv, write_json
 from ..report.figures import epoch_axis, save_figure
 from ..report.html import Report
-from ..train.engine import RunFolder, TrainConfig, train
-from ..train.task_registry import task_class
+from ..training.config import TrainConfig
+from ..training.engine import train
+from ..training.run_folder import RunFolder
+from ..training.task_registry import task_class
 
 
 def _setting_name(lr: float, convs: int | None) -> str:

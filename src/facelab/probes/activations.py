@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FacelabError
+from ..hardware import Runtime
 from ..models.registry import conv_layers
 from ..report.figures import filter_grid, map_grid, save_png
 from ..run import Run
@@ -17,9 +18,9 @@ from .output import probe_folder, write_probe_output
 from .subject import open_probe
 
 
-def layers(run: str | Path) -> list[dict]:
+def layers(run: str | Path, *, runtime: Runtime | None = None) -> list[dict]:
     """The run's conv layers, numbered from 1, with module names and output shapes."""
-    opened = Run.open(run, probe=True)
+    opened = Run.for_probes(run, runtime)
     w, h = opened.contract.size
     return layer_table(opened.model, (opened.contract.channels, h, w))
 
@@ -34,10 +35,16 @@ def layer_outputs(model, x: torch.Tensor, layer_specs: list[str]) -> dict:
 
 
 def activations(
-    run: str | Path, image: str, layer_specs: list[str] | None = None, *, max_channels: int = 64, out: str | Path | None = None
+    run: str | Path,
+    image: str,
+    layer_specs: list[str] | None = None,
+    *,
+    max_channels: int = 64,
+    out: str | Path | None = None,
+    runtime: Runtime | None = None,
 ) -> dict:
     """A grid of every channel's activation map (numbered from 0) per chosen layer, beside the input."""
-    opened, subject = open_probe(run, image)
+    opened, subject = open_probe(run, image, runtime)
     folder = probe_folder(out, run, "activations")
     maps = layer_outputs(opened.model, opened.contract.image_input(subject.image), layer_specs or ["1", "2", "3"])
     figures, shapes = [], {}
@@ -81,9 +88,18 @@ def channels_rgb(act: torch.Tensor, channels: list[int], size: tuple[int, int]) 
     return x.permute(1, 2, 0).numpy()
 
 
-def rgb(run: str | Path, image: str, layer: str, channels: list[int], *, out: str | Path | None = None, overlay: float = 0.0) -> dict:
+def rgb(
+    run: str | Path,
+    image: str,
+    layer: str,
+    channels: list[int],
+    *,
+    out: str | Path | None = None,
+    overlay: float = 0.0,
+    runtime: Runtime | None = None,
+) -> dict:
     """Three channels of one layer as one RGB picture, optionally blended over the input (``overlay`` in 0..1)."""
-    opened, subject = open_probe(run, image)
+    opened, subject = open_probe(run, image, runtime)
     folder = probe_folder(out, run, "rgb")
     ((lyr, act),) = layer_outputs(opened.model, opened.contract.image_input(subject.image), [layer]).items()
     picture = channels_rgb(act, channels, subject.image.shape[:2])
@@ -102,9 +118,9 @@ def rgb(run: str | Path, image: str, layer: str, channels: list[int], *, out: st
     )
 
 
-def filters(run: str | Path, *, layer: str = "1", out: str | Path | None = None) -> dict:
+def filters(run: str | Path, *, layer: str = "1", out: str | Path | None = None, runtime: Runtime | None = None) -> dict:
     """The learned kernels of a conv layer: colour when it reads RGB, grey otherwise, each normalised."""
-    model = Run.open(run, probe=True).model
+    model = Run.for_probes(run, runtime).model
     folder = probe_folder(out, run, "filters")
     lyr = resolve_layer(model, layer)
     if not isinstance(lyr.module, torch.nn.Conv2d):

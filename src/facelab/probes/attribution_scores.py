@@ -12,6 +12,7 @@ import torch
 
 from ..data.regions import REGIONS, five_points, region_masks, region_of
 from ..errors import FacelabError
+from ..hardware import Runtime
 from ..report.figures import bar_chart, image_grid
 from ..run import Run
 from .cam import METHODS, Target, chosen_precision, head_layer, overlay, with_last_layer_randomised
@@ -47,7 +48,7 @@ def mean_share(maps: torch.Tensor, masks: np.ndarray) -> float | None:
 
 @torch.no_grad()
 def deletion_insertion(
-    model, x: torch.Tensor, maps: torch.Tensor, target: Target, binary: bool, steps: int = 16
+    model, x: torch.Tensor, maps: torch.Tensor, target: Target, binary: bool, steps: int = 16, runtime: Runtime | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probability of the explained decision as the most-attributed pixels are removed (grey) or inserted
     into a blurred copy, ``steps`` equal fractions from 0 to all; returns the per-image AUCs (deletion, insertion)."""
@@ -63,7 +64,7 @@ def deletion_insertion(
     for step in range(steps + 1):
         top = rank < round(step / steps * H * W)
         for curve, xs in ((dele, torch.where(top, torch.zeros_like(x), x)), (ins, torch.where(top, x, blurred))):
-            with chosen_precision():
+            with chosen_precision(runtime):
                 logits = model(xs).float()
             curve.append(target.prob(logits, binary))
     auc = lambda c: ((torch.stack(c).sum(0) - (c[0] + c[-1]) / 2) / steps).numpy()  # noqa: E731  trapezoid on [0, 1]
@@ -74,7 +75,7 @@ def _scores(model, d: SplitData, raw, norm, target: Target, truth: GroundTruth, 
     dele, ins = [], []
     for start in range(0, len(norm), CHUNK):
         sl = slice(start, start + CHUNK)
-        a, b = deletion_insertion(model, d.inputs(sl), norm[sl], Target(target.index[sl], target.sign[sl]), d.binary, steps)
+        a, b = deletion_insertion(model, d.inputs(sl), norm[sl], Target(target.index[sl], target.sign[sl]), d.binary, steps, d.run.runtime)
         dele.append(a)
         ins.append(b)
     out = {
@@ -142,12 +143,13 @@ def cam_score(
     seed: int = 0,
     out: str | Path | None = None,
     quiet: bool = True,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Pointing game and energy inside the ground-truth region (synthetic faces exactly; faces with landmarks,
     CelebA's five included, by regions drawn from them), each map's energy per face region, deletion/insertion AUC
     (any data), beside a random map, the mean ground-truth mask, and each method after randomising the last layer."""
     folder = probe_folder(out, run, "cam_score")
-    opened = Run.open(run, probe=True)
+    opened = Run.for_probes(run, runtime)
     opened.require("labels", "cam-score")
     d = load_split(opened, spec, split, n)
     output = d.output_index(target)

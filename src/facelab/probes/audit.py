@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import FacelabError
 from ..files import write_csv
+from ..hardware import Runtime
 from ..report.figures import bar_chart
 from ..run import Run
 from .output import probe_folder, write_probe_output
@@ -189,9 +190,17 @@ def probabilities(d: SplitData, output: int) -> np.ndarray:
 
 
 def predictions(
-    run, spec, split, target, by, threshold, strict: bool = False
+    run,
+    spec,
+    split,
+    target,
+    by,
+    threshold,
+    strict: bool = False,
+    *,
+    runtime: Runtime | None = None,
 ) -> tuple[SplitData, int, np.ndarray, np.ndarray, float, dict]:
-    opened = Run.open(run, probe=True)
+    opened = Run.for_probes(run, runtime)
     opened.require("binary", "the audit")
     d = load_split(opened, spec, split, strict=strict)
     if not by:
@@ -223,10 +232,11 @@ def audit(
     threshold: str = "0.5",
     out: str | Path | None = None,
     strict: bool = False,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with 95% intervals; audit.csv, summary.json, report."""
     folder = probe_folder(out, run, "audit")
-    d, output, y, pred, cut, columns = predictions(run, spec, split, target, by or [], threshold, strict)
+    d, output, y, pred, cut, columns = predictions(run, spec, split, target, by or [], threshold, strict, runtime=runtime)
     table = audit_table(y, pred, columns, min_n, target=d.outputs[output])
     summary = {
         "target": d.outputs[output],
@@ -331,12 +341,13 @@ def compare(
     min_n: int = 30,
     seed: int = 0,
     out: str | Path | None = None,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Two runs' accuracy on the same groups side by side, with the difference (B - A) and its 95% interval
     (paired bootstrap over the same images when both runs see the same data)."""
     folder = probe_folder(out, run_b, "compare")
-    da, _, ya, pa, _, cols = predictions(run_a, spec, split, target, by or [], "0.5")
-    db, _, yb, pb, _, _ = predictions(run_b, spec or da.run.cfg.spec, split, target, by or [], "0.5")
+    da, _, ya, pa, _, cols = predictions(run_a, spec, split, target, by or [], "0.5", runtime=runtime)
+    db, _, yb, pb, _, _ = predictions(run_b, spec or da.run.cfg.spec, split, target, by or [], "0.5", runtime=runtime)
     if len(ya) != len(yb) or not np.array_equal(ya, yb):
         raise FacelabError(f"{run_a} and {run_b} are evaluated on different images; pass a SPEC both can be evaluated on")
     table_a, table_b = (audit_table(ya, p, cols, min_n) for p in (pa, pb))

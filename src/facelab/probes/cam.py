@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import FacelabError
-from ..hardware import current
+from ..hardware import Runtime
 from .layers import Layer, recorded, resolve_layer
 
 
@@ -78,9 +78,9 @@ def default_layer(model: nn.Module) -> Layer:
     return Layer(0, name, module)
 
 
-def chosen_precision(enabled: bool = True):
-    """Autocast in the precision the hardware policy chose (bf16 only where native); maps are combined in float32."""
-    return current("cpu").autocast() if enabled else contextlib.nullcontext()
+def chosen_precision(runtime: Runtime | None):
+    """Autocast in ``runtime``'s precision (bf16 only where chosen); None: exact fp32. Maps are combined in float32."""
+    return runtime.autocast() if runtime is not None else contextlib.nullcontext()
 
 
 class Attribution:
@@ -88,10 +88,10 @@ class Attribution:
 
     uses_gradient = True
 
-    def raw(self, model: nn.Module, x: torch.Tensor, layer: Layer, output: int | None, binary: bool, fast: bool = True):
-        """(logits, target, raw maps (B, h, w)) for the batch ``x``; ``fast``: the chosen precision, else exact fp32."""
+    def raw(self, model: nn.Module, x: torch.Tensor, layer: Layer, output: int | None, binary: bool, runtime: Runtime | None = None):
+        """(logits, target, raw maps (B, h, w)) for the batch ``x``, in ``runtime``'s precision (None: exact fp32)."""
         x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(self.uses_gradient)  # no parameter grads
-        with torch.enable_grad(), chosen_precision(fast), recorded({"layer": layer.module}) as outs:
+        with torch.enable_grad(), chosen_precision(runtime), recorded({"layer": layer.module}) as outs:
             logits = model(x).float()
             target = decision_target(logits.detach(), output, binary)
             acts = outs["layer"]
@@ -175,11 +175,12 @@ def attribution_maps(
     binary: bool,
     layer: Layer | None = None,
     size: tuple[int, int] | None = None,
+    runtime: Runtime | None = None,
 ):
-    """(logits, target, raw (B, h, w), normalised upsampled (B, H, W) in [0, 1])."""
+    """(logits, target, raw (B, h, w), normalised upsampled (B, H, W) in [0, 1]); ``runtime``: its precision."""
     m = method_named(method)
     layer = layer or default_layer(model)
-    logits, target, raw = m.raw(model, x, layer, output, binary)
+    logits, target, raw = m.raw(model, x, layer, output, binary, runtime)
     size = size or tuple(x.shape[-2:])
     up = F.interpolate(raw[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
     return logits, target, raw, m.normalise(up)

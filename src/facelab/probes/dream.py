@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import FacelabError
+from ..hardware import Runtime
 from ..report.figures import image_grid, line_plot, map_grid, save_gif, save_png
 from .ascent import Ascent, Regularisers, ascend
 from .layers import recorded, resolve_layer
@@ -49,9 +50,10 @@ def dream(
     seed: int = 0,
     out: str | Path | None = None,
     quiet: bool = True,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Gradient ascent on the photo to increase one channel's output (or every channel's, ``channel="all"``)."""
-    opened, subject = open_probe(run, image)
+    opened, subject = open_probe(run, image, runtime)
     model = opened.model
     folder = probe_folder(out, run, "dream")
     lyr = resolve_layer(model, layer)
@@ -137,9 +139,10 @@ def edit(
     seed: int = 0,
     out: str | Path | None = None,
     quiet: bool = True,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Move the image toward ``attr`` = ``to`` by gradient steps on its logit; where did the pixels change?"""
-    opened, subject = open_probe(run, image)
+    opened, subject = open_probe(run, image, runtime)
     opened.require("binary", "edit")
     model, names, normalise = opened.model, opened.outputs, opened.contract.normalise
     if attr not in names:

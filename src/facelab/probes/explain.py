@@ -12,6 +12,7 @@ from ..data.images import SkippedImages
 from ..data.photos import Photos, photo_files
 from ..errors import FacelabError
 from ..files import write_csv
+from ..hardware import Runtime
 from ..progress import progress_bar
 from ..report.figures import image_grid, map_grid
 from ..run import Run
@@ -32,7 +33,7 @@ def maps_over(d: SplitData, method: str, output: int | None, layer: str | None, 
     with progress_bar(f"{method} maps", len(d.images), quiet) as advance:
         for start in range(0, len(d.images), CHUNK):
             sl = slice(start, start + CHUNK)
-            logits, target, raw, norm = attribution_maps(model, d.inputs(sl), method, output, d.binary, lyr)
+            logits, target, raw, norm = attribution_maps(model, d.inputs(sl), method, output, d.binary, lyr, runtime=d.run.runtime)
             parts.append((logits, target.index, target.sign, raw, norm))
             advance(len(logits))
     logits, index, sign, raw, norm = (torch.cat(p) for p in zip(*parts))
@@ -55,6 +56,7 @@ def cam(
     detector: str | None = None,
     upsample: int | None = None,
     min_score: float | None = None,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM; with ``detector``, each face found in
     them), or a whole split of a SPEC, with galleries grouped by (true, predicted) label and each group's mean map."""
@@ -76,8 +78,9 @@ def cam(
             detector=detector,
             upsample=upsample,
             min_score=min_score,
+            runtime=runtime,
         )
-    opened = Run.open(run, probe=True)
+    opened = Run.for_probes(run, runtime)
     opened.require("labels", "cam")
     d = load_split(opened, source, split, limit, strict)
     output = d.output_index(target)
@@ -147,9 +150,21 @@ def _detected_faces(photos: Photos, size: tuple[int, int], finder, margin: float
 
 
 def _cam_files(
-    run, source, *, method, target, layer, folder, strict=False, colormap=DEFAULT_COLORMAP, detector=None, upsample=None, min_score=None
+    run,
+    source,
+    *,
+    method,
+    target,
+    layer,
+    folder,
+    strict=False,
+    colormap=DEFAULT_COLORMAP,
+    detector=None,
+    upsample=None,
+    min_score=None,
+    runtime: Runtime | None = None,
 ) -> dict:
-    opened, _ = open_probe(run)
+    opened, _ = open_probe(run, runtime=runtime)
     opened.require("labels", "cam")
     model, outputs, binary = opened.model, opened.outputs, opened.task.binary
     output = opened.task.explained_output(target)
@@ -166,7 +181,9 @@ def _cam_files(
             photos, size, face_detector(detector, upsample, min_score), face_margin(opened.contract.crop), opened.contract.aligned
         )
     for name, image in images:
-        logits, tgt, _, norm = attribution_maps(model, opened.contract.image_input(image), method, output, binary, lyr)
+        logits, tgt, _, norm = attribution_maps(
+            model, opened.contract.image_input(image), method, output, binary, lyr, runtime=opened.runtime
+        )
         k = int(tgt.index[0])
         prob = float(opened.task.probabilities(logits)[0, k])
         tiles += [image, overlay(image, norm[0].numpy(), colormap=colormap)]
@@ -193,10 +210,11 @@ def predict(
     out: str | Path | None = None,
     top: int = 5,
     strict: bool = False,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Predictions with probabilities and attribution overlays for a folder of the user's own photos (each face
     found with ``detector`` when ``detect``, else each whole photo centre-cropped)."""
-    opened, _ = open_probe(run)
+    opened, _ = open_probe(run, runtime=runtime)
     opened.require("labels", "predict")
     model, contract = opened.model, opened.contract
     folder = probe_folder(out, run, "predict")
@@ -213,7 +231,9 @@ def predict(
             continue
         for crop in crops:
             x = contract.image_input(crop.image)
-            logits, tgt, _, norm = attribution_maps(model, x, method, output, opened.task.binary, layer_for(model, method, None))
+            logits, tgt, _, norm = attribution_maps(
+                model, x, method, output, opened.task.binary, layer_for(model, method, None), runtime=opened.runtime
+            )
             preds = named_probabilities(opened, logits[0], top)
             results.append({"image": name, "box": list(crop.face.box), "score": crop.face.score, "predictions": preds})
             tiles += [crop.image, overlay(crop.image, norm[0].numpy())]

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..data.regions import REGIONS
+from ..hardware import Runtime
 from ..report.figures import image_grid
 from ..run import Run
 from .attribution_scores import applicable_methods, landmark_regions, mean_share
@@ -40,10 +41,11 @@ def evidence_by_group(
     limit: int = 256,
     per_group: int = 6,
     quiet: bool = True,
+    runtime: Runtime | None = None,
 ) -> dict:
     """For everyone and each value of each ``by`` attribute: the mean share of the map's energy per face region
     (when the images have landmarks) and a gallery row at ``path``: ``per_group`` maps, then the group's mean map."""
-    d = load_split(Run.open(run, probe=True), spec, split, limit)
+    d = load_split(Run.for_probes(run, runtime), spec, split, limit)
     _, method, norm = _maps(d, method, quiet)
     regions = landmark_regions(d)
     cols = group_columns(d, by)
@@ -65,10 +67,10 @@ def evidence_by_group(
     return {"method": method, "split": split, "groups": rows}
 
 
-def answers_on(run: str | Path, source: str, *, out: Path, method: str | None = None) -> dict:
+def answers_on(run: str | Path, source: str, *, out: Path, method: str | None = None, runtime: Runtime | None = None) -> dict:
     """The share of the images of ``source`` (folder:PATH) predicted as each class, with Wilson's 95% intervals, and their
     maps (OUT/overlays.png, through ``facelab cam``)."""
-    opened = Run.open(run, probe=True)
+    opened = Run.for_probes(run, runtime)
     method = method or applicable_methods(opened.model)[0]
     mapped = cam(run, source, method=method, out=out)
     said = np.array([r["prob"] >= 0.5 for r in mapped["images"]], dtype=float)

@@ -17,10 +17,12 @@ import torch
 
 from ..errors import FacelabError
 from ..files import prepare_output, record_entries
+from ..hardware import Runtime
 from ..report.figures import image_grid
 from ..report.html import Report
-from ..train.batches import invert
-from ..train.engine import TrainConfig, train
+from ..training.batches import invert
+from ..training.config import TrainConfig
+from ..training.engine import train
 from .stats import bootstrap_ci, wilson_ci
 
 VIEWS = {
@@ -144,6 +146,7 @@ def inversion(
     threshold: float = 0.0,
     quiet: bool = False,
     replace: bool = False,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Train the runs, write OUT/summary.json, OUT/inversion.csv, figures and report.html. ``crop``: as for training
     (``aligned``: faces aligned on five points, what makes identities learnable from in-the-wild photos)."""
@@ -177,6 +180,7 @@ def inversion(
             seed=seed,
             inverted_fraction=frac,
             flip=True,
+            **(runtime.train_settings if runtime else {}),
         )
         train(cfg, quiet=quiet, callbacks=[scores], force=True)  # an unfinished run of an interrupted study starts again
         if any(not np.array_equal(p, scores.positions[0]) for p in scores.positions):

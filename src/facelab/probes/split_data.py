@@ -11,6 +11,7 @@ import torch
 from ..data.faceset import FaceSet
 from ..data.spec import open_spec
 from ..errors import FacelabError
+from ..hardware import Runtime
 from ..run import Run
 
 SPLIT_NAMES = ("train", "valid", "test")
@@ -58,13 +59,19 @@ class SplitData:
 
 
 def load_split(
-    run: str | Path | Run, spec: str | None = None, split: str = "test", limit: int | None = None, strict: bool = False
+    run: str | Path | Run,
+    spec: str | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    strict: bool = False,
+    *,
+    runtime: Runtime | None = None,
 ) -> SplitData:
     """The run's best network and the ``split`` images of its data (or of ``spec``; ``all``: every split), the first
     ``limit`` of them."""
     if split not in SPLIT_NAMES + ("all",):
         raise FacelabError(f"--split {split!r}: use train, valid or test")
-    opened = run if isinstance(run, Run) else Run.open(run, probe=True)
+    opened = Run.for_probes(run, runtime)
     data = opened.data(spec, strict=strict)
     pos = np.arange(len(data.split)) if split == "all" else data.split_positions(split)
     if not pos.size:

@@ -16,6 +16,7 @@ from ..data.cache import DEFAULT_MARGIN, decode_item, parse_size
 from ..data.detect import resize_to
 from ..data.images import read_rgb
 from ..errors import FacelabError
+from ..hardware import Runtime
 from ..run import Run
 
 
@@ -76,10 +77,9 @@ def load_subject(image: str | Path, size: str | tuple[int, int], crop: str | Non
     return Subject(path.name, resize_to(img, size))
 
 
-def open_probe(run: str | Path, image: str | Path | None = None) -> tuple[Run, Subject | None]:
-    """The run opened for probes (frozen weights, on the CPU in the chosen memory format; probes autocast where
-    the hardware policy chose bf16, see ``facelab.use_hardware``) and the image prepared for its network."""
-    opened = Run.open(run, probe=True)
+def open_probe(run: str | Path, image: str | Path | None = None, runtime: Runtime | None = None) -> tuple[Run, Subject | None]:
+    """The run opened for probes on ``runtime`` (:meth:`Run.for_probes`) and the image prepared for its network."""
+    opened = Run.for_probes(run, runtime)
     return opened, load_subject(image, opened.contract.size) if image is not None else None
 
 

@@ -25,11 +25,12 @@ from ..data.synth import (
     synth_faceset,
 )
 from ..files import prepare_output, record_entries
-from ..hardware import current
+from ..hardware import Runtime, probe_runtime
 from ..report.figures import image_grid
 from ..report.html import Report
 from ..run import Run
-from ..train.engine import TrainConfig, train
+from ..training.config import TrainConfig
+from ..training.engine import train
 
 SIZE = 64
 
@@ -106,12 +107,12 @@ def knob_rates(n: int = 20000) -> list[dict]:
 
 
 @torch.no_grad()
-def intervention(run: Path, n: int = 400, seed: int = 0) -> dict[str, float]:
+def intervention(run: Path, n: int = 400, seed: int = 0, runtime: Runtime | None = None) -> dict[str, float]:
     """Smiling accuracy on fresh faces with the Smiling region greyed out vs an equal area elsewhere.
 
     "Elsewhere" is the same mask mirrored top-to-bottom (the forehead), so the area is equal.
     """
-    opened = Run.open(run)
+    opened = Run.for_probes(run, runtime)
     model, contract = opened.model, opened.contract
     col = opened.outputs.index("Smiling")
     fs = synth_faceset(SynthConfig(n=n, seed=seed + 1000))
@@ -129,9 +130,8 @@ def intervention(run: Path, n: int = 400, seed: int = 0) -> dict[str, float]:
     acc = {}
     for key, arr in imgs.items():
         x = contract.to_input(torch.from_numpy(np.stack(arr)))
-        rt = current("cpu")
-        with rt.autocast():
-            logits = rt.prepare(model)(rt.input(x)).float()[:, col]
+        with opened.runtime.autocast():
+            logits = model(opened.runtime.input(x)).float()[:, col]
         acc[key] = float(((logits > 0).float() == y).float().mean())
     acc["examples"] = [imgs[k][j] for j in range(4) for k in ("clean", "mask", "elsewhere")]
     return acc
@@ -144,6 +144,7 @@ def validate_synth(
     attr_images: int = 6000,
     id_images: int = 3000,
     epochs: int = 4,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Run every check, write OUT/summary.json and OUT/report.html; returns the summary."""
     out = prepare_output(out, "validate-synth")
@@ -151,14 +152,15 @@ def validate_synth(
     speed = faces_per_second()
     marks = landmark_checks()
     knobs = knob_rates()
-    common = dict(epochs=epochs, size=str(SIZE), seed=seed, quiet=quiet)
+    runtime = runtime or probe_runtime()
+    common = dict(epochs=epochs, size=str(SIZE), seed=seed, quiet=quiet, **runtime.train_settings)
     attr_run = out / "attr_run"
     id_run = out / "identity_run"
     t0 = time.perf_counter()
     attr_summary = _train_fresh(attr_run, spec=f"synth:{attr_images},seed={seed}", task="attr", attrs=["Smiling", "Eyeglasses"], **common)
     t_attr = time.perf_counter() - t0
     id_summary = _train_fresh(id_run, spec=f"synth:{id_images},ids=20,seed={seed}", task="identity", classes=20, **common)
-    iv = intervention(attr_run, seed=seed)
+    iv = intervention(attr_run, seed=seed, runtime=runtime)
     examples = iv.pop("examples")
     summary = {
         "mask_containment": min(containment.values()),

@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ..data.photos import photo_files
-from ..probes.audit import audit
-from ..probes.group_maps import answers_on, evidence_by_group
-from ..probes.stats import difference_ci
+from ..hardware import Runtime
 from ..report.html import Report
-from ..train.engine import TrainConfig
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, trained, write_study
+from .registry import Option, Study, comma_list
 
 BIAS = Protocol(
     name="bias",
@@ -52,12 +50,17 @@ def bias_study(
     seed: int = 0,
     n_boot: int = 1000,
     quiet: bool = False,
+    runtime: Runtime | None = None,
     **options,
 ) -> dict:
     """Train the target with and without balancing, audit both by the groups and their intersections, compare
     them, map where each group's evidence lies, and (``ood``: a SPEC such as folder:PATH) what the two networks
     answer on faces from elsewhere. Writes OUT/summary.json and OUT/report.html."""
-    plan = Plan.of(BIAS, spec, options)
+    from ..probes.audit import audit
+    from ..probes.group_maps import answers_on, evidence_by_group
+    from ..training.config import TrainConfig
+
+    plan = Plan.of(BIAS, spec, options, runtime)
     s = plan.settings
     target = s["target"]
     s["by"] = by = [target] + [b for b in s["by"] if b != target]  # the gap between the target's two groups is the headline
@@ -80,13 +83,17 @@ def bias_study(
             weights=weights,
             balance=target if balance else None,
             seed=seed,
+            **plan.runtime.train_settings,
         )
         runs[name] = trained(cfg, quiet)
         plan.check_chance(name, runs[name])
-    audits = {name: audit(folder / name, by=by, out=folder / name / "audit") for name in runs}
+    audits = {name: audit(folder / name, by=by, out=folder / name / "audit", runtime=plan.runtime) for name in runs}
     gaps = {name: target_gap(a, target, n_boot, seed) for name, a in audits.items()}
-    evidence = {name: evidence_by_group(folder / name, by=by, path=folder / f"evidence_{name}.png", quiet=quiet) for name in runs}
-    answers = {name: answers_on(folder / name, ood, out=folder / f"ood_{name}") for name in runs} if ood else None
+    evidence = {
+        name: evidence_by_group(folder / name, by=by, path=folder / f"evidence_{name}.png", quiet=quiet, runtime=plan.runtime)
+        for name in runs
+    }
+    answers = {name: answers_on(folder / name, ood, out=folder / f"ood_{name}", runtime=plan.runtime) for name in runs} if ood else None
     summary = {
         "runs": {name: {"final": r["final"], "folder": name} for name, r in runs.items()},
         "target": target,
@@ -123,6 +130,8 @@ def target_gap(audited: dict, target: str, n_boot: int, seed: int) -> dict:
     """Accuracy of the target's positives minus its negatives (men minus women for Male), with a 95% interval: the
     bias the audit's groups show, in one figure. Resampling a group's images resamples its right/wrong answers,
     so the audit's counts are all the bootstrap needs."""
+    from ..probes.stats import difference_ci
+
     between = f"{target}=1 minus {target}=0"
     groups = [next((g for g in audited["groups"] if g["group"] == {target: v}), None) for v in (1, 0)]
     if None in groups:  # a side with no test image: no gap is defined
@@ -213,3 +222,27 @@ def _sections(rep: Report, summary: dict) -> None:
                 [[k, v, interval(*o["share_ci"][k])] for k, v in o["share_predicted"].items()],
             )
             rep.figure(f"ood_{name}/overlays.png", f"{name} run on {o['data']} (n={o['n']}): answers and {o['method']} maps")
+
+
+STUDY = Study(
+    BIAS,
+    bias_study,
+    lambda summary: [f"{name}: {gap_in_words(gap)}" for name, gap in summary["gap"].items()],
+    "Gender classifier trained unbalanced and balanced: accuracy per gender and intersection, with intervals.",
+    options=(
+        Option("ood", str, None, "Faces from elsewhere (folder:PATH): the share predicted as each class, with maps."),
+        Option("by", str, None, "Grouping attributes, comma-separated (default: Male,Young,Pale_Skin).", parse=comma_list),
+        Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals."),
+    ),
+    demo=dict(spec=None, arch="darknet64", size="64", epochs=3, weights="none", ood="folder:{photos}"),
+    quick=dict(
+        spec="synth:600,correlate=Male:Pale_Skin=1.0",
+        arch="darknet64",
+        size="32",
+        epochs=1,
+        weights="none",
+        ood="folder:{photos}",
+        n_boot=200,
+    ),
+    figures=lambda s: [("evidence_unbalanced.png", "where the unbalanced run's evidence lies, per group")],
+)

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..probes.inversion import emergence_in_words, inversion, ran_with
+from ..hardware import Runtime
 from ..report.html import Report
-from ..report.run_report import CHANCE_MARGIN
-from ..train.engine import TrainConfig
-from ..train.task_registry import task_for
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
+from .registry import Option, Study, counts
 
 SCRATCH_ARCH = "darknet64"  # what the study trains when the protocol's ImageNet weights cannot be had
 INVERSION = Protocol(
@@ -51,11 +49,23 @@ INVERSION = Protocol(
 
 
 def inversion_study(
-    spec: str | None = None, *, out: str | Path | None = None, seed: int = 0, n_boot: int = 1000, quiet: bool = False, **options
+    spec: str | None = None,
+    *,
+    out: str | Path | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    quiet: bool = False,
+    runtime: Runtime | None = None,
+    **options,
 ) -> dict:
     """The inversion protocol (upright vs inverted accuracy every epoch, each identity count, the inverted-trained
     control) on ``spec``; OUT/summary.json holds the inversion summary's ``runs`` plus ``published``."""
-    plan = Plan.of(INVERSION, spec, options)
+    from ..probes.inversion import inversion, ran_with
+    from ..report.run_report import CHANCE_MARGIN
+    from ..training.config import TrainConfig
+    from ..training.task_registry import task_for
+
+    plan = Plan.of(INVERSION, spec, options, runtime)
     s = plan.settings
     for classes in s["classes"]:  # enough identities for every count, before any training
         task_for(TrainConfig(spec=plan.spec, task="identity", classes=classes, arch=s["arch"])).select(plan.data, seed)
@@ -74,7 +84,9 @@ def inversion_study(
     if earlier is not None and ran_with(earlier, plan.spec, **params):  # run before with these settings: its runs are kept
         measured = earlier
     else:  # never run, or run with other settings (data, epochs, classes ...): what facelab wrote there is replaced
-        measured = inversion(plan.spec, **params, out=folder / "inversion", n_boot=n_boot, quiet=quiet, replace=earlier is not None)
+        measured = inversion(
+            plan.spec, **params, out=folder / "inversion", n_boot=n_boot, quiet=quiet, replace=earlier is not None, runtime=plan.runtime
+        )
     runs = [{k: v for k, v in r.items() if k != "per_epoch"} for r in measured["runs"]]
     plan.warnings += [
         f"{r['classes']} identities{' (control)' if r['control'] else ''}: upright accuracy {r['upright_acc'][-1]:.3f} is at "
@@ -87,6 +99,8 @@ def inversion_study(
 
 
 def _comparisons(runs: list[dict]) -> list[Comparison]:
+    from ..probes.inversion import emergence_in_words
+
     published = INVERSION.published
     rows = []
     for r in runs:
@@ -117,6 +131,8 @@ def _comparisons(runs: list[dict]) -> list[Comparison]:
 
 
 def _sections(rep: Report, runs: list[dict]) -> None:
+    from ..probes.inversion import emergence_in_words
+
     rep.heading("Upright and inverted accuracy per epoch")
     for classes in sorted({r["classes"] for r in runs}):
         rep.figure(
@@ -139,3 +155,31 @@ def _sections(rep: Report, runs: list[dict]) -> None:
         ],
     )
     rep.links([("the inversion report, with every run's training report", "inversion/report.html")])
+
+
+def _headline(summary: dict) -> list[str]:
+    return [
+        f"{r['classes']} ids{' (inverted-trained)' if r['control'] else ''}: upright {r['upright_acc'][-1]:.3f}, "
+        f"inverted {r['inverted_acc'][-1]:.3f}"
+        for r in summary["runs"]
+    ]
+
+
+STUDY = Study(
+    INVERSION,
+    inversion_study,
+    _headline,
+    "Identity networks trained on upright faces: upright vs inverted accuracy per epoch, and the control.",
+    options=(
+        Option("classes", str, None, "Identity counts, comma-separated (default: 20,100).", parse=counts),
+        Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals."),
+    ),
+    scale=("arch", "size", "epochs", "batch", "weights", "inverted_fraction", "crop"),
+    demo=dict(spec="synth:3000,ids=20", classes=[20], arch="darknet64", size="64", epochs=6, weights="none"),
+    quick=dict(spec="synth:400,ids=10", classes=[10], arch="darknet64", size="32", epochs=2, weights="none", n_boot=200),
+    figures=lambda s: [
+        (f"inversion/figures/inversion_ids{r['classes']}.png", "upright vs inverted accuracy per epoch")
+        for r in s["runs"]
+        if not r["control"]
+    ],
+)

@@ -10,12 +10,10 @@ import numpy as np
 
 from ..data.photos import photo_files
 from ..data.spec import open_spec
-from ..keypoints.photos import landmarks
-from ..probes.activations import filters
-from ..report.figures import line_plot
+from ..hardware import Runtime
 from ..report.html import Report
-from ..train.engine import RunFolder, TrainConfig
 from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, trained, write_study
+from .registry import Option, Study
 
 PARTS = ("nose", "58 points", "68 points")
 KEYPOINTS = Protocol(
@@ -89,11 +87,16 @@ def keypoints_study(
     photos: str | None = None,
     out: str | Path | None = None,
     quiet: bool = False,
+    runtime: Runtime | None = None,
     **options,
 ) -> dict:
     """Each part trained once per seed; per-seed loss curves, NME with its spread over seeds, first-layer filters,
     and the landmarks of ``photos`` (folder:PATH) from the richest part. Writes OUT/summary.json and OUT/report.html."""
-    plan = Plan.of(KEYPOINTS, spec, options)
+    from ..keypoints.photos import landmarks
+    from ..probes.activations import filters
+    from ..training.config import TrainConfig
+
+    plan = Plan.of(KEYPOINTS, spec, options, runtime)
     s = plan.settings
     parts, skipped = parts_for(plan.spec)
     plan.notes += skipped
@@ -122,15 +125,16 @@ def keypoints_study(
                 crop=crop,
                 weights="none",
                 seed=seed,
+                **plan.runtime.train_settings,
             )
             seeds.append(trained(cfg, quiet)["final"])
         first = folder / slug / "seed0"
         _loss_curves(folder / slug, int(s["seeds"]), folder / f"loss_{slug}.png", part.name)
-        filters(first, out=folder / slug / "filters")
+        filters(first, out=folder / slug / "filters", runtime=plan.runtime)
         results[part.name] = {"folder": slug, "data": part.spec, "seeds": seeds, **_spread(seeds)}
     on_photos = None
     if photos:
-        on_photos = landmarks(folder / parts[-1].name.replace(" ", "_") / "seed0", photos, out=folder / "photos")
+        on_photos = landmarks(folder / parts[-1].name.replace(" ", "_") / "seed0", photos, out=folder / "photos", runtime=plan.runtime)
     else:
         plan.notes.append("the user's photos: none given (--photos folder:PATH)")
     summary = {"parts": results, "photos": None if on_photos is None else {"faces": len(on_photos["faces"]), "folder": "photos"}}
@@ -153,6 +157,9 @@ def _spread(finals: list[dict]) -> dict:
 
 
 def _loss_curves(part_folder: Path, seeds: int, path: Path, name: str) -> None:
+    from ..report.figures import line_plot
+    from ..training.run_folder import RunFolder
+
     series = {}
     for seed in range(seeds):
         rows = RunFolder(part_folder / f"seed{seed}").read_metrics()
@@ -189,3 +196,29 @@ def _sections(rep: Report, results: dict, on_photos: dict | None) -> None:
         rep.heading("The user's photos")
         rep.paragraph(f"{len(on_photos['faces'])} faces found and landmarked.")
         rep.links([("landmarks on the photos", "photos/report.html")])
+
+
+def _headline(summary: dict) -> list[str]:
+    errors = {name: ("NME", r["val_nme"]) if "val_nme" in r else ("px error", r["val_px_err"]) for name, r in summary["parts"].items()}
+    return [f"{name}: {unit} {e['mean']:.4f} over {len(e['per_seed'])} seed(s)" for name, (unit, e) in errors.items()]
+
+
+STUDY = Study(
+    KEYPOINTS,
+    keypoints_study,
+    _headline,
+    "Nose tip, 58 and 68 points: NME over seeds, per-seed loss curves, filters, your photos.",
+    options=(
+        Option("photos", str, None, "Your photos (folder:PATH): faces found, landmarks drawn."),
+        Option("seeds", int, None, "Runs per part, one per seed (default: 3)."),
+    ),
+    scale=("arch", "size", "epochs", "batch"),
+    seeded=False,
+    demo=dict(spec="synth:3000", arch="darknet64", size="64", epochs=12, batch=64, seeds=1, photos="folder:{photos}"),
+    quick=dict(spec="synth:300", arch="darknet64", size="32", epochs=2, batch=64, seeds=1, photos="folder:{photos}"),
+    figures=lambda s: [
+        ("68_points/seed0/figures/best_worst.png", "68 points: best and worst validation faces"),
+        ("photos/landmarks_photo.png", "landmarks on a photo, through the face detector"),
+    ],
+    webcam=("68_points/seed0", None),
+)

@@ -9,7 +9,8 @@ from typing import Callable
 
 from ..errors import FacelabError
 from ..files import prepare_output, record_entries, write_json
-from ..hardware import runtime
+from ..hardware import Runtime
+from ..hardware import runtime as resolved_runtime
 from ..report.html import Report
 
 PUBLISHED_SOURCE = "the published study"
@@ -48,6 +49,7 @@ class Plan:
     reasons: dict[str, str] = field(default_factory=dict)  # why a setting differs when the user did not ask for it
     warnings: list[str] = field(default_factory=list)  # what makes a measured figure mean less (a model at chance ...)
     data: object = None  # the opened SPEC (a FaceSet), for the studies' own checks of what it holds
+    runtime: Runtime | None = None  # where the study trains (its precision and device as asked) and probes
 
     def check_chance(self, name: str, run_summary: dict) -> None:
         """Warn when a trained run answers at chance level: its figures, maps and audits then explain a guess."""
@@ -56,7 +58,7 @@ class Plan:
         self.warnings += [f"{name} run: {line.removeprefix('WARNING: ')}" for line in at_chance(run_summary)]
 
     @classmethod
-    def of(cls, protocol: Protocol, spec: str | None, options: dict) -> "Plan":
+    def of(cls, protocol: Protocol, spec: str | None, options: dict, runtime: Runtime | None = None) -> "Plan":
         """The plan, with the data and networks checked before anything is written or trained."""
         from ..data.spec import open_spec
         from ..models.registry import check_arch
@@ -72,6 +74,7 @@ class Plan:
             check_arch(name)
         plan = cls(protocol, spec or protocol.default_spec, chosen)
         plan.data = open_spec(plan.spec)
+        plan.runtime = runtime or resolved_runtime()
         return plan
 
     @property
@@ -167,7 +170,7 @@ def write_study(folder: Path, plan: Plan, summary: dict, comparisons: list[Compa
         "published": p.published,
         "comparison": [c.as_dict() for c in comparisons],
         "warnings": plan.warnings,
-        "runtime": runtime().describe(),
+        "runtime": plan.runtime.describe(),
     }
     rep = Report(f"facelab study {p.name}")
     rep.paragraph(p.question)
@@ -200,7 +203,8 @@ def trained(cfg, quiet: bool) -> dict:
     import json
     from dataclasses import asdict
 
-    from ..train.engine import RunFolder, train
+    from ..training.engine import train
+    from ..training.run_folder import RunFolder
 
     run = RunFolder(Path(cfg.out))
     config = run.path / "config.json"

@@ -6,14 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.spec import open_spec
-from ..probes.activations import activations, filters, layers, rgb
-from ..probes.audit import audit
-from ..probes.dream import OBJECTIVES, dream, edit
-from ..probes.stats import wilson_ci
-from ..probes.subject import load_subject
+from ..hardware import Runtime
 from ..report.html import Report
-from ..train.engine import TrainConfig
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, trained, write_study
+from .registry import Option, Study
 
 YOUTH = Protocol(
     name="youth",
@@ -58,12 +54,19 @@ def youth_study(
     seed: int = 0,
     steps: int = 60,
     quiet: bool = False,
+    runtime: Runtime | None = None,
     **options,
 ) -> dict:
     """Train the target, then every look inside on ``photo`` (a file or SPEC#ITEM; default: the first test face):
     activations of every conv layer, three channels as RGB, activation maximisation with each objective, and an edit
     toward older and toward younger. Writes OUT/summary.json and OUT/report.html."""
-    plan = Plan.of(YOUTH, spec, options)
+    from ..probes.activations import activations, filters, layers, rgb
+    from ..probes.audit import audit
+    from ..probes.dream import OBJECTIVES, dream, edit
+    from ..probes.subject import load_subject
+    from ..training.config import TrainConfig
+
+    plan = Plan.of(YOUTH, spec, options, runtime)
     s = plan.settings
     plan.data.attr_index([s["target"]])
     if photo is not None:
@@ -85,6 +88,7 @@ def youth_study(
         crop=plan.crop,
         weights=plan.weights_for(s["arch"]),
         seed=seed,
+        **plan.runtime.train_settings,
     )
     run_summary = trained(cfg, quiet)
     plan.check_chance("the", run_summary)
@@ -97,21 +101,38 @@ def youth_study(
             f"start image: test faces of the data ({photo}; {starts['younger']} for the edit toward younger), "
             "not a photo of the user's (give --photo)"
         )
-    audited = audit(run, by=[s["target"]], out=run / "audit")
-    n_layers = len(layers(run))
+    audited = audit(run, by=[s["target"]], out=run / "audit", runtime=plan.runtime)
+    n_layers = len(layers(run, runtime=plan.runtime))
     inside = {
-        "activations": activations(run, photo, [str(k) for k in range(1, n_layers + 1)], out=folder / "activations"),
-        "rgb": rgb(run, photo, s["dream_layer"], [0, 1, 2], out=folder / "rgb"),
-        "filters": filters(run, out=folder / "filters"),
+        "activations": activations(run, photo, [str(k) for k in range(1, n_layers + 1)], out=folder / "activations", runtime=plan.runtime),
+        "rgb": rgb(run, photo, s["dream_layer"], [0, 1, 2], out=folder / "rgb", runtime=plan.runtime),
+        "filters": filters(run, out=folder / "filters", runtime=plan.runtime),
         "dream": {
             objective: dream(
-                run, photo, s["dream_layer"], "all", objective, steps=steps, seed=seed, out=folder / f"dream_{objective}", quiet=quiet
+                run,
+                photo,
+                s["dream_layer"],
+                "all",
+                objective,
+                steps=steps,
+                seed=seed,
+                out=folder / f"dream_{objective}",
+                quiet=quiet,
+                runtime=plan.runtime,
             )
             for objective in OBJECTIVES
         },
         "edit": {
             direction: edit(
-                run, starts[direction], s["target"], to=to, steps=steps, seed=seed, out=folder / f"edit_{direction}", quiet=quiet
+                run,
+                starts[direction],
+                s["target"],
+                to=to,
+                steps=steps,
+                seed=seed,
+                out=folder / f"edit_{direction}",
+                quiet=quiet,
+                runtime=plan.runtime,
             )
             for direction, to in (("older", 0), ("younger", 1))
         },
@@ -133,6 +154,8 @@ def youth_study(
 def baselines(overall: dict) -> dict:
     """Beside a test accuracy: the positives, the accuracy of always answering the majority (with Wilson's interval)
     and the balanced accuracy (from the audit's TPR and FPR; None where a class is absent)."""
+    from ..probes.stats import wilson_ci
+
     n, pos = overall["n"], overall["positives"]
     tpr, fpr = overall["tpr"], overall["fpr"]
     return {
@@ -196,3 +219,29 @@ def _sections(rep: Report, summary: dict, inside: dict) -> None:
     )
     for direction in summary["edit"]:
         rep.figure(f"edit_{direction}/edit.png", f"toward {direction}: the edited face and where its pixels changed")
+
+
+def _headline(summary: dict) -> list[str]:
+    acc = summary["test_accuracy"]
+    lo, hi = acc["accuracy_ci"]
+    return [f"test accuracy {acc['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] (published {YOUTH.published['test_accuracy']:.2f})"]
+
+
+STUDY = Study(
+    YOUTH,
+    youth_study,
+    _headline,
+    "Darknet64 on Young: accuracy, activations, RGB channels, activation maximisation, older/younger edits.",
+    options=(
+        Option("photo", str, None, "The photo to look inside with (a file or SPEC#ITEM; default: the first test face)."),
+        Option("steps", int, 60, "Gradient steps of each activation maximisation and edit."),
+    ),
+    demo=dict(spec="synth:8000", size="64", epochs=5),
+    quick=dict(spec="synth:600", size="32", epochs=1, steps=10),
+    figures=lambda s: [
+        ("activations/activations_layer2.png", "activation maps of layer 2"),
+        ("edit_older/edit.png", "class-driven edit toward older: where the pixels changed"),
+        ("dream_square/dream_grid.png", "activation maximisation (sum of squares) of every channel of a layer"),
+    ],
+    webcam=("run", "Young"),
+)

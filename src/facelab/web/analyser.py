@@ -17,6 +17,7 @@ import torch
 
 from ..data.detect import FaceCrop, crop_for_network, face_detector, face_margin
 from ..errors import FacelabError
+from ..hardware import Runtime
 from ..keypoints.photos import predict_points
 from ..models.heatmap import HeatmapNet, uncertainty_picture
 from ..probes.cam import attribution_maps, head_layer, overlay
@@ -42,14 +43,14 @@ class LoadedRun:
         return self.run.outputs if self.run.task.labels else []
 
 
-def load_runs(paths: list[str | Path]) -> list[LoadedRun]:
+def load_runs(paths: list[str | Path], *, runtime: Runtime | None = None) -> list[LoadedRun]:
     if not paths:
         raise FacelabError("give at least one RUN folder")
     runs = []
     for p in paths:
         if not (Path(p) / "summary.json").exists():
             say(f"{p}: this run has not finished training (no summary.json); serving its latest checkpoint")
-        run = Run.open(p, probe=True)
+        run = Run.for_probes(p, runtime)
         try:
             head_layer(run.model)
             method = "cam"
@@ -117,7 +118,7 @@ class Analyser:
         output = run.task.explained_output(target if target in run.outputs else None)
         want_cam = with_cam and face["cam"] is None and (target is None or target in run.outputs)
         if want_cam:
-            logits, tgt, _, norm = attribution_maps(run.model, x, loaded.cam_method, output, binary)
+            logits, tgt, _, norm = attribution_maps(run.model, x, loaded.cam_method, output, binary, runtime=run.runtime)
             face["cam"] = overlay(crop.image, norm[0].numpy())
             name = run.outputs[int(tgt.index[0])]
             face["cam_about"] = {

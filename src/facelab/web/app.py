@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..data.images import TooManyPixels, UnreadableImage, decode_bytes
+from ..hardware import Runtime
 from .analyser import Analyser, load_runs, to_json
 
 MAX_UPLOAD = 10 * 1024 * 1024
@@ -33,8 +34,14 @@ async def _read_limited(upload: UploadFile) -> bytes:
     return data
 
 
-def create_app(run_paths: list[str | Path], detector: str = "auto", upsample: int | None = None, min_score: float | None = None) -> FastAPI:
-    analyser = Analyser(load_runs(run_paths), detector, upsample, min_score)
+def create_app(
+    run_paths: list[str | Path],
+    detector: str = "auto",
+    upsample: int | None = None,
+    min_score: float | None = None,
+    runtime: Runtime | None = None,
+) -> FastAPI:
+    analyser = Analyser(load_runs(run_paths, runtime=runtime), detector, upsample, min_score)
     app = FastAPI(title="facelab", docs_url="/api/docs")
     stats = {"requests": 0, "seconds": 0.0}
 
@@ -94,7 +101,8 @@ def serve(
     detector: str = "auto",
     upsample: int | None = None,
     min_score: float | None = None,
+    runtime: Runtime | None = None,
 ) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(run_paths, detector, upsample, min_score), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(run_paths, detector, upsample, min_score, runtime), host=host, port=port, log_level="warning")

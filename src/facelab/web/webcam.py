@@ -11,6 +11,7 @@ import cv2
 from ..data.video import video_writer
 from ..errors import FacelabError
 from ..files import prepare_output_file
+from ..hardware import Runtime
 from ..progress import progress_bar
 from .analyser import Analyser, draw, load_runs
 
@@ -34,12 +35,13 @@ def webcam(
     detector: str = "auto",
     upsample: int | None = None,
     min_score: float | None = None,
+    runtime: Runtime | None = None,
 ) -> dict:
     """Annotate every frame (faces, CAM overlay, landmarks, top predictions). With ``out`` the result is written
     as a video (written to a temporary name and renamed when complete); without it, shown in a window."""
     if out is not None:
         out = prepare_output_file(out)
-    analyser = Analyser(load_runs(runs), detector, upsample, min_score)
+    analyser = Analyser(load_runs(runs, runtime=runtime), detector, upsample, min_score)
     cap = _open(source)
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not source.isdigit() else 0

@@ -5,7 +5,7 @@ metrics (one accumulator, :class:`MetricSums`, shared by training and ``eval``),
 turns outputs into probabilities and labels, writes its summary fields and captions, and says what
 it can be asked for (``labels``: a probe can explain a label; ``binary``: one yes/no per output;
 ``points``: landmark coordinates). Nothing outside the task classes tests a task's name.
-A new task is one module with its Task subclass plus one line in :mod:`facelab.train.task_registry`.
+A new task is one module with its Task subclass plus one line in :mod:`facelab.training.task_registry`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def evaluate_model(
     device: str | None = None,
 ) -> dict:
     """Loss and the task's metrics of ``model`` on ``split`` of ``spec`` (default: the run's data), accumulated as in
-    training (:class:`~facelab.train.tasks.MetricSums`). ``precision`` / ``device``: as given, else as trained."""
+    training (:class:`~facelab.training.tasks.MetricSums`). ``precision`` / ``device``: as given, else as trained."""
     rt = runtime(precision or cfg.precision, device or cfg.device)
     data = prepare_data(cfg, task, spec=spec, device=rt.device, for_training=False)
     if not (data.split_positions(split)).size:

@@ -1,6 +1,6 @@
 """Regression of the head's in-plane rotation (degrees), which the synthetic faces know exactly.
 
-The example of a new task: this file plus its line in :mod:`facelab.train.task_registry`.
+The example of a new task: this file plus its line in :mod:`facelab.training.task_registry`.
 Flips are left out of the augmentation, because a mirrored face turns the other way.
 """
 

@@ -1,0 +1,231 @@
+"""The command line's options, each declared once: the ones many commands share (``--precision``, ``--device``,
+``--quiet``, ``--json``, ``--seed``, ``--strict``, the face finder's), TrainConfig's (from its fields' help), a
+study's own (from its ``STUDY``), and ``--config FILE``. :func:`takes` gives a command the ones it names; the command
+receives a :class:`~facelab.hardware.Runtime` built from ``--precision``/``--device`` instead of the two strings."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .errors import FacelabError
+
+# name: (flag, type, default, help)
+SHARED = {
+    "precision": ("--precision", str, "auto", "auto (bf16 only where the hardware computes it natively), bf16 or fp32."),
+    "device": ("--device", str, "auto", "auto (a CUDA GPU when present), cpu or cuda."),
+    "quiet": (None, bool, False, "No progress bars."),
+    "json_": ("--json", bool, False, "Print JSON instead of a table."),
+    "seed": (None, int, 0, "Seed: the same seed on the same machine gives the same figures."),
+    "strict": ("--strict", bool, False, "Stop at the first unreadable image instead of skipping it (exit 2)."),
+    "detector": (
+        "--detector",
+        str,
+        "auto",
+        "Face detector: auto (dlib's HOG with facelab[faces] installed, else haar), dlib-hog, dlib-cnn or haar.",
+    ),
+    "upsample": (
+        "--upsample",
+        Optional[int],
+        None,
+        "Search an upsampled photo this many times (finds smaller faces; default: dlib 1, haar 0).",
+    ),
+    "min_score": (
+        "--min-score",
+        Optional[float],
+        None,
+        "Drop detections scoring below this (default: dlib-hog 0.1, calibrated on real photos; dlib-cnn 0).",
+    ),
+    "config": ("--config", Optional[Path], None, "A TOML or YAML file of options (those typed on the command line win)."),
+}
+# A group a command names -> the options it adds, and what the command receives for them.
+GROUPS = {
+    "runtime": ("precision", "device"),  # -> runtime: Runtime
+    "probe": ("precision",),  # -> runtime: Runtime on the CPU
+    "faces": ("detector", "upsample", "min_score"),  # -> faces: dict of the three
+}
+IMAGE_HELP = "An image file, or SPEC#ITEM: one item of a data set (synth:64#3, celeba:/data/celeba#000123.jpg)."
+
+
+def say(text: str) -> None:
+    """One line of a command's output, printed as it is (no markup, no highlighting)."""
+    say.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+say.console = Console()
+
+
+def csv_list(text: str | None) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
+def print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def out_option(about: str, default: Path | None = None):
+    return typer.Option(default, "--out", help=about)
+
+
+def _parameter(name: str, kind, default, about: str, flag: str | None = None) -> inspect.Parameter:
+    inner = [t for t in typing.get_args(kind) if t is not type(None)]
+    if len(inner) == 1:  # X | None, as TrainConfig writes it
+        kind = inner[0]
+    if default is None:
+        kind = Optional[kind]
+    option = typer.Option(default, flag, help=about) if flag else typer.Option(default, help=about)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=option)
+
+
+def _shared_parameter(name: str) -> inspect.Parameter:
+    flag, kind, default, about = SHARED[name]
+    return _parameter(name, kind, default, about, flag)
+
+
+def train_parameters(names, defaults: dict) -> list[inspect.Parameter]:
+    from .training.config import cli_options
+
+    options = cli_options()
+    return [_parameter(n, options[n][0], defaults.get(n, options[n][1]), options[n][2]) for n in names]
+
+
+def takes(*names: str, train=(), **defaults):
+    """Give the command the shared options or groups ``names`` and TrainConfig's options ``train`` (``defaults``
+    overriding theirs). It receives ``runtime`` (for "runtime"/"probe"), ``faces`` (for "faces"), ``train_options``
+    (a dict, for ``train``) and every other option under its own name; ``--config FILE`` fills what was not typed."""
+    flat = [o for n in names for o in GROUPS.get(n, (n,))]
+    if train == "all":
+        from .training.config import cli_options
+
+        train = tuple(cli_options())
+
+    def wrap(command):
+        added = [_shared_parameter(n) for n in flat] + train_parameters(train, defaults)
+        received = {"runtime", "faces", "train_options"} | set(flat)
+        own = [p for p in inspect.signature(command).parameters.values() if p.name not in received]
+
+        @functools.wraps(command)
+        def wired(**given):
+            given = with_config_file(given)
+            if "precision" in given:
+                from .hardware import runtime
+
+                given["runtime"] = runtime(given.pop("precision"), given.pop("device", "cpu" if "probe" in names else "auto"))
+            if "faces" in names:
+                given["faces"] = {k: given.pop(k) for k in GROUPS["faces"]}
+            if train:
+                chosen = {n: given.pop(n) for n in train}
+                if isinstance(chosen.get("attrs"), str):
+                    chosen["attrs"] = csv_list(chosen["attrs"])
+                given["train_options"] = chosen
+            return command(**given)
+
+        wired.__signature__ = inspect.signature(command).replace(parameters=own + added)
+        return wired
+
+    return wrap
+
+
+def with_config_file(given: dict) -> dict:
+    """``--config FILE``: its keys (option names, - or _) fill the options left at their defaults on the command line."""
+    path = given.pop("config", None)
+    if path is None:
+        return given
+    import click
+    from click.core import ParameterSource
+
+    values = read_config_file(Path(path))
+    ctx = click.get_current_context()
+    unknown = sorted(set(values) - set(given))
+    if unknown:
+        raise FacelabError(f"{path}: no option {', '.join(unknown)} here; the options are {', '.join(sorted(given))}")
+    for key, value in values.items():
+        if ctx.get_parameter_source(key) in (ParameterSource.DEFAULT, None):
+            given[key] = ",".join(map(str, value)) if isinstance(value, list) else value
+    return given
+
+
+def read_config_file(path: Path) -> dict:
+    """A TOML (.toml) or YAML (.yaml/.yml) file's options as {name: value}, names with - written as _."""
+    if not path.is_file():
+        raise FacelabError(f"--config {path}: no such file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise FacelabError(f"--config {path}: give a .toml, .yaml or .yml file")
+    except (ValueError, ImportError) as exc:  # tomllib.TOMLDecodeError and yaml.YAMLError are ValueErrors / YAMLError
+        raise FacelabError(f"--config {path}: not readable as {path.suffix[1:]}: {exc}") from None
+    except Exception as exc:  # yaml.YAMLError
+        raise FacelabError(f"--config {path}: not readable as {path.suffix[1:]}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise FacelabError(f"--config {path}: expected option = value pairs")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+# ----------------------------------------------------------------------------- a study's command, from its declaration
+def study_done(summary: dict, json_: bool, lines: list[str]) -> None:
+    """The summary as JSON, or the study's headline figures, its departures and where its report is."""
+    if json_:
+        return print_json(summary)
+    for line in lines:
+        say(line)
+    for line in summary["departures"]:
+        say(f"departs from the protocol: {line}")
+    say(f"report: {Path(summary['folder']) / 'report.html'}")
+
+
+STUDY_SCALE = dict(arch=None, size=None, epochs=None, batch=None, weights=None, crop=None, inverted_fraction=None)
+
+
+def study_command(study, done):
+    """The ``facelab study NAME`` command of ``study`` (a registry ``Study``); ``done(summary, json_, lines)`` prints."""
+
+    def command(spec=None, out_dir=None, json_=False, quiet=False, runtime=None, train_options=None, **own):
+        chosen = {o.name: o.parse(own.pop(o.name)) if o.parse else own.pop(o.name) for o in study.options}
+        summary = study.run(spec, out=out_dir, quiet=quiet, runtime=runtime, **own, **chosen, **train_options)
+        done(summary, json_, study.headline(summary))
+
+    spec = inspect.Parameter(
+        "spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str], default=typer.Argument(None, help="Data SPEC.")
+    )
+    out = _parameter("out_dir", Optional[Path], None, f"Study folder (default runs/study_{study.name}).", "--out")
+    own = [_parameter(o.name, o.type, o.default, o.help) for o in study.options]
+    receives = ["json_", "quiet", "runtime", "train_options"]
+    command.__signature__ = inspect.Signature([spec, out, *own, *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in receives)])
+    command.__doc__ = study.summary
+    groups = ("runtime", "quiet", "json_", "config") + (("seed",) if study.seeded else ())
+    return takes(*groups, train=study.scale, **{k: v for k, v in STUDY_SCALE.items() if k in study.scale})(command)
+
+
+class StudyGroup(typer.core.TyperGroup):
+    """``facelab study``: one command per registered study, each built (and its module imported) when it is used."""
+
+    def list_commands(self, ctx):
+        from .studies.registry import study_names
+
+        return study_names()
+
+    def get_command(self, ctx, name):
+        from .studies.registry import get_study, study_names
+
+        if name not in study_names():
+            return None
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single.command(name)(study_command(get_study(name), study_done))
+        return typer.main.get_command(single)

@@ -1,0 +1,150 @@
+"""A run's settings (``TrainConfig``), saved as config.json: enough to reproduce the run. Each field's help text is
+its ``--option``'s, so the commands declare none of them again."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import get_type_hints
+
+from ..errors import FacelabError
+from ..hardware import DEVICES, PRECISIONS
+from ..models.registry import check_arch
+from .task_registry import TASKS, task_class
+
+FEW_VALID = 20
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
+# What a run trains with where neither the user nor its task (``Task.defaults``) says otherwise.
+GENERIC_DEFAULTS = {"arch": "darknet64", "epochs": 3, "batch": 128, "opt": "sgd", "schedule": "onecycle", "size": "64", "channels": 3}
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("onecycle", "cosine", "none")
+LOGGERS = ("csv", "tensorboard", "mlflow")
+
+
+def option(default, about: str, cli: type | None = None):
+    """A field that is also a command-line option: ``about`` is its --help, ``cli`` the type typed there (a list is
+    typed as one comma-separated string)."""
+    meta = {"help": about, **({"cli": cli} if cli else {})}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def cli_options() -> dict[str, tuple[object, object, str]]:
+    """TrainConfig's command-line options: {name: (type typed, default, help)}; a list's default is typed joined."""
+    hints = get_type_hints(TrainConfig)
+    made = {}
+    for f in fields(TrainConfig):
+        if "help" in f.metadata:
+            default = f.default if f.default is not MISSING else ",".join(f.default_factory())
+            made[f.name] = (f.metadata.get("cli", hints[f.name]), default, f.metadata["help"])
+    return made
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved as config.json and enough to reproduce it."""
+
+    spec: str = "synth"
+    out: str = "runs/train"
+    task: str = option(
+        "attr",
+        "attr (yes/no attributes), identity (one of N persons), keypoints (landmarks) or rotation "
+        "(head rotation in degrees, synthetic faces).",
+    )
+    attrs: list[str] = option(["Smiling"], "Attributes for --task attr, comma-separated.", cli=str)
+    classes: int = option(20, "Identities for --task identity (top-N by image count).")
+    min_images: int = option(2, "Least images an identity needs to be chosen.")
+    # None here and below: the task's default (Task.defaults), else GENERIC_DEFAULTS
+    arch: str | None = option(None, "Network (facelab models lists them). Default: the task's (keypoints: resnet18), else darknet64.")
+    epochs: int | None = option(None, "Passes over the training images. Default: the task's (keypoints: enough for --min-steps), else 3.")
+    batch: int | None = option(None, "Images per step. Default: the task's, else 128.")
+    lr: float | None = option(None, "Default: the task's with its optimiser, else 0.05 for sgd, 1e-3 for adam/adamw.")
+    opt: str | None = option(None, "sgd, adam or adamw. Default: the task's (keypoints, rotation: adam), else sgd.")
+    momentum: float = option(0.9, "SGD momentum (Nesterov).")
+    wd: float = option(5e-4, "Weight decay.")
+    schedule: str | None = option(None, "onecycle, cosine or none. Default: the task's, else onecycle.")
+    size: str | None = option(None, "Input pixels (64) or WIDTHxHEIGHT (80x60). Default: the task's, else 64.")
+    crop: str | None = option(
+        None,
+        "center, full, box, landmarks, detect (the detector's box, squared) or aligned (five points onto a template). "
+        "Default: the task's (keypoints: landmarks), else per source (a folder of photos: detect with facelab[faces]).",
+    )
+    channels: int | None = option(None, "3 (RGB) or 1 (grey). Default: the task's, else 3.")
+    seed: int = 0
+    weights: str | None = option(
+        None, "imagenet (from the local torch cache, downloaded there when missing), a state-dict FILE, none, or auto (the task's)."
+    )
+    balance: str | None = option(None, "Undersample training images to balance this attribute.")
+    inverted_fraction: float = option(0.0, "Fraction of training images shown upside down.")
+    augment: bool = option(True, "Flips, small shifts, brightness/contrast on whole batches.")
+    flip: bool = True
+    precision: str = "auto"
+    device: str = "auto"
+    devices: int = option(1, "Processes/GPUs per node (DDP when > 1).")
+    num_nodes: int = option(1, "Nodes (DDP).")
+    cache: str | None = option(None, "Use this cache folder instead of the default one.")
+    max_train_batches: int | None = None
+    points: str = option("all", "For --task keypoints: nose (the nose tip) or all (every landmark).")
+    convs: int | None = option(None, "Conv layers of kpnet-small/kpnet-full (default 3 / 4).")
+    head: str | None = option(
+        None, "For --task keypoints: heatmap (per-point maps, soft-argmax; default for 68/58 points) or regress."
+    )  # None: the task's default, recorded once resolved
+    min_score: float | None = option(None, "--crop detect/aligned: drop detections scoring below this (default: dlib-hog 0.1).")
+    min_steps: int | None = option(None, "With --epochs left to the task: train at least this many optimiser steps (small sets).")
+    logger: str = option("csv", "Experiment logger beside metrics.csv: csv, tensorboard or mlflow (facelab[loggers]).")
+    from_task: list[str] | None = None  # the settings the task chose because none was given (recorded in config.json)
+
+    def __post_init__(self):
+        self._take_task_defaults()
+        if self.opt not in OPTIMIZERS:
+            raise FacelabError(f"--opt {self.opt!r}: use one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise FacelabError(f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        if self.logger not in LOGGERS:
+            raise FacelabError(f"--logger {self.logger!r}: use one of {', '.join(LOGGERS)}")
+        if self.precision not in PRECISIONS:
+            raise FacelabError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        if self.device not in DEVICES:
+            raise FacelabError(f"--device {self.device!r}: use one of {', '.join(DEVICES)}")
+        if not 0.0 <= self.inverted_fraction <= 1.0:
+            raise FacelabError(f"--inverted-fraction {self.inverted_fraction}: must be between 0 and 1")
+        check_arch(self.arch)  # before any cache is built
+        task_class(self.task)
+        if self.epochs < 1 or self.batch < 1:
+            raise FacelabError("--epochs and --batch must be at least 1")
+        if self.weights == "none":
+            self.weights = None
+        self.size = str(self.size)
+
+    @classmethod
+    def saved(cls, train: dict) -> "TrainConfig":
+        """A run's TrainConfig from config.json's "train" block. Runs saved before tasks had defaults took none: their
+        unset settings (a crop left to the data source) keep the meaning they had."""
+        return cls(**{"from_task": [], **train})
+
+    def _take_task_defaults(self) -> None:
+        """Fill what the user left unset from the task's defaults (listed in ``from_task``), then the generic ones. A
+        task's learning rate goes with its optimiser: given another --opt, the lr is that optimiser's default."""
+        if self.from_task is not None:  # resolved before (a config.json read back)
+            return
+        own = task_class(self.task).defaults
+        self.from_task = []
+        for name in (*GENERIC_DEFAULTS, "crop", "weights", "min_steps"):
+            if getattr(self, name) is None and name in own:
+                setattr(self, name, own[name])
+                self.from_task.append(name)
+            elif getattr(self, name) is None:
+                setattr(self, name, GENERIC_DEFAULTS.get(name))
+        if self.lr is None and "lr" in own and "opt" in self.from_task:
+            self.lr = own["lr"]
+            self.from_task.append("lr")
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.opt)
+
+    def settings(self) -> dict:
+        """The options that apply to this run (a report's settings table): other tasks' options, momentum
+        without SGD and unset options are left out."""
+        others = {o for t in TASKS.values() for o in t.options} - set(TASKS[self.task].options if self.task in TASKS else ())
+        if self.opt != "sgd":
+            others.add("momentum")
+        return {k: v for k, v in asdict(self).items() if k not in others and v is not None}

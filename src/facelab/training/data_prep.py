@@ -1,0 +1,137 @@
+"""A run's data made ready for the loop: the data set opened, its cache built (or waited for, under DDP), the
+task's targets and the train/valid/test split."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.cache import FaceCache, build_cache, cache_request, parse_size
+from ..data.face_crops import FaceFinder
+from ..data.faceset import SPLITS, FaceSet
+from ..data.images import SkippedImages
+from ..data.select import balanced
+from ..data.spec import open_spec
+from ..errors import FacelabError
+from ..progress import say
+from .batches import CachedItems, gather_images
+from .config import FEW_VALID, TrainConfig
+from .run_folder import global_rank
+from .task_registry import task_for
+from .tasks import Task
+
+
+@dataclass
+class Prepared:
+    task: Task
+    cache: FaceCache
+    images: object
+    targets: torch.Tensor
+    rows: np.ndarray
+    split: np.ndarray
+    names: list[str]
+    attributes: np.ndarray | None
+    attr_names: list[str] | None
+    unreadable: list[str] = field(default_factory=list)  # selected items the cache could not decode (left out)
+    faceset: FaceSet | None = None  # the selection itself: item k is position k (full-resolution images, labels)
+
+    def items(self, split: str) -> CachedItems:
+        pos = np.flatnonzero(self.split == SPLITS.index(split))
+        images = self.images[torch.from_numpy(pos)] if isinstance(self.images, torch.Tensor) else self.images
+        rows = pos if isinstance(self.images, torch.Tensor) else self.rows[pos]
+        return CachedItems(images, rows, self.targets[pos])
+
+    def batch(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (B, H, W, 3) and targets of the selection's items at ``pos``, in that order."""
+        x8, y, _ = CachedItems(self.images, self.rows, self.targets).__getitems__(np.asarray(pos).tolist())
+        return x8, y
+
+    def split_positions(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == SPLITS.index(split))
+
+
+def open_cache_for(cfg: TrainConfig, fs, quiet: bool = False) -> FaceCache:
+    size = parse_size(cfg.size)
+    if cfg.cache:
+        cache = FaceCache(Path(cfg.cache))
+        if cache.size != size:
+            raise FacelabError(
+                f"--cache {cfg.cache} was built at {cache.size[0]}x{cache.size[1]}, not {size[0]}x{size[1]}; "
+                f"pass --size {cache.size[0]} or build a cache at this size"
+            )
+        return cache
+    finder = FaceFinder(min_score=cfg.min_score)
+    if global_rank() > 0:
+        return _wait_for_cache(cache_request(fs, size, cfg.crop, finder=finder).path(fs))
+    return build_cache(fs, size, crop=cfg.crop, quiet=quiet, finder=finder)
+
+
+def _wait_for_cache(path: Path, timeout_s: float = 3600) -> FaceCache:
+    """Ranks other than 0 wait for rank 0's cache instead of building it a second time."""
+    start = time.time()
+    while not (path / "meta.json").exists():
+        if time.time() - start > timeout_s:
+            raise FacelabError(f"rank {global_rank()}: gave up waiting for rank 0 to build the cache {path}")
+        time.sleep(1.0)
+    return FaceCache(path)
+
+
+def prepare_data(
+    cfg: TrainConfig,
+    task: Task | None = None,
+    spec: str | None = None,
+    quiet: bool = False,
+    device: str = "cpu",
+    strict: bool = False,
+    for_training: bool = True,
+) -> Prepared:
+    """The selection's images and targets, read once from the cache (into GPU memory when ``device`` is a GPU with room).
+    ``for_training=False`` (evaluation, probes): a set may hold only a test split (300-W's test list)."""
+    fs = open_spec(spec or cfg.spec)
+    task = task or task_for(cfg)
+    sel = task.select(fs, cfg.seed)
+    if cfg.balance:
+        sel = balanced(sel, cfg.balance, cfg.seed)
+    cache = open_cache_for(cfg, fs, quiet)
+    rows = sel.source_rows()
+    ok = cache.valid[rows]
+    faces = cache.meta.get("faces")
+    skipped = SkippedImages(strict, "unreadable image(s) or photos without a face" if faces else "unreadable image(s)")
+    for k in np.flatnonzero(~ok):
+        skipped.add(
+            sel.names[k], f"{fs.spec}: {sel.names[k]} could not be read" + (f" or has no face ({faces['detector']})" if faces else "")
+        )
+    if not ok.all():
+        sel = sel.take(np.flatnonzero(ok))
+        rows = sel.source_rows()
+    if for_training and not (sel.split == 0).any():
+        raise FacelabError(f"{fs.spec}: the selection has no training images")
+    split = _with_validation(sel.split, cfg.seed) if (sel.split == 0).any() else sel.split
+    n_valid = int((split == 1).sum())
+    if for_training and n_valid < FEW_VALID and not quiet:
+        say(
+            f"only {n_valid} validation images: validation accuracy moves in steps of {1 / n_valid:.2f} and means little "
+            "(use more images, or --min-images / --classes for identities)"
+        )
+    images, targets = gather_images(cache.images, rows, device), task.targets(sel, cache, rows)
+    if isinstance(images, torch.Tensor):
+        targets = targets.to(images.device)
+    return Prepared(task, cache, images, targets, rows, split, sel.names, sel.attributes, sel.attr_names, skipped.say(), sel)
+
+
+def _with_validation(split: np.ndarray, seed: int, share: float = 0.1) -> np.ndarray:
+    """The split, with a seeded ``share`` of the training images moved to validation when a set has none
+    (300-W ships only train and test)."""
+    split = split.copy()
+    if (split == 1).any():
+        return split
+    train = np.flatnonzero(split == 0)
+    if len(train) < 2:
+        raise FacelabError("the selection has one training image and no validation split: nothing to validate on")
+    moved = np.random.default_rng(seed).choice(train, size=max(1, int(round(share * len(train)))), replace=False)
+    split[moved] = 1
+    return split

@@ -1,0 +1,260 @@
+"""``facelab.train``: data -> cache -> model -> Lightning -> one self-describing run folder."""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from ..errors import FacelabError, RunStopped
+from ..hardware import Runtime, runtime
+from ..models import build_model
+from ..models.registry import weights_if_available
+from ..progress import say
+from .batches import loader
+from .config import TrainConfig
+from .data_prep import Prepared, prepare_data
+from .run_folder import RunFolder, global_rank, start_run_folder, versions
+from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
+from .tasks import Task
+
+
+# ----------------------------------------------------------------------------- training
+def _metrics_callback(run: RunFolder):
+    import lightning.pytorch as pl
+
+    class MetricsCSV(pl.Callback):
+        """One row per epoch and split, kept consistent when a run resumes."""
+
+        def on_train_start(self, trainer, module):
+            self.rows = [r for r in run.read_metrics() if r["epoch"] < trainer.current_epoch]
+            self.t0 = time.time()
+
+        def on_train_epoch_end(self, trainer, module):
+            module.epoch_metrics["train"] = module.finish_split("train")  # every rank joins the reduction
+            if not trainer.is_global_zero:
+                return
+            for split in ("train", "valid"):
+                m = module.epoch_metrics.get(split)
+                if m:
+                    self.rows.append({"epoch": trainer.current_epoch, "split": split, **m, "time_s": round(time.time() - self.t0, 2)})
+                    for logger in trainer.loggers:  # --logger tensorboard / mlflow: the same figures, per epoch
+                        logger.log_metrics(
+                            {f"{split}/{k}": v for k, v in m.items() if isinstance(v, (int, float))}, step=trainer.current_epoch
+                        )
+            run.write_metrics(self.rows)
+
+    return MetricsCSV()
+
+
+def experiment_logger(name: str, folder: Path):
+    """Lightning's logger for ``--logger``, writing inside the run folder: csv is metrics.csv alone (always written),
+    tensorboard event files under tensorboard/, an MLflow file store under mlruns/. A missing package is one line."""
+    if name == "csv":
+        return False
+    package = {"tensorboard": "tensorboard", "mlflow": "mlflow"}[name]
+    try:
+        __import__(package)
+    except ImportError:
+        raise FacelabError(f"--logger {name} needs the {package} package: pip install 'facelab[loggers]'") from None
+    from lightning.pytorch import loggers
+
+    if name == "tensorboard":
+        return loggers.TensorBoardLogger(save_dir=str(folder), name="tensorboard", version="")
+    return loggers.MLFlowLogger(experiment_name="facelab", tracking_uri=(folder / "mlruns").resolve().as_uri())
+
+
+def _quiet_lightning() -> None:
+    """Lightning's start-up chatter (accelerator lines, tips, deprecations) hides facelab's own output."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*treespec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def _progress_bar_class():
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class EpochsFromOne(RichProgressBar):
+        """Lightning's bar counts epochs from 0 ("Epoch 4/4" on a 5-epoch run); people count from 1."""
+
+        def _get_train_description(self, current_epoch: int) -> str:
+            return f"Epoch {current_epoch + 1}/{self.trainer.max_epochs}"
+
+    return EpochsFromOne
+
+
+def _trainer(cfg: TrainConfig, run: RunFolder, rt: Runtime, quiet: bool, extra_callbacks: list | None = None, task: Task | None = None):
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    EpochsFromOne = _progress_bar_class()
+
+    monitor, mode = task.monitor if task is not None else Task.monitor
+    callbacks = [
+        ModelCheckpoint(dirpath=run.ckpt, filename="best", monitor=monitor, mode=mode, save_last=True, save_top_k=1),
+        _metrics_callback(run),
+    ]
+    callbacks += extra_callbacks or []
+    if not quiet:
+        callbacks.append(EpochsFromOne())
+    distributed = cfg.devices > 1 or cfg.num_nodes > 1
+    _quiet_lightning()
+    return pl.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator=rt.device,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy="ddp" if distributed else "auto",
+        precision=rt.lightning_precision,
+        callbacks=callbacks,
+        logger=experiment_logger(cfg.logger, run.path),
+        enable_progress_bar=not quiet,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        limit_train_batches=cfg.max_train_batches or 1.0,
+        deterministic=False,
+    )
+
+
+def train(
+    cfg: TrainConfig | None = None,
+    resume: str | Path | None = None,
+    quiet: bool = False,
+    callbacks: list | None = None,
+    force: bool = False,
+    **kwargs,
+) -> dict:
+    """Train a network and write its run folder; returns summary.json's content.
+
+    ``facelab.train(spec="synth", task="attr", attrs=["Smiling"], epochs=3, out="runs/x")``
+
+    SIGTERM and SIGINT stop it at the next batch with a resumable folder (:mod:`facelab.training.signals`)
+    and raise :class:`facelab.errors.RunStopped`.
+    """
+    with stop_requests() as flag:
+        return _train(cfg, resume, quiet, callbacks, force, flag, **kwargs)
+
+
+def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> dict:
+    import lightning.pytorch as pl
+
+    from .module import FaceModule
+
+    if resume is not None:
+        run = RunFolder(Path(resume))
+        cfg = TrainConfig.saved(run.read_config()["train"])  # a folder holding only its config starts at epoch 0
+    else:
+        cfg = cfg or TrainConfig(**kwargs)
+        run = RunFolder(Path(cfg.out))
+        start_run_folder(run.path, force)
+    rt = runtime(cfg.precision, cfg.device, cpu_ddp_processes=cfg.devices)  # the processes sharing one node's cores
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    data = prepare_data(cfg, quiet=quiet, device=rt.device)
+    cfg = replace(cfg, head=data.task.resolve_head(cfg.head))
+    if resume is None:
+        cfg = _with_enough_steps(_with_available_weights(cfg, quiet), len(data.split_positions("train")), quiet)
+    model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs, cfg.head)
+    if resume is None:
+        data.task.start_model(model, data.targets[torch.from_numpy(data.split_positions("train")).to(data.targets.device)])
+    config = {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path), "n_outputs": data.task.n_outputs}}
+    if global_rank() == 0 and resume is None:
+        run.write_json("config.json", config | {"runtime": rt.describe(), "versions": versions(), "command": sys.argv})
+    module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path)}, rt, config)
+    stopper = StopAtBatchEnd(flag, run.last_checkpoint)
+    trainer = _trainer(cfg, run, rt, quiet, [stopper, *(callbacks or [])], data.task)
+    ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)
+    train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks, rt.device)
+    module.train_loader = train_dl
+    valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, ranks, rt.device)
+    ckpt = run.last_checkpoint if resume is not None and run.last_checkpoint.exists() else None
+    try:
+        trainer.fit(module, train_dl, valid_dl, ckpt_path=ckpt and str(ckpt))
+    except (StopRequested, SystemExit):  # ours, or Lightning's own SIGTERM exit
+        if flag.signum is None:
+            raise
+        raise _stopped(run, flag.signum, stopper.where) from None
+    if not trainer.is_global_zero:
+        return {}
+    run.write_json("state.json", {"status": "finished"})
+    outputs = data.task.validation_outputs(module, data)
+    summary = write_summary(run, cfg, data.task, data, rt, outputs)
+    data.task.write_report(run, cfg, module, data, summary, outputs)
+    return summary
+
+
+def _with_enough_steps(cfg: TrainConfig, n_train: int, quiet: bool) -> TrainConfig:
+    """More epochs where the task chose them and a small set would give fewer than ``min_steps`` optimiser steps:
+    on ~2,000 photos, 8 epochs of batch 128 are 128 steps, too few for a keypoint net to beat the mean shape."""
+    if not cfg.min_steps or "epochs" not in cfg.from_task:
+        return cfg
+    per_epoch = math.ceil(n_train / (cfg.batch * cfg.devices * cfg.num_nodes))
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / max(per_epoch, 1)))
+    if epochs != cfg.epochs and not quiet:
+        steps = epochs * per_epoch
+        say(f"{epochs} epochs ({steps} optimiser steps on {n_train} training images; the task asks for at least {cfg.min_steps})")
+    return replace(cfg, epochs=epochs)
+
+
+def _with_available_weights(cfg: TrainConfig, quiet: bool) -> TrainConfig:
+    """``--weights auto`` (a task's default): ImageNet weights when they can be had, from scratch otherwise, said once."""
+    weights, reason = weights_if_available(cfg.arch, cfg.weights)
+    if reason and not quiet:
+        say(f"training {cfg.arch} from scratch: {reason}")
+    return replace(cfg, weights=weights)
+
+
+def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
+    """Write state.json and the one line a stopped run prints."""
+    name = signal.Signals(signum).name
+    kept = run.last_checkpoint if run.last_checkpoint.exists() else None
+    if global_rank() == 0:
+        run.write_json(
+            "state.json",
+            {
+                "status": "stopped",
+                "signal": name,
+                "epoch": where["epoch"],
+                "batches_done_in_epoch": where["batch"],
+                "checkpoint": kept and str(kept),
+                "resume": f"facelab train --resume {run.path}",
+            },
+        )
+    at = f"epoch {where['epoch'] + 1}, after batch {where['batch']}"
+    saved = f"checkpoint {kept} saved there" if kept else "before the first batch, so nothing to save"
+    return RunStopped(signum, f"stopped by {name} at {at} ({saved}); continue with: facelab train --resume {run.path}")
+
+
+def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, rt: Runtime, outputs=None) -> dict:
+    """summary.json, written once: the task's final and best validation blocks (best by the task's monitor) and its own
+    fields (``outputs``: the task's ``validation_outputs``)."""
+    rows = [r for r in run.read_metrics() if r["split"] == "valid"]
+    if not rows:
+        raise FacelabError(f"{run.path}: no validation metrics were written")
+    metric, mode = task.monitor
+    best = (max if mode == "max" else min)(rows, key=lambda r: r[metric.removeprefix("val_")])
+    summary = {
+        "task": task.name,
+        **task.summary_fields(),
+        "arch": cfg.arch,
+        "epochs_done": int(rows[-1]["epoch"]) + 1,
+        "seed": cfg.seed,
+        "final": task.summary_block(rows[-1]),
+        "best": task.summary_block(best) | {"epoch": int(best["epoch"])},
+    }
+    for key, fields in task.summary_extra(data, outputs).items():  # "final"/"best" fields join their block
+        summary[key] = summary[key] | fields if key in ("final", "best") else fields
+    if data.unreadable:
+        summary["skipped"] = data.unreadable  # unreadable images, and photos where a face crop found no face
+    summary["runtime"] = rt.describe()
+    run.write_json("summary.json", summary)
+    return summary
