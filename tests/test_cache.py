@@ -25,6 +25,7 @@ def test_cache_holds_resized_images_and_labels(celeba_dir, tmp_path):
     assert (again.images[3] == c.images[3]).all()
 
 
+@pytest.mark.slow
 def test_corrupt_image_skipped_or_strict(celeba_dir, tmp_path):
     path = celeba_dir / "img_align_celeba" / "000005.jpg"
     path.write_bytes(path.read_bytes()[:200])  # truncated JPEG
@@ -67,6 +68,7 @@ def test_rebuilt_when_source_changes(tmp_path):
     assert len(c) == 24
 
 
+@pytest.mark.slow
 def test_cache_of_another_size_is_refused(tmp_path):
     build_cache(open_spec("synth:300"), (32, 32), tmp_path / "c", quiet=True)
     proc = run_cli("train", "synth:300", "--size", "64", "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "r"), check=False)

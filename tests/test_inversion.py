@@ -53,6 +53,7 @@ def study(tmp_path_factory):
     return json.loads((out / "summary.json").read_text()), out
 
 
+@pytest.mark.slow
 def test_summary_keys_and_outputs(study):
     s, out = study
     (run,) = s["runs"]
@@ -67,12 +68,14 @@ def test_summary_keys_and_outputs(study):
     assert np.allclose(valid, run["upright_acc"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_upright_beats_inverted_on_synthetic_faces(study):
     (run,) = study[0]["runs"]
     assert run["upright_acc"][-1] > 0.5  # chance 0.1
     assert run["final_gap"] > 0 and run["final_gap_ci"][0] > 0  # interval excludes zero
 
 
+@pytest.mark.slow
 def test_optimizer_sweep_and_control_runs(tmp_path):
     out = tmp_path / "sweep"
     run_cli(

@@ -91,6 +91,7 @@ def keypoint_runs(tmp_path_factory):
     return root, full, nose
 
 
+@pytest.mark.slow
 def test_keypoint_summary_contract_and_bounds(keypoint_runs):
     root, full, nose = keypoint_runs
     assert full["task"] == "keypoints" and full["points"] == "all" and full["n_points"] == 68
@@ -106,6 +107,7 @@ def test_keypoint_summary_contract_and_bounds(keypoint_runs):
     assert json.loads((root / "all" / "summary.json").read_text()) == full
 
 
+@pytest.mark.slow
 def test_eval_of_a_keypoint_run_reports_errors(keypoint_runs, tmp_path):
     root, full, _ = keypoint_runs
     result = facelab.evaluate(root / "all", split="valid", out=tmp_path)
@@ -113,6 +115,7 @@ def test_eval_of_a_keypoint_run_reports_errors(keypoint_runs, tmp_path):
     assert result["nme"] == pytest.approx(full["best"]["val_nme"], rel=0.02)
 
 
+@pytest.mark.slow
 def test_export_csv_rows(keypoint_runs, tmp_path):
     root, full, _ = keypoint_runs
     path = facelab.export(root / "all", "csv", "valid", out=tmp_path / "p.csv")
@@ -123,6 +126,7 @@ def test_export_csv_rows(keypoint_runs, tmp_path):
     assert (xy > -10).all() and (xy < 74).all()
 
 
+@pytest.mark.slow
 def test_landmarks_on_photos(keypoint_runs, tmp_path):
     root, _, _ = keypoint_runs
     photos = tmp_path / "photos"
@@ -138,6 +142,7 @@ def test_landmarks_on_photos(keypoint_runs, tmp_path):
     assert (tmp_path / "out" / "landmarks_me.png").exists()
 
 
+@pytest.mark.slow
 def test_sweep_table_and_resume(tmp_path):
     base = TrainConfig(spec="synth:300", size="32", epochs=1, max_train_batches=2, **KP)
     result = facelab.sweep(base, [1e-2, 1e-3], [2, 3], tmp_path / "sweep")
@@ -147,6 +152,7 @@ def test_sweep_table_and_resume(tmp_path):
     assert again["settings"] == result["settings"]
 
 
+@pytest.mark.slow
 def test_keypoint_errors(tmp_path, celeba_dir):
     with pytest.raises(FacelabError, match="use nose or all"):
         facelab.train(TrainConfig(spec="synth:100", points="eyes", out=str(tmp_path / "x"), **KP), quiet=True)
@@ -159,6 +165,7 @@ def test_keypoint_errors(tmp_path, celeba_dir):
     assert proc.returncode == 2 and "--convs applies to kpnet" in proc.stderr
 
 
+@pytest.mark.slow
 def test_course_steps_run_on_the_real_formats(imm_dir, ibug_dir, tmp_path):
     """Nose tip on IMM at 80x60 grey; all 58 IMM points; ResNet18 (1 channel, 136 outputs) on 300-W."""
     nose = facelab.train(

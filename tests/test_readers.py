@@ -27,6 +27,7 @@ def test_celeba_official_layout(celeba_dir):
     assert np.allclose(pts[0], [69 * 89 / 178, 109 * 109 / 218])
 
 
+@pytest.mark.slow
 def test_celeba_parent_folder_and_info_json(celeba_dir):
     info = json.loads(run_cli("data", "info", f"celeba:{celeba_dir.parent}", "--json").stdout)
     assert info["n_images"] == 12 and info["image_sizes"] == [[89, 109]]
@@ -56,6 +57,7 @@ def test_attributes_without_identities_work(celeba_dir):
         fs.require("identities", "identity")
 
 
+@pytest.mark.slow
 def test_malformed_line_names_file_and_line(celeba_dir):
     path = celeba_dir / "list_attr_celeba.txt"
     lines = path.read_text().splitlines()
@@ -66,6 +68,7 @@ def test_malformed_line_names_file_and_line(celeba_dir):
     assert "list_attr_celeba.txt:6" in proc.stderr and "expected an image name and 40" in proc.stderr
 
 
+@pytest.mark.slow
 def test_missing_annotation_names_layout(tmp_path):
     (tmp_path / "img_align_celeba").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "img_align_celeba" / "000001.jpg")
@@ -157,6 +160,7 @@ def test_folder_converts_every_mode_and_applies_exif(tmp_path):
         ("synth:100,colour=3", "unknown option"),
     ],
 )
+@pytest.mark.slow
 def test_bad_specs_give_one_line(spec, needle):
     proc = run_cli("data", "info", spec, check=False)
     assert proc.returncode == 2 and needle in proc.stderr

@@ -72,6 +72,7 @@ def test_images_recognised_by_content(tmp_path):
     assert fs.load(0)[0].shape == (48, 40, 3)
 
 
+@pytest.mark.slow
 def test_utkface_names_become_attributes(tmp_path):
     names = ["25_0_0_20170116.jpg.chip.jpg", "40_1_2_20170116.jpg.chip.jpg", "29_1_1_2017.jpg", "70_0_4_2017.jpg"]
     for k, n in enumerate(names):
@@ -156,6 +157,7 @@ def test_utkface_counts_equal_the_names():
     assert int(fs.attributes[:, fs.attr_names.index("Young")].sum()) == sum(int(n.split("_")[0]) < 30 for n in names)
 
 
+@pytest.mark.slow
 @needs_faces
 def test_headerless_helen_files_read():
     info = json.loads(run_cli("data", "info", f"300w:{SHARED_FACES / 'helen_train'}", "--json").stdout)

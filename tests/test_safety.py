@@ -31,6 +31,7 @@ def user_folder(tmp_path, name="p"):
     return folder
 
 
+@pytest.mark.slow
 def test_cache_refuses_a_folder_with_user_files(tmp_path):
     folder = user_folder(tmp_path)
     proc = run_cli("data", "cache", "synth:50", "--out", str(folder), "--size", "32", check=False)
@@ -49,6 +50,7 @@ def test_cache_rebuild_removes_only_its_own_files(tmp_path):
     assert len(rebuilt) == 60 and (out / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_demo_never_deletes_the_working_folder(tmp_path):
     work = user_folder(tmp_path, "work")
     proc = subprocess.run(
@@ -58,6 +60,7 @@ def test_demo_never_deletes_the_working_folder(tmp_path):
     assert (work / "thesis.txt").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_train_eval_and_probes_refuse_folders_with_user_files(tmp_path, uninterrupted):
     folder = user_folder(tmp_path)
     proc = run_cli("train", *SMALL_ARGS, "--out", str(folder), check=False)
@@ -125,6 +128,7 @@ def _train_until_sigterm(out, epoch: int, batch: int) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epoch", [1, 0, -1], ids=["mid-epoch-1", "mid-epoch-0-before-any-epoch-checkpoint", "before-any-batch"])
 def test_sigterm_stops_with_143_and_resume_ends_like_an_uninterrupted_run(tmp_path, uninterrupted, epoch):
     out = tmp_path / "stopped"
@@ -144,6 +148,7 @@ def test_sigterm_stops_with_143_and_resume_ends_like_an_uninterrupted_run(tmp_pa
     assert json.loads((out / "state.json").read_text())["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_a_task_the_data_cannot_serve_says_so_once(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -157,6 +162,7 @@ def test_a_task_the_data_cannot_serve_says_so_once(tmp_path):
     assert proc.returncode == 2 and f"folder:{photos}" in proc.stderr
 
 
+@pytest.mark.slow
 def test_unknown_arch_is_refused_before_any_cache_is_built(tmp_path):
     proc = run_cli(
         "train",
@@ -189,6 +195,7 @@ def test_too_few_validation_images_are_said(tmp_path, capsys):
     assert "validation images" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_data_synth_prints_no_opencv_warning(tmp_path):
     proc = run_cli("data", "synth", str(tmp_path / "faces"), "--n", "8", "--size", "48")
     assert "WARN" not in proc.stderr and "WARN" not in proc.stdout and len(list((tmp_path / "faces" / "img_align_celeba").iterdir())) == 8
@@ -211,6 +218,7 @@ def test_a_fresh_start_removes_only_what_facelab_recorded(tmp_path):
         prepare_output(out, "run")
 
 
+@pytest.mark.slow
 def test_an_output_file_facelab_did_not_write_is_never_overwritten(tmp_path):
     from facelab.web.webcam import webcam
 

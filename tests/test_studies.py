@@ -26,6 +26,7 @@ def _ood_folder(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_bias_study_finds_the_injected_gap_and_keeps_the_json_contract(tmp_path):
     """Every man of the training faces is pale (20% of the women), not so in the test split: the unbalanced run is worse on
     men than on women, with an interval that excludes 0; the summary is the contract scripts read."""
@@ -59,6 +60,7 @@ def test_bias_study_finds_the_injected_gap_and_keeps_the_json_contract(tmp_path)
         assert (out / file).exists(), file
 
 
+@pytest.mark.slow
 def test_inversion_study_summary_is_the_inversion_runs_plus_published(tmp_path):
     out = tmp_path / "inv"
     run_cli("study", "inversion", "synth:400,ids=10", "--classes", "10", "--epochs", "2", "--weights", "none", "--out", str(out), *TINY)
@@ -78,6 +80,7 @@ def test_inversion_study_summary_is_the_inversion_runs_plus_published(tmp_path):
     assert len(again["runs"][0]["upright_acc"]) == 1 and "epochs: 1 instead of 30" in again["departures"]
 
 
+@pytest.mark.slow
 def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_path):
     out = tmp_path / "youth"
     s = facelab.study("youth", "synth:600", out=out, size="32", epochs=1, steps=5, quiet=True)
@@ -93,6 +96,7 @@ def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_pa
     assert (out / "rgb" / "report.html").exists() and (out / "filters" / "filters_layer1.png").exists()
 
 
+@pytest.mark.slow
 def test_keypoints_study_runs_each_part_per_seed(tmp_path):
     out = tmp_path / "kp"
     s = facelab.keypoints_study("synth:200", out=out, arch="darknet64", size="32", epochs=1, seeds=2, quiet=True)
@@ -183,6 +187,7 @@ def test_the_58_point_nme_uses_the_same_outer_eye_corners_as_the_68():
         assert outer == pytest.approx(np.linalg.norm(p68[36] - p68[45]), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_studies_run_the_same_protocol_on_real_formats(celeba_dir, ibug_dir, tmp_path):
     """CelebA's layout for the bias study (offline: the ImageNet weights are a departure with its reason; the
     evidence per group comes from regions drawn from CelebA's five landmarks), 300-W's for the keypoint study."""
@@ -199,6 +204,7 @@ def test_studies_run_the_same_protocol_on_real_formats(celeba_dir, ibug_dir, tmp
     assert list(kp["parts"]) == ["nose", "68 points"] and any(d.startswith("58 points: not run") for d in kp["departures"])
 
 
+@pytest.mark.slow
 def test_bad_study_input_stops_in_one_line_before_anything_is_written(tmp_path):
     for args, message in (
         (["bias", "synth:200", "--by", "Nope"], "unknown attribute Nope"),

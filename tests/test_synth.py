@@ -50,11 +50,13 @@ def test_identity_level_attributes_fixed_per_person():
         open_spec("synth:100,ids=5,correlate=Male:Bald=0.9")
 
 
+@pytest.mark.slow
 def test_bad_knob_is_one_line():
     proc = run_cli("data", "synth", "/tmp/never", "--correlate", "Male:Bald=2", check=False)
     assert proc.returncode == 2 and "expected A:B=P with P in [0, 1]" in proc.stderr
 
 
+@pytest.mark.slow
 def test_written_folder_reads_back_as_celeba(tmp_path):
     run_cli("data", "synth", str(tmp_path / "s"), "--n", "12", "--size", "48", "--seed", "4")
     fs = open_spec(f"celeba:{tmp_path / 's'}")
@@ -71,6 +73,7 @@ def test_written_folder_reads_back_as_celeba(tmp_path):
     assert not (tmp_path / "s.partial").exists()
 
 
+@pytest.mark.slow
 def test_contact_sheet(tmp_path):
     run_cli("data", "show", "synth:20", "--n", "4", "--out", str(tmp_path / "sheet.png"))
     assert (tmp_path / "sheet.png").stat().st_size > 10_000

@@ -26,6 +26,7 @@ def small_run(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_run_folder_is_self_describing(small_run):
     out, summary = small_run
     for name in (
@@ -88,6 +89,7 @@ facelab.train(TrainConfig(out=sys.argv[1], **{small}), quiet=True, callbacks=[Ki
 """
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_uninterrupted(small_run, tmp_path):
     out = tmp_path / "killed"
     script = textwrap.dedent(KILLER).replace("{small}", repr(SMALL))
@@ -110,6 +112,7 @@ def test_identity_task(tmp_path):
     assert s["final"]["val_acc"] > 0.3  # chance is 0.1
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu(tmp_path):
     out = tmp_path / "ddp"
     run_cli(
@@ -136,6 +139,7 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     assert next(r for r in rows if r["split"] == "valid")["n"] == 51
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_epoch_and_step(tmp_path):
     proc = run_cli(
         "train",
@@ -177,6 +181,7 @@ def test_eval_on_test_split(small_run, tmp_path):
         (["--task", "identity", "--classes", "50"], "only 0 of"),
     ],
 )
+@pytest.mark.slow
 def test_bad_training_input_is_one_line(tmp_path, args, needle):
     env = {"FACELAB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch")}  # an empty torch cache, and no network
     proc = run_cli("train", "synth:200", "--out", str(tmp_path / "bad"), "--quiet", *args, check=False, env=env)
@@ -195,6 +200,7 @@ def test_weights_file_roundtrip(small_run, tmp_path):
     assert torch.equal(built.classifier.weight, model.classifier.weight)
 
 
+@pytest.mark.slow
 def test_models_table():
     out = run_cli("models").stdout
     assert "darknet64" in out and "393,618" in out and "resnet18" in out

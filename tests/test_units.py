@@ -114,6 +114,7 @@ def test_summary_columns_flatten_per_attribute_figures():
     assert summary_columns(block) == {"val_loss": 0.1, "val_acc": 0.9, "acc Male": 0.95}
 
 
+@pytest.mark.slow
 def test_the_rotation_task_learns_what_the_mean_cannot(tmp_path):
     """The example task (one file + one registry line): head rotation regressed well below the always-the-mean error."""
     import facelab

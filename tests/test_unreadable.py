@@ -44,6 +44,7 @@ def commands(smiling_run, keypoint_run, photos, tmp_path):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["data show", "cam", "predict", "landmarks"])
 def test_a_truncated_jpeg_is_skipped_the_same_way(smiling_run, keypoint_run, photos, tmp_path, command):
     args = commands(smiling_run, keypoint_run, photos, tmp_path)[command]
@@ -59,6 +60,7 @@ def test_a_truncated_jpeg_is_skipped_the_same_way(smiling_run, keypoint_run, pho
     assert "Traceback" not in strict.stderr and strict.stderr.count("broken.jpg") == 1
 
 
+@pytest.mark.slow
 def test_audit_skips_an_unreadable_image_of_the_data_set(smiling_run, celeba_dir, tmp_path):
     truncate(celeba_dir / "img_align_celeba" / "000001.jpg")
     args = [

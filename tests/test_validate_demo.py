@@ -14,6 +14,7 @@ def validity(tmp_path_factory):
     return json.loads(proc.stdout), out
 
 
+@pytest.mark.slow
 def test_validate_synth_json_keys(validity):
     s, out = validity
     assert set(s) >= {"mask_containment", "acc", "intervention", "faces_per_s"}
@@ -21,22 +22,26 @@ def test_validate_synth_json_keys(validity):
     assert (out / "report.html").exists() and (out / "intervention.png").exists()
 
 
+@pytest.mark.slow
 def test_attribute_control(validity):
     assert validity[0]["mask_containment"] >= 0.99
 
 
+@pytest.mark.slow
 def test_learnable_in_about_a_minute(validity):
     s = validity[0]
     assert s["acc"]["Smiling"] >= 0.95 and s["acc"]["Eyeglasses"] >= 0.95
     assert s["acc"]["identity20"] >= 0.5  # chance 0.05
 
 
+@pytest.mark.slow
 def test_intervention_removes_the_signal_only_in_its_region(validity):
     iv = validity[0]["intervention"]
     assert iv["mask"] < 0.65  # about chance (0.5)
     assert iv["elsewhere"] >= 0.9
 
 
+@pytest.mark.slow
 def test_demo_quick_writes_index(tmp_path):
     run_cli("demo", "--quick", "--out", str(tmp_path / "demo"))
     index = (tmp_path / "demo" / "index.html").read_text()

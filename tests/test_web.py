@@ -46,6 +46,7 @@ def client(runs):
     return TestClient(create_app(runs))
 
 
+@pytest.mark.slow
 def test_predict_contract(client):
     r = client.post("/api/predict", files={"file": ("me.png", photo_bytes(), "image/png")}, data={"target": "Smiling"})
     assert r.status_code == 200
@@ -73,11 +74,13 @@ def test_predict_contract(client):
         ("empty.png", b"", 400, "empty"),
     ],
 )
+@pytest.mark.slow
 def test_bad_uploads_get_a_clear_4xx(client, name, data, status, message):
     r = client.post("/api/predict", files={"file": (name, data, "application/octet-stream")})
     assert r.status_code == status and message in r.json()["error"]
 
 
+@pytest.mark.slow
 def test_a_request_without_a_file_gets_the_documented_error_shape(client):
     r = client.post("/api/predict", data={"target": "Smiling"})
     assert r.status_code == 422 and "file" in r.json()["error"] and "detail" not in r.json()
@@ -95,6 +98,7 @@ def test_serving_an_unfinished_run_is_said(smiling_run, tmp_path, capsys):
     assert "has not finished training" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_decompression_bomb_is_refused(client):
     buf = io.BytesIO()
     Image.new("1", (12000, 12000)).save(buf, "PNG")  # 144 megapixels in about 20 kB
@@ -136,6 +140,7 @@ def server(runs):
         proc.wait(10)
 
 
+@pytest.mark.slow
 def test_server_binds_loopback_and_survives_100_concurrent_requests(server):
     import httpx
 
@@ -163,6 +168,7 @@ def chromium_or_skip() -> str:
     return chromium
 
 
+@pytest.mark.slow
 def test_annotated_video_plays_in_a_real_browser(annotated):
     """Chromium rejected the old MPEG-4 Part 2 files (DEMUXER_ERROR_NO_SUPPORTED_STREAMS); WebM VP8 plays."""
     from playwright.sync_api import sync_playwright
@@ -183,6 +189,7 @@ def test_annotated_video_plays_in_a_real_browser(annotated):
     assert error is None and 1.0 <= duration <= 1.4  # 12 frames at 10 frames/s
 
 
+@pytest.mark.slow
 def test_page_in_a_real_browser(server, tmp_path):
     chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
@@ -226,6 +233,7 @@ def annotated(runs, tmp_path_factory):
     return folder / "annotated.webm", result
 
 
+@pytest.mark.slow
 def test_webcam_writes_an_annotated_video(runs, annotated, tmp_path):
     path, result = annotated
     assert result["frames"] == 12 and result["faces"] >= 12 and frames_in(path) == 12

@@ -26,6 +26,7 @@ def bias_runs(tmp_path_factory):
     return plain, spurious
 
 
+@pytest.mark.slow
 def test_cam_score_on_smiling_beats_baselines_and_fails_the_sanity_check(smiling_run, tmp_path):
     s = facelab.cam_score(smiling_run, split="test", n=96, steps=4, out=tmp_path)
     m = s["methods"]
@@ -106,6 +107,7 @@ def test_audit_matches_a_hand_computation():
     assert t["between_groups"]["Male"]["accuracy_difference"] == pytest.approx(0.2)
 
 
+@pytest.mark.slow
 def test_spurious_background_shows_in_the_audit_and_the_maps(bias_runs, tmp_path):
     plain, spurious = bias_runs
     s = facelab.audit(spurious, by=["Male", "background"], out=tmp_path / "audit")
@@ -150,6 +152,7 @@ def test_predict_with_face_detection(smiling_run, tmp_path):
     assert whole["n_faces"] == 3 and whole["no_face"] == []
 
 
+@pytest.mark.slow
 def test_cli_contracts_and_errors(smiling_run, tmp_path):
     run_cli(
         "audit",

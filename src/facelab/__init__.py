@@ -22,6 +22,7 @@ _PUBLIC = {
     "build_model": "facelab.models",
     "list_models": "facelab.models",
     "TrainConfig": "facelab.training.config",
+    "FaceDataset": "facelab.training.dataset",
     "load_trained": "facelab.run",
     "Run": "facelab.run",
     "evaluate": "facelab.run",
@@ -41,7 +42,7 @@ _PUBLIC = {
     "compare": "facelab.probes.audit",
     "bench_cam": "facelab.bench",
     "sweep": "facelab.keypoints.sweep",
-    "export": "facelab.export",
+    "export": "facelab.model_export",
     "landmarks": "facelab.keypoints.photos",
     "demo": "facelab.demo",
     "study": "facelab.studies",
@@ -59,7 +60,7 @@ def __getattr__(name: str):
     """Import on first use, so ``facelab data info`` starts without loading torch."""
     if name in _PUBLIC:
         return getattr(import_module(_PUBLIC[name]), name)
-    if name.endswith("_study"):  # every registered study's function: facelab.youth_study(...)
+    if name.endswith("_study"):  # every registered study's function: facelab.NAME_study(...)
         from .studies.registry import get_study, study_names
 
         if name.removesuffix("_study") in study_names():

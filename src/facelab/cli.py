@@ -274,7 +274,7 @@ def export_cmd(
     out_path: Optional[Path] = out_option("Default: RUN/predictions_SPLIT.csv, RUN/model.onnx or RUN/model.torchscript.pt."),
 ):
     """A run's network as ONNX or TorchScript (with its input contract beside it), or a keypoint run's predictions as CSV."""
-    from .export import export
+    from .model_export import export
 
     say(f"wrote {export(run, fmt=format_, split=split, spec=spec, out=out_path)}")
 

@@ -128,6 +128,8 @@ def takes(*names: str, train=(), **defaults):
                 given["train_options"] = chosen
             return command(**given)
 
+        if "config" in flat:  # typer hands the command's context over: it tells what was typed from what was left
+            added.append(inspect.Parameter("typer_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
         wired.__signature__ = inspect.signature(command).replace(parameters=own + added)
         return wired
 
@@ -136,19 +138,15 @@ def takes(*names: str, train=(), **defaults):
 
 def with_config_file(given: dict) -> dict:
     """``--config FILE``: its keys (option names, - or _) fill the options left at their defaults on the command line."""
-    path = given.pop("config", None)
+    path, ctx = given.pop("config", None), given.pop("typer_context", None)
     if path is None:
         return given
-    import click
-    from click.core import ParameterSource
-
     values = read_config_file(Path(path))
-    ctx = click.get_current_context()
     unknown = sorted(set(values) - set(given))
     if unknown:
         raise FacelabError(f"{path}: no option {', '.join(unknown)} here; the options are {', '.join(sorted(given))}")
     for key, value in values.items():
-        if ctx.get_parameter_source(key) in (ParameterSource.DEFAULT, None):
+        if ctx.get_parameter_source(key).name in ("DEFAULT", "DEFAULT_MAP"):
             given[key] = ",".join(map(str, value)) if isinstance(value, list) else value
     return given
 

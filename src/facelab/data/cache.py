@@ -83,7 +83,7 @@ def _load_region(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margin: 
     """Item ``i`` decoded at a scale near ``size``, its landmarks in that image's pixels, the integer crop
     region (ix0, iy0, ix1, iy1) in them, and the decoded/full scale (sx, sy)."""
     tw, th = size
-    if crop in ("center", "full") or fs.source == "synth":
+    if crop in ("center", "full") or fs.renders:
         want = size if crop != "center" else (max(size), max(size))
         img, full, pts = fs.load_item(i, want)
     else:
@@ -287,7 +287,7 @@ def build_cache(
         labels["attr_names"] = np.array(fs.attr_names)
     if fs.mirror is not None:
         labels["mirror"] = fs.mirror
-    if getattr(fs, "background", None) is not None and fs.source == "synth":
+    if getattr(fs, "background", None) is not None and fs.renders:
         labels["background"] = fs.background
     np.savez(out / "labels.npz", **labels)
     meta = {

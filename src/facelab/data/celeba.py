@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import FacelabError
 from .faceset import FileFaceSet, drop_missing
 from .images import IMAGE_SUFFIXES
+from .sources import data_source
 from .tables import align, read_counted_table, read_name_table
 
 ATTR_FILE = "list_attr_celeba.txt"
@@ -61,7 +62,10 @@ def _reference_size(root: Path) -> tuple[int, int]:
     return ALIGNED_SIZE
 
 
+@data_source("celeba", options=("images",))
 def load_celeba(path: Path, spec: str, images: str = "aligned") -> FileFaceSet:
+    if images not in ("aligned", "wild"):
+        raise FacelabError(f"{spec!r}: images must be aligned or wild")
     root = _find_root(path)
     img_dir = _image_dir(root, images)
     present = {e.name for e in os.scandir(img_dir) if e.is_file()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,6 +25,7 @@ class FaceSet:
     """
 
     spec: str
+    renders: ClassVar[bool] = False  # images drawn at the size asked (synthetic faces): nothing to crop from a file
     source: str
     names: list[str]
     split: np.ndarray

@@ -10,6 +10,7 @@ from ..errors import FacelabError
 from .detect import dlib_installed
 from .faceset import FileFaceSet
 from .images import IMAGE_SUFFIXES, looks_like_image
+from .sources import data_source
 
 
 def split_by_position(n: int) -> np.ndarray:
@@ -23,6 +24,7 @@ def _split_within_class(counts: list[int]) -> np.ndarray:
     return np.concatenate([split_by_position(n) for n in counts]) if counts else np.zeros(0, np.int8)
 
 
+@data_source("folder")
 def load_folder(path: Path, spec: str) -> FileFaceSet:
     if not path.is_dir():
         raise FacelabError(f"{path}: not a folder of images")

@@ -12,6 +12,7 @@ from ..errors import FacelabError
 from .faceset import FileFaceSet, drop_missing
 from .images import IMAGE_SUFFIXES, walk_files
 from .landmark_layouts import IBUG68_MIRROR
+from .sources import data_source
 
 TEST_FOLDERS = ("testset", "ibug", "test")
 MACHINE_LABELS = "machine labels"  # how ``facelab data label``'s XML comment starts
@@ -228,6 +229,7 @@ def _faceset(spec, names, paths, landmarks, boxes, problems, splits) -> FileFace
     return drop_missing(fs)
 
 
+@data_source("300w")
 def load_300w(path: Path, spec: str) -> FileFaceSet:
     if path.is_file() and path.suffix.lower() == ".xml":
         return _from_xml([path], spec)

@@ -11,6 +11,7 @@ from ..errors import FacelabError
 from .faceset import FileFaceSet
 from .images import UnreadableImage, read_header_size
 from .landmark_layouts import IMM58_MIRROR
+from .sources import data_source
 
 NAME_RE = re.compile(r"^(\d{2})-(\d)([mf])$")
 TRAIN_PERSONS = range(1, 33)  # persons 1-32 train, 33-40 valid (the usual IMM protocol)
@@ -40,6 +41,7 @@ def parse_asf(path: Path) -> np.ndarray:
     return pts
 
 
+@data_source("imm")
 def load_imm(path: Path, spec: str) -> FileFaceSet:
     if not path.is_dir():
         raise FacelabError(f"{path}: not a folder; expected the IMM files NN-Vg.jpg + NN-Vg.asf")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from ..errors import FacelabError
 from .faceset import FaceSet
 from .landmark_layouts import IBUG68_MIRROR, IMM58_MIRROR
+from .sources import data_source, spec_options
 
 ATTRIBUTES = [
     "Male",
@@ -647,6 +649,7 @@ def _with(attrs: np.ndarray, value: int) -> np.ndarray:
 class SynthFaceSet(FaceSet):
     """Faces rendered on demand at whatever size is asked for (no disk)."""
 
+    renders: ClassVar[bool] = True
     config: SynthConfig = field(default_factory=SynthConfig)
     items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     background: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
@@ -717,3 +720,28 @@ def synth_faceset(cfg: SynthConfig, spec: str | None = None) -> SynthFaceSet:
         items=np.arange(cfg.n),
         background=labels["background"],
     )
+
+
+SYNTH_KEYS = ("ids", "seed", "points", "correlate", "spurious", "imbalance")
+
+
+def synth_config_from(parts: list[str], spec: str):
+    n = DEFAULT_N
+    if parts and parts[0].isdigit():
+        n, parts = int(parts[0]), parts[1:]
+    opts = spec_options(parts, spec, SYNTH_KEYS)
+    try:
+        ids = int(opts["ids"][0]) if "ids" in opts else None
+        seed = int(opts.get("seed", ["0"])[0])
+        points = int(opts.get("points", ["68"])[0])
+    except ValueError:
+        raise FacelabError(f"{spec!r}: ids, seed and points must be integers") from None
+    if points not in (68, 58):
+        raise FacelabError(f"{spec!r}: points={points}; synthetic faces carry 68 (iBUG 300-W layout) or 58 (IMM layout) points")
+    knobs = tuple(Knob.parse(k, v) for k in ("correlate", "spurious", "imbalance") for v in opts.get(k, []))
+    return SynthConfig(n=n, ids=ids, seed=seed, points=points, knobs=knobs)
+
+
+@data_source("synth", "synth[:N]", needs_path=False)
+def open_synth(rest: str, spec: str) -> SynthFaceSet:
+    return synth_faceset(synth_config_from([p for p in rest.split(",") if p], spec), spec)

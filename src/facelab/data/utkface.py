@@ -18,6 +18,7 @@ from ..errors import FacelabError
 from .faceset import FileFaceSet
 from .folder import split_by_position
 from .images import looks_like_image, walk_files
+from .sources import data_source
 
 RACES = ("White", "Black", "Asian", "Indian", "Others")
 ATTRIBUTES = ("Male", "Young", *RACES)
@@ -46,6 +47,7 @@ def parse_name(name: str) -> tuple[int, int, int | None] | None:
     return age, gender, int(race) if race.isdigit() and int(race) < len(RACES) else None
 
 
+@data_source("utkface")
 def load_utkface(path: Path, spec: str) -> UTKFaceSet:
     if not path.is_dir():
         raise FacelabError(f"{path}: not a folder of UTKFace photos (AGE_GENDER_RACE_DATE.jpg names)")

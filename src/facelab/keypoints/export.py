@@ -1,4 +1,4 @@
-"""``facelab export RUN --format csv`` (see :mod:`facelab.export`): a keypoint run's predictions, one row per (image, point),
+"""``facelab export RUN --format csv`` (see :mod:`facelab.model_export`): a keypoint run's predictions, one row per (image, point),
 in the original image's pixels."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from itertools import product
 from pathlib import Path
 
 from ..files import prepare_output, record_entries, write_csv, write_json
-from ..report.figures import epoch_axis, save_figure
+from ..report.figures import epoch_axis, new_figure, save_figure
 from ..report.html import Report
 from ..training.config import TrainConfig
 from ..training.engine import train
@@ -62,9 +62,7 @@ def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str
 
 
 def _sweep_figure(curves: dict[str, list[dict]], path: Path, metric: str) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = new_figure(figsize=(6, 3.8))
     for name, rows in curves.items():
         ax.plot([r["epoch"] for r in rows], [r[metric] for r in rows], "-o", ms=3, label=name)
     epoch_axis(ax)

@@ -57,9 +57,14 @@ class KPNet(nn.Module):
 
 @dataclass(frozen=True)
 class Arch:
+    """A network by name: how to build it, its ImageNet weights (a torchvision enum name) and, for CAM, the module
+    whose output is pooled into the logits and the linear head after the pool (None: the pooled map is the class map;
+    ``cam`` None: the network does not end in pooling + one linear layer, so CAM does not apply)."""
+
     build: Callable[[int, int], nn.Module]
     weights_enum: str | None = None  # torchvision weights enum name, for --weights imagenet
     note: str = ""
+    cam: tuple[str, str | None] | None = None
 
 
 def _first_conv_to(model: nn.Module, in_channels: int) -> None:
@@ -97,13 +102,13 @@ def _tv(name: str) -> Callable[[int, int], nn.Module]:
 
 
 ARCHS: dict[str, Arch] = {
-    "darknet64": Arch(lambda n, c: Darknet64(n, c), note="5 conv blocks, GAP, linear; the fast CPU net"),
+    "darknet64": Arch(lambda n, c: Darknet64(n, c), note="5 conv blocks, GAP, linear; the fast CPU net", cam=("features", "classifier")),
     "kpnet-small": Arch(lambda n, c, convs=3: KPNet(n, c, convs or 3), note="keypoints: 3 convs (7x7, 5x5, 3x3) + 2 linear"),
     "kpnet-full": Arch(lambda n, c, convs=4: KPNet(n, c, convs or 4), note="keypoints: 4 convs (7x7, 5x5, 3x3, 3x3) + 2 linear"),
-    "squeezenet1_1": Arch(_tv("squeezenet1_1"), "SqueezeNet1_1_Weights"),
-    "resnet18": Arch(_tv("resnet18"), "ResNet18_Weights"),
-    "resnet34": Arch(_tv("resnet34"), "ResNet34_Weights"),
-    "resnet50": Arch(_tv("resnet50"), "ResNet50_Weights"),
+    "squeezenet1_1": Arch(_tv("squeezenet1_1"), "SqueezeNet1_1_Weights", cam=("classifier.2", None)),
+    "resnet18": Arch(_tv("resnet18"), "ResNet18_Weights", cam=("layer4", "fc")),
+    "resnet34": Arch(_tv("resnet34"), "ResNet34_Weights", cam=("layer4", "fc")),
+    "resnet50": Arch(_tv("resnet50"), "ResNet50_Weights", cam=("layer4", "fc")),
     "mobilenet_v3_small": Arch(_tv("mobilenet_v3_small"), "MobileNet_V3_Small_Weights"),
 }
 
@@ -205,7 +210,10 @@ def build_model(
     if weights:
         state = _imagenet_state(arch) if weights == "imagenet" else load_weights_file(Path(weights))
         _load_matching(model, state, f"--weights {weights}", in_channels)
-    return HeatmapNet(feature_trunk(model), in_channels, n_outputs // 2) if head == "heatmap" else model
+    if head == "heatmap":
+        return HeatmapNet(feature_trunk(model), in_channels, n_outputs // 2)
+    model.facelab_arch = arch  # what CAM reads its layers from (the registry's declaration)
+    return model
 
 
 def start_outputs_at(model: nn.Module, values: torch.Tensor) -> None:

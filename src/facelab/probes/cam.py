@@ -50,20 +50,18 @@ def decision_target(logits: torch.Tensor, output: int | None, binary: bool) -> T
 
 
 def head_layer(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
-    """(the module whose output is pooled into the logits, the linear head after the pool) for CAM.
+    """(the module whose output is pooled into the logits, the linear head after the pool) for CAM, as the network's
+    registry entry declares them (``Arch.cam``). The head is None when the pooled map holds one channel per class."""
+    from ..models.registry import ARCHS
 
-    The head is None when the pooled map already holds one channel per class (SqueezeNet).
-    """
-    if hasattr(model, "features") and isinstance(getattr(model, "classifier", None), nn.Linear):  # darknet64
-        return model.features, model.classifier
-    if hasattr(model, "layer4") and isinstance(getattr(model, "fc", None), nn.Linear):  # ResNet
-        return model.layer4, model.fc
-    classifier = getattr(model, "classifier", None)
-    if isinstance(classifier, nn.Sequential) and len(classifier) > 2 and isinstance(classifier[1], nn.Conv2d):  # SqueezeNet
-        return classifier[2], None
-    raise FacelabError(
-        f"CAM needs a network that ends in global average pooling + one linear layer; {type(model).__name__} does not: use --method gradcam"
-    )
+    arch = ARCHS.get(getattr(model, "facelab_arch", None))
+    if arch is None or arch.cam is None:
+        raise FacelabError(
+            f"CAM needs a network that ends in global average pooling + one linear layer; {type(model).__name__} does not: "
+            "use --method gradcam"
+        )
+    pooled, head = arch.cam
+    return model.get_submodule(pooled), model.get_submodule(head) if head else None
 
 
 def default_layer(model: nn.Module) -> Layer:

@@ -1,4 +1,6 @@
-"""Figures written as PNG files: training curves and image grids with captions."""
+"""Figures: training curves, image grids with captions, bars with intervals. Each function writes a PNG when given a
+path and returns the ``matplotlib.figure.Figure`` itself when the path is None (a notebook shows it). Figures are made
+without pyplot, so importing facelab never changes the notebook's matplotlib backend."""
 
 from __future__ import annotations
 
@@ -7,22 +9,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 if TYPE_CHECKING:
     import torch
 
 
-def save_figure(fig, path: Path) -> Path:
+def new_figure(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6, 4)):
+    """(figure, axes) like ``pyplot.subplots``, but a plain Figure no backend knows of."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols)
+
+
+def save_figure(fig: Figure, path: Path | None) -> Path | Figure:
+    """Write ``fig`` as a PNG at ``path`` (atomically) and return the path; with no path, return the figure."""
+    if path is None:
+        return fig
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     os.replace(tmp, path)
     return path
 
@@ -35,9 +46,9 @@ def epoch_axis(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def training_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("loss", "acc")) -> Path:
+def training_curves(rows: list[dict], path: Path | None, metrics: tuple[str, ...] = ("loss", "acc")) -> Path | Figure:
     """One panel per metric, train and valid per epoch."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4))
+    fig, axes = new_figure(1, len(metrics), figsize=(5 * len(metrics), 3.4))
     axes = np.atleast_1d(axes)
     for ax, metric in zip(axes, metrics):
         for split, style in (("train", "-o"), ("valid", "-s")):
@@ -54,18 +65,18 @@ def training_curves(rows: list[dict], path: Path, metrics: tuple[str, ...] = ("l
 def image_grid(
     images: list[np.ndarray],
     captions: list[str],
-    path: Path,
+    path: Path | None,
     cols: int = 8,
     colours: list[str] | None = None,
     points: list[np.ndarray | None] | None = None,
     points_b: list[np.ndarray | None] | None = None,
     colorbar: tuple[str, str] | None = None,
-) -> Path:
+) -> Path | Figure:
     """Images (HxWx3 uint8) in a grid with a caption under each, optional landmark dots (``points`` lime,
     ``points_b`` red, e.g. ground truth and prediction) and a legend for them; ``colorbar`` = (colour map, label)
     adds the 0-1 scale of heat-map overlays."""
     rows = max(1, (len(images) + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.85))
+    fig, axes = new_figure(rows, cols, figsize=(cols * 1.6, rows * 1.85))
     for k, ax in enumerate(np.atleast_1d(axes).ravel()):
         ax.axis("off")
         if k >= len(images):
@@ -92,17 +103,17 @@ def image_grid(
 
 
 def _add_colorbar(fig, axes, cmap: str, label: str, lo: float, hi: float) -> None:
-    mappable = plt.cm.ScalarMappable(norm=plt.Normalize(lo, hi), cmap=cmap)
+    mappable = ScalarMappable(norm=Normalize(lo, hi), cmap=cmap)
     bar = fig.colorbar(mappable, ax=np.atleast_1d(axes).ravel().tolist(), fraction=0.025, pad=0.02)
     bar.set_label(label, fontsize=7)
     bar.ax.tick_params(labelsize=6)
 
 
-def inversion_curves(runs: list[dict], path: Path) -> Path:
+def inversion_curves(runs: list[dict], path: Path | None) -> Path | Figure:
     """Upright vs inverted accuracy per epoch for each run (one colour per optimiser/control),
     95% bootstrap bands, the chance line and the emergence epoch."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, ax = new_figure(figsize=(7, 4.2))
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, run in enumerate(runs):
         c = colours[k % len(colours)]
         label = run["opt"] + (" (inverted-trained)" if run["control"] else "")
@@ -126,20 +137,20 @@ def inversion_curves(runs: list[dict], path: Path) -> Path:
 def map_grid(
     maps: np.ndarray,
     captions: list[str],
-    path: Path,
+    path: Path | None,
     image: np.ndarray | None = None,
     title: str = "",
     cols: int = 8,
     cmap: str = "viridis",
     colorbar_label: str = "activation",
-) -> Path:
+) -> Path | Figure:
     """Feature maps (N, h, w) on one shared colour scale (shown as a colour bar), captioned, with the input image first."""
     tiles = ([image] if image is not None else []) + list(maps)
     names = (["input"] if image is not None else []) + captions
     rows = max(1, (len(tiles) + cols - 1) // cols)
     lines = max((n.count("\n") + 1 for n in names), default=1)
     side = 1.3 if cols > 4 else 2.0  # few, larger tiles leave room for long captions
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * side + 0.8, rows * (side + 0.15 * lines)))
+    fig, axes = new_figure(rows, cols, figsize=(cols * side + 0.8, rows * (side + 0.15 * lines)))
     lo, hi = (float(maps.min()), float(maps.max())) if len(maps) else (0.0, 1.0)
     for k, ax in enumerate(np.atleast_1d(axes).ravel()):
         ax.axis("off")
@@ -154,8 +165,10 @@ def map_grid(
     return save_figure(fig, path)
 
 
-def line_plot(series: dict[str, list[float]], path: Path, xlabel: str, ylabel: str, title: str = "", integer_x: bool = False) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+def line_plot(
+    series: dict[str, list[float]], path: Path | None, xlabel: str, ylabel: str, title: str = "", integer_x: bool = False
+) -> Path | Figure:
+    fig, ax = new_figure(figsize=(5.5, 3.4))
     for label, values in series.items():
         ax.plot(range(len(values)), values, label=label)
     if integer_x:
@@ -196,16 +209,16 @@ def save_gif(frames: list[np.ndarray], path: Path, ms_per_frame: int = 120, scal
 def bar_chart(
     labels: list[str],
     values: list[float],
-    path: Path,
+    path: Path | None,
     ylabel: str,
     intervals: list[tuple[float, float]] | None = None,
     title: str = "",
     flagged: list[bool] | None = None,
     reference: float | None = None,
     reference_label: str = "overall",
-) -> Path:
+) -> Path | Figure:
     """Horizontal bars with optional 95% intervals; flagged bars (e.g. small groups) hatched and greyed."""
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
+    fig, ax = new_figure(figsize=(7, 0.35 * len(labels) + 1.2))
     y = np.arange(len(labels))
     colours = ["#bbbbbb" if flagged and flagged[k] else "#4878d0" for k in range(len(labels))]
     xerr = None
@@ -231,7 +244,7 @@ def bar_chart(
     return save_figure(fig, path)
 
 
-def filter_grid(w: torch.Tensor, path: Path) -> Path:
+def filter_grid(w: torch.Tensor, path: Path | None) -> Path | Figure:
     """A conv layer's kernels as one numbered picture grid."""
     tiles = kernel_pictures(w)
     return image_grid(list(tiles), [str(k) for k in range(len(tiles))], path, cols=min(16, len(tiles)))

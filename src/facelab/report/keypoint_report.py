@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from ..models.heatmap import HeatmapNet
 from ..models.registry import conv_layers
-from .figures import filter_grid, image_grid, map_grid, save_figure, training_curves
+from .figures import filter_grid, image_grid, map_grid, new_figure, save_figure, training_curves
 from .html import Report
 
 N_SHOWN = 8
@@ -27,8 +26,8 @@ def ced_summary(errors: np.ndarray, limit: float = CED_LIMIT) -> dict:
     return {k: v for k, v in ced(errors, limit).items() if k not in ("x", "fraction")}
 
 
-def ced_figure(curves: dict[str, dict], path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+def ced_figure(curves: dict[str, dict], path):
+    fig, ax = new_figure(figsize=(5, 3.6))
     for label, c in curves.items():
         ax.plot(c["x"], c["fraction"], label=f"{label} (AUC {c[f'auc_{CED_LIMIT}']:.3f})")
     ax.set_xlabel("NME (inter-ocular)")
@@ -36,7 +35,7 @@ def ced_figure(curves: dict[str, dict], path) -> None:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 PROTOCOL_COLUMNS = {

@@ -4,6 +4,7 @@ input contract written beside it, or a keypoint run's predictions as CSV."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from .errors import FacelabError
@@ -48,9 +49,13 @@ def export_network(run: str | Path, fmt: str, path: Path) -> Path:
     example = torch.zeros(contract["input"]["shape"])
     path = prepare_output_file(path)
     tmp = path.with_name(path.name + ".part")
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream; the format is still asked for
         if fmt == "onnx":
-            torch.onnx.export(opened.model, (example,), str(tmp), input_names=["input"], output_names=["logits"], dynamo=False)
+            batch = {"input": {0: "batch"}, "logits": {0: "batch"}}
+            torch.onnx.export(
+                opened.model, (example,), str(tmp), input_names=["input"], output_names=["logits"], dynamic_axes=batch, dynamo=False
+            )
         else:
             torch.jit.trace(opened.model, example).save(str(tmp))
     tmp.replace(path)  # a finished file or none: an interrupted export leaves no half-written model
