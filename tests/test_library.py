@@ -111,6 +111,14 @@ def test_logger_tensorboard_writes_an_event_file_beside_metrics_csv(tmp_path):
 
 
 @pytest.mark.slow
+def test_logger_mlflow_records_each_epoch_in_the_run_folder(tmp_path):
+    out = tmp_path / "mlf"
+    run_cli("train", "synth:256", "--out", str(out), "--epochs", "2", "--size", "32", "--batch", "64", "--logger", "mlflow", "--quiet")
+    history = list((out / "mlruns").rglob("metrics/valid/loss"))
+    assert len(history) == 1 and len(history[0].read_text().splitlines()) == 2  # one line per epoch
+
+
+@pytest.mark.slow
 def test_config_file_fills_options_the_command_line_did_not_give(tmp_path):
     cfg = tmp_path / "run.toml"
     cfg.write_text('attrs = ["Male", "Smiling"]\nepochs = 1\nsize = "32"\nbatch = 64\nlr = 0.02\n')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import time
@@ -54,7 +55,8 @@ def _metrics_callback(run: RunFolder):
 
 def experiment_logger(name: str, folder: Path):
     """Lightning's logger for ``--logger``, writing inside the run folder: csv is metrics.csv alone (always written),
-    tensorboard event files under tensorboard/, an MLflow file store under mlruns/. A missing package is one line."""
+    tensorboard event files under tensorboard/, an MLflow file store under mlruns/ (or the MLFLOW_TRACKING_URI set).
+    A missing package is one line."""
     if name == "csv":
         return False
     package = {"tensorboard": "tensorboard", "mlflow": "mlflow"}[name]
@@ -66,7 +68,11 @@ def experiment_logger(name: str, folder: Path):
 
     if name == "tensorboard":
         return loggers.TensorBoardLogger(save_dir=str(folder), name="tensorboard", version="")
-    return loggers.MLFlowLogger(experiment_name="facelab", tracking_uri=(folder / "mlruns").resolve().as_uri())
+    # A file store inside the run folder needs no database (mlflow-skinny has none); MLflow retired it from new
+    # features, so it asks for this opt-in. An MLFLOW_TRACKING_URI the user set (a server) is theirs to keep.
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or (folder / "mlruns").resolve().as_uri()
+    return loggers.MLFlowLogger(experiment_name="facelab", tracking_uri=uri)
 
 
 def _quiet_lightning() -> None:
