@@ -183,3 +183,12 @@ def test_the_documented_example_study_is_one_file_that_runs(tmp_path):
     assert study.name == "glasses" and callable(study_command(study, lambda *a: None))
     summary = study.run(out=tmp_path / "glasses", quiet=True, **study.quick)
     assert (tmp_path / "glasses" / "report.html").exists() and study.headline(summary)[0].startswith("accuracy ")
+
+
+def test_the_command_line_starts_without_loading_torch():
+    """Building every command (options declared once, from TrainConfig's fields and the study registry) imports no
+    network code: facelab --help and facelab data info answer at once."""
+    code = (
+        "import sys, facelab.cli, facelab.studies.registry as r; [r.get_study(n) for n in r.study_names()]; print('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -37,11 +37,17 @@ def test_cam_score_on_smiling_beats_baselines_and_fails_the_sanity_check(smiling
     assert m["cam_randomized"]["pointing_game"] < m["cam"]["pointing_game"] - 0.1, m
     assert m["mean_mask"]["pointing_game"] == 1.0 and m["mean_mask"]["energy_in_mask"] > m["random"]["energy_in_mask"]
     assert m["cam"]["insertion_auc"] > m["cam"]["deletion_auc"]
+    # the studio faces sit where the mean mask says: no method beats that constant, and the page says so per method
+    assert s["beats_mean_mask"] == {k: False for k in METHODS} and len(s["warnings"]) == len(METHODS)
+    lo, hi = m["cam"]["pointing_game_ci"]
+    assert lo < m["cam"]["pointing_game"] < hi and m["mean_mask"]["pointing_game_ci"][1] == 1.0  # Wilson's: never [1, 1]
+    assert m["mean_mask"]["pointing_game_ci"][0] < 1.0
     assert json.loads((tmp_path / "summary.json").read_text())["methods"]["cam"] == m["cam"]
     assert (tmp_path / "pointing_game.png").exists() and (tmp_path / "examples.png").exists()
     page = (tmp_path / "report.html").read_text()  # one table, methods x measures, a verdict per method
     assert page.count("<th>sanity check</th>") == 1 and "<td>cam, last layer randomised</td>" in page
     assert "passes: pointing game drops" in page and ">None<" not in page
+    assert "cam does not beat the mean mask, one fixed map for every face" in page and "<th>beats the mean mask</th>" in page
 
 
 def test_cam_gallery_groups_by_true_and_predicted(smiling_run, tmp_path):

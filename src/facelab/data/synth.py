@@ -125,6 +125,7 @@ class SynthConfig:
     seed: int = 0
     knobs: tuple[Knob, ...] = ()
     points: int = 68  # landmark layout: 68 (iBUG 300-W) or 58 (IMM)
+    pose: str = "studio"  # studio: faces near the centre; wide: moved, scaled and turned enough that no fixed map fits
 
     def spec(self) -> str:
         parts = [f"synth:{self.n}"]
@@ -134,6 +135,8 @@ class SynthConfig:
             parts.append(f"seed={self.seed}")
         if self.points != 68:
             parts.append(f"points={self.points}")
+        if self.pose != "studio":
+            parts.append(f"pose={self.pose}")
         parts += [f"{k.kind}={k.text()}" for k in self.knobs]
         return ",".join(parts)
 
@@ -244,6 +247,10 @@ class Identity:
         )
 
 
+# (scale range, centre shift x/y as a fraction of the image, largest turn in degrees)
+POSES = {"studio": ((0.85, 1.12), (0.1, 0.08), 10), "wide": ((0.6, 1.0), (0.22, 0.2), 25)}
+
+
 @dataclass
 class Nuisance:
     scale: float
@@ -261,13 +268,16 @@ class Nuisance:
     noise_seed: int
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, background: int) -> "Nuisance":
+    def draw(cls, rng: np.random.Generator, background: int, pose: str = "studio") -> "Nuisance":
+        """``pose`` wide: the face anywhere within a 0.44-wide square around the centre, 0.6-1.0 of the studio size, turned
+        up to 25 degrees (the same draws as studio, wider ranges), so regions move more than a region's own size."""
         u = rng.uniform
         hue = u(0, 50) if background else u(90, 140)  # OpenCV hue: warm 0-50, cool 90-140
+        (s0, s1), (dx, dy), turn = POSES[pose]
         return cls(
-            scale=u(0.85, 1.12),
-            centre=(0.5 + u(-0.1, 0.1), 0.52 + u(-0.08, 0.08)),
-            angle=u(-10, 10),
+            scale=u(s0, s1),
+            centre=(0.5 + u(-dx, dx), 0.52 + u(-dy, dy)),
+            angle=u(-turn, turn),
             light_dir=u(0, 2 * np.pi),
             light_amp=u(0.0, 0.25),
             noise=u(2, 6),
@@ -665,7 +675,7 @@ class SynthFaceSet(FaceSet):
     def parts(self, i: int, attrs: np.ndarray | None = None):
         item = int(self.items[i])
         ident = Identity.draw(_rng(self.config.seed, _STREAM_IDENTITY, int(self.identities[i])))
-        nuis = Nuisance.draw(_rng(self.config.seed, _STREAM_NUISANCE, item), int(self.background[i]))
+        nuis = Nuisance.draw(_rng(self.config.seed, _STREAM_NUISANCE, item), int(self.background[i]), self.config.pose)
         return ident, nuis, self.attributes[i] if attrs is None else attrs
 
     def load(self, i, min_size=None):
@@ -722,7 +732,7 @@ def synth_faceset(cfg: SynthConfig, spec: str | None = None) -> SynthFaceSet:
     )
 
 
-SYNTH_KEYS = ("ids", "seed", "points", "correlate", "spurious", "imbalance")
+SYNTH_KEYS = ("ids", "seed", "points", "pose", "correlate", "spurious", "imbalance")
 
 
 def synth_config_from(parts: list[str], spec: str):
@@ -738,8 +748,11 @@ def synth_config_from(parts: list[str], spec: str):
         raise FacelabError(f"{spec!r}: ids, seed and points must be integers") from None
     if points not in (68, 58):
         raise FacelabError(f"{spec!r}: points={points}; synthetic faces carry 68 (iBUG 300-W layout) or 58 (IMM layout) points")
+    pose = opts.get("pose", ["studio"])[0]
+    if pose not in POSES:
+        raise FacelabError(f"{spec!r}: pose={pose}; use {' or '.join(POSES)}")
     knobs = tuple(Knob.parse(k, v) for k in ("correlate", "spurious", "imbalance") for v in opts.get(k, []))
-    return SynthConfig(n=n, ids=ids, seed=seed, points=points, knobs=knobs)
+    return SynthConfig(n=n, ids=ids, seed=seed, points=points, knobs=knobs, pose=pose)
 
 
 @data_source("synth", "synth[:N]", needs_path=False)

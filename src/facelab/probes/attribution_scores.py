@@ -19,6 +19,7 @@ from .cam import METHODS, Target, chosen_precision, head_layer, overlay, with_la
 from .explain import CHUNK, maps_over
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
+from .stats import wilson_ci
 
 
 def pointing_hits(raw: torch.Tensor, masks: np.ndarray, tolerance: int) -> np.ndarray:
@@ -86,7 +87,9 @@ def _scores(model, d: SplitData, raw, norm, target: Target, truth: GroundTruth, 
         "insertion_auc": float(np.concatenate(ins).mean()),
     }
     if truth.masks is not None:
-        out["pointing_game"] = float(pointing_hits(raw, truth.masks, tolerance).mean())
+        hits = pointing_hits(raw, truth.masks, tolerance)
+        out["pointing_game"] = float(hits.mean())
+        out["pointing_game_ci"] = list(wilson_ci(int(hits.sum()), len(hits)))
         out["energy_in_mask"] = mean_share(norm, truth.masks)
         out["energy_on_background"] = mean_share(norm, truth.background)
     if truth.regions is not None:
@@ -174,8 +177,11 @@ def cam_score(
     else:
         results["mean_mask"] = None
     name = d.outputs[output] if output is not None else "predicted class"
+    beaten = {m: beats_constant(results[m], results["mean_mask"]) for m in methods} if results["mean_mask"] else None
     summary = {
         "methods": results,
+        "beats_mean_mask": beaten,
+        "warnings": constant_warnings(results, beaten),
         "target": name,
         "n": int(len(d.images)),
         "split": split,
@@ -186,6 +192,7 @@ def cam_score(
     }
     figures = _score_figures(folder, results, examples, d.images[:8].numpy(), truth.masks)
     facts = [["target", name], ["images", summary["n"]], ["pointing-game tolerance", f"{tolerance} px"], ["true region", truth.source]]
+    facts += [["WARNING", line] for line in summary["warnings"]]
     return write_probe_output(
         folder,
         f"facelab cam-score: {name} on {summary['data']} ({split})",
@@ -205,6 +212,25 @@ SCORE_COLUMNS = {
 }
 
 
+def beats_constant(scores: dict, constant: dict) -> bool:
+    """Whether a method's maps beat the best constant map (the mean true region, one map for every face) on the
+    pointing game, and put more energy in the true region. A method that does not cannot be told from a fixed guess."""
+    return scores["pointing_game"] > constant["pointing_game"] and (scores["energy_in_mask"] or 0) > (constant["energy_in_mask"] or 0)
+
+
+def constant_warnings(results: dict, beaten: dict | None) -> list[str]:
+    if beaten is None:
+        return []
+    constant = results["mean_mask"]
+    return [
+        f"{m} does not beat the mean mask, one fixed map for every face (pointing game {results[m]['pointing_game']:.2f} vs "
+        f"{constant['pointing_game']:.2f}, energy in the true region {results[m]['energy_in_mask']:.2f} vs "
+        f"{constant['energy_in_mask']:.2f}): on these images its maps cannot be told from a fixed guess"
+        for m, ok in beaten.items()
+        if not ok
+    ]
+
+
 def sanity_verdict(scores: dict, randomised: dict) -> str:
     """Adebayo et al.'s check in words: a faithful map changes when the learned head is re-initialised."""
     key = "pointing_game" if scores.get("pointing_game") is not None else "insertion_auc"
@@ -220,12 +246,22 @@ def score_table(results: dict) -> tuple[str, list[str], list[list]]:
     for name, scores in results.items():
         if not scores or name.endswith("_randomized"):
             continue
-        randomised = results.get(f"{name}_randomized")
+        randomised, constant = results.get(f"{name}_randomized"), results.get("mean_mask")
         verdict = sanity_verdict(scores, randomised) if randomised else "baseline"
-        rows.append([name, *(scores[k] for k in SCORE_COLUMNS), verdict])
+        against = ("yes" if beats_constant(scores, constant) else "NO") if randomised and constant else ""
+        rows.append([name, *(_shown(scores, k) for k in SCORE_COLUMNS), against, verdict])
         if randomised:
-            rows.append([f"{name}, last layer randomised", *(randomised[k] for k in SCORE_COLUMNS), ""])
-    return "Scores", ["map", *SCORE_COLUMNS.values(), "sanity check"], rows
+            rows.append([f"{name}, last layer randomised", *(_shown(randomised, k) for k in SCORE_COLUMNS), "", ""])
+    return "Scores", ["map", *SCORE_COLUMNS.values(), "beats the mean mask", "sanity check"], rows
+
+
+def _shown(scores: dict, key: str):
+    """A score for the table; the pointing game (a share of images) with its Wilson interval."""
+    value = scores[key]
+    if key == "pointing_game" and value is not None and scores.get("pointing_game_ci"):
+        lo, hi = scores["pointing_game_ci"]
+        return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+    return value
 
 
 def region_table(results: dict) -> list[tuple[str, list[str], list[list]]]:

@@ -8,8 +8,6 @@ from typing import get_type_hints
 
 from ..errors import FacelabError
 from ..hardware import DEVICES, PRECISIONS
-from ..models.registry import check_arch
-from .task_registry import TASKS, task_class
 
 FEW_VALID = 20
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
@@ -108,6 +106,9 @@ class TrainConfig:
             raise FacelabError(f"--device {self.device!r}: use one of {', '.join(DEVICES)}")
         if not 0.0 <= self.inverted_fraction <= 1.0:
             raise FacelabError(f"--inverted-fraction {self.inverted_fraction}: must be between 0 and 1")
+        from ..models.registry import check_arch
+        from .task_registry import task_class
+
         check_arch(self.arch)  # before any cache is built
         task_class(self.task)
         if self.epochs < 1 or self.batch < 1:
@@ -127,6 +128,8 @@ class TrainConfig:
         task's learning rate goes with its optimiser: given another --opt, the lr is that optimiser's default."""
         if self.from_task is not None:  # resolved before (a config.json read back)
             return
+        from .task_registry import task_class
+
         own = task_class(self.task).defaults
         self.from_task = []
         for name in (*GENERIC_DEFAULTS, "crop", "weights", "min_steps"):
@@ -144,6 +147,8 @@ class TrainConfig:
     def settings(self) -> dict:
         """The options that apply to this run (a report's settings table): other tasks' options, momentum
         without SGD and unset options are left out."""
+        from .task_registry import TASKS
+
         others = {o for t in TASKS.values() for o in t.options} - set(TASKS[self.task].options if self.task in TASKS else ())
         if self.opt != "sgd":
             others.add("momentum")
