@@ -192,3 +192,15 @@ def test_the_command_line_starts_without_loading_torch():
         "import sys, facelab.cli, facelab.studies.registry as r; [r.get_study(n) for n in r.study_names()]; print('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_every_public_name_stays_what_it_is_after_its_modules_are_imported():
+    """A public function named like a module of the package would be replaced by that module once imported
+    (facelab.train was a package once): none is."""
+    import importlib
+
+    for name in facelab.__all__:
+        getattr(facelab, name)
+    for module in ("training.engine", "model_export", "demo_run", "studies", "run"):
+        importlib.import_module(f"facelab.{module}")
+    assert all(callable(getattr(facelab, name)) for name in facelab.__all__ if name != "__version__")

@@ -16,7 +16,7 @@ BASE = {"errors", "files", "hardware", "progress"}
 
 def stage_of(module: str) -> str:
     parts = module.split(".")[1:]  # after "facelab"
-    if not parts or parts[0] in ("__init__", "__main__", "cli", "cli_options", "cli_probes", "demo", "bench", "model_export"):
+    if not parts or parts[0] in ("__init__", "__main__", "cli", "cli_options", "cli_probes", "demo_run", "bench", "model_export"):
         return "top"
     if parts[0] in BASE:
         return "base"

@@ -44,7 +44,7 @@ _PUBLIC = {
     "sweep": "facelab.keypoints.sweep",
     "export": "facelab.model_export",
     "landmarks": "facelab.keypoints.photos",
-    "demo": "facelab.demo",
+    "demo": "facelab.demo_run",
     "study": "facelab.studies",
     "bench_data": "facelab.bench",
     "bench_train": "facelab.bench",

@@ -258,7 +258,7 @@ def demo_cmd(
     runtime=None,
 ):
     """Everything facelab does, on the built-in synthetic faces; writes OUT/index.html."""
-    from .demo import demo
+    from .demo_run import demo
 
     say(f"demo finished: open {demo(out_dir, quick=quick, runtime=runtime)}")
 
