@@ -107,7 +107,10 @@ def test_keypoints_study_runs_each_part_per_seed(tmp_path):
     assert s["parts"]["58 points"]["data"] == "synth:200,points=58" and s["parts"]["58 points"]["val_nme"]["mean"] > 0
     for slug in ("nose", "58_points", "68_points"):
         assert (out / f"loss_{slug}.png").exists() and (out / slug / "filters" / "filters_layer1.png").exists()
-    assert "300-W" in (out / "report.html").read_text()
+    assert "300-W" in (out / "report.html").read_text() and "<th>literature (source)</th>" in (out / "report.html").read_text()
+    nme68 = next(c for c in s["comparison"] if c["figure"].startswith("68 points: NME"))  # others' figures: their own column
+    assert nme68["published"] == "not published" and "Simple Baselines" in nme68["literature"]
+    assert "300w_nme_interocular" in s["literature"] and "300w_nme_interocular" not in s["published"]
 
 
 def test_keypoint_parts_follow_the_landmarks_of_real_data(ibug_dir):

@@ -33,6 +33,7 @@ class Protocol:
     settings: dict[str, object]
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it comes from (default: the study)
     published: dict = field(default_factory=dict)
+    literature: dict = field(default_factory=dict)  # figures others reported on comparable data, with their source
 
     def source(self, key: str) -> str:
         return self.sources.get(key, PUBLISHED_SOURCE)
@@ -135,21 +136,28 @@ class Comparison:
     published: str
     measured: float | int | str | None
     ci: tuple[float | None, float | None] | None = None
+    literature: str | None = None  # what others reported, with its source: never in the study's own column
 
     @classmethod
     def from_dict(cls, d: dict) -> "Comparison":
-        return cls(d["figure"], d["published"], d["measured"], tuple(d["ci"]) if d["ci"] else None)
+        return cls(d["figure"], d["published"], d["measured"], tuple(d["ci"]) if d["ci"] else None, d.get("literature"))
 
     def as_dict(self) -> dict:
-        return {"figure": self.figure, "published": self.published, "measured": self.measured, "ci": list(self.ci) if self.ci else None}
+        made = {"figure": self.figure, "published": self.published, "measured": self.measured, "ci": list(self.ci) if self.ci else None}
+        return made | ({"literature": self.literature} if self.literature else {})
 
-    def row(self) -> list:
-        return [self.figure, self.published, self.measured, interval(*self.ci) if self.ci else "—"]
+    def row(self, with_literature: bool = False) -> list:
+        row = [self.figure, self.published, self.measured, interval(*self.ci) if self.ci else "—"]
+        return row + [self.literature or "—"] if with_literature else row
 
 
 def comparison_table(protocol: Protocol, spec: str, comparisons: list[Comparison]) -> tuple[list[str], list[list]]:
+    """The published-beside-measured table; figures from the literature, where a study has them, in a column of their
+    own (with their source), so the study's own column holds only what the study reported."""
+    literature = any(c.literature for c in comparisons)
     header = ["figure", f"published ({protocol.data})", f"measured ({spec})", "95% interval"]
-    return header, [c.row() for c in comparisons]
+    header += ["literature (source)"] if literature else []
+    return header, [c.row(literature) for c in comparisons]
 
 
 def study_folder(out: str | Path | None, name: str) -> Path:
@@ -168,6 +176,7 @@ def write_study(folder: Path, plan: Plan, summary: dict, comparisons: list[Compa
         "settings": plan.settings,
         "departures": departures,
         "published": p.published,
+        "literature": p.literature,
         "comparison": [c.as_dict() for c in comparisons],
         "warnings": plan.warnings,
         "runtime": plan.runtime.describe(),
