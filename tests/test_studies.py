@@ -94,6 +94,12 @@ def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_pa
     for k in range(1, s["layers"] + 1):
         assert (out / "activations" / f"activations_layer{k}.png").exists()
     assert (out / "rgb" / "report.html").exists() and (out / "filters" / "filters_layer1.png").exists()
+    # the write-up's own channels (numbered from 1 there): layer 1 channel 11 -> 10, ..., the RGB triples likewise
+    recorded = s["recorded"]
+    assert [(d["layer"], d["channel"]) for d in recorded["dreams"]] == [(1, 10), (2, 23), (3, 26), (4, 43)]
+    assert [(r["layer"], r["channels"]) for r in recorded["rgb"]] == [(1, [9, 13, 12]), (3, [50, 53, 63])]
+    assert all((out / r["figure"]).exists() for r in recorded["rgb"])
+    assert all(d["objective_final"] > d["objective_initial"] for d in recorded["dreams"])
 
 
 @pytest.mark.slow

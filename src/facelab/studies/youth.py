@@ -11,6 +11,11 @@ from ..report.html import Report
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, trained, write_study
 from .registry import Option, Study
 
+RECORDED_SOURCE = (
+    "the published study (layer:channel; its channels are numbered from 1, as layer 3's channel 64 of 64 shows: facelab's "
+    "channel k-1; the objective of each single-channel dream is not recorded here, so each runs with the sum)"
+)
+
 YOUTH = Protocol(
     name="youth",
     question=(
@@ -33,6 +38,8 @@ YOUTH = Protocol(
         "schedule": "onecycle",
         "target": "Young",
         "dream_layer": "3",
+        "recorded_dreams": "1:11, 2:24, 3:27, 4:44",
+        "recorded_rgb": "1:10,14,13; 3:51,54,64",
         "crop": SOURCE_CROP,
     },
     sources={
@@ -40,6 +47,8 @@ YOUTH = Protocol(
         "epochs": FACELAB_SOURCE,
         "schedule": FACELAB_SOURCE,
         "dream_layer": FACELAB_SOURCE,
+        "recorded_dreams": RECORDED_SOURCE,
+        "recorded_rgb": RECORDED_SOURCE,
         "size": "facelab's choice (Darknet64's name: the study's input size is not recorded)",
     },
     published={"test_accuracy": 0.90, "note": "Darknet64 on CelebA's Young attribute, test split"},
@@ -53,6 +62,7 @@ def youth_study(
     out: str | Path | None = None,
     seed: int = 0,
     steps: int = 60,
+    recorded: bool = True,
     quiet: bool = False,
     runtime: Runtime | None = None,
     **options,
@@ -106,6 +116,7 @@ def youth_study(
     inside = {
         "activations": activations(run, photo, [str(k) for k in range(1, n_layers + 1)], out=folder / "activations", runtime=plan.runtime),
         "rgb": rgb(run, photo, s["dream_layer"], [0, 1, 2], out=folder / "rgb", runtime=plan.runtime),
+        "recorded": _recorded_channels(run, photo, s, folder, steps, seed, quiet, plan) if recorded else None,
         "filters": filters(run, out=folder / "filters", runtime=plan.runtime),
         "dream": {
             objective: dream(
@@ -147,8 +158,47 @@ def youth_study(
             k: {"image": starts[k], "prob_before": e["prob_before"], "prob_after": e["prob_after"]} for k, e in inside["edit"].items()
         },
         "layers": n_layers,
+        "recorded": inside["recorded"],
     }
     return write_study(folder, plan, summary, _comparisons(summary, s["target"]), lambda rep: _sections(rep, summary, inside))
+
+
+def parse_recorded(text: str) -> list[tuple[int, list[int]]]:
+    """ "1:11, 2:24" or "1:10,14,13; 3:51,54,64" -> [(layer, [facelab's channels, from 0])]: the write-up counts from 1."""
+    made = []
+    for part in text.replace(";", " ").replace(", ", " ").split():
+        layer, _, channels = part.partition(":")
+        made.append((int(layer), [int(c) - 1 for c in channels.split(",")]))
+    return made
+
+
+def _recorded_channels(run, photo, s: dict, folder: Path, steps: int, seed: int, quiet: bool, plan) -> dict:
+    """The write-up's own pictures: a single-channel activation maximisation of each recorded (layer, channel) and
+    each recorded RGB triple, on the same photo. A channel the network does not have is skipped and said."""
+    from ..probes.activations import layers, rgb
+    from ..probes.dream import dream
+
+    widths = {row["index"]: row["shape"][0] for row in layers(run, runtime=plan.runtime)}
+    fits = lambda layer, chans: layer in widths and all(0 <= c < widths[layer] for c in chans)  # noqa: E731
+    made = {"dreams": [], "rgb": []}
+    for layer, (channel,) in parse_recorded(s["recorded_dreams"]):
+        if not fits(layer, [channel]):
+            plan.notes.append(f"recorded dream: layer {layer} channel {channel + 1} is not in this network, skipped")
+            continue
+        d = dream(run, photo, str(layer), str(channel), "sum", steps=steps, seed=seed, out=folder / f"recorded_dream_l{layer}c{channel}",
+                  quiet=quiet, runtime=plan.runtime)  # fmt: skip
+        made["dreams"].append({"layer": layer, "channel": channel, "folder": f"recorded_dream_l{layer}c{channel}"} | _growth(d))
+    for layer, channels in parse_recorded(s["recorded_rgb"]):
+        if not fits(layer, channels):
+            plan.notes.append(f"recorded RGB: layer {layer} channels {[c + 1 for c in channels]} are not all in this network, skipped")
+            continue
+        picture = rgb(run, photo, str(layer), channels, out=folder / f"recorded_rgb_l{layer}", runtime=plan.runtime)
+        made["rgb"].append({"layer": layer, "channels": channels, "figure": f"recorded_rgb_l{layer}/{picture['figure']}"})
+    return made
+
+
+def _growth(d: dict) -> dict:
+    return {"objective_initial": d["objective_initial"], "objective_final": d["objective_final"]}
 
 
 def baselines(overall: dict) -> dict:
@@ -212,6 +262,19 @@ def _sections(rep: Report, summary: dict, inside: dict) -> None:
     )
     for objective in summary["dream"]:
         rep.figure(f"dream_{objective}/dream_grid.png", f"objective {objective}: the photo, then each channel's image after the ascent")
+    if summary["recorded"]:
+        rep.heading("The write-up's recorded channels (numbered from 0 here, from 1 in the write-up)")
+        rep.table(
+            ["layer", "channel", "sum before", "sum after"],
+            [[d["layer"], d["channel"], d["objective_initial"], d["objective_final"]] for d in summary["recorded"]["dreams"]],
+        )
+        for d in summary["recorded"]["dreams"]:
+            rep.figure(
+                f"{d['folder']}/activation_before_after.png",
+                f"layer {d['layer']}, channel {d['channel']}: its map before and after the ascent",
+            )
+        for r in summary["recorded"]["rgb"]:
+            rep.figure(r["figure"], f"layer {r['layer']}, channels {r['channels']} as R, G, B")
     rep.heading("Class-driven age shift")
     rep.table(
         ["toward", "start image", "P(young) before", "P(young) after"],
@@ -235,6 +298,7 @@ STUDY = Study(
     options=(
         Option("photo", str, None, "The photo to look inside with (a file or SPEC#ITEM; default: the first test face)."),
         Option("steps", int, 60, "Gradient steps of each activation maximisation and edit."),
+        Option("recorded", bool, True, "Also the write-up's recorded channels: single-channel dreams and RGB triples."),
     ),
     demo=dict(spec="synth:8000", size="64", epochs=5),
     quick=dict(spec="synth:600", size="32", epochs=1, steps=10),
