@@ -70,6 +70,11 @@ def test_inversion_study_summary_is_the_inversion_runs_plus_published(tmp_path):
     assert s["published"]["20"] == {"upright": 0.5, "inverted": 0.3} and s["published"]["100"]["inverted"] == 0.1
     assert "weights: none (from scratch) instead of imagenet" in s["departures"]
     assert (out / "inversion" / "figures" / "inversion_ids10.png").exists()
+    # the optimiser comparison the study describes: Adam on the first identity count, reported beside, not as published
+    assert [(r["classes"], r["opt"], r["control"]) for r in s["optimisers"]] == [(10, "adam", None)]
+    assert any(
+        c["figure"] == "10 identities, adam: upright minus inverted" and c["published"] == "tried, not reported" for c in s["comparison"]
+    )
     # Run again into the same folder: the finished runs are kept, not trained again.
     before = (out / "inversion" / "ids10_sgd" / "summary.json").stat().st_mtime
     run_cli("study", "inversion", "synth:400,ids=10", "--classes", "10", "--epochs", "2", "--weights", "none", "--out", str(out), *TINY)

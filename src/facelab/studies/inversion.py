@@ -31,6 +31,7 @@ INVERSION = Protocol(
         "batch": 64,
         "inverted_fraction": 0.05,
         "control": "inverted-trained",
+        "compare_opts": "adam",
         "crop": SOURCE_CROP,
     },
     sources={
@@ -38,6 +39,8 @@ INVERSION = Protocol(
         "size": "facelab's choice (ImageNet's input size; the study does not record it)",
         "batch": FACELAB_SOURCE,
         "inverted_fraction": FACELAB_SOURCE,
+        "compare_opts": "the published study tried other optimisers without naming them: facelab compares Adam on the first "
+        "identity count (none: skip)",
     },
     published={
         "20": {"upright": 0.5, "inverted": 0.3},
@@ -77,25 +80,45 @@ def inversion_study(
             "without ImageNet weights SqueezeNet does not learn identities from scratch (aligned LFW, 20 people, 112 px: "
             f"accuracy 0.05, chance, after 30 epochs); {SCRATCH_ARCH}, with batch normalisation, reached 0.57 in 10 epochs"
         )
-    done = folder / "inversion" / "summary.json"
     params = dict(classes=list(s["classes"]), arch=s["arch"], epochs=s["epochs"], opts=[s["opt"]], control=s["control"])
     params |= dict(inverted_fraction=s["inverted_fraction"], size=s["size"], batch=s["batch"], weights=weights, crop=plan.crop, seed=seed)
-    earlier = json.loads(done.read_text()) if done.exists() else None
-    if earlier is not None and ran_with(earlier, plan.spec, **params):  # run before with these settings: its runs are kept
-        measured = earlier
-    else:  # never run, or run with other settings (data, epochs, classes ...): what facelab wrote there is replaced
-        measured = inversion(
-            plan.spec, **params, out=folder / "inversion", n_boot=n_boot, quiet=quiet, replace=earlier is not None, runtime=plan.runtime
+
+    def measured(sub: str, **changed) -> dict:
+        """The runs in OUT/sub, reused when they were run with these settings, else (re)run."""
+        done, wanted = folder / sub / "summary.json", params | changed
+        earlier = json.loads(done.read_text()) if done.exists() else None
+        if earlier is not None and ran_with(earlier, plan.spec, **wanted):
+            return earlier
+        return inversion(
+            plan.spec, **wanted, out=folder / sub, n_boot=n_boot, quiet=quiet, replace=earlier is not None, runtime=plan.runtime
         )
-    runs = [{k: v for k, v in r.items() if k != "per_epoch"} for r in measured["runs"]]
+
+    runs = [{k: v for k, v in r.items() if k != "per_epoch"} for r in measured("inversion")["runs"]]
+    others = [o for o in str(s["compare_opts"] or "none").split(",") if o.strip() and o.strip() not in ("none", s["opt"])]
+    compared = measured("optimisers", classes=list(s["classes"])[:1], opts=others, control=None)["runs"] if others else []
+    optimisers = [{k: v for k, v in r.items() if k != "per_epoch"} for r in compared]
     plan.warnings += [
         f"{r['classes']} identities{' (control)' if r['control'] else ''}: upright accuracy {r['upright_acc'][-1]:.3f} is at "
         f"chance level ({r['chance']:.3f}); there is no recognition to invert"
         for r in runs
         if r["upright_acc"][-1] <= r["chance"] + CHANCE_MARGIN
     ]
-    summary = {"runs": runs}
-    return write_study(folder, plan, summary, _comparisons(runs), lambda rep: _sections(rep, runs))
+    summary = {"runs": runs, "optimisers": optimisers}
+    comparisons = _comparisons(runs) + _optimiser_rows(optimisers)
+    return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, runs, optimisers))
+
+
+def _optimiser_rows(runs: list[dict]) -> list[Comparison]:
+    """The optimiser comparison: the study tried others but reported no figure for them."""
+    return [
+        Comparison(
+            f"{r['classes']} identities, {r['opt']}: upright minus inverted",
+            "tried, not reported",
+            r["final_gap"],
+            tuple(r["final_gap_ci"]),
+        )
+        for r in runs
+    ]
 
 
 def _comparisons(runs: list[dict]) -> list[Comparison]:
@@ -130,31 +153,32 @@ def _comparisons(runs: list[dict]) -> list[Comparison]:
     return rows
 
 
-def _sections(rep: Report, runs: list[dict]) -> None:
-    from ..probes.inversion import emergence_in_words
-
+def _sections(rep: Report, runs: list[dict], optimisers: list[dict]) -> None:
     rep.heading("Upright and inverted accuracy per epoch")
     for classes in sorted({r["classes"] for r in runs}):
         rep.figure(
             f"inversion/figures/inversion_ids{classes}.png",
             f"{classes} identities: accuracy per epoch with 95% bands; dotted: chance; vertical line: the epoch the gap appears",
         )
-    rep.table(
-        ["run", "final upright", "final inverted", "gap", "gap 95% interval", "gap appears at epoch", "chance"],
-        [
-            [
-                f"{r['classes']} ids" + (" (inverted-trained control)" if r["control"] else ""),
-                r["upright_acc"][-1],
-                r["inverted_acc"][-1],
-                r["final_gap"],
-                f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]",
-                emergence_in_words(r["emergence_epoch"]),
-                r["chance"],
-            ]
-            for r in runs
-        ],
-    )
+    rep.table(RUN_COLUMNS, [_run_row(r) for r in runs])
     rep.links([("the inversion report, with every run's training report", "inversion/report.html")])
+    if optimisers:
+        rep.heading("Other optimisers (the study tried them; it reports no figure)")
+        for classes in sorted({r["classes"] for r in optimisers}):
+            rep.figure(f"optimisers/figures/inversion_ids{classes}.png", f"{classes} identities: the same curves, other optimisers")
+        rep.table(RUN_COLUMNS, [_run_row(r) for r in optimisers])
+        rep.links([("the optimiser comparison's report", "optimisers/report.html")])
+
+
+RUN_COLUMNS = ["run", "final upright", "final inverted", "gap", "gap 95% interval", "gap appears at epoch", "chance"]
+
+
+def _run_row(r: dict) -> list:
+    from ..probes.inversion import emergence_in_words
+
+    name = f"{r['classes']} ids, {r['opt']}" + (" (inverted-trained control)" if r["control"] else "")
+    gap = f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]"
+    return [name, r["upright_acc"][-1], r["inverted_acc"][-1], r["final_gap"], gap, emergence_in_words(r["emergence_epoch"]), r["chance"]]
 
 
 def _headline(summary: dict) -> list[str]:
@@ -173,6 +197,7 @@ STUDY = Study(
     options=(
         Option("classes", str, None, "Identity counts, comma-separated (default: 20,100).", parse=counts),
         Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals."),
+        Option("compare_opts", str, None, "Other optimisers trained on the first identity count, comma-separated (default: adam; none)."),
     ),
     scale=("arch", "size", "epochs", "batch", "weights", "inverted_fraction", "crop"),
     demo=dict(spec="synth:3000,ids=20", classes=[20], arch="darknet64", size="64", epochs=6, weights="none"),
