@@ -45,12 +45,17 @@ SHARED = {
         "Drop detections scoring below this (default: dlib-hog 0.1, calibrated on real photos; dlib-cnn 0).",
     ),
     "config": ("--config", Optional[Path], None, "A TOML or YAML file of options (those typed on the command line win)."),
+    "jitter": ("--jitter", int, 2, "Random shift of up to this many pixels each step."),
+    "blur": ("--blur", float, 0.0, "Gaussian blur sigma applied every 4 steps (0 = off)."),
+    "param": ("--param", str, "pixel", "pixel or fourier parametrisation."),
+    "decorrelate": ("--decorrelate/--no-decorrelate", bool, False, "Step in decorrelated colour space."),
 }
 # A group a command names -> the options it adds, and what the command receives for them.
 GROUPS = {
     "runtime": ("precision", "device"),  # -> runtime: Runtime
     "probe": ("precision",),  # -> runtime: Runtime on the CPU
     "faces": ("detector", "upsample", "min_score"),  # -> faces: dict of the three
+    "ascent": ("jitter", "blur", "param", "decorrelate"),  # -> reg: the gradient ascent's Regularisers
 }
 IMAGE_HELP = "An image file, or SPEC#ITEM: one item of a data set (synth:64#3, celeba:/data/celeba#000123.jpg)."
 
@@ -109,7 +114,7 @@ def takes(*names: str, train=(), **defaults):
 
     def wrap(command):
         added = [_shared_parameter(n) for n in flat] + train_parameters(train, defaults)
-        received = {"runtime", "faces", "train_options"} | set(flat)
+        received = {"runtime", "faces", "reg", "train_options"} | set(flat)
         own = [p for p in inspect.signature(command).parameters.values() if p.name not in received]
 
         @functools.wraps(command)
@@ -121,6 +126,11 @@ def takes(*names: str, train=(), **defaults):
                 given["runtime"] = runtime(given.pop("precision"), given.pop("device", "cpu" if "probe" in names else "auto"))
             if "faces" in names:
                 given["faces"] = {k: given.pop(k) for k in GROUPS["faces"]}
+            if "ascent" in names:
+                from .probes.ascent import Regularisers
+
+                jitter, blur, param, decorrelate = (given.pop(k) for k in GROUPS["ascent"])
+                given["reg"] = Regularisers(jitter=jitter, blur_sigma=blur, param=param, decorrelate=decorrelate)
             if train:
                 chosen = {n: given.pop(n) for n in train}
                 if isinstance(chosen.get("attrs"), str):

@@ -34,18 +34,6 @@ def _faces_line(summary: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- looking inside
-def _regularisers(jitter: int, blur: float, param: str, decorrelate: bool):
-    from .probes.ascent import Regularisers
-
-    return Regularisers(jitter=jitter, blur_sigma=blur, param=param, decorrelate=decorrelate)
-
-
-JITTER = typer.Option(2, help="Random shift of up to this many pixels each step.")
-BLUR = typer.Option(0.0, help="Gaussian blur sigma applied every 4 steps (0 = off).")
-PARAM = typer.Option("pixel", help="pixel or fourier parametrisation.")
-DECORRELATE = typer.Option(False, help="Step in decorrelated colour space.")
-
-
 @commands.command("layers")
 @takes("json_", "probe")
 def layers_cmd(run: Path, json_=False, runtime=None):
@@ -102,7 +90,7 @@ def rgb_cmd(
 
 
 @commands.command("dream")
-@takes("seed", "quiet", "probe")
+@takes("seed", "quiet", "probe", "ascent")
 def dream_cmd(
     run: Path,
     image: str = IMAGE,
@@ -111,19 +99,15 @@ def dream_cmd(
     objective: str = typer.Option("sum", help="sum, square or abs of the channel's outputs."),
     steps: int = typer.Option(100),
     lr: float = typer.Option(0.02, help="Step size in pixel units (0..1)."),
-    jitter: int = JITTER,
-    blur: float = BLUR,
-    param: str = PARAM,
-    decorrelate: bool = DECORRELATE,
     out_dir: Optional[Path] = out_option("Default: RUN/dream."),
     seed=0,
     quiet=False,
     runtime=None,
+    reg=None,
 ):
     """Activation maximisation: gradient ascent on the photo to increase a channel's output."""
     from .probes.dream import dream
 
-    reg = _regularisers(jitter, blur, param, decorrelate)
     summary = dream(
         run, image, layer=layer, channel=channel, objective=objective, steps=steps, lr=lr, reg=reg, seed=seed, out=out_dir,
         quiet=quiet, runtime=runtime,
@@ -132,7 +116,7 @@ def dream_cmd(
 
 
 @commands.command("edit")
-@takes("seed", "quiet", "probe")
+@takes("seed", "quiet", "probe", "ascent")
 def edit_cmd(
     run: Path,
     image: str = IMAGE,
@@ -140,19 +124,15 @@ def edit_cmd(
     to: int = typer.Option(1, help="1: more of the attribute, 0: less."),
     steps: int = typer.Option(60),
     lr: Optional[float] = typer.Option(None, help="Step size in pixel units (0..1); default: facelab.edit's own (0.01)."),
-    jitter: int = JITTER,
-    blur: float = BLUR,
-    param: str = PARAM,
-    decorrelate: bool = DECORRELATE,
     out_dir: Optional[Path] = out_option("Default: RUN/edit."),
     seed=0,
     quiet=False,
     runtime=None,
+    reg=None,
 ):
     """Class-driven editing: move the image toward ATTR = TO; writes before/after/difference and the logit per step."""
     from .probes.dream import edit
 
-    reg = _regularisers(jitter, blur, param, decorrelate)
     step = {"lr": lr} if lr is not None else {}  # one declaration of the default: the function's
     summary = edit(run, image, attr=attr, to=to, steps=steps, reg=reg, seed=seed, out=out_dir, quiet=quiet, runtime=runtime, **step)
     _report_line(summary, out_dir, run, "edit")
