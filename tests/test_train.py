@@ -267,3 +267,38 @@ def test_chance_warnings_name_each_output_at_chance():
     lines = at_chance(summary)
     assert len(lines) == 1 and lines[0].startswith("WARNING: Smiling 0.550 is at chance level") and "0.540" in lines[0]
     assert at_chance({"final": {"val_acc": 0.30}, "chance": {"acc": 0.05}}) == []
+
+
+def test_free_memory_counts_the_page_cache_and_the_cgroup_limit(tmp_path):
+    """MemAvailable (the page cache a fresh cache build leaves is reclaimable), capped by the cgroup's room."""
+    from facelab.training.batches import _cgroup_room, _meminfo_available
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\n")
+    assert _meminfo_available(str(meminfo)) == 20000000 * 1024
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.max").write_text("8589934592\n")
+    (v2 / "memory.current").write_text("2147483648\n")
+    assert _cgroup_room(str(v2)) == 6 * 2**30
+    (v2 / "memory.max").write_text("max\n")
+    assert _cgroup_room(str(v2)) is None
+    v1 = tmp_path / "v1" / "memory"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(str(2**63 - 4096))
+    (v1 / "memory.usage_in_bytes").write_text("100")
+    assert _cgroup_room(str(tmp_path / "v1")) is None
+    assert _cgroup_room(str(tmp_path / "none")) is None
+
+
+def test_splits_are_views_of_the_gathered_images_not_copies():
+    """The training and validation splits index the one gathered tensor: the images are held once."""
+    from facelab.training.config import TrainConfig
+    from facelab.training.data_prep import prepare_data
+
+    data = prepare_data(TrainConfig(spec="synth:120", size="32", attrs=["Smiling"]), quiet=True)
+    train, valid = data.items("train"), data.items("valid")
+    assert train.images is data.images and valid.images is data.images
+    x8, y, _ = train.__getitems__([0, 3])
+    expected, _ = data.batch(data.split_positions("train")[[0, 3]])
+    assert torch.equal(x8, expected) and len(train) + len(valid) < len(data.split)

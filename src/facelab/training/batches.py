@@ -21,10 +21,41 @@ IN_MEMORY_SHARE = 0.5  # hold the cache in RAM (or GPU memory) when it takes und
 
 
 def _free_memory() -> int:
+    """Memory this process can still take: the kernel's MemAvailable (free memory plus the page cache it can drop,
+    which right after a cache build is most of it; MemFree alone would send every set to the memory map), capped by
+    what the cgroup this process runs in still allows (containers, SLURM jobs)."""
+    available = _meminfo_available()
+    room = _cgroup_room()
+    return min(available, room) if room is not None else available
+
+
+def _meminfo_available(path: str = "/proc/meminfo") -> int:
     try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:  # no /proc (not Linux): free pages
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
         return 0
+
+
+def _cgroup_room(root: str = "/sys/fs/cgroup") -> int | None:
+    """The cgroup's memory limit minus its use (v2 ``memory.max``/``memory.current``, v1 ``memory.limit_in_bytes``/
+    ``memory.usage_in_bytes``); None without a limit."""
+    for limit_file, usage_file in (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            limit = open(os.path.join(root, limit_file)).read().strip()
+            usage = int(open(os.path.join(root, usage_file)).read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= 1 << 60:  # no limit (v1 writes a huge number)
+            return None
+        return max(0, int(limit) - usage)
+    return None
 
 
 def _free_gpu_memory() -> int:
@@ -91,7 +122,9 @@ class EpochBatches(Sampler):
 
 
 class CachedItems:
-    """Items of a cache selection; ``__getitems__`` returns a whole batch (uint8, targets, positions)."""
+    """Items of a cache selection, a view: item k is row ``rows[k]`` of ``images`` (the gathered tensor, or the
+    memory-mapped cache), so a split holds indices, never a copy of its images. ``__getitems__`` returns a whole
+    batch (uint8, targets, positions)."""
 
     def __init__(self, images, rows: np.ndarray, targets: torch.Tensor):
         self.images, self.rows, self.targets = images, rows, targets
@@ -103,7 +136,7 @@ class CachedItems:
     def __getitems__(self, idx: list[int]):
         pos = torch.as_tensor(idx)
         if self.in_memory:
-            x = self.images[pos]
+            x = self.images[torch.as_tensor(self.rows[idx], device=self.images.device)]
         else:
             rows = self.rows[idx]
             order = np.argsort(rows)

@@ -40,15 +40,19 @@ class Prepared:
     faceset: FaceSet | None = None  # the selection itself: item k is position k (full-resolution images, labels)
 
     def items(self, split: str) -> CachedItems:
+        """The split as a view of the selection's images (their indices, not a copy)."""
         pos = np.flatnonzero(self.split == SPLITS.index(split))
-        images = self.images[torch.from_numpy(pos)] if isinstance(self.images, torch.Tensor) else self.images
-        rows = pos if isinstance(self.images, torch.Tensor) else self.rows[pos]
-        return CachedItems(images, rows, self.targets[pos])
+        return CachedItems(self.images, self._image_rows(pos), self.targets[pos])
 
     def batch(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images (B, H, W, 3) and targets of the selection's items at ``pos``, in that order."""
-        x8, y, _ = CachedItems(self.images, self.rows, self.targets).__getitems__(np.asarray(pos).tolist())
+        everything = np.arange(len(self.split))
+        x8, y, _ = CachedItems(self.images, self._image_rows(everything), self.targets).__getitems__(np.asarray(pos).tolist())
         return x8, y
+
+    def _image_rows(self, pos: np.ndarray) -> np.ndarray:
+        """Where items ``pos`` of the selection sit in ``images``: gathered in selection order, or the cache's rows."""
+        return pos if isinstance(self.images, torch.Tensor) else self.rows[pos]
 
     def split_positions(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == SPLITS.index(split))
