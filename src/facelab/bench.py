@@ -85,25 +85,41 @@ def bench_data(spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet
     }
 
 
-def _compute_img_s(arch: str, size: int, batch: int, steps: int, rt: Runtime) -> float:
-    """A training step on random tensors already in memory, in ``rt``'s precision: the ceiling for the real loop."""
+WARMUP = 8  # steps at least before timing: oneDNN picks and caches its bf16 kernels over the first few
+WINDOW = 5  # steps per timing window
+
+
+def settled_img_s(step_s: list[float], batch: int, warmup: int = WARMUP) -> float:
+    """Images/s from per-step times: the warm-up left out (at least WARMUP steps, and until three successive steps
+    agree within 10%), then the median over windows of WINDOW steps, so one slow window does not set the figure."""
+    start = min(warmup, max(0, len(step_s) - 1))
+    while start + 3 <= len(step_s) - WINDOW and max(step_s[start : start + 3]) > 1.1 * min(step_s[start : start + 3]):
+        start += 1
+    timed = step_s[start:]
+    windows = [float(np.mean(timed[i : i + WINDOW])) for i in range(0, len(timed) - WINDOW + 1, WINDOW)] or [float(np.mean(timed))]
+    return batch / float(np.median(windows))
+
+
+def _compute_img_s(arch: str, size: int, batch: int, steps: int, rt: Runtime, warmup: int = WARMUP) -> float:
+    """A training step on random tensors already in memory, in ``rt``'s precision: the ceiling for the real loop.
+    ``warmup`` 1 for emulated bf16, whose steps are too slow to spend on settling (and have nothing to settle)."""
     from .models import build_model
 
     model = rt.prepare(build_model(arch, 2).train())
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = rt.input(torch.randn(batch, 3, size, size))
     y = torch.randint(0, 2, (batch, 2), device=rt.device).float()
-    for i in range(steps + 3):
-        if i == 3:
-            _sync(rt)
-            t = time.perf_counter()
+    step_s = []
+    for _ in range(steps + warmup):
+        t = time.perf_counter()
         with rt.autocast():
             loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    _sync(rt)
-    return steps * batch / (time.perf_counter() - t)
+        _sync(rt)
+        step_s.append(time.perf_counter() - t)
+    return settled_img_s(step_s, batch, warmup)
 
 
 def _sync(rt: Runtime) -> None:
@@ -116,6 +132,7 @@ def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Run
     import lightning.pytorch as pl
 
     from .training import engine
+    from .training.config import TrainConfig
 
     starts: list[float] = []
 
@@ -123,8 +140,8 @@ def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Run
         def on_train_batch_start(self, trainer, module, batch_, idx):
             starts.append(time.perf_counter())
 
-    cfg = engine.TrainConfig(
-        spec=f"synth:{batch * (steps + 4)}",
+    cfg = TrainConfig(
+        spec=f"synth:{batch * (steps + WARMUP + 1)}",
         out=str(out / f"{arch}{size}"),
         arch=arch,
         size=str(size),
@@ -135,8 +152,8 @@ def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Run
         device=rt.device,
     )
     engine.train(cfg, quiet=True, callbacks=[BatchTimer()])
-    # Start to start: data, augmentation, forward, backward, step and Lightning; skip warm-up.
-    return batch / float(np.mean(np.diff(starts[3:])))
+    # Start to start: data, augmentation, forward, backward, step and Lightning.
+    return settled_img_s(np.diff(starts).tolist(), batch)
 
 
 def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = None) -> dict:
@@ -154,7 +171,9 @@ def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = 
             for precision in ("fp32", "bf16"):
                 native = precision == "fp32" or native_bf16(chosen.device)
                 rt = replace(chosen, precision=precision)
-                rates[f"{precision}_img_s"] = _compute_img_s(arch, size, batch, steps if native else max(2, steps // 10), rt)
+                rates[f"{precision}_img_s"] = _compute_img_s(
+                    arch, size, batch, steps if native else max(2, steps // 10), rt, WARMUP if native else 1
+                )
             loop = _loop_img_s(arch, size, batch, steps, Path(tmp), chosen)
             compute = rates[f"{chosen.precision}_img_s"]
             result[f"{arch}@{size}"] = rates | {

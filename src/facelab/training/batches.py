@@ -170,10 +170,10 @@ def loader(
 
 def to_input(x_uint8: torch.Tensor, channels: int, channels_last: bool = True) -> torch.Tensor:
     """(B, H, W, 3) uint8 -> normalised float (B, C, H, W), grey when the net takes 1 channel."""
-    x = x_uint8.permute(0, 3, 1, 2).float().div_(255.0)
+    x = x_uint8.permute(0, 3, 1, 2).float().div_(255.0)  # an (H, W, 3) batch permuted is channels_last already
     if channels == 1:
         x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    x = (x - MEAN) / STD
+    x = x.sub_(MEAN).div_(STD)  # in place, the same operations in the same order: the same numbers, no new tensors
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
@@ -199,7 +199,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, flip: bool, shift: float, jit
         bright = ((torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * jitter / STD).to(x.device)
         contrast = (1 + (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * jitter).to(x.device)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * contrast + mean + bright
+        x = (x - mean).mul_(contrast).add_(mean).add_(bright)  # ((x - mean) * contrast + mean) + bright, in place
     return x
 
 
