@@ -137,6 +137,9 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     # 409 training images, batch 32 per process, 2 processes: 6 batches each, 384 images seen
     assert next(r for r in rows if r["split"] == "train")["n"] == 384
     assert next(r for r in rows if r["split"] == "valid")["n"] == 51
+    batching = json.loads((out / "config.json").read_text())["batching"]  # the effective batch and the lr rule, in words
+    assert batching["world"] == 2 and batching["effective_batch"] == 64 and "not scaled" in batching["lr_rule"]
+    assert "effective batch" in (out / "report.html").read_text()
 
 
 @pytest.mark.slow

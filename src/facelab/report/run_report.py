@@ -75,5 +75,7 @@ def write_run_report(run, cfg, module, data, summary: dict) -> None:
     rep.table(keys, [[r.get(k, "") for k in keys] for r in rows])
     rep.heading("Settings")
     rep.table(["option", "value"], [[k, v] for k, v in cfg.settings().items()])
+    if cfg.devices * cfg.num_nodes > 1:
+        rep.table(["DDP", "value"], [[k.replace("_", " "), v] for k, v in cfg.batching().items()])
     rep.machine(summary.get("runtime"))
     rep.write(run.path / "report.html")

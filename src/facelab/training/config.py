@@ -144,6 +144,17 @@ class TrainConfig:
         if self.lr is None:
             self.lr = DEFAULT_LR.get(self.opt)
 
+    def batching(self) -> dict:
+        """What one optimiser step sees under DDP: each of the ``devices x num_nodes`` processes takes ``batch``
+        images, so the effective batch is their product; the learning rate is used as given, not scaled with it."""
+        world = self.devices * self.num_nodes
+        return {
+            "world": world,
+            "batch_per_process": self.batch,
+            "effective_batch": self.batch * world,
+            "lr_rule": "as given: --lr is not scaled with the effective batch (scale it yourself, e.g. linearly, when adding processes)",
+        }
+
     def settings(self) -> dict:
         """The options that apply to this run (a report's settings table): other tasks' options, momentum
         without SGD and unset options are left out."""

@@ -173,6 +173,7 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
     if resume is None:
         data.task.start_model(model, data.targets[torch.from_numpy(data.split_positions("train")).to(data.targets.device)])
     config = {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path), "n_outputs": data.task.n_outputs}}
+    config["batching"] = cfg.batching()
     if global_rank() == 0 and resume is None:
         run.write_json("config.json", config | {"runtime": rt.describe(), "versions": versions(), "command": sys.argv})
     module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path)}, rt, config)
