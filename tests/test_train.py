@@ -305,3 +305,30 @@ def test_splits_are_views_of_the_gathered_images_not_copies():
     x8, y, _ = train.__getitems__([0, 3])
     expected, _ = data.batch(data.split_positions("train")[[0, 3]])
     assert torch.equal(x8, expected) and len(train) + len(valid) < len(data.split)
+
+
+def test_robust_perturbation_stays_in_its_budget_and_raises_the_loss():
+    """--robust's batch: within eps of the clean one (per value for linf, per image for l2), and worse for the model."""
+    from facelab.training.batches import seeded
+    from facelab.training.robust import perturbed
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1))
+    x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 2, (16, 1)).float()
+    loss = lambda v: torch.nn.functional.binary_cross_entropy_with_logits(model(v), y)  # noqa: E731
+    for norm, eps in (("linf", 0.1), ("l2", 0.5)):
+        moved = perturbed(loss, x, eps, norm, seeded(1))
+        size = (moved - x).abs().amax() if norm == "linf" else (moved - x).flatten(1).norm(dim=1).max()
+        assert float(size) <= eps * (1 + 1e-5), (norm, float(size))
+        assert float(loss(moved)) > float(loss(x)), norm
+        assert not moved.requires_grad
+
+
+def test_a_robust_run_records_its_budget_and_bad_budgets_are_one_line(tmp_path):
+    out = tmp_path / "robust"
+    facelab.train(spec="synth:256", out=str(out), size="32", epochs=1, batch=64, robust=0.03, quiet=True)
+    assert json.loads((out / "config.json").read_text())["train"]["robust"] == 0.03
+    with pytest.raises(FacelabError, match="--robust 2.0: give a budget between 0 and 1"):
+        TrainConfig(robust=2.0)
+    with pytest.raises(FacelabError, match="--robust-norm 'l1'"):
+        TrainConfig(robust_norm="l1")

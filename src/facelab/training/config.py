@@ -89,6 +89,10 @@ class TrainConfig:
     )  # None: the task's default, recorded once resolved
     min_score: float | None = option(None, "--crop detect/aligned: drop detections scoring below this (default: dlib-hog 0.1).")
     min_steps: int | None = option(None, "With --epochs left to the task: train at least this many optimiser steps (small sets).")
+    robust: float | None = option(
+        None, "Adversarial training: each batch moved within this budget (pixel units, 0..1; e.g. 0.03 for linf) toward a higher loss."
+    )
+    robust_norm: str = option("linf", "--robust's budget: linf (per value) or l2 (per image).")
     logger: str = option("csv", "Experiment logger beside metrics.csv: csv, tensorboard or mlflow (facelab[loggers]).")
     from_task: list[str] | None = None  # the settings the task chose because none was given (recorded in config.json)
 
@@ -98,6 +102,10 @@ class TrainConfig:
             raise FacelabError(f"--opt {self.opt!r}: use one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise FacelabError(f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        if self.robust_norm not in ("linf", "l2"):
+            raise FacelabError(f"--robust-norm {self.robust_norm!r}: use linf or l2")
+        if self.robust is not None and not 0 < self.robust < 1:
+            raise FacelabError(f"--robust {self.robust}: give a budget between 0 and 1 in pixel units (e.g. 0.03)")
         if self.logger not in LOGGERS:
             raise FacelabError(f"--logger {self.logger!r}: use one of {', '.join(LOGGERS)}")
         if self.precision not in PRECISIONS:
@@ -163,4 +171,6 @@ class TrainConfig:
         others = {o for t in TASKS.values() for o in t.options} - set(TASKS[self.task].options if self.task in TASKS else ())
         if self.opt != "sgd":
             others.add("momentum")
+        if self.robust is None:
+            others.add("robust_norm")
         return {k: v for k, v in asdict(self).items() if k not in others and v is not None}

@@ -7,7 +7,8 @@ import torch
 
 from ..errors import FacelabError
 from ..hardware import Runtime
-from .batches import invert_some, seeded, to_input
+from .batches import STD, invert_some, seeded, to_input
+from .robust import perturbed
 from .tasks import MetricSums, Task
 
 
@@ -68,6 +69,9 @@ class FaceModule(pl.LightningModule):
         if self.cfg["augment"]:
             x, y = self.task.augment(x, y, gen, self.cfg)
         x = invert_some(x, self.cfg["inverted_fraction"], gen)
+        if self.cfg.get("robust"):  # --robust EPS: train on the batch's worst case within the budget (in input units)
+            eps = self.cfg["robust"] / STD  # pixel units -> the normalised input's units (linf per value, l2 per image)
+            x = perturbed(lambda v: self.task.loss(self.model(v), y), x, eps, self.cfg.get("robust_norm", "linf"), gen)
         logits = self.model(x)
         loss = self.task.loss(logits, y) + self.task.auxiliary_loss(self.model, y)
         if not torch.isfinite(loss):
