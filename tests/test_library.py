@@ -204,3 +204,22 @@ def test_every_public_name_stays_what_it_is_after_its_modules_are_imported():
     for module in ("training.engine", "model_export", "demo_run", "studies", "run"):
         importlib.import_module(f"facelab.{module}")
     assert all(callable(getattr(facelab, name)) for name in facelab.__all__ if name != "__version__")
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("run.json", "{}", "give a .toml, .yaml or .yml file"),
+        ("run.toml", "a = [", "not readable as toml"),
+        ("run.yaml", "a: [1\n", "not readable as yaml"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_it(tmp_path, name, text, message):
+    from facelab.cli_options import read_config_file
+    from facelab.errors import FacelabError
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(FacelabError, match=message) as caught:
+        read_config_file(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)

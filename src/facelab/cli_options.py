@@ -165,21 +165,19 @@ def read_config_file(path: Path) -> dict:
     """A TOML (.toml) or YAML (.yaml/.yml) file's options as {name: value}, names with - written as _."""
     if not path.is_file():
         raise FacelabError(f"--config {path}: no such file")
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise FacelabError(f"--config {path}: give a .toml, .yaml or .yml file")
     text = path.read_text()
     try:
         if path.suffix == ".toml":
             import tomllib
 
             data = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
+        else:
             import yaml
 
             data = yaml.safe_load(text) or {}
-        else:
-            raise FacelabError(f"--config {path}: give a .toml, .yaml or .yml file")
-    except (ValueError, ImportError) as exc:  # tomllib.TOMLDecodeError and yaml.YAMLError are ValueErrors / YAMLError
-        raise FacelabError(f"--config {path}: not readable as {path.suffix[1:]}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError
+    except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError: the file's own fault, said in one line
         raise FacelabError(f"--config {path}: not readable as {path.suffix[1:]}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise FacelabError(f"--config {path}: expected option = value pairs")
