@@ -180,7 +180,7 @@ def test_the_documented_example_study_is_one_file_that_runs(tmp_path):
     module.__package__ = "facelab.studies"
     exec(compile(textwrap.dedent(code), "glasses.py", "exec"), module.__dict__)
     study = module.STUDY
-    assert study.name == "glasses" and callable(study_command(study, lambda *a: None))
+    assert study.name == "glasses" and callable(study_command(study))
     summary = study.run(out=tmp_path / "glasses", quiet=True, **study.quick)
     assert (tmp_path / "glasses" / "report.html").exists() and study.headline(summary)[0].startswith("accuracy ")
 

@@ -196,16 +196,13 @@ def study_done(summary: dict, json_: bool, lines: list[str]) -> None:
     say(f"report: {Path(summary['folder']) / 'report.html'}")
 
 
-STUDY_SCALE = dict(arch=None, size=None, epochs=None, batch=None, weights=None, crop=None, inverted_fraction=None)
-
-
-def study_command(study, done):
-    """The ``facelab study NAME`` command of ``study`` (a registry ``Study``); ``done(summary, json_, lines)`` prints."""
+def study_command(study):
+    """The ``facelab study NAME`` command of ``study`` (a registry ``Study``); it prints with :func:`study_done`."""
 
     def command(spec=None, out_dir=None, json_=False, quiet=False, runtime=None, train_options=None, **own):
         chosen = {o.name: o.parse(own.pop(o.name)) if o.parse else own.pop(o.name) for o in study.options}
         summary = study.run(spec, out=out_dir, quiet=quiet, runtime=runtime, **own, **chosen, **train_options)
-        done(summary, json_, study.headline(summary))
+        study_done(summary, json_, study.headline(summary))
 
     spec = inspect.Parameter(
         "spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str], default=typer.Argument(None, help="Data SPEC.")
@@ -216,7 +213,8 @@ def study_command(study, done):
     command.__signature__ = inspect.Signature([spec, out, *own, *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in receives)])
     command.__doc__ = study.summary
     groups = ("runtime", "quiet", "json_", "config") + (("seed",) if study.seeded else ())
-    return takes(*groups, train=study.scale, **{k: v for k, v in STUDY_SCALE.items() if k in study.scale})(command)
+    # a study's scale options default to None: the study's protocol decides, and a value typed is a departure
+    return takes(*groups, train=study.scale, **dict.fromkeys(study.scale))(command)
 
 
 class StudyGroup(typer.core.TyperGroup):
@@ -233,5 +231,5 @@ class StudyGroup(typer.core.TyperGroup):
         if name not in study_names():
             return None
         single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-        single.command(name)(study_command(get_study(name), study_done))
+        single.command(name)(study_command(get_study(name)))
         return typer.main.get_command(single)

@@ -10,13 +10,13 @@ from .files import prepare_output, recording_output
 from .hardware import Runtime
 from .report.contact import contact_sheet
 from .report.html import Report
-from .studies.protocol import Comparison, Protocol, comparison_table
-from .studies.registry import all_studies, get_study
+from .studies.protocol import Comparison, comparison_table
+from .studies.registry import Study, all_studies
 
 
-def run_studies(out: Path, quick: bool, runtime: Runtime | None = None) -> dict[str, tuple[Protocol, dict]]:
+def run_studies(out: Path, quick: bool, runtime: Runtime | None = None) -> list[tuple[Study, dict]]:
     """Every registered study into OUT/<name>, at the scale it declares for the demo (``quick``: seconds, for smoke
-    tests; every change from the published protocol is listed in the study's report): {name: (protocol, summary)}."""
+    tests; every change from the published protocol is listed in the study's report): [(study, summary)]."""
     from PIL import Image
 
     from .data.synth_export import synthetic_photo
@@ -24,10 +24,10 @@ def run_studies(out: Path, quick: bool, runtime: Runtime | None = None) -> dict[
     photos = out / "photos"
     photos.mkdir(parents=True, exist_ok=True)
     Image.fromarray(synthetic_photo()).save(photos / "photo.jpg", quality=95)
-    done = {}
+    done = []
     for study in all_studies():
         settings = {k: v.format(photos=photos) if isinstance(v, str) else v for k, v in (study.quick if quick else study.demo).items()}
-        done[study.name] = (study.protocol, study.run(out=out / study.name, quiet=quick, runtime=runtime, **settings))
+        done.append((study, study.run(out=out / study.name, quiet=quick, runtime=runtime, **settings)))
     return done
 
 
@@ -59,7 +59,7 @@ def _run_demo(out: Path, quick: bool, runtime: Runtime | None) -> Path:
     t0 = time.perf_counter()
     contact_sheet(open_spec("synth:64"), 16, 128, out / "synthetic_faces.png")
     studies = run_studies(out, quick, runtime)
-    watched = [(study.name, study.webcam) for study in all_studies() if study.webcam]
+    watched = [(study.name, study.webcam) for study, _ in studies if study.webcam]
     webcam_runs = [out / name / folder for name, (folder, _) in watched]
     cam_target = next(target for _, (_, target) in watched if target)
     clip = video(out, webcam_runs, target=cam_target, runtime=runtime)
@@ -78,13 +78,14 @@ def _run_demo(out: Path, quick: bool, runtime: Runtime | None) -> Path:
         "protocol (each study's report lists how). Published figures come from real data; the measured ones from synthetic faces."
     )
     rep.heading("The data").figure("synthetic_faces.png", "synthetic faces with their 68 landmarks, and one attribute's region mask each")
-    for name, (protocol, summary) in studies.items():
+    for study, summary in studies:
+        name, protocol = study.name, study.protocol
         rep.heading(f"Study {name}")
         rep.paragraph(protocol.question)
         for line in summary["warnings"]:
             rep.paragraph(f"WARNING: {line}")
         rep.table(*comparison_table(protocol, summary["data"], [Comparison.from_dict(c) for c in summary["comparison"]]))
-        for file, caption in get_study(name).figures(summary):
+        for file, caption in study.figures(summary):
             if (out / name / file).exists():
                 rep.figure(f"{name}/{file}", caption)
         rep.links([(f"the {name} study's report ({len(summary['departures'])} departures from the protocol)", f"{name}/report.html")])

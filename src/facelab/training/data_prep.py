@@ -46,8 +46,8 @@ class Prepared:
 
     def batch(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images (B, H, W, 3) and targets of the selection's items at ``pos``, in that order."""
-        everything = np.arange(len(self.split))
-        x8, y, _ = CachedItems(self.images, self._image_rows(everything), self.targets).__getitems__(np.asarray(pos).tolist())
+        pos = np.asarray(pos)
+        x8, y, _ = CachedItems(self.images, self._image_rows(pos), self.targets[pos]).__getitems__(list(range(len(pos))))
         return x8, y
 
     def _image_rows(self, pos: np.ndarray) -> np.ndarray:

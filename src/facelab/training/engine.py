@@ -59,11 +59,10 @@ def experiment_logger(name: str, folder: Path):
     A missing package is one line."""
     if name == "csv":
         return False
-    package = {"tensorboard": "tensorboard", "mlflow": "mlflow"}[name]
     try:
-        __import__(package)
+        __import__(name)  # the package is named as the logger
     except ImportError:
-        raise FacelabError(f"--logger {name} needs the {package} package: pip install 'facelab[loggers]'") from None
+        raise FacelabError(f"--logger {name} needs the {name} package: pip install 'facelab[loggers]'") from None
     from lightning.pytorch import loggers
 
     if name == "tensorboard":
