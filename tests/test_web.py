@@ -1,6 +1,7 @@
 """The local web page and the webcam view: API contract, limits, load, a real browser, video files."""
 
 import io
+import os
 import shutil
 import socket
 import subprocess
@@ -127,17 +128,33 @@ def _wait_for(port: int, timeout: float = 60) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(runs):
-    """``facelab serve`` as a user starts it, on a free loopback port."""
+def server(runs, tmp_path_factory):
+    """``facelab serve`` as a user starts it, on a free loopback port; its output goes to a file (a pipe nobody reads
+    would stall it) that a test failing for want of the server shows."""
     port = _free_port()
     exe = Path(sys.executable).with_name("facelab")
-    proc = subprocess.Popen([str(exe), "serve", *map(str, runs), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "wb") as out:
+        command = [str(exe), "serve", *map(str, runs), "--port", str(port)]
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONFAULTHANDLER": "1"})
     try:
         _wait_for(port)
-        yield f"http://127.0.0.1:{port}"
+        yield Served(f"http://127.0.0.1:{port}", proc, log)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+class Served(str):
+    """The server's address, with its process and log for a failure's message."""
+
+    def __new__(cls, url: str, proc: subprocess.Popen, log: Path):
+        served = super().__new__(cls, url)
+        served.proc, served.log = proc, log
+        return served
+
+    def said(self) -> str:
+        return f"server exit status {self.proc.poll()}; it printed:\n{self.log.read_text(errors='replace')[-4000:]}"
 
 
 @pytest.mark.slow
@@ -147,11 +164,14 @@ def test_server_binds_loopback_and_survives_100_concurrent_requests(server):
     data = photo_bytes("JPEG")
 
     def one(_):
-        return httpx.post(f"{server}/api/predict", files={"file": ("f.jpg", data, "image/jpeg")}, timeout=120).status_code
+        try:
+            return httpx.post(f"{server}/api/predict", files={"file": ("f.jpg", data, "image/jpeg")}, timeout=120).status_code
+        except httpx.HTTPError as exc:
+            return repr(exc)
 
     with ThreadPoolExecutor(100) as pool:
         codes = list(pool.map(one, range(100)))
-    assert codes == [200] * 100
+    assert codes == [200] * 100, server.said()
     assert httpx.get(f"{server}/api/info", timeout=10).json()["mean_ms_per_request"] > 0
     port = int(server.rsplit(":", 1)[1])
     others = [a for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET) if a[4][0] != "127.0.0.1"]

