@@ -122,6 +122,58 @@ def test_keypoints_study_runs_each_part_per_seed(tmp_path):
     nme68 = next(c for c in s["comparison"] if c["figure"].startswith("68 points: NME"))  # others' figures: their own column
     assert nme68["published"] == "not published" and "Simple Baselines" in nme68["literature"]
     assert "300w_nme_interocular" in s["literature"] and "300w_nme_interocular" not in s["published"]
+    # write-up 004 by default: its learning-rate sweep on the nose network ran (one seed a setting), its conv ablation
+    # could not (darknet64 has no conv count) and says so; every part has the mean shape as the baseline beside it
+    assert s["variant"] == "004" and [r["lr"] for r in s["steps"]["lr_sweep"]["settings"]] == [0.001, 0.01]
+    assert "conv_ablation" not in s["steps"] and any(d.startswith("conv ablation: not run") for d in s["departures"])
+    assert (out / "lr_sweep" / "figures" / "sweep.png").exists()
+    baselines = [c for c in s["comparison"] if "mean shape" in c["figure"]]
+    assert len(baselines) == 5 and all(c["measured"] > 0 for c in baselines)  # NME and px for 58/68 points, px for the nose
+    assert any(d.startswith("convs: ") and d.endswith("(only the kpnet networks take a conv count)") for d in s["departures"])
+
+
+def test_keypoint_write_ups_are_two_protocols_each_as_recorded():
+    from facelab.studies.keypoints import VARIANTS
+
+    v3, v4 = VARIANTS["003"].settings, VARIANTS["004"].settings
+    assert v4["lr"] == 1e-3 and v4["batch"] == {"nose": 64, "58 points": 32, "68 points": 66} and v4["epochs"]["68 points"] == 10
+    assert v4["valid_share"]["68 points"] == 0.1 and v4["channels"] == 1 and v4["conv_ablation"] == "4,3"
+    assert v3["lr"] == {"nose": 1e-4, "58 points": 1e-3, "68 points": 1e-4} and v3["batch"]["68 points"] == 32
+    assert v3["weights"]["68 points"] == "imagenet" and v3["opt"] == "adam" and v3["lr_sweep"] == "1e-05,0.0001,0.001"
+    assert VARIANTS["004"].source("epochs").startswith("the study for 68 points") and VARIANTS["003"].source("epochs").startswith("facelab")
+
+
+@pytest.mark.slow
+def test_keypoint_study_of_write_up_003_with_its_steps_turned_off(tmp_path):
+    s = json.loads(
+        run_cli(
+            "study",
+            "keypoints",
+            "synth:120",
+            "--variant",
+            "003",
+            "--size",
+            "64",
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--lr-sweep",
+            "none",
+            "--out",
+            str(tmp_path / "kp"),
+            "--json",
+            "--quiet",
+            env={"FACELAB_OFFLINE": "1"},
+        ).stdout
+    )
+    assert s["variant"] == "003" and s["steps"] == {} and "lr_sweep: none instead of 1e-05,0.0001,0.001" in s["departures"]
+    assert "write-up 003" in (tmp_path / "kp" / "report.html").read_text()
+    # the ResNet-18's pretrained weights, unavailable offline: that part from scratch, with the reason
+    assert s["settings"]["weights"] == {"nose": None, "58 points": None, "68 points": None}
+    assert any(d.startswith("weights: ") and "ImageNet weights not available" in d for d in s["departures"])
+    proc = run_cli("study", "keypoints", "synth:120", "--variant", "005", "--out", str(tmp_path / "x"), check=False)
+    assert proc.returncode == 2 and "--variant '005': the study's write-ups are 004, 003" in proc.stderr
 
 
 def test_keypoint_parts_follow_the_landmarks_of_real_data(ibug_dir):
@@ -168,7 +220,7 @@ def test_cam_score_on_celeba_uses_regions_from_its_five_landmarks(celeba_dir, tm
 
 
 def test_a_study_run_again_reuses_its_finished_runs(tmp_path):
-    from facelab.studies.protocol import trained
+    from facelab.training.engine import trained
 
     cfg = TrainConfig(spec="synth:200", out=str(tmp_path / "run"), attrs=["Young"], size="32", epochs=1, batch=64)
     first = trained(cfg, quiet=True)

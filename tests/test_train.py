@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -332,3 +333,17 @@ def test_a_robust_run_records_its_budget_and_bad_budgets_are_one_line(tmp_path):
         TrainConfig(robust=2.0)
     with pytest.raises(FacelabError, match="--robust-norm 'l1'"):
         TrainConfig(robust_norm="l1")
+
+
+def test_valid_share_pools_training_and_validation_images_and_splits_them_again():
+    """--valid-share 0.1 is write-up 004's 90/10 split: of the training and validation images, a seeded tenth for
+    validation; the test images stay where they were."""
+    from facelab.training.data_prep import _with_validation
+
+    split = np.array([0] * 800 + [1] * 100 + [2] * 100)
+    again = _with_validation(split, seed=3, share=0.1)
+    assert (again[:900] == 1).sum() == 90 and (again[900:] == 2).all()
+    assert np.array_equal(again, _with_validation(split, seed=3, share=0.1))  # seeded
+    assert np.array_equal(_with_validation(split, seed=3), split)  # the source's own split kept without a share
+    with pytest.raises(FacelabError, match="--valid-share 1.5: give a share between 0 and 1"):
+        TrainConfig(spec="synth:10", valid_share=1.5)

@@ -1,12 +1,11 @@
 """``facelab sweep``: one training run per setting (learning rate x conv count), one table and one figure.
 
 Finished settings are kept: an interrupted sweep, started again, resumes the unfinished run
-from its last checkpoint and skips the finished ones.
+from its last checkpoint and skips the finished ones (a run is reused only when its settings are the same).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from itertools import product
 from pathlib import Path
@@ -15,22 +14,13 @@ from ..files import prepare_output, record_entries, write_csv, write_json
 from ..report.figures import epoch_axis, new_figure, save_figure
 from ..report.html import Report
 from ..training.config import TrainConfig
-from ..training.engine import train
+from ..training.engine import trained
 from ..training.run_folder import RunFolder
 from ..training.task_registry import task_class
 
 
 def _setting_name(lr: float, convs: int | None) -> str:
     return f"lr{lr:g}" + (f"_convs{convs}" if convs is not None else "")
-
-
-def _run_setting(cfg: TrainConfig, quiet: bool) -> dict:
-    run = RunFolder(Path(cfg.out))
-    if (run.path / "summary.json").exists():
-        return json.loads((run.path / "summary.json").read_text())
-    if (run.path / "config.json").exists():  # interrupted: continue where it stopped
-        return train(resume=run.path, quiet=quiet)
-    return train(cfg, quiet=quiet)
 
 
 def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str | Path, *, quiet: bool = True) -> dict:
@@ -40,7 +30,7 @@ def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str
     for lr, c in product(lrs, convs or [None]):
         name = _setting_name(lr, c)
         cfg = replace(base, lr=lr, convs=c, out=str(out / name))
-        summary = _run_setting(cfg, quiet)
+        summary = trained(cfg, quiet)
         final = summary["final"]
         rows.append({"setting": name, "lr": lr, "convs": c, **{k: v for k, v in final.items() if not isinstance(v, dict)}, "run": name})
         curves[name] = [r for r in RunFolder(out / name).read_metrics() if r["split"] == "valid"]

@@ -10,7 +10,7 @@ import numpy as np
 from ..data.photos import photo_files
 from ..hardware import Runtime
 from ..report.html import Report
-from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, trained, write_study
+from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, write_study
 from .registry import Option, Study, comma_list
 
 BIAS = Protocol(
@@ -59,6 +59,7 @@ def bias_study(
     from ..probes.audit import audit
     from ..probes.group_maps import answers_on, evidence_by_group
     from ..training.config import TrainConfig
+    from ..training.engine import trained
 
     plan = Plan.of(BIAS, spec, options, runtime)
     s = plan.settings

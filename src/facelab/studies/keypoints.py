@@ -10,55 +10,126 @@ import numpy as np
 
 from ..data.photos import photo_files
 from ..data.spec import open_spec
+from ..errors import FacelabError
 from ..hardware import Runtime
 from ..report.html import Report
-from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, trained, write_study
+from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, write_study
 from .registry import Option, Study
 
 PARTS = ("nose", "58 points", "68 points")
-KEYPOINTS = Protocol(
-    name="keypoints",
-    question=(
-        "How well do small networks place facial landmarks: the nose tip alone, the IMM layout's 58 points, iBUG "
-        "300-W's 68? How much does a run vary from seed to seed, what do the first-layer filters look like, and how "
-        "do the networks do on photos of the user's own?"
-    ),
-    data="IMM face database (nose tip, 58 points) and iBUG 300-W (68 points)",
-    default_spec="synth:3000",
-    settings={
-        "arch": {"nose": "kpnet-small", "58 points": "kpnet-full", "68 points": "resnet18"},
-        "size": {"nose": "80x60", "58 points": "240x180", "68 points": "128"},
-        "channels": 1,
-        "augment": True,
-        "epochs": 20,
-        "batch": 32,
-        "opt": "adam",
-        "lr": 3e-3,
-        "seeds": 3,
-    },
-    sources={
-        "size": "the study for the nose tip and 58 points; facelab's choice for 68 points",
-        "channels": "the study for 68 points (one channel); the same for the others by facelab",
-        "epochs": FACELAB_SOURCE,
-        "batch": FACELAB_SOURCE,
-        "opt": FACELAB_SOURCE,
-        "lr": FACELAB_SOURCE,
-        "seeds": FACELAB_SOURCE,
-    },
-    published={
-        "per_seed_loss_curves": "the study shows validation loss per epoch for each seed (curves, no single figure)",
-    },
-    literature={
-        "300w_nme_interocular": {
-            "ResNet regression": "~0.044",
-            "Simple Baselines / HRNetV2 heatmaps": "0.033-0.039",
-            "dlib ERT": "0.05-0.06",
-        },
-        "source": "300-W full test set, NME by inter-ocular distance: ResNet regression and heatmap networks as reported "
-        "by Xiao et al. 2018 (Simple Baselines) and Wang et al. 2020 (HRNetV2); dlib's ERT (Kazemi and Sullivan 2014) "
-        "as commonly benchmarked",
-    },
+QUESTION = (
+    "How well do small networks place facial landmarks: the nose tip alone, the IMM layout's 58 points, iBUG "
+    "300-W's 68? How much does a run vary from seed to seed, what do the first-layer filters look like, and how "
+    "do the networks do on photos of the user's own?"
 )
+DATA = "IMM face database (nose tip, 58 points) and iBUG 300-W (68 points)"
+NETWORKS = "kpnet-full: convs 7x7, 5x5, then 3x3 (--convs of them), each + ReLU + maxpool, an adaptive pool, fc 256, fc out"
+LITERATURE = {
+    "300w_nme_interocular": {
+        "ResNet regression": "~0.044",
+        "Simple Baselines / HRNetV2 heatmaps": "0.033-0.039",
+        "dlib ERT": "0.05-0.06",
+    },
+    "source": "300-W full test set, NME by inter-ocular distance: ResNet regression and heatmap networks as reported "
+    "by Xiao et al. 2018 (Simple Baselines) and Wang et al. 2020 (HRNetV2); dlib's ERT (Kazemi and Sullivan 2014) "
+    "as commonly benchmarked",
+}
+STEPS_SOURCE = "the study's own experiment on the nose network; facelab runs it on the nose part, one seed (--{} none: off)"
+
+
+def per_part(nose, points58, points68) -> dict:
+    return dict(zip(PARTS, (nose, points58, points68)))
+
+
+# The two write-ups of the study, each as recorded: a setting a write-up does not record is facelab's, and says so.
+VARIANTS = {
+    "004": Protocol(
+        name="keypoints",
+        question=f"{QUESTION} (write-up 004)",
+        data=DATA,
+        default_spec="synth:3000",
+        settings={
+            "arch": per_part("kpnet-full", "kpnet-full", "resnet18"),
+            "convs": per_part(4, 5, None),
+            "size": per_part("80x60", "240x180", "128"),
+            "channels": 1,
+            "augment": True,
+            "epochs": per_part(20, 20, 10),
+            "batch": per_part(64, 32, 66),
+            "opt": "adam",
+            "lr": 1e-3,
+            "weights": None,
+            "valid_share": per_part(None, None, 0.1),
+            "seeds": 3,
+            "lr_sweep": "0.001,0.01",
+            "conv_ablation": "4,3",
+        },
+        sources={
+            "arch": f"the study: nose convs 7/5/3/3 + fc 30 + fc 2, 58 points 5 convs 7x7 + fc 1000, 68 points ResNet-18 ({NETWORKS})",
+            "convs": "the study (nose 4, 58 points 5)",
+            "size": "the study for the nose (80x60) and 58 points (240x180); facelab's choice for 68 points",
+            "augment": "the study for 58 points (saturation jitter, rotation +-15 deg, shift +-24/+-18 px); facelab's: "
+            "flips, rotation +-25 deg, shift +-10%, scale +-10%, brightness/contrast, for every part",
+            "epochs": "the study for 68 points (10); facelab's choice for the others",
+            "batch": "the study for the nose (64) and 68 points (66); facelab's choice for 58 points",
+            "opt": FACELAB_SOURCE,
+            "weights": FACELAB_SOURCE,
+            "valid_share": "the study for 68 points (a 90/10 split); the data source's own split for the others",
+            "seeds": FACELAB_SOURCE,
+            "lr_sweep": STEPS_SOURCE.format("lr-sweep"),
+            "conv_ablation": STEPS_SOURCE.format("conv-ablation"),
+        },
+        published={
+            "per_seed_loss_curves": "the study shows validation loss per epoch for each seed (curves, no single figure)",
+            "lr_sweep": "lr 1e-2: the nose network still converges",
+            "conv_ablation": "3 convs instead of 4: no change",
+        },
+        literature=LITERATURE,
+    ),
+    "003": Protocol(
+        name="keypoints",
+        question=f"{QUESTION} (write-up 003)",
+        data=DATA,
+        default_spec="synth:3000",
+        settings={
+            "arch": per_part("kpnet-full", "kpnet-full", "resnet18"),
+            "convs": per_part(4, 6, None),
+            "size": per_part("80x60", "240x180", "128"),
+            "channels": 1,
+            "augment": True,
+            "epochs": 20,
+            "batch": per_part(32, 32, 32),
+            "opt": "adam",
+            "lr": per_part(1e-4, 1e-3, 1e-4),
+            "weights": per_part(None, None, "imagenet"),
+            "valid_share": None,
+            "seeds": 3,
+            "lr_sweep": "1e-05,0.0001,0.001",
+            "conv_ablation": "none",
+        },
+        sources={
+            "arch": f"the study: nose 4 convs (3x3 to 7x7) + 3 fc, 58 points 6 convs 5x5 + 2 fc, 68 points ResNet-18 ({NETWORKS})",
+            "convs": "the study (nose 4, 58 points 6)",
+            "size": "facelab's choice (write-up 004's sizes; 003 does not record them)",
+            "augment": "the study for 58 points (flip, shift, rotate); facelab adds scale and brightness/contrast",
+            "epochs": FACELAB_SOURCE,
+            "batch": "the study for 68 points (32); facelab's choice for the others",
+            "opt": "the study for 58 points (Adam); facelab's choice for the others",
+            "weights": "the study (68 points: ResNet-18 fine-tuned from pretrained weights; the others from scratch)",
+            "valid_share": "facelab's choice: the data source's own split (003 does not record one)",
+            "seeds": FACELAB_SOURCE,
+            "lr_sweep": STEPS_SOURCE.format("lr-sweep"),
+            "conv_ablation": "the study records none",
+        },
+        published={
+            "per_seed_loss_curves": "the study shows validation loss per epoch for each seed (curves, no single figure)",
+            "lr_sweep": "lr 1e-5, 1e-4 and 1e-3 on the nose network: about the same loss",
+            "resnet18_loss": "68 points, ResNet-18: loss ~0.004 falling to ~0.002 (the write-up's loss, not facelab's)",
+        },
+        literature=LITERATURE,
+    ),
+}
+KEYPOINTS = VARIANTS["004"]
 
 
 @dataclass
@@ -88,61 +159,119 @@ def _value(setting, part: str):
 def keypoints_study(
     spec: str | None = None,
     *,
+    variant: str = "004",
     photos: str | None = None,
     out: str | Path | None = None,
     quiet: bool = False,
     runtime: Runtime | None = None,
     **options,
 ) -> dict:
-    """Each part trained once per seed; per-seed loss curves, NME with its spread over seeds, first-layer filters,
-    and the landmarks of ``photos`` (folder:PATH) from the richest part. Writes OUT/summary.json and OUT/report.html."""
+    """The write-up ``variant`` (003 or 004) as recorded: each part trained once per seed, per-seed loss curves, NME
+    with its spread over seeds, first-layer filters, the write-up's learning-rate sweep and conv ablation on the nose
+    network (one seed), and the landmarks of ``photos`` (folder:PATH) from the richest part. Writes OUT/summary.json
+    and OUT/report.html."""
     from ..keypoints.photos import landmarks
     from ..probes.activations import filters
-    from ..training.config import TrainConfig
+    from ..training.engine import trained
 
-    plan = Plan.of(KEYPOINTS, spec, options, runtime)
+    if variant not in VARIANTS:
+        raise FacelabError(f"--variant {variant!r}: the study's write-ups are {', '.join(VARIANTS)}")
+    plan = Plan.of(VARIANTS[variant], spec, options, runtime)
     s = plan.settings
     parts, skipped = parts_for(plan.spec)
     plan.notes += skipped
+    _convs_only_for_kpnet(plan, parts)
     if photos:
         photo_files(photos)
     folder = study_folder(out, "keypoints")
     results = {}
     for part in parts:
         slug = part.name.replace(" ", "_")
-        crop = open_spec(part.spec).default_crop  # the source's framing, as the study's courses crop
-        seeds = []
-        for seed in range(int(s["seeds"])):
-            cfg = TrainConfig(
-                spec=part.spec,
-                out=str(folder / slug / f"seed{seed}"),
-                task="keypoints",
-                points=part.points,
-                arch=_value(s["arch"], part.name),
-                size=_value(s["size"], part.name),
-                channels=int(s["channels"]),
-                augment=bool(s["augment"]),
-                epochs=int(s["epochs"]),
-                batch=int(s["batch"]),
-                opt=s["opt"],
-                lr=float(s["lr"]),
-                crop=crop,
-                weights="none",
-                seed=seed,
-                **plan.runtime.train_settings,
-            )
-            seeds.append(trained(cfg, quiet)["final"])
-        first = folder / slug / "seed0"
+        runs = [trained(_part_config(plan, part, folder / slug / f"seed{seed}", seed), quiet) for seed in range(int(s["seeds"]))]
+        seeds = [r["final"] for r in runs]
         _loss_curves(folder / slug, int(s["seeds"]), folder / f"loss_{slug}.png", part.name)
-        filters(first, out=folder / slug / "filters", runtime=plan.runtime)
-        results[part.name] = {"folder": slug, "data": part.spec, "seeds": seeds, **_spread(seeds)}
+        filters(folder / slug / "seed0", out=folder / slug / "filters", runtime=plan.runtime)
+        baseline = runs[0]["baseline_mean_shape"]
+        results[part.name] = {"folder": slug, "data": part.spec, "seeds": seeds, "baseline_mean_shape": baseline, **_spread(seeds)}
+    steps = _nose_steps(plan, parts[0], folder, quiet)
     on_photos = None
     if photos:
         on_photos = landmarks(folder / parts[-1].name.replace(" ", "_") / "seed0", photos, out=folder / "photos", runtime=plan.runtime)
     else:
         plan.notes.append("the user's photos: none given (--photos folder:PATH)")
-    summary = {"parts": results, "photos": None if on_photos is None else {"faces": len(on_photos["faces"]), "folder": "photos"}}
-    return write_study(folder, plan, summary, _comparisons(results), lambda rep: _sections(rep, results, on_photos))
+    summary = {
+        "variant": variant,
+        "parts": results,
+        "steps": steps,
+        "photos": None if on_photos is None else {"faces": len(on_photos["faces"]), "folder": "photos"},
+    }
+    comparisons = _comparisons(plan.protocol, results, steps)
+    return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, results, steps, on_photos))
+
+
+def _part_config(plan: Plan, part: Part, out: Path, seed: int, **changes):
+    """The training run of ``part`` under the plan's settings (per part where the write-up gives them per part)."""
+    from dataclasses import replace
+
+    from ..training.config import TrainConfig
+
+    s = plan.settings
+    arch = _value(s["arch"], part.name)
+    cfg = TrainConfig(
+        spec=part.spec,
+        out=str(out),
+        task="keypoints",
+        points=part.points,
+        arch=arch,
+        convs=_value(s["convs"], part.name),
+        size=_value(s["size"], part.name),
+        channels=int(s["channels"]),
+        augment=bool(s["augment"]),
+        epochs=int(_value(s["epochs"], part.name)),
+        batch=int(_value(s["batch"], part.name)),
+        opt=s["opt"],
+        lr=float(_value(s["lr"], part.name)),
+        crop=open_spec(part.spec).default_crop,  # the source's framing, as the study's courses crop
+        weights=plan.weights_for(arch, part.name) or "none",
+        valid_share=_value(s["valid_share"], part.name),
+        seed=seed,
+        **plan.runtime.train_settings,
+    )
+    return replace(cfg, **changes)
+
+
+def _convs_only_for_kpnet(plan: Plan, parts: list[Part]) -> None:
+    """A conv count is the kpnet networks' only: dropped (and said) for a part trained with another network."""
+    convs = plan.settings["convs"]
+    kept = {p: (_value(convs, p) if str(_value(plan.settings["arch"], p)).startswith("kpnet") else None) for p in PARTS}
+    if any(kept[p.name] != _value(convs, p.name) for p in parts):
+        plan.settings["convs"] = kept
+        plan.reasons["convs"] = "only the kpnet networks take a conv count"
+
+
+def _numbers(text: str | None, kind: type) -> list:
+    try:
+        return [kind(float(t)) for t in str(text or "none").split(",") if t.strip() and t.strip() != "none"]
+    except ValueError:
+        raise FacelabError(f"{text!r}: expected numbers separated by commas, or none") from None
+
+
+def _nose_steps(plan: Plan, nose: Part, folder: Path, quiet: bool) -> dict:
+    """The write-up's learning-rate sweep and conv ablation on the nose network, one seed each (facelab sweep)."""
+    from ..keypoints.sweep import sweep
+
+    s = plan.settings
+    base = _part_config(plan, nose, folder, 0)
+    steps = {}
+    lrs = _numbers(s["lr_sweep"], float)
+    if lrs:
+        steps["lr_sweep"] = sweep(base, lrs, [base.convs], folder / "lr_sweep", quiet=quiet) | {"folder": "lr_sweep"}
+    convs = _numbers(s["conv_ablation"], int)
+    if convs and base.arch.startswith("kpnet"):
+        steps["conv_ablation"] = sweep(base, [base.lr], convs, folder / "conv_ablation", quiet=quiet) | {"folder": "conv_ablation"}
+    elif convs:
+        plan.notes.append(f"conv ablation: not run, the nose network {base.arch} has no conv count (kpnet-small/kpnet-full do)")
+    return steps
 
 
 def _spread(finals: list[dict]) -> dict:
@@ -171,30 +300,39 @@ def _loss_curves(part_folder: Path, seeds: int, path: Path, name: str) -> None:
     line_plot(series, path, "epoch", "validation loss", f"{name}: validation loss per seed", integer_x=True)
 
 
-def _comparisons(results: dict) -> list[Comparison]:
-    anchors = "; ".join(f"{k} {v}" for k, v in KEYPOINTS.literature["300w_nme_interocular"].items())
+def _comparisons(protocol: Protocol, results: dict, steps: dict) -> list[Comparison]:
+    """Per part: NME and pixel error over seeds, each beside the mean shape (the baseline to beat); then the nose
+    network's sweep and ablation, one seed per setting, beside what the write-up says of them."""
+    anchors = "; ".join(f"{k} {v}" for k, v in protocol.literature["300w_nme_interocular"].items())
     rows = []
     for name, r in results.items():
         seeds = len(r["seeds"])
-        if "val_nme" in r:
-            literature = f"300-W: {anchors} ({KEYPOINTS.literature['source']})" if name == "68 points" else None
-            figure = f"{name}: NME, inter-ocular (mean of {seeds} seeds)"
-            rows.append(Comparison(figure, "not published", r["val_nme"]["mean"], tuple(r["val_nme"]["ci"]), literature))
-        rows.append(
-            Comparison(
-                f"{name}: error in pixels (mean of {seeds} seeds)", "not published", r["val_px_err"]["mean"], tuple(r["val_px_err"]["ci"])
-            )
-        )
+        for key, unit in (("val_nme", "NME, inter-ocular"), ("val_px_err", "error in pixels")):
+            if key not in r:
+                continue
+            literature = f"300-W: {anchors} ({protocol.literature['source']})" if name == "68 points" and key == "val_nme" else None
+            measured = r[key]["mean"], tuple(r[key]["ci"])
+            rows.append(Comparison(f"{name}: {unit} (mean of {seeds} seeds)", "not published", *measured, literature))
+            rows.append(Comparison(f"{name}: {unit} of the mean shape (the baseline to beat)", "—", r["baseline_mean_shape"][key]))
+    for step, says in (("lr_sweep", "lr {lr:g}"), ("conv_ablation", "{convs} convs")):
+        for setting in steps.get(step, {}).get("settings", []):
+            figure = f"nose, {says.format(**setting)}: error in pixels (1 seed)"
+            rows.append(Comparison(figure, protocol.published.get(step, "not published"), setting["val_px_err"]))
     return rows
 
 
-def _sections(rep: Report, results: dict, on_photos: dict | None) -> None:
+def _sections(rep: Report, results: dict, steps: dict, on_photos: dict | None) -> None:
     for name, r in results.items():
         rep.heading(f"{name} ({r['data']})")
         rep.figure(f"loss_{r['folder']}.png", f"{name}: validation loss per epoch, one curve per seed")
         rep.figure(f"{r['folder']}/seed0/figures/best_worst.png", "best and worst validation faces of seed 0: truth lime, prediction red")
         rep.figure(f"{r['folder']}/filters/filters_layer1.png", "first-layer filters of seed 0")
         rep.links([(f"seed {k} training report", f"{r['folder']}/seed{k}/report.html") for k in range(len(r["seeds"]))])
+    for step, title in (("lr_sweep", "The nose network's learning-rate sweep"), ("conv_ablation", "The nose network with fewer convs")):
+        if step in steps:
+            rep.heading(title)
+            rep.figure(f"{step}/figures/sweep.png", "validation loss per epoch, one line per setting (one seed each)")
+            rep.links([("the sweep's report", f"{step}/report.html")])
     if on_photos is not None:
         rep.heading("The user's photos")
         rep.paragraph(f"{len(on_photos['faces'])} faces found and landmarked.")
@@ -212,8 +350,11 @@ STUDY = Study(
     _headline,
     "Nose tip, 58 and 68 points: NME over seeds, per-seed loss curves, filters, your photos.",
     options=(
+        Option("variant", str, "004", "The write-up whose protocol to run: 004 or 003."),
         Option("photos", str, None, "Your photos (folder:PATH): faces found, landmarks drawn."),
         Option("seeds", int, None, "Runs per part, one per seed (default: 3)."),
+        Option("lr_sweep", str, None, "Learning rates the nose network also trains with, one seed each (default: the write-up's; none)."),
+        Option("conv_ablation", str, None, "Conv counts of the nose network to compare, one seed each (default: the write-up's; none)."),
     ),
     scale=("arch", "size", "epochs", "batch"),
     seeded=False,

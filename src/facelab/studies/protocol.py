@@ -99,18 +99,19 @@ class Plan:
                 out.append(f"{key}: {_shown(self.settings[key])} instead of {_shown(published)}{why}")
         return out + self.notes
 
-    def weights_for(self, arch: str) -> str | None:
-        """The ImageNet weights the protocol asks for, when they can be had (cached or downloaded); otherwise
-        None (from scratch), with the reason kept as a departure."""
+    def weights_for(self, arch: str, part: str | None = None) -> str | None:
+        """The ImageNet weights the protocol asks for (for ``part``, where the setting is per part), when they can be
+        had (cached or downloaded); otherwise None (from scratch), with the reason kept as a departure."""
         from ..models.registry import weights_if_available
 
-        wanted = self.settings.get("weights")
+        setting = self.settings.get("weights")
+        wanted = setting[part] if isinstance(setting, dict) else setting
         if wanted != "imagenet":
             return wanted
         weights, reason = weights_if_available(arch, "auto")
         if weights is None:
             self.reasons["weights"] = f"ImageNet weights not available: {reason}"
-            self.settings["weights"] = None
+            self.settings["weights"] = setting | {part: None} if isinstance(setting, dict) else None
         return weights
 
 
@@ -203,25 +204,3 @@ def write_study(folder: Path, plan: Plan, summary: dict, comparisons: list[Compa
     rep.write(folder / "report.html")
     record_entries(folder)
     return summary
-
-
-def trained(cfg, quiet: bool) -> dict:
-    """The summary of the run ``cfg`` describes: read back when a finished run with this config is already in its
-    folder (a study run again, or resumed after a stop), continued from its last checkpoint when it was stopped,
-    trained from the start otherwise."""
-    import json
-    from dataclasses import asdict
-
-    from ..training.engine import train
-    from ..training.run_folder import RunFolder
-
-    run = RunFolder(Path(cfg.out))
-    config = run.path / "config.json"
-    same = config.exists() and {k: v for k, v in run.read_config()["train"].items() if k != "head"} == {
-        k: v for k, v in asdict(cfg).items() if k != "head"
-    }
-    if same and (run.path / "summary.json").exists():
-        return json.loads((run.path / "summary.json").read_text())
-    if same and run.last_checkpoint.exists():
-        return train(resume=run.path, quiet=quiet)
-    return train(cfg, quiet=quiet, force=True)

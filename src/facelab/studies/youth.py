@@ -8,7 +8,7 @@ from pathlib import Path
 from ..data.spec import open_spec
 from ..hardware import Runtime
 from ..report.html import Report
-from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, trained, write_study
+from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
 from .registry import Option, Study
 
 RECORDED_SOURCE = (
@@ -75,6 +75,7 @@ def youth_study(
     from ..probes.dream import OBJECTIVES, dream, edit
     from ..probes.subject import load_subject
     from ..training.config import TrainConfig
+    from ..training.engine import trained
 
     plan = Plan.of(YOUTH, spec, options, runtime)
     s = plan.settings

@@ -74,6 +74,9 @@ class TrainConfig:
     )
     balance: str | None = option(None, "Undersample training images to balance this attribute.")
     inverted_fraction: float = option(0.0, "Fraction of training images shown upside down.")
+    valid_share: float | None = option(
+        None, "Pool the training and validation images and hold out this share for validation, seeded (0.1: a 90/10 split)."
+    )  # None: the data source's own split
     augment: bool = option(True, "Flips, small shifts, brightness/contrast on whole batches.")
     flip: bool = True
     precision: str = "auto"
@@ -114,6 +117,8 @@ class TrainConfig:
             raise FacelabError(f"--device {self.device!r}: use one of {', '.join(DEVICES)}")
         if not 0.0 <= self.inverted_fraction <= 1.0:
             raise FacelabError(f"--inverted-fraction {self.inverted_fraction}: must be between 0 and 1")
+        if self.valid_share is not None and not 0 < self.valid_share < 1:
+            raise FacelabError(f"--valid-share {self.valid_share}: give a share between 0 and 1 (0.1 for a 90/10 split)")
         from ..models.registry import check_arch
         from .task_registry import task_class
 

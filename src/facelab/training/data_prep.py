@@ -114,7 +114,7 @@ def prepare_data(
         rows = sel.source_rows()
     if for_training and not (sel.split == 0).any():
         raise FacelabError(f"{fs.spec}: the selection has no training images")
-    split = _with_validation(sel.split, cfg.seed) if (sel.split == 0).any() else sel.split
+    split = _with_validation(sel.split, cfg.seed, cfg.valid_share) if (sel.split == 0).any() else sel.split
     n_valid = int((split == 1).sum())
     if for_training and n_valid < FEW_VALID and not quiet:
         say(
@@ -127,15 +127,17 @@ def prepare_data(
     return Prepared(task, cache, images, targets, rows, split, sel.names, sel.attributes, sel.attr_names, skipped.say(), sel)
 
 
-def _with_validation(split: np.ndarray, seed: int, share: float = 0.1) -> np.ndarray:
-    """The split, with a seeded ``share`` of the training images moved to validation when a set has none
-    (300-W ships only train and test)."""
+def _with_validation(split: np.ndarray, seed: int, share: float | None = None) -> np.ndarray:
+    """The split with a seeded share of its images held out for validation: with ``share`` given, the training and
+    validation images pooled and split again (0.1: a 90/10 split, the test images untouched); without, 10% of the
+    training images, only when a set has no validation split (300-W ships only train and test)."""
     split = split.copy()
-    if (split == 1).any():
+    if share is None and (split == 1).any():
         return split
-    train = np.flatnonzero(split == 0)
-    if len(train) < 2:
+    pool = np.flatnonzero(split == 0) if share is None else np.flatnonzero(split <= 1)
+    if len(pool) < 2:
         raise FacelabError("the selection has one training image and no validation split: nothing to validate on")
-    moved = np.random.default_rng(seed).choice(train, size=max(1, int(round(share * len(train)))), replace=False)
+    split[pool] = 0
+    moved = np.random.default_rng(seed).choice(pool, size=max(1, int(round((share or 0.1) * len(pool)))), replace=False)
     split[moved] = 1
     return split

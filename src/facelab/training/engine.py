@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -238,6 +239,22 @@ def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
     at = f"epoch {where['epoch'] + 1}, after batch {where['batch']}"
     saved = f"checkpoint {kept} saved there" if kept else "before the first batch, so nothing to save"
     return RunStopped(signum, f"stopped by {name} at {at} ({saved}); continue with: facelab train --resume {run.path}")
+
+
+def trained(cfg, quiet: bool) -> dict:
+    """The summary of the run ``cfg`` describes: read back when a finished run with this config is already in its
+    folder (a study run again, or resumed after a stop), continued from its last checkpoint when it was stopped,
+    trained from the start otherwise."""
+    run = RunFolder(Path(cfg.out))
+    config = run.path / "config.json"
+    same = config.exists() and {k: v for k, v in run.read_config()["train"].items() if k != "head"} == {
+        k: v for k, v in asdict(cfg).items() if k != "head"
+    }
+    if same and (run.path / "summary.json").exists():
+        return json.loads((run.path / "summary.json").read_text())
+    if same and run.last_checkpoint.exists():
+        return train(resume=run.path, quiet=quiet)
+    return train(cfg, quiet=quiet, force=True)
 
 
 def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, rt: Runtime, outputs=None) -> dict:
