@@ -85,6 +85,49 @@ def test_edit_smiling_changes_the_mouth_and_the_prediction(smiling_run, tmp_path
     assert s["prob_after"] < s["prob_before"]
 
 
+def test_edits_and_dreams_stay_in_their_budget_and_say_what_they_did(smiling_run, tmp_path):
+    """The default edit moves the image at most its L2 budget (0.07 x sqrt(values)); start.png and edited.png are
+    the network's inputs, lossless; the summary measures the change (SSIM, high-frequency share, where it went)."""
+    s = facelab.edit(smiling_run, "synth:64#2", "Smiling", to=1, out=tmp_path / "e")
+    eps = 0.07 * np.sqrt(3 * 64 * 64)
+    assert s["budget"]["norm"] == "l2" and s["budget"]["eps"] == pytest.approx(eps) and 0 < s["budget"]["used"] <= eps * 1.001
+    start, edited = (np.asarray(Image.open(tmp_path / "e" / f), dtype=float) / 255 for f in ("start.png", "edited.png"))
+    assert start.shape == edited.shape == (64, 64, 3)
+    assert np.linalg.norm(edited - start) <= eps + 0.5 * np.sqrt(start.size) / 255  # within the budget, up to 8-bit rounding
+    assert 0.5 < s["ssim"] < 1 and 0 < s["high_frequency_share"] < 1
+    assert s["change_inside_face"] > s["change_outside_face"] > 0  # synthetic faces: the face from their landmarks
+    page = (tmp_path / "e" / "report.html").read_text()
+    assert "SSIM to the start image" in page and "high-frequency share" in page
+    unbounded = facelab.edit(smiling_run, "synth:64#2", "Smiling", to=1, reg=facelab.Regularisers(budget=0), out=tmp_path / "u")
+    assert unbounded["budget"]["eps"] is None and unbounded["budget"]["used"] > 0
+    linf = facelab.edit(smiling_run, "synth:64#2", "Smiling", reg=facelab.Regularisers(budget=0.03, budget_norm="linf"), out=tmp_path / "l")
+    assert linf["budget"]["used"] <= 0.03 + 1e-6
+    d = facelab.dream(smiling_run, "synth:64#3", "2", "all", "abs", steps=5, out=tmp_path / "d")
+    assert (tmp_path / "d" / "start.png").exists() and len(list((tmp_path / "d" / "edited").glob("channel_*.png"))) == 32
+    assert 0 < d["ssim"] <= 1 and set(d["per_channel_measures"]) == {str(c) for c in range(32)}
+    assert set(d["prob_before"]) == {"Smiling", "Male"}
+
+
+def test_change_measures_tell_speckle_from_shapes():
+    import torch
+
+    from facelab.probes.change import high_frequency_share, ssim
+    from facelab.training.robust import project
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 64, 64, generator=gen)
+    assert ssim(image, image) == pytest.approx(1.0, abs=1e-6)
+    speckle = torch.randn(3, 64, 64, generator=gen) * 0.05
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    blob = 0.05 * torch.exp(-(xx**2 + yy**2) / 0.1).expand(3, 64, 64)  # a smooth shape, as a feature would change
+    assert high_frequency_share(speckle) > 0.8 and high_frequency_share(blob) < 0.05 and high_frequency_share(blob * 0) is None
+    assert ssim(image, (image + speckle).clamp(0, 1)) < ssim(image, (image + blob).clamp(0, 1))
+    big = torch.randn(4, 3, 8, 8, generator=gen)
+    assert project(big, 1.5, "l2").flatten(1).norm(dim=1).max() <= 1.5 + 1e-5 and project(big, 0.2, "linf").abs().max() <= 0.2
+    small = big * 1e-3
+    assert torch.equal(project(small, 1.5, "l2"), small)  # inside the ball: untouched
+
+
 def test_edit_of_a_photo_file_has_no_mask(smiling_run, tmp_path):
     from facelab.data.spec import open_spec
 
@@ -92,6 +135,7 @@ def test_edit_of_a_photo_file_has_no_mask(smiling_run, tmp_path):
     Image.fromarray(img).save(tmp_path / "me.jpg")
     s = facelab.edit(smiling_run, str(tmp_path / "me.jpg"), "Smiling", to=1, steps=10, out=tmp_path / "out")
     assert s["change_inside_mask"] is None and s["change_outside_mask"] is None
+    assert s["change_inside_face"] is None and "unknown (no landmarks)" in (tmp_path / "out" / "report.html").read_text()
     assert (tmp_path / "out" / "edit.png").exists()
 
 

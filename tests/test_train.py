@@ -328,9 +328,11 @@ def test_robust_perturbation_stays_in_its_budget_and_raises_the_loss():
 def test_a_robust_run_records_its_budget_and_bad_budgets_are_one_line(tmp_path):
     out = tmp_path / "robust"
     facelab.train(spec="synth:256", out=str(out), size="32", epochs=1, batch=64, robust=0.03, quiet=True)
-    assert json.loads((out / "config.json").read_text())["train"]["robust"] == 0.03
-    with pytest.raises(FacelabError, match="--robust 2.0: give a budget between 0 and 1"):
-        TrainConfig(robust=2.0)
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert train["robust"] == 0.03 and train["robust_norm"] == "l2"  # L2 unless --robust-norm linf
+    assert TrainConfig(robust=2.0).robust == 2.0  # an L2 budget over a whole image may exceed one value's range
+    with pytest.raises(FacelabError, match="--robust 2.0: give a budget above 0 in pixel units"):
+        TrainConfig(robust=2.0, robust_norm="linf")
     with pytest.raises(FacelabError, match="--robust-norm 'l1'"):
         TrainConfig(robust_norm="l1")
 

@@ -49,13 +49,21 @@ SHARED = {
     "blur": ("--blur", float, 0.0, "Gaussian blur sigma applied every 4 steps (0 = off)."),
     "param": ("--param", str, "pixel", "pixel or fourier parametrisation."),
     "decorrelate": ("--decorrelate/--no-decorrelate", bool, False, "Step in decorrelated colour space."),
+    "budget": (
+        "--budget",
+        Optional[float],
+        None,
+        "How far from the start image, in pixel units (projected steps of 2.5 x budget / steps; 0: unbounded, at --lr). "
+        "Default: l2 0.07 x sqrt(values), 7.8 for 3 x 64 x 64; linf 0.06.",
+    ),
+    "budget_norm": ("--budget-norm", str, "l2", "The budget's norm: l2 (over the image) or linf (per value)."),
 }
 # A group a command names -> the options it adds, and what the command receives for them.
 GROUPS = {
     "runtime": ("precision", "device"),  # -> runtime: Runtime
     "probe": ("precision",),  # -> runtime: Runtime on the CPU
     "faces": ("detector", "upsample", "min_score"),  # -> faces: dict of the three
-    "ascent": ("jitter", "blur", "param", "decorrelate"),  # -> reg: the gradient ascent's Regularisers
+    "ascent": ("jitter", "blur", "param", "decorrelate", "budget", "budget_norm"),  # -> reg: the gradient ascent's Regularisers
 }
 IMAGE_HELP = "An image file, or SPEC#ITEM: one item of a data set (synth:64#3, celeba:/data/celeba#000123.jpg)."
 
@@ -129,8 +137,8 @@ def takes(*names: str, train=(), **defaults):
             if "ascent" in names:
                 from .probes.ascent import Regularisers
 
-                jitter, blur, param, decorrelate = (given.pop(k) for k in GROUPS["ascent"])
-                given["reg"] = Regularisers(jitter=jitter, blur_sigma=blur, param=param, decorrelate=decorrelate)
+                jitter, blur, param, decorrelate, budget, budget_norm = (given.pop(k) for k in GROUPS["ascent"])
+                given["reg"] = Regularisers(jitter, blur, param=param, decorrelate=decorrelate, budget=budget, budget_norm=budget_norm)
             if train:
                 chosen = {n: given.pop(n) for n in train}
                 if isinstance(chosen.get("attrs"), str):

@@ -1,9 +1,10 @@
 """Gradient ascent on the input image, shared by activation maximisation (dream) and attribute editing.
 
 Plain ascent on an ordinary CNN drifts into high-frequency adversarial noise; the regularisers
-users of feature visualisation expect keep the result readable: a random shift each step
-(jitter), an occasional blur, the pixel range clamp, and optionally a Fourier parametrisation
-(steps favour low frequencies) with decorrelated colour.
+users of feature visualisation expect keep the result readable: a perturbation budget around the
+start image (projected gradient ascent, as in adversarial robustness work), a random shift each
+step (jitter), an occasional blur, the pixel range clamp, and optionally a Fourier
+parametrisation (steps favour low frequencies) with decorrelated colour.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ import torch
 
 from ..errors import FacelabError
 from ..progress import progress_bar
+from ..training.robust import PGD_STEP, project
 from .subject import pixels_to_uint8
 
 # The square root of ImageNet's colour correlation (as in Olah et al.'s Lucid), columns normalised.
 _COLOUR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOUR_SQRT = _COLOUR_SQRT / _COLOUR_SQRT.norm(dim=0).max()
 PARAMS = ("pixel", "fourier")
+BUDGET_NORMS = ("l2", "linf")
+# The default budget, as the root mean square change per value the L2 budget allows (7.8 for a 3 x 64 x 64 input,
+# 15.5 at 128 px), or the largest change per value for L-inf: small enough that the face stays recognisable.
+DEFAULT_BUDGET = {"l2": 0.07, "linf": 0.06}
 
 
 @dataclass
@@ -31,12 +37,27 @@ class Regularisers:
     blur_every: int = 4
     param: str = "pixel"  # pixel or fourier
     decorrelate: bool = False  # steps in decorrelated colour space (RGB networks)
+    budget: float | None = None  # how far from the start image, in pixel units (0..1 values); None: the default; 0: unbounded
+    budget_norm: str = "l2"  # l2 (over the whole image) or linf (per value)
 
     def __post_init__(self):
         if self.param not in PARAMS:
             raise FacelabError(f"--param {self.param!r}: use pixel or fourier")
         if self.jitter < 0 or self.blur_sigma < 0:
             raise FacelabError("--jitter and --blur must not be negative")
+        if self.budget_norm not in BUDGET_NORMS:
+            raise FacelabError(f"--budget-norm {self.budget_norm!r}: use l2 or linf")
+        if self.budget is not None and self.budget < 0:
+            raise FacelabError(f"--budget {self.budget}: give 0 (unbounded) or a positive budget in pixel units")
+
+    def eps(self, shape: torch.Size) -> float | None:
+        """The budget for one image of ``shape`` (C, H, W); None when unbounded."""
+        if self.budget == 0:
+            return None
+        if self.budget is not None:
+            return float(self.budget)
+        per_value = DEFAULT_BUDGET[self.budget_norm]
+        return per_value * float(np.sqrt(np.prod(shape))) if self.budget_norm == "l2" else per_value
 
 
 @dataclass
@@ -74,10 +95,19 @@ class _Image:
         return (x + 0.5).clamp(0, 1)
 
     @torch.no_grad()
-    def step(self, lr: float) -> None:
+    def step(self, lr: float, norm: str | None = None) -> None:
+        """A step of ``lr`` along the gradient: scaled by its mean magnitude (unbounded ascent), or PGD's steepest
+        step for the budget's ``norm`` (the gradient's sign for linf, its unit vector for l2)."""
         g = self.param.grad
-        scale = g.abs().flatten(1).mean(1).clamp_min(1e-20).view(-1, *[1] * (g.ndim - 1))
-        self.param.add_(g / scale, alpha=lr)
+        if norm == "linf":
+            self.param.add_(g.sign(), alpha=lr)
+            return
+        size = g.flatten(1).norm(dim=1) if norm == "l2" else g.abs().flatten(1).mean(1)
+        self.param.add_(g / size.clamp_min(1e-20).view(-1, *[1] * (g.ndim - 1)), alpha=lr)
+
+    @torch.no_grad()
+    def set_pixels(self, pixels: torch.Tensor) -> None:
+        self.param.copy_(_Image(pixels, self.reg).param)
 
     @torch.no_grad()
     def keep_in_range(self) -> None:
@@ -91,8 +121,7 @@ class _Image:
         from torchvision.transforms.v2.functional import gaussian_blur
 
         k = max(3, int(2 * round(3 * sigma) + 1))
-        blurred = gaussian_blur(self.pixels(), [k, k], [sigma, sigma])
-        self.param.copy_(_Image(blurred, self.reg).param)
+        self.set_pixels(gaussian_blur(self.pixels(), [k, k], [sigma, sigma]))
 
 
 def ascend(
@@ -108,12 +137,17 @@ def ascend(
 ) -> Ascent:
     """Maximise ``objective(pixels in [0, 1]) -> (B,)`` from the ``start`` pixels (B, C, H, W).
 
-    Steps follow the gradient scaled by its mean magnitude per image (not Adam, whose per-pixel
-    normalisation moves every pixel alike and so hides where the network's evidence lies).
+    Within the budget (``reg.eps``): projected gradient ascent, steps of PGD_STEP x budget / steps, each image
+    moved back into the budget ball around its start after every step. Unbounded: steps of ``lr`` along the
+    gradient scaled by its mean magnitude per image (not Adam, whose per-pixel normalisation moves every pixel
+    alike and so hides where the network's evidence lies).
     """
     if steps < 1 or lr <= 0:
         raise FacelabError("--steps must be at least 1 and --lr positive")
-    image = _Image(start.detach().float(), reg)
+    start = start.detach().float()
+    image = _Image(start, reg)
+    eps = reg.eps(start.shape[1:])
+    norm, lr = (None, lr) if eps is None else (reg.budget_norm, PGD_STEP * eps / steps)
     gen = torch.Generator().manual_seed(seed)
     values, frames = [], [pixels_to_uint8(start[:1])]
     every = max(1, steps // n_frames)
@@ -126,10 +160,12 @@ def ascend(
             value = objective(x)
             image.param.grad = None
             value.sum().backward()
-            image.step(lr)
+            image.step(lr, norm)
             image.keep_in_range()
             if reg.blur_sigma > 0 and (step + 1) % reg.blur_every == 0:
                 image.blur(reg.blur_sigma)
+            if eps is not None:
+                image.set_pixels(start + project(image.pixels() - start, eps, norm))
             values.append(value.detach().float().tolist())
             if (step + 1) % every == 0 or step == steps - 1:
                 frames.append(pixels_to_uint8(image.pixels()[:1]))

@@ -11,9 +11,10 @@ from ..errors import FacelabError
 from ..hardware import Runtime
 from ..report.figures import image_grid, line_plot, map_grid, save_gif, save_png
 from .ascent import Ascent, Regularisers, ascend
+from .change import HIGH_FREQUENCY_SIGMA, change_by_mask, change_measures
 from .layers import recorded, resolve_layer
 from .output import probe_folder, write_probe_output
-from .subject import open_probe, pixels_to_uint8
+from .subject import named_probabilities, open_probe, pixels_to_uint8
 
 OBJECTIVES = {
     "sum": lambda a: a.sum(dim=(-2, -1)),
@@ -64,9 +65,12 @@ def dream(
     chans = list(range(n_channels)) if channel == "all" else [_channel_number(channel, n_channels)]
     idx = torch.tensor(chans)
     f = channel_objective(opened, lyr, objective, idx)
-    result = ascend(f, start.repeat(len(chans), 1, 1, 1), steps, lr, reg or Regularisers(), seed, quiet, "dream")
+    reg = reg or Regularisers()
+    result = ascend(f, start.repeat(len(chans), 1, 1, 1), steps, lr, reg, seed, quiet, "dream")
     with torch.no_grad():
         before, after = f(start.repeat(len(chans), 1, 1, 1)), f(result.pixels)
+        logits = model(opened.contract.normalise(torch.cat([start, result.pixels[:1]]))).float()
+    measures = [change_measures(start[0], p, reg.eps(start.shape[1:]), reg.budget_norm, subject.face) for p in result.pixels]
     summary = {
         "image": subject.name,
         "layer": lyr.name,
@@ -78,7 +82,12 @@ def dream(
         "objective_initial": float(before.sum()),
         "objective_final": float(after.sum()),
         "per_channel": {str(c): [float(b), float(a)] for c, b, a in zip(chans, before, after)},
+        "prob_before": named_probabilities(opened, logits[0]),
+        "prob_after": named_probabilities(opened, logits[1]),  # of the first channel's image
+        **_median_measures(measures),
+        "per_channel_measures": {str(c): m for c, m in zip(chans, measures)},
     }
+    _write_inputs(folder, start, result.pixels, [f"channel_{c}" for c in chans] if len(chans) > 1 else None)
     figures = _dream_figures(folder, opened, lyr, subject.image, start, result, chans, objective)
     facts = [
         ["layer", f"{lyr.index} ({lyr.name})"],
@@ -86,8 +95,46 @@ def dream(
         ["objective", objective],
         ["initial", summary["objective_initial"]],
         ["final", summary["objective_final"]],
+        *_measure_facts(summary),
     ]
     return write_probe_output(folder, f"facelab dream: {subject.name}", summary, figures, facts)
+
+
+def _median_measures(measures: list[dict]) -> dict:
+    """One image's measures as they are; several images' (a dream of every channel) as their medians."""
+    if len(measures) == 1:
+        return measures[0]
+
+    def median(values):
+        kept = [v for v in values if v is not None]
+        return float(np.median(kept)) if kept else None
+
+    first = measures[0]
+    out = {k: median([m[k] for m in measures]) for k in first if k != "budget"}
+    return out | {"budget": first["budget"] | {"used": median([m["budget"]["used"] for m in measures])}}
+
+
+def _measure_facts(summary: dict) -> list[list]:
+    """The measures beside each picture: what the ascent did to its image."""
+    b = summary["budget"]
+    shown = lambda v: "unknown (no landmarks)" if v is None else v  # noqa: E731
+    return [
+        ["SSIM to the start image", summary["ssim"]],
+        [f"high-frequency share of the change (blur sigma {HIGH_FREQUENCY_SIGMA} px removes it)", shown(summary["high_frequency_share"])],
+        [f"budget ({b['norm']})", "unbounded" if b["eps"] is None else f"{b['used']:.3f} of {b['eps']:.3f} used"],
+        ["mean |change| inside the face", shown(summary["change_inside_face"])],
+        ["mean |change| outside the face", shown(summary["change_outside_face"])],
+    ]
+
+
+def _write_inputs(folder: Path, start: torch.Tensor, edited: torch.Tensor, names: list[str] | None) -> None:
+    """start.png and edited.png: the network's own inputs, lossless, at its input size (several: edited/NAME.png)."""
+    save_png(pixels_to_uint8(start), folder / "start.png")
+    if names is None:
+        save_png(pixels_to_uint8(edited[:1]), folder / "edited.png")
+        return
+    for k, name in enumerate(names):
+        save_png(pixels_to_uint8(edited[k : k + 1]), folder / "edited" / f"{name}.png")
 
 
 def _channel_number(text: str, n: int) -> int:
@@ -153,11 +200,12 @@ def edit(
     k, sign = names.index(attr), 1.0 if to == 1 else -1.0
     f = lambda pixels: sign * model(normalise(pixels))[:, k].float()  # noqa: E731
     start = opened.contract.pixels(subject.image)
-    result = ascend(f, start, steps, lr, reg or Regularisers(), seed, quiet, "edit")
+    reg = reg or Regularisers()
+    result = ascend(f, start, steps, lr, reg, seed, quiet, "edit")
     with torch.no_grad():
         p_before, p_after = opened.task.probabilities(model(normalise(torch.cat([start, result.pixels]))))[:, k].tolist()
     change = (result.pixels - start).abs().mean(1)[0].numpy()  # (H, W), mean over colour
-    inside, outside = _change_by_mask(change, subject.mask(attr))
+    inside, outside = change_by_mask(change, subject.mask(attr))
     summary = {
         "image": subject.name,
         "attr": attr,
@@ -168,21 +216,18 @@ def edit(
         "prob_after": p_after,
         "change_inside_mask": inside,
         "change_outside_mask": outside,
+        **change_measures(start[0], result.pixels[0], reg.eps(start.shape[1:]), reg.budget_norm, subject.face),
     }
+    _write_inputs(folder, start, result.pixels, None)
     figures = _edit_figures(folder, subject, start, result, sign, attr, change)
     facts = [
         [f"P({attr}) before", p_before],
         [f"P({attr}) after", p_after],
         ["mean |change| inside the attribute's region", inside if inside is not None else "no mask"],
         ["mean |change| outside", outside if outside is not None else "no mask"],
+        *_measure_facts(summary),
     ]
     return write_probe_output(folder, f"facelab edit: {subject.name}, {attr} -> {to}", summary, figures, facts)
-
-
-def _change_by_mask(change: np.ndarray, mask: np.ndarray | None) -> tuple[float | None, float | None]:
-    if mask is None or not mask.any() or mask.all():
-        return None, None
-    return float(change[mask].mean()), float(change[~mask].mean())
 
 
 def _edit_figures(folder, subject, start, result: Ascent, sign, attr, change) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ import torch
 from ..data.cache import DEFAULT_MARGIN, decode_item, parse_size
 from ..data.detect import resize_to
 from ..data.images import read_rgb
+from ..data.regions import five_points, region_masks
 from ..errors import FacelabError
 from ..hardware import Runtime
 from ..run import Run
@@ -26,6 +27,7 @@ class Subject:
     image: np.ndarray  # (H, W, 3) uint8 at the network's input size
     masks: dict[str, np.ndarray] | None = None  # attribute -> (H, W) bool, synthetic items only
     labels: dict[str, int] | None = None
+    face: np.ndarray | None = None  # (H, W) bool: the face, drawn from the item's landmarks where it has them
 
     def mask(self, attr: str) -> np.ndarray | None:
         return None if self.masks is None else self.masks.get(attr)
@@ -52,12 +54,14 @@ def _item_index(fs, item: str, spec: str) -> int:
 def subject_from_item(fs, i: int, size: tuple[int, int], crop: str | None = None) -> Subject:
     """Item ``i`` of a data set decoded as the cache would, with its labels and (synthetic) masks."""
     crop = crop or fs.default_crop
-    img, _ = decode_item(fs, i, size, crop, DEFAULT_MARGIN[crop])
+    img, points = decode_item(fs, i, size, crop, DEFAULT_MARGIN[crop])
     masks = None
     if hasattr(fs, "masks") and size[0] == size[1]:
         masks = dict(zip(fs.attr_names, fs.masks(i, size[0])))
     labels = dict(zip(fs.attr_names, fs.attributes[i].tolist())) if fs.attributes is not None else None
-    return Subject(fs.names[i], img, masks, labels)
+    five = five_points(points) if points is not None else None
+    face = region_masks(five, size)["face"] if five is not None else None
+    return Subject(fs.names[i], img, masks, labels, face)
 
 
 def load_subject(image: str | Path, size: str | tuple[int, int], crop: str | None = None) -> Subject:

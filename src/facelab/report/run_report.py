@@ -48,6 +48,17 @@ def at_chance(summary: dict) -> list[str]:
     ]
 
 
+def robust_cost(cfg, rows: list[dict]) -> str:
+    """What --robust did and what it cost: the attack adds ``robust_steps`` forward and backward passes to each step."""
+    times = [float(r["time_s"]) for r in rows if r["split"] == "valid" and r.get("time_s") not in (None, "")]
+    per_epoch = f"; {times[-1] / len(times):.1f} s per epoch here" if times else ""
+    attack = "one step (fast adversarial training)" if cfg.robust_steps == 1 else f"{cfg.robust_steps} PGD steps"
+    return (
+        f"adversarial training: each batch replaced by its worst case within {cfg.robust} ({cfg.robust_norm}, pixel units), "
+        f"found by {attack}: about {1 + cfg.robust_steps}x the compute of a plain step{per_epoch}"
+    )
+
+
 def write_run_report(run, cfg, module, data, summary: dict) -> None:
     task = data.task
     rows = run.read_metrics()
@@ -61,6 +72,8 @@ def write_run_report(run, cfg, module, data, summary: dict) -> None:
     )
     for line in at_chance(summary):
         rep.paragraph(line)
+    if cfg.robust:
+        rep.paragraph(robust_cost(cfg, rows), "note")
     if summary.get("skipped"):
         shown = ", ".join(summary["skipped"][:20]) + (f" and {len(summary['skipped']) - 20} more" if len(summary["skipped"]) > 20 else "")
         rep.paragraph(f"left out ({len(summary['skipped'])}, unreadable or without a face found): {shown}", "note")

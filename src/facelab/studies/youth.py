@@ -16,6 +16,12 @@ RECORDED_SOURCE = (
     "channel k-1; the objective of each single-channel dream is not recorded here, so each runs with the sum)"
 )
 
+ROBUST_SOURCE = (
+    "facelab's addition (the study trains one network): a second one, trained adversarially within this L2 budget in pixel "
+    "units by PGD with these steps, whose edits and dreams change features rather than add noise (Santurkar et al. 2019); "
+    "--robust 0 leaves it out"
+)
+
 YOUTH = Protocol(
     name="youth",
     question=(
@@ -41,6 +47,8 @@ YOUTH = Protocol(
         "recorded_dreams": "1:11, 2:24, 3:27, 4:44",
         "recorded_rgb": "1:10,14,13; 3:51,54,64",
         "crop": SOURCE_CROP,
+        "robust": 0.5,
+        "robust_steps": 3,
     },
     sources={
         "crop": CROP_SOURCE,
@@ -50,6 +58,8 @@ YOUTH = Protocol(
         "recorded_dreams": RECORDED_SOURCE,
         "recorded_rgb": RECORDED_SOURCE,
         "size": "facelab's choice (Darknet64's name: the study's input size is not recorded)",
+        "robust": ROBUST_SOURCE,
+        "robust_steps": ROBUST_SOURCE,
     },
     published={"test_accuracy": 0.90, "note": "Darknet64 on CelebA's Young attribute, test split"},
 )
@@ -152,16 +162,102 @@ def youth_study(
     summary = {
         "run": {"final": run_summary["final"], "folder": "run"},
         "photo": photo,
-        "test_accuracy": {k: audited["overall"][k] for k in ("n", "accuracy", "accuracy_ci")} | baselines(audited["overall"]),
+        "test_accuracy": _test_accuracy(audited),
         "groups": [{k: g[k] for k in ("group", "n", "accuracy", "accuracy_ci")} for g in audited["groups"]],
         "dream": {o: {k: d[k] for k in ("layer", "objective_initial", "objective_final")} for o, d in inside["dream"].items()},
-        "edit": {
-            k: {"image": starts[k], "prob_before": e["prob_before"], "prob_after": e["prob_after"]} for k, e in inside["edit"].items()
-        },
+        "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in inside["edit"].items()},
         "layers": n_layers,
         "recorded": inside["recorded"],
+        "robust": None,
     }
+    if s["robust"]:
+        summary["robust"] = _robust_beside(plan, cfg, starts, photo, folder, steps, seed, quiet, inside)
     return write_study(folder, plan, summary, _comparisons(summary, s["target"]), lambda rep: _sections(rep, summary, inside))
+
+
+def _test_accuracy(audited: dict) -> dict:
+    return {k: audited["overall"][k] for k in ("n", "accuracy", "accuracy_ci")} | baselines(audited["overall"])
+
+
+def _edit_measures(e: dict) -> dict:
+    return {k: e[k] for k in ("prob_before", "prob_after", "ssim", "high_frequency_share")} | {"budget_used": e["budget"]["used"]}
+
+
+def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, steps: int, seed: int, quiet: bool, plain: dict) -> dict:
+    """The same network trained adversarially (``robust`` L2 budget, ``robust_steps`` PGD steps), its test accuracy,
+    its age edits and its dream with the square objective, each figure beside the plain network's."""
+    import time
+    from dataclasses import replace
+
+    from ..probes.audit import audit
+    from ..probes.dream import dream, edit
+    from ..training.engine import trained
+
+    s = plan.settings
+    robust_cfg = replace(cfg, out=str(folder / "robust"), robust=float(s["robust"]), robust_norm="l2", robust_steps=int(s["robust_steps"]))
+    began = time.perf_counter()
+    summary = trained(robust_cfg, quiet)
+    plan.check_chance("the robust", summary)
+    seconds = time.perf_counter() - began
+    run = folder / "robust"
+    audited = audit(run, by=[s["target"]], out=run / "audit", runtime=plan.runtime)
+    edits = {
+        direction: edit(
+            run,
+            starts[direction],
+            s["target"],
+            to=to,
+            steps=steps,
+            seed=seed,
+            out=folder / f"robust_edit_{direction}",
+            quiet=quiet,
+            runtime=plan.runtime,
+        )  # fmt: skip
+        for direction, to in (("older", 0), ("younger", 1))
+    }
+    dreamed = dream(run, photo, s["dream_layer"], "all", "square", steps=steps, seed=seed, out=folder / "robust_dream_square",
+                    quiet=quiet, runtime=plan.runtime)  # fmt: skip
+    _side_by_side_edits(folder, edits)
+    _side_by_side_dreams(folder, plain["dream"]["square"], dreamed)
+    return {
+        "final": summary["final"],
+        "folder": "robust",
+        "budget": {"norm": "l2", "eps": robust_cfg.robust, "steps": robust_cfg.robust_steps},
+        "train_seconds": round(seconds, 1),
+        "test_accuracy": _test_accuracy(audited),
+        "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in edits.items()},
+        "dream": {"square": {k: dreamed[k] for k in ("layer", "objective_initial", "objective_final", "ssim", "high_frequency_share")}},
+    }
+
+
+def _side_by_side_edits(folder: Path, robust_edits: dict) -> None:
+    """Per direction: the start, the plain network's edit and the robust one's (the networks' own inputs)."""
+    import numpy as np
+    from PIL import Image
+
+    from ..report.figures import image_grid
+
+    panels, captions = [], []
+    for direction in robust_edits:
+        read = lambda name: np.asarray(Image.open(folder / name).convert("RGB"))  # noqa: E731
+        panels += [read(f"edit_{direction}/start.png"), read(f"edit_{direction}/edited.png"), read(f"robust_edit_{direction}/edited.png")]
+        captions += [f"start ({direction} edit)", "plain network", "robust network"]
+    image_grid(panels, captions, folder / "edits_plain_vs_robust.png", cols=3)
+
+
+def _side_by_side_dreams(folder: Path, plain: dict, robust: dict, shown: int = 8) -> None:
+    """The first ``shown`` channels' dreams of the plain network (top row) and the robust one (bottom row)."""
+    import numpy as np
+    from PIL import Image
+
+    from ..report.figures import image_grid
+
+    panels, captions = [], []
+    for name, d, sub in (("plain", plain, "dream_square"), ("robust", robust, "robust_dream_square")):
+        for c in d["channels"][:shown]:
+            panels.append(np.asarray(Image.open(folder / sub / "edited" / f"channel_{c}.png").convert("RGB")))
+            captions.append(f"{name}, channel {c}")
+    image_grid(panels, captions, folder / "dreams_plain_vs_robust.png", cols=min(shown, len(panels) // 2))
 
 
 def parse_recorded(text: str) -> list[tuple[int, list[int]]]:
@@ -243,6 +339,9 @@ def _comparisons(summary: dict, target: str) -> list[Comparison]:
     for g in summary["groups"]:
         label = "young faces" if g["group"][target] else "older faces"
         rows.append(Comparison(f"accuracy on {label} (n={g['n']})", "not published", g["accuracy"], tuple(g["accuracy_ci"])))
+    if summary["robust"]:
+        r = summary["robust"]["test_accuracy"]
+        rows.append(Comparison(f"robust network: test accuracy (n={r['n']})", "not in the study", r["accuracy"], tuple(r["accuracy_ci"])))
     return rows
 
 
@@ -277,12 +376,29 @@ def _sections(rep: Report, summary: dict, inside: dict) -> None:
         for r in summary["recorded"]["rgb"]:
             rep.figure(r["figure"], f"layer {r['layer']}, channels {r['channels']} as R, G, B")
     rep.heading("Class-driven age shift")
+    networks = [("plain", summary["edit"])] + ([("robust", summary["robust"]["edit"])] if summary["robust"] else [])
     rep.table(
-        ["toward", "start image", "P(young) before", "P(young) after"],
-        [[k, e["image"], e["prob_before"], e["prob_after"]] for k, e in summary["edit"].items()],
+        ["network", "toward", "start image", "P(young) before", "P(young) after", "SSIM to the start", "high-frequency share"],
+        [
+            [net, k, e["image"], e["prob_before"], e["prob_after"], e["ssim"], e["high_frequency_share"]]
+            for net, edits in networks
+            for k, e in edits.items()
+        ],
     )
     for direction in summary["edit"]:
         rep.figure(f"edit_{direction}/edit.png", f"toward {direction}: the edited face and where its pixels changed")
+    if summary["robust"]:
+        r = summary["robust"]
+        rep.heading("Beside a robust network: features, not noise")
+        rep.paragraph(
+            f"The same network trained adversarially (L2 budget {r['budget']['eps']} in pixel units, {r['budget']['steps']} PGD steps; "
+            f"{r['train_seconds']:.0f} s of training): test accuracy {r['test_accuracy']['accuracy']:.3f} (n = {r['test_accuracy']['n']}) "
+            f"against the plain network's {summary['test_accuracy']['accuracy']:.3f}. Its edits within the same budget change what a "
+            "person sees; the plain network's are mostly fine speckle (the high-frequency share above)."
+        )
+        rep.figure("edits_plain_vs_robust.png", "each edit's start image, the plain network's edit and the robust network's")
+        rep.figure("dreams_plain_vs_robust.png", "the square objective's dreams of the first channels: plain network above, robust below")
+        rep.links([("robust training report", "robust/report.html")])
 
 
 def _headline(summary: dict) -> list[str]:
@@ -300,6 +416,7 @@ STUDY = Study(
         Option("photo", str, None, "The photo to look inside with (a file or SPEC#ITEM; default: the first test face)."),
         Option("steps", int, 60, "Gradient steps of each activation maximisation and edit."),
         Option("recorded", bool, True, "Also the write-up's recorded channels: single-channel dreams and RGB triples."),
+        Option("robust", float, None, "L2 budget of a robust network trained beside (default 0.5, pixel units; 0: none)."),
     ),
     demo=dict(spec="synth:8000", size="64", epochs=5),
     quick=dict(spec="synth:600", size="32", epochs=1, steps=10),

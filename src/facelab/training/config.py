@@ -93,9 +93,12 @@ class TrainConfig:
     min_score: float | None = option(None, "--crop detect/aligned: drop detections scoring below this (default: dlib-hog 0.1).")
     min_steps: int | None = option(None, "With --epochs left to the task: train at least this many optimiser steps (small sets).")
     robust: float | None = option(
-        None, "Adversarial training: each batch moved within this budget (pixel units, 0..1; e.g. 0.03 for linf) toward a higher loss."
+        None, "Adversarial training: each batch moved within this budget (pixel units; e.g. l2 0.5, linf 0.03) toward a higher loss."
     )
-    robust_norm: str = option("linf", "--robust's budget: linf (per value) or l2 (per image).")
+    robust_norm: str = option("l2", "--robust's budget: l2 (per image) or linf (per value).")
+    robust_steps: int = option(
+        1, "--robust's attack: 1 step of 1.25 x budget (fast adversarial training), or this many PGD steps of 2.5 x budget / steps."
+    )
     logger: str = option("csv", "Experiment logger beside metrics.csv: csv, tensorboard or mlflow (facelab[loggers]).")
     from_task: list[str] | None = None  # the settings the task chose because none was given (recorded in config.json)
 
@@ -107,8 +110,10 @@ class TrainConfig:
             raise FacelabError(f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
         if self.robust_norm not in ("linf", "l2"):
             raise FacelabError(f"--robust-norm {self.robust_norm!r}: use linf or l2")
-        if self.robust is not None and not 0 < self.robust < 1:
-            raise FacelabError(f"--robust {self.robust}: give a budget between 0 and 1 in pixel units (e.g. 0.03)")
+        if self.robust is not None and not (0 < self.robust < 1 or (self.robust_norm == "l2" and self.robust > 0)):
+            raise FacelabError(f"--robust {self.robust}: give a budget above 0 in pixel units (e.g. l2 0.5; linf 0.03, under 1)")
+        if self.robust_steps < 1:
+            raise FacelabError(f"--robust-steps {self.robust_steps}: give 1 (fast adversarial training) or more (PGD)")
         if self.logger not in LOGGERS:
             raise FacelabError(f"--logger {self.logger!r}: use one of {', '.join(LOGGERS)}")
         if self.precision not in PRECISIONS:
@@ -177,5 +182,5 @@ class TrainConfig:
         if self.opt != "sgd":
             others.add("momentum")
         if self.robust is None:
-            others.add("robust_norm")
+            others |= {"robust_norm", "robust_steps"}
         return {k: v for k, v in asdict(self).items() if k not in others and v is not None}

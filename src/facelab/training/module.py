@@ -71,7 +71,8 @@ class FaceModule(pl.LightningModule):
         x = invert_some(x, self.cfg["inverted_fraction"], gen)
         if self.cfg.get("robust"):  # --robust EPS: train on the batch's worst case within the budget (in input units)
             eps = self.cfg["robust"] / STD  # pixel units -> the normalised input's units (linf per value, l2 per image)
-            x = perturbed(lambda v: self.task.loss(self.model(v), y), x, eps, self.cfg.get("robust_norm", "linf"), gen)
+            loss_of = lambda v: self.task.loss(self.model(v), y)  # noqa: E731
+            x = perturbed(loss_of, x, eps, self.cfg["robust_norm"], gen, self.cfg["robust_steps"])
         logits = self.model(x)
         loss = self.task.loss(logits, y) + self.task.auxiliary_loss(self.model, y)
         if not torch.isfinite(loss):
