@@ -70,6 +70,12 @@ def test_inversion_study_summary_is_the_inversion_runs_plus_published(tmp_path):
     assert s["published"]["20"] == {"upright": 0.5, "inverted": 0.3} and s["published"]["100"]["inverted"] == 0.1
     assert "weights: none (from scratch) instead of imagenet" in s["departures"]
     assert (out / "inversion" / "figures" / "inversion_ids10.png").exists()
+    if s["settings"]["reference"] == "dlib":  # facelab[faces]: dlib's face-trained network beside the student
+        ref = s["reference"]["classes"]["10"]
+        assert set(ref) >= {"upright", "inverted", "gap_ci", "n"} and ref["n"] > 0 and s["reference"]["network"].startswith("dlib")
+        assert any(c["figure"].startswith("face-trained reference (dlib), 10 identities") for c in s["comparison"])
+    else:
+        assert s["reference"] is None and any(d.startswith("reference: none") for d in s["departures"])
     # the optimiser comparison the study describes: Adam on the first identity count, reported beside, not as published
     assert [(r["classes"], r["opt"], r["control"]) for r in s["optimisers"]] == [(10, "adam", None)]
     assert any(

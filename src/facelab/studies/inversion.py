@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import FacelabError
 from ..hardware import Runtime
 from ..report.html import Report
-from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
+from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, write_study
 from .registry import Option, Study, counts
 
 SCRATCH_ARCH = "darknet64"  # what the study trains when the protocol's ImageNet weights cannot be had
@@ -33,6 +34,7 @@ INVERSION = Protocol(
         "control": "inverted-trained",
         "compare_opts": "adam",
         "crop": SOURCE_CROP,
+        "reference": "dlib",
     },
     sources={
         "crop": CROP_SOURCE,
@@ -41,6 +43,8 @@ INVERSION = Protocol(
         "inverted_fraction": FACELAB_SOURCE,
         "compare_opts": "the published study tried other optimisers without naming them: facelab compares Adam on the first "
         "identity count (none: skip)",
+        "reference": "facelab's addition: dlib's face-recognition network (trained for identity on about 3 million faces), "
+        "scored upright and inverted on the same people beside the student network (facelab[faces]; none: skip)",
     },
     published={
         "20": {"upright": 0.5, "inverted": 0.3},
@@ -70,6 +74,7 @@ def inversion_study(
 
     plan = Plan.of(INVERSION, spec, options, runtime)
     s = plan.settings
+    _check_reference(plan)
     for classes in s["classes"]:  # enough identities for every count, before any training
         task_for(TrainConfig(spec=plan.spec, task="identity", classes=classes, arch=s["arch"])).select(plan.data, seed)
     folder = study_folder(out, "inversion")
@@ -103,9 +108,53 @@ def inversion_study(
         for r in runs
         if r["upright_acc"][-1] <= r["chance"] + CHANCE_MARGIN
     ]
-    summary = {"runs": runs, "optimisers": optimisers}
-    comparisons = _comparisons(runs) + _optimiser_rows(optimisers)
-    return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, runs, optimisers))
+    reference = _reference(plan, seed, n_boot, quiet)
+    summary = {"runs": runs, "optimisers": optimisers, "reference": reference}
+    comparisons = _comparisons(runs) + _optimiser_rows(optimisers) + _reference_rows(reference)
+    return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, runs, optimisers, reference))
+
+
+def _check_reference(plan: Plan) -> None:
+    """Before any training: the reference asked for is one facelab has; without dlib it is left out, with the reason."""
+    from ..data.detect import FACES_EXTRA, dlib_installed
+
+    s = plan.settings
+    if s["reference"] not in ("dlib", "none", None):
+        raise FacelabError(f"--reference {s['reference']!r}: use dlib or none")
+    if s["reference"] == "dlib" and not dlib_installed():
+        plan.reasons["reference"] = f"dlib is not installed: {FACES_EXTRA}"
+        s["reference"] = "none"
+
+
+def _reference(plan: Plan, seed: int, n_boot: int, quiet: bool) -> dict | None:
+    """dlib's face-recognition network on the same people as each identity count (``reference`` dlib), else None."""
+    from ..probes.face_reference import NETWORK, reference_for
+    from ..training.config import TrainConfig
+    from ..training.task_registry import task_for
+
+    s = plan.settings
+    if s["reference"] != "dlib":
+        return None
+    known = {}  # the embeddings of faces shared by the identity counts, computed once
+    classes = {}
+    for count in s["classes"]:
+        sel = task_for(TrainConfig(spec=plan.spec, task="identity", classes=count)).select(plan.data, seed)
+        classes[str(count)] = reference_for(sel, seed, n_boot, known, quiet)
+    return {"network": NETWORK, "classes": classes}
+
+
+def _reference_rows(reference: dict | None) -> list[Comparison]:
+    if reference is None:
+        return []
+    rows = []
+    for count, r in reference["classes"].items():
+        label = f"face-trained reference (dlib), {count} identities (n={r['n']})"
+        rows += [
+            Comparison(f"{label}: upright accuracy", "not in the study", r["upright"], tuple(r["upright_ci"])),
+            Comparison(f"{label}: inverted accuracy", "not in the study", r["inverted"], tuple(r["inverted_ci"])),
+            Comparison(f"{label}: upright minus inverted", "not in the study", r["gap"], tuple(r["gap_ci"])),
+        ]
+    return rows
 
 
 def _optimiser_rows(runs: list[dict]) -> list[Comparison]:
@@ -153,7 +202,7 @@ def _comparisons(runs: list[dict]) -> list[Comparison]:
     return rows
 
 
-def _sections(rep: Report, runs: list[dict], optimisers: list[dict]) -> None:
+def _sections(rep: Report, runs: list[dict], optimisers: list[dict], reference: dict | None) -> None:
     rep.heading("Upright and inverted accuracy per epoch")
     for classes in sorted({r["classes"] for r in runs}):
         rep.figure(
@@ -168,6 +217,21 @@ def _sections(rep: Report, runs: list[dict], optimisers: list[dict]) -> None:
             rep.figure(f"optimisers/figures/inversion_ids{classes}.png", f"{classes} identities: the same curves, other optimisers")
         rep.table(RUN_COLUMNS, [_run_row(r) for r in optimisers])
         rep.links([("the optimiser comparison's report", "optimisers/report.html")])
+    if reference:
+        rep.heading("A face-trained reference: dlib's recognition network, upright and turned 180 degrees")
+        rep.paragraph(
+            f"{reference['network']}: faces aligned on five points into 150 px chips, each person's class mean from upright "
+            "training faces, the same people's held-out faces named upright and inverted (95% Wilson intervals; the gap's by "
+            "bootstrap). Networks trained for identity at scale show the inversion effect most clearly (Dobs et al. 2023)."
+        )
+        rep.table(
+            ["identities", "n", "upright", "inverted", "upright minus inverted", "chance"],
+            [
+                [count, r["n"], f"{r['upright']:.3f} {interval(*r['upright_ci'])}", f"{r['inverted']:.3f} {interval(*r['inverted_ci'])}",
+                 f"{r['gap']:.3f} {interval(*r['gap_ci'])}", r["chance"]]
+                for count, r in reference["classes"].items()
+            ],
+        )  # fmt: skip
 
 
 RUN_COLUMNS = ["run", "final upright", "final inverted", "gap", "gap 95% interval", "gap appears at epoch", "chance"]
@@ -198,6 +262,7 @@ STUDY = Study(
         Option("classes", str, None, "Identity counts, comma-separated (default: 20,100).", parse=counts),
         Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals."),
         Option("compare_opts", str, None, "Other optimisers trained on the first identity count, comma-separated (default: adam; none)."),
+        Option("reference", str, None, "A face-trained reference network beside the student: dlib (default, facelab[faces]) or none."),
     ),
     scale=("arch", "size", "epochs", "batch", "weights", "inverted_fraction", "crop"),
     demo=dict(spec="synth:3000,ids=20", classes=[20], arch="darknet64", size="64", epochs=6, weights="none"),

