@@ -141,6 +141,21 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     batching = json.loads((out / "config.json").read_text())["batching"]  # the effective batch and the lr rule, in words
     assert batching["world"] == 2 and batching["effective_batch"] == 64 and "not scaled" in batching["lr_rule"]
     assert "effective batch" in (out / "report.html").read_text()
+    # each process holds its own shard of the training images and the validation images, not the whole selection
+    ranks = [json.loads((out / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert sum(r["train_items"] for r in ranks) == 409 and {r["train_items"] for r in ranks} == {204, 205}
+    assert all(r["images_bytes"] == (r["train_items"] + 51) * 32 * 32 * 3 for r in ranks)
+    assert all(r["images_bytes"] <= 0.6 * 512 * 32 * 32 * 3 for r in ranks)
+
+
+def test_a_training_shard_is_a_seeded_partition_of_the_training_split():
+    from facelab.training.data_prep import training_shard
+
+    split = np.array([0] * 10 + [1] * 3 + [2] * 2)
+    shards = [training_shard(split, 7, r, 3) for r in range(3)]
+    assert sorted(np.concatenate([m for m, _ in shards]).tolist()) == list(range(10))
+    assert all(set(held) == set(mine) | {10, 11, 12} for mine, held in shards)  # the validation split everywhere
+    assert np.array_equal(training_shard(split, 7, 1, 3)[0], shards[1][0])
 
 
 @pytest.mark.slow

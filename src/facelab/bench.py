@@ -285,3 +285,97 @@ def bench_serve(frames: int = 40, quiet: bool = False, runtime: Runtime | None =
     result["served_vs_direct"] = result["served_fps"] / result["direct_fps"]
     result["runtime"] = rt.describe()
     return result
+
+
+# ----------------------------------------------------------------------------- scale
+CHILD = """import json, sys
+from facelab.bench import child_training
+result = child_training(json.loads(sys.argv[1]))
+if result:
+    print("FACELAB-BENCH " + json.dumps(result), flush=True)
+"""
+
+
+def child_training(settings: dict) -> dict:
+    """In a fresh process (one ``bench scale`` starts): one training, its settled images/s and this process's peak
+    resident memory; {} on DDP ranks other than 0."""
+    import resource
+
+    import lightning.pytorch as pl
+
+    from .training import engine
+    from .training.config import TrainConfig
+
+    starts: list[float] = []
+
+    class BatchTimer(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch_, idx):
+            starts.append(time.perf_counter())
+
+    cfg = TrainConfig(**settings)
+    if not engine.train(cfg, quiet=True, callbacks=[BatchTimer()]):
+        return {}
+    img_s = settled_img_s(np.diff(starts).tolist(), cfg.batch) if len(starts) > 2 else None
+    return {"img_s": img_s, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def _in_child(settings: dict, folder: Path, stream: bool = False) -> dict:
+    """``child_training(settings)`` in a new Python process (a script file, so Lightning's DDP launcher can start it
+    again for each rank), the memory map forced when ``stream``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = folder / "child.py"
+    script.write_text(CHILD)
+    env = os.environ | {"FACELAB_STREAM": "1" if stream else "0"}
+    proc = subprocess.run([sys.executable, str(script), json.dumps(settings)], capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("FACELAB-BENCH ")]
+    if proc.returncode != 0 or not lines:
+        raise FacelabError(f"bench scale: a training process failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}")
+    return json.loads(lines[-1].removeprefix("FACELAB-BENCH "))
+
+
+def bench_scale(
+    n: int = 20000, size: int = 128, steps: int = 40, batch: int = 128, quiet: bool = False, runtime: Runtime | None = None
+) -> dict:
+    """Memory and speed of training on ``n`` synthetic faces at ``size`` px (darknet64, ``steps`` batches each): the
+    peak resident memory of one training process against the same training on a tiny selection, images/s with the
+    images held in memory and read from the memory-mapped cache (a background thread reading ahead), and what each
+    of 2 CPU DDP processes holds."""
+    import json
+
+    from .progress import say
+
+    rt = runtime or resolved_runtime()
+    spec, tiny = f"synth:{n}", f"synth:{10 * batch}"  # tiny: one full validation batch, as the large run has
+    for s in (spec, tiny):  # built here, so the measured processes only read them
+        build_cache(open_spec(s), (size, size), quiet=quiet)
+    common = dict(size=str(size), epochs=1, batch=batch, max_train_batches=steps, precision=rt.precision, device=rt.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        runs = {}
+        for name, s, stream, extra in (
+            ("baseline", tiny, False, {}),
+            ("in_memory", spec, False, {}),
+            ("streamed", spec, True, {}),
+            ("ddp", spec, False, {"devices": 2, "max_train_batches": max(2, steps // 4)}),
+        ):
+            if not quiet:
+                say(f"bench scale: {name} ({s}, {size} px)")
+            runs[name] = _in_child(common | {"spec": s, "out": str(folder / name)} | extra, folder, stream)
+        ranks = sorted((folder / "ddp" / "ranks").glob("rank*.json"))
+        per_rank = [json.loads(p.read_text())["images_bytes"] for p in ranks]
+    return {
+        "n_images": n,
+        "size": size,
+        "selection_bytes": n * size * size * 3,
+        "peak_rss_bytes": runs["in_memory"]["peak_rss_bytes"],
+        "baseline_rss_bytes": runs["baseline"]["peak_rss_bytes"],
+        "in_memory_img_s": runs["in_memory"]["img_s"],
+        "streamed_img_s": runs["streamed"]["img_s"],
+        "streamed_peak_rss_bytes": runs["streamed"]["peak_rss_bytes"],
+        "ddp": {"world": 2, "images_bytes_per_rank": per_rank},
+        "runtime": rt.describe(),
+    }

@@ -302,6 +302,21 @@ def bench_train_cmd(steps: int = typer.Option(20), json_=False, runtime=None):
     _bench_result(bench_train(steps=steps, quiet=json_, runtime=runtime), json_)
 
 
+@bench_app.command("scale")
+@takes("json_", "runtime")
+def bench_scale_cmd(
+    n: int = typer.Option(20000, help="Synthetic faces."),
+    size: int = typer.Option(128, help="Pixels."),
+    steps: int = typer.Option(40, help="Training batches timed per setting."),
+    json_=False,
+    runtime=None,
+):
+    """Memory and speed at scale: peak RSS against a tiny run, images held vs streamed from the memory map, per-rank DDP shards."""
+    from .bench import bench_scale
+
+    _bench_result(bench_scale(n, size, steps, quiet=json_, runtime=runtime), json_)
+
+
 @bench_app.command("cam")
 @takes("json_", "probe")
 def bench_cam_cmd(frames: int = typer.Option(30, help="Frames timed per setting."), json_=False, runtime=None):

@@ -8,6 +8,7 @@ seeded by (seed, epoch, batch), so a resumed run repeats an interrupted one exac
 
 from __future__ import annotations
 
+import mmap
 import os
 from typing import Callable
 
@@ -18,6 +19,8 @@ from torch.utils.data import DataLoader, Sampler
 
 MEAN, STD = 0.5, 0.25
 IN_MEMORY_SHARE = 0.5  # hold the cache in RAM (or GPU memory) when it takes under half of the free memory
+STREAM_ENV = "FACELAB_STREAM"  # =1: always read batches from the memory-mapped cache (never hold the images)
+PREFETCH = 2  # batches read ahead from the memory-mapped cache by a background thread
 
 
 def _free_memory() -> int:
@@ -66,12 +69,32 @@ def gather_images(images: np.ndarray, rows: np.ndarray, device: str = "cpu") -> 
     """The selected rows as one tensor: in GPU memory when ``device`` is a GPU with room (batches are then
     indexed and augmented there, no copy per batch), else in RAM when they fit, else a lazily read memmap."""
     nbytes = rows.size * int(np.prod(images.shape[1:]))
-    if nbytes >= IN_MEMORY_SHARE * _free_memory():
+    if os.environ.get(STREAM_ENV) == "1" or nbytes >= IN_MEMORY_SHARE * _free_memory():
         return images
-    x = torch.from_numpy(np.ascontiguousarray(images[np.sort(rows)])[np.argsort(np.argsort(rows))])
+    x = torch.from_numpy(_gathered(images, rows))
     if device == "cuda" and nbytes < IN_MEMORY_SHARE * _free_gpu_memory():
         return x.to("cuda")
     return x
+
+
+def _gathered(images: np.ndarray, rows: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """``images[rows]`` in one new array, read in increasing row order (sequential on disk) a chunk at a time and put
+    in place: never a second copy of the selection, as sorting first and reordering after would make."""
+    out = np.empty((len(rows), *images.shape[1:]), images.dtype)
+    order = np.argsort(rows, kind="stable")
+    for start in range(0, len(rows), chunk):
+        part = order[start : start + chunk]
+        out[part] = images[rows[part]]
+        release_mapped(images)
+    return out
+
+
+def release_mapped(images) -> None:
+    """Unmap the pages of a memory-mapped cache this process has read (they stay in the kernel's page cache, so reading
+    them again is fast): mapped, they count as the process's resident memory, a second copy of every image read."""
+    mapped = getattr(images, "_mmap", None)  # numpy.memmap's mmap object
+    if mapped is not None:
+        mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def seeded(*parts: int) -> torch.Generator:
@@ -86,8 +109,11 @@ class EpochBatches(Sampler):
     ``ranks`` is asked at iteration time because DDP sets ranks up only when fitting starts.
     """
 
-    def __init__(self, n: int, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1)):
+    def __init__(
+        self, n: int, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1), limit: int | None = None
+    ):
         self.n, self.batch, self.shuffle, self.seed, self.ranks, self.epoch = n, batch, shuffle, seed, ranks, 0
+        self.limit = limit  # at most this many batches an epoch (DDP shards of unequal size: every rank the same count)
         self.skip: tuple[int, int] | None = None  # (epoch, batches) already trained: a run resumed mid-epoch
 
     def set_epoch(self, epoch: int) -> None:
@@ -107,7 +133,7 @@ class EpochBatches(Sampler):
         order = torch.randperm(self.n, generator=seeded(self.seed, self.epoch)).tolist()
         full = [order[i : i + self.batch] for i in range(0, self.n - self.batch + 1, self.batch)] or [order]
         per_rank = max(1, len(full) // world)
-        return full[rank::world][:per_rank]
+        return full[rank::world][: min(per_rank, self.limit or per_rank)]
 
     def __iter__(self):
         """A generator, so the epoch's permutation is drawn at the first batch, after ``set_epoch`` (Lightning
@@ -141,6 +167,7 @@ class CachedItems:
             rows = self.rows[idx]
             order = np.argsort(rows)
             x = torch.from_numpy(np.ascontiguousarray(self.images[rows[order]])[np.argsort(order)])
+            release_mapped(self.images)
         return x, self.targets[pos], pos
 
 
@@ -158,14 +185,78 @@ class ResumableLoader(DataLoader):
 
 
 def loader(
-    items: CachedItems, batch: int, shuffle: bool, seed: int, ranks: Callable[[], tuple[int, int]] = lambda: (0, 1), device: str = "cpu"
+    items: CachedItems,
+    batch: int,
+    shuffle: bool,
+    seed: int,
+    ranks: Callable[[], tuple[int, int]] = lambda: (0, 1),
+    device: str = "cpu",
+    limit: int | None = None,
 ) -> DataLoader:
     """Batches in the main process (workers would take the cores torch needs); pinned for a GPU whose memory
     could not hold the images, so the copy to it does not block. Shuffled (training) loaders can resume mid-epoch."""
-    sampler = EpochBatches(len(items), batch, shuffle, seed, ranks)
+    sampler = EpochBatches(len(items), batch, shuffle, seed, ranks, limit)
     pin = device == "cuda" and not (items.in_memory and items.images.is_cuda)
     kind = ResumableLoader if shuffle else DataLoader
-    return kind(items, batch_sampler=sampler, collate_fn=lambda b: b, num_workers=0, pin_memory=pin)
+    made = kind(items, batch_sampler=sampler, collate_fn=lambda b: b, num_workers=0, pin_memory=pin)
+    return made if items.in_memory else Prefetched(made)
+
+
+class Prefetched:
+    """A loader over the memory-mapped cache whose batches a background thread reads ahead (PREFETCH of them), so
+    disk reads and page faults overlap the training step instead of adding to it (numpy's fancy indexing and
+    torch's ops release the GIL). Everything else, Lightning's epoch and resume hooks included, is the loader's."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    @property
+    def trained(self) -> tuple[int, int]:
+        return self.loader.trained
+
+    @trained.setter
+    def trained(self, value: tuple[int, int]) -> None:  # set by a stop mid-epoch, read by the loader's state_dict
+        self.loader.trained = value
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        import queue
+        import threading
+
+        ahead: queue.Queue = queue.Queue(PREFETCH)
+        done = object()
+        stop = threading.Event()
+
+        def read():
+            try:
+                for b in self.loader:
+                    if stop.is_set():
+                        return
+                    ahead.put(b)
+            except BaseException as exc:  # raised again in the training thread
+                ahead.put(exc)
+                return
+            ahead.put(done)
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        try:
+            while (b := ahead.get()) is not done:
+                if isinstance(b, BaseException):
+                    raise b
+                yield b
+        finally:
+            stop.set()
+            while thread.is_alive():  # let the reader see the stop (it may wait on a full queue)
+                try:
+                    ahead.get_nowait()
+                except queue.Empty:
+                    thread.join(0.05)
 
 
 def to_input(x_uint8: torch.Tensor, channels: int, channels_last: bool = True) -> torch.Tensor:
@@ -212,7 +303,7 @@ def invert_some(x: torch.Tensor, fraction: float, gen: torch.Generator) -> torch
 
 
 @torch.no_grad()
-def split_outputs(model: torch.nn.Module, data, split: str, channels: int, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def split_outputs(model: torch.nn.Module, data, split: str, channels: int, batch: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """The task's predictions (``task.predict``: the flip test where it has one) and the targets of ``split``, in order."""
     pos = data.split_positions(split)
     outs, ys = [], []

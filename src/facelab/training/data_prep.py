@@ -38,11 +38,19 @@ class Prepared:
     attr_names: list[str] | None
     unreadable: list[str] = field(default_factory=list)  # selected items the cache could not decode (left out)
     faceset: FaceSet | None = None  # the selection itself: item k is position k (full-resolution images, labels)
+    held: np.ndarray | None = None  # under DDP: the positions whose images this process holds (sorted); None: all
+    shard: np.ndarray | None = None  # under DDP: the training positions this process trains on
 
     def items(self, split: str) -> CachedItems:
-        """The split as a view of the selection's images (their indices, not a copy)."""
-        pos = np.flatnonzero(self.split == SPLITS.index(split))
+        """The split as a view of the selection's images (their indices, not a copy); under DDP the training split
+        is this process's shard."""
+        pos = self.shard if split == "train" and self.shard is not None else self.split_positions(split)
         return CachedItems(self.images, self._image_rows(pos), self.targets[pos])
+
+    @property
+    def image_bytes(self) -> int:
+        """The bytes of images this process holds in memory (0 when it reads the memory-mapped cache)."""
+        return self.images.numel() * self.images.element_size() if isinstance(self.images, torch.Tensor) else 0
 
     def batch(self, pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images (B, H, W, 3) and targets of the selection's items at ``pos``, in that order."""
@@ -51,8 +59,11 @@ class Prepared:
         return x8, y
 
     def _image_rows(self, pos: np.ndarray) -> np.ndarray:
-        """Where items ``pos`` of the selection sit in ``images``: gathered in selection order, or the cache's rows."""
-        return pos if isinstance(self.images, torch.Tensor) else self.rows[pos]
+        """Where items ``pos`` of the selection sit in ``images``: gathered in selection order (of the held items under
+        DDP), or the cache's rows."""
+        if not isinstance(self.images, torch.Tensor):
+            return self.rows[pos]
+        return pos if self.held is None else np.searchsorted(self.held, pos)
 
     def split_positions(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == SPLITS.index(split))
@@ -92,9 +103,12 @@ def prepare_data(
     device: str = "cpu",
     strict: bool = False,
     for_training: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> Prepared:
     """The selection's images and targets, read once from the cache (into GPU memory when ``device`` is a GPU with room).
-    ``for_training=False`` (evaluation, probes): a set may hold only a test split (300-W's test list)."""
+    ``for_training=False`` (evaluation, probes): a set may hold only a test split (300-W's test list). ``shard`` =
+    (rank, world) under DDP: this process holds only its share of the training images (a seeded partition) and the
+    validation images, not the others' training images nor the test split."""
     fs = open_spec(spec or cfg.spec)
     task = task or task_for(cfg)
     sel = task.select(fs, cfg.seed)
@@ -121,10 +135,22 @@ def prepare_data(
             f"only {n_valid} validation images: validation accuracy moves in steps of {1 / n_valid:.2f} and means little "
             "(use more images, or --min-images / --classes for identities)"
         )
-    images, targets = gather_images(cache.images, rows, device), task.targets(sel, cache, rows)
+    mine, held = training_shard(split, cfg.seed, *shard) if shard[1] > 1 else (None, None)
+    images = gather_images(cache.images, rows if held is None else rows[held], device)
+    targets = task.targets(sel, cache, rows)
     if isinstance(images, torch.Tensor):
         targets = targets.to(images.device)
-    return Prepared(task, cache, images, targets, rows, split, sel.names, sel.attributes, sel.attr_names, skipped.say(), sel)
+    made = Prepared(task, cache, images, targets, rows, split, sel.names, sel.attributes, sel.attr_names, skipped.say(), sel)
+    made.held, made.shard = held, mine
+    return made
+
+
+def training_shard(split: np.ndarray, seed: int, rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
+    """Process ``rank``'s training positions (every ``world``-th of a seeded permutation, so each holds a random
+    share) and the positions whose images it holds: those and the validation split."""
+    train = np.flatnonzero(split == 0)
+    mine = np.sort(np.random.default_rng(seed).permutation(train)[rank::world])
+    return mine, np.union1d(mine, np.flatnonzero(split == 1))
 
 
 def _with_validation(split: np.ndarray, seed: int, share: float | None = None) -> np.ndarray:

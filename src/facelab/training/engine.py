@@ -165,7 +165,14 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
         start_run_folder(run.path, force)
     rt = runtime(cfg.precision, cfg.device, cpu_ddp_processes=cfg.devices)  # the processes sharing one node's cores
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    data = prepare_data(cfg, quiet=quiet, device=rt.device)
+    world = cfg.devices * cfg.num_nodes
+    rank = global_rank()  # known before Lightning sets DDP up: each process holds only its own training images
+    if rt.device == "cuda" and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # this process's GPU, before any image goes there
+    data = prepare_data(cfg, quiet=quiet, device=rt.device, shard=(rank, world))
+    if world > 1:
+        held = {"rank": rank, "world": world, "images_bytes": data.image_bytes, "train_items": len(data.shard)}
+        run.write_json(f"ranks/rank{rank}.json", held)  # what each process holds: facelab bench scale reads it
     cfg = replace(cfg, head=data.task.resolve_head(cfg.head))
     if resume is None:
         cfg = _with_enough_steps(_with_available_weights(cfg, quiet), len(data.split_positions("train")), quiet)
@@ -180,9 +187,14 @@ def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> di
     stopper = StopAtBatchEnd(flag, run.last_checkpoint)
     trainer = _trainer(cfg, run, rt, quiet, [stopper, *(callbacks or [])], data.task)
     ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)
-    train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks, rt.device)
+    if world > 1:  # the shard is this process's already: it shuffles its own items, as many batches as every other
+        n_train = len(data.split_positions("train"))
+        per_rank = max(1, n_train // world // cfg.batch)
+        train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed + rank, device=rt.device, limit=per_rank)
+    else:
+        train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks, rt.device)
     module.train_loader = train_dl
-    valid_dl = loader(data.items("valid"), max(cfg.batch, 256), False, cfg.seed, ranks, rt.device)
+    valid_dl = loader(data.items("valid"), cfg.batch, False, cfg.seed, ranks, rt.device)  # larger ones raised peak memory
     ckpt = run.last_checkpoint if resume is not None and run.last_checkpoint.exists() else None
     try:
         trainer.fit(module, train_dl, valid_dl, ckpt_path=ckpt and str(ckpt))

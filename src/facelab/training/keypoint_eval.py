@@ -26,7 +26,7 @@ class SplitPredictions:
 
 
 @torch.no_grad()
-def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch: int = 256) -> SplitPredictions:
+def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch: int = 128) -> SplitPredictions:
     pos = data.split_positions(split)
     out, y = split_outputs(model, data, split, channels, batch)
     errors = {k: v.numpy() for k, v in data.task.errors(out, y).items()}

@@ -81,7 +81,10 @@ def _num(v: str):
     return int(f) if f.is_integer() and "." not in v else f
 
 
-RUN_FILES = ("config.json", "metrics.csv", "summary.json", "state.json", "report.html", "checkpoints", "figures", "tensorboard", "mlruns")
+RUN_FILES = (
+    *("config.json", "metrics.csv", "summary.json", "state.json", "report.html"),
+    *("checkpoints", "figures", "tensorboard", "mlruns", "ranks"),
+)
 
 
 def start_run_folder(out: Path, force: bool = False) -> None:

@@ -1,0 +1,42 @@
+"""Training data at scale: images gathered once, streamed from the memory map with read-ahead, per-rank shards,
+and ``facelab bench scale``'s contract (its figures are measured, never asserted as speeds)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import facelab
+from facelab.training.batches import _gathered
+from facelab.training.run_folder import RunFolder
+from helpers import run_cli
+
+
+def test_gathering_reads_rows_in_disk_order_and_keeps_the_selections_order(tmp_path):
+    images = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8, shape=(50, 4, 4, 3))
+    images[:] = np.arange(50, dtype=np.uint8)[:, None, None, None]
+    rows = np.random.default_rng(0).permutation(50)[:30]
+    got = _gathered(images, rows, chunk=7)
+    assert np.array_equal(got, np.asarray(images)[rows]) and got.flags["C_CONTIGUOUS"]
+
+
+@pytest.mark.slow
+def test_streamed_training_repeats_the_in_memory_run(tmp_path, monkeypatch):
+    """FACELAB_STREAM=1 reads every batch from the memory-mapped cache through the read-ahead thread: the same
+    batches, so the same numbers as holding the images."""
+    settings = dict(spec="synth:400", size="32", epochs=2, batch=64, quiet=True)
+    held = facelab.train(out=str(tmp_path / "held"), **settings)
+    monkeypatch.setenv("FACELAB_STREAM", "1")
+    streamed = facelab.train(out=str(tmp_path / "streamed"), **settings)
+    assert streamed["final"]["val_loss"] == pytest.approx(held["final"]["val_loss"], rel=1e-5)
+    rows = [RunFolder(tmp_path / name).read_metrics() for name in ("held", "streamed")]
+    assert [r["loss"] for r in rows[0]] == pytest.approx([r["loss"] for r in rows[1]], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_bench_scale_reports_memory_speed_and_per_rank_shards():
+    s = json.loads(run_cli("bench", "scale", "--n", "600", "--size", "32", "--steps", "4", "--json").stdout)
+    assert s["n_images"] == 600 and s["size"] == 32 and s["selection_bytes"] == 600 * 32 * 32 * 3
+    assert s["peak_rss_bytes"] > 0 and s["baseline_rss_bytes"] > 0 and s["in_memory_img_s"] > 0 and s["streamed_img_s"] > 0
+    shards = s["ddp"]["images_bytes_per_rank"]
+    assert s["ddp"]["world"] == 2 and len(shards) == 2 and all(0 < b <= 0.6 * s["selection_bytes"] for b in shards)
