@@ -40,3 +40,24 @@ def test_bench_scale_reports_memory_speed_and_per_rank_shards():
     assert s["peak_rss_bytes"] > 0 and s["baseline_rss_bytes"] > 0 and s["in_memory_img_s"] > 0 and s["streamed_img_s"] > 0
     shards = s["ddp"]["images_bytes_per_rank"]
     assert s["ddp"]["world"] == 2 and len(shards) == 2 and all(0 < b <= 0.6 * s["selection_bytes"] for b in shards)
+
+
+def test_the_flip_and_the_shift_in_one_resampling_equal_the_flip_then_the_shift():
+    """The loop's augmentation resamples once (a mirrored image's affine is -x - t): the same pixels as flipping and
+    then shifting, at half the cost."""
+    import torch
+    import torch.nn.functional as F
+
+    from facelab.training.batches import augment, seeded
+
+    x, b = torch.randn(16, 3, 32, 32), 16
+    gen = seeded(3)
+    mirrored = torch.rand(b, generator=gen) < 0.5
+    flipped = torch.where(mirrored.view(b, 1, 1, 1), x.flip(-1), x)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = (torch.rand(b, 2, generator=gen) * 2 - 1) * 0.06 * 2
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    expected = F.grid_sample(flipped, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    assert torch.allclose(augment(x, seeded(3), True, 0.06, 0.0), expected, atol=1e-5)
+    assert mirrored.any() and not mirrored.all()

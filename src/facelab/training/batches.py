@@ -276,16 +276,17 @@ def invert(x: torch.Tensor) -> torch.Tensor:
 def augment(x: torch.Tensor, gen: torch.Generator, flip: bool, shift: float, jitter: float) -> torch.Tensor:
     """Random horizontal flips, translations (fraction of size) and brightness/contrast, per image."""
     b = x.shape[0]
-    if flip:
-        mask = torch.rand(b, generator=gen) < 0.5
-        x = torch.where(mask.view(b, 1, 1, 1).to(x.device), x.flip(-1), x)
-    if shift > 0:
+    mirrored = torch.rand(b, generator=gen) < 0.5 if flip else torch.zeros(b, dtype=torch.bool)
+    if shift > 0:  # the flip and the shift in one resampling: x' = -x - t for a mirrored image (flip, then shift)
         t = (torch.rand(b, 2, generator=gen) * 2 - 1) * shift * 2  # grid units span 2
+        sign = 1.0 - 2.0 * mirrored.float()
         theta = torch.zeros(b, 2, 3)
-        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-        theta[:, :, 2] = t
+        theta[:, 0, 0], theta[:, 1, 1] = sign, 1.0
+        theta[:, 0, 2], theta[:, 1, 2] = sign * t[:, 0], t[:, 1]
         grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    elif flip:
+        x = torch.where(mirrored.view(b, 1, 1, 1).to(x.device), x.flip(-1), x)
     if jitter > 0:
         bright = ((torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * jitter / STD).to(x.device)
         contrast = (1 + (torch.rand(b, 1, 1, 1, generator=gen) * 2 - 1) * jitter).to(x.device)
