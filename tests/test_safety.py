@@ -1,6 +1,7 @@
 """Nothing lost, nothing silent: facelab deletes only what it wrote, and a signal leaves a resumable run."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -234,3 +235,44 @@ def test_an_output_file_facelab_did_not_write_is_never_overwritten(tmp_path):
     with pytest.raises(FacelabError, match="facelab did not write it"):
         webcam([tmp_path / "no_run"], "0", video)
     assert video.read_bytes() == b"my own video"
+
+
+DDP_SIGNALLER = """
+import os, signal, sys
+import lightning.pytorch as pl
+import facelab.training.engine as engine
+
+class TermRankOne(pl.Callback):
+    def on_train_batch_start(self, trainer, module, batch, idx):
+        with open(os.path.join(os.environ["LAST_BATCH_DIR"], f"rank{trainer.global_rank}"), "w") as fh:
+            fh.write(f"{trainer.current_epoch} {idx}")  # the last batch each process began
+        if trainer.global_rank == 1 and trainer.current_epoch == 0 and idx == 3:
+            # rank 1 alone has seen SIGTERM: what its handler notes (a real signal on a gloo process may interrupt
+            # gloo's own threads mid-read; rank 0's signal Lightning passes on to the others)
+            stopper = next(c for c in trainer.callbacks if type(c).__name__ == "StopAtBatchEnd")
+            stopper.flag.note(signal.SIGTERM, None)
+
+real = engine._trainer
+engine._trainer = lambda cfg, run, rt, quiet, callbacks, task: real(cfg, run, rt, quiet, [*callbacks, TermRankOne()], task)
+from facelab.cli import main
+if sys.argv[1] != "train":  # the first start; the launcher starts rank 1 with these arguments again
+    sys.argv = [sys.argv[0], "train", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_signal_one_ddp_process_sees_stops_every_process_at_the_same_batch(tmp_path):
+    """The processes agree on the stop before the checkpoint's barrier: no hang, one resumable checkpoint, 143."""
+    script = tmp_path / "signal_rank1.py"  # a file: Lightning's launcher starts the script again for rank 1
+    script.write_text(textwrap.dedent(DDP_SIGNALLER))
+    out = tmp_path / "ddp"
+    args = ["synth:600", "--size", "32", "--epochs", "2", "--batch", "32", "--devices", "2", "--out", str(out), "--quiet"]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "LAST_BATCH_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == ["0 3", "0 3"]  # the same batch for both, not rank 1 alone
+    state = json.loads((out / "state.json").read_text())
+    assert state["status"] == "stopped" and state["epoch"] == 0 and state["batches_done_in_epoch"] == 4
+    resumed = run_cli("train", "--resume", str(out), "--quiet", env={"OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0 and json.loads((out / "summary.json").read_text())["epochs_done"] == 2

@@ -55,11 +55,13 @@ class StopAtBatchEnd(pl.Callback):
         self.where = {"epoch": 0, "batch": 0}
 
     def on_train_start(self, trainer, module):
+        self.flag.signum = agreed_signal(trainer, self.flag.signum)
         if self.flag.signum is not None:  # nothing trained yet: nothing to save
             raise StopRequested(self.flag.signum)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         self.where = {"epoch": trainer.current_epoch, "batch": batch_idx + 1}
+        self.flag.signum = agreed_signal(trainer, self.flag.signum)
         if self.flag.signum is None or batch_idx + 1 >= trainer.num_training_batches:
             return  # at an epoch's last batch: validate and close the epoch first, stop at the next batch
         trainer.train_dataloader.trained = (trainer.current_epoch, batch_idx + 1)
@@ -69,6 +71,20 @@ class StopAtBatchEnd(pl.Callback):
         finally:
             module.mid_epoch = False
         raise StopRequested(self.flag.signum)
+
+
+def agreed_signal(trainer, signum: int | None) -> int | None:
+    """Under DDP, the stop every process agrees on: the signal any of them has seen (the largest number), so all stop
+    after the same batch and meet at the checkpoint's barrier; a process that stopped alone would leave the others
+    waiting there for ever. One tiny all-reduce a batch; nothing without DDP."""
+    if trainer.world_size <= 1:
+        return signum
+    import torch
+    import torch.distributed as dist
+
+    seen = torch.tensor([signum or 0], dtype=torch.int64, device=trainer.strategy.root_device)
+    agreed = int(trainer.strategy.reduce(seen, reduce_op=dist.ReduceOp.MAX).item())
+    return agreed or None
 
 
 class StopRequested(Exception):
