@@ -1,6 +1,7 @@
 """The training engine: run folder, determinism, resume after kill -9, DDP, errors."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -364,3 +365,26 @@ def test_valid_share_pools_training_and_validation_images_and_splits_them_again(
     assert np.array_equal(_with_validation(split, seed=3), split)  # the source's own split kept without a share
     with pytest.raises(FacelabError, match="--valid-share 1.5: give a share between 0 and 1"):
         TrainConfig(spec="synth:10", valid_share=1.5)
+
+
+@pytest.mark.slow
+def test_two_machines_over_loopback_with_torchrun(tmp_path):
+    """``torchrun --nnodes 2`` started twice on one machine, as on two: each "machine" builds the cache in its own
+    folder (its first process builds it), each process holds its own shard, and the run finishes once."""
+    from pathlib import Path
+
+    facelab_exe = str(Path(sys.executable).with_name("facelab"))
+    out = tmp_path / "run"
+    procs = []
+    for node in (0, 1):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(node),
+                   "--master-addr", "127.0.0.1", "--master-port", str(29500 + os.getpid() % 400), facelab_exe, "train", "synth:400",
+                   "--size", "32", "--epochs", "1", "--batch", "32", "--num-nodes", "2", "--out", str(out), "--quiet"]  # fmt: skip
+        env = os.environ | {"FACELAB_CACHE": str(tmp_path / f"cache_machine{node}"), "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results[0][1][-2000:] + results[1][1][-2000:]
+    assert all(any((tmp_path / f"cache_machine{n}").iterdir()) for n in (0, 1))  # built once per machine
+    assert json.loads((out / "summary.json").read_text())["epochs_done"] == 1
+    ranks = [json.loads((out / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["train_items"] for r in ranks] == [160, 160] and json.loads((out / "config.json").read_text())["batching"]["world"] == 2

@@ -20,7 +20,7 @@ from ..errors import FacelabError
 from ..progress import say
 from .batches import CachedItems, gather_images
 from .config import FEW_VALID, TrainConfig
-from .run_folder import global_rank
+from .run_folder import builds_the_cache, global_rank
 from .task_registry import task_for
 from .tasks import Task
 
@@ -80,17 +80,20 @@ def open_cache_for(cfg: TrainConfig, fs, quiet: bool = False) -> FaceCache:
             )
         return cache
     finder = FaceFinder(min_score=cfg.min_score)
-    if global_rank() > 0:
+    if not builds_the_cache():
         return _wait_for_cache(cache_request(fs, size, cfg.crop, finder=finder).path(fs))
     return build_cache(fs, size, crop=cfg.crop, quiet=quiet, finder=finder)
 
 
 def _wait_for_cache(path: Path, timeout_s: float = 3600) -> FaceCache:
-    """Ranks other than 0 wait for rank 0's cache instead of building it a second time."""
+    """The processes that do not build the cache wait for it instead of building it a second time."""
     start = time.time()
     while not (path / "meta.json").exists():
         if time.time() - start > timeout_s:
-            raise FacelabError(f"rank {global_rank()}: gave up waiting for rank 0 to build the cache {path}")
+            raise FacelabError(
+                f"rank {global_rank()}: gave up waiting for the cache {path} (built by each machine's first process; on a "
+                "cache folder all machines share, set FACELAB_CACHE_SHARED=1 so that only rank 0 builds it)"
+            )
         time.sleep(1.0)
     return FaceCache(path)
 

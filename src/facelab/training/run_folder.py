@@ -24,6 +24,14 @@ def global_rank() -> int:
     return 0
 
 
+def builds_the_cache() -> bool:
+    """Whether this process builds the data cache (the others wait for it): the first process of each machine, whose
+    cache folder is its own disk; with FACELAB_CACHE_SHARED=1 (a cache folder every machine reads) only global rank 0."""
+    if os.environ.get("FACELAB_CACHE_SHARED") == "1":
+        return global_rank() == 0
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0))) == 0
+
+
 def versions() -> dict:
     import lightning
     import torchvision
