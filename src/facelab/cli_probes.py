@@ -98,7 +98,7 @@ def dream_cmd(
     channel: str = typer.Option("0", help="Channel number, or all (every channel into one grid)."),
     objective: str = typer.Option("sum", help="sum, square or abs of the channel's outputs."),
     steps: int = typer.Option(100),
-    lr: float = typer.Option(0.02, help="Step size in pixel units (0..1)."),
+    lr: float = typer.Option(0.02, help="Step size in pixel units (0..1) of an unbounded ascent (--budget 0)."),
     out_dir: Optional[Path] = out_option("Default: RUN/dream."),
     seed=0,
     quiet=False,
@@ -123,7 +123,9 @@ def edit_cmd(
     attr: str = typer.Option(..., help="An attribute the run predicts."),
     to: int = typer.Option(1, help="1: more of the attribute, 0: less."),
     steps: int = typer.Option(60),
-    lr: Optional[float] = typer.Option(None, help="Step size in pixel units (0..1); default: facelab.edit's own (0.01)."),
+    lr: Optional[float] = typer.Option(
+        None, help="Step size in pixel units (0..1) of an unbounded ascent (--budget 0); default: facelab.edit's own (0.01)."
+    ),
     out_dir: Optional[Path] = out_option("Default: RUN/edit."),
     seed=0,
     quiet=False,
