@@ -85,7 +85,7 @@ def youth_study(
     toward older and toward younger. Writes OUT/summary.json and OUT/report.html."""
     from ..probes.activations import activations, filters, layers, rgb
     from ..probes.audit import audit
-    from ..probes.dream import OBJECTIVES, dream, edit
+    from ..probes.dream import OBJECTIVES, dream
     from ..probes.subject import load_subject
     from ..training.config import TrainConfig
     from ..training.engine import trained
@@ -147,20 +147,7 @@ def youth_study(
             )
             for objective in OBJECTIVES
         },
-        "edit": {
-            direction: edit(
-                run,
-                starts[direction],
-                s["target"],
-                to=to,
-                steps=steps,
-                seed=seed,
-                out=folder / f"edit_{direction}",
-                quiet=quiet,
-                runtime=plan.runtime,
-            )
-            for direction, to in (("older", 0), ("younger", 1))
-        },
+        "edit": _age_edits(run, starts, s["target"], folder, "edit", steps, seed, quiet, plan.runtime),
     }
     summary = {
         "run": {"final": run_summary["final"], "folder": "run"},
@@ -186,39 +173,45 @@ def _edit_measures(e: dict) -> dict:
     return {k: e[k] for k in ("prob_before", "prob_after", "ssim", "high_frequency_share")} | {"budget_used": e["budget"]["used"]}
 
 
+def _age_edits(run: Path, starts: dict, target: str, folder: Path, prefix: str, steps: int, seed: int, quiet: bool, runtime) -> dict:
+    """The edits toward older and toward younger, each from its start image, into FOLDER/PREFIX_older and _younger."""
+    from ..probes.dream import edit
+
+    return {
+        direction: edit(
+            run,
+            starts[direction],
+            target,
+            to=to,
+            steps=steps,
+            seed=seed,
+            out=folder / f"{prefix}_{direction}",
+            quiet=quiet,
+            runtime=runtime,
+        )  # fmt: skip
+        for direction, to in (("older", 0), ("younger", 1))
+    }
+
+
 def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, steps: int, seed: int, quiet: bool, plain: dict) -> dict:
     """The same network trained adversarially (``robust`` L2 budget, ``robust_steps`` PGD steps), its test accuracy,
     its age edits and its dream with the square objective, each figure beside the plain network's."""
-    import time
     from dataclasses import replace
 
     from ..probes.audit import audit
-    from ..probes.dream import dream, edit
+    from ..probes.dream import dream
     from ..training.engine import trained
+    from ..training.run_folder import RunFolder
 
     s = plan.settings
     adversarial = dict(robust=float(s["robust"]), robust_norm="l2", robust_steps=int(s["robust_steps"]))
     robust_cfg = replace(cfg, out=str(folder / "robust"), lr=float(s["robust_lr"]), **adversarial)
-    began = time.perf_counter()
     summary = trained(robust_cfg, quiet)
     plan.check_chance("the robust", summary)
-    seconds = time.perf_counter() - began
     run = folder / "robust"
+    seconds = RunFolder(run).read_metrics()[-1]["time_s"]  # as the run recorded it, also when a finished run is reused
     audited = audit(run, by=[s["target"]], out=run / "audit", runtime=plan.runtime)
-    edits = {
-        direction: edit(
-            run,
-            starts[direction],
-            s["target"],
-            to=to,
-            steps=steps,
-            seed=seed,
-            out=folder / f"robust_edit_{direction}",
-            quiet=quiet,
-            runtime=plan.runtime,
-        )  # fmt: skip
-        for direction, to in (("older", 0), ("younger", 1))
-    }
+    edits = _age_edits(run, starts, s["target"], folder, "robust_edit", steps, seed, quiet, plan.runtime)
     dreamed = dream(run, photo, s["dream_layer"], "all", "square", steps=steps, seed=seed, out=folder / "robust_dream_square",
                     quiet=quiet, runtime=plan.runtime)  # fmt: skip
     _side_by_side_edits(folder, edits)
