@@ -42,22 +42,24 @@ def test_bench_scale_reports_memory_speed_and_per_rank_shards():
     assert s["ddp"]["world"] == 2 and len(shards) == 2 and all(0 < b <= 0.6 * s["selection_bytes"] for b in shards)
 
 
-def test_the_flip_and_the_shift_in_one_resampling_equal_the_flip_then_the_shift():
-    """The loop's augmentation resamples once (a mirrored image's affine is -x - t): the same pixels as flipping and
-    then shifting, at half the cost."""
+def test_the_flip_and_the_shift_in_one_gather_equal_the_flip_then_the_shift():
+    """The loop's augmentation moves pixels in one gather: the same pixels as flipping, then shifting by whole pixels
+    with the border repeated (numpy's edge padding), per image; the input is left as it was."""
+    import numpy as np
     import torch
-    import torch.nn.functional as F
 
-    from facelab.training.batches import augment, seeded
+    from facelab.training.batches import mirrored_and_shifted
 
-    x, b = torch.randn(16, 3, 32, 32), 16
-    gen = seeded(3)
-    mirrored = torch.rand(b, generator=gen) < 0.5
-    flipped = torch.where(mirrored.view(b, 1, 1, 1), x.flip(-1), x)
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-    theta[:, :, 2] = (torch.rand(b, 2, generator=gen) * 2 - 1) * 0.06 * 2
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    expected = F.grid_sample(flipped, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    assert torch.allclose(augment(x, seeded(3), True, 0.06, 0.0), expected, atol=1e-5)
-    assert mirrored.any() and not mirrored.all()
+    b, h, w = 12, 20, 24
+    x = torch.randn(b, 3, h, w).contiguous(memory_format=torch.channels_last)
+    before = x.clone()
+    mirrored = torch.arange(b) % 3 == 0
+    moved = torch.stack([torch.arange(b) % 7 - 3, torch.arange(b) % 5 - 2], dim=1)
+    out = mirrored_and_shifted(x, mirrored, moved)
+    for i in range(b):
+        img = x[i].flip(-1) if mirrored[i] else x[i]
+        dx, dy = int(moved[i, 0]), int(moved[i, 1])
+        padded = np.pad(img.numpy(), ((0, 0), (3, 3), (3, 3)), mode="edge")
+        expected = padded[:, 3 - dy : 3 - dy + h, 3 - dx : 3 - dx + w]
+        assert np.array_equal(out[i].numpy(), expected), i
+    assert torch.equal(x, before) and out.is_contiguous(memory_format=torch.channels_last)

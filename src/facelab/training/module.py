@@ -11,6 +11,8 @@ from .batches import STD, invert_some, seeded, to_input
 from .robust import perturbed
 from .tasks import MetricSums, Task
 
+CHECK_EVERY = 50  # steps between looks at the loss on an accelerator (each look waits for the device)
+
 
 class FaceModule(pl.LightningModule):
     """Trains ``model`` on ``task``; batches come from the cache as uint8 and are prepared here.
@@ -42,7 +44,7 @@ class FaceModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint written mid-epoch (a stopped run) carries the epoch's partial training sums."""
         if self.mid_epoch:
-            checkpoint["facelab_train_sums"] = self.sums["train"].values.clone()
+            checkpoint["facelab_train_sums"] = self.sums["train"].values.cpu().clone()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "facelab_train_sums" in checkpoint:
@@ -75,13 +77,21 @@ class FaceModule(pl.LightningModule):
             x = perturbed(loss_of, x, eps, self.cfg["robust_norm"], gen, self.cfg["robust_steps"])
         logits = self.model(x)
         loss = self.task.loss(logits, y) + self.task.auxiliary_loss(self.model, y)
-        if not torch.isfinite(loss):
-            raise FacelabError(
-                f"loss became {float(loss.detach())} at epoch {self.current_epoch}, step {batch_idx}; the last good checkpoint "
-                f"is kept in {self.cfg['out']}/checkpoints (try a smaller --lr)"
-            )
         self.sums["train"].add(loss, logits, y)
+        self._stop_if_diverged(loss, batch_idx)
         return loss
+
+    def _stop_if_diverged(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """A non-finite loss stops the run. Looking costs a host synchronisation, so on an accelerator it is looked at
+        every CHECK_EVERY steps, through the epoch's running loss sum (non-finite from the first bad step on)."""
+        if loss.device.type != "cpu" and batch_idx % CHECK_EVERY:
+            return
+        if not torch.isfinite(self.sums["train"].values[0]):
+            when = "at" if loss.device.type == "cpu" else "by"  # every step is looked at on a CPU
+            raise FacelabError(
+                f"loss became {float(loss.detach())} {when} epoch {self.current_epoch}, step {batch_idx}; the last good "
+                f"checkpoint is kept in {self.cfg['out']}/checkpoints (try a smaller --lr)"
+            )
 
     def validation_step(self, batch, batch_idx):
         x8, y, _ = batch

@@ -176,10 +176,13 @@ class MetricSums:
         self.values = torch.zeros(len(task.metric_names()) + 2, dtype=torch.float64)
 
     def add(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        """Adds on the batch's device without reading anything back: no host synchronisation per step on a GPU."""
+        if self.values.device != loss.device:
+            self.values = self.values.to(loss.device)
         b = y.shape[0]
-        self.values[0] += float(loss.detach()) * b
+        self.values[0] += loss.detach().double() * b
         self.values[1] += b
-        self.values[2:] += self.task.metric_sums(out.detach(), y).double().cpu()
+        self.values[2:] += self.task.metric_sums(out.detach(), y).double()
 
     def per_metric(self, values: torch.Tensor | None = None) -> dict[str, float]:
         values = self.values if values is None else values
