@@ -63,3 +63,24 @@ def test_the_flip_and_the_shift_in_one_gather_equal_the_flip_then_the_shift():
         expected = padded[:, 3 - dy : 3 - dy + h, 3 - dx : 3 - dx + w]
         assert np.array_equal(out[i].numpy(), expected), i
     assert torch.equal(x, before) and out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_settled_speed_leaves_out_the_warm_up_and_one_slow_window():
+    """``bench train``'s figure: steps before the times settle are left out, and one slow window (a hiccup) does not
+    move the median of the windows."""
+    from facelab.bench import settled_img_s
+
+    warm_up = [1.0, 0.5, 0.3, 0.2, 0.12, 0.11, 0.1, 0.1, 0.1, 0.1]
+    steady = [0.1] * 15 + [0.5] * 5 + [0.1] * 10  # one slow window of five steps
+    assert settled_img_s(warm_up + steady, batch=100) == pytest.approx(1000.0, rel=0.01)
+
+
+@pytest.mark.slow
+def test_bench_train_reports_the_loop_against_the_compute_timed_around_it():
+    s = json.loads(run_cli("bench", "train", "--steps", "2", "--json").stdout)
+    for net in ("darknet64@64", "resnet18@112"):
+        r = s[net]
+        assert r["chosen"] in ("fp32", "bf16") and r["compute_after_img_s"] > 0 and r["loop_img_s"] > 0
+        assert r["compute_img_s"] == pytest.approx((r[f"{r['chosen']}_img_s"] + r["compute_after_img_s"]) / 2)
+        assert r["ratio"] == pytest.approx(r["loop_img_s"] / r["compute_img_s"])
+    assert s["runtime"]["cpu_capability"]
