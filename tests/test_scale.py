@@ -76,11 +76,10 @@ def test_settled_speed_leaves_out_the_warm_up_and_one_slow_window():
 
 
 @pytest.mark.slow
-def test_bench_train_reports_the_loop_against_the_compute_timed_around_it():
+def test_bench_train_reports_the_loop_against_the_compute_step_interleaved_with_it():
     s = json.loads(run_cli("bench", "train", "--steps", "2", "--json").stdout)
     for net in ("darknet64@64", "resnet18@112"):
         r = s[net]
-        assert r["chosen"] in ("fp32", "bf16") and r["compute_after_img_s"] > 0 and r["loop_img_s"] > 0
-        assert r["compute_img_s"] == pytest.approx((r[f"{r['chosen']}_img_s"] + r["compute_after_img_s"]) / 2)
+        assert r["chosen"] in ("fp32", "bf16") and r["compute_img_s"] > 0 and r["loop_img_s"] > 0
         assert r["ratio"] == pytest.approx(r["loop_img_s"] / r["compute_img_s"])
     assert s["runtime"]["cpu_capability"]

@@ -100,26 +100,35 @@ def settled_img_s(step_s: list[float], batch: int, warmup: int = WARMUP) -> floa
     return batch / float(np.median(windows))
 
 
-def _compute_img_s(arch: str, size: int, batch: int, steps: int, rt: Runtime, warmup: int = WARMUP) -> float:
+class ComputeStep:
     """A training step on random tensors already in memory, in ``rt``'s precision: the ceiling for the real loop.
-    ``warmup`` 1 for emulated bf16, whose steps are too slow to spend on settling (and have nothing to settle)."""
-    from .models import build_model
+    Calling it runs one step and returns its seconds."""
 
-    model = rt.prepare(build_model(arch, 2).train())
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = rt.input(torch.randn(batch, 3, size, size))
-    y = torch.randint(0, 2, (batch, 2), device=rt.device).float()
-    step_s = []
-    for _ in range(steps + warmup):
+    def __init__(self, arch: str, size: int, batch: int, rt: Runtime):
+        from .models import build_model
+
+        self.rt = rt
+        self.model = rt.prepare(build_model(arch, 2).train())
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.x = rt.input(torch.randn(batch, 3, size, size))
+        self.y = torch.randint(0, 2, (batch, 2), device=rt.device).float()
+
+    def __call__(self) -> float:
         t = time.perf_counter()
-        with rt.autocast():
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
+        with self.rt.autocast():
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(self.model(self.x).float(), self.y)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        _sync(rt)
-        step_s.append(time.perf_counter() - t)
-    return settled_img_s(step_s, batch, warmup)
+        self.opt.step()
+        _sync(self.rt)
+        return time.perf_counter() - t
+
+
+def _compute_img_s(arch: str, size: int, batch: int, steps: int, rt: Runtime, warmup: int = WARMUP) -> float:
+    """The compute step's settled speed. ``warmup`` 1 for emulated bf16, whose steps are too slow to spend on
+    settling (and have nothing to settle)."""
+    step = ComputeStep(arch, size, batch, rt)
+    return settled_img_s([step() for _ in range(steps + warmup)], batch, warmup)
 
 
 def _sync(rt: Runtime) -> None:
@@ -127,18 +136,26 @@ def _sync(rt: Runtime) -> None:
         torch.cuda.synchronize()
 
 
-def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Runtime) -> float:
-    """The real ``facelab.train`` loop (cache, augmentation, Lightning), timed per batch after warm-up."""
+def _loop_and_compute_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Runtime) -> tuple[float, float]:
+    """The real ``facelab.train`` loop (cache, augmentation, Lightning) and the compute step, interleaved: after each
+    batch of the loop, one compute step of a copy of the network, whose time is taken out of the loop's interval.
+    Both sides see the same moments of the machine, so a drifting speed (a noisy neighbour, a clock) cancels out of
+    their ratio; timed separately, they differed by 5-10% run to run on a shared 2-core VM."""
     import lightning.pytorch as pl
 
     from .training import engine
     from .training.config import TrainConfig
 
     starts: list[float] = []
+    compute_s: list[float] = []
+    step = ComputeStep(arch, size, batch, rt)
 
-    class BatchTimer(pl.Callback):
+    class Interleaved(pl.Callback):
         def on_train_batch_start(self, trainer, module, batch_, idx):
             starts.append(time.perf_counter())
+
+        def on_train_batch_end(self, trainer, module, outputs, batch_, idx):
+            compute_s.append(step())
 
     cfg = TrainConfig(
         spec=f"synth:{batch * (steps + WARMUP + 1)}",
@@ -151,18 +168,19 @@ def _loop_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Run
         precision=rt.precision,
         device=rt.device,
     )
-    engine.train(cfg, quiet=True, callbacks=[BatchTimer()])
-    # Start to start: data, augmentation, forward, backward, step and Lightning.
-    return settled_img_s(np.diff(starts).tolist(), batch)
+    engine.train(cfg, quiet=True, callbacks=[Interleaved()])
+    # Start to start, less the interleaved compute step: data, augmentation, forward, backward, step and Lightning.
+    loop_s = (np.diff(starts) - np.array(compute_s[: len(starts) - 1])).tolist()
+    return settled_img_s(loop_s, batch), settled_img_s(compute_s, batch)
 
 
 def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = None) -> dict:
     """Per net: the pure compute step in fp32 and in bf16, which of them the policy chose, and the real loop
     (which trains in the chosen precision) against the chosen compute step.
 
-    ``{"darknet64@64": {"fp32_img_s", "bf16_img_s", "chosen", "compute_img_s", "compute_after_img_s", "loop_img_s",
-    "ratio"}, ..., "runtime": {...}}``; ``compute_img_s`` is the mean of the chosen step timed before the loop and
-    right after it (``compute_after_img_s``). Emulated bf16 (no native support) is timed over fewer steps: it is 5-16x slower.
+    ``{"darknet64@64": {"fp32_img_s", "bf16_img_s", "chosen", "compute_img_s", "loop_img_s", "ratio"}, ...,
+    "runtime": {...}}``; ``compute_img_s`` is the chosen step timed interleaved with the loop, batch by batch.
+    Emulated bf16 (no native support) is timed over fewer steps: it is 5-16x slower.
     """
     chosen = runtime or resolved_runtime()
     result = {}
@@ -175,15 +193,10 @@ def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = 
                 rates[f"{precision}_img_s"] = _compute_img_s(
                     arch, size, batch, steps if native else max(2, steps // 10), rt, WARMUP if native else 1
                 )
-            loop = _loop_img_s(arch, size, batch, steps, Path(tmp), chosen)
-            # The chosen step timed again right after the loop: the ceiling is the mean of the two, so a machine whose
-            # speed drifts (a noisy neighbour, a clock) moves both sides of the ratio alike.
-            after = _compute_img_s(arch, size, batch, steps, chosen)
-            compute = (rates[f"{chosen.precision}_img_s"] + after) / 2
+            loop, compute = _loop_and_compute_img_s(arch, size, batch, steps, Path(tmp), chosen)
             result[f"{arch}@{size}"] = rates | {
                 "chosen": chosen.precision,
                 "compute_img_s": compute,
-                "compute_after_img_s": after,
                 "loop_img_s": loop,
                 "ratio": loop / compute,
             }
