@@ -83,3 +83,20 @@ def test_bench_train_reports_the_loop_against_the_compute_step_interleaved_with_
         assert r["chosen"] in ("fp32", "bf16") and r["compute_img_s"] > 0 and r["loop_img_s"] > 0
         assert r["ratio"] == pytest.approx(r["loop_img_s"] / r["compute_img_s"])
     assert s["runtime"]["cpu_capability"]
+
+
+def test_augmenting_the_bytes_gives_the_numbers_of_augmenting_the_normalised_batch():
+    """The loop's fused path (pixels moved as bytes, normalisation and brightness/contrast as one affine map) draws the
+    same random numbers and gives the same input as ``augment(to_input(...))``, flips, shifts and jitter included."""
+    import torch
+
+    from facelab.training.batches import augment, augmented_input, seeded, to_input
+
+    x8 = torch.randint(0, 256, (16, 24, 20, 3), dtype=torch.uint8)
+    for flip, shift, jitter in ((True, 0.1, 0.15), (False, 0.06, 0.0), (False, 0.0, 0.2)):
+        expected = augment(to_input(x8, 3), seeded(5), flip, shift, jitter)
+        got = augmented_input(x8, seeded(5), flip, shift, jitter)
+        assert got.shape == expected.shape == (16, 3, 24, 20)
+        assert torch.allclose(got, expected, atol=1e-5), (flip, shift, jitter)
+        assert got.is_contiguous(memory_format=torch.channels_last)
+    assert not torch.equal(augmented_input(x8, seeded(5), True, 0.1, 0.15), to_input(x8, 3))

@@ -171,6 +171,9 @@ class KeypointTask(Task):
         return flat_rel.float().view(flat_rel.shape[0], -1, 2) * torch.tensor(self.size, dtype=torch.float32, device=flat_rel.device) - 0.5
 
     # --- training ---------------------------------------------------------------------------
+    def batch_augmentation(self, cfg):
+        return None  # the points move with the pixels: augment() below
+
     def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: dict):
         pts = self.to_pixels(y.cpu())
         geometry = replace(self.geometry, flip=cfg.get("flip", True) and self.mirror is not None)

@@ -7,7 +7,7 @@ import torch
 
 from ..errors import FacelabError
 from ..hardware import Runtime
-from .batches import STD, invert_some, seeded, to_input
+from .batches import STD, augmented_input, invert_some, seeded, to_input
 from .robust import perturbed
 from .tasks import MetricSums, Task
 
@@ -59,6 +59,15 @@ class FaceModule(pl.LightningModule):
     def prepare(self, x8: torch.Tensor) -> torch.Tensor:
         return to_input(x8.to(self.device, non_blocking=True), self.cfg["channels"], self.runtime.channels_last)
 
+    def _augmented_input(self, x8: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
+        """The training input: the task's whole-batch augmentation applied to the bytes where it can be (three
+        channels), else the prepared input handed to the task's own :meth:`~Task.augment`."""
+        settings = self.task.batch_augmentation(self.cfg) if self.cfg["augment"] else None
+        if settings is not None and self.cfg["channels"] == 3:
+            return augmented_input(x8.to(self.device, non_blocking=True), gen, channels_last=self.runtime.channels_last, **settings), y
+        x = self.prepare(x8)
+        return self.task.augment(x, y, gen, self.cfg) if self.cfg["augment"] else (x, y)
+
     def forward(self, x):
         return self.model(x)
 
@@ -67,9 +76,7 @@ class FaceModule(pl.LightningModule):
         parts = (self.cfg["seed"], self.current_epoch, batch_idx, self.global_rank)
         torch.manual_seed(hash(parts) % (2**62))  # dropout and anything else random
         gen = seeded(*parts)
-        x = self.prepare(x8)
-        if self.cfg["augment"]:
-            x, y = self.task.augment(x, y, gen, self.cfg)
+        x, y = self._augmented_input(x8, y, gen)
         x = invert_some(x, self.cfg["inverted_fraction"], gen)
         if self.cfg.get("robust"):  # --robust EPS: train on the batch's worst case within the budget (in input units)
             eps = self.cfg["robust"] / STD  # pixel units -> the normalised input's units (linf per value, l2 per image)

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FacelabError
-from .batches import augment
 from .tasks import Task
 
 DEGREES = 10.0  # targets are degrees / DEGREES, so they lie in about [-1, 1]
@@ -45,8 +44,8 @@ class RotationTask(Task):
         angles = np.array([fs.parts(i)[1].angle for i in range(len(fs))], dtype=np.float32)
         return torch.from_numpy(angles / DEGREES)[:, None]
 
-    def augment(self, x, y, gen, cfg):
-        return augment(x, gen, flip=False, shift=0.06, jitter=0.15), y
+    def batch_augmentation(self, cfg):
+        return {"flip": False, "shift": 0.06, "jitter": 0.15}  # no flips: see the module's docstring
 
     def loss(self, out, y):
         """Huber: bounded gradients, so the default SGD step does not blow up on the first, far-off outputs."""

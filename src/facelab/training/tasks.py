@@ -75,9 +75,14 @@ class Task:
     def start_model(self, model: torch.nn.Module, train_targets: torch.Tensor) -> None:
         """Set an untrained network to where training should start from (keypoints: the mean shape); nothing by default."""
 
+    def batch_augmentation(self, cfg: dict) -> dict | None:
+        """The whole-batch augmentation's settings (labels unchanged), which the loop applies to the cache's bytes
+        (:func:`~facelab.training.batches.augmented_input`); None for a task whose :meth:`augment` moves labels too."""
+        return {"flip": cfg["flip"], "shift": 0.06, "jitter": 0.15}
+
     def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: dict):
-        """Whole-batch flips, shifts and brightness/contrast; labels unchanged."""
-        return augment(x, gen, flip=cfg["flip"], shift=0.06, jitter=0.15), y
+        """:meth:`batch_augmentation` on a normalised batch (one-channel networks); labels unchanged."""
+        return augment(x, gen, **self.batch_augmentation(cfg)), y
 
     # --- training and metrics --------------------------------------------------------------
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
