@@ -12,7 +12,9 @@ import facelab
 from facelab.errors import FacelabError
 from facelab.models import build_model
 from facelab.probes.audit import audit_table
-from facelab.probes.cam import METHODS, default_layer
+from facelab.probes.cam import METHODS, attribution_maps, default_layer
+from facelab.probes.split_data import load_split
+from facelab.probes.stats import wilson_ci
 from facelab.training.config import TrainConfig
 from helpers import run_cli, train_small
 
@@ -39,14 +41,20 @@ def test_cam_score_on_smiling_beats_baselines_and_fails_the_sanity_check(smiling
     assert m["cam"]["insertion_auc"] > m["cam"]["deletion_auc"]
     # the studio faces sit where the mean mask says: no method beats that constant, and the page says so per method
     assert s["beats_mean_mask"] == {k: False for k in METHODS} and len(s["warnings"]) == len(METHODS)
+    # the pointing game looks for the smile on the faces that smile (a face without one has none to point at)
+    labels = load_split(smiling_run, split="test", limit=96).labels(0)
+    assert s["n_region"] == int(labels.sum()) and 0 < s["n_region"] < s["n"] == 96
+    assert s["region_faces"] == "faces that show Smiling, explaining Smiling"
     lo, hi = m["cam"]["pointing_game_ci"]
     assert lo < m["cam"]["pointing_game"] < hi and m["mean_mask"]["pointing_game_ci"][1] == 1.0  # Wilson's: never [1, 1]
+    assert lo == pytest.approx(wilson_ci(round(m["cam"]["pointing_game"] * s["n_region"]), s["n_region"])[0])
     assert m["mean_mask"]["pointing_game_ci"][0] < 1.0
     assert json.loads((tmp_path / "summary.json").read_text())["methods"]["cam"] == m["cam"]
     assert (tmp_path / "pointing_game.png").exists() and (tmp_path / "examples.png").exists()
     page = (tmp_path / "report.html").read_text()  # one table, methods x measures, a verdict per method
     assert page.count("<th>sanity check</th>") == 1 and "<td>cam, last layer randomised</td>" in page
     assert "passes: pointing game drops" in page and ">None<" not in page
+    assert f"<td>{s['n_region']} faces that show Smiling, explaining Smiling</td>" in page
     assert "cam does not beat the mean mask, one fixed map for every face" in page and "<th>beats the mean mask</th>" in page
 
 
@@ -81,6 +89,21 @@ def test_gradcam_agrees_with_captum():
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-4 * float(theirs.abs().max()))
     _, _, fast = METHODS["gradcam"].raw(model, x, layer, 1, binary=False)  # bfloat16: close, not equal
     assert float((fast - theirs).abs().max()) < 0.15 * float(theirs.abs().max())
+
+
+def test_maps_of_an_attributes_presence_explain_it_on_every_face_whatever_was_decided():
+    """The pointing game's maps explain "Smiling" on every face; the decision maps explain "not smiling" where the
+    network said so, which for CAM is the same map upside down."""
+    torch.manual_seed(0)
+    model = build_model("darknet64", 2, 3).eval()
+    x = torch.randn(6, 3, 32, 32)
+    with torch.no_grad():  # the output's threshold among these faces: some are decided smiling, some not
+        model.classifier.bias[1] -= model(x)[:, 1].median()
+    logits, decided, raw, _ = attribution_maps(model, x, "cam", 1, True)
+    _, present, raw_p, _ = attribution_maps(model, x, "cam", 1, True, present=True)
+    assert torch.equal(decided.sign, torch.where(logits[:, 1] >= 0, 1.0, -1.0)) and (present.sign == 1).all()
+    assert (decided.sign < 0).any() and (decided.sign > 0).any()  # both decisions among the six
+    assert (present.index == 1).all() and torch.allclose(raw, decided.sign.view(-1, 1, 1) * raw_p)
 
 
 def test_cam_needs_a_pooled_linear_head():

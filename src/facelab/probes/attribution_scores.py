@@ -72,29 +72,33 @@ def deletion_insertion(
     return auc(dele), auc(ins)
 
 
-def _scores(model, d: SplitData, raw, norm, target: Target, truth: GroundTruth, tolerance, steps) -> dict:
+def _decision_scores(model, d: SplitData, norm, target: Target, truth: GroundTruth, steps) -> dict:
+    """Over every face, of its decision: deletion and insertion AUC (any data), the energy on the background and in each
+    face region (where known): where the evidence for what the network decided lies, absence included."""
     dele, ins = [], []
     for start in range(0, len(norm), CHUNK):
         sl = slice(start, start + CHUNK)
         a, b = deletion_insertion(model, d.inputs(sl), norm[sl], Target(target.index[sl], target.sign[sl]), d.binary, steps, d.run.runtime)
         dele.append(a)
         ins.append(b)
-    out = {
-        "pointing_game": None,
-        "energy_in_mask": None,
-        "energy_on_background": None,
-        "deletion_auc": float(np.concatenate(dele).mean()),
-        "insertion_auc": float(np.concatenate(ins).mean()),
-    }
-    if truth.masks is not None:
-        hits = pointing_hits(raw, truth.masks, tolerance)
-        out["pointing_game"] = float(hits.mean())
-        out["pointing_game_ci"] = list(wilson_ci(int(hits.sum()), len(hits)))
-        out["energy_in_mask"] = mean_share(norm, truth.masks)
-        out["energy_on_background"] = mean_share(norm, truth.background)
+    out = {"deletion_auc": float(np.concatenate(dele).mean()), "insertion_auc": float(np.concatenate(ins).mean())}
+    out["energy_on_background"] = mean_share(norm, truth.background) if truth.background is not None else None
     if truth.regions is not None:
         out["energy_by_region"] = {name: mean_share(norm, m) for name, m in truth.regions.items()}
     return out
+
+
+def _pointing_scores(raw, norm, masks: np.ndarray | None, tolerance) -> dict:
+    """Over the faces that show the attribute, of its presence: the pointing game (with Wilson's interval) and the
+    energy in the true region."""
+    if masks is None or not len(masks):  # no true region, or no face shows the attribute
+        return {"pointing_game": None, "energy_in_mask": None}
+    hits = pointing_hits(raw, masks, tolerance)
+    return {
+        "pointing_game": float(hits.mean()),
+        "pointing_game_ci": list(wilson_ci(int(hits.sum()), len(hits))),
+        "energy_in_mask": mean_share(norm, masks),
+    }
 
 
 @dataclass
@@ -105,6 +109,14 @@ class GroundTruth:
     background: np.ndarray | None = None
     regions: dict[str, np.ndarray] | None = None
     source: str = "none"
+
+
+def faces_showing(d: SplitData, output: int | None) -> np.ndarray:
+    """The faces a map of the attribute can be scored on: those that show it (the pointing game's protocol: a class is
+    looked for in images that hold it; a face without a smile has no smile to point at). Identities: every face."""
+    if not d.binary:
+        return np.ones(len(d.images), dtype=bool)
+    return d.labels(output) == 1
 
 
 def landmark_regions(d: SplitData) -> dict[str, np.ndarray] | None:
@@ -160,22 +172,32 @@ def cam_score(
     h, w = d.images.shape[1:3]
     tolerance = max(1, round(0.07 * max(h, w))) if tolerance is None else tolerance
     truth = ground_truth(d, output)
+    shown = faces_showing(d, output)
+    masks_shown = None if truth.masks is None else truth.masks[shown]
     results, examples = {}, []
     randomised = with_last_layer_randomised(d.model, seed)
+
+    def scored(norm, tgt, raw_p, norm_p) -> dict:
+        """Scores of one kind of map: ``norm`` explains each face's decision ``tgt``; ``raw_p``/``norm_p`` the
+        attribute's presence (see :func:`_decision_scores` and :func:`_pointing_scores`)."""
+        return _decision_scores(d.model, d, norm, tgt, truth, steps) | _pointing_scores(raw_p[shown], norm_p[shown], masks_shown, tolerance)
+
+    def method_maps(model, method: str) -> tuple[Target, torch.Tensor, torch.Tensor, torch.Tensor]:
+        _, tgt, raw, norm = maps_over(d, method, output, layer, model=model, quiet=quiet)
+        raw_p, norm_p = maps_over(d, method, output, layer, model=model, quiet=quiet, present=True)[2:] if d.binary else (raw, norm)
+        return norm, tgt, raw_p, norm_p
+
     for method in methods:
-        _, tgt, raw, norm = maps_over(d, method, output, layer, quiet=quiet)  # every method explains the same decisions
-        results[method] = _scores(d.model, d, raw, norm, tgt, truth, tolerance, steps)
-        examples.append((method, norm[:8]))
-        _, _, r_raw, r_norm = maps_over(d, method, output, layer, model=randomised, quiet=quiet)
-        results[f"{method}_randomized"] = _scores(d.model, d, r_raw, r_norm, tgt, truth, tolerance, steps)
-    gen = torch.Generator().manual_seed(seed)
-    rand = torch.rand(len(d.images), h, w, generator=gen)
-    results["random"] = _scores(d.model, d, rand, rand, tgt, truth, tolerance, steps)
-    if truth.masks is not None:
-        mean = torch.from_numpy(truth.masks.mean(0)).float().expand(len(truth.masks), h, w).contiguous()
-        results["mean_mask"] = _scores(d.model, d, mean, mean, tgt, truth, tolerance, steps)
-    else:
-        results["mean_mask"] = None
+        norm, tgt, raw_p, norm_p = method_maps(d.model, method)  # every method explains the same decisions
+        results[method] = scored(norm, tgt, raw_p, norm_p)
+        examples.append((method, norm_p[:8]))
+        results[f"{method}_randomized"] = scored(*method_maps(randomised, method))
+    constants = {"random": torch.rand(len(d.images), h, w, generator=torch.Generator().manual_seed(seed))}
+    if masks_shown is not None and len(masks_shown):
+        constants["mean_mask"] = torch.from_numpy(masks_shown.mean(0)).float().expand(len(d.images), h, w).contiguous()
+    for key, maps in constants.items():
+        results[key] = scored(maps, tgt, maps, maps)
+    results.setdefault("mean_mask", None)
     name = d.outputs[output] if output is not None else "predicted class"
     beaten = {m: beats_constant(results[m], results["mean_mask"]) for m in methods} if results["mean_mask"] else None
     summary = {
@@ -184,6 +206,8 @@ def cam_score(
         "warnings": constant_warnings(results, beaten),
         "target": name,
         "n": int(len(d.images)),
+        "n_region": int(shown.sum()),
+        "region_faces": f"faces that show {d.outputs[output]}, explaining {d.outputs[output]}" if d.binary else "every face",
         "split": split,
         "tolerance_px": tolerance,
         "steps": steps,
@@ -191,7 +215,13 @@ def cam_score(
         "ground_truth": truth.source,
     }
     figures = _score_figures(folder, results, examples, d.images[:8].numpy(), truth.masks)
-    facts = [["target", name], ["images", summary["n"]], ["pointing-game tolerance", f"{tolerance} px"], ["true region", truth.source]]
+    facts = [
+        ["target", name],
+        ["images", summary["n"]],
+        ["pointing game and energy on", f"{summary['n_region']} {summary['region_faces']}"],
+        ["pointing-game tolerance", f"{tolerance} px"],
+        ["true region", truth.source],
+    ]
     facts += [["WARNING", line] for line in summary["warnings"]]
     return write_probe_output(
         folder,
@@ -206,7 +236,7 @@ def cam_score(
 SCORE_COLUMNS = {
     "pointing_game": "pointing game",
     "energy_in_mask": "energy in true region",
-    "energy_on_background": "energy on background",
+    "energy_on_background": "energy on background (every decision)",
     "deletion_auc": "deletion AUC (lower is better)",
     "insertion_auc": "insertion AUC (higher is better)",
 }

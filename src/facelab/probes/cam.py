@@ -39,12 +39,14 @@ class Target:
         return torch.softmax(logits.float(), 1)[torch.arange(len(self.index)), self.index]
 
 
-def decision_target(logits: torch.Tensor, output: int | None, binary: bool) -> Target:
-    """Attribute runs: ``output`` with the sign of its prediction. Identity runs: ``output`` or the predicted class."""
+def decision_target(logits: torch.Tensor, output: int | None, binary: bool, present: bool = False) -> Target:
+    """Attribute runs: ``output`` with the sign of its prediction (``present``: its presence, on every face). Identity
+    runs: ``output`` or the predicted class."""
     b = logits.shape[0]
     if binary:
         k = 0 if output is None else output
-        return Target(torch.full((b,), k), torch.where(logits[:, k] >= 0, 1.0, -1.0))
+        sign = torch.ones(b) if present else torch.where(logits[:, k] >= 0, 1.0, -1.0)
+        return Target(torch.full((b,), k), sign)
     index = logits.argmax(1) if output is None else torch.full((b,), output)
     return Target(index, torch.ones(b))
 
@@ -86,12 +88,16 @@ class Attribution:
 
     uses_gradient = True
 
-    def raw(self, model: nn.Module, x: torch.Tensor, layer: Layer, output: int | None, binary: bool, runtime: Runtime | None = None):
-        """(logits, target, raw maps (B, h, w)) for the batch ``x``, in ``runtime``'s precision (None: exact fp32)."""
+    def raw(
+        self, model: nn.Module, x: torch.Tensor, layer: Layer, output: int | None, binary: bool, runtime: Runtime | None = None,
+        present: bool = False,
+    ):  # fmt: skip
+        """(logits, target, raw maps (B, h, w)) for the batch ``x``, in ``runtime``'s precision (None: exact fp32); the
+        target is each face's decision, or with ``present`` the attribute's presence (see :func:`decision_target`)."""
         x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(self.uses_gradient)  # no parameter grads
         with torch.enable_grad(), chosen_precision(runtime), recorded({"layer": layer.module}) as outs:
             logits = model(x).float()
-            target = decision_target(logits.detach(), output, binary)
+            target = decision_target(logits.detach(), output, binary, present)
             acts = outs["layer"]
             grads = torch.autograd.grad(target.score(logits).sum(), acts)[0] if self.uses_gradient else None
         return logits.detach(), target, self.combine(acts.detach().float(), None if grads is None else grads.float(), model, target)
@@ -174,11 +180,13 @@ def attribution_maps(
     layer: Layer | None = None,
     size: tuple[int, int] | None = None,
     runtime: Runtime | None = None,
+    present: bool = False,
 ):
-    """(logits, target, raw (B, h, w), normalised upsampled (B, H, W) in [0, 1]); ``runtime``: its precision."""
+    """(logits, target, raw (B, h, w), normalised upsampled (B, H, W) in [0, 1]); ``runtime``: its precision;
+    ``present``: explain the attribute's presence rather than each face's decision."""
     m = method_named(method)
     layer = layer or default_layer(model)
-    logits, target, raw = m.raw(model, x, layer, output, binary, runtime)
+    logits, target, raw = m.raw(model, x, layer, output, binary, runtime, present)
     size = size or tuple(x.shape[-2:])
     up = F.interpolate(raw[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
     return logits, target, raw, m.normalise(up)

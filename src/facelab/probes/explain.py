@@ -25,15 +25,18 @@ CHUNK = 64
 GALLERY = 16
 
 
-def maps_over(d: SplitData, method: str, output: int | None, layer: str | None, model=None, quiet: bool = True):
-    """Attribution maps of every image of ``d`` in chunks: (logits, Target, raw maps, normalised maps)."""
+def maps_over(d: SplitData, method: str, output: int | None, layer: str | None, model=None, quiet: bool = True, present: bool = False):
+    """Attribution maps of every image of ``d`` in chunks: (logits, Target, raw maps, normalised maps); ``present``: of
+    the attribute's presence on every face, not of each face's decision."""
     model = model or d.model
     lyr = layer_for(model, method, layer)
     parts = []
     with progress_bar(f"{method} maps", len(d.images), quiet) as advance:
         for start in range(0, len(d.images), CHUNK):
             sl = slice(start, start + CHUNK)
-            logits, target, raw, norm = attribution_maps(model, d.inputs(sl), method, output, d.binary, lyr, runtime=d.run.runtime)
+            logits, target, raw, norm = attribution_maps(
+                model, d.inputs(sl), method, output, d.binary, lyr, runtime=d.run.runtime, present=present
+            )
             parts.append((logits, target.index, target.sign, raw, norm))
             advance(len(logits))
     logits, index, sign, raw, norm = (torch.cat(p) for p in zip(*parts))
