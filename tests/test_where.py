@@ -55,6 +55,9 @@ def test_cam_score_on_smiling_beats_baselines_and_fails_the_sanity_check(smiling
     assert page.count("<th>sanity check</th>") == 1 and "<td>cam, last layer randomised</td>" in page
     assert "passes: pointing game drops" in page and ">None<" not in page
     assert f"<td>{s['n_region']} faces that show Smiling, explaining Smiling</td>" in page
+    # and says why: darknet64's 2x2 map at 64 px, and regions that do not move (with the synthetic option that moves them)
+    assert s["map_cells"]["cam"] == [2, 2] and any(a.startswith("cam's map is 2x2 cells of 32 px") for a in s["advice"])
+    assert any("barely moves" in a and "pose=wide" in a for a in s["advice"]) and "<td>NOTE</td>" in page
     assert "cam does not beat the mean mask, one fixed map for every face" in page and "<th>beats the mean mask</th>" in page
 
 
@@ -104,6 +107,20 @@ def test_maps_of_an_attributes_presence_explain_it_on_every_face_whatever_was_de
     assert torch.equal(decided.sign, torch.where(logits[:, 1] >= 0, 1.0, -1.0)) and (present.sign == 1).all()
     assert (decided.sign < 0).any() and (decided.sign > 0).any()  # both decisions among the six
     assert (present.index == 1).all() and torch.allclose(raw, decided.sign.view(-1, 1, 1) * raw_p)
+
+
+def test_cam_score_says_when_a_map_is_too_coarse_or_the_region_never_moves():
+    from types import SimpleNamespace
+
+    from facelab.probes.attribution_scores import coarse_map_advice, fixed_region_advice
+
+    coarse = coarse_map_advice({"cam": (2, 2), "gradcam": (8, 8)}, (64, 64), 4)
+    assert len(coarse) == 1 and coarse[0].startswith("cam's map is 2x2 cells of 32 px against a tolerance of 4 px")
+    assert coarse_map_advice({"cam": (4, 4)}, (128, 128), 9) == []  # darknet64 at 128 px: cells of 32 px, fine enough
+    studio, wide = (SimpleNamespace(config=SimpleNamespace(pose=p)) for p in ("studio", "wide"))
+    assert "pose=wide" in fixed_region_advice({"pointing_game": 1.0}, studio)[0]
+    assert "pose=wide" not in fixed_region_advice({"pointing_game": 0.97}, wide)[0]
+    assert fixed_region_advice({"pointing_game": 0.6}, studio) == [] and fixed_region_advice(None, studio) == []
 
 
 def test_cam_needs_a_pooled_linear_head():

@@ -174,7 +174,7 @@ def cam_score(
     truth = ground_truth(d, output)
     shown = faces_showing(d, output)
     masks_shown = None if truth.masks is None else truth.masks[shown]
-    results, examples = {}, []
+    results, examples, cells = {}, [], {}
     randomised = with_last_layer_randomised(d.model, seed)
 
     def scored(norm, tgt, raw_p, norm_p) -> dict:
@@ -184,6 +184,7 @@ def cam_score(
 
     def method_maps(model, method: str) -> tuple[Target, torch.Tensor, torch.Tensor, torch.Tensor]:
         _, tgt, raw, norm = maps_over(d, method, output, layer, model=model, quiet=quiet)
+        cells[method] = tuple(raw.shape[1:])
         raw_p, norm_p = maps_over(d, method, output, layer, model=model, quiet=quiet, present=True)[2:] if d.binary else (raw, norm)
         return norm, tgt, raw_p, norm_p
 
@@ -204,6 +205,8 @@ def cam_score(
         "methods": results,
         "beats_mean_mask": beaten,
         "warnings": constant_warnings(results, beaten),
+        "advice": coarse_map_advice(cells, (h, w), tolerance) + fixed_region_advice(results["mean_mask"], d.faceset),
+        "map_cells": {m: list(c) for m, c in cells.items()},
         "target": name,
         "n": int(len(d.images)),
         "n_region": int(shown.sum()),
@@ -222,7 +225,7 @@ def cam_score(
         ["pointing-game tolerance", f"{tolerance} px"],
         ["true region", truth.source],
     ]
-    facts += [["WARNING", line] for line in summary["warnings"]]
+    facts += [["WARNING", line] for line in summary["warnings"]] + [["NOTE", line] for line in summary["advice"]]
     return write_probe_output(
         folder,
         f"facelab cam-score: {name} on {summary['data']} ({split})",
@@ -259,6 +262,33 @@ def constant_warnings(results: dict, beaten: dict | None) -> list[str]:
         for m, ok in beaten.items()
         if not ok
     ]
+
+
+def coarse_map_advice(cells: dict[str, tuple[int, int]], size: tuple[int, int], tolerance: int) -> list[str]:
+    """A line per method whose map is too coarse to point with: the pointing game names a cell's centre, so cells
+    much wider than the tolerance find a region that moves less than a cell only by luck (darknet64 at 64 px: 2x2
+    cells of 32 px against a tolerance of 4 px)."""
+    lines = []
+    for method, (ch, cw) in cells.items():
+        cell = max(size[0] / ch, size[1] / cw)
+        if cell > 4 * tolerance:
+            lines.append(
+                f"{method}'s map is {ch}x{cw} cells of {cell:.0f} px against a tolerance of {tolerance} px: its pointing game "
+                "names a cell centre and finds a small region by luck; a network trained at a larger --size has finer cells"
+            )
+    return lines
+
+
+def fixed_region_advice(constant: dict | None, faceset) -> list[str]:
+    """Where the true region barely moves from face to face, the mean mask cannot be beaten: say so, and for synthetic
+    faces how to draw ones whose regions move."""
+    if not constant or constant["pointing_game"] < 0.95:
+        return []
+    share = constant["pointing_game"]
+    line = f"the true region barely moves on these images (the mean mask points into it on {share:.0%} of them): no map can beat it"
+    if getattr(getattr(faceset, "config", None), "pose", None) == "studio":
+        line += "; synthetic faces drawn with pose=wide (e.g. synth:3000,pose=wide) are moved, scaled and turned"
+    return [line]
 
 
 def sanity_verdict(scores: dict, randomised: dict) -> str:
