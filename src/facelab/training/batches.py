@@ -324,7 +324,7 @@ def augmented_input(
 ) -> torch.Tensor:
     """``augment(to_input(x8, 3), ...)`` from the cache's bytes in fewer passes: the same draws, the pixels moved as
     bytes (a quarter of the memory traffic), then normalisation and brightness/contrast as one affine map per image.
-    The same numbers to float rounding (tested); the loop's data cost per darknet64 step fell from about 7 to 3 ms."""
+    The same numbers to float rounding (tested); measured apart, 4.4 ms against 8.6 for a batch of 128 at 64 px (AMX)."""
     b, h, w, _ = x8.shape
     mirrored, moved, bright, contrast = _draws(b, h, w, gen, flip, shift, jitter)
     if moved is not None:

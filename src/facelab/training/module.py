@@ -62,11 +62,12 @@ class FaceModule(pl.LightningModule):
     def _augmented_input(self, x8: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
         """The training input: the task's whole-batch augmentation applied to the bytes where it can be (three
         channels), else the prepared input handed to the task's own :meth:`~Task.augment`."""
-        settings = self.task.batch_augmentation(self.cfg) if self.cfg["augment"] else None
+        if not self.cfg["augment"]:
+            return self.prepare(x8), y
+        settings = self.task.batch_augmentation(self.cfg)
         if settings is not None and self.cfg["channels"] == 3:
             return augmented_input(x8.to(self.device, non_blocking=True), gen, channels_last=self.runtime.channels_last, **settings), y
-        x = self.prepare(x8)
-        return self.task.augment(x, y, gen, self.cfg) if self.cfg["augment"] else (x, y)
+        return self.task.augment(self.prepare(x8), y, gen, self.cfg)
 
     def forward(self, x):
         return self.model(x)
