@@ -270,14 +270,19 @@ def test_imagenet_weights_download_into_the_torch_cache(tmp_path, monkeypatch):
         facelab.build_model("resnet18", 2, weights="imagenet")
 
 
-def test_a_model_at_chance_level_is_flagged_on_its_page(tmp_path):
-    """A network that learned nothing (lr 1e-6, one epoch): summary.json says what chance scores and the report warns."""
-    s = facelab.train(
-        TrainConfig(spec="synth:300", out=str(tmp_path / "r"), attrs=["Smiling"], size="32", epochs=1, batch=64, lr=1e-6), quiet=True
-    )
+def test_a_model_at_chance_level_is_flagged_on_its_page_and_the_terminal(tmp_path):
+    """A network that learned nothing (lr 1e-6, one epoch, trained adversarially): summary.json says what chance scores
+    and how the run was trained; the report and the terminal warn, and say why a robust run stays there."""
+    args = ("--attrs", "Smiling", "--size", "32", "--epochs", "1", "--batch", "64", "--lr", "1e-6", "--robust", "0.5", "--quiet")
+    proc = run_cli("train", "synth:300", "--out", str(tmp_path / "r"), *args)
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert set(s["chance"]) == {"Smiling"} and 0.5 <= s["chance"]["Smiling"] <= 1
+    assert s["robust"] == {"eps": 0.5, "norm": "l2", "steps": 1}
+    flagged = s["final"]["val_acc"] <= s["chance"]["Smiling"] + 0.02
     page = (tmp_path / "r" / "report.html").read_text()
-    assert ("Smiling" in page and "at chance level" in page) == (s["final"]["val_acc"] <= s["chance"]["Smiling"] + 0.02)
+    for shown in (page, proc.stderr):
+        assert ("Smiling" in shown and "at chance level" in shown) == flagged
+        assert ("adversarial training learns more slowly" in shown and "train longer (--epochs)" in shown) == flagged
 
 
 def test_chance_warnings_name_each_output_at_chance():
@@ -287,6 +292,16 @@ def test_chance_warnings_name_each_output_at_chance():
     lines = at_chance(summary)
     assert len(lines) == 1 and lines[0].startswith("WARNING: Smiling 0.550 is at chance level") and "0.540" in lines[0]
     assert at_chance({"final": {"val_acc": 0.30}, "chance": {"acc": 0.05}}) == []
+
+
+def test_only_a_robust_run_at_chance_is_told_to_train_longer():
+    from facelab.report.run_report import run_warnings
+
+    robust = {"robust": {"eps": 0.5, "norm": "l2", "steps": 1}}
+    at, above = ({"final": {"val_acc_per_attr": {"Young": acc}}, "chance": {"Young": 0.665}} for acc in (0.66, 0.80))
+    assert [line.split(":")[0] for line in run_warnings(at)] == ["WARNING"]
+    assert [line.split(":")[0] for line in run_warnings(at | robust)] == ["WARNING", "NOTE"]
+    assert run_warnings(above | robust) == []
 
 
 def test_free_memory_counts_the_page_cache_and_the_cgroup_limit(tmp_path):

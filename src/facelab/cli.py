@@ -176,6 +176,7 @@ def train_cmd(
     train_options=None,
 ):
     """Train a network; writes config.json, metrics.csv, summary.json, checkpoints/, figures/, report.html."""
+    from .report.run_report import run_warnings
     from .training.config import TrainConfig
     from .training.engine import train
 
@@ -189,6 +190,8 @@ def train_cmd(
         summary = train(cfg, quiet=quiet, force=force)
     if summary:
         out.print_json(json.dumps(summary))
+        for line in run_warnings(summary):
+            err.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("eval")

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from .errors import FacelabError
+from .studies.registry import comma_list
 
 # name: (flag, type, default, help)
 SHARED = {
@@ -77,7 +78,7 @@ say.console = Console()
 
 
 def csv_list(text: str | None) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else []
+    return comma_list(text) or []
 
 
 def print_json(obj) -> None:

@@ -53,10 +53,12 @@ class Plan:
     runtime: Runtime | None = None  # where the study trains (its precision and device as asked) and probes
 
     def check_chance(self, name: str, run_summary: dict) -> None:
-        """Warn when a trained run answers at chance level: its figures, maps and audits then explain a guess."""
-        from ..report.run_report import at_chance
+        """Warn when a trained run answers at chance level: its figures, maps and audits then explain a guess (and, for
+        a robust run, why that happens and what to do)."""
+        from ..report.run_report import run_warnings
 
-        self.warnings += [f"{name} run: {line.removeprefix('WARNING: ')}" for line in at_chance(run_summary)]
+        lines = run_warnings(run_summary)
+        self.warnings += [f"{name} run: {line.removeprefix('WARNING: ').removeprefix('NOTE: ')}" for line in lines]
 
     @classmethod
     def of(cls, protocol: Protocol, spec: str | None, options: dict, runtime: Runtime | None = None) -> "Plan":

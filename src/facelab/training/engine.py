@@ -288,6 +288,8 @@ def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, 
     }
     for key, fields in task.summary_extra(data, outputs).items():  # "final"/"best" fields join their block
         summary[key] = summary[key] | fields if key in ("final", "best") else fields
+    if cfg.robust:
+        summary["robust"] = {"eps": cfg.robust, "norm": cfg.robust_norm, "steps": cfg.robust_steps}
     if data.unreadable:
         summary["skipped"] = data.unreadable  # unreadable images, and photos where a face crop found no face
     summary["runtime"] = rt.describe()

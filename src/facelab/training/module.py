@@ -75,7 +75,7 @@ class FaceModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x8, y, _ = batch
         parts = (self.cfg["seed"], self.current_epoch, batch_idx, self.global_rank)
-        torch.manual_seed(hash(parts) % (2**62))  # dropout and anything else random
+        self._seed_global_generator(hash(parts) % (2**62))
         gen = seeded(*parts)
         x, y = self._augmented_input(x8, y, gen)
         x = invert_some(x, self.cfg["inverted_fraction"], gen)
@@ -88,6 +88,14 @@ class FaceModule(pl.LightningModule):
         self.sums["train"].add(loss, logits, y)
         self._stop_if_diverged(loss, batch_idx)
         return loss
+
+    def _seed_global_generator(self, seed: int) -> None:
+        """Seeds the generator of this step's device (dropout and anything else random). Not ``torch.manual_seed``: on a
+        machine without CUDA it queues a lazy seed for CUDA, MTIA and XPU each time, with a formatted stack trace (three
+        per step, each reading the source of every frame of Lightning's deep stack)."""
+        torch.default_generator.manual_seed(seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(seed)
 
     def _stop_if_diverged(self, loss: torch.Tensor, batch_idx: int) -> None:
         """A non-finite loss stops the run. Looking costs a host synchronisation, so on an accelerator it is looked at
