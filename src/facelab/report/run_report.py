@@ -52,7 +52,8 @@ def at_chance(summary: dict) -> list[str]:
 SLOW_ROBUST = (
     "NOTE: adversarial training learns more slowly than plain training: on UTKFace (1,600 training faces, 64 px) --robust 0.5 "
     "stayed at the majority answer after 6 epochs (78 steps) and reached 0.765 after 10 (130 steps); train longer "
-    "(--epochs) or with a smaller --robust"
+    "(--epochs) or with a smaller --robust. An attribute whose cue is a small, fine change may not be learnable within the "
+    "budget at all (synthetic faces' Young: lines of L2 2.3; no budget down to 0.1 learned it, see docs/measured.md)"
 )
 
 
