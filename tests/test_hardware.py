@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import pytest
 import torch
@@ -142,3 +143,34 @@ def test_a_runtime_gives_new_runs_the_precision_asked_not_the_machines_answer(cp
     assert TrainConfig().precision == "auto"
     auto = hardware.runtime("auto")
     assert auto.precision == "bf16" and TrainConfig(**auto.train_settings).precision == "auto"
+
+
+REFAULTS = """
+import json, resource, torch
+from facelab import hardware
+rt = hardware.runtime("fp32", "cpu")
+faults = []
+for _ in range(3):  # a training step's activation: 48 MB, freed, then asked for again
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(12 << 20).fill_(1.0)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"heap_reuse": rt.describe()["heap_reuse"], "faults": faults}))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="heap reuse is glibc's mallopt; this C library is not glibc")
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_freed_training_buffers_are_reused_not_faulted_in_again(setting):
+    """With heap reuse (the default on the CPU) a large buffer freed and asked for again costs no new page faults;
+    ``FACELAB_HEAP_REUSE=0`` leaves glibc's default, where each one is mapped and zero-filled afresh (12,000 faults)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FACELAB_HEAP_REUSE": setting}
+    seen = json.loads(subprocess.run([sys.executable, "-c", REFAULTS], capture_output=True, text=True, env=env, check=True).stdout)
+    assert seen["heap_reuse"] is (setting == "1")
+    if setting == "1":
+        assert max(seen["faults"][1:]) < 500, seen
+    else:
+        assert min(seen["faults"][1:]) > 10_000, seen
