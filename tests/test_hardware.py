@@ -155,7 +155,7 @@ for _ in range(3):
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(4):
     step()
-print(json.dumps({"heap_reuse": hardware.runtime("fp32", "cpu").heap_reuse,
+print(json.dumps({"heap_reuse": step.rt.heap_reuse,
                   "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4}))
 """
 
