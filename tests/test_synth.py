@@ -95,3 +95,12 @@ def test_pose_wide_spreads_the_regions_about_twice_as_far():
     assert facelab.open_spec("synth:60,pose=wide").spec == "synth:60,pose=wide"
     with pytest.raises(FacelabError, match="pose=tilted"):
         facelab.open_spec("synth:60,pose=tilted")
+
+
+def test_with_pose_adds_a_pose_only_to_synthetic_specs_that_name_none():
+    from facelab.data.synth import with_pose
+
+    assert with_pose("synth:400", "wide") == "synth:400,pose=wide" and with_pose("synth", "wide") == "synth:pose=wide"
+    assert with_pose("synth:400,pose=studio,ids=5", "wide") == "synth:400,pose=studio,ids=5"
+    assert with_pose("celeba:/data/celeba", "wide") == "celeba:/data/celeba"
+    assert open_spec(with_pose("synth", "wide")).config.pose == "wide"

@@ -755,6 +755,14 @@ def synth_config_from(parts: list[str], spec: str):
     return SynthConfig(n=n, ids=ids, seed=seed, points=points, knobs=knobs, pose=pose)
 
 
+def with_pose(spec: str, pose: str) -> str:
+    """``spec`` with its synthetic faces drawn in ``pose`` where it names no pose; any other SPEC as it is."""
+    kind, _, rest = spec.partition(":")
+    if kind != "synth" or any(p.startswith("pose=") for p in rest.split(",")):
+        return spec
+    return f"synth:{rest},pose={pose}" if rest else f"synth:pose={pose}"
+
+
 @data_source("synth", "synth[:N]", needs_path=False)
 def open_synth(rest: str, spec: str) -> SynthFaceSet:
     return synth_faceset(synth_config_from([p for p in rest.split(",") if p], spec), spec)
