@@ -22,7 +22,6 @@ from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
 from .stats import wilson_ci
 
-
 BENCHMARK_POSE = "wide"
 """How the benchmark draws synthetic faces whose SPEC names no pose: studio faces sit where the mean mask says (it
 points into the mouth on every face), so no attribution could beat that fixed map there; wide ones move, scale and
@@ -305,7 +304,7 @@ def fixed_region_advice(constant: dict | None, faceset) -> list[str]:
     share = constant["pointing_game"]
     line = f"the true region barely moves on these images (the mean mask points into it on {share:.0%} of them): no map can beat it"
     if getattr(getattr(faceset, "config", None), "pose", None) == "studio":
-        line += f"; synthetic faces drawn with pose={BENCHMARK_POSE} (cam-score's default where the SPEC names no pose) are moved, scaled and turned"
+        line += f"; synthetic faces drawn with pose={BENCHMARK_POSE} (the default where a SPEC names none) are moved, scaled and turned"
     return [line]
 
 
