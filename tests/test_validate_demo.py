@@ -56,6 +56,8 @@ def test_demo_quick_writes_index(tmp_path):
         "keypoints/photos/landmarks_photo.png",
         "validate_synth/report.html",
         "webcam/annotated.webm",
+        "where/cam_score/report.html",
+        "where/cam_score/examples.png",
     ):
         assert link in index and (tmp_path / "demo" / link).exists(), link
     assert index.count("published (") == 4  # every study's table has the published column

@@ -138,6 +138,15 @@ def test_cam_score_says_when_a_map_is_too_coarse_or_the_region_never_moves():
     assert fixed_region_advice({"pointing_game": 0.6}, studio) == [] and fixed_region_advice(None, studio) == []
 
 
+def test_cam_score_warns_about_a_method_whose_maps_are_all_zero():
+    """A network that has learned little can give all-zero maps (no energy to share): the warning says so in words."""
+    from facelab.probes.attribution_scores import constant_warnings
+
+    results = {"cam": {"pointing_game": 0.1, "energy_in_mask": None}, "mean_mask": {"pointing_game": 0.5, "energy_in_mask": 0.4}}
+    (line,) = constant_warnings(results, {"cam": False})
+    assert "energy in the true region none (every map is zero) vs 0.40" in line and line.startswith("cam does not beat")
+
+
 def test_cam_needs_a_pooled_linear_head():
     model = build_model("mobilenet_v3_small", 2).eval()
     with pytest.raises(FacelabError, match="use --method gradcam"):

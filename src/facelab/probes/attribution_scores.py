@@ -274,11 +274,17 @@ def constant_warnings(results: dict, beaten: dict | None) -> list[str]:
     constant = results["mean_mask"]
     return [
         f"{m} does not beat the mean mask, one fixed map for every face (pointing game {results[m]['pointing_game']:.2f} vs "
-        f"{constant['pointing_game']:.2f}, energy in the true region {results[m]['energy_in_mask']:.2f} vs "
-        f"{constant['energy_in_mask']:.2f}): on these images its maps cannot be told from a fixed guess"
+        f"{constant['pointing_game']:.2f}, energy in the true region {_energy(results[m])} vs "
+        f"{_energy(constant)}): on these images its maps cannot be told from a fixed guess"
         for m, ok in beaten.items()
         if not ok
     ]
+
+
+def _energy(scores: dict) -> str:
+    """The energy in the true region in words: None where every map was zero (no energy to share)."""
+    energy = scores["energy_in_mask"]
+    return "none (every map is zero)" if energy is None else f"{energy:.2f}"
 
 
 def coarse_map_advice(cells: dict[str, tuple[int, int]], size: tuple[int, int], tolerance: int) -> list[str]:
