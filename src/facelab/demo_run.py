@@ -53,7 +53,7 @@ def attribution_benchmark(out: Path, quick: bool, runtime: Runtime | None = None
     cfg = TrainConfig(spec="synth:600" if quick else "synth:3000", attrs=["Smiling"], size="128", epochs=1 if quick else 5, out=str(run))
     train(cfg, quiet=quick, runtime=runtime)
     folder, steps = out / "where" / "cam_score", 4 if quick else 16
-    return cam_score(run, "synth:400", methods=["cam", "gradcam"], steps=steps, out=folder, quiet=quick, runtime=runtime)
+    return cam_score(run, "synth:1000", methods=["cam", "gradcam"], steps=steps, out=folder, quiet=quick, runtime=runtime)
 
 
 def demo(out: str | Path = "runs/demo", quick: bool = False, runtime: Runtime | None = None) -> Path:
