@@ -183,10 +183,9 @@ def cam_cmd(
     """Heat-map overlays; over a SPEC's split, galleries grouped by (true, predicted) label and each group's mean map."""
     from .probes.explain import cam
 
-    faces["detector"] = faces["detector"] if detect else None
     summary = cam(
         run, source, method=method, target=target, layer=layer, split=split, limit=limit, out=out_dir, quiet=quiet, strict=strict,
-        colormap=colormap, runtime=runtime, **faces,
+        colormap=colormap, detect=detect, runtime=runtime, **faces,
     )  # fmt: skip
     _report_line(summary, out_dir, run, "cam")
 

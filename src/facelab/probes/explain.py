@@ -56,13 +56,14 @@ def cam(
     quiet: bool = True,
     strict: bool = False,
     colormap: str = DEFAULT_COLORMAP,
-    detector: str | None = None,
+    detect: bool = False,
+    detector: str = "auto",
     upsample: int | None = None,
     min_score: float | None = None,
     runtime: Runtime | None = None,
 ) -> dict:
-    """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM; with ``detector``, each face found in
-    them), or a whole split of a SPEC, with galleries grouped by (true, predicted) label and each group's mean map."""
+    """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM; with ``detect``, each face ``detector`` finds
+    in them), or a whole split of a SPEC, with galleries grouped by (true, predicted) label and each group's mean map."""
     check_colormap(colormap)
     folder = probe_folder(out, run, "cam")
     if source.startswith("folder:"):  # a folder of photos has no labels to group a split by: map each photo
@@ -78,7 +79,7 @@ def cam(
             folder=folder,
             strict=strict,
             colormap=colormap,
-            detector=detector,
+            detector=detector if detect else None,
             upsample=upsample,
             min_score=min_score,
             runtime=runtime,
