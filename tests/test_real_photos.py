@@ -74,6 +74,22 @@ def test_images_recognised_by_content(tmp_path):
 
 
 @pytest.mark.slow
+def test_bias_study_groups_by_what_the_data_holds_and_says_what_it_left_out(tmp_path):
+    """UTKFace has no Pale_Skin: the study's default grouping leaves it out as a departure with its reason; a --by the
+    user names that the data lacks stops in one line naming the option and the attributes there are."""
+    from facelab.studies.bias import BIAS, grouping
+    from facelab.studies.protocol import Plan
+
+    for k, n in enumerate(["25_0_0_20170116.jpg.chip.jpg", "40_1_2_20170116.jpg.chip.jpg"]):
+        _rgb(tmp_path / n, k)
+    spec = f"utkface:{tmp_path}"
+    plan = Plan.of(BIAS, spec, {})
+    assert grouping(plan, "Male", given=False) == ["Male", "Young"]
+    assert f"by: Male, Young instead of Male, Young, Pale_Skin ({spec} holds no Pale_Skin)" in plan.departures()
+    with pytest.raises(FacelabError, match=f"--by Pale_Skin: {spec} has no such attribute; choose from Male, Young, White"):
+        grouping(Plan.of(BIAS, spec, {"by": ["Male", "Pale_Skin"]}), "Male", given=True)
+
+
 def test_utkface_names_become_attributes(tmp_path):
     names = ["25_0_0_20170116.jpg.chip.jpg", "40_1_2_20170116.jpg.chip.jpg", "29_1_1_2017.jpg", "70_0_4_2017.jpg"]
     for k, n in enumerate(names):

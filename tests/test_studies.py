@@ -291,7 +291,7 @@ def test_studies_run_the_same_protocol_on_real_formats(celeba_dir, ibug_dir, tmp
 @pytest.mark.slow
 def test_bad_study_input_stops_in_one_line_before_anything_is_written(tmp_path):
     for args, message in (
-        (["bias", "synth:200", "--by", "Nope"], "unknown attribute Nope"),
+        (["bias", "synth:200", "--by", "Nope"], "--by Nope: synth:200 has no such attribute"),
         (["bias", "synth:200", "--ood", "folder:/nonexistent"], "not a folder of photos"),
         (["youth", "synth:200", "--photo", "/nope.jpg"], "no such image file"),
         (["inversion", "synth:200"], "asked for 20 identities"),

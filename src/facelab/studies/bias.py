@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.photos import photo_files
+from ..errors import FacelabError
 from ..hardware import Runtime
 from ..report.html import Report
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, write_study
@@ -42,6 +43,22 @@ BIAS = Protocol(
 TRAININGS = {"unbalanced": False, "balanced": True}
 
 
+def grouping(plan: Plan, target: str, given: bool) -> list[str]:
+    """The attributes the audit groups by, the target first (the gap between its two groups is the headline), set in
+    the plan's settings and returned. The study's default leaves out what the data does not hold (UTKFace has no
+    Pale_Skin) and says so among the departures; attributes the user names with --by must all be there."""
+    plan.data.attr_index([target])
+    held = set(plan.data.attr_names) | ({"background"} if plan.synthetic else set())
+    by = [target] + [b for b in plan.settings["by"] if b != target]
+    missing = [b for b in by if b not in held]
+    if missing and given:
+        raise FacelabError(f"--by {','.join(missing)}: {plan.spec} has no such attribute; choose from {', '.join(plan.data.attr_names)}")
+    if missing:
+        plan.reasons["by"] = f"{plan.spec} holds no {', '.join(missing)}"
+    plan.settings["by"] = [b for b in by if b in held]
+    return plan.settings["by"]
+
+
 def bias_study(
     spec: str | None = None,
     *,
@@ -64,8 +81,7 @@ def bias_study(
     plan = Plan.of(BIAS, spec, options, runtime)
     s = plan.settings
     target = s["target"]
-    s["by"] = by = [target] + [b for b in s["by"] if b != target]  # the gap between the target's two groups is the headline
-    plan.data.attr_index([b for b in by if not (b == "background" and plan.synthetic)])  # before any training
+    by = grouping(plan, target, given=options.get("by") is not None)  # before any training
     if ood:
         photo_files(ood)
     folder = study_folder(out, "bias")
