@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,15 +101,17 @@ def settled_img_s(step_s: list[float], batch: int, warmup: int = WARMUP) -> floa
 
 
 class ComputeStep:
-    """A training step on random tensors already in memory, in ``rt``'s precision: the ceiling for the real loop.
-    Calling it runs one step and returns its seconds."""
+    """A training step on random tensors already in memory, in ``rt``'s precision, with the optimiser ``facelab train``
+    gives ``arch`` by default: the ceiling for the real loop. Calling it runs one step and returns its seconds."""
 
     def __init__(self, arch: str, size: int, batch: int, rt: Runtime):
         from .models import build_model
+        from .training.config import TrainConfig
+        from .training.module import optimizer_for
 
         self.rt = rt
         self.model = rt.prepare(build_model(arch, 2).train())
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.opt = optimizer_for(self.model.parameters(), asdict(TrainConfig(arch=arch, attrs=["Smiling", "Male"])))
         self.x = rt.input(torch.randn(batch, 3, size, size))
         self.y = torch.randint(0, 2, (batch, 2), device=rt.device).float()
 
