@@ -207,7 +207,9 @@ def cam_score_cmd(
     quiet=False,
     runtime=None,
 ):
-    """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, and randomised weights."""
+    """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, and randomised weights.
+
+    Synthetic faces are drawn with pose=wide (moved, scaled, turned) unless the SPEC names a pose."""
     from .probes.attribution_scores import cam_score
 
     methods = None if method == "all" else csv_list(method)
