@@ -28,9 +28,14 @@ points into the mouth on every face), so no attribution could beat that fixed ma
 turn enough that it does not (mean mask 0.42-0.63 on the smiling faces of ``synth:N,pose=wide``)."""
 
 
+def synthetic_pose(faceset) -> str | None:
+    """The pose synthetic faces were drawn in (None for other data)."""
+    return getattr(getattr(faceset, "config", None), "pose", None)
+
+
 def benchmark_pose_fact(faceset) -> list[list[str]]:
     """The report's line saying how synthetic faces were drawn (none for other data)."""
-    pose = getattr(getattr(faceset, "config", None), "pose", None)
+    pose = synthetic_pose(faceset)
     if pose is None:
         return []
     why = "moved, scaled and turned so that no fixed map fits" if pose == BENCHMARK_POSE else "near the centre"
@@ -309,7 +314,7 @@ def fixed_region_advice(constant: dict | None, faceset) -> list[str]:
         return []
     share = constant["pointing_game"]
     line = f"the true region barely moves on these images (the mean mask points into it on {share:.0%} of them): no map can beat it"
-    if getattr(getattr(faceset, "config", None), "pose", None) == "studio":
+    if synthetic_pose(faceset) == "studio":
         line += f"; synthetic faces drawn with pose={BENCHMARK_POSE} (the default where a SPEC names none) are moved, scaled and turned"
     return [line]
 
