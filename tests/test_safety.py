@@ -87,10 +87,26 @@ def test_force_restarts_a_run_keeping_user_files(tmp_path):
     cfg = TrainConfig(out=str(run), **SMALL | {"epochs": 1})
     facelab.train(cfg, quiet=True)
     (run / "my_notes.txt").write_text("keep")
+    (run / "figures" / "mine.png").write_bytes(b"the user's own picture, inside facelab's figures folder")
     with pytest.raises(FacelabError, match="--force"):
         facelab.train(cfg, quiet=True)
     facelab.train(cfg, quiet=True, force=True)
     assert (run / "my_notes.txt").read_text() == "keep" and (run / "summary.json").exists()
+    assert (run / "figures" / "mine.png").read_bytes().startswith(b"the user's own")
+    assert (run / "figures" / "curves.png").exists() or any((run / "figures").glob("*.png"))
+
+
+def test_a_training_that_fails_before_it_starts_leaves_no_folder(tmp_path):
+    for bad in ({"spec": "celeba:/no/such/folder"}, {"attrs": ["No_Such_Attribute"]}):
+        out = tmp_path / "new_run"
+        with pytest.raises(FacelabError):
+            facelab.train(TrainConfig(out=str(out), **SMALL | {"epochs": 1} | bad), quiet=True)
+        assert not out.exists(), bad
+    mine = tmp_path / "mine"
+    mine.mkdir()  # an empty folder the user made: facelab's only while it runs, and left as it was
+    with pytest.raises(FacelabError):
+        facelab.train(TrainConfig(out=str(mine), **SMALL | {"attrs": ["No_Such_Attribute"]}), quiet=True)
+    assert mine.exists()
 
 
 SIGNALLER = """

@@ -54,13 +54,14 @@ def test_demo_quick_writes_index(tmp_path):
         "youth/edit_older/edit.png",
         "bias/evidence_unbalanced.png",
         "keypoints/photos/landmarks_photo.png",
-        "validate_synth/report.html",
         "webcam/annotated.webm",
         "where/cam_score/report.html",
         "where/cam_score/examples.png",
     ):
         assert link in index and (tmp_path / "demo" / link).exists(), link
     assert index.count("published (") == 4  # every study's table has the published column
+    assert "CPU capability" in index and "whole demo" in index  # the time, section by section, and the machine it ran on
+    assert "facelab data validate-synth" in index  # what the demo leaves out, with the command that shows it
     # Run again into the same folder: what the last demo wrote is replaced, what the user put there stays.
     (tmp_path / "demo" / "thesis.txt").write_text("mine")
     (tmp_path / "demo" / "youth" / "notes.txt").write_text("mine")

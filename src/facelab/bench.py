@@ -115,6 +115,14 @@ class ComputeStep:
         self.x = rt.input(torch.randn(batch, 3, size, size))
         self.y = torch.randint(0, 2, (batch, 2), device=rt.device).float()
 
+    def warm(self, most: int = 60) -> None:
+        """Steps until three in a row agree within 10% (at least WARMUP, at most ``most``): oneDNN builds its kernels
+        and the heap grows over the first steps, for longer on some CPUs than others (an AVX2-only EPYC still ran 2.4x
+        slower than settled after 14 steps of darknet64@64). Timed cold, the step looked slower than the loop around it."""
+        times = [self() for _ in range(WARMUP)]
+        while len(times) < most and max(times[-3:]) > 1.1 * min(times[-3:]):
+            times.append(self())
+
     def __call__(self) -> float:
         t = time.perf_counter()
         with self.rt.autocast():
@@ -130,7 +138,9 @@ def _compute_img_s(arch: str, size: int, batch: int, steps: int, rt: Runtime, wa
     """The compute step's settled speed. ``warmup`` 1 for emulated bf16, whose steps are too slow to spend on
     settling (and have nothing to settle)."""
     step = ComputeStep(arch, size, batch, rt)
-    return settled_img_s([step() for _ in range(steps + warmup)], batch, warmup)
+    if warmup > 1:
+        step.warm()
+    return settled_img_s([step() for _ in range(steps)], batch, 0)
 
 
 def _sync(rt: Runtime) -> None:
@@ -138,7 +148,7 @@ def _sync(rt: Runtime) -> None:
         torch.cuda.synchronize()
 
 
-def _loop_and_compute_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Runtime) -> tuple[float, float]:
+def _loop_and_compute_img_s(arch: str, size: int, batch: int, steps: int, out: Path, rt: Runtime) -> tuple[float, float, list[float]]:
     """The real ``facelab.train`` loop (cache, augmentation, Lightning) and the compute step, interleaved: after each
     batch of the loop, one compute step of a copy of the network, whose time is taken out of the loop's interval.
     Both sides see the same moments of the machine, so a drifting speed (a noisy neighbour, a clock) cancels out of
@@ -151,6 +161,7 @@ def _loop_and_compute_img_s(arch: str, size: int, batch: int, steps: int, out: P
     starts: list[float] = []
     compute_s: list[float] = []
     step = ComputeStep(arch, size, batch, rt)
+    step.warm()  # settled before the loop starts: the loop's own warm-up is left out of its figure by settled_img_s
 
     class Interleaved(pl.Callback):
         def on_train_batch_start(self, trainer, module, batch_, idx):
@@ -173,14 +184,24 @@ def _loop_and_compute_img_s(arch: str, size: int, batch: int, steps: int, out: P
     engine.train(cfg, quiet=True, callbacks=[Interleaved()])
     # Start to start, less the interleaved compute step: data, augmentation, forward, backward, step and Lightning.
     loop_s = (np.diff(starts) - np.array(compute_s[: len(starts) - 1])).tolist()
-    return settled_img_s(loop_s, batch), settled_img_s(compute_s, batch)
+    return settled_img_s(loop_s, batch), settled_img_s(compute_s, batch), window_ratios(loop_s, compute_s[: len(loop_s)])
+
+
+def window_ratios(loop_s: list[float], compute_s: list[float]) -> list[float]:
+    """The loop's speed over the compute step's, window by window of WINDOW steps after the loop's warm-up: the
+    spread of the ratio over the run's repeats."""
+    start = min(WARMUP, max(0, len(loop_s) - WINDOW))
+    return [
+        float(np.sum(compute_s[i : i + WINDOW]) / np.sum(loop_s[i : i + WINDOW])) for i in range(start, len(loop_s) - WINDOW + 1, WINDOW)
+    ]
 
 
 def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = None) -> dict:
     """Per net: the pure compute step in fp32 and in bf16, which of them the policy chose, and the real loop
     (which trains in the chosen precision) against the chosen compute step.
 
-    ``{"darknet64@64": {"fp32_img_s", "bf16_img_s", "chosen", "compute_img_s", "loop_img_s", "ratio"}, ...,
+    ``{"darknet64@64": {"fp32_img_s", "bf16_img_s", "chosen", "compute_img_s", "loop_img_s", "ratio", "ratio_spread",
+    "ratio_windows"}, ...,
     "runtime": {...}}``; ``compute_img_s`` is the chosen step timed interleaved with the loop, batch by batch.
     Emulated bf16 (no native support) is timed over fewer steps: it is 5-16x slower.
     """
@@ -195,12 +216,14 @@ def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = 
                 rates[f"{precision}_img_s"] = _compute_img_s(
                     arch, size, batch, steps if native else max(2, steps // 10), rt, WARMUP if native else 1
                 )
-            loop, compute = _loop_and_compute_img_s(arch, size, batch, steps, Path(tmp), chosen)
+            loop, compute, ratios = _loop_and_compute_img_s(arch, size, batch, steps, Path(tmp), chosen)
             result[f"{arch}@{size}"] = rates | {
                 "chosen": chosen.precision,
                 "compute_img_s": compute,
                 "loop_img_s": loop,
                 "ratio": loop / compute,
+                "ratio_spread": [min(ratios), max(ratios)] if ratios else None,
+                "ratio_windows": len(ratios),
             }
     result["runtime"] = chosen.describe()
     return result

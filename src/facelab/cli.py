@@ -356,6 +356,9 @@ def main() -> None:
         err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except FacelabError as exc:
+        from .files import undo_empty_outputs
+
+        undo_empty_outputs()  # no folder holding only facelab's marker is left behind by a command that failed
         err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:

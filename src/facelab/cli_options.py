@@ -45,7 +45,12 @@ SHARED = {
         None,
         "Drop detections scoring below this (default: dlib-hog 0.1, calibrated on real photos; dlib-cnn 0).",
     ),
-    "config": ("--config", Optional[Path], None, "A TOML or YAML file of options (those typed on the command line win)."),
+    "config": (
+        "--config",
+        Optional[Path],
+        None,
+        "A TOML, YAML or JSON file of options, or a run's config.json (those typed on the command line win).",
+    ),
     "jitter": ("--jitter", int, 2, "Random shift of up to this many pixels each step."),
     "blur": ("--blur", float, 0.0, "Gaussian blur sigma applied every 4 steps (0 = off)."),
     "param": ("--param", str, "pixel", "pixel or fourier parametrisation."),
@@ -160,7 +165,8 @@ def with_config_file(given: dict) -> dict:
     path, ctx = given.pop("config", None), given.pop("typer_context", None)
     if path is None:
         return given
-    values = read_config_file(Path(path))
+    values = {ALIASES.get(k, k): v for k, v in read_config_file(Path(path)).items()}
+    values = {k: v for k, v in values.items() if k in given or not _run_record_only(k, v)}
     unknown = sorted(set(values) - set(given))
     if unknown:
         raise FacelabError(f"{path}: no option {', '.join(unknown)} here; the options are {', '.join(sorted(given))}")
@@ -170,15 +176,35 @@ def with_config_file(given: dict) -> dict:
     return given
 
 
+ALIASES = {"out": "out_dir"}  # a run's config.json names the run folder as TrainConfig does
+
+
+def _run_record_only(key: str, value) -> bool:
+    """A key of a run's config.json that is no option of the command, left out when it holds its default: what a run
+    records of itself (``from_task``: which settings its task chose) and settings no command line sets."""
+    from dataclasses import MISSING, fields
+
+    from .training.config import TrainConfig
+
+    if key == "from_task":
+        return True
+    field = next((f for f in fields(TrainConfig) if f.name == key), None)
+    return field is not None and field.default is not MISSING and value == field.default
+
+
 def read_config_file(path: Path) -> dict:
-    """A TOML (.toml) or YAML (.yaml/.yml) file's options as {name: value}, names with - written as _."""
+    """A TOML (.toml), YAML (.yaml/.yml) or JSON (.json) file's options as {name: value}, names with - written as _.
+    A run's config.json is read too: its "train" block holds the run's settings."""
     if not path.is_file():
         raise FacelabError(f"--config {path}: no such file")
-    if path.suffix not in (".toml", ".yaml", ".yml"):
-        raise FacelabError(f"--config {path}: give a .toml, .yaml or .yml file")
+    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise FacelabError(f"--config {path}: give a .toml, .yaml, .yml or .json file (a run's config.json)")
     text = path.read_text()
     try:
-        if path.suffix == ".toml":
+        if path.suffix == ".json":
+            data = json.loads(text)
+            data = data["train"] if isinstance(data, dict) and isinstance(data.get("train"), dict) else data
+        elif path.suffix == ".toml":
             import tomllib
 
             data = tomllib.loads(text)
@@ -186,7 +212,7 @@ def read_config_file(path: Path) -> dict:
             import yaml
 
             data = yaml.safe_load(text) or {}
-    except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError: the file's own fault, said in one line
+    except Exception as exc:  # tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError: the file's own fault, in one line
         raise FacelabError(f"--config {path}: not readable as {path.suffix[1:]}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise FacelabError(f"--config {path}: expected option = value pairs")

@@ -405,7 +405,6 @@ def serve_cmd(
     """A local web page: drop a photo or start the webcam; predictions, CAM overlay, landmarks."""
     from .web.app import serve
 
-    say(f"facelab serving {len(runs)} run(s) on http://{host}:{port}/ (Ctrl+C to stop)")
     serve(runs, host, port, runtime=runtime, **faces)
 
 

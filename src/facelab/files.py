@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -69,6 +68,9 @@ def _new_marker(kind: str) -> dict:
     }
 
 
+_PREPARED: list[tuple[Path, Path | None]] = []  # folders this process marked as facelab's: (path, the topmost folder it made)
+
+
 def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iterable[str] = ()) -> Path:
     """``path`` made ready for facelab's output of ``kind`` (run, cache, probe, demo, ...), and marked as such.
 
@@ -89,6 +91,8 @@ def prepare_output(path: str | Path, kind: str, fresh: bool = False, owned: Iter
         raise FacelabError(f"{path}: is facelab's {marker.get('kind')} folder, not a {kind} folder; choose another --out")
     if marker is not None and fresh:
         clear_output(path, owned)
+    if marker is None:
+        _PREPARED.append((path, _topmost_missing(path)))
     path.mkdir(parents=True, exist_ok=True)
     marker = marker or _new_marker(kind)
     marker["entries"] = sorted(set(marker["entries"]) | set(owned))
@@ -114,33 +118,99 @@ def prepare_output_file(path: str | Path) -> Path:
 
 
 def record_entries(path: Path) -> None:
-    """Record as facelab's the entries of ``path`` written since :func:`prepare_output` last prepared it."""
+    """Record as facelab's what was written in ``path`` since :func:`prepare_output` last prepared it: the top-level
+    entries, and every file inside its sub-folders by relative path (so that a file a user put in ``figures/`` is
+    told apart from facelab's own there). Sub-folders with a marker of their own record themselves."""
+    path = Path(path)
     marker = _marker(path) or {}
     since = marker.get("started", time.time()) - 1.0
-    new = {p.name for p in Path(path).iterdir() if p.name != MARKER and p.stat().st_mtime >= since}
+    new, files = set(), set(marker.get("files", []))
+    for entry in path.iterdir():
+        if entry.name == MARKER:
+            continue
+        if entry.is_dir() and not entry.is_symlink() and not is_facelab_folder(entry):
+            written = [f for f in _files_under(entry) if f.stat().st_mtime >= since]
+            files |= {f.relative_to(path).as_posix() for f in written}
+            if written or entry.stat().st_mtime >= since:
+                new.add(entry.name)
+        elif entry.stat().st_mtime >= since:
+            new.add(entry.name)
     marker["entries"] = sorted(set(marker.get("entries", [])) | new)
-    write_json(Path(path) / MARKER, marker)
+    marker["files"] = sorted(files)
+    write_json(path / MARKER, marker)
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return [Path(root) / name for root, _, names in os.walk(folder) for name in names]
 
 
 def clear_output(path: Path, owned: Iterable[str] = ()) -> None:
     """Remove from facelab's folder ``path`` only what facelab wrote: the entries it recorded, the names the
-    caller ``owned`` (a cache's arrays, a run's files), and sub-folders that carry facelab's marker (recursively)."""
+    caller ``owned`` (a cache's arrays, a run's files), and sub-folders that carry facelab's marker (recursively).
+    Inside a plain sub-folder only the files facelab recorded go; a file a user put there stays, with its folder."""
+    path = Path(path)
     marker = _marker(path) or {}
     mine = set(marker.get("entries", [])) | set(owned)
-    for entry in Path(path).iterdir():
+    for entry in path.iterdir():
         if entry.name == MARKER:
             continue
         if entry.is_dir() and not entry.is_symlink() and is_facelab_folder(entry):
             clear_output(entry)
-            _remove_if_only_marker(entry)
+            remove_if_only_marker(entry)
+        elif entry.name in mine and entry.is_dir() and not entry.is_symlink():
+            _clear_recorded(path, entry, marker)
         elif entry.name in mine:
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            entry.unlink()
 
 
-def _remove_if_only_marker(path: Path) -> None:
+def _clear_recorded(root: Path, folder: Path, marker: dict) -> None:
+    """The files of ``folder`` that facelab recorded in ``root``'s marker, then its folders left empty. A marker from
+    before files were recorded one by one: the files no newer than the marker (a user's file added later stays)."""
+    if "files" in marker:
+        recorded = set(marker["files"])
+        mine = lambda f: f.relative_to(root).as_posix() in recorded  # noqa: E731
+    else:
+        written_by = (root / MARKER).stat().st_mtime
+        mine = lambda f: f.stat().st_mtime <= written_by  # noqa: E731
+    for f in _files_under(folder):
+        if mine(f):
+            f.unlink()
+    for sub, _, _ in sorted(os.walk(folder), key=lambda w: -len(w[0])):
+        if not any(Path(sub).iterdir()):
+            Path(sub).rmdir()
+
+
+def remove_if_only_marker(path: Path) -> None:
     if [p.name for p in path.iterdir()] == [MARKER]:
         (path / MARKER).unlink()
         path.rmdir()
+
+
+def undo_empty_outputs() -> list[Path]:
+    """After a command failed: the folders it marked as facelab's that hold nothing but the marker are put back as they
+    were (the marker removed, the folder too where the command made it), newest first; returns them. What a user had
+    in a folder is never touched: only a marker-only folder qualifies."""
+    undone = []
+    while _PREPARED:
+        path, top = _PREPARED.pop()
+        if path.is_dir() and [p.name for p in path.iterdir()] == [MARKER]:
+            (path / MARKER).unlink()
+            folder = path  # with the folders made for it (RUN/cam for a RUN that does not exist), while they are empty
+            while top is not None and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+                if folder == top:
+                    break
+                folder = folder.parent
+            undone.append(path)
+    return undone
+
+
+def _topmost_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what ``mkdir(parents=True)`` will make), or None."""
+    top = None
+    while not path.exists():
+        top, path = path, path.parent
+    return top
 
 
 @contextmanager

@@ -74,7 +74,7 @@ class Run:
         """The plain fp32 network in eval mode (``runtime`` None); :meth:`for_probes` for one frozen on a runtime."""
         path = Path(path)
         ckpt = path if path.is_file() else _checkpoint_of(path)
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = read_checkpoint(ckpt)
         config = _config_of(path, state)
         cfg = TrainConfig.saved(config["train"])
         model = build_model(cfg.arch, config["data"]["n_outputs"], cfg.channels, convs=cfg.convs, head=cfg.head or "regress")
@@ -137,6 +137,23 @@ def _checkpoint_of(path: Path) -> Path:
     if not ckpt.exists():
         raise FacelabError(f"{path}: no checkpoint found in {folder.ckpt}")
     return ckpt
+
+
+def read_checkpoint(ckpt: Path) -> dict:
+    """A checkpoint's content (``weights_only``: nothing in it is unpickled as code), or one line naming the file and
+    how to recover when it is damaged (an interrupted copy, a full disk) or holds no network."""
+    run = ckpt.parent.parent
+    recover = f"continue the run from its last checkpoint (facelab train --resume {run}) if {ckpt.name} is not that one, or train it again"
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FacelabError(f"{ckpt}: no such checkpoint") from None
+    except Exception as exc:  # a truncated zip, a CRC mismatch, a file that is not a checkpoint at all
+        reason = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        raise FacelabError(f"{ckpt}: damaged or incomplete checkpoint ({reason}); {recover}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise FacelabError(f"{ckpt}: not a facelab checkpoint (no network weights in it); {recover}")
+    return state
 
 
 def _config_of(path: Path, state: dict) -> dict:

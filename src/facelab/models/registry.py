@@ -139,6 +139,8 @@ def weights_if_available(arch: str, weights: str | None) -> tuple[str | None, st
     none (from scratch). Returns (the weights to use, the reason ImageNet's were not used, or None)."""
     if weights != "auto":
         return weights, None
+    if check_arch(arch).weights_enum is None:  # nothing to have: from scratch, as the network always trains
+        return None, None
     try:
         imagenet_file(arch)
     except FacelabError as exc:

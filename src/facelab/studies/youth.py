@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.spec import open_spec
+from ..errors import FacelabError
 from ..hardware import Runtime
 from ..report.html import Report
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
@@ -50,6 +51,8 @@ YOUTH = Protocol(
         "robust": 0.5,
         "robust_steps": 3,
         "robust_lr": 0.05,
+        "robust_epochs": 5,
+        "robust_start": "plain",
     },
     sources={
         "crop": CROP_SOURCE,
@@ -63,6 +66,10 @@ YOUTH = Protocol(
         "robust_steps": ROBUST_SOURCE,
         "robust_lr": "facelab's choice for the robust network (at the study's 0.01 it stayed at the majority answer on UTKFace "
         "after 10 epochs: test accuracy 0.665, balanced 0.51; at 0.05, 0.785)",
+        "robust_epochs": "facelab's choice: the robust network's own passes, fine-tuning the plain one",
+        "robust_start": "facelab's choice: plain (the robust network starts from the plain network's weights, as robust "
+        "fine-tuning does; from scratch it stayed at the majority answer on synthetic faces and learned slowly on UTKFace) "
+        "or scratch",
     },
     published={"test_accuracy": 0.90, "note": "Darknet64 on CelebA's Young attribute, test split"},
 )
@@ -93,6 +100,8 @@ def youth_study(
     plan = Plan.of(YOUTH, spec, options, runtime)
     s = plan.settings
     plan.data.attr_index([s["target"]])
+    if s["robust_start"] not in ("plain", "scratch"):
+        raise FacelabError(f"--robust-start {s['robust_start']!r}: use plain (warm start from the plain network) or scratch")
     if photo is not None:
         load_subject(photo, s["size"])  # a missing or unreadable photo stops the study before it trains
     folder = study_folder(out, "youth")
@@ -205,7 +214,10 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
 
     s = plan.settings
     adversarial = dict(robust=float(s["robust"]), robust_norm="l2", robust_steps=int(s["robust_steps"]))
-    robust_cfg = replace(cfg, out=str(folder / "robust"), lr=float(s["robust_lr"]), **adversarial)
+    start = str(folder / "run" / "checkpoints" / "best.ckpt") if s["robust_start"] == "plain" else cfg.weights
+    robust_cfg = replace(
+        cfg, out=str(folder / "robust"), lr=float(s["robust_lr"]), epochs=int(s["robust_epochs"]), weights=start, **adversarial
+    )
     summary = trained(robust_cfg, quiet)
     plan.check_chance("the robust", summary)
     run = folder / "robust"
@@ -220,6 +232,8 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
         "final": summary["final"],
         "folder": "robust",
         "budget": {"norm": "l2", "eps": robust_cfg.robust, "steps": robust_cfg.robust_steps},
+        "start": s["robust_start"],
+        "epochs": robust_cfg.epochs,
         "train_seconds": round(seconds, 1),
         "test_accuracy": _test_accuracy(audited),
         "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in edits.items()},
@@ -414,9 +428,11 @@ STUDY = Study(
         Option("steps", int, 60, "Gradient steps of each activation maximisation and edit."),
         Option("recorded", bool, True, "Also the write-up's recorded channels: single-channel dreams and RGB triples."),
         Option("robust", float, None, "L2 budget of a robust network trained beside (default 0.5, pixel units; 0: none)."),
+        Option("robust_epochs", int, None, "Passes of the robust network's training (default 5)."),
+        Option("robust_start", str, None, "plain: the robust network starts from the plain one's weights (default); scratch."),
     ),
-    demo=dict(spec="synth:8000", size="64", epochs=5),
-    quick=dict(spec="synth:600", size="32", epochs=1, steps=10),
+    demo=dict(spec="synth:4000", size="64", epochs=4, robust_epochs=1, steps=40),
+    quick=dict(spec="synth:600", size="32", epochs=1, robust_epochs=1, steps=10),
     figures=lambda s: [
         ("activations/activations_layer2.png", "activation maps of layer 2"),
         ("edit_older/edit.png", "class-driven edit toward older: where the pixels changed"),

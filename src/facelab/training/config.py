@@ -4,7 +4,8 @@ its ``--option``'s, so the commands declare none of them again."""
 from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import get_type_hints
+from types import UnionType
+from typing import Union, get_args, get_origin, get_type_hints
 
 from ..errors import FacelabError
 from ..hardware import DEVICES, PRECISIONS
@@ -18,13 +19,24 @@ SCHEDULES = ("onecycle", "cosine", "none")
 LOGGERS = ("csv", "tensorboard", "mlflow")
 
 
-def option(default, about: str, cli: type | None = None):
+def option(default, about: str, cli: type | None = None, bounds: tuple[float, float | None] | None = None):
     """A field that is also a command-line option: ``about`` is its --help, ``cli`` the type typed there (a list is
-    typed as one comma-separated string)."""
-    meta = {"help": about, **({"cli": cli} if cli else {})}
+    typed as one comma-separated string), ``bounds`` the (lowest, highest or None) values it takes, checked wherever
+    a config is made (the command line, --config, the API) and shown in the help."""
+    if bounds is not None:
+        about = f"{about} Range: {_range_text(bounds)}."
+    meta = {"help": about, **({"cli": cli} if cli else {}), **({"bounds": bounds} if bounds else {})}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def _range_text(bounds: tuple[float, float | None]) -> str:
+    lo, hi = bounds
+    return f"{lo:g} to {hi:g}" if hi is not None else f"{lo:g} or more"
+
+
+SIZE_BOUNDS = (16, 1024)  # pixels a side: five halvings of darknet64 leave a map at 16 px; 1024 already fills memory
 
 
 def cli_options() -> dict[str, tuple[object, object, str]]:
@@ -36,6 +48,18 @@ def cli_options() -> dict[str, tuple[object, object, str]]:
             default = f.default if f.default is not MISSING else ",".join(f.default_factory())
             made[f.name] = (f.metadata.get("cli", hints[f.name]), default, f.metadata["help"])
     return made
+
+
+def _type_name(kind) -> str:
+    return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(kind, "a list of names")
+
+
+def _check_size(size: str) -> None:
+    """--size within SIZE_BOUNDS on each side (0 or -8 would build a broken cache), said in one line."""
+    from ..data.cache import parse_size
+
+    if not all(SIZE_BOUNDS[0] <= side <= SIZE_BOUNDS[1] for side in parse_size(size)):
+        raise FacelabError(f"--size {size}: out of range; give {SIZE_BOUNDS[0]} to {SIZE_BOUNDS[1]} pixels a side (64, or 80x60)")
 
 
 @dataclass
@@ -50,18 +74,22 @@ class TrainConfig:
         "(head rotation in degrees, synthetic faces).",
     )
     attrs: list[str] = option(["Smiling"], "Attributes for --task attr, comma-separated.", cli=str)
-    classes: int = option(20, "Identities for --task identity (top-N by image count).")
-    min_images: int = option(2, "Least images an identity needs to be chosen.")
+    classes: int = option(20, "Identities for --task identity (top-N by image count).", bounds=(2, None))
+    min_images: int = option(2, "Least images an identity needs to be chosen.", bounds=(1, None))
     # None here and below: the task's default (Task.defaults), else GENERIC_DEFAULTS
-    arch: str | None = option(None, "Network (facelab models lists them). Default: the task's (keypoints: resnet18), else darknet64.")
-    epochs: int | None = option(None, "Passes over the training images. Default: the task's (keypoints: enough for --min-steps), else 3.")
-    batch: int | None = option(None, "Images per step. Default: the task's, else 128.")
-    lr: float | None = option(None, "Default: the task's with its optimiser, else 0.05 for sgd, 1e-3 for adam/adamw.")
+    arch: str | None = option(None, "Network (facelab models lists them). Default: darknet64.")
+    epochs: int | None = option(
+        None, "Passes over the training images. Default: the task's (keypoints: enough for --min-steps), else 3.", bounds=(1, 100000)
+    )
+    batch: int | None = option(None, "Images per step. Default: the task's, else 128.", bounds=(1, 65536))
+    lr: float | None = option(None, "Default: the task's with its optimiser, else 0.05 for sgd, 1e-3 for adam/adamw.", bounds=(1e-9, 10))
     opt: str | None = option(None, "sgd, adam or adamw. Default: the task's (keypoints, rotation: adam), else sgd.")
-    momentum: float = option(0.9, "SGD momentum (Nesterov).")
-    wd: float = option(5e-4, "Weight decay.")
+    momentum: float = option(0.9, "SGD momentum (Nesterov).", bounds=(0, 0.999))
+    wd: float = option(5e-4, "Weight decay.", bounds=(0, 1))
     schedule: str | None = option(None, "onecycle, cosine or none. Default: the task's, else onecycle.")
-    size: str | None = option(None, "Input pixels (64) or WIDTHxHEIGHT (80x60). Default: the task's, else 64.")
+    size: str | None = option(
+        None, f"Input pixels (64) or WIDTHxHEIGHT (80x60), {SIZE_BOUNDS[0]} to {SIZE_BOUNDS[1]} a side. Default: the task's, else 64."
+    )
     crop: str | None = option(
         None,
         "center, full, box, landmarks, detect (the detector's box, squared) or aligned (five points onto a template). "
@@ -81,17 +109,19 @@ class TrainConfig:
     flip: bool = True
     precision: str = "auto"
     device: str = "auto"
-    devices: int = option(1, "Processes/GPUs per node (DDP when > 1).")
-    num_nodes: int = option(1, "Nodes (DDP).")
+    devices: int = option(1, "Processes/GPUs per node (DDP when > 1).", bounds=(1, 1024))
+    num_nodes: int = option(1, "Nodes (DDP).", bounds=(1, 100000))
     cache: str | None = option(None, "Use this cache folder instead of the default one.")
     max_train_batches: int | None = None
     points: str = option("all", "For --task keypoints: nose (the nose tip) or all (every landmark).")
-    convs: int | None = option(None, "Conv layers of kpnet-small/kpnet-full (default 3 / 4).")
+    convs: int | None = option(None, "Conv layers of kpnet-small/kpnet-full (default 3 / 4).", bounds=(1, 6))
     head: str | None = option(
         None, "For --task keypoints: heatmap (per-point maps, soft-argmax; default for 68/58 points) or regress."
     )  # None: the task's default, recorded once resolved
     min_score: float | None = option(None, "--crop detect/aligned: drop detections scoring below this (default: dlib-hog 0.1).")
-    min_steps: int | None = option(None, "With --epochs left to the task: train at least this many optimiser steps (small sets).")
+    min_steps: int | None = option(
+        None, "With --epochs left to the task: train at least this many optimiser steps (small sets).", bounds=(1, 10000000)
+    )
     robust: float | None = option(
         None, "Adversarial training: each batch moved within this budget (pixel units; e.g. l2 0.5, linf 0.03) toward a higher loss."
     )
@@ -103,6 +133,7 @@ class TrainConfig:
     from_task: list[str] | None = None  # the settings the task chose because none was given (recorded in config.json)
 
     def __post_init__(self):
+        self._check_types_and_bounds()
         self._take_task_defaults()
         if self.opt not in OPTIMIZERS:
             raise FacelabError(f"--opt {self.opt!r}: use one of {', '.join(OPTIMIZERS)}")
@@ -134,6 +165,30 @@ class TrainConfig:
         if self.weights == "none":
             self.weights = None
         self.size = str(self.size)
+        _check_size(self.size)
+
+    def _check_types_and_bounds(self) -> None:
+        """Each option of the wrong type (``epochs = "lots"`` in a --config file, a string from a notebook) or out of
+        its bounds is one line naming the option, the value and what it takes, before anything is written."""
+        hints = get_type_hints(TrainConfig)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            flag = f"--{f.name.replace('_', '-')}"
+            hint = hints[f.name]
+            union = get_origin(hint) in (Union, UnionType)
+            expected = next(k for k in get_args(hint) if k is not type(None)) if union else hint
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, value := float(value))
+            if f.name == "size" and isinstance(value, int) and not isinstance(value, bool):
+                continue  # 64 or "64" or "80x60"
+            origin = get_origin(expected) or expected
+            if not isinstance(value, origin) or (origin in (int, float) and isinstance(value, bool)):
+                raise FacelabError(f"{flag} {value!r}: expected {_type_name(expected)}")
+            bounds = f.metadata.get("bounds")
+            if bounds and not (bounds[0] <= value and (bounds[1] is None or value <= bounds[1])):
+                raise FacelabError(f"{flag} {value!r}: out of range; give {_range_text(bounds)}")
 
     @classmethod
     def saved(cls, train: dict) -> "TrainConfig":

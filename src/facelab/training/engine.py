@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import FacelabError, RunStopped
+from ..files import MARKER, clear_output, is_facelab_folder, record_entries
 from ..hardware import Runtime, runtime
 from ..models import build_model
 from ..models.registry import weights_if_available
@@ -21,7 +23,7 @@ from ..progress import say
 from .batches import loader
 from .config import TrainConfig
 from .data_prep import Prepared, prepare_data
-from .run_folder import RunFolder, global_rank, start_run_folder, versions
+from .run_folder import RUN_FILES, RunFolder, global_rank, start_run_folder, versions
 from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
 from .tasks import Task
 
@@ -35,7 +37,7 @@ def _metrics_callback(run: RunFolder):
 
         def on_train_start(self, trainer, module):
             self.rows = [r for r in run.read_metrics() if r["epoch"] < trainer.current_epoch]
-            self.t0 = time.time()
+            self.t0 = time.time() - (float(self.rows[-1]["time_s"]) if self.rows else 0.0)  # a resumed run keeps counting
 
         def on_train_epoch_end(self, trainer, module):
             module.epoch_metrics["train"] = module.finish_split("train")  # every rank joins the reduction
@@ -52,6 +54,39 @@ def _metrics_callback(run: RunFolder):
             run.write_metrics(self.rows)
 
     return MetricsCSV()
+
+
+def _estimate_callback():
+    """Says once, after a few timed steps of the first epoch, how long the training steps will take on this machine."""
+    import lightning.pytorch as pl
+
+    class Estimate(pl.Callback):
+        SETTLE, TIMED = 2, 4  # steps left out (the first ones build kernels and caches), then steps timed
+
+        def on_train_start(self, trainer, module):
+            self.t, self.first_epoch = None, trainer.current_epoch
+
+        def on_train_batch_start(self, trainer, module, batch, idx):
+            if trainer.current_epoch == self.first_epoch and idx == self.SETTLE:
+                self.t = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, idx):
+            if self.t is None or trainer.current_epoch != self.first_epoch or idx != self.SETTLE + self.TIMED - 1:
+                return
+            per_step = (time.perf_counter() - self.t) / self.TIMED
+            per_epoch = trainer.num_training_batches
+            left = per_epoch * (trainer.max_epochs - self.first_epoch) - idx - 1
+            if left * per_step >= 30:
+                say(
+                    f"training: about {_duration(left * per_step)} more ({left} steps at {per_step:.2f} s a step, timed here "
+                    "on the first ones; validation adds a little each epoch)"
+                )
+
+    return Estimate()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def experiment_logger(name: str, folder: Path):
@@ -111,7 +146,7 @@ def _trainer(cfg: TrainConfig, run: RunFolder, rt: Runtime, quiet: bool, extra_c
     ]
     callbacks += extra_callbacks or []
     if not quiet:
-        callbacks.append(EpochsFromOne())
+        callbacks += [EpochsFromOne(), _estimate_callback()]
     distributed = cfg.devices > 1 or cfg.num_nodes > 1
     _quiet_lightning()
     return pl.Trainer(
@@ -152,17 +187,46 @@ def train(
 
 
 def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> dict:
-    import lightning.pytorch as pl
-
-    from .module import FaceModule
-
     if resume is not None:
         run = RunFolder(Path(resume))
         cfg = TrainConfig.saved(run.read_config()["train"])  # a folder holding only its config starts at epoch 0
     else:
         cfg = cfg or TrainConfig(**kwargs)
         run = RunFolder(Path(cfg.out))
+    with run_folder_kept_tidy(run, fresh=resume is None, force=force):
+        return _fit(cfg, run, resume, quiet, callbacks, flag)
+
+
+@contextlib.contextmanager
+def run_folder_kept_tidy(run: RunFolder, fresh: bool, force: bool):
+    """The run folder while it trains: started (``fresh``), every file written recorded as facelab's when the block
+    ends however it ends (so ``--force`` later removes exactly those), and put back as it was found (no folder, or an
+    empty one) when the training failed before its first checkpoint (a bad path, an unknown attribute)."""
+    untouched = fresh and global_rank() == 0 and (not run.path.exists() or not any(run.path.iterdir()))
+    made_here = untouched and not run.path.exists()
+    if fresh:
         start_run_folder(run.path, force)
+    try:
+        yield
+    except Exception as exc:
+        stopped = isinstance(exc, RunStopped)  # a stop keeps its folder: it says how to resume it
+        if untouched and not stopped and not run.last_checkpoint.exists() and is_facelab_folder(run.path):
+            record_entries(run.path)
+            clear_output(run.path, RUN_FILES)
+            (run.path / MARKER).unlink(missing_ok=True)
+            if made_here and not any(run.path.iterdir()):
+                run.path.rmdir()
+        raise
+    finally:
+        if global_rank() == 0 and is_facelab_folder(run.path):
+            record_entries(run.path)
+
+
+def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag: StopFlag) -> dict:
+    import lightning.pytorch as pl
+
+    from .module import FaceModule
+
     rt = runtime(cfg.precision, cfg.device, cpu_ddp_processes=cfg.devices)  # the processes sharing one node's cores
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     world = cfg.devices * cfg.num_nodes
@@ -282,6 +346,7 @@ def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, 
         **task.summary_fields(),
         "arch": cfg.arch,
         "epochs_done": int(rows[-1]["epoch"]) + 1,
+        "train_seconds": float(rows[-1]["time_s"]),
         "seed": cfg.seed,
         "final": task.summary_block(rows[-1]),
         "best": task.summary_block(best) | {"epoch": int(best["epoch"])},

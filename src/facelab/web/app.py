@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..data.images import TooManyPixels, UnreadableImage, decode_bytes
 from ..hardware import Runtime
+from ..progress import say
 from .analyser import Analyser, load_runs, to_json
 
 MAX_UPLOAD = 10 * 1024 * 1024
@@ -103,6 +104,9 @@ def serve(
     min_score: float | None = None,
     runtime: Runtime | None = None,
 ) -> None:
+    """The page on http://HOST:PORT/, said once the runs have opened (a damaged one stops it first, in one line)."""
     import uvicorn
 
-    uvicorn.run(create_app(run_paths, detector, upsample, min_score, runtime), host=host, port=port, log_level="warning")
+    app = create_app(run_paths, detector, upsample, min_score, runtime)
+    say(f"facelab serving {len(run_paths)} run(s) on http://{host}:{port}/ (Ctrl+C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

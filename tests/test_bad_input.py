@@ -1,0 +1,110 @@
+"""Bad input as a new user types it: one line, exit 2, the file tree as it was, the user's files kept."""
+
+import json
+import shutil
+
+import pytest
+
+from facelab.errors import FacelabError
+from facelab.training.config import TrainConfig
+from helpers import run_cli
+
+
+def tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def one_line_exit_2(proc, *words):
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("note:")]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.mark.parametrize(
+    "given, said",
+    [
+        ({"size": "0"}, "--size 0: out of range"),
+        ({"size": "-8"}, "--size -8: out of range"),
+        ({"size": "64x0"}, "--size 64x0: out of range"),
+        ({"epochs": "lots"}, "--epochs 'lots': expected a whole number"),
+        ({"epochs": 0}, "--epochs 0: out of range; give 1 to 100000"),
+        ({"lr": -0.1}, "--lr -0.1: out of range"),
+        ({"batch": 10**9}, "--batch 1000000000: out of range"),
+        ({"momentum": "high"}, "--momentum 'high': expected a number"),
+        ({"classes": 1, "task": "identity"}, "--classes 1: out of range; give 2 or more"),
+    ],
+)
+def test_a_train_setting_out_of_range_or_of_the_wrong_type_is_one_line(given, said):
+    with pytest.raises(FacelabError) as caught:
+        TrainConfig(**given)
+    assert said in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_whole_number_is_taken_where_a_number_is_asked():
+    assert TrainConfig(lr=1).lr == 1.0 and TrainConfig(size=96).size == "96"
+
+
+def test_the_help_of_a_bounded_option_shows_its_range():
+    from facelab.training.config import cli_options
+
+    assert "Range: 1 to 100000." in cli_options()["epochs"][2]
+    assert "16 to 1024 a side" in cli_options()["size"][2]
+
+
+@pytest.mark.slow
+def test_size_zero_stops_before_any_folder_or_cache_is_made(tmp_path):
+    cache, out = tmp_path / "cache", tmp_path / "run"
+    for size in ("0", "-8"):
+        proc = run_cli("train", "synth:64", "--size", size, "--out", str(out), check=False, env={"FACELAB_CACHE": str(cache)})
+        one_line_exit_2(proc, f"--size {size}")
+    assert not out.exists() and not cache.exists()
+
+
+@pytest.mark.slow
+def test_a_failed_train_leaves_no_marker_only_folder(tmp_path):
+    out = tmp_path / "run"
+    for args in (["celeba:/no/such/folder"], ["synth:64", "--attrs", "No_Such_Attribute"]):
+        proc = run_cli("train", *args, "--out", str(out), check=False)
+        one_line_exit_2(proc)
+        assert not out.exists(), args
+
+
+@pytest.fixture(scope="module")
+def damaged_run(smiling_run, tmp_path_factory):
+    """A copy of a finished run whose best checkpoint was cut short (an interrupted copy, a full disk)."""
+    run = tmp_path_factory.mktemp("damaged") / "run"
+    shutil.copytree(smiling_run, run)
+    best = run / "checkpoints" / "best.ckpt"
+    best.write_bytes(best.read_bytes()[:4096])
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["predict", "cam", "eval", "export", "serve"])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file_and_the_way_back(damaged_run, command, tmp_path):
+    extra = {"predict": ["synth:4#0"], "cam": ["synth:4#0"], "eval": [], "export": ["--format", "onnx"], "serve": ["--port", "8765"]}
+    before = tree(damaged_run)
+    proc = run_cli(command, str(damaged_run), *extra[command], check=False)
+    one_line_exit_2(proc, "best.ckpt: damaged or incomplete checkpoint", "--resume")
+    assert "serving" not in proc.stderr
+    assert tree(damaged_run) == before
+
+
+@pytest.mark.slow
+def test_a_probe_of_a_run_that_does_not_exist_makes_no_folder(tmp_path):
+    proc = run_cli("cam", str(tmp_path / "NORUN"), "synth:4#0", check=False)
+    one_line_exit_2(proc, "not a facelab run")
+    assert not (tmp_path / "NORUN").exists()
+
+
+@pytest.mark.slow
+def test_a_runs_config_json_is_a_valid_config(smiling_run, tmp_path):
+    """facelab train --config RUN/config.json --out NEW trains with RUN's settings."""
+    proc = run_cli("train", "--config", str(smiling_run / "config.json"), "--out", str(tmp_path / "again"), "--epochs", "1", "--quiet")
+    assert json.loads(proc.stdout)["epochs_done"] == 1
+    old = json.loads((smiling_run / "config.json").read_text())["train"]
+    new = json.loads((tmp_path / "again" / "config.json").read_text())["train"]
+    differ = {k for k in old if old[k] != new[k]}
+    assert differ <= {"out", "epochs", "from_task"}, differ
