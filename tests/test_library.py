@@ -243,7 +243,8 @@ def test_every_public_name_stays_what_it_is_after_its_modules_are_imported():
 @pytest.mark.parametrize(
     "name, text, message",
     [
-        ("run.json", "{}", "give a .toml, .yaml or .yml file"),
+        ("run.ini", "{}", "give a .toml, .yaml, .yml or .json file"),
+        ("run.json", "{", "not readable as json"),
         ("run.toml", "a = [", "not readable as toml"),
         ("run.yaml", "a: [1\n", "not readable as yaml"),
     ],

@@ -112,15 +112,15 @@ def test_utkface_names_become_attributes(tmp_path):
 # ----------------------------------------------------------------------------- defaults owned by the task
 def test_task_defaults_are_taken_and_recorded():
     kp = TrainConfig(spec="synth:10", task="keypoints")
-    assert (kp.arch, kp.opt, kp.lr, kp.channels, kp.crop) == ("resnet18", "adam", 3e-3, 1, "landmarks")
+    assert (kp.arch, kp.size, kp.opt, kp.lr, kp.channels, kp.crop) == ("darknet64", "128", "adam", 3e-3, 1, "landmarks")
     assert {"arch", "opt", "lr", "epochs", "min_steps"} <= set(kp.from_task)
-    sgd = TrainConfig(spec="synth:10", task="keypoints", opt="sgd", arch="darknet64")
+    sgd = TrainConfig(spec="synth:10", task="keypoints", opt="sgd", arch="resnet18")
     assert sgd.lr == 0.05 and "lr" not in sgd.from_task and "arch" not in sgd.from_task  # the task's lr goes with its opt
     attr = TrainConfig(spec="synth:10")
     assert all(getattr(attr, k) == v for k, v in GENERIC_DEFAULTS.items()) and attr.from_task == []
     assert TrainConfig(spec="synth:10", task="rotation").opt == "adam"
     again = TrainConfig(**{**kp.__dict__})
-    assert again.from_task == kp.from_task and again.arch == "resnet18"
+    assert again.from_task == kp.from_task and again.arch == "darknet64"
     old = {k: v for k, v in TrainConfig(spec="synth:10", task="keypoints", arch="darknet64").__dict__.items() if k != "from_task"}
     old |= {"crop": None, "weights": None, "min_steps": None}  # a run saved before tasks had defaults
     reopened = TrainConfig.saved(old)
@@ -133,8 +133,10 @@ def test_auto_weights_train_from_scratch_offline_and_say_so(tmp_path, monkeypatc
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch cache; FACELAB_OFFLINE=1 (conftest)
     monkeypatch.setattr(progress, "_said", set(), raising=False)
-    cfg = _with_available_weights(TrainConfig(spec="synth:10", task="keypoints"), quiet=False)
+    cfg = _with_available_weights(TrainConfig(spec="synth:10", task="keypoints", arch="resnet18", weights="auto"), quiet=False)
     assert cfg.weights is None and "training resnet18 from scratch" in capsys.readouterr().err
+    cfg = _with_available_weights(TrainConfig(spec="synth:10", task="keypoints"), quiet=False)  # darknet64: no ImageNet weights
+    assert cfg.weights is None and "from scratch" not in capsys.readouterr().err
 
 
 def test_small_sets_get_enough_steps():

@@ -266,9 +266,9 @@ STUDY = Study(
     ),
     scale=("arch", "size", "epochs", "batch", "weights", "inverted_fraction", "crop"),
     demo=dict(
-        spec="synth:2000,ids=20", classes=[20], arch="darknet64", size="64", epochs=6, weights="none", compare_opts="none", reference="none"
+        spec="synth:2000,ids=20", classes=[20], arch="darknet64", size="64", epochs=5, weights="none", compare_opts="none", reference="none"
     ),
-    demo_leaves_out="the Adam comparison and dlib's face-trained reference (facelab study inversion --compare-opts adam "
+    demo_note="left out for time, the Adam comparison and dlib's face-trained reference (facelab study inversion --compare-opts adam "
     "--reference dlib runs both; dlib's network takes about 0.15 s a face on a laptop CPU).",
     quick=dict(spec="synth:400,ids=10", classes=[10], arch="darknet64", size="32", epochs=2, weights="none", n_boot=200),
     figures=lambda s: [

@@ -51,7 +51,7 @@ class Study:
     seeded: bool = True  # takes --seed
     demo: dict = field(default_factory=dict)  # settings of the demo ("{photos}": the demo's photo folder)
     quick: dict = field(default_factory=dict)  # the same, for facelab demo --quick
-    demo_leaves_out: str = ""  # what the demo's scale leaves out of the study, and the command that shows it
+    demo_note: str = ""  # how the demo's scale changes the study, and the command that shows what it leaves out
     figures: Callable[[dict], list[tuple[str, str]]] = lambda summary: []  # (file under the study's folder, caption)
     webcam: tuple[str, str | None] | None = None  # (a run folder in the study's, the CAM target) for the demo's video
 
