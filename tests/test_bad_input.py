@@ -30,7 +30,7 @@ def one_line_exit_2(proc, *words):
         ({"size": "64x0"}, "--size 64x0: out of range"),
         ({"epochs": "lots"}, "--epochs 'lots': expected a whole number"),
         ({"epochs": 0}, "--epochs 0: out of range; give 1 to 100000"),
-        ({"lr": -0.1}, "--lr -0.1: out of range"),
+        ({"lr": -0.1}, "--lr -0.1: out of range; give 1e-12 or more"),
         ({"batch": 10**9}, "--batch 1000000000: out of range"),
         ({"momentum": "high"}, "--momentum 'high': expected a number"),
         ({"classes": 1, "task": "identity"}, "--classes 1: out of range; give 2 or more"),

@@ -94,6 +94,16 @@ def out_option(about: str, default: Path | None = None):
     return typer.Option(default, "--out", help=about)
 
 
+def example(line: str):
+    """Give a command's --help one example, after its description (every command has one: a test walks them)."""
+
+    def add(command):
+        command.__doc__ = f"{(command.__doc__ or '').rstrip()}\n\nExample: {line}"
+        return command
+
+    return add
+
+
 def _parameter(name: str, kind, default, about: str, flag: str | None = None) -> inspect.Parameter:
     inner = [t for t in typing.get_args(kind) if t is not type(None)]
     if len(inner) == 1:  # X | None, as TrainConfig writes it
@@ -109,14 +119,37 @@ def _shared_parameter(name: str) -> inspect.Parameter:
     return _parameter(name, kind, default, about, flag)
 
 
-def train_parameters(names, defaults: dict) -> list[inspect.Parameter]:
+def train_parameters(names, defaults: dict, helps: dict | None = None) -> list[inspect.Parameter]:
+    """TrainConfig's options ``names``. Where the command sets its own default (``defaults``) the help's "Default: ..."
+    sentence, which names TrainConfig's, goes (the help shows the command's); ``helps`` names a default in words
+    instead (a study's: "the protocol's (30)")."""
     from .training.config import cli_options
 
     options = cli_options()
-    return [_parameter(n, options[n][0], defaults.get(n, options[n][1]), options[n][2]) for n in names]
+    about = {n: options[n][2] for n in names}
+    for n in names:
+        if (helps or {}).get(n) is not None or defaults.get(n) is not None:
+            about[n] = _with_default(about[n], (helps or {}).get(n))
+    return [_parameter(n, options[n][0], defaults.get(n, options[n][1]), about[n]) for n in names]
 
 
-def takes(*names: str, train=(), **defaults):
+def _with_default(text: str, default: str | None) -> str:
+    """An option's help with its "Default: ..." sentence replaced by ``default`` (left out for None), its range kept."""
+    about, _, bounds = text.partition(" Range: ")
+    about = about.split(" Default:")[0].rstrip(".") + "."
+    return about + (f" Default: {default}." if default else "") + (f" Range: {bounds}" if bounds else "")
+
+
+def _shown(value) -> str:
+    """A protocol's setting as help text: per part where it is given per part, "none" for unset."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+def takes(*names: str, train=(), helps: dict | None = None, **defaults):
     """Give the command the shared options or groups ``names`` and TrainConfig's options ``train`` (``defaults``
     overriding theirs). It receives ``runtime`` (for "runtime"/"probe"), ``faces`` (for "faces"), ``train_options``
     (a dict, for ``train``) and every other option under its own name; ``--config FILE`` fills what was not typed."""
@@ -127,7 +160,7 @@ def takes(*names: str, train=(), **defaults):
         train = tuple(cli_options())
 
     def wrap(command):
-        added = [_shared_parameter(n) for n in flat] + train_parameters(train, defaults)
+        added = [_shared_parameter(n) for n in flat] + train_parameters(train, defaults, helps)
         received = {"runtime", "faces", "reg", "train_options"} | set(flat)
         own = [p for p in inspect.signature(command).parameters.values() if p.name not in received]
 
@@ -246,10 +279,11 @@ def study_command(study):
     own = [_parameter(o.name, o.type, o.default, o.help) for o in study.options]
     receives = ["json_", "quiet", "runtime", "train_options"]
     command.__signature__ = inspect.Signature([spec, out, *own, *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in receives)])
-    command.__doc__ = study.summary
+    command.__doc__ = f"{study.summary}\n\nExample: facelab study {study.name} {study.example}"
     groups = ("runtime", "quiet", "json_", "config") + (("seed",) if study.seeded else ())
-    # a study's scale options default to None: the study's protocol decides, and a value typed is a departure
-    return takes(*groups, train=study.scale, **dict.fromkeys(study.scale))(command)
+    # a study's scale options default to None: the study's protocol decides (its help says what), a value typed departs
+    protocol = {name: f"the protocol's ({_shown(study.protocol.settings.get(name))})" for name in study.scale}
+    return takes(*groups, train=study.scale, helps=protocol, **dict.fromkeys(study.scale))(command)
 
 
 class StudyGroup(typer.core.TyperGroup):

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .cli_options import IMAGE_HELP, csv_list, out_option, print_json, say, takes
+from .cli_options import IMAGE_HELP, csv_list, example, out_option, print_json, say, takes
 from .errors import FacelabError
 
 commands = typer.Typer()
@@ -35,6 +35,7 @@ def _faces_line(summary: dict) -> str:
 
 # ----------------------------------------------------------------------------- looking inside
 @commands.command("layers")
+@example("facelab layers runs/smile")
 @takes("json_", "probe")
 def layers_cmd(run: Path, json_=False, runtime=None):
     """The run's conv layers, numbered from 1, with module names and output shapes."""
@@ -52,6 +53,7 @@ def layers_cmd(run: Path, json_=False, runtime=None):
 
 
 @commands.command("activations")
+@example("facelab activations runs/smile synth:64#3 --layers 1,2,3")
 @takes("probe")
 def activations_cmd(
     run: Path,
@@ -69,6 +71,7 @@ def activations_cmd(
 
 
 @commands.command("rgb")
+@example("facelab rgb runs/smile synth:64#3 --layer 3 --channels 0,5,7")
 @takes("probe")
 def rgb_cmd(
     run: Path,
@@ -90,6 +93,7 @@ def rgb_cmd(
 
 
 @commands.command("dream")
+@example("facelab dream runs/smile synth:64#3 --layer 3 --channel all")
 @takes("seed", "quiet", "probe", "ascent")
 def dream_cmd(
     run: Path,
@@ -97,7 +101,7 @@ def dream_cmd(
     layer: str = typer.Option(..., help="Layer number or name."),
     channel: str = typer.Option("0", help="Channel number, or all (every channel into one grid)."),
     objective: str = typer.Option("sum", help="sum, square or abs of the channel's outputs."),
-    steps: int = typer.Option(100),
+    steps: int = typer.Option(100, help="Gradient steps of the ascent."),
     lr: float = typer.Option(0.02, help="Step size in pixel units (0..1) of an unbounded ascent (--budget 0)."),
     out_dir: Optional[Path] = out_option("Default: RUN/dream."),
     seed=0,
@@ -116,13 +120,14 @@ def dream_cmd(
 
 
 @commands.command("edit")
+@example("facelab edit runs/smile synth:64#3 --attr Smiling --to 1")
 @takes("seed", "quiet", "probe", "ascent")
 def edit_cmd(
     run: Path,
     image: str = IMAGE,
     attr: str = typer.Option(..., help="An attribute the run predicts."),
     to: int = typer.Option(1, help="1: more of the attribute, 0: less."),
-    steps: int = typer.Option(60),
+    steps: int = typer.Option(60, help="Gradient steps of the edit."),
     lr: Optional[float] = typer.Option(
         None, help="Step size in pixel units (0..1) of an unbounded ascent (--budget 0); default: facelab.edit's own (0.01)."
     ),
@@ -141,6 +146,7 @@ def edit_cmd(
 
 
 @commands.command("filters")
+@example("facelab filters runs/smile")
 @takes("probe")
 def filters_cmd(
     run: Path,
@@ -159,6 +165,7 @@ METHOD_HELP = "cam, or another map method of probes/cam.py (gradcam, gradcam++, 
 
 
 @commands.command("cam")
+@example("facelab cam runs/smile synth:64#3 --target Smiling")
 @takes("quiet", "faces", "probe", "strict")
 def cam_cmd(
     run: Path,
@@ -191,13 +198,14 @@ def cam_cmd(
 
 
 @commands.command("cam-score")
+@example("facelab cam-score runs/smile synth:400")
 @takes("seed", "quiet", "probe")
 def cam_score_cmd(
     run: Path,
     spec: Optional[str] = SPEC_OR_RUNS,
     method: str = typer.Option("all", help="Comma-separated methods, or all that apply."),
-    target: Optional[str] = typer.Option(None),
-    layer: Optional[str] = typer.Option(None),
+    target: Optional[str] = typer.Option(None, help="The output whose maps are scored (default: the run's first)."),
+    layer: Optional[str] = typer.Option(None, help="Layer the maps come from (default: the network's last conv block)."),
     split: str = SPLIT,
     n: int = typer.Option(200, help="Images scored."),
     tolerance: Optional[int] = typer.Option(None, help="Pointing-game tolerance in px (default 7% of the image side)."),
@@ -221,6 +229,7 @@ def cam_score_cmd(
 
 
 @commands.command("audit")
+@example("facelab audit runs/smile --by Male,Young")
 @takes("probe", "strict")
 def audit_cmd(
     run: Path,
@@ -261,16 +270,17 @@ def audit_cmd(
 
 
 @commands.command("compare")
+@example("facelab compare runs/unbalanced runs/balanced --by Male")
 @takes("seed", "probe")
 def compare_cmd(
     run_a: Path,
     run_b: Path,
     spec: Optional[str] = typer.Argument(None),
-    by: str = typer.Option(...),
-    target: Optional[str] = typer.Option(None),
+    by: str = typer.Option(..., help="Grouping attributes, comma-separated (all intersections are compared)."),
+    target: Optional[str] = typer.Option(None, help="The attribute compared (default: the runs' first)."),
     split: str = SPLIT,
-    n_boot: int = typer.Option(1000),
-    min_n: int = typer.Option(30),
+    n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals of the differences."),
+    min_n: int = typer.Option(30, help="Groups with fewer images are flagged as small."),
     out_dir: Optional[Path] = out_option("Default: RUN_B/compare."),
     seed=0,
     runtime=None,
@@ -288,13 +298,14 @@ def compare_cmd(
 
 
 @commands.command("predict")
+@example("facelab predict runs/smile folder:my_photos --detect")
 @takes("faces", "probe", "strict")
 def predict_cmd(
     run: Path,
     source: str = PHOTOS,
     detect: bool = typer.Option(False, help="Find and crop faces first (see --detector)."),
     method: str = typer.Option("cam", help=METHOD_HELP),
-    target: Optional[str] = typer.Option(None),
+    target: Optional[str] = typer.Option(None, help="Output whose map is drawn (default: the most probable one)."),
     out_dir: Optional[Path] = out_option("Default: RUN/predict."),
     faces=None,
     runtime=None,
@@ -310,6 +321,7 @@ def predict_cmd(
 
 # ----------------------------------------------------------------------------- keypoints
 @commands.command("sweep")
+@example("facelab sweep synth:2000 --lr 1e-2,1e-3 --convs 3,4")
 @takes(
     "quiet",
     "seed",
@@ -350,6 +362,7 @@ def sweep_cmd(
 
 
 @commands.command("landmarks")
+@example("facelab landmarks runs/keypoints folder:my_photos")
 @takes("faces", "probe", "strict")
 def landmarks_cmd(
     run: Path,
@@ -370,6 +383,7 @@ def landmarks_cmd(
 
 
 @commands.command("detect")
+@example("facelab detect folder:my_photos --detector dlib-hog --json")
 @takes("faces", "quiet", "strict")
 def detect_cmd(
     source: str = typer.Argument(..., metavar="SPEC|PATH", help="A photo, a folder of photos, or a data SPEC."),
@@ -394,11 +408,12 @@ RUNS = typer.Argument(..., metavar="RUN [RUN ...]")
 
 
 @commands.command("serve")
+@example("facelab serve runs/smile runs/keypoints --port 8000")
 @takes("faces", "probe")
 def serve_cmd(
     runs: list[Path] = RUNS,
     host: str = typer.Option("127.0.0.1", help="Interface to bind (only this machine by default)."),
-    port: int = typer.Option(8000),
+    port: int = typer.Option(8000, help="Port to serve on."),
     faces=None,
     runtime=None,
 ):
@@ -409,13 +424,14 @@ def serve_cmd(
 
 
 @commands.command("webcam")
+@example("facelab webcam runs/smile --source 0")
 @takes("quiet", "faces", "probe")
 def webcam_cmd(
     runs: list[Path] = RUNS,
     source: str = typer.Option("0", help="Camera number or a VIDEO_FILE."),
     out_path: Optional[Path] = out_option("Write an annotated video (e.g. annotated.webm) instead of a window."),
     target: Optional[str] = typer.Option(None, help="Output whose CAM is shown."),
-    max_frames: Optional[int] = typer.Option(None),
+    max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames (default: when the source ends)."),
     quiet=False,
     faces=None,
     runtime=None,

@@ -17,7 +17,7 @@ from ..training.keypoint_eval import predict_split
 def export(run: str | Path, split: str = "valid", *, spec: str | None = None, out: str | Path | None = None, quiet: bool = True) -> Path:
     """Writes ``image,point,x,y`` (x, y in the source image's pixels) for every image of ``split``; returns the file."""
     opened = Run.open(run)
-    opened.require("points", "export")
+    opened.require("points", "export --format csv (the network itself: --format onnx or torchscript)")
     cfg = opened.cfg
     data = opened.data(spec, keep_balance=True)
     if not data.split_positions(split).size:

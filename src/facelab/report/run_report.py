@@ -81,8 +81,11 @@ def write_run_report(run, cfg, module, data, summary: dict) -> None:
     images, captions, colours = sample_predictions(module, data)
     image_grid(images, captions, run.figures / "samples.png", colours=colours)
     rep = Report(f"facelab run: {cfg.task} with {cfg.arch}")
+    n_train = len(data.split_positions("train"))
+    used = n_train // cfg.batch * cfg.batch if n_train >= cfg.batch else n_train
+    dropped = f" ({used} an epoch: the last {n_train - used} left over after whole batches of {cfg.batch}, a new draw each epoch)"
     rep.paragraph(
-        f"data {cfg.spec} | {len(data.split_positions('train'))} training and "
+        f"data {cfg.spec} | {n_train} training{dropped if used < n_train else ''} and "
         f"{len(data.split_positions('valid'))} validation images at {cfg.size}px | seed {cfg.seed}"
     )
     for line in run_warnings(summary):

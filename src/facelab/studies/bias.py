@@ -251,6 +251,7 @@ STUDY = Study(
         Option("by", str, None, "Grouping attributes, comma-separated (default: Male,Young,Pale_Skin).", parse=comma_list),
         Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals."),
     ),
+    example="celeba:/data/celeba --by Male,Young,Pale_Skin --ood folder:my_photos",
     demo=dict(spec=None, arch="darknet64", size="64", epochs=3, weights="none", ood="folder:{photos}"),
     quick=dict(
         spec="synth:600,correlate=Male:Pale_Skin=1.0",

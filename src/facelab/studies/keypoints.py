@@ -358,11 +358,13 @@ STUDY = Study(
     ),
     scale=("arch", "size", "epochs", "batch"),
     seeded=False,
+    example="300w:/data/300w --photos folder:my_photos",
     demo=dict(spec="synth:1200", arch="darknet64", size="64", epochs=5, batch=64, seeds=1, photos="folder:{photos}")
     | dict(lr_sweep="none", conv_ablation="none"),
     demo_note="left out for time, the seeds a part (3), the nose network's learning-rate sweep and its conv ablation (facelab study "
     "keypoints runs all three).",
-    quick=dict(spec="synth:300", arch="darknet64", size="32", epochs=2, batch=64, seeds=1, photos="folder:{photos}"),
+    quick=dict(spec="synth:300", arch="darknet64", size="32", epochs=2, batch=64, seeds=1, photos="folder:{photos}")
+    | dict(lr_sweep="none", conv_ablation="none"),
     figures=lambda s: [
         ("68_points/seed0/figures/best_worst.png", "68 points: best and worst validation faces"),
         ("photos/landmarks_photo.png", "landmarks on a photo, through the face detector"),

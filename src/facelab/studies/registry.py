@@ -52,6 +52,7 @@ class Study:
     demo: dict = field(default_factory=dict)  # settings of the demo ("{photos}": the demo's photo folder)
     quick: dict = field(default_factory=dict)  # the same, for facelab demo --quick
     demo_note: str = ""  # how the demo's scale changes the study, and the command that shows what it leaves out
+    example: str = ""  # the arguments of one typical ``facelab study NAME ...``, shown in its --help
     figures: Callable[[dict], list[tuple[str, str]]] = lambda summary: []  # (file under the study's folder, caption)
     webcam: tuple[str, str | None] | None = None  # (a run folder in the study's, the CAM target) for the demo's video
 

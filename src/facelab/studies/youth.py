@@ -431,6 +431,7 @@ STUDY = Study(
         Option("robust_epochs", int, None, "Passes of the robust network's training (default 5)."),
         Option("robust_start", str, None, "plain: the robust network starts from the plain one's weights (default); scratch."),
     ),
+    example="celeba:/data/celeba --photo me.jpg",
     demo=dict(spec="synth:4000", size="64", epochs=4, batch=32, steps=40) | dict(robust=0.25, robust_lr=0.01, robust_epochs=1),
     demo_note="batch 32 (at the study's 128 the plain network stayed at the majority answer in the demo's 100 steps); the "
     "robust network fine-tuned from the plain one for one epoch within an L2 budget of 0.25 at lr 0.01 (at 0.5 the synthetic "

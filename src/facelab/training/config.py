@@ -82,7 +82,7 @@ class TrainConfig:
         None, "Passes over the training images. Default: the task's (keypoints: enough for --min-steps), else 3.", bounds=(1, 100000)
     )
     batch: int | None = option(None, "Images per step. Default: the task's, else 128.", bounds=(1, 65536))
-    lr: float | None = option(None, "Default: the task's with its optimiser, else 0.05 for sgd, 1e-3 for adam/adamw.", bounds=(1e-9, 10))
+    lr: float | None = option(None, "Default: the task's with its optimiser, else 0.05 for sgd, 1e-3 for adam/adamw.", bounds=(1e-12, None))
     opt: str | None = option(None, "sgd, adam or adamw. Default: the task's (keypoints, rotation: adam), else sgd.")
     momentum: float = option(0.9, "SGD momentum (Nesterov).", bounds=(0, 0.999))
     wd: float = option(5e-4, "Weight decay.", bounds=(0, 1))

@@ -252,7 +252,7 @@ class AttrTask(Task):
         """What always answering each attribute's majority value scores on the validation split (the chance level) and,
         with the final network's ``outputs``, each attribute's balanced accuracy and ROC AUC beside it."""
         y = data.targets[data.split_positions("valid")].float().mean(0)
-        extra = {"chance": {a: float(max(p, 1 - p)) for a, p in zip(self.attrs, y.tolist())}}
+        extra = {"chance": {a: round(float(max(p, 1 - p)), 6) for a, p in zip(self.attrs, y.tolist())}}
         if outputs is not None:
             logits, truth = outputs
             extra["final"] = {
@@ -332,4 +332,4 @@ class IdentityTask(Task):
     def summary_extra(self, data, outputs=None):
         """What always answering the most frequent person scores on the validation split: the chance level."""
         counts = torch.bincount(data.targets[data.split_positions("valid")].long().cpu(), minlength=self.classes)
-        return {"chance": {"acc": float(counts.max()) / max(1, int(counts.sum()))}}
+        return {"chance": {"acc": round(float(counts.max()) / max(1, int(counts.sum())), 6)}}
