@@ -156,7 +156,7 @@ def clear_output(path: Path, owned: Iterable[str] = ()) -> None:
             continue
         if entry.is_dir() and not entry.is_symlink() and is_facelab_folder(entry):
             clear_output(entry)
-            remove_if_only_marker(entry)
+            _remove_if_only_marker(entry)
         elif entry.name in mine and entry.is_dir() and not entry.is_symlink():
             _clear_recorded(path, entry, marker)
         elif entry.name in mine:
@@ -180,8 +180,12 @@ def _clear_recorded(root: Path, folder: Path, marker: dict) -> None:
             Path(sub).rmdir()
 
 
-def remove_if_only_marker(path: Path) -> None:
-    if [p.name for p in path.iterdir()] == [MARKER]:
+def _only_marker(path: Path) -> bool:
+    return path.is_dir() and [p.name for p in path.iterdir()] == [MARKER]
+
+
+def _remove_if_only_marker(path: Path) -> None:
+    if _only_marker(path):
         (path / MARKER).unlink()
         path.rmdir()
 
@@ -193,7 +197,7 @@ def undo_empty_outputs() -> list[Path]:
     undone = []
     while _PREPARED:
         path, top = _PREPARED.pop()
-        if path.is_dir() and [p.name for p in path.iterdir()] == [MARKER]:
+        if _only_marker(path):
             (path / MARKER).unlink()
             folder = path  # with the folders made for it (RUN/cam for a RUN that does not exist), while they are empty
             while top is not None and folder.is_dir() and not any(folder.iterdir()):
