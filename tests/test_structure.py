@@ -11,7 +11,7 @@ SRC = Path(facelab.__file__).parent
 # probes, keypoints, the web page and eval take); "studies" the four published protocols, built from all of them;
 # "top" the commands (cli, demo, bench).
 STAGES = ["base", "data", "models", "report", "training", "run", "probes", "keypoints", "web", "studies", "top"]
-BASE = {"errors", "files", "hardware", "progress"}
+BASE = {"errors", "files", "hardware", "progress", "ranges"}
 
 
 def stage_of(module: str) -> str:

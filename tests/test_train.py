@@ -378,7 +378,7 @@ def test_valid_share_pools_training_and_validation_images_and_splits_them_again(
     assert (again[:900] == 1).sum() == 90 and (again[900:] == 2).all()
     assert np.array_equal(again, _with_validation(split, seed=3, share=0.1))  # seeded
     assert np.array_equal(_with_validation(split, seed=3), split)  # the source's own split kept without a share
-    with pytest.raises(FacelabError, match="--valid-share 1.5: give a share between 0 and 1"):
+    with pytest.raises(FacelabError, match="--valid-share 1.5: out of range; give 0 to 1"):
         TrainConfig(spec="synth:10", valid_share=1.5)
 
 

@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import cli_probes
-from .cli_options import StudyGroup, csv_list, example, out_option, print_json, say, takes
+from .cli_options import USAGE_ERROR, StudyGroup, csv_list, example, number, out_option, print_json, say, takes
 from .errors import FacelabError, RunStopped
+from .ranges import N_BOOT_BOUNDS, SIZE_BOUNDS
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Train CNNs on faces, then take them apart."
@@ -63,9 +64,9 @@ def data_cache_cmd(
     spec: str,
     size: str = typer.Option("64", help="Pixels (64) or WIDTHxHEIGHT (80x60)."),
     out_dir: Optional[Path] = out_option("Cache folder (default: under $FACELAB_CACHE)."),
-    margin: Optional[float] = typer.Option(None, help="Extra border around box/landmark/face crops, as a fraction."),
-    workers: Optional[int] = typer.Option(
-        None, help="Decoding processes (default: the cores this process may use, shared with other facelab processes)."
+    margin: Optional[float] = number(None, "Extra border around box/landmark/face crops, as a fraction.", (0, 2)),
+    workers: Optional[int] = number(
+        None, "Decoding processes (default: the cores this process may use, shared with other facelab processes).", (1, 256)
     ),
     strict: bool = typer.Option(False, help="Stop on any unreadable image instead of skipping it."),
     faces=None,
@@ -87,9 +88,9 @@ def data_cache_cmd(
 @takes("seed")
 def data_synth_cmd(
     out_dir: Path = typer.Argument(..., metavar="OUT"),
-    n: int = typer.Option(2000, help="Number of images."),
-    ids: Optional[int] = typer.Option(None, help="Number of persons (default: every image its own person)."),
-    size: int = typer.Option(128, help="Image size in pixels (32-256)."),
+    n: int = number(2000, "Number of images.", (1, 10_000_000)),
+    ids: Optional[int] = number(None, "Number of persons (default: every image its own person).", (1, 10_000_000)),
+    size: int = number(128, "Image size in pixels.", (32, 256)),
     correlate: list[str] = typer.Option([], help="A:B=P: in train, P(B|A) = P. Repeatable; add @valid,test for other splits."),
     spurious: list[str] = typer.Option([], help="A:background=P: background colour predicts A in train."),
     imbalance: list[str] = typer.Option([], help="A=P: fraction of positives of A in train."),
@@ -107,8 +108,8 @@ def data_synth_cmd(
 @takes("strict")
 def data_show_cmd(
     spec: str,
-    n: int = typer.Option(16, help="Images on the sheet (the first N)."),
-    size: int = typer.Option(128, help="Pixels a side of each face on the sheet."),
+    n: int = number(16, "Images on the sheet (the first N).", (1, 1000)),
+    size: int = number(128, "Pixels a side of each face on the sheet.", (16, 1024)),
     out_path: Path = out_option("The sheet PNG to write.", Path("contact_sheet.png")),
     strict=False,
 ):
@@ -239,8 +240,8 @@ def inversion_cmd(
     opt: str = typer.Option("sgd", help="Optimisers to compare, comma-separated (sgd,adam)."),
     control: Optional[str] = typer.Option(None, help="inverted-trained: also train mostly on inverted faces."),
     out_dir: Path = out_option("Study folder.", Path("runs/inversion")),
-    n_boot: int = typer.Option(1000, help="Bootstrap resamples for the 95% intervals."),
-    threshold: float = typer.Option(0.0, help="Gap the lower 95% bound must stay above for emergence."),
+    n_boot: int = number(1000, "Bootstrap resamples for the 95% intervals.", N_BOOT_BOUNDS),
+    threshold: float = number(0.0, "Gap the lower 95% bound must stay above for emergence.", (-1, 1)),
     seed=0,
     quiet=False,
     runtime=None,
@@ -311,8 +312,8 @@ def _bench_result(result: dict, json_: bool) -> None:
 @takes("json_", "probe")
 def bench_data_cmd(
     spec: str,
-    size: int = typer.Option(64, help="Pixels a side of the decoded images."),
-    n: int = typer.Option(2000, help="Images to time."),
+    size: int = number(64, "Pixels a side of the decoded images.", SIZE_BOUNDS),
+    n: int = number(2000, "Images to time.", (1, 10_000_000)),
     json_=False,
     runtime=None,
 ):
@@ -325,7 +326,9 @@ def bench_data_cmd(
 @bench_app.command("train")
 @example("facelab bench train --json")
 @takes("json_", "runtime")
-def bench_train_cmd(steps: int = typer.Option(20, help="Training steps timed per network (after the warm-up)."), json_=False, runtime=None):
+def bench_train_cmd(
+    steps: int = number(20, "Training steps timed per network (after the warm-up).", (1, 100_000)), json_=False, runtime=None
+):
     """Training images/s of the real loop vs a pure-compute step, darknet64@64 and resnet18@112."""
     from .bench import bench_train
 
@@ -336,9 +339,9 @@ def bench_train_cmd(steps: int = typer.Option(20, help="Training steps timed per
 @example("facelab bench scale --n 20000 --size 128 --json")
 @takes("json_", "runtime")
 def bench_scale_cmd(
-    n: int = typer.Option(20000, help="Synthetic faces."),
-    size: int = typer.Option(128, help="Pixels."),
-    steps: int = typer.Option(40, help="Training batches timed per setting."),
+    n: int = number(20000, "Synthetic faces.", (1, 10_000_000)),
+    size: int = number(128, "Pixels a side.", SIZE_BOUNDS),
+    steps: int = number(40, "Training batches timed per setting.", (1, 100_000)),
     json_=False,
     runtime=None,
 ):
@@ -351,7 +354,7 @@ def bench_scale_cmd(
 @bench_app.command("cam")
 @example("facelab bench cam --json")
 @takes("json_", "probe")
-def bench_cam_cmd(frames: int = typer.Option(30, help="Frames timed per setting."), json_=False, runtime=None):
+def bench_cam_cmd(frames: int = number(30, "Frames timed per setting.", (1, 100_000)), json_=False, runtime=None):
     """Maps/s of CAM and Grad-CAM (batch 1, with overlay) on darknet64@128 and resnet18@224, against a full-backward Grad-CAM."""
     from .bench import bench_cam
 
@@ -361,7 +364,7 @@ def bench_cam_cmd(frames: int = typer.Option(30, help="Frames timed per setting.
 @bench_app.command("serve")
 @example("facelab bench serve --json")
 @takes("json_", "probe")
-def bench_serve_cmd(frames: int = typer.Option(40, help="Requests timed, each against a direct call."), json_=False, runtime=None):
+def bench_serve_cmd(frames: int = number(40, "Requests timed, each against a direct call.", (1, 100_000)), json_=False, runtime=None):
     """Frames/s of the web API (640x480 JPEG, face detection, darknet64@128 CAM) against the analysis called directly."""
     from .bench import bench_serve
 
@@ -373,7 +376,6 @@ def _terminated(signum, frame):
 
 
 # typer carries its own click; its usage errors (an unknown option, "lots" for a number) are told by this class
-USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 def main() -> None:

@@ -11,58 +11,75 @@ import json
 import sys
 import typing
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import typer
 from rich.console import Console
 
 from .errors import FacelabError
+from .ranges import DETECTOR_SCORE_BOUNDS, SEED_BOUNDS, UPSAMPLE_BOUNDS, Bounds, check_range, with_range
 from .studies.registry import comma_list
 
-# name: (flag, type, default, help)
+
+class Shared(NamedTuple):
+    """An option many commands share: its flag (None: from its name), type, default, help and range."""
+
+    flag: str | None
+    kind: object
+    default: object
+    help: str
+    bounds: Bounds | None = None
+
+
 SHARED = {
-    "precision": ("--precision", str, "auto", "auto (bf16 only where the hardware computes it natively), bf16 or fp32."),
-    "device": ("--device", str, "auto", "auto (a CUDA GPU when present), cpu or cuda."),
-    "quiet": (None, bool, False, "No progress bars."),
-    "json_": ("--json", bool, False, "Print JSON instead of a table."),
-    "seed": (None, int, 0, "Seed: the same seed on the same machine gives the same figures."),
-    "strict": ("--strict", bool, False, "Stop at the first unreadable image instead of skipping it (exit 2)."),
-    "detector": (
-        "--detector",
-        str,
-        "auto",
-        "Face detector: auto (dlib's HOG with facelab[faces] installed, else haar), dlib-hog, dlib-cnn or haar.",
-    ),
-    "upsample": (
-        "--upsample",
-        Optional[int],
-        None,
-        "Search an upsampled photo this many times (finds smaller faces; default: dlib 1, haar 0).",
-    ),
-    "min_score": (
-        "--min-score",
-        Optional[float],
-        None,
-        "Drop detections scoring below this (default: dlib-hog 0.1, calibrated on real photos; dlib-cnn 0).",
-    ),
-    "config": (
-        "--config",
-        Optional[Path],
-        None,
-        "A TOML, YAML or JSON file of options, or a run's config.json (those typed on the command line win).",
-    ),
-    "jitter": ("--jitter", int, 2, "Random shift of up to this many pixels each step."),
-    "blur": ("--blur", float, 0.0, "Gaussian blur sigma applied every 4 steps (0 = off)."),
-    "param": ("--param", str, "pixel", "pixel or fourier parametrisation."),
-    "decorrelate": ("--decorrelate/--no-decorrelate", bool, False, "Step in decorrelated colour space."),
-    "budget": (
-        "--budget",
-        Optional[float],
-        None,
-        "How far from the start image, in pixel units (projected steps of 2.5 x budget / steps; 0: unbounded, at --lr). "
-        "Default: l2 0.07 x sqrt(values), 7.8 for 3 x 64 x 64; linf 0.06.",
-    ),
-    "budget_norm": ("--budget-norm", str, "l2", "The budget's norm: l2 (over the image) or linf (per value)."),
+    name: Shared(*declared)
+    for name, declared in {
+        "precision": ("--precision", str, "auto", "auto (bf16 only where the hardware computes it natively), bf16 or fp32."),
+        "device": ("--device", str, "auto", "auto (a CUDA GPU when present), cpu or cuda."),
+        "quiet": (None, bool, False, "No progress bars."),
+        "json_": ("--json", bool, False, "Print JSON instead of a table."),
+        "seed": (None, int, 0, "Seed: the same seed on the same machine gives the same figures.", SEED_BOUNDS),
+        "strict": ("--strict", bool, False, "Stop at the first unreadable image instead of skipping it (exit 2)."),
+        "detector": (
+            "--detector",
+            str,
+            "auto",
+            "Face detector: auto (dlib's HOG with facelab[faces] installed, else haar), dlib-hog, dlib-cnn or haar.",
+        ),
+        "upsample": (
+            "--upsample",
+            Optional[int],
+            None,
+            "Search an upsampled photo this many times (finds smaller faces; default: dlib 1, haar 0).",
+            UPSAMPLE_BOUNDS,
+        ),
+        "min_score": (
+            "--min-score",
+            Optional[float],
+            None,
+            "Drop detections scoring below this (default: dlib-hog 0.1, calibrated on real photos; dlib-cnn 0).",
+            DETECTOR_SCORE_BOUNDS,
+        ),
+        "config": (
+            "--config",
+            Optional[Path],
+            None,
+            "A TOML, YAML or JSON file of options, or a run's config.json (those typed on the command line win).",
+        ),
+        "jitter": ("--jitter", int, 2, "Random shift of up to this many pixels each step.", (0, 64)),
+        "blur": ("--blur", float, 0.0, "Gaussian blur sigma applied every 4 steps (0 = off).", (0, 20)),
+        "param": ("--param", str, "pixel", "pixel or fourier parametrisation."),
+        "decorrelate": ("--decorrelate/--no-decorrelate", bool, False, "Step in decorrelated colour space."),
+        "budget": (
+            "--budget",
+            Optional[float],
+            None,
+            "How far from the start image, in pixel units (projected steps of 2.5 x budget / steps; 0: unbounded, at --lr). "
+            "Default: l2 0.07 x sqrt(values), 7.8 for 3 x 64 x 64; linf 0.06.",
+            (0, None),
+        ),
+        "budget_norm": ("--budget-norm", str, "l2", "The budget's norm: l2 (over the image) or linf (per value)."),
+    }.items()
 }
 # A group a command names -> the options it adds, and what the command receives for them.
 GROUPS = {
@@ -71,6 +88,7 @@ GROUPS = {
     "faces": ("detector", "upsample", "min_score"),  # -> faces: dict of the three
     "ascent": ("jitter", "blur", "param", "decorrelate", "budget", "budget_norm"),  # -> reg: the gradient ascent's Regularisers
 }
+USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")  # typer's own click's
 IMAGE_HELP = "An image file, or SPEC#ITEM: one item of a data set (synth:64#3, celeba:/data/celeba#000123.jpg)."
 
 
@@ -104,19 +122,33 @@ def example(line: str):
     return add
 
 
-def _parameter(name: str, kind, default, about: str, flag: str | None = None) -> inspect.Parameter:
+def number(default, about: str, bounds: Bounds, flag: str | None = None):
+    """A number option that says its range in its help and refuses a value outside it, in one line, as it is parsed
+    (before the command runs, so before anything is written)."""
+
+    def in_range(param: typer.CallbackParam, value):
+        check_range(param.opts[0], value, bounds)
+        return value
+
+    return typer.Option(default, *([flag] if flag else []), help=with_range(about, bounds), callback=in_range)
+
+
+def _parameter(name: str, kind, default, about: str, flag: str | None = None, bounds: Bounds | None = None) -> inspect.Parameter:
     inner = [t for t in typing.get_args(kind) if t is not type(None)]
     if len(inner) == 1:  # X | None, as TrainConfig writes it
         kind = inner[0]
     if default is None:
         kind = Optional[kind]
-    option = typer.Option(default, flag, help=about) if flag else typer.Option(default, help=about)
+    if bounds is not None:
+        option = number(default, about, bounds, flag)
+    else:
+        option = typer.Option(default, flag, help=about) if flag else typer.Option(default, help=about)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=option)
 
 
 def _shared_parameter(name: str) -> inspect.Parameter:
-    flag, kind, default, about = SHARED[name]
-    return _parameter(name, kind, default, about, flag)
+    shared = SHARED[name]
+    return _parameter(name, shared.kind, shared.default, shared.help, shared.flag, shared.bounds)
 
 
 def train_parameters(names, defaults: dict, helps: dict | None = None) -> list[inspect.Parameter]:
@@ -126,11 +158,11 @@ def train_parameters(names, defaults: dict, helps: dict | None = None) -> list[i
     from .training.config import cli_options
 
     options = cli_options()
-    about = {n: options[n][2] for n in names}
+    about = {n: options[n].help for n in names}
     for n in names:
         if (helps or {}).get(n) is not None or defaults.get(n) is not None:
             about[n] = _with_default(about[n], (helps or {}).get(n))
-    return [_parameter(n, options[n][0], defaults.get(n, options[n][1]), about[n]) for n in names]
+    return [_parameter(n, options[n].kind, defaults.get(n, options[n].default), about[n], bounds=options[n].bounds) for n in names]
 
 
 def _with_default(text: str, default: str | None) -> str:
@@ -205,8 +237,20 @@ def with_config_file(given: dict) -> dict:
         raise FacelabError(f"{path}: no option {', '.join(unknown)} here; the options are {', '.join(sorted(given))}")
     for key, value in values.items():
         if ctx.get_parameter_source(key).name in ("DEFAULT", "DEFAULT_MAP"):
-            given[key] = ",".join(map(str, value)) if isinstance(value, list) else value
+            given[key] = _as_typed(ctx, key, ",".join(map(str, value)) if isinstance(value, list) else value, path)
     return given
+
+
+def _as_typed(ctx, name: str, value, path: Path):
+    """A --config value through the same type and range checks as one typed on the command line, or one line naming
+    the file."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    try:
+        return param.process_value(ctx, value)
+    except USAGE_ERROR as exc:
+        raise FacelabError(f"--config {path}: {exc.format_message()}") from None
+    except FacelabError as exc:  # out of the option's range
+        raise FacelabError(f"--config {path}: {exc}") from None
 
 
 ALIASES = {"out": "out_dir"}  # a run's config.json names the run folder as TrainConfig does
@@ -276,7 +320,7 @@ def study_command(study):
         "spec", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str], default=typer.Argument(None, help="Data SPEC.")
     )
     out = _parameter("out_dir", Optional[Path], None, f"Study folder (default runs/study_{study.name}).", "--out")
-    own = [_parameter(o.name, o.type, o.default, o.help) for o in study.options]
+    own = [_parameter(o.name, o.type, o.default, o.help, bounds=o.bounds) for o in study.options]
     receives = ["json_", "quiet", "runtime", "train_options"]
     command.__signature__ = inspect.Signature([spec, out, *own, *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY) for n in receives)])
     command.__doc__ = f"{study.summary}\n\nExample: facelab study {study.name} {study.example}"

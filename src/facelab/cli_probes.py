@@ -10,8 +10,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .cli_options import IMAGE_HELP, csv_list, example, out_option, print_json, say, takes
+from .cli_options import IMAGE_HELP, csv_list, example, number, out_option, print_json, say, takes
 from .errors import FacelabError
+from .ranges import LR_BOUNDS, N_BOOT_BOUNDS, SEED_BOUNDS, STEPS_BOUNDS
 
 commands = typer.Typer()
 out = say.console
@@ -59,7 +60,7 @@ def activations_cmd(
     run: Path,
     image: str = IMAGE,
     layers: str = typer.Option("1,2,3", help="Conv layers by number (1 = first) or module name."),
-    max_channels: int = typer.Option(64, help="Show at most this many channels per layer."),
+    max_channels: int = number(64, "Show at most this many channels per layer.", (1, 4096)),
     out_dir: Optional[Path] = out_option("Default: RUN/activations."),
     runtime=None,
 ):
@@ -78,7 +79,7 @@ def rgb_cmd(
     image: str = IMAGE,
     layer: str = typer.Option(..., help="Layer number or name."),
     channels: str = typer.Option(..., help="Three channels a,b,c shown as R,G,B."),
-    overlay: float = typer.Option(0.0, help="Blend over the input image (0 = no, 1 = only the channels)."),
+    overlay: float = number(0.0, "Blend over the input image (0 = no, 1 = only the channels).", (0, 1)),
     out_dir: Optional[Path] = out_option("Default: RUN/rgb."),
     runtime=None,
 ):
@@ -101,8 +102,8 @@ def dream_cmd(
     layer: str = typer.Option(..., help="Layer number or name."),
     channel: str = typer.Option("0", help="Channel number, or all (every channel into one grid)."),
     objective: str = typer.Option("sum", help="sum, square or abs of the channel's outputs."),
-    steps: int = typer.Option(100, help="Gradient steps of the ascent."),
-    lr: float = typer.Option(0.02, help="Step size in pixel units (0..1) of an unbounded ascent (--budget 0)."),
+    steps: int = number(100, "Gradient steps of the ascent.", STEPS_BOUNDS),
+    lr: float = number(0.02, "Step size in pixel units (0..1) of an unbounded ascent (--budget 0).", LR_BOUNDS),
     out_dir: Optional[Path] = out_option("Default: RUN/dream."),
     seed=0,
     quiet=False,
@@ -126,10 +127,10 @@ def edit_cmd(
     run: Path,
     image: str = IMAGE,
     attr: str = typer.Option(..., help="An attribute the run predicts."),
-    to: int = typer.Option(1, help="1: more of the attribute, 0: less."),
-    steps: int = typer.Option(60, help="Gradient steps of the edit."),
-    lr: Optional[float] = typer.Option(
-        None, help="Step size in pixel units (0..1) of an unbounded ascent (--budget 0); default: facelab.edit's own (0.01)."
+    to: int = number(1, "1: more of the attribute, 0: less.", (0, 1)),
+    steps: int = number(60, "Gradient steps of the edit.", STEPS_BOUNDS),
+    lr: Optional[float] = number(
+        None, "Step size in pixel units (0..1) of an unbounded ascent (--budget 0); default: facelab.edit's own (0.01).", LR_BOUNDS
     ),
     out_dir: Optional[Path] = out_option("Default: RUN/edit."),
     seed=0,
@@ -176,7 +177,7 @@ def cam_cmd(
     target: Optional[str] = typer.Option(None, help="Attribute or class to explain (default: first attribute / predicted class)."),
     layer: Optional[str] = typer.Option(None, help="Layer for the Grad-CAM family (default: the last feature map)."),
     split: str = SPLIT,
-    limit: int = typer.Option(256, help="Images of the split to map."),
+    limit: int = number(256, "Images of the split to map.", (1, 10_000_000)),
     out_dir: Optional[Path] = out_option("Default: RUN/cam."),
     colormap: str = typer.Option(
         "viridis", help="Heat-map colours: viridis (default, perceptually uniform), inferno, magma, plasma, turbo or jet."
@@ -207,9 +208,9 @@ def cam_score_cmd(
     target: Optional[str] = typer.Option(None, help="The output whose maps are scored (default: the run's first)."),
     layer: Optional[str] = typer.Option(None, help="Layer the maps come from (default: the network's last conv block)."),
     split: str = SPLIT,
-    n: int = typer.Option(200, help="Images scored."),
-    tolerance: Optional[int] = typer.Option(None, help="Pointing-game tolerance in px (default 7% of the image side)."),
-    steps: int = typer.Option(16, help="Steps of the deletion and insertion curves."),
+    n: int = number(200, "Images scored.", (1, 10_000_000)),
+    tolerance: Optional[int] = number(None, "Pointing-game tolerance in px (default 7% of the image side).", (0, 1024)),
+    steps: int = number(16, "Steps of the deletion and insertion curves.", (2, 1000)),
     out_dir: Optional[Path] = out_option("Default: RUN/cam_score."),
     seed=0,
     quiet=False,
@@ -237,10 +238,12 @@ def audit_cmd(
     by: str = typer.Option(..., help="Grouping attributes, comma-separated (all intersections are audited)."),
     target: Optional[str] = typer.Option(None, help="The attribute audited (default: the run's first)."),
     split: str = SPLIT,
-    n_boot: int = typer.Option(1000, help="Unused: every audited rate is a proportion with Wilson's interval (kept for older scripts)."),
-    min_n: int = typer.Option(30, help="Groups with fewer images are flagged as small."),
+    n_boot: int = number(
+        1000, "Unused: every audited rate is a proportion with Wilson's interval (kept for older scripts).", N_BOOT_BOUNDS
+    ),
+    min_n: int = number(30, "Groups with fewer images are flagged as small.", (1, 10_000_000)),
     threshold: str = typer.Option("0.5", help="Decision threshold: a probability, or valid (chosen on the validation split)."),
-    seed: int = typer.Option(0, help="Unused (kept for older scripts): Wilson's intervals draw nothing at random."),
+    seed: int = number(0, "Unused (kept for older scripts): Wilson's intervals draw nothing at random.", SEED_BOUNDS),
     out_dir: Optional[Path] = out_option("Default: RUN/audit."),
     runtime=None,
     strict=False,
@@ -279,8 +282,8 @@ def compare_cmd(
     by: str = typer.Option(..., help="Grouping attributes, comma-separated (all intersections are compared)."),
     target: Optional[str] = typer.Option(None, help="The attribute compared (default: the runs' first)."),
     split: str = SPLIT,
-    n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals of the differences."),
-    min_n: int = typer.Option(30, help="Groups with fewer images are flagged as small."),
+    n_boot: int = number(1000, "Bootstrap resamples for the intervals of the differences.", N_BOOT_BOUNDS),
+    min_n: int = number(30, "Groups with fewer images are flagged as small.", (1, 10_000_000)),
     out_dir: Optional[Path] = out_option("Default: RUN_B/compare."),
     seed=0,
     runtime=None,
@@ -367,7 +370,7 @@ def sweep_cmd(
 def landmarks_cmd(
     run: Path,
     source: str = PHOTOS,
-    margin: Optional[float] = typer.Option(None, help="Border around each detected face (default: as in training)."),
+    margin: Optional[float] = number(None, "Border around each detected face (default: as in training).", (0, 2)),
     landmarker: str = typer.Option("net", help="net (the run's network) or dlib (dlib's 68-point predictor, facelab[faces])."),
     out_dir: Optional[Path] = out_option("Default: RUN/landmarks."),
     faces=None,
@@ -413,7 +416,7 @@ RUNS = typer.Argument(..., metavar="RUN [RUN ...]")
 def serve_cmd(
     runs: list[Path] = RUNS,
     host: str = typer.Option("127.0.0.1", help="Interface to bind (only this machine by default)."),
-    port: int = typer.Option(8000, help="Port to serve on."),
+    port: int = number(8000, "Port to serve on (127.0.0.1 only).", (1, 65535)),
     faces=None,
     runtime=None,
 ):
@@ -431,7 +434,7 @@ def webcam_cmd(
     source: str = typer.Option("0", help="Camera number or a VIDEO_FILE."),
     out_path: Optional[Path] = out_option("Write an annotated video (e.g. annotated.webm) instead of a window."),
     target: Optional[str] = typer.Option(None, help="Output whose CAM is shown."),
-    max_frames: Optional[int] = typer.Option(None, help="Stop after this many frames (default: when the source ends)."),
+    max_frames: Optional[int] = number(None, "Stop after this many frames (default: when the source ends).", (1, 10_000_000)),
     quiet=False,
     faces=None,
     runtime=None,

@@ -25,6 +25,7 @@ from ..errors import FacelabError
 from ..files import prepare_output, write_json
 from ..hardware import thread_count
 from ..progress import progress_bar, say
+from ..ranges import SIZE_BOUNDS, range_text
 from .detect import DEFAULT_FACE_MARGIN
 from .face_crops import FACE_COLUMNS, FACE_CROPS, FaceFinder, check_face_crop, decode_face
 from .faceset import FaceSet
@@ -42,14 +43,19 @@ def default_cache_root() -> Path:
 
 
 def parse_size(text: str | int) -> tuple[int, int]:
-    """``64`` or ``80x60`` (width x height) -> (width, height)."""
+    """``64`` or ``80x60`` (width x height) -> (width, height), each side within SIZE_BOUNDS (0 or -8 would build a
+    broken cache)."""
     try:
         if isinstance(text, int) or "x" not in str(text).lower():
-            return int(text), int(text)
-        w, h = str(text).lower().split("x")
-        return int(w), int(h)
+            size = int(text), int(text)
+        else:
+            w, h = str(text).lower().split("x")
+            size = int(w), int(h)
     except ValueError:
         raise FacelabError(f"--size {text!r}: expected a number of pixels like 64, or WIDTHxHEIGHT like 80x60") from None
+    if not all(SIZE_BOUNDS[0] <= side <= SIZE_BOUNDS[1] for side in size):
+        raise FacelabError(f"--size {text}: out of range; give {range_text(SIZE_BOUNDS)} pixels a side (64, or 80x60)")
+    return size
 
 
 # ----------------------------------------------------------------------------- one image

@@ -10,6 +10,7 @@ import numpy as np
 from ..data.photos import photo_files
 from ..errors import FacelabError
 from ..hardware import Runtime
+from ..ranges import N_BOOT_BOUNDS
 from ..report.html import Report
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, write_study
 from .registry import Option, Study, comma_list
@@ -249,7 +250,7 @@ STUDY = Study(
     options=(
         Option("ood", str, None, "Faces from elsewhere (folder:PATH): the share predicted as each class, with maps."),
         Option("by", str, None, "Grouping attributes, comma-separated (default: Male,Young,Pale_Skin).", parse=comma_list),
-        Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals."),
+        Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals.", bounds=N_BOOT_BOUNDS),
     ),
     example="celeba:/data/celeba --by Male,Young,Pale_Skin --ood folder:my_photos",
     demo=dict(spec=None, arch="darknet64", size="64", epochs=3, weights="none", ood="folder:{photos}"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import FacelabError
 from ..hardware import Runtime
+from ..ranges import N_BOOT_BOUNDS
 from ..report.html import Report
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, write_study
 from .registry import Option, Study, counts
@@ -273,7 +274,7 @@ STUDY = Study(
     "Identity networks trained on upright faces: upright vs inverted accuracy per epoch, and the control.",
     options=(
         Option("classes", str, None, "Identity counts, comma-separated (default: 20,100).", parse=counts),
-        Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals."),
+        Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals.", bounds=N_BOOT_BOUNDS),
         Option("compare_opts", str, None, "Other optimisers trained on the first identity count, comma-separated (default: adam; none)."),
         Option("reference", str, None, "A face-trained reference network beside the student: dlib (default, facelab[faces]) or none."),
     ),

@@ -352,7 +352,7 @@ STUDY = Study(
     options=(
         Option("variant", str, "004", "The write-up whose protocol to run: 004 or 003."),
         Option("photos", str, None, "Your photos (folder:PATH): faces found, landmarks drawn."),
-        Option("seeds", int, None, "Runs per part, one per seed (default: 3)."),
+        Option("seeds", int, None, "Runs per part, one per seed (default: 3).", bounds=(1, 100)),
         Option("lr_sweep", str, None, "Learning rates the nose network also trains with, one seed each (default: the write-up's; none)."),
         Option("conv_ablation", str, None, "Conv counts of the nose network to compare, one seed each (default: the write-up's; none)."),
     ),

@@ -35,6 +35,7 @@ class Option:
     default: object
     help: str
     parse: Callable | None = None
+    bounds: tuple[float, float | None] | None = None  # the range of a number option (facelab.ranges)
 
 
 @dataclass(frozen=True)

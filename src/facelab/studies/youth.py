@@ -8,6 +8,7 @@ from pathlib import Path
 from ..data.spec import open_spec
 from ..errors import FacelabError
 from ..hardware import Runtime
+from ..ranges import STEPS_BOUNDS
 from ..report.html import Report
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
 from .registry import Option, Study
@@ -425,10 +426,10 @@ STUDY = Study(
     "Darknet64 on Young: accuracy, activations, RGB channels, activation maximisation, older/younger edits.",
     options=(
         Option("photo", str, None, "The photo to look inside with (a file or SPEC#ITEM; default: the first test face)."),
-        Option("steps", int, 60, "Gradient steps of each activation maximisation and edit."),
+        Option("steps", int, 60, "Gradient steps of each activation maximisation and edit.", bounds=STEPS_BOUNDS),
         Option("recorded", bool, True, "Also the write-up's recorded channels: single-channel dreams and RGB triples."),
-        Option("robust", float, None, "L2 budget of a robust network trained beside (default 0.5, pixel units; 0: none)."),
-        Option("robust_epochs", int, None, "Passes of the robust network's training (default 5)."),
+        Option("robust", float, None, "L2 budget of a robust network trained beside (default 0.5, pixel units; 0: none).", bounds=(0, 100)),
+        Option("robust_epochs", int, None, "Passes of the robust network's training (default 5).", bounds=(1, 100_000)),
         Option("robust_start", str, None, "plain: the robust network starts from the plain one's weights (default); scratch."),
     ),
     example="celeba:/data/celeba --photo me.jpg",

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from types import UnionType
-from typing import Union, get_args, get_origin, get_type_hints
+from typing import NamedTuple, Union, get_args, get_origin, get_type_hints
 
 from ..errors import FacelabError
 from ..hardware import DEVICES, PRECISIONS
+from ..ranges import DETECTOR_SCORE_BOUNDS, SEED_BOUNDS, SIZE_BOUNDS, Bounds, check_range, with_range
 
 FEW_VALID = 20
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
@@ -19,47 +20,39 @@ SCHEDULES = ("onecycle", "cosine", "none")
 LOGGERS = ("csv", "tensorboard", "mlflow")
 
 
-def option(default, about: str, cli: type | None = None, bounds: tuple[float, float | None] | None = None):
+def option(default, about: str, cli: type | None = None, bounds: Bounds | None = None):
     """A field that is also a command-line option: ``about`` is its --help, ``cli`` the type typed there (a list is
     typed as one comma-separated string), ``bounds`` the (lowest, highest or None) values it takes, checked wherever
     a config is made (the command line, --config, the API) and shown in the help."""
-    if bounds is not None:
-        about = f"{about} Range: {_range_text(bounds)}."
+    about = with_range(about, bounds)
     meta = {"help": about, **({"cli": cli} if cli else {}), **({"bounds": bounds} if bounds else {})}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
-def _range_text(bounds: tuple[float, float | None]) -> str:
-    lo, hi = bounds
-    return f"{lo:g} to {hi:g}" if hi is not None else f"{lo:g} or more"
+class CliOption(NamedTuple):
+    """One of TrainConfig's command-line options: the type typed, the default (a list's joined), help and range."""
+
+    kind: object
+    default: object
+    help: str
+    bounds: Bounds | None
 
 
-SIZE_BOUNDS = (16, 1024)  # pixels a side: five halvings of darknet64 leave a map at 16 px; 1024 already fills memory
-
-
-def cli_options() -> dict[str, tuple[object, object, str]]:
-    """TrainConfig's command-line options: {name: (type typed, default, help)}; a list's default is typed joined."""
+def cli_options() -> dict[str, CliOption]:
+    """TrainConfig's command-line options by field name."""
     hints = get_type_hints(TrainConfig)
     made = {}
     for f in fields(TrainConfig):
         if "help" in f.metadata:
             default = f.default if f.default is not MISSING else ",".join(f.default_factory())
-            made[f.name] = (f.metadata.get("cli", hints[f.name]), default, f.metadata["help"])
+            made[f.name] = CliOption(f.metadata.get("cli", hints[f.name]), default, f.metadata["help"], f.metadata.get("bounds"))
     return made
 
 
 def _type_name(kind) -> str:
     return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(kind, "a list of names")
-
-
-def _check_size(size: str) -> None:
-    """--size within SIZE_BOUNDS on each side (0 or -8 would build a broken cache), said in one line."""
-    from ..data.cache import parse_size
-
-    if not all(SIZE_BOUNDS[0] <= side <= SIZE_BOUNDS[1] for side in parse_size(size)):
-        raise FacelabError(f"--size {size}: out of range; give {SIZE_BOUNDS[0]} to {SIZE_BOUNDS[1]} pixels a side (64, or 80x60)")
 
 
 @dataclass
@@ -95,15 +88,15 @@ class TrainConfig:
         "center, full, box, landmarks, detect (the detector's box, squared) or aligned (five points onto a template). "
         "Default: the task's (keypoints: landmarks), else per source (a folder of photos: detect with facelab[faces]).",
     )
-    channels: int | None = option(None, "3 (RGB) or 1 (grey). Default: the task's, else 3.")
-    seed: int = 0
+    channels: int | None = option(None, "3 (RGB) or 1 (grey). Default: the task's, else 3.", bounds=(1, 3))
+    seed: int = field(default=0, metadata={"bounds": SEED_BOUNDS})
     weights: str | None = option(
         None, "imagenet (from the local torch cache, downloaded there when missing), a state-dict FILE, none, or auto (the task's)."
     )
     balance: str | None = option(None, "Undersample training images to balance this attribute.")
-    inverted_fraction: float = option(0.0, "Fraction of training images shown upside down.")
+    inverted_fraction: float = option(0.0, "Fraction of training images shown upside down.", bounds=(0, 1))
     valid_share: float | None = option(
-        None, "Pool the training and validation images and hold out this share for validation, seeded (0.1: a 90/10 split)."
+        None, "Pool the training and validation images and hold out this share for validation, seeded (0.1: a 90/10 split).", bounds=(0, 1)
     )  # None: the data source's own split
     augment: bool = option(True, "Flips, small shifts, brightness/contrast on whole batches.")
     flip: bool = True
@@ -118,16 +111,22 @@ class TrainConfig:
     head: str | None = option(
         None, "For --task keypoints: heatmap (per-point maps, soft-argmax; default for 68/58 points) or regress."
     )  # None: the task's default, recorded once resolved
-    min_score: float | None = option(None, "--crop detect/aligned: drop detections scoring below this (default: dlib-hog 0.1).")
+    min_score: float | None = option(
+        None, "--crop detect/aligned: drop detections scoring below this (default: dlib-hog 0.1).", bounds=DETECTOR_SCORE_BOUNDS
+    )
     min_steps: int | None = option(
         None, "With --epochs left to the task: train at least this many optimiser steps (small sets).", bounds=(1, 10000000)
     )
     robust: float | None = option(
-        None, "Adversarial training: each batch moved within this budget (pixel units; e.g. l2 0.5, linf 0.03) toward a higher loss."
+        None,
+        "Adversarial training: each batch moved within this budget (pixel units; e.g. l2 0.5, linf 0.03) toward a higher loss.",
+        bounds=(1e-6, None),
     )
     robust_norm: str = option("l2", "--robust's budget: l2 (per image) or linf (per value).")
     robust_steps: int = option(
-        1, "--robust's attack: 1 step of 1.25 x budget (fast adversarial training), or this many PGD steps of 2.5 x budget / steps."
+        1,
+        "--robust's attack: 1 step of 1.25 x budget (fast adversarial training), or this many PGD steps of 2.5 x budget / steps.",
+        bounds=(1, 1000),
     )
     logger: str = option("csv", "Experiment logger beside metrics.csv: csv, tensorboard or mlflow (facelab[loggers]).")
     from_task: list[str] | None = None  # the settings the task chose because none was given (recorded in config.json)
@@ -143,16 +142,12 @@ class TrainConfig:
             raise FacelabError(f"--robust-norm {self.robust_norm!r}: use linf or l2")
         if self.robust is not None and not (0 < self.robust < 1 or (self.robust_norm == "l2" and self.robust > 0)):
             raise FacelabError(f"--robust {self.robust}: give a budget above 0 in pixel units (e.g. l2 0.5; linf 0.03, under 1)")
-        if self.robust_steps < 1:
-            raise FacelabError(f"--robust-steps {self.robust_steps}: give 1 (fast adversarial training) or more (PGD)")
         if self.logger not in LOGGERS:
             raise FacelabError(f"--logger {self.logger!r}: use one of {', '.join(LOGGERS)}")
         if self.precision not in PRECISIONS:
             raise FacelabError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         if self.device not in DEVICES:
             raise FacelabError(f"--device {self.device!r}: use one of {', '.join(DEVICES)}")
-        if not 0.0 <= self.inverted_fraction <= 1.0:
-            raise FacelabError(f"--inverted-fraction {self.inverted_fraction}: must be between 0 and 1")
         if self.valid_share is not None and not 0 < self.valid_share < 1:
             raise FacelabError(f"--valid-share {self.valid_share}: give a share between 0 and 1 (0.1 for a 90/10 split)")
         from ..models.registry import check_arch
@@ -165,7 +160,9 @@ class TrainConfig:
         if self.weights == "none":
             self.weights = None
         self.size = str(self.size)
-        _check_size(self.size)
+        from ..data.cache import parse_size
+
+        parse_size(self.size)  # within range on each side, before any cache is built
 
     def _check_types_and_bounds(self) -> None:
         """Each option of the wrong type (``epochs = "lots"`` in a --config file, a string from a notebook) or out of
@@ -186,9 +183,7 @@ class TrainConfig:
             origin = get_origin(expected) or expected
             if not isinstance(value, origin) or (origin in (int, float) and isinstance(value, bool)):
                 raise FacelabError(f"{flag} {value!r}: expected {_type_name(expected)}")
-            bounds = f.metadata.get("bounds")
-            if bounds and not (bounds[0] <= value and (bounds[1] is None or value <= bounds[1])):
-                raise FacelabError(f"{flag} {value!r}: out of range; give {_range_text(bounds)}")
+            check_range(flag, value, f.metadata.get("bounds"))
 
     @classmethod
     def saved(cls, train: dict) -> "TrainConfig":

@@ -48,9 +48,9 @@ def load_runs(paths: list[str | Path], *, runtime: Runtime | None = None) -> lis
         raise FacelabError("give at least one RUN folder")
     runs = []
     for p in paths:
+        run = Run.for_probes(p, runtime)  # a folder that is no run is one line before anything is said
         if not (Path(p) / "summary.json").exists():
             say(f"{p}: this run has not finished training (no summary.json); serving its latest checkpoint")
-        run = Run.for_probes(p, runtime)
         try:
             head_layer(run.model)
             method = "cam"
