@@ -87,3 +87,17 @@ def test_unfinished_cache_is_not_opened(tmp_path):
     (tmp_path / "x").mkdir()
     with pytest.raises(FacelabError, match="not a finished facelab cache"):
         FaceCache(tmp_path / "x")
+
+
+@pytest.mark.parametrize("cut", ["images.u8", "labels.npz", "meta.json"])
+def test_a_damaged_cache_is_refused_when_opened_and_built_again_when_found(cut, tmp_path, capsys):
+    fs = open_spec("synth:120")
+    good = build_cache(fs, (32, 32), tmp_path / "c", quiet=True)
+    first = np.asarray(good.images).copy()
+    part = tmp_path / "c" / cut
+    part.write_bytes(part.read_bytes()[: len(part.read_bytes()) // 2])
+    with pytest.raises(FacelabError, match=f"damaged cache \\({cut}"):
+        FaceCache(tmp_path / "c")
+    again = build_cache(fs, (32, 32), tmp_path / "c", quiet=True)
+    assert "the cache found here is damaged" in capsys.readouterr().err
+    assert (np.asarray(again.images) == first).all()

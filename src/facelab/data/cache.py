@@ -15,6 +15,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,13 +243,16 @@ def build_cache(
     fp = req.fingerprint(fs)
     out = Path(out) if out is not None else req.path(fs)
     meta_path, progress_path = out / "meta.json", out / "progress.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
+    damage = damaged_cache(out) if meta_path.exists() else None
+    if meta_path.exists() and not damage and json.loads(meta_path.read_text()).get("fingerprint") == fp:
         return FaceCache(out)
+    if damage:
+        say(f"{out}: the cache found here is damaged ({damage}); building it again")
     n, (w, h) = len(fs), size
     if n == 0:
         raise FacelabError(f"{fs.spec}: no images to cache")
     k = fs.n_landmarks
-    progress = json.loads(progress_path.read_text()) if progress_path.exists() else None
+    progress = json.loads(progress_path.read_text()) if progress_path.exists() and not damage else None
     fresh = progress is None or progress.get("fingerprint") != fp
     prepare_output(out, "cache", fresh=fresh, owned=CACHE_FILES)  # a rebuild removes only the cache's own files
     if fresh:
@@ -314,6 +318,27 @@ def build_cache(
     return FaceCache(out)
 
 
+def damaged_cache(folder: Path) -> str | None:
+    """What is wrong with a finished cache's files (an interrupted copy, a full disk), or None: each array as long as
+    meta.json says, labels.npz readable. A damaged cache is built again, never read."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        n, w, h, k = meta["n"], meta["width"], meta["height"], meta["n_landmarks"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"meta.json unreadable: {type(exc).__name__}"
+    expected = {"images.u8": n * h * w * 3, "valid.u8": n, **({"landmarks.f32": n * k * 2 * 4} if k else {})}
+    for name, size in expected.items():
+        found = (folder / name).stat().st_size if (folder / name).exists() else None
+        if found != size:
+            return f"{name} holds {found if found is not None else 'no'} bytes, not {size}"
+    try:
+        with np.load(folder / "labels.npz") as labels:
+            labels.files
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return "labels.npz unreadable"
+    return None
+
+
 class FaceCache:
     """A finished cache folder, memory-mapped."""
 
@@ -322,6 +347,9 @@ class FaceCache:
         meta_path = self.path / "meta.json"
         if not meta_path.exists():
             raise FacelabError(f"{self.path}: not a finished facelab cache (meta.json missing); build it with facelab data cache")
+        damage = damaged_cache(self.path)
+        if damage:
+            raise FacelabError(f"{self.path}: damaged cache ({damage}); build it again with facelab data cache")
         self.meta = json.loads(meta_path.read_text())
         n, w, h, k = self.meta["n"], self.meta["width"], self.meta["height"], self.meta["n_landmarks"]
         self.images = np.memmap(self.path / "images.u8", np.uint8, "r", shape=(n, h, w, 3))
