@@ -136,20 +136,34 @@ def test_a_runtime_gives_new_runs_the_precision_asked_not_the_machines_answer(cp
     """--precision reaches a run through the Runtime passed to it: config.json records what was asked (auto), so the
     run resumed on another machine chooses again; no process-wide setting leaks into the next TrainConfig."""
     from facelab.training.config import TrainConfig
+    from facelab.training.engine import as_asked
 
     cpu_kind("AVX512", amx=True)
     rt = hardware.runtime("fp32")
-    assert rt.precision == "fp32" and TrainConfig(**rt.train_settings).precision == "fp32"
+    assert rt.precision == "fp32" and as_asked(TrainConfig(), rt).precision == "fp32"
     assert TrainConfig().precision == "auto"
     auto = hardware.runtime("auto")
-    assert auto.precision == "bf16" and TrainConfig(**auto.train_settings).precision == "auto"
+    assert auto.precision == "bf16" and as_asked(TrainConfig(), auto).precision == "auto"
+
+
+def test_resolving_a_runtime_changes_nothing_in_the_process_until_it_is_applied(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("FACELAB_THREADS", "1")
+    before = torch.get_num_threads()
+    rt = hardware.runtime("fp32", "cpu")
+    assert rt.threads == 1 and torch.get_num_threads() == before and not rt.heap_reuse
+    try:
+        assert rt.apply().threads == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 FAULTS_PER_STEP = """
 import json, resource
 from facelab import hardware
 from facelab.bench import ComputeStep
-step = ComputeStep("darknet64", 64, 128, hardware.runtime("fp32", "cpu"))  # its first activation: 34 MB
+step = ComputeStep("darknet64", 64, 128, hardware.runtime("fp32", "cpu").apply())  # its first activation: 34 MB
 for _ in range(3):
     step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

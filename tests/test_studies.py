@@ -2,6 +2,7 @@
 measured ones, list the departures from the protocol, and the bias study finds the bias injected into the data."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,20 @@ def _ood_folder(tmp_path):
     for i in range(4):
         Image.fromarray(fs.load(i, (64, 64))[0]).save(folder / f"face{i}.png")
     return folder
+
+
+def counted_checkpoint_reads(monkeypatch) -> list[Path]:
+    """Every checkpoint file a probe opens from now on (a study opens each of its runs once and probes it many times)."""
+    import facelab.run
+
+    reads, read = [], facelab.run.read_checkpoint
+
+    def counted(path):
+        reads.append(Path(path))
+        return read(path)
+
+    monkeypatch.setattr(facelab.run, "read_checkpoint", counted)
+    return reads
 
 
 @pytest.mark.slow
@@ -96,9 +111,11 @@ def test_inversion_study_summary_is_the_inversion_runs_plus_published(tmp_path):
 
 
 @pytest.mark.slow
-def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_path):
+def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_path, monkeypatch):
     out = tmp_path / "youth"
+    loads = counted_checkpoint_reads(monkeypatch)
     s = facelab.study("youth", "synth:600", out=out, size="32", epochs=1, robust_epochs=1, steps=5, quiet=True)
+    assert sorted(loads) == [out / "robust" / "checkpoints" / "best.ckpt", out / "run" / "checkpoints" / "best.ckpt"], loads
     assert s["published"]["test_accuracy"] == 0.90 and 0 <= s["test_accuracy"]["accuracy"] <= 1
     lo, hi = s["test_accuracy"]["accuracy_ci"]
     assert lo <= s["test_accuracy"]["accuracy"] <= hi

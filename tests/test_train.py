@@ -403,3 +403,17 @@ def test_two_machines_over_loopback_with_torchrun(tmp_path):
     assert json.loads((out / "summary.json").read_text())["epochs_done"] == 1
     ranks = [json.loads((out / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["train_items"] for r in ranks] == [160, 160] and json.loads((out / "config.json").read_text())["batching"]["world"] == 2
+
+
+def test_train_runs_in_the_runtime_it_is_given_and_refuses_settings_beside_a_config(tmp_path, monkeypatch):
+    """The runtime passed is the one that trains (recorded as asked), and a keyword meant for the config beside a
+    config is a TypeError, never silently dropped."""
+    from facelab import hardware
+
+    monkeypatch.setenv("FACELAB_THREADS", "1")
+    cfg = TrainConfig(spec="synth:96", out=str(tmp_path / "r"), epochs=1, batch=32, max_train_batches=1, augment=False)
+    summary = facelab.train(cfg, quiet=True, runtime=hardware.runtime("fp32", "cpu"))
+    assert summary["runtime"]["precision"] == "fp32" and summary["runtime"]["threads"] == 1
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["precision"] == "fp32"
+    with pytest.raises(TypeError, match="not both: epochs"):
+        facelab.train(cfg, epochs=2)

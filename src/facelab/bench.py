@@ -312,8 +312,9 @@ def bench_serve(frames: int = 40, quiet: bool = False, runtime: Runtime | None =
         run = Path(tmp) / "run"
         rt = runtime or probe_runtime()
         train(
-            TrainConfig(spec="synth:256", out=str(run), size="128", epochs=1, batch=64, max_train_batches=1, **rt.train_settings),
+            TrainConfig(spec="synth:256", out=str(run), size="128", epochs=1, batch=64, max_train_batches=1),
             quiet=True,
+            runtime=rt,
         )
         from .data.synth_export import synthetic_photo
 

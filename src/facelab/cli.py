@@ -194,9 +194,9 @@ def train_cmd(
     else:
         if spec is None:
             raise FacelabError("give a data SPEC (e.g. synth:2000 or celeba:/data/celeba), or --resume RUN")
-        cfg = TrainConfig(spec=spec, out=str(out_dir or ""), seed=seed, **runtime.train_settings, **train_options)
+        cfg = TrainConfig(spec=spec, out=str(out_dir or ""), seed=seed, **train_options)
         cfg.out = str(out_dir or Path("runs") / f"{cfg.task}-{cfg.arch}")
-        summary = train(cfg, quiet=quiet, force=force)
+        summary = train(cfg, quiet=quiet, force=force, runtime=runtime)
     if summary:
         out.print_json(json.dumps(summary))
         for line in run_warnings(summary):
@@ -217,7 +217,7 @@ def eval_cmd(
     """Evaluate a run's best checkpoint on a split of its data (or of another SPEC); prints the result as JSON."""
     from .run import evaluate
 
-    result = evaluate(run, spec, split, out_dir, **runtime.train_settings)
+    result = evaluate(run, spec, split, out_dir, runtime=runtime)
     print_json(result) if json_ else out.print_json(json.dumps(result))
 
 

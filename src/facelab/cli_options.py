@@ -202,7 +202,7 @@ def takes(*names: str, train=(), helps: dict | None = None, **defaults):
             if "precision" in given:
                 from .hardware import runtime
 
-                given["runtime"] = runtime(given.pop("precision"), given.pop("device", "cpu" if "probe" in names else "auto"))
+                given["runtime"] = runtime(given.pop("precision"), given.pop("device", "cpu" if "probe" in names else "auto")).apply()
             if "faces" in names:
                 given["faces"] = {k: given.pop(k) for k in GROUPS["faces"]}
             if "ascent" in names:

@@ -80,7 +80,7 @@ def attribution_benchmark(out: Path, quick: bool, runtime: Runtime | None = None
     run = out / "where" / "smiling_128px"
     settings = ATTRIBUTION_QUICK if quick else ATTRIBUTION_RUN
     rt = runtime or resolved_runtime()
-    train(TrainConfig(attrs=["Smiling"], out=str(run), **settings, **rt.train_settings), quiet=quick)
+    train(TrainConfig(attrs=["Smiling"], out=str(run), **settings), quiet=quick, runtime=rt)
     folder, steps = out / "where" / "cam_score", 4 if quick else 8  # deletion steps: the index shows the pointing game
     return cam_score(run, "synth:1000", methods=["cam", "gradcam"], steps=steps, out=folder, quiet=quick, runtime=rt)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .errors import FacelabError
@@ -137,15 +137,6 @@ def reuse_freed_memory() -> bool:
     )
 
 
-def apply_threads(cpu_ddp_processes: int = 1) -> int:
-    import torch
-
-    n = thread_count(cpu_ddp_processes)
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
-
-
 @dataclass(frozen=True)
 class Runtime:
     """Where and how networks run in this process."""
@@ -158,14 +149,23 @@ class Runtime:
     asked: tuple[str, str] = ("auto", "auto")  # (precision, device) as requested: what a new run's config.json records
     heap_reuse: bool = False  # freed buffers served again from the heap (:func:`reuse_freed_memory`)
 
-    @property
-    def train_settings(self) -> dict:
-        """``precision`` and ``device`` as asked, for a TrainConfig: a run records "auto", not this machine's answer."""
-        return {"precision": self.asked[0], "device": self.asked[1]}
+    def apply(self) -> "Runtime":
+        """Set this process up for the runtime, once, where a command or a library entry point (``train``,
+        ``evaluate``, a probe given no runtime) starts: torch's thread count, and on the CPU glibc's reuse of freed
+        buffers (:func:`reuse_freed_memory`). Returns the runtime that records what was applied."""
+        import torch
+
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        return replace(self, heap_reuse=self.device == "cpu" and reuse_freed_memory())
+
+    def sharing_cores(self, processes: int) -> "Runtime":
+        """The runtime of one of ``processes`` DDP processes on this node's CPU: each with its share of the threads."""
+        return replace(self, threads=thread_count(processes)) if self.device == "cpu" and processes > 1 else self
 
     def for_probes(self) -> "Runtime":
         """This runtime's precision on the CPU, where probes run trained networks (itself when already there)."""
-        return self if self.device == "cpu" else runtime(self.asked[0], "cpu")
+        return self if self.device == "cpu" else runtime(self.asked[0], "cpu").apply()
 
     @property
     def lightning_precision(self) -> str:
@@ -209,17 +209,18 @@ class Runtime:
 
 
 def runtime(precision: str = "auto", device: str = "auto", cpu_ddp_processes: int = 1) -> Runtime:
-    """Resolve the device, precision, memory format and thread count, and apply the thread count."""
+    """Resolve the device, precision, memory format and thread count; nothing in the process changes until
+    :meth:`Runtime.apply`."""
     dev = choose_device(device)
     prec = choose_precision(precision, dev)
-    threads = apply_threads(cpu_ddp_processes if dev == "cpu" else 1)
+    threads = thread_count(cpu_ddp_processes if dev == "cpu" else 1)
     # channels_last measured faster for every net, precision and CPU kind tried (training step, 2 cores):
     # darknet64@64 fp32 580 -> 812 img/s on AMX, 528 -> 645 with AVX2 kernels; resnet18@112 fp32 61 -> 71 / 48 -> 53.
-    heap_reuse = dev == "cpu" and reuse_freed_memory()
-    return Runtime(dev, prec, threads, cpu_capability(), channels_last=True, asked=(precision, device), heap_reuse=heap_reuse)
+    return Runtime(dev, prec, threads, cpu_capability(), channels_last=True, asked=(precision, device))
 
 
 def probe_runtime(precision: str = "auto") -> Runtime:
     """Where probes, the web page and benchmarks run a trained network: the CPU, in ``precision`` (``auto``: bf16 only
-    where native). A notebook passes ``facelab.runtime("fp32", "cpu")`` as ``runtime=`` to any probe to choose."""
-    return runtime(precision, "cpu")
+    where native), applied: the default of a probe called without one. A notebook passes
+    ``facelab.runtime("fp32", "cpu").apply()`` as ``runtime=`` to any probe to choose."""
+    return runtime(precision, "cpu").apply()

@@ -18,6 +18,7 @@ import torch
 from .data.cache import parse_size
 from .errors import FacelabError
 from .hardware import Runtime, probe_runtime
+from .hardware import runtime as resolved_runtime
 from .models import build_model
 from .training.batches import MEAN, STD, to_input
 from .training.config import TrainConfig
@@ -116,17 +117,24 @@ def evaluate(
     split: str = "test",
     out: str | Path | None = None,
     *,
+    runtime: Runtime | None = None,
     precision: str | None = None,
     device: str | None = None,
 ) -> dict:
     """``facelab eval``: loss and metrics of ``run``'s best checkpoint on ``split``; writes summary.json + report.html.
-    ``precision`` / ``device``: as given, else as the run was trained."""
+    Runs in ``runtime``; without one, in the ``precision`` / ``device`` given, else as the run was trained."""
     opened = Run.open(run)
     cfg = replace(opened.cfg, cache=None)
-    result = evaluate_model(opened.model, cfg, task_for(cfg), spec=spec, split=split, precision=precision, device=device)
+    rt = runtime or resolved_runtime(precision or cfg.precision, device or cfg.device).apply()
+    result = evaluate_model(opened.model, cfg, task_for(cfg), rt, spec=spec, split=split)
     title = f"facelab eval: {Path(run).name} on {result['data']} ({split})"
     write_evaluation(result, Path(out) if out else Path(run) / f"eval_{split}", title)
     return result
+
+
+def run_path(run: "str | Path | Run") -> Path:
+    """The folder of a run given as a path or as an opened :class:`Run`."""
+    return run.path if isinstance(run, Run) else Path(run)
 
 
 def _checkpoint_of(path: Path) -> Path:

@@ -11,6 +11,7 @@ from itertools import product
 from pathlib import Path
 
 from ..files import prepare_output, record_entries, write_csv, write_json
+from ..hardware import Runtime
 from ..report.figures import epoch_axis, new_figure, save_figure
 from ..report.html import Report
 from ..training.config import TrainConfig
@@ -23,14 +24,17 @@ def _setting_name(lr: float, convs: int | None) -> str:
     return f"lr{lr:g}" + (f"_convs{convs}" if convs is not None else "")
 
 
-def sweep(base: TrainConfig, lrs: list[float], convs: list[int | None], out: str | Path, *, quiet: bool = True) -> dict:
-    """Trains ``base`` once per (lr, convs); writes sweep.csv, summary.json, figures/sweep.png and report.html."""
+def sweep(
+    base: TrainConfig, lrs: list[float], convs: list[int | None], out: str | Path, *, quiet: bool = True, runtime: Runtime | None = None
+) -> dict:
+    """Trains ``base`` once per (lr, convs) in ``runtime`` (default: the config's); writes sweep.csv, summary.json,
+    figures/sweep.png and report.html."""
     out = prepare_output(out, "sweep")
     rows, curves = [], {}
     for lr, c in product(lrs, convs or [None]):
         name = _setting_name(lr, c)
         cfg = replace(base, lr=lr, convs=c, out=str(out / name))
-        summary = trained(cfg, quiet)
+        summary = trained(cfg, quiet, runtime)
         final = summary["final"]
         rows.append({"setting": name, "lr": lr, "convs": c, **{k: v for k, v in final.items() if not isinstance(v, dict)}, "run": name})
         curves[name] = [r for r in RunFolder(out / name).read_metrics() if r["split"] == "valid"]

@@ -180,9 +180,8 @@ def inversion(
             seed=seed,
             inverted_fraction=frac,
             flip=True,
-            **(runtime.train_settings if runtime else {}),
         )
-        train(cfg, quiet=quiet, callbacks=[scores], force=True)  # an unfinished run of an interrupted study starts again
+        train(cfg, quiet=quiet, callbacks=[scores], force=True, runtime=runtime)  # an unfinished run of an interrupted study starts again
         if any(not np.array_equal(p, scores.positions[0]) for p in scores.positions):
             raise FacelabError("internal: validation images changed between epochs")
         results.append(_summarise(run, scores, n_boot, threshold))

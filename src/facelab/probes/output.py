@@ -6,11 +6,12 @@ from pathlib import Path
 
 from ..files import prepare_output, record_entries, write_json
 from ..report.html import Report
+from ..run import Run, run_path
 
 
-def probe_folder(out: str | Path | None, run: str | Path, name: str) -> Path:
+def probe_folder(out: str | Path | None, run: str | Path | Run, name: str) -> Path:
     """``--out`` or, by default, RUN/NAME; refused when it holds files facelab did not write."""
-    return prepare_output(Path(out) if out else Path(run) / name, name)
+    return prepare_output(Path(out) if out else run_path(run) / name, name)
 
 
 def write_probe_output(

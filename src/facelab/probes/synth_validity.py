@@ -153,7 +153,7 @@ def validate_synth(
     marks = landmark_checks()
     knobs = knob_rates()
     runtime = runtime or probe_runtime()
-    common = dict(epochs=epochs, size=str(SIZE), seed=seed, quiet=quiet, **runtime.train_settings)
+    common = dict(epochs=epochs, size=str(SIZE), seed=seed, quiet=quiet, runtime=runtime)
     attr_run = out / "attr_run"
     id_run = out / "identity_run"
     t0 = time.perf_counter()
@@ -187,9 +187,9 @@ def validate_synth(
     return summary
 
 
-def _train_fresh(run: Path, **kwargs) -> dict:
-    quiet = kwargs.pop("quiet")
-    return train(TrainConfig(out=str(run), **kwargs), quiet=quiet, force=True)
+def _train_fresh(run: Path, *, quiet: bool, runtime: Runtime, **settings) -> dict:
+    """A run trained from the start in ``run`` (``settings``: its TrainConfig's)."""
+    return train(TrainConfig(out=str(run), **settings), quiet=quiet, force=True, runtime=runtime)
 
 
 def _report(out: Path, s: dict) -> None:

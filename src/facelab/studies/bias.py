@@ -76,6 +76,7 @@ def bias_study(
     answer on faces from elsewhere. Writes OUT/summary.json and OUT/report.html."""
     from ..probes.audit import audit
     from ..probes.group_maps import answers_on, evidence_by_group
+    from ..run import Run
     from ..training.config import TrainConfig
     from ..training.engine import trained
 
@@ -101,17 +102,19 @@ def bias_study(
             weights=weights,
             balance=target if balance else None,
             seed=seed,
-            **plan.runtime.train_settings,
         )
-        runs[name] = trained(cfg, quiet)
+        runs[name] = trained(cfg, quiet, plan.runtime)
         plan.check_chance(name, runs[name])
-    audits = {name: audit(folder / name, by=by, out=folder / name / "audit", runtime=plan.runtime) for name in runs}
+    opened = {name: Run.for_probes(folder / name, plan.runtime) for name in runs}  # each network loaded once, probed many times
+    audits = {name: audit(run, by=by, out=run.path / "audit", runtime=plan.runtime) for name, run in opened.items()}
     gaps = {name: target_gap(a, target, n_boot, seed) for name, a in audits.items()}
     evidence = {
-        name: evidence_by_group(folder / name, by=by, path=folder / f"evidence_{name}.png", quiet=quiet, runtime=plan.runtime)
-        for name in runs
+        name: evidence_by_group(run, by=by, path=folder / f"evidence_{name}.png", quiet=quiet, runtime=plan.runtime)
+        for name, run in opened.items()
     }
-    answers = {name: answers_on(folder / name, ood, out=folder / f"ood_{name}", runtime=plan.runtime) for name in runs} if ood else None
+    answers = (
+        {name: answers_on(run, ood, out=folder / f"ood_{name}", runtime=plan.runtime) for name, run in opened.items()} if ood else None
+    )
     summary = {
         "runs": {name: {"final": r["final"], "folder": name} for name, r in runs.items()},
         "target": target,

@@ -187,7 +187,9 @@ def keypoints_study(
     results = {}
     for part in parts:
         slug = part.name.replace(" ", "_")
-        runs = [trained(_part_config(plan, part, folder / slug / f"seed{seed}", seed), quiet) for seed in range(int(s["seeds"]))]
+        runs = [
+            trained(_part_config(plan, part, folder / slug / f"seed{seed}", seed), quiet, plan.runtime) for seed in range(int(s["seeds"]))
+        ]
         seeds = [r["final"] for r in runs]
         _loss_curves(folder / slug, int(s["seeds"]), folder / f"loss_{slug}.png", part.name)
         filters(folder / slug / "seed0", out=folder / slug / "filters", runtime=plan.runtime)
@@ -235,7 +237,6 @@ def _part_config(plan: Plan, part: Part, out: Path, seed: int, **changes):
         weights=plan.weights_for(arch, part.name) or "none",
         valid_share=_value(s["valid_share"], part.name),
         seed=seed,
-        **plan.runtime.train_settings,
     )
     return replace(cfg, **changes)
 

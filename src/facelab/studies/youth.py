@@ -4,12 +4,16 @@ which pixel changes make a face look older or younger to it?"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..data.spec import open_spec
 from ..errors import FacelabError
 from ..hardware import Runtime
 from ..ranges import STEPS_BOUNDS
 from ..report.html import Report
+
+if TYPE_CHECKING:
+    from ..run import Run
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
 from .registry import Option, Study
 
@@ -95,6 +99,7 @@ def youth_study(
     from ..probes.audit import audit
     from ..probes.dream import OBJECTIVES, dream
     from ..probes.subject import load_subject
+    from ..run import Run
     from ..training.config import TrainConfig
     from ..training.engine import trained
 
@@ -122,11 +127,10 @@ def youth_study(
         crop=plan.crop,
         weights=plan.weights_for(s["arch"]),
         seed=seed,
-        **plan.runtime.train_settings,
     )
-    run_summary = trained(cfg, quiet)
+    run_summary = trained(cfg, quiet, plan.runtime)
     plan.check_chance("the", run_summary)
-    run = folder / "run"
+    run = Run.for_probes(folder / "run", plan.runtime)  # opened once: every probe below looks at the same network
     starts = {"older": photo, "younger": photo}
     if photo is None:  # each edit starts from a face the network does not already see that way
         starts = {"older": _test_face(plan.spec, s["target"], 1), "younger": _test_face(plan.spec, s["target"], 0)}
@@ -135,7 +139,7 @@ def youth_study(
             f"start image: test faces of the data ({photo}; {starts['younger']} for the edit toward younger), "
             "not a photo of the user's (give --photo)"
         )
-    audited = audit(run, by=[s["target"]], out=run / "audit", runtime=plan.runtime)
+    audited = audit(run, by=[s["target"]], out=run.path / "audit", runtime=plan.runtime)
     n_layers = len(layers(run, runtime=plan.runtime))
     inside = {
         "activations": activations(run, photo, [str(k) for k in range(1, n_layers + 1)], out=folder / "activations", runtime=plan.runtime),
@@ -183,7 +187,7 @@ def _edit_measures(e: dict) -> dict:
     return {k: e[k] for k in ("prob_before", "prob_after", "ssim", "high_frequency_share")} | {"budget_used": e["budget"]["used"]}
 
 
-def _age_edits(run: Path, starts: dict, target: str, folder: Path, prefix: str, steps: int, seed: int, quiet: bool, runtime) -> dict:
+def _age_edits(run: Run, starts: dict, target: str, folder: Path, prefix: str, steps: int, seed: int, quiet: bool, runtime) -> dict:
     """The edits toward older and toward younger, each from its start image, into FOLDER/PREFIX_older and _younger."""
     from ..probes.dream import edit
 
@@ -210,6 +214,7 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
 
     from ..probes.audit import audit
     from ..probes.dream import dream
+    from ..run import Run
     from ..training.engine import trained
     from ..training.run_folder import RunFolder
 
@@ -219,11 +224,11 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
     robust_cfg = replace(
         cfg, out=str(folder / "robust"), lr=float(s["robust_lr"]), epochs=int(s["robust_epochs"]), weights=start, **adversarial
     )
-    summary = trained(robust_cfg, quiet)
+    summary = trained(robust_cfg, quiet, plan.runtime)
     plan.check_chance("the robust", summary)
-    run = folder / "robust"
-    seconds = RunFolder(run).read_metrics()[-1]["time_s"]  # as the run recorded it, also when a finished run is reused
-    audited = audit(run, by=[s["target"]], out=run / "audit", runtime=plan.runtime)
+    run = Run.for_probes(folder / "robust", plan.runtime)
+    seconds = RunFolder(run.path).read_metrics()[-1]["time_s"]  # as the run recorded it, also when a finished run is reused
+    audited = audit(run, by=[s["target"]], out=run.path / "audit", runtime=plan.runtime)
     edits = _age_edits(run, starts, s["target"], folder, "robust_edit", steps, seed, quiet, plan.runtime)
     dreamed = dream(run, photo, s["dream_layer"], "all", "square", steps=steps, seed=seed, out=folder / "robust_dream_square",
                     quiet=quiet, runtime=plan.runtime)  # fmt: skip
@@ -281,7 +286,7 @@ def parse_recorded(text: str) -> list[tuple[int, list[int]]]:
     return made
 
 
-def _recorded_channels(run, photo, s: dict, folder: Path, steps: int, seed: int, quiet: bool, plan) -> dict:
+def _recorded_channels(run: Run, photo, s: dict, folder: Path, steps: int, seed: int, quiet: bool, plan) -> dict:
     """The write-up's own pictures: a single-channel activation maximisation of each recorded (layer, channel) and
     each recorded RGB triple, on the same photo. A channel the network does not have is skipped and said."""
     from ..probes.activations import layers, rgb

@@ -16,7 +16,8 @@ import torch
 
 from ..errors import FacelabError, RunStopped
 from ..files import MARKER, clear_output, is_facelab_folder, record_entries
-from ..hardware import Runtime, runtime
+from ..hardware import Runtime
+from ..hardware import runtime as resolved_runtime
 from ..models import build_model
 from ..models.registry import weights_if_available
 from ..progress import say
@@ -173,28 +174,31 @@ def train(
     quiet: bool = False,
     callbacks: list | None = None,
     force: bool = False,
-    **kwargs,
+    *,
+    runtime: Runtime | None = None,
+    **settings,
 ) -> dict:
     """Train a network and write its run folder; returns summary.json's content.
 
-    ``facelab.train(spec="synth", task="attr", attrs=["Smiling"], epochs=3, out="runs/x")``
+    ``facelab.train(spec="synth", task="attr", attrs=["Smiling"], epochs=3, out="runs/x")``: ``settings`` are a
+    :class:`TrainConfig`'s fields, given instead of ``cfg`` (both at once is a TypeError, never a silent choice).
+    ``runtime``: where and how it trains (recorded in config.json as asked); default: resolved from the config's
+    ``precision`` and ``device`` (a resumed run's own).
 
     SIGTERM and SIGINT stop it at the next batch with a resumable folder (:mod:`facelab.training.signals`)
     and raise :class:`facelab.errors.RunStopped`.
     """
-    with stop_requests() as flag:
-        return _train(cfg, resume, quiet, callbacks, force, flag, **kwargs)
-
-
-def _train(cfg, resume, quiet, callbacks, force, flag: StopFlag, **kwargs) -> dict:
+    if settings and (cfg is not None or resume is not None):
+        raise TypeError(f"train() takes a TrainConfig, a run to resume or a TrainConfig's settings, not both: {', '.join(settings)}")
     if resume is not None:
         run = RunFolder(Path(resume))
         cfg = TrainConfig.saved(run.read_config()["train"])  # a folder holding only its config starts at epoch 0
     else:
-        cfg = cfg or TrainConfig(**kwargs)
+        cfg = as_asked(cfg or TrainConfig(**settings), runtime)
         run = RunFolder(Path(cfg.out))
-    with run_folder_kept_tidy(run, fresh=resume is None, force=force):
-        return _fit(cfg, run, resume, quiet, callbacks, flag)
+    rt = (runtime or resolved_runtime(cfg.precision, cfg.device)).sharing_cores(cfg.devices).apply()
+    with stop_requests() as flag, run_folder_kept_tidy(run, fresh=resume is None, force=force):
+        return _fit(cfg, run, resume, quiet, callbacks, flag, rt)
 
 
 @contextlib.contextmanager
@@ -222,12 +226,11 @@ def run_folder_kept_tidy(run: RunFolder, fresh: bool, force: bool):
             record_entries(run.path)
 
 
-def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag: StopFlag) -> dict:
+def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag: StopFlag, rt: Runtime) -> dict:
     import lightning.pytorch as pl
 
     from .module import FaceModule
 
-    rt = runtime(cfg.precision, cfg.device, cpu_ddp_processes=cfg.devices)  # the processes sharing one node's cores
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     world = cfg.devices * cfg.num_nodes
     rank = global_rank()  # known before Lightning sets DDP up: each process holds only its own training images
@@ -317,11 +320,17 @@ def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
     return RunStopped(signum, f"stopped by {name} at {at} ({saved}); continue with: facelab train --resume {run.path}")
 
 
-def trained(cfg, quiet: bool) -> dict:
+def as_asked(cfg: TrainConfig, runtime: Runtime | None) -> TrainConfig:
+    """``cfg`` with the precision and device ``runtime`` was asked for (what a run records: "auto", not this
+    machine's answer); ``cfg`` itself without a runtime."""
+    return cfg if runtime is None else replace(cfg, precision=runtime.asked[0], device=runtime.asked[1])
+
+
+def trained(cfg, quiet: bool, runtime: Runtime | None = None) -> dict:
     """The summary of the run ``cfg`` describes: read back when a finished run with this config is already in its
     folder (a study run again, or resumed after a stop), continued from its last checkpoint when it was stopped,
     trained from the start otherwise."""
-    run = RunFolder(Path(cfg.out))
+    cfg, run = as_asked(cfg, runtime), RunFolder(Path(cfg.out))
     config = run.path / "config.json"
     same = config.exists() and {k: v for k, v in run.read_config()["train"].items() if k != "head"} == {
         k: v for k, v in asdict(cfg).items() if k != "head"
@@ -329,8 +338,8 @@ def trained(cfg, quiet: bool) -> dict:
     if same and (run.path / "summary.json").exists():
         return json.loads((run.path / "summary.json").read_text())
     if same and run.last_checkpoint.exists():
-        return train(resume=run.path, quiet=quiet)
-    return train(cfg, quiet=quiet, force=True)
+        return train(resume=run.path, quiet=quiet, runtime=runtime)
+    return train(cfg, quiet=quiet, force=True, runtime=runtime)
 
 
 def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, rt: Runtime, outputs=None) -> dict:

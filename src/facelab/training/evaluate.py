@@ -8,7 +8,7 @@ import torch
 
 from ..errors import FacelabError
 from ..files import prepare_output, record_entries
-from ..hardware import runtime
+from ..hardware import Runtime
 from ..report.html import Report
 from ..report.run_report import summary_columns
 from .batches import loader, to_input
@@ -21,15 +21,13 @@ def evaluate_model(
     model: torch.nn.Module,
     cfg: TrainConfig,
     task,
+    rt: Runtime,
     *,
     spec: str | None = None,
     split: str = "test",
-    precision: str | None = None,
-    device: str | None = None,
 ) -> dict:
     """Loss and the task's metrics of ``model`` on ``split`` of ``spec`` (default: the run's data), accumulated as in
-    training (:class:`~facelab.training.tasks.MetricSums`). ``precision`` / ``device``: as given, else as trained."""
-    rt = runtime(precision or cfg.precision, device or cfg.device)
+    training (:class:`~facelab.training.tasks.MetricSums`), in ``rt``."""
     data = prepare_data(cfg, task, spec=spec, device=rt.device, for_training=False)
     if not (data.split_positions(split)).size:
         raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
