@@ -113,10 +113,9 @@ def thread_count(cpu_ddp_processes: int = 1) -> int:
 
 
 # glibc serves an allocation above its mmap threshold (adaptive, at most 32 MB) with fresh pages and unmaps them on
-# free, so every step's large activations (darknet64's first layer at batch 128: 17 MB in bf16, 34 MB in fp32) were
-# page-faulted and zero-filled again. Held in the heap instead, a darknet64@64 training step took 74-75 ms against
-# 85-88 (bf16) and 108 against 134 ms (fp32); resnet18@112 bf16 350 against 363 (2-core Xeon with AMX, 2026-11-28).
-# Above 256 MB (a data set's images) allocations are still mapped; up to 512 MB freed at the heap's top is kept.
+# free, so every step's large activations would be page-faulted and zero-filled again; held in the heap they are
+# reused (what that saves: docs/measured.md, "Heap reuse"). Above 256 MB (a data set's images) allocations are still
+# mapped; up to 512 MB freed at the heap's top is kept.
 HEAP_REUSE_BYTES = {"mmap_threshold": 256 << 20, "trim_threshold": 512 << 20}
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 
@@ -214,8 +213,7 @@ def runtime(precision: str = "auto", device: str = "auto", cpu_ddp_processes: in
     dev = choose_device(device)
     prec = choose_precision(precision, dev)
     threads = thread_count(cpu_ddp_processes if dev == "cpu" else 1)
-    # channels_last measured faster for every net, precision and CPU kind tried (training step, 2 cores):
-    # darknet64@64 fp32 580 -> 812 img/s on AMX, 528 -> 645 with AVX2 kernels; resnet18@112 fp32 61 -> 71 / 48 -> 53.
+    # channels_last: faster for every net, precision and CPU kind tried (docs/measured.md, "Memory format")
     return Runtime(dev, prec, threads, cpu_capability(), channels_last=True, asked=(precision, device))
 
 

@@ -19,11 +19,6 @@ MACHINE_LABELS = "machine labels"  # how ``facelab data label``'s XML comment st
 VALID_EVERY = 10  # every 10th training image is held out for validation
 
 
-def parse_pts(path: Path) -> np.ndarray:
-    """(n, 2) 0-based pixel coordinates from a .pts file (which counts from 1)."""
-    return read_pts(path)[0]
-
-
 def read_pts(path: Path) -> tuple[np.ndarray, bool]:
     """The points of a .pts file and whether it has the usual header ('version: 1', 'n_points: 68', '{', points, '}');
     several public copies of 300-W hold only the n lines of 'x y'."""
