@@ -103,6 +103,9 @@ def test_utkface_names_become_attributes(tmp_path):
     assert by_name["29_1_1_2017.jpg"][1] == 1 and by_name["70_0_4_2017.jpg"][6] == 1
     assert by_name["39_0_20170116.jpg.chip.jpg"] == [1, 0, 0, 0, 0, 0, 0]
     assert sorted(fs.ages.tolist()) == [25, 29, 39, 40, 70]
+    race = dict(zip(fs.names, fs.group_values("race")))  # five one-hot columns, grouped as one attribute with five values
+    assert race["25_0_0_20170116.jpg.chip.jpg"] == "White" and race["70_0_4_2017.jpg"] == "Others"
+    assert race["39_0_20170116.jpg.chip.jpg"] == "unknown" and "race" in fs.group_names()
     info = json.loads(run_cli("data", "info", f"utkface:{tmp_path}", "--json").stdout)
     assert info["n_images"] == 5 and info["attribute_counts"]["Male"] == 3 and info["attribute_counts"]["Young"] == 2
     assert any("39_0_20170116" in p and "no race" in p for p in info["problems"])

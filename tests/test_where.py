@@ -172,6 +172,10 @@ def test_audit_matches_a_hand_computation():
     lo, hi = m1["accuracy_ci"]
     assert lo <= m1["accuracy"] <= hi
     assert t["worst_group"]["group"] == {"Male": 1} and t["worst_group"]["accuracy"] == 0.6  # small groups are not ranked
+    ranked = [r["accuracy"] for r in t["groups"] if not r["small"]]
+    gap = t["best_minus_worst"]
+    assert gap["value"] == pytest.approx(max(ranked) - min(ranked)) and gap["worst"] == {"Male": 1}
+    assert gap["ci"][0] <= gap["value"] <= gap["ci"][1] and {"Male": 1, "Young": 1} in t["small_groups"]
     # equalized odds over the four intersections: TPR 1/2, 1, 1, 1/2 and FPR -, 1/2, 0, 0 -> the larger gap is 0.5
     assert t["equalized_odds_difference"] == pytest.approx(0.5)
     assert t["between_groups"]["Male"]["accuracy_difference"] == pytest.approx(0.2)
@@ -281,3 +285,13 @@ def test_an_all_correct_group_has_an_interval_of_width():
     four = audit_table(np.ones(4, int), np.ones(4, int), {"G": np.zeros(4, int)}, min_n=1)["overall"]
     assert four["accuracy_ci"] == pytest.approx([0.510, 1.0], abs=0.002)
     assert all(r["accuracy_ci"][1] > r["accuracy_ci"][0] for r in t["groups"])
+
+
+def test_a_group_attribute_with_several_values_is_audited_by_its_value_names():
+    y = np.array([1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1])
+    pred = np.array([1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1])
+    race = np.array(["White"] * 4 + ["Black"] * 4 + ["Asian"] * 4, dtype=object)
+    t = audit_table(y, pred, {"race": race}, min_n=4, n_boot=200)
+    by_value = {r["group"]["race"]: r["accuracy"] for r in t["groups"]}
+    assert by_value == {"White": 1.0, "Black": 0.25, "Asian": 1.0}
+    assert t["worst_group"]["group"] == {"race": "Black"} and t["best_minus_worst"]["value"] == 0.75

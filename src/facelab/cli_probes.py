@@ -238,18 +238,16 @@ def audit_cmd(
     by: str = typer.Option(..., help="Grouping attributes, comma-separated (all intersections are audited)."),
     target: Optional[str] = typer.Option(None, help="The attribute audited (default: the run's first)."),
     split: str = SPLIT,
-    n_boot: int = number(
-        1000, "Unused: every audited rate is a proportion with Wilson's interval (kept for older scripts).", N_BOOT_BOUNDS
-    ),
+    n_boot: int = number(1000, "Bootstrap resamples for the best-minus-worst interval (each rate has Wilson's).", N_BOOT_BOUNDS),
     min_n: int = number(30, "Groups with fewer images are flagged as small.", (1, 10_000_000)),
     threshold: str = typer.Option("0.5", help="Decision threshold: a probability, or valid (chosen on the validation split)."),
-    seed: int = number(0, "Unused (kept for older scripts): Wilson's intervals draw nothing at random.", SEED_BOUNDS),
+    seed: int = number(0, "Seed of the best-minus-worst bootstrap.", SEED_BOUNDS),
     out_dir: Optional[Path] = out_option("Default: RUN/audit."),
     runtime=None,
     strict=False,
 ):
     """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with Wilson's 95% intervals."""
-    from .probes.audit import audit, eod_in_words
+    from .probes.audit import audit, eod_in_words, gap_in_words, group_label
 
     s = audit(
         run,
@@ -261,12 +259,17 @@ def audit_cmd(
         threshold=threshold,
         out=out_dir,
         strict=strict,
+        n_boot=n_boot,
+        seed=seed,
         runtime=runtime,
     )
     overall, worst = s["overall"], s["worst_group"]
+    say(f"worst group {group_label(worst['group'])}: {worst['accuracy']:.4f} {worst['accuracy_ci']} (n={worst['n']})")
+    say(f"best minus worst group: {gap_in_words(s['best_minus_worst'])}")
+    if s["small_groups"]:
+        say(f"too small to judge (n < {min_n}): {'; '.join(group_label(g) for g in s['small_groups'])}")
     say(
         f"overall accuracy {overall['accuracy']:.4f} {overall['accuracy_ci']} on {overall['n']} images; "
-        f"worst group {worst['group']}: {worst['accuracy']:.4f} {worst['accuracy_ci']} (n={worst['n']}); "
         f"equalized odds difference {eod_in_words(s)}"
     )
     say(f"report: {(out_dir or run / 'audit') / 'report.html'}")

@@ -42,6 +42,9 @@ class FaceSet:
     notes: list[str] = field(default_factory=list)
     missing_files: dict[str, str] = field(default_factory=dict)
     index: np.ndarray | None = None  # positions in the source as opened (None: all, in order)
+    # attributes with several values: a name -> the one-hot attribute columns that hold its values, in order
+    # (UTKFace: race -> White, Black, Asian, Indian, Others); the columns stay training targets, the name groups
+    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -122,6 +125,24 @@ class FaceSet:
         if not have:
             hint = self.missing_files.get(what, f"this {self.source} data set has no {what}")
             raise FacelabError(f"{self.spec}: {use} needs {what}; {hint}")
+
+    def group_names(self) -> list[str]:
+        """What faces can be grouped by: each attribute, each attribute with several values (and, on synthetic faces,
+        ``background``)."""
+        return [*(self.attr_names or []), *self.categories, *(["background"] if getattr(self, "background", None) is not None else [])]
+
+    def group_values(self, name: str) -> np.ndarray:
+        """Per item, the value of ``name`` to group by: 0/1 for an attribute, the value's name for an attribute with
+        several values ("unknown" where none of its columns is set), the background colour's number."""
+        if name in self.categories:
+            values = np.array([*self.categories[name], "unknown"], dtype=object)
+            onehot = self.attributes[:, self.attr_index(list(self.categories[name]))]
+            return values[np.where(onehot.any(1), onehot.argmax(1), len(values) - 1)]
+        if name == "background" and getattr(self, "background", None) is not None:
+            return self.background.astype(int)
+        if self.attr_names and name in self.attr_names:
+            return self.attributes[:, self.attr_names.index(name)].astype(int)
+        raise FacelabError(f"--by {name!r}: not an attribute of {self.spec}; group by {', '.join(self.group_names())}")
 
     def attr_index(self, names: list[str]) -> list[int]:
         self.require("attributes", "--task attr")

@@ -78,5 +78,6 @@ def load_utkface(path: Path, spec: str) -> UTKFaceSet:
         ages=ages,
         default_crop="center",
         problems=problems,
-        notes=[f"Young = age under {YOUNG_BELOW}; Male = gender 0; one attribute per race"],
+        categories={"race": RACES},
+        notes=[f"Young = age under {YOUNG_BELOW}; Male = gender 0; one attribute per race, grouped as race"],
     )

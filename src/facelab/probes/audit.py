@@ -26,17 +26,9 @@ RATES = ("accuracy", "tpr", "fpr", "fnr", "selection_rate")
 
 
 def group_columns(d: SplitData, by: list[str]) -> dict[str, np.ndarray]:
-    """Per image, the value of each grouping attribute (``background`` too, on synthetic faces)."""
-    fs, cols = d.faceset, {}
-    for name in by:
-        if name == "background" and hasattr(fs, "background"):
-            cols[name] = fs.background[d.rows].astype(int)
-        elif fs.attr_names and name in fs.attr_names:
-            cols[name] = fs.attributes[d.rows, fs.attr_names.index(name)].astype(int)
-        else:
-            extra = ", background" if hasattr(fs, "background") else ""
-            raise FacelabError(f"--by {name!r}: not an attribute of {fs.spec}; group by {', '.join(fs.attr_names or [])}{extra}")
-    return cols
+    """Per image, the value of each grouping attribute: 0/1, or the value's name for an attribute with several values
+    (``race=Black``); ``background`` too, on synthetic faces."""
+    return {name: d.faceset.group_values(name)[d.rows] for name in by}
 
 
 def members(columns: dict[str, np.ndarray], group: dict[str, int]) -> np.ndarray:
@@ -114,15 +106,37 @@ def equalized_odds(y: np.ndarray, pred: np.ndarray, columns: dict[str, np.ndarra
     return {"value": max(gaps), "over": over, "note": note}
 
 
+def best_minus_worst(correct: np.ndarray, member: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The accuracy of the best group minus the worst (rows of ``member``: which images each group holds; groups may
+    overlap, as an intersection overlaps its attributes' groups), with a 95% interval from a bootstrap over the images
+    that redoes the ranking in every resample (so the interval carries the choice of best and worst, not only their
+    noise). Resamples in which a group has no image leave that group out."""
+    accuracy = member @ correct / member.sum(1)
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, len(correct), len(correct)), minlength=len(correct)) for _ in range(n_boot)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        resampled = (counts * correct) @ member.T / (counts @ member.T)
+    spread = np.nanmax(resampled, 1) - np.nanmin(resampled, 1)
+    return {
+        "value": float(accuracy.max() - accuracy.min()),
+        "ci": [float(np.quantile(spread, 0.025)), float(np.quantile(spread, 0.975))],
+        "best": int(accuracy.argmax()),
+        "worst": int(accuracy.argmin()),
+    }
+
+
 def audit_table(
     y: np.ndarray,
     pred: np.ndarray,
     columns: dict[str, np.ndarray],
     min_n: int = 30,
     target: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> dict:
     """Overall and every group of every combination of ``columns``: counts, rates (None where undefined) and Wilson's
-    95% intervals; the equalized-odds difference over the grouping attributes other than ``target``."""
+    95% intervals; the worst group (of those with at least ``min_n`` images) and the best-minus-worst gap with its
+    bootstrap interval; the equalized-odds difference over the grouping attributes other than ``target``."""
     from fairlearn.metrics import MetricFrame
     from sklearn.metrics import accuracy_score
 
@@ -137,7 +151,7 @@ def audit_table(
             between[" x ".join(combo)] = {"accuracy_difference": float(frame.difference()), "accuracy_ratio": float(frame.ratio())}
             for key in frame.by_group.index:
                 values = key if isinstance(key, tuple) else (key,)
-                group = {c: int(v) for c, v in zip(combo, values)}
+                group = {c: v if isinstance(v, str) else int(v) for c, v in zip(combo, values)}
                 member = members(columns, group)
                 if not member.any():  # a combination no image has (MetricFrame lists the full product)
                     continue
@@ -147,11 +161,21 @@ def audit_table(
     eod = equalized_odds(y, pred, columns, target)
     ranked = [g for g in groups if not g["small"]] or groups
     worst = min(ranked, key=lambda g: g["accuracy"])
+    member = np.stack([members(columns, g["group"]) for g in ranked]).astype(float)
+    gap = best_minus_worst((pred == y).astype(float), member, n_boot, seed)
     overall = _describe(y, pred)
     return {
         "overall": overall,
         "groups": groups,
         "worst_group": worst,
+        "best_minus_worst": {
+            "value": gap["value"],
+            "ci": gap["ci"],
+            "best": ranked[gap["best"]]["group"],
+            "worst": ranked[gap["worst"]]["group"],
+            "interval": "95% bootstrap over the test images, best and worst chosen again in each resample",
+        },
+        "small_groups": [g["group"] for g in groups if g["small"]],
         "between_groups": between,
         "equalized_odds_difference": eod["value"],
         "equalized_odds_over": eod["over"],
@@ -217,8 +241,20 @@ def eod_in_words(table: dict) -> str:
     return f"{shown} ({note})" if note else shown
 
 
+def group_label(group: dict) -> str:
+    """``Male=1, race=Black``: a group as people read it."""
+    return ", ".join(f"{k}={v}" for k, v in group.items())
+
+
 def _label(g: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in g["group"].items())
+    return group_label(g["group"])
+
+
+def gap_in_words(gap: dict) -> str:
+    """The best-minus-worst gap with its interval and the two groups."""
+    lo, hi = gap["ci"]
+    best, worst = (group_label(gap[k]) or "everyone" for k in ("best", "worst"))
+    return f"{gap['value']:.4f} [{lo:.4f}, {hi:.4f}] ({best} minus {worst})"
 
 
 def audit(
@@ -232,12 +268,15 @@ def audit(
     threshold: str = "0.5",
     out: str | Path | None = None,
     strict: bool = False,
+    n_boot: int = 1000,
+    seed: int = 0,
     runtime: Runtime | None = None,
 ) -> dict:
-    """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with 95% intervals; audit.csv, summary.json, report."""
+    """Accuracy, TPR, FPR, FNR and selection rate per group and intersection, with 95% intervals, the worst group
+    first; audit.csv, summary.json, report. ``n_boot``/``seed``: the best-minus-worst interval's bootstrap."""
     folder = probe_folder(out, run, "audit")
     d, output, y, pred, cut, columns = predictions(run, spec, split, target, by or [], threshold, strict, runtime=runtime)
-    table = audit_table(y, pred, columns, min_n, target=d.outputs[output])
+    table = audit_table(y, pred, columns, min_n, target=d.outputs[output], n_boot=n_boot, seed=seed)
     summary = {
         "target": d.outputs[output],
         "data": spec or d.run.cfg.spec,
@@ -259,12 +298,18 @@ def audit(
         reference=table["overall"]["accuracy"],
     )
     facts = [
+        ["worst group", f"{_label(table['worst_group'])} (n={table['worst_group']['n']})"],
+        ["worst group accuracy", _with_ci(table["worst_group"], "accuracy")],
+        ["best minus worst group", gap_in_words(table["best_minus_worst"])],
+        [f"too small to judge (n < {min_n})", ", ".join(group_label(g) for g in table["small_groups"]) or "none"],
+        ["overall accuracy", _with_ci(table["overall"], "accuracy")],
+        [
+            "majority answer's accuracy (baseline)",
+            f"{max(table['overall']['positives'], table['overall']['negatives']) / table['overall']['n']:.4f}",
+        ],
         ["target", summary["target"]],
         ["threshold", cut],
         ["images", table["overall"]["n"]],
-        ["overall accuracy", _with_ci(table["overall"], "accuracy")],
-        ["worst group", _label(table["worst_group"])],
-        ["worst group accuracy", _with_ci(table["worst_group"], "accuracy")],
         ["equalized odds difference", eod_in_words(table)],
     ]
     write_probe_output(

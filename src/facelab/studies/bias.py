@@ -49,11 +49,11 @@ def grouping(plan: Plan, target: str, given: bool) -> list[str]:
     the plan's settings and returned. The study's default leaves out what the data does not hold (UTKFace has no
     Pale_Skin) and says so among the departures; attributes the user names with --by must all be there."""
     plan.data.attr_index([target])
-    held = set(plan.data.attr_names) | ({"background"} if plan.synthetic else set())
+    held = set(plan.data.group_names())
     by = [target] + [b for b in plan.settings["by"] if b != target]
     missing = [b for b in by if b not in held]
     if missing and given:
-        raise FacelabError(f"--by {','.join(missing)}: {plan.spec} has no such attribute; choose from {', '.join(plan.data.attr_names)}")
+        raise FacelabError(f"--by {','.join(missing)}: {plan.spec} has no such attribute; choose from {', '.join(plan.data.group_names())}")
     if missing:
         plan.reasons["by"] = f"{plan.spec} holds no {', '.join(missing)}"
     plan.settings["by"] = [b for b in by if b in held]
