@@ -54,10 +54,10 @@ def test_bias_study_finds_the_injected_gap_and_keeps_the_json_contract(tmp_path)
     proc = run_cli("study", "bias", spec, *args)
     s = json.loads(proc.stdout)
     assert s == json.loads((out / "summary.json").read_text())
-    assert set(s["runs"]) == {"unbalanced", "balanced"} and all("final" in r for r in s["runs"].values())
+    assert set(s["runs"]) == {"unbalanced", "balanced", "reweight", "groupdro"} and all("final" in r for r in s["runs"].values())
     for g in s["groups"]:
         assert set(g) >= {"group", "n", "accuracy", "accuracy_ci"} and isinstance(g["n"], int)
-        assert set(g["accuracy"]) == set(g["accuracy_ci"]) == {"unbalanced", "balanced"}
+        assert set(g["accuracy"]) == set(g["accuracy_ci"]) == {"unbalanced", "balanced", "reweight", "groupdro"}
         assert all(len(ci) == 2 for ci in g["accuracy_ci"].values())
     assert {json.dumps(g["group"]) for g in s["groups"]} >= {'{"Male": 1}', '{"Male": 0, "Young": 1, "Pale_Skin": 0}'}
     assert s["published"]["accuracy"]["unbalanced"] == {"male": 0.973, "female": 0.966}
@@ -70,7 +70,22 @@ def test_bias_study_finds_the_injected_gap_and_keeps_the_json_contract(tmp_path)
     assert any(d.startswith("data: facelab's synthetic faces") for d in s["departures"])
     ood = s["ood"]["unbalanced"]
     assert ood["n"] == 4 and sum(ood["share_predicted"].values()) == pytest.approx(1.0)
-    assert set(s["evidence"]["unbalanced"]["groups"][0]["energy_by_region"]) == set(REGIONS)
+    assert set(s["evidence_maps"]["unbalanced"]["groups"][0]["energy_by_region"]) == set(REGIONS)
+    # the worst group first, per training mode, and the two modes the seed did not run beside its two
+    assert set(s["modes"]) == {"none", "undersample", "reweight", "groupdro"}
+    for mode, m in s["modes"].items():
+        worst = s["worst_group"][mode]
+        assert set(worst) == {"group", "accuracy", "ci", "n"} and worst["ci"][0] <= worst["accuracy"] <= worst["ci"][1]
+        assert m["worst_group_accuracy"] == worst["accuracy"] <= m["accuracy"] and m["worst_group"] == worst["group"]
+        gap = s["best_minus_worst"][mode]
+        assert gap["value"] >= 0 and gap["ci"][0] <= gap["ci"][1]
+    assert json.loads((out / "groupdro" / "config.json").read_text())["train"]["groups"] == ["Male", "Young", "Pale_Skin"]
+    assert any(d.startswith("modes: none, undersample, reweight, groupdro") for d in s["departures"])
+    # evidence per group and region, with an interval across faces, and the tests between groups
+    for e in s["evidence"]:
+        assert set(e) >= {"run", "group", "region", "share", "ci", "n"} and e["ci"][0] <= e["share"] <= e["ci"][1]
+    assert {e["region"] for e in s["evidence"]} == set(REGIONS) and all(0 < t["p"] <= 1 for t in s["evidence_tests"])
+    assert "Worst group first" in (out / "report.html").read_text()
     report = (out / "report.html").read_text()
     assert (
         "published (CelebA, aligned, official split)" in report and "0.973" in report and "Departures from the published protocol" in report
@@ -300,7 +315,22 @@ def test_studies_run_the_same_protocol_on_real_formats(celeba_dir, ibug_dir, tmp
     s = json.loads((tmp_path / "bias" / "summary.json").read_text())
     assert s["data"] == f"celeba:{celeba_dir}" and not any(d.startswith("data:") for d in s["departures"])
     assert any(d.startswith("weights: none (from scratch) instead of imagenet (ImageNet weights not available") for d in s["departures"])
-    assert set(s["evidence"]["unbalanced"]["groups"][0]["energy_by_region"]) == set(REGIONS)
+    assert set(s["evidence_maps"]["unbalanced"]["groups"][0]["energy_by_region"]) == set(REGIONS)
+    # the worst group first, per training mode, and the two modes the seed did not run beside its two
+    assert set(s["modes"]) == {"none", "undersample", "reweight", "groupdro"}
+    for mode, m in s["modes"].items():
+        worst = s["worst_group"][mode]
+        assert set(worst) == {"group", "accuracy", "ci", "n"} and worst["ci"][0] <= worst["accuracy"] <= worst["ci"][1]
+        assert m["worst_group_accuracy"] == worst["accuracy"] <= m["accuracy"] and m["worst_group"] == worst["group"]
+        gap = s["best_minus_worst"][mode]
+        assert gap["value"] >= 0 and gap["ci"][0] <= gap["ci"][1]
+    assert json.loads((out / "groupdro" / "config.json").read_text())["train"]["groups"] == ["Male", "Young", "Pale_Skin"]
+    assert any(d.startswith("modes: none, undersample, reweight, groupdro") for d in s["departures"])
+    # evidence per group and region, with an interval across faces, and the tests between groups
+    for e in s["evidence"]:
+        assert set(e) >= {"run", "group", "region", "share", "ci", "n"} and e["ci"][0] <= e["share"] <= e["ci"][1]
+    assert {e["region"] for e in s["evidence"]} == set(REGIONS) and all(0 < t["p"] <= 1 for t in s["evidence_tests"])
+    assert "Worst group first" in (out / "report.html").read_text()
     kp = json.loads(
         run_cli("study", "keypoints", f"300w:{ibug_dir}", "--seeds", "1", "--out", str(tmp_path / "kp"), "--json", *args).stdout
     )

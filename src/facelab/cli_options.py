@@ -212,8 +212,9 @@ def takes(*names: str, train=(), helps: dict | None = None, **defaults):
                 given["reg"] = Regularisers(jitter, blur, param=param, decorrelate=decorrelate, budget=budget, budget_norm=budget_norm)
             if train:
                 chosen = {n: given.pop(n) for n in train}
-                if isinstance(chosen.get("attrs"), str):
-                    chosen["attrs"] = csv_list(chosen["attrs"])
+                for listed in ("attrs", "groups"):  # typed as one comma-separated string
+                    if isinstance(chosen.get(listed), str):
+                        chosen[listed] = csv_list(chosen[listed])
                 given["train_options"] = chosen
             return command(**given)
 

@@ -15,6 +15,11 @@ from .images import read_header_size, read_rgb
 SPLITS = ("train", "valid", "test")
 
 
+def group_label(group: dict) -> str:
+    """``Male=1, race=Black``: a group of faces as people read it (the empty group, everyone, is "")."""
+    return ", ".join(f"{k}={v}" for k, v in group.items())
+
+
 @dataclass
 class FaceSet:
     """Images plus whatever labels the source has; arrays are aligned with ``names``.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.faceset import group_label
 from ..errors import FacelabError
 from ..files import write_csv
 from ..hardware import Runtime
@@ -239,11 +240,6 @@ def eod_in_words(table: dict) -> str:
     value, note = table["equalized_odds_difference"], table["equalized_odds_note"]
     shown = "undefined" if value is None else f"{value:.4f}"
     return f"{shown} ({note})" if note else shown
-
-
-def group_label(group: dict) -> str:
-    """``Male=1, race=Black``: a group as people read it."""
-    return ", ".join(f"{k}={v}" for k, v in group.items())
 
 
 def _label(g: dict) -> str:

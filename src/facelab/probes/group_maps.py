@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.faceset import group_label
 from ..data.regions import REGIONS
 from ..hardware import Runtime
 from ..report.figures import image_grid
 from ..run import Run
-from .attribution_scores import applicable_methods, landmark_regions, mean_share
+from .attribution_scores import applicable_methods, energy_share, landmark_regions, mean_share
 from .audit import group_columns, members
 from .cam import overlay
 from .explain import cam, maps_over
 from .split_data import SplitData, load_split
-from .stats import wilson_ci
+from .stats import bootstrap_ci, permutation_p, wilson_ci
 
 
 def _maps(d: SplitData, method: str | None, quiet: bool) -> tuple[int, str, torch.Tensor]:
@@ -27,7 +28,7 @@ def _maps(d: SplitData, method: str | None, quiet: bool) -> tuple[int, str, torc
 
 
 def _label(group: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in group.items()) or "everyone"
+    return group_label(group) or "everyone"
 
 
 def evidence_by_group(
@@ -44,14 +45,17 @@ def evidence_by_group(
     runtime: Runtime | None = None,
 ) -> dict:
     """For everyone and each value of each ``by`` attribute: the mean share of the map's energy per face region
-    (when the images have landmarks) and a gallery row at ``path``: ``per_group`` maps, then the group's mean map."""
+    (when the images have landmarks) with a 95% bootstrap interval across faces (``shares``), a permutation test of
+    each region's share between the values of each attribute (``tests``), and a gallery row at ``path``: ``per_group``
+    maps, then the group's mean map."""
     d = load_split(Run.for_probes(run, runtime), spec, split, limit)
     _, method, norm = _maps(d, method, quiet)
     regions = landmark_regions(d)
     cols = group_columns(d, by)
     rows, tiles, captions = [], [], []
     blank = np.zeros_like(d.images[0].numpy())
-    for group in [{}] + [{name: v} for name in by for v in (1, 0)]:
+    per_face = None if regions is None else {r: energy_share(norm, regions[r]) for r in REGIONS}
+    for group in [{}] + [{name: v} for name in by for v in _values(cols[name])]:
         member = members(cols, group)
         if not member.any():
             continue
@@ -64,7 +68,47 @@ def evidence_by_group(
         tiles.append(overlay(mean_image, norm[member].mean(0).numpy()))
         captions.append(f"mean map, n={int(member.sum())}")
     image_grid(tiles, captions, path, cols=per_group + 1, colorbar=("viridis", f"{method} (normalised)"))
-    return {"method": method, "split": split, "groups": rows}
+    shares = [] if per_face is None else region_shares(per_face, cols, rows)
+    tests = [] if per_face is None else region_tests(per_face, cols, by)
+    return {"method": method, "split": split, "groups": rows, "shares": shares, "tests": tests}
+
+
+def _values(column: np.ndarray) -> list:
+    """The values of a grouping column, 1 before 0 for an attribute (as the audit lists them), names sorted."""
+    values = set(column.tolist())
+    return sorted(values, key=str) if any(isinstance(v, str) for v in values) else sorted(values, reverse=True)
+
+
+def region_shares(per_face: dict[str, np.ndarray], cols: dict[str, np.ndarray], rows: list[dict]) -> list[dict]:
+    """Each group's mean share of the map's energy on each region, with a 95% bootstrap interval across its faces
+    (faces whose map has no energy left out)."""
+    out = []
+    for row in rows:
+        member = members(cols, row["group"])
+        for region, shares in per_face.items():
+            kept = shares[member][~np.isnan(shares[member])]
+            if len(kept):
+                lo, hi = bootstrap_ci(kept)
+                out.append({"group": row["group"], "region": region, "share": float(kept.mean()), "ci": [lo, hi], "n": int(len(kept))})
+    return out
+
+
+def region_tests(per_face: dict[str, np.ndarray], cols: dict[str, np.ndarray], by: list[str], alpha: float = 0.05) -> list[dict]:
+    """For each attribute, each pair of its values and each region: the difference of the groups' mean shares and a
+    permutation test's p-value; ``differs`` where p stays under ``alpha`` divided by the number of tests (Bonferroni)."""
+    from itertools import combinations
+
+    tests = []
+    for name in by:
+        for a, b in combinations(_values(cols[name]), 2):
+            for region, shares in per_face.items():
+                x, y = (shares[(cols[name] == v) & ~np.isnan(shares)] for v in (a, b))
+                if len(x) >= 2 and len(y) >= 2:
+                    tests.append({"region": region, "groups": [{name: a}, {name: b}], "difference": float(x.mean() - y.mean()),
+                                  "p": permutation_p(x, y)})  # fmt: skip
+    for t in tests:
+        t["differs"] = t["p"] < alpha / len(tests)
+    return tests
 
 
 def answers_on(run: str | Path, source: str, *, out: Path, method: str | None = None, runtime: Runtime | None = None) -> dict:

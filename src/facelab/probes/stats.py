@@ -17,6 +17,16 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
+def permutation_p(a: np.ndarray, b: np.ndarray, n_perm: int = 2000, seed: int = 0) -> float:
+    """Two-sided p-value of the difference of the means of two groups' per-image scores under a permutation of the
+    group labels (with the usual +1 so it is never 0)."""
+    rng = np.random.default_rng(seed)
+    pooled, observed = np.concatenate([a, b]), abs(a.mean() - b.mean())
+    shuffled = np.stack([rng.permutation(pooled) for _ in range(n_perm)])
+    diffs = np.abs(shuffled[:, : len(a)].mean(1) - shuffled[:, len(a) :].mean(1))
+    return float((1 + (diffs >= observed - 1e-12).sum()) / (1 + n_perm))
+
+
 def difference_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
     """mean(a) - mean(b) of two independent groups of per-image scores, with its 95% interval (each group
     resampled on its own)."""

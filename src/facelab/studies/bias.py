@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.faceset import group_label
 from ..data.photos import photo_files
 from ..errors import FacelabError
 from ..hardware import Runtime
@@ -34,6 +35,7 @@ BIAS = Protocol(
         "target": "Male",
         "by": ["Male", "Young", "Pale_Skin"],
         "crop": SOURCE_CROP,
+        "modes": ["none", "undersample"],
     },
     sources={"crop": CROP_SOURCE, "size": FACELAB_SOURCE, "batch": FACELAB_SOURCE},
     published={
@@ -41,7 +43,10 @@ BIAS = Protocol(
         "note": "test accuracy per gender, ResNet on CelebA's Male attribute",
     },
 )
-TRAININGS = {"unbalanced": False, "balanced": True}
+# each training mode's run folder: the seed's two (unbalanced; balanced = its gender undersampled), then the two the
+# fairness literature added (every group of --by weighed the same; GroupDRO), which group by every --by attribute
+TRAININGS = {"none": "unbalanced", "undersample": "balanced", "reweight": "reweight", "groupdro": "groupdro"}
+FACELAB_MODES = list(TRAININGS)  # what facelab runs unless --modes says otherwise
 
 
 def grouping(plan: Plan, target: str, given: bool) -> list[str]:
@@ -84,12 +89,14 @@ def bias_study(
     s = plan.settings
     target = s["target"]
     by = grouping(plan, target, given=options.get("by") is not None)  # before any training
+    modes = _modes(plan, options.get("modes"))
     if ood:
         photo_files(ood)
     folder = study_folder(out, "bias")
     weights = plan.weights_for(s["arch"])
     runs = {}
-    for name, balance in TRAININGS.items():
+    for mode in modes:
+        name = TRAININGS[mode]
         cfg = TrainConfig(
             spec=plan.spec,
             out=str(folder / name),
@@ -100,7 +107,8 @@ def bias_study(
             batch=s["batch"],
             crop=plan.crop,
             weights=weights,
-            balance=target if balance else None,
+            balance={"none": None, "undersample": target}.get(mode, mode),
+            groups=by if mode in ("reweight", "groupdro") else None,
             seed=seed,
         )
         runs[name] = trained(cfg, quiet, plan.runtime)
@@ -119,14 +127,60 @@ def bias_study(
         "runs": {name: {"final": r["final"], "folder": name} for name, r in runs.items()},
         "target": target,
         "by": by,
+        "worst_group": {mode: _worst(audits[TRAININGS[mode]]) for mode in modes},
+        "best_minus_worst": {mode: _gap_of(audits[TRAININGS[mode]]) for mode in modes},
+        "small_groups": next(iter(audits.values()))["small_groups"],
+        "majority": _majority(next(iter(audits.values()))["overall"]),
+        "modes": {mode: _mode(audits[TRAININGS[mode]]) for mode in modes},
         "overall": {name: _accuracy(a["overall"]) for name, a in audits.items()},
         "groups": _groups(audits),
         "gap": gaps,
-        "evidence": evidence,
+        "evidence": [{"run": name, **row} for name, ev in evidence.items() for row in ev["shares"]],
+        "evidence_tests": [{"run": name, **t} for name, ev in evidence.items() for t in ev["tests"]],
+        "evidence_maps": {name: {k: ev[k] for k in ("method", "split", "groups")} for name, ev in evidence.items()},
         "ood": answers,
     }
     comparisons = _comparisons(summary)
     return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, summary))
+
+
+def _modes(plan: Plan, given: list[str] | None) -> list[str]:
+    """The training modes to compare (``--modes``), checked before any training; the two the seed did not run are
+    departures from its protocol."""
+    modes = list(given or FACELAB_MODES)
+    unknown = [m for m in modes if m not in TRAININGS]
+    if unknown:
+        raise FacelabError(f"--modes {','.join(unknown)}: use none, undersample, reweight or groupdro")
+    plan.settings["modes"] = modes
+    added = [m for m in modes if m not in BIAS.settings["modes"]]
+    if added:
+        plan.reasons["modes"] = f"{' and '.join(added)} added beside the seed's two, grouped by {', '.join(plan.settings['by'])}"
+    return modes
+
+
+def _majority(overall: dict) -> float:
+    return max(overall["positives"], overall["negatives"]) / overall["n"]
+
+
+def _worst(audited: dict) -> dict:
+    w = audited["worst_group"]
+    return {"group": w["group"], "accuracy": w["accuracy"], "ci": w["accuracy_ci"], "n": w["n"]}
+
+
+def _gap_of(audited: dict) -> dict:
+    gap = audited["best_minus_worst"]
+    return {"value": gap["value"], "ci": gap["ci"], "best": gap["best"], "worst": gap["worst"]}
+
+
+def _mode(audited: dict) -> dict:
+    w = audited["worst_group"]
+    return {
+        "accuracy": audited["overall"]["accuracy"],
+        "accuracy_ci": audited["overall"]["accuracy_ci"],
+        "worst_group_accuracy": w["accuracy"],
+        "worst_group_ci": w["accuracy_ci"],
+        "worst_group": w["group"],
+    }
 
 
 def _accuracy(row: dict) -> dict:
@@ -185,7 +239,7 @@ def _single(summary: dict, value: int) -> dict | None:
 def _comparisons(summary: dict) -> list[Comparison]:
     published = BIAS.published["accuracy"]
     rows = []
-    for name in TRAININGS:
+    for name in (n for n in summary["runs"] if n in published):
         for label, value in (("male", 1), ("female", 0)):
             g = _single(summary, value)
             if g is None:
@@ -198,21 +252,89 @@ def _comparisons(summary: dict) -> list[Comparison]:
         gap = summary["gap"][name]
         pub = published[name]["male"] - published[name]["female"]
         rows.append(Comparison(f"{name}: male minus female", f"{pub:+.3f}", gap["difference"], tuple(gap["ci"])))
+    for mode, worst in summary["worst_group"].items():
+        figure = f"{TRAININGS[mode]}: worst group ({group_label(worst['group'])}, n={worst['n']}), accuracy"
+        rows.append(Comparison(figure, "not published", worst["accuracy"], tuple(worst["ci"])))
     return rows
 
 
+def _worst_first(rep: Report, summary: dict) -> None:
+    """The figure fairness work reports first: each mode's worst group and the best-minus-worst gap, then the groups
+    too small to judge."""
+    rep.heading("Worst group first (groups of at least the audit's minimum n; Wilson 95% intervals)")
+    rep.table(
+        [
+            "training",
+            "accuracy",
+            "95% interval",
+            "worst group",
+            "n",
+            "worst-group accuracy",
+            "95% interval",
+            "best minus worst",
+            "95% interval",
+        ],
+        [
+            [
+                TRAININGS[mode],
+                m["accuracy"],
+                interval(*m["accuracy_ci"]),
+                group_label(m["worst_group"]),
+                summary["worst_group"][mode]["n"],
+                m["worst_group_accuracy"],
+                interval(*m["worst_group_ci"]),
+                summary["best_minus_worst"][mode]["value"],
+                interval(*summary["best_minus_worst"][mode]["ci"]),
+            ]
+            for mode, m in summary["modes"].items()
+        ],
+    )
+    overall = next(iter(summary["overall"].values()))
+    rep.paragraph(
+        f"Baseline: always answering the majority value of {summary['target']} scores {summary['majority']:.3f} on these "
+        f"{overall['n']} test images. The best-minus-worst interval is a bootstrap over the test images that chooses the "
+        "best and worst groups again in each resample. Reweight and GroupDRO weigh the groups of "
+        f"{', '.join(summary['by'])}; undersample balances {summary['target']} only, as the seed did."
+    )
+    small = summary["small_groups"]
+    rep.paragraph(f"Too small to judge: {'; '.join(group_label(g) for g in small)}." if small else "No group is too small to judge.")
+
+
+def _evidence(rep: Report, summary: dict) -> None:
+    rep.heading("Where each group's evidence lies")
+    for name, ev in summary["evidence_maps"].items():
+        rep.figure(f"evidence_{name}.png", f"{name} run: {ev['method']} maps per group, and each group's mean map")
+        rows = [e for e in summary["evidence"] if e["run"] == name]
+        if rows:
+            rep.table(
+                ["group", "region", "share of the map's energy", "95% interval (bootstrap over faces)", "n"],
+                [[group_label(e["group"]) or "everyone", e["region"], e["share"], interval(*e["ci"]), e["n"]] for e in rows],
+            )
+        differing = [t for t in summary["evidence_tests"] if t["run"] == name and t["differs"]]
+        tested = sum(t["run"] == name for t in summary["evidence_tests"])
+        if tested:
+            found = "; ".join(_difference_in_words(t) for t in differing) or "none differs"
+            rep.paragraph(
+                f"{name}: of {tested} permutation tests (each region, each pair of values of each attribute), {found} "
+                "beyond chance (Bonferroni-corrected 0.05)."
+            )
+    if not summary["evidence"]:
+        rep.paragraph("No share per region: these images carry no landmarks to draw the regions from.")
+
+
+def _difference_in_words(test: dict) -> str:
+    a, b = (group_label(g) for g in test["groups"])
+    return f"{test['region']}: {a} minus {b} {test['difference']:+.3f} (p={test['p']:.4f})"
+
+
 def _sections(rep: Report, summary: dict) -> None:
-    names = list(TRAININGS)
+    names = list(summary["runs"])
+    _worst_first(rep, summary)
     rep.heading("Accuracy per group and intersection (test split, Wilson 95% intervals)")
     rep.table(
         ["group", "n", *[f"{n}" for n in names], *[f"{n}, 95% interval" for n in names]],
         [
-            [
-                ", ".join(f"{k}={v}" for k, v in g["group"].items()),
-                g["n"],
-                *(g["accuracy"][n] for n in names),
-                *(interval(*g["accuracy_ci"][n]) for n in names),
-            ]
+            [group_label(g["group"]), g["n"], *(g["accuracy"][n] for n in names), *(interval(*g["accuracy_ci"][n]) for n in names)]
             for g in summary["groups"]
         ],
     )
@@ -222,18 +344,7 @@ def _sections(rep: Report, summary: dict) -> None:
     rep.links(
         [(f"audit of the {n} run", f"{n}/audit/report.html") for n in names] + [(f"{n} training report", f"{n}/report.html") for n in names]
     )
-    rep.heading("Where each group's evidence lies")
-    for name in names:
-        ev = summary["evidence"][name]
-        rep.figure(f"evidence_{name}.png", f"{name} run: {ev['method']} maps per group, and each group's mean map")
-        if ev["groups"] and ev["groups"][0]["energy_by_region"]:
-            rep.table(
-                ["group", "n", *ev["groups"][0]["energy_by_region"]],
-                [
-                    [", ".join(f"{k}={v}" for k, v in g["group"].items()) or "everyone", g["n"], *g["energy_by_region"].values()]
-                    for g in ev["groups"]
-                ],
-            )
+    _evidence(rep, summary)
     if summary["ood"]:
         rep.heading("Faces from elsewhere (out of distribution)")
         for name in names:
@@ -245,18 +356,36 @@ def _sections(rep: Report, summary: dict) -> None:
             rep.figure(f"ood_{name}/overlays.png", f"{name} run on {o['data']} (n={o['n']}): answers and {o['method']} maps")
 
 
+def _headline(summary: dict) -> list[str]:
+    worst = [
+        f"{TRAININGS[mode]}: worst group {group_label(w['group'])} (n={w['n']}) {w['accuracy']:.3f} {interval(*w['ci'])}; "
+        f"accuracy {summary['modes'][mode]['accuracy']:.3f}"
+        for mode, w in summary["worst_group"].items()
+    ]
+    return worst + [f"{name}: {gap_in_words(gap)}" for name, gap in summary["gap"].items()]
+
+
 STUDY = Study(
     BIAS,
     bias_study,
-    lambda summary: [f"{name}: {gap_in_words(gap)}" for name, gap in summary["gap"].items()],
-    "Gender classifier trained unbalanced and balanced: accuracy per gender and intersection, with intervals.",
+    _headline,
+    "Gender classifier trained unbalanced, balanced, reweighted and with GroupDRO: the worst group first, then accuracy "
+    "per gender and intersection, with intervals.",
     options=(
         Option("ood", str, None, "Faces from elsewhere (folder:PATH): the share predicted as each class, with maps."),
         Option("by", str, None, "Grouping attributes, comma-separated (default: Male,Young,Pale_Skin).", parse=comma_list),
         Option("n_boot", int, 1000, "Bootstrap resamples for the 95% intervals.", bounds=N_BOOT_BOUNDS),
+        Option(
+            "modes",
+            str,
+            None,
+            "Training modes compared, comma-separated: none (unbalanced), undersample (the target balanced, as the seed), "
+            "reweight and groupdro (both over the groups of --by). Default: all four.",
+            parse=comma_list,
+        ),
     ),
     example="celeba:/data/celeba --by Male,Young,Pale_Skin --ood folder:my_photos",
-    demo=dict(spec=None, arch="darknet64", size="64", epochs=3, weights="none", ood="folder:{photos}"),
+    demo=dict(spec=None, arch="darknet64", size="64", epochs=3, weights="none", ood="folder:{photos}", modes=["none", "undersample"]),
     quick=dict(
         spec="synth:600,correlate=Male:Pale_Skin=1.0",
         arch="darknet64",
@@ -265,6 +394,9 @@ STUDY = Study(
         weights="none",
         ood="folder:{photos}",
         n_boot=200,
+        modes=["none", "undersample"],
     ),
+    demo_note="the seed's two trainings only; reweight and GroupDRO, each a network more, are left out for time "
+    "(facelab study bias shows all four, the worst group of each first)",
     figures=lambda s: [("evidence_unbalanced.png", "where the unbalanced run's evidence lies, per group")],
 )

@@ -93,7 +93,14 @@ class TrainConfig:
     weights: str | None = option(
         None, "imagenet (from the local torch cache, downloaded there when missing), a state-dict FILE, none, or auto (the task's)."
     )
-    balance: str | None = option(None, "Undersample training images to balance this attribute.")
+    balance: str | None = option(
+        None,
+        "none, undersample (every group of --groups cut to the smallest's size), reweight (every group weighs the same in the "
+        "loss) or groupdro (the worst-off groups weigh most; Sagawa et al. 2020); an attribute name undersamples it, as before.",
+    )
+    groups: list[str] | None = option(
+        None, "The groups --balance evens out: attributes, comma-separated (race: each of its values). Default: the first --attrs.", cli=str
+    )
     inverted_fraction: float = option(0.0, "Fraction of training images shown upside down.", bounds=(0, 1))
     valid_share: float | None = option(
         None, "Pool the training and validation images and hold out this share for validation, seeded (0.1: a 90/10 split).", bounds=(0, 1)
@@ -142,6 +149,8 @@ class TrainConfig:
             raise FacelabError(f"--robust-norm {self.robust_norm!r}: use linf or l2")
         if self.robust is not None and not (0 < self.robust < 1 or (self.robust_norm == "l2" and self.robust > 0)):
             raise FacelabError(f"--robust {self.robust}: give a budget above 0 in pixel units (e.g. l2 0.5; linf 0.03, under 1)")
+        if self.balance in ("reweight", "groupdro") and self.task != "attr":
+            raise FacelabError(f"--balance {self.balance}: weighs groups of images in an attribute's loss; use it with --task attr")
         if self.logger not in LOGGERS:
             raise FacelabError(f"--logger {self.logger!r}: use one of {', '.join(LOGGERS)}")
         if self.precision not in PRECISIONS:
@@ -184,6 +193,15 @@ class TrainConfig:
             if not isinstance(value, origin) or (origin in (int, float) and isinstance(value, bool)):
                 raise FacelabError(f"{flag} {value!r}: expected {_type_name(expected)}")
             check_range(flag, value, f.metadata.get("bounds"))
+
+    def balancing(self) -> tuple[str, list[str]]:
+        """(mode, grouping attributes) of --balance and --groups; an attribute given as --balance (as before groups
+        had modes) undersamples that attribute."""
+        if self.balance in (None, "none"):
+            return "none", []
+        if self.balance in ("undersample", "reweight", "groupdro"):
+            return self.balance, list(self.groups or self.attrs[:1])
+        return "undersample", [self.balance]
 
     @classmethod
     def saved(cls, train: dict) -> "TrainConfig":

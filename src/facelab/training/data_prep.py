@@ -20,6 +20,7 @@ from ..errors import FacelabError
 from ..progress import say
 from .batches import CachedItems, gather_images
 from .config import FEW_VALID, TrainConfig
+from .group_balance import group_ids, undersampled
 from .run_folder import builds_the_cache, global_rank
 from .task_registry import task_for
 from .tasks import Task
@@ -40,6 +41,8 @@ class Prepared:
     faceset: FaceSet | None = None  # the selection itself: item k is position k (full-resolution images, labels)
     held: np.ndarray | None = None  # under DDP: the positions whose images this process holds (sorted); None: all
     shard: np.ndarray | None = None  # under DDP: the training positions this process trains on
+    groups: np.ndarray | None = None  # --balance reweight/groupdro: each item's group (an index into group_names)
+    group_names: list[dict] | None = None
 
     def items(self, split: str) -> CachedItems:
         """The split as a view of the selection's images (their indices, not a copy); under DDP the training split
@@ -115,8 +118,10 @@ def prepare_data(
     fs = open_spec(spec or cfg.spec)
     task = task or task_for(cfg)
     sel = task.select(fs, cfg.seed)
-    if cfg.balance:
-        sel = balanced(sel, cfg.balance, cfg.seed)
+    mode, by = cfg.balancing()
+    if mode == "undersample":  # one attribute of two values: the seed's 50/50 cut, as it always was
+        single = len(by) == 1 and by[0] in (sel.attr_names or []) and by[0] not in sel.categories
+        sel = balanced(sel, by[0], cfg.seed) if single else undersampled(sel, by, cfg.seed)
     cache = open_cache_for(cfg, fs, quiet)
     rows = sel.source_rows()
     ok = cache.valid[rows]
@@ -145,6 +150,8 @@ def prepare_data(
         targets = targets.to(images.device)
     made = Prepared(task, cache, images, targets, rows, split, sel.names, sel.attributes, sel.attr_names, skipped.say(), sel)
     made.held, made.shard = held, mine
+    if mode in ("reweight", "groupdro"):
+        made.groups, made.group_names = group_ids(sel, by)
     return made
 
 

@@ -261,6 +261,9 @@ def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag:
     else:
         train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks, rt.device)
     module.train_loader = train_dl
+    if data.groups is not None:  # --balance reweight / groupdro: each training item's group, in the loader's order
+        pos = data.shard if data.shard is not None else data.split_positions("train")
+        module.weigh_groups(cfg.balancing()[0], torch.from_numpy(data.groups[pos]), len(data.group_names))
     valid_dl = loader(data.items("valid"), cfg.batch, False, cfg.seed, ranks, rt.device)  # larger ones raised peak memory
     ckpt = run.last_checkpoint if resume is not None and run.last_checkpoint.exists() else None
     try:

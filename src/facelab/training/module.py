@@ -8,6 +8,7 @@ import torch
 from ..errors import FacelabError
 from ..hardware import Runtime
 from .batches import STD, augmented_input, invert_some, seeded, to_input
+from .group_balance import GroupLoss
 from .robust import perturbed
 from .tasks import MetricSums, Task
 
@@ -29,6 +30,12 @@ class FaceModule(pl.LightningModule):
         self.mid_epoch = False  # set while a stopped run writes its mid-epoch checkpoint
         self.train_loader = None  # the training ResumableLoader, set by the engine
         self.sums = {split: MetricSums(task) for split in ("train", "valid")}
+        self.group_loss: GroupLoss | None = None  # --balance reweight / groupdro
+        self.train_groups: torch.Tensor | None = None
+
+    def weigh_groups(self, mode: str, train_groups: torch.Tensor, n_groups: int) -> None:
+        """Weigh the loss by the groups of the training items (``train_groups``: each item's group, in loader order)."""
+        self.group_loss, self.train_groups = GroupLoss(mode, train_groups, n_groups), train_groups
 
     # --- accumulation that survives DDP: sums, reduced across ranks at epoch end -------------
     def finish_split(self, split: str) -> dict[str, float]:
@@ -45,10 +52,14 @@ class FaceModule(pl.LightningModule):
         """A checkpoint written mid-epoch (a stopped run) carries the epoch's partial training sums."""
         if self.mid_epoch:
             checkpoint["facelab_train_sums"] = self.sums["train"].values.cpu().clone()
+        if self.group_loss is not None:  # GroupDRO's weights move every step: a resumed run goes on from them
+            checkpoint["facelab_group_weights"] = self.group_loss.weights.clone()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "facelab_train_sums" in checkpoint:
             self.sums["train"].values = checkpoint["facelab_train_sums"].clone()
+        if self.group_loss is not None and "facelab_group_weights" in checkpoint:
+            self.group_loss.weights = checkpoint["facelab_group_weights"].clone()
         # Lightning saves the training loader's state but does not load it back when configure_optimizers asked for
         # estimated_stepping_batches (the loader is built before the loops are restored), so apply it here.
         states = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {}).get("combined_loader")
@@ -73,7 +84,7 @@ class FaceModule(pl.LightningModule):
         return self.model(x)
 
     def training_step(self, batch, batch_idx):
-        x8, y, _ = batch
+        x8, y, pos = batch
         parts = (self.cfg["seed"], self.current_epoch, batch_idx, self.global_rank)
         self._seed_global_generator(hash(parts) % (2**62))
         gen = seeded(*parts)
@@ -84,7 +95,11 @@ class FaceModule(pl.LightningModule):
             loss_of = lambda v: self.task.loss(self.model(v), y)  # noqa: E731
             x = perturbed(loss_of, x, eps, self.cfg["robust_norm"], gen, self.cfg["robust_steps"])
         logits = self.model(x)
-        loss = self.task.loss(logits, y) + self.task.auxiliary_loss(self.model, y)
+        if self.group_loss is not None:
+            main = self.group_loss(self.task.item_loss(logits, y), self.train_groups[pos.cpu()])
+        else:
+            main = self.task.loss(logits, y)
+        loss = main + self.task.auxiliary_loss(self.model, y)
         self.sums["train"].add(loss, logits, y)
         self._stop_if_diverged(loss, batch_idx)
         return loss

@@ -88,6 +88,10 @@ class Task:
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def item_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each image's loss (B,), for losses that weigh images by group (--balance reweight / groupdro)."""
+        raise FacelabError(f"--task {self.name}: --balance reweight and groupdro weigh images of attribute tasks only")
+
     def auxiliary_loss(self, model: torch.nn.Module, y: torch.Tensor) -> torch.Tensor | float:
         """A training-only term beside :meth:`loss` that needs more than the outputs (keypoint heatmaps)."""
         return 0.0
@@ -205,7 +209,7 @@ class MetricSums:
 class AttrTask(Task):
     name: ClassVar[str] = "attr"
     about: ClassVar[str] = "attributes (yes/no each)"
-    options: ClassVar[tuple[str, ...]] = ("attrs", "balance")
+    options: ClassVar[tuple[str, ...]] = ("attrs", "balance", "groups")
     binary: ClassVar[bool] = True
     attrs: list[str] = field(default_factory=list)
     columns: list[int] = field(default_factory=list)
@@ -232,6 +236,9 @@ class AttrTask(Task):
 
     def loss(self, logits, y):
         return F.binary_cross_entropy_with_logits(logits.float(), y)
+
+    def item_loss(self, logits, y):
+        return F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").mean(1)
 
     def metric_sums(self, logits, y):
         return ((logits > 0).float() == y).float().sum(0)
