@@ -40,7 +40,11 @@ def test_cam_score_on_smiling_beats_baselines_and_fails_the_sanity_check(smiling
     assert m["mean_mask"]["pointing_game"] == 1.0 and m["mean_mask"]["energy_in_mask"] > m["random"]["energy_in_mask"]
     assert m["cam"]["insertion_auc"] > m["cam"]["deletion_auc"]
     # the studio faces sit where the mean mask says: no method beats that constant, and the page says so per method
-    assert s["beats_mean_mask"] == {k: False for k in METHODS} and len(s["warnings"]) == len(METHODS)
+    assert s["beats_mean_mask"] == {k: False for k in METHODS} and sum("beat the mean mask" in w for w in s["warnings"]) == len(METHODS)
+    # cascading randomisation, k = 1 to every weighted layer: CAM's maps lose their likeness to the trained network's
+    cascade = s["cascading"]
+    assert set(cascade) == set(METHODS) and [c["layers_randomised"] for c in cascade["cam"]] == list(range(1, s["weighted_layers"] + 1))
+    assert cascade["cam"][-1]["spearman"] < 0.5 and (tmp_path / "cascading.png").exists() and (tmp_path / "cascading_maps.png").exists()
     # the pointing game looks for the smile on the faces that smile (a face without one has none to point at)
     labels = load_split(smiling_run, "synth:2000,pose=studio", split="test", limit=96).labels(0)
     assert s["n_region"] == int(labels.sum()) and 0 < s["n_region"] < s["n"] == 96
@@ -295,3 +299,18 @@ def test_a_group_attribute_with_several_values_is_audited_by_its_value_names():
     by_value = {r["group"]["race"]: r["accuracy"] for r in t["groups"]}
     assert by_value == {"White": 1.0, "Black": 0.25, "Asian": 1.0}
     assert t["worst_group"]["group"] == {"race": "Black"} and t["best_minus_worst"]["value"] == 0.75
+
+
+def test_cascading_randomisation_reinitialises_layers_from_the_top_and_ranks_maps():
+    from torch import nn
+
+    from facelab.probes.cascading import cascade_steps, rank_correlation, weighted_layers, with_top_layers_randomised
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
+    before = [m.weight.detach().clone() for m in weighted_layers(model)]
+    after = [m.weight for m in weighted_layers(with_top_layers_randomised(model, 2, seed=1))]
+    assert [torch.equal(a, b) for a, b in zip(before, after)] == [True, False, False]  # the top two, the first kept
+    assert cascade_steps(6) == [1, 2, 3, 4, 5, 6] and len(cascade_steps(21)) == 8 and cascade_steps(21)[-1] == 21
+    maps = torch.rand(5, 8, 8)
+    assert rank_correlation(maps, maps * 3 + 1) == pytest.approx(1.0) and rank_correlation(maps, -maps) == pytest.approx(-1.0)
+    assert rank_correlation(torch.zeros(2, 8, 8), maps[:2]) is None  # a constant map has no ranks to compare

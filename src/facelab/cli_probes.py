@@ -211,12 +211,14 @@ def cam_score_cmd(
     n: int = number(200, "Images scored.", (1, 10_000_000)),
     tolerance: Optional[int] = number(None, "Pointing-game tolerance in px (default 7% of the image side).", (0, 1024)),
     steps: int = number(16, "Steps of the deletion and insertion curves.", (2, 1000)),
+    cascading: bool = typer.Option(True, help="Also randomise the top k layers, k = 1 to all, and compare each method's maps."),
     out_dir: Optional[Path] = out_option("Default: RUN/cam_score."),
     seed=0,
     quiet=False,
     runtime=None,
 ):
-    """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, and randomised weights.
+    """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, randomised weights
+    and cascading randomisation (the top k layers re-initialised, each method's maps compared by rank correlation).
 
     Synthetic faces are drawn with pose=wide (moved, scaled, turned) unless the SPEC names a pose."""
     from .probes.attribution_scores import cam_score
@@ -224,7 +226,7 @@ def cam_score_cmd(
     methods = None if method == "all" else csv_list(method)
     summary = cam_score(
         run, spec, split=split, methods=methods, target=target, layer=layer, n=n, tolerance=tolerance, steps=steps, seed=seed,
-        out=out_dir, quiet=quiet, runtime=runtime,
+        cascading=cascading, out=out_dir, quiet=quiet, runtime=runtime,
     )  # fmt: skip
     _report_line(summary, out_dir, run, "cam_score")
 

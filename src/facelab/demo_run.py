@@ -168,6 +168,11 @@ def _run_demo(out: Path, quick: bool, runtime: Runtime) -> Path:
         rep.paragraph(f"WARNING: {line}")
     rep.table(*benchmark_rows(scores))
     rep.figure("where/cam_score/examples.png", "test faces with the mouth outlined, and each method's map")
+    rep.figure(
+        "where/cam_score/cascading.png",
+        "sanity check (Adebayo et al. 2018): each method's maps against the trained network's as its layers are randomised "
+        "from the top; maps that stay alike explain the image, not the model",
+    )
     rep.links([("the cam-score report", "where/cam_score/report.html")])
     rep.heading("Are the synthetic faces valid?")
     rep.paragraph(

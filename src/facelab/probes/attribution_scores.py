@@ -17,6 +17,7 @@ from ..hardware import Runtime
 from ..report.figures import bar_chart, image_grid
 from ..run import Run
 from .cam import METHODS, Target, chosen_precision, head_layer, overlay, with_last_layer_randomised
+from .cascading import cascading_figures, cascading_randomisation, still_alike, weighted_layers
 from .explain import CHUNK, maps_over
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
@@ -176,13 +177,15 @@ def cam_score(
     tolerance: int | None = None,
     steps: int = 16,
     seed: int = 0,
+    cascading: bool = True,
     out: str | Path | None = None,
     quiet: bool = True,
     runtime: Runtime | None = None,
 ) -> dict:
     """Pointing game and energy inside the ground-truth region (synthetic faces exactly; faces with landmarks,
     CelebA's five included, by regions drawn from them), each map's energy per face region, deletion/insertion AUC
-    (any data), beside a random map, the mean ground-truth mask, and each method after randomising the last layer."""
+    (any data), beside a random map, the mean ground-truth mask, and each method after randomising the last layer;
+    ``cascading``: and after randomising the top k layers, k = 1 to all (:mod:`facelab.probes.cascading`)."""
     folder = probe_folder(out, run, "cam_score")
     opened = Run.for_probes(run, runtime)
     opened.require("labels", "cam-score")
@@ -209,11 +212,15 @@ def cam_score(
         raw_p, norm_p = maps_over(d, method, output, layer, model=model, quiet=quiet, present=True)[2:] if d.binary else (raw, norm)
         return norm, tgt, raw_p, norm_p
 
+    trained = {}
     for method in methods:
         norm, tgt, raw_p, norm_p = method_maps(d.model, method)  # every method explains the same decisions
         results[method] = scored(norm, tgt, raw_p, norm_p)
         examples.append((method, norm_p[:8]))
+        trained[method] = norm_p
         results[f"{method}_randomized"] = scored(*method_maps(randomised, method))
+    n_layers = len(weighted_layers(d.model))
+    curves, cascade_maps = cascading_randomisation(d, methods, output, layer, trained, seed, quiet) if cascading else ({}, {})
     constants = {"random": torch.rand(len(d.images), h, w, generator=torch.Generator().manual_seed(seed))}
     if masks_shown is not None and len(masks_shown):
         constants["mean_mask"] = torch.from_numpy(masks_shown.mean(0)).float().expand(len(d.images), h, w).contiguous()
@@ -225,7 +232,9 @@ def cam_score(
     summary = {
         "methods": results,
         "beats_mean_mask": beaten,
-        "warnings": constant_warnings(results, beaten),
+        "warnings": constant_warnings(results, beaten) + still_alike(curves, n_layers),
+        "cascading": curves if cascading else None,
+        "weighted_layers": n_layers,
         "advice": coarse_map_advice(cells, (h, w), tolerance) + fixed_region_advice(results["mean_mask"], d.faceset),
         "map_cells": {m: list(c) for m, c in cells.items()},
         "target": name,
@@ -239,6 +248,8 @@ def cam_score(
         "ground_truth": truth.source,
     }
     figures = _score_figures(folder, results, examples, d.images[:8].numpy(), truth.masks)
+    if cascading:
+        figures += cascading_figures(folder, curves, cascade_maps, {m: t[0] for m, t in trained.items()}, d.images[0].numpy(), n_layers)
     facts = [
         ["target", name],
         ["images", summary["n"]],
@@ -254,7 +265,16 @@ def cam_score(
         summary,
         figures,
         facts,
-        [score_table(results), *region_table(results)],
+        [score_table(results), *region_table(results), *([cascading_table(curves, n_layers)] if cascading else [])],
+    )
+
+
+def cascading_table(curves: dict[str, list[dict]], n_layers: int) -> tuple[str, list[str], list[list]]:
+    steps = [c["layers_randomised"] for c in next(iter(curves.values()))]
+    return (
+        f"Cascading randomisation: rank correlation with the trained network's maps, top k of {n_layers} layers randomised",
+        ["method", *[f"k = {k}" for k in steps]],
+        [[m, *("—" if c["spearman"] is None else round(c["spearman"], 3) for c in curve)] for m, curve in curves.items()],
     )
 
 
