@@ -316,21 +316,8 @@ def test_studies_run_the_same_protocol_on_real_formats(celeba_dir, ibug_dir, tmp
     assert s["data"] == f"celeba:{celeba_dir}" and not any(d.startswith("data:") for d in s["departures"])
     assert any(d.startswith("weights: none (from scratch) instead of imagenet (ImageNet weights not available") for d in s["departures"])
     assert set(s["evidence_maps"]["unbalanced"]["groups"][0]["energy_by_region"]) == set(REGIONS)
-    # the worst group first, per training mode, and the two modes the seed did not run beside its two
-    assert set(s["modes"]) == {"none", "undersample", "reweight", "groupdro"}
-    for mode, m in s["modes"].items():
-        worst = s["worst_group"][mode]
-        assert set(worst) == {"group", "accuracy", "ci", "n"} and worst["ci"][0] <= worst["accuracy"] <= worst["ci"][1]
-        assert m["worst_group_accuracy"] == worst["accuracy"] <= m["accuracy"] and m["worst_group"] == worst["group"]
-        gap = s["best_minus_worst"][mode]
-        assert gap["value"] >= 0 and gap["ci"][0] <= gap["ci"][1]
-    assert json.loads((out / "groupdro" / "config.json").read_text())["train"]["groups"] == ["Male", "Young", "Pale_Skin"]
-    assert any(d.startswith("modes: none, undersample, reweight, groupdro") for d in s["departures"])
-    # evidence per group and region, with an interval across faces, and the tests between groups
-    for e in s["evidence"]:
-        assert set(e) >= {"run", "group", "region", "share", "ci", "n"} and e["ci"][0] <= e["share"] <= e["ci"][1]
-    assert {e["region"] for e in s["evidence"]} == set(REGIONS) and all(0 < t["p"] <= 1 for t in s["evidence_tests"])
-    assert "Worst group first" in (out / "report.html").read_text()
+    # CelebA's five landmarks give the regions: each group's share per region with its interval
+    assert {e["region"] for e in s["evidence"]} == set(REGIONS) and all(e["ci"][0] <= e["share"] <= e["ci"][1] for e in s["evidence"])
     kp = json.loads(
         run_cli("study", "keypoints", f"300w:{ibug_dir}", "--seeds", "1", "--out", str(tmp_path / "kp"), "--json", *args).stdout
     )

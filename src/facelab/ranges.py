@@ -12,7 +12,7 @@ DETECTOR_SCORE_BOUNDS: Bounds = (-10, 10)  # dlib's HOG and CNN detectors score 
 UPSAMPLE_BOUNDS: Bounds = (0, 4)  # each doubles a photo's side; 4 already asks 256x the pixels
 STEPS_BOUNDS: Bounds = (1, 100_000)  # gradient steps of an ascent or an edit
 LR_BOUNDS: Bounds = (1e-6, 1)  # a step in pixel units, where the image spans 0..1
-N_BOOT_BOUNDS: Bounds = (100, 1_000_000)  # fewer resamples give no 95% interval worth the name
+N_BOOT_BOUNDS: Bounds = (20, 1_000_000)  # a 95% interval needs a few dozen resamples at the least (1000 is the default)
 SIZE_BOUNDS: Bounds = (16, 1024)  # pixels a side: five halvings of darknet64 leave a map at 16 px; 1024 fills memory
 
 
