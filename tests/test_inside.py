@@ -18,6 +18,26 @@ from helpers import run_cli
 
 
 @pytest.mark.slow
+def test_edits_over_a_set_are_scored_as_counterfactuals_are(smiling_run, tmp_path):
+    """facelab edit RUN SPEC --n N: flip rate, FVA (dlib: the same person), MNAC (the run itself judges Male), closeness;
+    every key scripts read, and one entry per face; a single face keeps its own summary."""
+    s = facelab.edit(smiling_run, "synth:400", "Smiling", to=1, n=10, steps=30, out=tmp_path / "set")
+    contract = {"n", "flip_rate", "flip_rate_ci", "fva", "fva_ci", "fva_not_found", "mnac", "mnac_oracle_accuracy", "ssim_median",
+                "l1_median", "hf_share_median", "budget", "faces"}  # fmt: skip
+    assert contract <= set(s) and s == json.loads((tmp_path / "set" / "summary.json").read_text())
+    assert s["n"] == len(s["faces"]) == 10 and s["flip_rate_ci"][0] <= s["flip_rate"] <= s["flip_rate_ci"][1]
+    assert s["flip_rate"] >= 0.8  # an unbounded-enough budget turns a darknet64's Smiling on synthetic faces
+    assert s["mnac"] is not None and 0 <= s["mnac"] <= 1 and s["mnac_oracle_accuracy"] > 0.5  # judged on Male alone
+    assert all(f["other_attributes_flipped"] in (0, 1) for f in s["faces"])
+    found = [f for f in s["faces"] if f["same_person"] is not None]
+    assert len(found) + len(s["fva_not_found"]) == 10 and all(f["descriptor_distance"] >= 0 for f in found)
+    assert all(0 < f["ssim"] <= 1 and f["l1"] > 0 for f in s["faces"]) and s["budget"]["steps"] == 30
+    assert (tmp_path / "set" / "contact_sheet.png").exists() and "flip rate" in (tmp_path / "set" / "report.html").read_text()
+    with pytest.raises(FacelabError, match="give the SPEC without #ITEM"):
+        facelab.edit(smiling_run, "synth:400#3", "Smiling", n=5, out=tmp_path / "bad")
+
+
+@pytest.mark.slow
 def test_layers_lists_the_conv_stack(smiling_run):
     rows = facelab.layers(smiling_run)
     assert [r["index"] for r in rows] == [1, 2, 3, 4, 5]

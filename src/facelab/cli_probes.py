@@ -121,29 +121,41 @@ def dream_cmd(
 
 
 @commands.command("edit")
-@example("facelab edit runs/smile synth:64#3 --attr Smiling --to 1")
+@example("facelab edit runs/smile synth:64#3 --attr Smiling --to 1 (or a set: runs/smile synth:400 --n 100 --attr Smiling)")
 @takes("seed", "quiet", "probe", "ascent")
 def edit_cmd(
     run: Path,
-    image: str = IMAGE,
+    image: str = typer.Argument(..., help=IMAGE_HELP + " With --n: a data SPEC whose test faces are edited."),
     attr: str = typer.Option(..., help="An attribute the run predicts."),
     to: int = number(1, "1: more of the attribute, 0: less.", (0, 1)),
     steps: int = number(60, "Gradient steps of the edit.", STEPS_BOUNDS),
     lr: Optional[float] = number(
         None, "Step size in pixel units (0..1) of an unbounded ascent (--budget 0); default: facelab.edit's own (0.01).", LR_BOUNDS
     ),
-    out_dir: Optional[Path] = out_option("Default: RUN/edit."),
+    n: Optional[int] = number(None, "Edit this many faces of the SPEC (those not showing ATTR = TO) and score the set.", (1, 100_000)),
+    oracle: Optional[Path] = typer.Option(
+        None, help="With --n: a run predicting several attributes that judges which others the edit changed (MNAC)."
+    ),
+    split: str = SPLIT,
+    out_dir: Optional[Path] = out_option("Default: RUN/edit (with --n: RUN/edit_set)."),
     seed=0,
     quiet=False,
     runtime=None,
     reg=None,
 ):
-    """Class-driven editing: move the image toward ATTR = TO; writes before/after/difference and the logit per step."""
+    """Class-driven editing: move the image toward ATTR = TO; writes before/after/difference and the logit per step. With
+    --n, a set of faces: flip rate, FVA (dlib: still the same person), MNAC (other attributes changed), closeness."""
     from .probes.dream import edit
 
     step = {"lr": lr} if lr is not None else {}  # one declaration of the default: the function's
-    summary = edit(run, image, attr=attr, to=to, steps=steps, reg=reg, seed=seed, out=out_dir, quiet=quiet, runtime=runtime, **step)
-    _report_line(summary, out_dir, run, "edit")
+    s = edit(run, image, attr=attr, to=to, steps=steps, reg=reg, seed=seed, out=out_dir, quiet=quiet, runtime=runtime,
+             n=n, oracle=oracle, split=split, **step)  # fmt: skip
+    if n is None:
+        return _report_line(s, out_dir, run, "edit")
+    fva = "—" if s["fva"] is None else f"{s['fva']:.3f} {s['fva_ci']}"
+    mnac = "—" if s["mnac"] is None else f"{s['mnac']:.2f} (oracle accuracy {s['mnac_oracle_accuracy']})"
+    say(f"{s['n']} faces: flip rate {s['flip_rate']:.3f} {s['flip_rate_ci']}; FVA {fva}; MNAC {mnac}; median SSIM {s['ssim_median']:.3f}")
+    say(f"report: {(out_dir or run / 'edit_set') / 'report.html'}")
 
 
 @commands.command("filters")

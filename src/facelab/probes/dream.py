@@ -187,8 +187,20 @@ def edit(
     out: str | Path | None = None,
     quiet: bool = True,
     runtime: Runtime | None = None,
+    n: int | None = None,
+    oracle: str | Path | None = None,
+    split: str = "test",
 ) -> dict:
-    """Move the image toward ``attr`` = ``to`` by gradient steps on its logit; where did the pixels change?"""
+    """Move the image toward ``attr`` = ``to`` by gradient steps on its logit; where did the pixels change? With ``n``,
+    ``image`` is a data SPEC and ``n`` of its ``split`` faces are edited and scored as a set
+    (:func:`facelab.probes.edit_set.edit_set`: flip rate, FVA, MNAC with ``oracle``, closeness)."""
+    if n is not None:
+        from .edit_set import edit_set
+
+        if "#" in image:
+            raise FacelabError(f"{image}: --n edits a set of faces; give the SPEC without #ITEM (or leave out --n for one face)")
+        return edit_set(run, image, attr=attr, to=to, n=n, oracle=oracle, split=split, steps=steps, lr=lr, reg=reg, seed=seed,
+                        out=out, quiet=quiet, runtime=runtime)  # fmt: skip
     opened, subject = open_probe(run, image, runtime)
     opened.require("binary", "edit")
     model, names, normalise = opened.model, opened.outputs, opened.contract.normalise

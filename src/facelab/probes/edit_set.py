@@ -1,0 +1,234 @@
+"""``facelab edit RUN SPEC --n N``: the class-driven edit over a set of test faces, scored the way counterfactual
+explanation papers on CelebA score theirs (DiME, ACCV 2022; ACE, CVPR 2023): how often the edit flips the classifier
+(flip rate), how often a face-verification network still takes the edited face for the same person (FVA: dlib's
+descriptors within its same-person threshold), how many *other* attributes the edit changed according to an oracle
+classifier (MNAC), and how close it stays (L1, SSIM, the high-frequency share of the change)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.detect import dlib_installed
+from ..errors import FacelabError
+from ..hardware import Runtime
+from ..progress import progress_bar
+from ..report.figures import image_grid
+from ..run import Run
+from .ascent import Regularisers, ascend, pixels_to_uint8
+from .change import change_measures
+from .output import probe_folder, write_probe_output
+from .split_data import load_split
+from .stats import wilson_ci
+
+SAME_PERSON = 0.6  # dlib's threshold: descriptors of one person lie closer than this (its documented operating point)
+CHUNK = 32  # faces edited together
+DLIB_SIDE = 250  # an edited face is scaled up to this before dlib looks for its five points
+SHEET = 8  # faces on the contact sheet
+
+
+def edit_set(
+    run: str | Path | Run,
+    spec: str | None = None,
+    *,
+    attr: str,
+    to: int = 1,
+    n: int = 100,
+    oracle: str | Path | None = None,
+    split: str = "test",
+    steps: int = 60,
+    lr: float = 0.01,
+    reg: Regularisers | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    quiet: bool = True,
+    runtime: Runtime | None = None,
+) -> dict:
+    """Edit ``n`` faces of ``split`` that do not show ``attr`` = ``to`` toward it and score the edits as a set;
+    ``oracle``: a run predicting several attributes that judges which other attributes changed (default: the run
+    itself when it predicts several). Writes summary.json, faces.csv, a contact sheet and report.html."""
+    opened = Run.for_probes(run, runtime)
+    opened.require("binary", "edit")
+    if attr not in opened.outputs:
+        raise FacelabError(f"--attr {attr!r}: the run predicts {', '.join(opened.outputs)}")
+    judge = Run.for_probes(oracle, runtime) if oracle else (opened if len(opened.outputs) > 1 else None)
+    folder = probe_folder(out, opened, "edit_set")
+    reg = reg or Regularisers()
+    k = opened.outputs.index(attr)
+    start, names = _faces_without(opened, spec, split, k, to, n)
+    edited, p_before, p_after = _edited(opened, start, k, to, steps, lr, reg, seed, quiet)
+    faces = [
+        {"image": name, "prob_before": b, "prob_after": a, "flipped": bool((a >= 0.5) == bool(to))} | _closeness(s, e, reg)
+        for name, s, e, b, a in zip(names, start, edited, p_before, p_after)
+    ]
+    identity = _same_person(start, edited, quiet)
+    others = _other_attributes_flipped(judge, attr, start, edited) if judge is not None else None
+    for i, face in enumerate(faces):
+        face["descriptor_distance"], face["same_person"] = identity["distance"][i], identity["same"][i]
+        face["other_attributes_flipped"] = None if others is None else int(others[i])
+    summary = _summary(faces, identity, others, judge, oracle, attr, to, steps, lr, reg, start)
+    figures = [_contact_sheet(folder, start, edited, faces)]
+    return write_probe_output(folder, f"facelab edit: {attr} -> {to} on {len(faces)} faces", summary, figures, _facts(summary))
+
+
+def _faces_without(opened: Run, spec, split: str, k: int, to: int, n: int) -> tuple[torch.Tensor, list[str]]:
+    """The first ``n`` faces of the split whose label is not ``to``, as [0, 1] pixels (B, C, H, W), and their names."""
+    d = load_split(opened, spec, split, max(4 * n, 512))
+    chosen = np.flatnonzero(d.labels(k) != to)[:n]
+    if len(chosen) == 0:
+        raise FacelabError(f"no {split} face of {spec or opened.cfg.spec} lacks {opened.outputs[k]} = {to}: nothing to edit")
+    contract = opened.contract
+    pixels = contract.to_input(d.images[chosen]) * contract.std + contract.mean
+    return pixels.float(), [d.faceset.names[int(d.rows[i])] for i in chosen]
+
+
+def _edited(opened: Run, start, k: int, to: int, steps, lr, reg, seed, quiet) -> tuple[torch.Tensor, list[float], list[float]]:
+    """The faces moved toward ``attr`` = ``to`` (chunks of CHUNK, each its own ascent), and P(attr) before and after."""
+    model, normalise, sign = opened.model, opened.contract.normalise, 1.0 if to == 1 else -1.0
+    objective = lambda pixels: sign * model(normalise(pixels))[:, k].float()  # noqa: E731
+    parts = []
+    with progress_bar("editing faces", len(start), quiet) as advance:
+        for first in range(0, len(start), CHUNK):
+            parts.append(ascend(objective, start[first : first + CHUNK], steps, lr, reg, seed + first).pixels)
+            advance(len(parts[-1]))
+    edited = torch.cat(parts)
+    with torch.no_grad():
+        prob = lambda x: opened.task.probabilities(model(normalise(x)))[:, k].float().tolist()  # noqa: E731
+        return edited, prob(start), prob(edited)
+
+
+def _closeness(start: torch.Tensor, edited: torch.Tensor, reg: Regularisers) -> dict:
+    measured = change_measures(start, edited, reg.eps(start.shape), reg.budget_norm, None)
+    return {
+        "l1": float((edited - start).abs().mean()),
+        "ssim": measured["ssim"],
+        "hf_share": measured["high_frequency_share"],
+        "budget_used": measured["budget"]["used"],
+    }
+
+
+def _same_person(start: torch.Tensor, edited: torch.Tensor, quiet: bool) -> dict:
+    """dlib's descriptor distance between each face and its edit, and whether it stays under SAME_PERSON; the face's
+    five points are found on the start (scaled up to DLIB_SIDE) and used for both, so the edit cannot move them.
+    Faces where dlib finds none are listed; without dlib (facelab[faces]) every entry is None."""
+    n = len(start)
+    if not dlib_installed():
+        return {"distance": [None] * n, "same": [None] * n, "not_found": [], "available": False}
+    from ..data.detect import face_detector, face_recogniser
+    from .face_reference import CHIP, CHIP_PADDING
+
+    five_points, recogniser, dlib = face_recogniser()
+    detector = face_detector("dlib-hog")
+    distance, same, not_found = [], [], []
+    with progress_bar("dlib: same person?", n, quiet) as advance:
+        for i in range(n):
+            before, after = (
+                cv2.resize(pixels_to_uint8(x[i : i + 1]), (DLIB_SIDE, DLIB_SIDE), interpolation=cv2.INTER_CUBIC) for x in (start, edited)
+            )
+            found = detector.find(before)
+            if not found:
+                distance.append(None), same.append(None), not_found.append(i)
+            else:
+                x, y, w, h = found[0].box
+                shape = five_points(before, dlib.rectangle(int(x), int(y), int(x + w), int(y + h)))
+                chips = [np.asarray(dlib.get_face_chip(img, shape, size=CHIP, padding=CHIP_PADDING)) for img in (before, after)]
+                a, b = np.array(recogniser.compute_face_descriptor(chips))
+                distance.append(float(np.linalg.norm(a - b)))
+                same.append(distance[-1] < SAME_PERSON)
+            advance()
+    return {"distance": distance, "same": same, "not_found": not_found, "available": True}
+
+
+def _other_attributes_flipped(judge: Run, attr: str, start: torch.Tensor, edited: torch.Tensor) -> np.ndarray:
+    """How many of the oracle's attributes other than ``attr`` changed its decision between each face and its edit."""
+    others = [i for i, name in enumerate(judge.outputs) if name != attr]
+    with torch.no_grad():
+        decided = [judge.task.probabilities(judge.model(_as_input_of(judge, x)))[:, others] >= 0.5 for x in (start, edited)]
+    return (decided[0] != decided[1]).sum(1).numpy()
+
+
+def _as_input_of(judge: Run, pixels: torch.Tensor) -> torch.Tensor:
+    """[0, 1] pixels as the oracle's network takes them: its size and its channels."""
+    w, h = judge.contract.size
+    x = F.interpolate(pixels, size=(h, w), mode="bilinear", align_corners=False) if pixels.shape[-2:] != (h, w) else pixels
+    if judge.contract.channels == 1 and x.shape[1] == 3:
+        x = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+    elif judge.contract.channels == 3 and x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    return judge.contract.normalise(x)
+
+
+def _oracle_accuracy(judge: Run, attr: str) -> float | None:
+    """The oracle's own validation accuracy on the attributes it judges (its summary.json), or None without one."""
+    import json
+
+    path = judge.path / "summary.json"
+    per_attr = json.loads(path.read_text()).get("final", {}).get("val_acc_per_attr", {}) if path.exists() else {}
+    judged = [v for name, v in per_attr.items() if name != attr]
+    return float(np.mean(judged)) if judged else None
+
+
+def _summary(faces, identity, others, judge, oracle, attr, to, steps, lr, reg, start) -> dict:
+    n = len(faces)
+    flips = sum(f["flipped"] for f in faces)
+    judged = [f["same_person"] for f in faces if f["same_person"] is not None]
+    median = lambda key: float(np.median([f[key] for f in faces if f[key] is not None])) if any(f[key] is not None for f in faces) else None  # noqa: E731
+    return {
+        "n": n,
+        "attr": attr,
+        "to": to,
+        "flip_rate": flips / n,
+        "flip_rate_ci": wilson_ci(flips, n),
+        "fva": sum(judged) / len(judged) if judged else None,
+        "fva_ci": wilson_ci(sum(judged), len(judged)) if judged else [None, None],
+        "fva_not_found": [faces[i]["image"] for i in identity["not_found"]],
+        "fva_threshold": SAME_PERSON,
+        "fva_network": "dlib_face_recognition_resnet_model_v1" if identity["available"] else None,
+        "mnac": None if others is None else float(np.mean(others)),
+        "mnac_distribution": None if others is None else {str(int(v)): int(c) for v, c in zip(*np.unique(others, return_counts=True))},
+        "mnac_oracle": None if judge is None else str(oracle or judge.path),
+        "mnac_oracle_accuracy": None if judge is None else _oracle_accuracy(judge, attr),
+        "ssim_median": median("ssim"),
+        "l1_median": median("l1"),
+        "hf_share_median": median("hf_share"),
+        "budget": {
+            "norm": reg.budget_norm,
+            "eps": reg.eps(start.shape[1:]),
+            "steps": steps,
+            "lr": lr,
+            "objective": f"{'+' if to else '-'}logit of {attr}",
+        },
+        "faces": faces,
+    }
+
+
+def _contact_sheet(folder: Path, start, edited, faces) -> tuple[str, str]:
+    tiles, captions = [], []
+    for i in range(min(SHEET, len(faces))):
+        before, after = pixels_to_uint8(start[i : i + 1]), pixels_to_uint8(edited[i : i + 1])
+        change = np.abs(after.astype(float) - before.astype(float)).mean(2)
+        diff = (np.clip(change / max(change.max(), 1e-9), 0, 1) * 255).astype(np.uint8)
+        f = faces[i]
+        tiles += [before, after, np.repeat(diff[..., None], 3, 2)]
+        captions += [f"P {f['prob_before']:.2f}", f"P {f['prob_after']:.2f}" + (" flipped" if f["flipped"] else ""), "|change|, amplified"]
+    image_grid(tiles, captions, folder / "contact_sheet.png", cols=3)
+    return "contact_sheet.png", "start, edited and the change (amplified) of the first faces"
+
+
+def _facts(s: dict) -> list[list]:
+    ci = lambda lo_hi: "" if lo_hi[0] is None else f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"  # noqa: E731
+    shown = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    return [
+        ["faces edited (not showing the target value)", s["n"]],
+        ["flip rate (the classifier now says the target value)", shown(s["flip_rate"]) + ci(s["flip_rate_ci"])],
+        [f"FVA (dlib: same person, distance < {s['fva_threshold']})", shown(s["fva"]) + ci(s["fva_ci"])],
+        ["faces dlib found no face in (left out of FVA)", len(s["fva_not_found"])],
+        ["MNAC (other attributes flipped, by the oracle)", shown(s["mnac"])],
+        ["oracle's validation accuracy on those attributes", shown(s["mnac_oracle_accuracy"])],
+        ["median SSIM / L1 / high-frequency share", f"{shown(s['ssim_median'])} / {shown(s['l1_median'])} / {shown(s['hf_share_median'])}"],
+        ["budget", f"{s['budget']['norm']} {shown(s['budget']['eps'])}, {s['budget']['steps']} steps, {s['budget']['objective']}"],
+    ]
