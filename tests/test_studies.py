@@ -129,7 +129,7 @@ def test_inversion_study_summary_is_the_inversion_runs_plus_published(tmp_path):
 def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_path, monkeypatch):
     out = tmp_path / "youth"
     loads = counted_checkpoint_reads(monkeypatch)
-    s = facelab.study("youth", "synth:600", out=out, size="32", epochs=1, robust_epochs=1, steps=5, quiet=True)
+    s = facelab.study("youth", "synth:600", out=out, size="32", epochs=1, robust_epochs=1, steps=5, edit_n=8, quiet=True)
     assert sorted(loads) == [out / "robust" / "checkpoints" / "best.ckpt", out / "run" / "checkpoints" / "best.ckpt"], loads
     assert s["published"]["test_accuracy"] == 0.90 and 0 <= s["test_accuracy"]["accuracy"] <= 1
     lo, hi = s["test_accuracy"]["accuracy_ci"]
@@ -157,6 +157,11 @@ def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_pa
     assert set(robust["edit"]) == {"older", "younger"} and all(0 < e["ssim"] <= 1 for e in robust["edit"].values())
     assert (out / "edits_plain_vs_robust.png").exists() and (out / "dreams_plain_vs_robust.png").exists()
     assert any(c["figure"].startswith("robust network: test accuracy") for c in s["comparison"])
+    # each network's edit toward young scored over a set of test faces that are not young, beside each other
+    for cf in (s["counterfactual"], robust["counterfactual"]):
+        assert cf["n"] == 8 and cf["flip_rate_ci"][0] <= cf["flip_rate"] <= cf["flip_rate_ci"][1] and cf["budget"]["steps"] == 5
+    assert (out / cf["folder"] / "contact_sheet.png").exists()
+    assert any(c["figure"].startswith("robust: edits toward young that flip the network (n=8)") for c in s["comparison"])
 
 
 @pytest.mark.slow
@@ -311,7 +316,8 @@ def test_studies_run_the_same_protocol_on_real_formats(celeba_dir, ibug_dir, tmp
     evidence per group comes from regions drawn from CelebA's five landmarks), 300-W's for the keypoint study."""
     env = {"FACELAB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch")}
     args = ["--size", "32", "--epochs", "1", "--batch", "4", "--quiet"]
-    run_cli("study", "bias", f"celeba:{celeba_dir}", "--out", str(tmp_path / "bias"), "--n-boot", "50", *args, env=env)
+    bias = ["--n-boot", "50", "--modes", "none,groupdro"]  # the four modes are the synthetic test's; GroupDRO on CelebA's layout
+    run_cli("study", "bias", f"celeba:{celeba_dir}", "--out", str(tmp_path / "bias"), *bias, *args, env=env)
     s = json.loads((tmp_path / "bias" / "summary.json").read_text())
     assert s["data"] == f"celeba:{celeba_dir}" and not any(d.startswith("data:") for d in s["departures"])
     assert any(d.startswith("weights: none (from scratch) instead of imagenet (ImageNet weights not available") for d in s["departures"])

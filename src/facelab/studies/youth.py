@@ -58,6 +58,7 @@ YOUTH = Protocol(
         "robust_lr": 0.05,
         "robust_epochs": 5,
         "robust_start": "plain",
+        "edit_n": 50,
     },
     sources={
         "crop": CROP_SOURCE,
@@ -72,6 +73,7 @@ YOUTH = Protocol(
         "robust_lr": "facelab's choice for the robust network (at the study's 0.01 it stayed at the majority answer on UTKFace "
         "after 10 epochs: test accuracy 0.665, balanced 0.51; at 0.05, 0.785)",
         "robust_epochs": "facelab's choice: the robust network's own passes, fine-tuning the plain one",
+        "edit_n": "facelab's choice: the test faces each network's edit toward young is scored on as a set (flip rate, FVA)",
         "robust_start": "facelab's choice: plain (the robust network starts from the plain network's weights, as robust "
         "fine-tuning does; from scratch it stayed at the majority answer on synthetic faces and learned slowly on UTKFace) "
         "or scratch",
@@ -172,11 +174,36 @@ def youth_study(
         "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in inside["edit"].items()},
         "layers": n_layers,
         "recorded": inside["recorded"],
+        "counterfactual": _counterfactual(run, plan, folder / "edit_set", steps, seed, quiet),
         "robust": None,
     }
     if s["robust"]:
         summary["robust"] = _robust_beside(plan, cfg, starts, photo, folder, steps, seed, quiet, inside)
     return write_study(folder, plan, summary, _comparisons(summary, s["target"]), lambda rep: _sections(rep, summary, inside))
+
+
+def _counterfactual(run: Run, plan: Plan, folder: Path, steps: int, seed: int, quiet: bool) -> dict:
+    """The edit toward young over a set of test faces that are not (:func:`facelab.probes.edit_set.edit_set`), the
+    figures counterfactual papers report: flip rate and FVA with their intervals, closeness, the budget."""
+    from ..probes.edit_set import edit_set
+
+    target = plan.settings["target"]
+    s = edit_set(run, plan.spec, attr=target, to=1, n=int(plan.settings["edit_n"]), steps=steps, seed=seed, out=folder, quiet=quiet,
+                 runtime=plan.runtime)  # fmt: skip
+    kept = (
+        "n",
+        "flip_rate",
+        "flip_rate_ci",
+        "fva",
+        "fva_ci",
+        "fva_not_found",
+        "mnac",
+        "ssim_median",
+        "l1_median",
+        "hf_share_median",
+        "budget",
+    )
+    return {k: s[k] for k in kept} | {"folder": folder.name}
 
 
 def _test_accuracy(audited: dict) -> dict:
@@ -244,6 +271,7 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
         "test_accuracy": _test_accuracy(audited),
         "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in edits.items()},
         "dream": {"square": {k: dreamed[k] for k in ("layer", "objective_initial", "objective_final", "ssim", "high_frequency_share")}},
+        "counterfactual": _counterfactual(run, plan, folder / "robust_edit_set", steps, seed, quiet),
     }
 
 
@@ -359,6 +387,15 @@ def _comparisons(summary: dict, target: str) -> list[Comparison]:
     if summary["robust"]:
         r = summary["robust"]["test_accuracy"]
         rows.append(Comparison(f"robust network: test accuracy (n={r['n']})", "not in the study", r["accuracy"], tuple(r["accuracy_ci"])))
+    networks = [("plain", summary["counterfactual"])] + ([("robust", summary["robust"]["counterfactual"])] if summary["robust"] else [])
+    for which, cf in networks:
+        rows.append(Comparison(f"{which}: edits toward young that flip the network (n={cf['n']})", "not published", cf["flip_rate"],
+                               tuple(cf["flip_rate_ci"])))  # fmt: skip
+        judged = cf["n"] - len(cf["fva_not_found"])
+        if cf["fva"] is not None:
+            rows.append(Comparison(f"{which}: edits dlib still takes for the same person (FVA, n={judged})", "not published", cf["fva"],
+                                   tuple(cf["fva_ci"])))  # fmt: skip
+        rows.append(Comparison(f"{which}: median SSIM of the edit to its start (n={cf['n']})", "not published", cf["ssim_median"]))
     return rows
 
 
@@ -435,14 +472,15 @@ STUDY = Study(
         Option("recorded", bool, True, "Also the write-up's recorded channels: single-channel dreams and RGB triples."),
         Option("robust", float, None, "L2 budget of a robust network trained beside (default 0.5, pixel units; 0: none).", bounds=(0, 100)),
         Option("robust_epochs", int, None, "Passes of the robust network's training (default 5).", bounds=(1, 100_000)),
+        Option("edit_n", int, None, "Test faces each network's edit toward young is scored on as a set (default 50).", bounds=(1, 100_000)),
         Option("robust_start", str, None, "plain: the robust network starts from the plain one's weights (default); scratch."),
     ),
     example="celeba:/data/celeba --photo me.jpg",
-    demo=dict(spec="synth:4000", size="64", epochs=4, batch=32, steps=40) | dict(robust=0.25, robust_lr=0.01, robust_epochs=1),
+    demo=dict(spec="synth:4000", size="64", epochs=4, batch=32, steps=40, edit_n=16) | dict(robust=0.25, robust_lr=0.01, robust_epochs=1),
     demo_note="batch 32 (at the study's 128 the plain network stayed at the majority answer in the demo's 100 steps); the "
     "robust network fine-tuned from the plain one for one epoch within an L2 budget of 0.25 at lr 0.01 (at 0.5 the synthetic "
     "faces' age lines are not learnable robustly: it fell to the majority answer, even fine-tuned at lr 0.002).",
-    quick=dict(spec="synth:600", size="32", epochs=1, robust_epochs=1, steps=10),
+    quick=dict(spec="synth:600", size="32", epochs=1, robust_epochs=1, steps=10, edit_n=8),
     figures=lambda s: [
         ("activations/activations_layer2.png", "activation maps of layer 2"),
         ("edit_older/edit.png", "class-driven edit toward older: where the pixels changed"),
