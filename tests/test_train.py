@@ -417,3 +417,32 @@ def test_train_runs_in_the_runtime_it_is_given_and_refuses_settings_beside_a_con
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["precision"] == "fp32"
     with pytest.raises(TypeError, match="not both: epochs"):
         facelab.train(cfg, epochs=2)
+
+
+def test_group_losses_weigh_every_group_alike_or_the_worst_most():
+    """reweight: a group's images together weigh 1/G whatever its size; GroupDRO: the weight of the group with the
+    higher loss grows step by step (Sagawa et al.'s exponentiated-gradient update)."""
+    from facelab.training.group_balance import GroupLoss
+
+    groups = torch.tensor([0] * 90 + [1] * 10)
+    reweight = GroupLoss("reweight", groups, 2)
+    losses = torch.cat([torch.zeros(90), torch.ones(10)])
+    assert float(reweight(losses, groups)) == pytest.approx(0.5)  # the small group's mean loss counts half
+    dro = GroupLoss("groupdro", groups, 2)
+    for _ in range(50):
+        dro(losses, groups)
+    assert dro.weights[1] > 0.6 > dro.weights[0] and float(dro.weights.sum()) == pytest.approx(1.0)
+    with pytest.raises(FacelabError, match="--task identity has no per-image loss"):
+        TrainConfig(task="identity", balance="groupdro")
+    assert TrainConfig(balance="Male").balancing() == ("undersample", ["Male"])  # as --balance ATTR always did
+
+
+def test_undersampling_by_groups_cuts_every_training_group_to_the_smallest():
+    from facelab.data.spec import open_spec
+    from facelab.training.group_balance import group_ids, undersampled
+
+    fs = open_spec("synth:600,correlate=Male:Pale_Skin=0.9")
+    cut = undersampled(fs, ["Male", "Pale_Skin"], seed=0)
+    ids, groups = group_ids(cut, ["Male", "Pale_Skin"])
+    sizes = np.bincount(ids[cut.split == 0])
+    assert len(groups) == 4 and len(set(sizes.tolist())) == 1 and (cut.split != 0).sum() == (fs.split != 0).sum()

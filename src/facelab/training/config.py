@@ -149,8 +149,6 @@ class TrainConfig:
             raise FacelabError(f"--robust-norm {self.robust_norm!r}: use linf or l2")
         if self.robust is not None and not (0 < self.robust < 1 or (self.robust_norm == "l2" and self.robust > 0)):
             raise FacelabError(f"--robust {self.robust}: give a budget above 0 in pixel units (e.g. l2 0.5; linf 0.03, under 1)")
-        if self.balance in ("reweight", "groupdro") and self.task != "attr":
-            raise FacelabError(f"--balance {self.balance}: weighs groups of images in an attribute's loss; use it with --task attr")
         if self.logger not in LOGGERS:
             raise FacelabError(f"--logger {self.logger!r}: use one of {', '.join(LOGGERS)}")
         if self.precision not in PRECISIONS:
@@ -163,7 +161,8 @@ class TrainConfig:
         from .task_registry import task_class
 
         check_arch(self.arch)  # before any cache is built
-        task_class(self.task)
+        if self.balance in ("reweight", "groupdro") and not task_class(self.task).weighs_images:
+            raise FacelabError(f"--balance {self.balance}: --task {self.task} has no per-image loss to weigh; use it with --task attr")
         if self.epochs < 1 or self.batch < 1:
             raise FacelabError("--epochs and --batch must be at least 1")
         if self.weights == "none":

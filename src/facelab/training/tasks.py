@@ -30,6 +30,7 @@ class Task:
     name: ClassVar[str] = ""
     about: ClassVar[str] = ""  # a few words for --task's help
     options: ClassVar[tuple[str, ...]] = ()  # TrainConfig fields that belong to this task
+    weighs_images: ClassVar[bool] = False  # has a per-image loss (item_loss) that --balance reweight/groupdro weigh
     monitor: ClassVar[tuple[str, str]] = ("val_acc", "max")  # what picks the best checkpoint (and a sweep's best)
     accuracy: ClassVar[bool] = True  # metrics are accuracies: their mean is reported as "acc"
     labels: ClassVar[bool] = True
@@ -210,6 +211,7 @@ class AttrTask(Task):
     name: ClassVar[str] = "attr"
     about: ClassVar[str] = "attributes (yes/no each)"
     options: ClassVar[tuple[str, ...]] = ("attrs", "balance", "groups")
+    weighs_images: ClassVar[bool] = True
     binary: ClassVar[bool] = True
     attrs: list[str] = field(default_factory=list)
     columns: list[int] = field(default_factory=list)
