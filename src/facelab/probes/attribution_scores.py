@@ -14,6 +14,7 @@ from ..data.regions import REGIONS, five_points, region_masks, region_of
 from ..data.synth import with_pose
 from ..errors import FacelabError
 from ..hardware import Runtime
+from ..progress import progress_bar
 from ..report.figures import bar_chart, image_grid
 from ..run import Run
 from .cam import METHODS, Target, chosen_precision, head_layer, overlay, with_last_layer_randomised
@@ -147,6 +148,30 @@ def landmark_regions(d: SplitData) -> dict[str, np.ndarray] | None:
     h, w = d.images.shape[1:3]
     per_image = [region_masks(five_points(p), (w, h)) for p in d.points]
     return {name: np.stack([m[name] for m in per_image]) for name in REGIONS}
+
+
+DETECT_AT = 250  # a face crop is scaled up to this side before the detector looks (HOG misses faces under ~80 px)
+
+
+def box_regions(d: SplitData, quiet: bool = True) -> dict[str, np.ndarray]:
+    """Face (the detector's box) and background (the rest) of each image, for images without landmarks; an image in
+    which no face is found has neither (all False: its share is left out)."""
+    from ..data.detect import face_detector
+
+    detector = face_detector("auto")
+    n, h, w = d.images.shape[:3]
+    face = np.zeros((n, h, w), bool)
+    found = np.zeros(n, bool)
+    with progress_bar("finding faces for the regions", n, quiet) as advance:
+        for i in range(n):
+            big = cv2.resize(d.images[i].numpy(), (DETECT_AT, DETECT_AT), interpolation=cv2.INTER_CUBIC)
+            faces = detector.find(big)
+            if faces:
+                x, y, bw, bh = (np.array(faces[0].box) * np.array([w, h, w, h]) / DETECT_AT).round().astype(int)
+                face[i, max(0, y) : y + bh, max(0, x) : x + bw] = True
+                found[i] = True
+            advance()
+    return {"face": face, "background": ~face & found[:, None, None]}
 
 
 def ground_truth(d: SplitData, output: int | None) -> GroundTruth:

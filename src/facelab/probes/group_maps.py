@@ -13,7 +13,7 @@ from ..data.regions import REGIONS
 from ..hardware import Runtime
 from ..report.figures import image_grid
 from ..run import Run
-from .attribution_scores import applicable_methods, energy_share, landmark_regions, mean_share
+from .attribution_scores import applicable_methods, box_regions, energy_share, landmark_regions, mean_share
 from .audit import group_columns, members
 from .cam import overlay
 from .explain import cam, maps_over
@@ -44,17 +44,20 @@ def evidence_by_group(
     quiet: bool = True,
     runtime: Runtime | None = None,
 ) -> dict:
-    """For everyone and each value of each ``by`` attribute: the mean share of the map's energy per face region
-    (when the images have landmarks) with a 95% bootstrap interval across faces (``shares``), a permutation test of
-    each region's share between the values of each attribute (``tests``), and a gallery row at ``path``: ``per_group``
-    maps, then the group's mean map."""
+    """For everyone and each value of each ``by`` attribute: the mean share of the map's energy per face region with
+    a 95% bootstrap interval across faces (``shares``; regions from the landmarks where the images have them, else face
+    and background from the face detector's box), a permutation test of each region's share between the values of each
+    attribute (``tests``), and a gallery row at ``path``: ``per_group`` maps, then the group's mean map."""
     d = load_split(Run.for_probes(run, runtime), spec, split, limit)
     _, method, norm = _maps(d, method, quiet)
     regions = landmark_regions(d)
     cols = group_columns(d, by)
     rows, tiles, captions = [], [], []
     blank = np.zeros_like(d.images[0].numpy())
-    per_face = None if regions is None else {r: energy_share(norm, regions[r]) for r in REGIONS}
+    boxes = box_regions(d, quiet) if regions is None else None
+    per_face = {r: energy_share(norm, m) for r, m in (regions or boxes).items()}
+    if boxes is not None:  # no face found: no region to share among
+        per_face = {r: np.where(boxes["background"].any((1, 2)) | boxes["face"].any((1, 2)), v, np.nan) for r, v in per_face.items()}
     for group in [{}] + [{name: v} for name in by for v in _values(cols[name])]:
         member = members(cols, group)
         if not member.any():
@@ -68,9 +71,13 @@ def evidence_by_group(
         tiles.append(overlay(mean_image, norm[member].mean(0).numpy()))
         captions.append(f"mean map, n={int(member.sum())}")
     image_grid(tiles, captions, path, cols=per_group + 1, colorbar=("viridis", f"{method} (normalised)"))
-    shares = [] if per_face is None else region_shares(per_face, cols, rows)
-    tests = [] if per_face is None else region_tests(per_face, cols, by)
-    return {"method": method, "split": split, "groups": rows, "shares": shares, "tests": tests}
+    source = (
+        "landmarks"
+        if regions is not None
+        else f"the face detector's box ({int(boxes['face'].any((1, 2)).sum())} of {len(norm)} faces found)"
+    )
+    return {"method": method, "split": split, "groups": rows, "shares": region_shares(per_face, cols, rows),
+            "tests": region_tests(per_face, cols, by), "regions_from": source}  # fmt: skip
 
 
 def _values(column: np.ndarray) -> list:

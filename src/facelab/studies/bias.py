@@ -137,7 +137,7 @@ def bias_study(
         "gap": gaps,
         "evidence": [{"run": name, **row} for name, ev in evidence.items() for row in ev["shares"]],
         "evidence_tests": [{"run": name, **t} for name, ev in evidence.items() for t in ev["tests"]],
-        "evidence_maps": {name: {k: ev[k] for k in ("method", "split", "groups")} for name, ev in evidence.items()},
+        "evidence_maps": {name: {k: ev[k] for k in ("method", "split", "groups", "regions_from")} for name, ev in evidence.items()},
         "ood": answers,
     }
     comparisons = _comparisons(summary)
@@ -306,6 +306,7 @@ def _evidence(rep: Report, summary: dict) -> None:
         rep.figure(f"evidence_{name}.png", f"{name} run: {ev['method']} maps per group, and each group's mean map")
         rows = [e for e in summary["evidence"] if e["run"] == name]
         if rows:
+            rep.paragraph(f"{name}: regions from {ev['regions_from']}.")
             rep.table(
                 ["group", "region", "share of the map's energy", "95% interval (bootstrap over faces)", "n"],
                 [[group_label(e["group"]) or "everyone", e["region"], e["share"], interval(*e["ci"]), e["n"]] for e in rows],
@@ -319,7 +320,7 @@ def _evidence(rep: Report, summary: dict) -> None:
                 "beyond chance (Bonferroni-corrected 0.05)."
             )
     if not summary["evidence"]:
-        rep.paragraph("No share per region: these images carry no landmarks to draw the regions from.")
+        rep.paragraph("No share per region: no face region could be drawn on these images (no landmarks, no face found).")
 
 
 def _difference_in_words(test: dict) -> str:
