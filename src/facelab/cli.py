@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
@@ -378,6 +379,12 @@ def _terminated(signum, frame):
 # typer carries its own click; its usage errors (an unknown option, "lots" for a number) are told by this class
 
 
+@functools.lru_cache(maxsize=1)
+def command_line():
+    """Every command, built once per process (a test calls :func:`main` hundreds of times)."""
+    return typer.main.get_command(app)
+
+
 def main() -> None:
     """Entry point: user errors (facelab's and the command line's own) become one line on stderr and exit status 2,
     never a traceback."""
@@ -388,7 +395,7 @@ def main() -> None:
 
         os.environ.setdefault("OMP_NUM_THREADS", str(thread_count()))  # read by torch when it loads
         signal.signal(signal.SIGTERM, _terminated)  # training installs its own, resumable handling
-        code = app(standalone_mode=False)
+        code = command_line()(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except USAGE_ERROR as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a group called bare: its help, as before
