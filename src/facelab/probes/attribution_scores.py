@@ -153,18 +153,30 @@ def landmark_regions(d: SplitData) -> dict[str, np.ndarray] | None:
 DETECT_AT = 250  # a face crop is scaled up to this side before the detector looks (HOG misses faces under ~80 px)
 
 
+_BOXES: dict[tuple, dict[str, np.ndarray]] = {}  # the last images' regions: a study's runs share their test faces
+
+
 def box_regions(d: SplitData, quiet: bool = True) -> dict[str, np.ndarray]:
     """Face (the detector's box) and background (the rest) of each image, for images without landmarks; an image in
-    which no face is found has neither (all False: its share is left out)."""
+    which no face is found has neither (all False: its share is left out). The same images (a study's several runs
+    on one test split) are searched once."""
+    key = (d.faceset.spec, d.rows.tobytes(), tuple(d.images.shape))
+    if key not in _BOXES:
+        _BOXES.clear()
+        _BOXES[key] = _face_and_background(d.images, quiet)
+    return _BOXES[key]
+
+
+def _face_and_background(images: torch.Tensor, quiet: bool) -> dict[str, np.ndarray]:
     from ..data.detect import face_detector
 
     detector = face_detector("auto")
-    n, h, w = d.images.shape[:3]
+    n, h, w = images.shape[:3]
     face = np.zeros((n, h, w), bool)
     found = np.zeros(n, bool)
     with progress_bar("finding faces for the regions", n, quiet) as advance:
         for i in range(n):
-            big = cv2.resize(d.images[i].numpy(), (DETECT_AT, DETECT_AT), interpolation=cv2.INTER_CUBIC)
+            big = cv2.resize(images[i].numpy(), (DETECT_AT, DETECT_AT), interpolation=cv2.INTER_CUBIC)
             faces = detector.find(big)
             if faces:
                 x, y, bw, bh = (np.array(faces[0].box) * np.array([w, h, w, h]) / DETECT_AT).round().astype(int)
