@@ -116,7 +116,7 @@ def example(line: str):
     """Give a command's --help one example, after its description (every command has one: a test walks them)."""
 
     def add(command):
-        command.__doc__ = f"{(command.__doc__ or '').rstrip()}\n\nExample: {line}"
+        command.__doc__ = f"{inspect.cleandoc(command.__doc__ or '')}\n\nExample: {line}"  # dedented: the example has no indent
         return command
 
     return add

@@ -121,7 +121,7 @@ def dream_cmd(
 
 
 @commands.command("edit")
-@example("facelab edit runs/smile synth:64#3 --attr Smiling --to 1 (or a set: runs/smile synth:400 --n 100 --attr Smiling)")
+@example("facelab edit runs/smile synth:64#3 --attr Smiling --to 1")
 @takes("seed", "quiet", "probe", "ascent")
 def edit_cmd(
     run: Path,
@@ -143,8 +143,10 @@ def edit_cmd(
     runtime=None,
     reg=None,
 ):
-    """Class-driven editing: move the image toward ATTR = TO; writes before/after/difference and the logit per step. With
-    --n, a set of faces: flip rate, FVA (dlib: still the same person), MNAC (other attributes changed), closeness."""
+    """Class-driven editing: move the image toward ATTR = TO; writes before/after/difference and the logit per step.
+
+    With --n, a set of faces scored as counterfactuals: flip rate, FVA (dlib: still the same person), MNAC (other
+    attributes changed, by --oracle), closeness (facelab edit runs/smile synth:400 --n 100 --attr Smiling)."""
     from .probes.dream import edit
 
     step = {"lr": lr} if lr is not None else {}  # one declaration of the default: the function's
@@ -229,8 +231,9 @@ def cam_score_cmd(
     quiet=False,
     runtime=None,
 ):
-    """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, randomised weights
-    and cascading randomisation (the top k layers re-initialised, each method's maps compared by rank correlation).
+    """Pointing game, energy in the true region, deletion/insertion AUC; beside a random map, the mean mask, randomised weights.
+
+    Cascading randomisation: the top k layers re-initialised, each method's maps compared with the trained ones by rank.
 
     Synthetic faces are drawn with pose=wide (moved, scaled, turned) unless the SPEC names a pose."""
     from .probes.attribution_scores import cam_score
