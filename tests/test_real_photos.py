@@ -234,3 +234,23 @@ def test_the_face_trained_reference_shows_the_inversion_effect_on_lfw():
     r = reference_for(sel, n_boot=300)
     assert r["n"] >= 40 and r["upright"] >= 0.6 and r["gap_ci"][0] > 0, r
     assert r["upright_ci"][0] <= r["upright"] <= r["upright_ci"][1] and r["chance"] == 0.1
+
+
+@pytest.mark.slow
+@needs_faces
+@pytest.mark.skipif(
+    not detect_mod.dlib_installed(), reason="the face regions of photos without landmarks come from dlib's HOG (facelab[faces])"
+)
+def test_photos_without_landmarks_get_face_and_background_from_the_detectors_box():
+    """UTKFace crops carry no landmarks: the bias study's evidence regions come from the face detector's box, found on
+    the crop scaled up (HOG misses faces of 64 px); the face sits in the middle of a centred crop."""
+    from facelab.data.cache import decode_item
+    from facelab.probes.attribution_scores import _face_and_background
+
+    fs = open_spec(f"utkface:{SHARED_FACES / 'utkface'}")
+    images = torch.from_numpy(np.stack([decode_item(fs, i, (64, 64), "center", 0.0)[0] for i in range(0, 200, 10)]))
+    regions = _face_and_background(images, quiet=True)
+    found = regions["face"].any((1, 2))
+    assert found.mean() >= 0.8, found.mean()  # 192 of 200 in the study's test split
+    assert regions["face"][found][:, 32, 32].all() and not (regions["face"] & regions["background"]).any()
+    assert not regions["background"][~found].any()  # no face found: no region at all, its share is left out
