@@ -39,6 +39,12 @@ def high_frequency_share(change: torch.Tensor) -> float | None:
     return float((change.float() - _blur(change[None].float(), HIGH_FREQUENCY_SIGMA)[0]).pow(2).sum()) / energy
 
 
+def amplified_change(change: np.ndarray) -> np.ndarray:
+    """An (H, W) map of |change| as an RGB picture scaled to its own maximum (the change itself is often too faint to see)."""
+    amplified = (np.clip(change / max(float(change.max()), 1e-12), 0, 1) * 255).astype(np.uint8)
+    return np.repeat(amplified[..., None], 3, axis=2)
+
+
 def change_by_mask(change: np.ndarray, mask: np.ndarray | None) -> tuple[float | None, float | None]:
     """Mean |change| per pixel inside and outside ``mask`` (None where the mask is unknown, empty or everything)."""
     if mask is None or not mask.any() or mask.all():

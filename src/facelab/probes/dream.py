@@ -11,7 +11,8 @@ from ..errors import FacelabError
 from ..hardware import Runtime
 from ..report.figures import image_grid, line_plot, map_grid, save_gif, save_png
 from .ascent import Ascent, Regularisers, ascend
-from .change import HIGH_FREQUENCY_SIGMA, change_by_mask, change_measures
+from .change import HIGH_FREQUENCY_SIGMA, amplified_change, change_by_mask, change_measures
+from .edit_set import edit_objective, edit_set
 from .layers import recorded, resolve_layer
 from .output import probe_folder, write_probe_output
 from .subject import named_probabilities, open_probe, pixels_to_uint8
@@ -195,22 +196,14 @@ def edit(
     ``image`` is a data SPEC and ``n`` of its ``split`` faces are edited and scored as a set
     (:func:`facelab.probes.edit_set.edit_set`: flip rate, FVA, MNAC with ``oracle``, closeness)."""
     if n is not None:
-        from .edit_set import edit_set
-
         if "#" in image:
             raise FacelabError(f"{image}: --n edits a set of faces; give the SPEC without #ITEM (or leave out --n for one face)")
         return edit_set(run, image, attr=attr, to=to, n=n, oracle=oracle, split=split, steps=steps, lr=lr, reg=reg, seed=seed,
                         out=out, quiet=quiet, runtime=runtime)  # fmt: skip
     opened, subject = open_probe(run, image, runtime)
-    opened.require("binary", "edit")
-    model, names, normalise = opened.model, opened.outputs, opened.contract.normalise
-    if attr not in names:
-        raise FacelabError(f"--attr {attr!r}: the run predicts {', '.join(names)}")
-    if to not in (0, 1):
-        raise FacelabError(f"--to {to}: use 0 or 1")
+    k, sign, f = edit_objective(opened, attr, to)
+    model, normalise = opened.model, opened.contract.normalise
     folder = probe_folder(out, run, "edit")
-    k, sign = names.index(attr), 1.0 if to == 1 else -1.0
-    f = lambda pixels: sign * model(normalise(pixels))[:, k].float()  # noqa: E731
     start = opened.contract.pixels(subject.image)
     reg = reg or Regularisers()
     result = ascend(f, start, steps, lr, reg, seed, quiet, "edit")
@@ -244,8 +237,7 @@ def edit(
 
 def _edit_figures(folder, subject, start, result: Ascent, sign, attr, change) -> list[tuple[str, str]]:
     before, after = pixels_to_uint8(start), pixels_to_uint8(result.pixels)
-    amplified = (np.clip(change / max(float(change.max()), 1e-12), 0, 1) * 255).astype(np.uint8)
-    diff = np.repeat(amplified[..., None], 3, axis=2)
+    diff = amplified_change(change)
     panels, captions = [before, after, diff], ["before", "after", "|change|, amplified"]
     mask = subject.mask(attr)
     if mask is not None:

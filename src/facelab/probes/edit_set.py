@@ -6,6 +6,7 @@ classifier (MNAC), and how close it stays (L1, SSIM, the high-frequency share of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -20,7 +21,7 @@ from ..progress import progress_bar
 from ..report.figures import image_grid
 from ..run import Run
 from .ascent import Regularisers, ascend, pixels_to_uint8
-from .change import change_measures
+from .change import amplified_change, change_measures
 from .output import probe_folder, write_probe_output
 from .split_data import load_split
 from .stats import wilson_ci
@@ -50,17 +51,15 @@ def edit_set(
 ) -> dict:
     """Edit ``n`` faces of ``split`` that do not show ``attr`` = ``to`` toward it and score the edits as a set;
     ``oracle``: a run predicting several attributes that judges which other attributes changed (default: the run
-    itself when it predicts several). Writes summary.json, faces.csv, a contact sheet and report.html."""
+    itself when it predicts several). Writes summary.json (one entry per face under ``faces``), a contact sheet and
+    report.html."""
     opened = Run.for_probes(run, runtime)
-    opened.require("binary", "edit")
-    if attr not in opened.outputs:
-        raise FacelabError(f"--attr {attr!r}: the run predicts {', '.join(opened.outputs)}")
+    k, _, objective = edit_objective(opened, attr, to)
     judge = Run.for_probes(oracle, runtime) if oracle else (opened if len(opened.outputs) > 1 else None)
     folder = probe_folder(out, opened, "edit_set")
     reg = reg or Regularisers()
-    k = opened.outputs.index(attr)
     start, names = _faces_without(opened, spec, split, k, to, n)
-    edited, p_before, p_after = _edited(opened, start, k, to, steps, lr, reg, seed, quiet)
+    edited, p_before, p_after = _edited(opened, start, k, objective, steps, lr, reg, seed, quiet)
     faces = [
         {"image": name, "prob_before": b, "prob_after": a, "flipped": bool((a >= 0.5) == bool(to))} | _closeness(s, e, reg)
         for name, s, e, b, a in zip(names, start, edited, p_before, p_after)
@@ -75,6 +74,18 @@ def edit_set(
     return write_probe_output(folder, f"facelab edit: {attr} -> {to} on {len(faces)} faces", summary, figures, _facts(summary))
 
 
+def edit_objective(opened: Run, attr: str, to: int) -> tuple[int, float, Callable[[torch.Tensor], torch.Tensor]]:
+    """What an edit toward ``attr`` = ``to`` climbs: (the attribute's output, +1 or -1, the signed logit of [0, 1]
+    pixels), after checking the run predicts the attribute."""
+    opened.require("binary", "edit")
+    if attr not in opened.outputs:
+        raise FacelabError(f"--attr {attr!r}: the run predicts {', '.join(opened.outputs)}")
+    if to not in (0, 1):
+        raise FacelabError(f"--to {to}: use 0 or 1")
+    k, sign, model, normalise = opened.outputs.index(attr), 1.0 if to == 1 else -1.0, opened.model, opened.contract.normalise
+    return k, sign, lambda pixels: sign * model(normalise(pixels))[:, k].float()
+
+
 def _faces_without(opened: Run, spec, split: str, k: int, to: int, n: int) -> tuple[torch.Tensor, list[str]]:
     """The first ``n`` faces of the split whose label is not ``to``, as [0, 1] pixels (B, C, H, W), and their names."""
     d = load_split(opened, spec, split, max(4 * n, 512))
@@ -86,10 +97,10 @@ def _faces_without(opened: Run, spec, split: str, k: int, to: int, n: int) -> tu
     return pixels.float(), [d.faceset.names[int(d.rows[i])] for i in chosen]
 
 
-def _edited(opened: Run, start, k: int, to: int, steps, lr, reg, seed, quiet) -> tuple[torch.Tensor, list[float], list[float]]:
-    """The faces moved toward ``attr`` = ``to`` (chunks of CHUNK, each its own ascent), and P(attr) before and after."""
-    model, normalise, sign = opened.model, opened.contract.normalise, 1.0 if to == 1 else -1.0
-    objective = lambda pixels: sign * model(normalise(pixels))[:, k].float()  # noqa: E731
+def _edited(opened: Run, start, k: int, objective, steps, lr, reg, seed, quiet) -> tuple[torch.Tensor, list[float], list[float]]:
+    """The faces moved up ``objective`` (:func:`edit_objective`; chunks of CHUNK, each its own ascent), and P(attr)
+    before and after."""
+    model, normalise = opened.model, opened.contract.normalise
     parts = []
     with progress_bar("editing faces", len(start), quiet) as advance:
         for first in range(0, len(start), CHUNK):
@@ -210,10 +221,8 @@ def _contact_sheet(folder: Path, start, edited, faces) -> tuple[str, str]:
     tiles, captions = [], []
     for i in range(min(SHEET, len(faces))):
         before, after = pixels_to_uint8(start[i : i + 1]), pixels_to_uint8(edited[i : i + 1])
-        change = np.abs(after.astype(float) - before.astype(float)).mean(2)
-        diff = (np.clip(change / max(change.max(), 1e-9), 0, 1) * 255).astype(np.uint8)
         f = faces[i]
-        tiles += [before, after, np.repeat(diff[..., None], 3, 2)]
+        tiles += [before, after, amplified_change(np.abs(after.astype(float) - before.astype(float)).mean(2))]
         captions += [f"P {f['prob_before']:.2f}", f"P {f['prob_after']:.2f}" + (" flipped" if f["flipped"] else ""), "|change|, amplified"]
     image_grid(tiles, captions, folder / "contact_sheet.png", cols=3)
     return "contact_sheet.png", "start, edited and the change (amplified) of the first faces"

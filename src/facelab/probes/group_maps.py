@@ -13,7 +13,7 @@ from ..data.regions import REGIONS
 from ..hardware import Runtime
 from ..report.figures import image_grid
 from ..run import Run
-from .attribution_scores import applicable_methods, box_regions, energy_share, landmark_regions, mean_share
+from .attribution_scores import applicable_methods, box_regions, energy_share, landmark_regions
 from .audit import group_columns, members
 from .cam import overlay
 from .explain import cam, maps_over
@@ -62,7 +62,7 @@ def evidence_by_group(
         member = members(cols, group)
         if not member.any():
             continue
-        energy = None if regions is None else {r: mean_share(norm[member], regions[r][member]) for r in REGIONS}
+        energy = None if regions is None else {r: _mean_or_none(per_face[r][member]) for r in REGIONS}
         rows.append({"group": group, "n": int(member.sum()), "energy_by_region": energy})
         shown = np.flatnonzero(member)[:per_group]
         tiles += [overlay(d.images[i].numpy(), norm[i].numpy()) for i in shown] + [blank] * (per_group - len(shown))
@@ -78,6 +78,11 @@ def evidence_by_group(
     )
     return {"method": method, "split": split, "groups": rows, "shares": region_shares(per_face, cols, rows),
             "tests": region_tests(per_face, cols, by), "regions_from": source}  # fmt: skip
+
+
+def _mean_or_none(shares: np.ndarray) -> float | None:
+    """The mean share over the maps that have any energy (None when none has), as ``mean_share`` gives it."""
+    return None if np.isnan(shares).all() else float(np.nanmean(shares))
 
 
 def _values(column: np.ndarray) -> list:
