@@ -37,6 +37,22 @@ def test_edits_over_a_set_are_scored_as_counterfactuals_are(smiling_run, tmp_pat
         facelab.edit(smiling_run, "synth:400#3", "Smiling", n=5, out=tmp_path / "bad")
 
 
+def test_dreams_over_a_set_are_scored_like_edits(smiling_run, tmp_path):
+    """facelab dream RUN SPEC --layer L --n N: the whole layer dreamed from N faces; the objective rises on each, and
+    identity (FVA) and closeness are scored as for edits, one entry per face."""
+    s = facelab.dream(smiling_run, "synth:400", "3", objective="square", n=6, steps=15, out=tmp_path / "dreams")
+    assert s == json.loads((tmp_path / "dreams" / "summary.json").read_text())
+    contract = {"n", "fva", "fva_ci", "fva_not_found", "ssim_median", "l1_median", "hf_share_median", "gain_median", "budget", "faces"}
+    assert contract <= set(s) and s["n"] == len(s["faces"]) == 6 and s["index"] == 3 and s["objective"] == "square"
+    assert all(f["objective_final"] > f["objective_initial"] > 0 for f in s["faces"]) and s["gain_median"] > 1
+    found = [f for f in s["faces"] if f["same_person"] is not None]
+    assert len(found) + len(s["fva_not_found"]) == 6 and (s["fva"] is None or s["fva_ci"][0] <= s["fva"] <= s["fva_ci"][1])
+    assert all(0 < f["ssim"] < 1 and 0 <= f["hf_share"] <= 1 for f in s["faces"]) and s["budget"]["steps"] == 15
+    assert (tmp_path / "dreams" / "contact_sheet.png").exists() and "FVA" in (tmp_path / "dreams" / "report.html").read_text()
+    with pytest.raises(FacelabError, match="give the SPEC without #ITEM"):
+        facelab.dream(smiling_run, "synth:400#3", "3", n=5, out=tmp_path / "bad")
+
+
 @pytest.mark.slow
 def test_layers_lists_the_conv_stack(smiling_run):
     rows = facelab.layers(smiling_run)

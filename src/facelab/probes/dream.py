@@ -24,8 +24,9 @@ OBJECTIVES = {
 }
 
 
-def channel_objective(run, layer, objective: str, channels: torch.Tensor):
-    """f(pixels) -> (B,): item k's objective on its own channel ``channels[k]`` of ``layer``'s output."""
+def channel_objective(run, layer, objective: str, channels: torch.Tensor | None = None):
+    """f(pixels) -> (B,): item k's objective on its own channel ``channels[k]`` of ``layer``'s output, or, without
+    ``channels``, each item's objective summed over every channel (a dream of the whole layer)."""
     if objective not in OBJECTIVES:
         raise FacelabError(f"--objective {objective!r}: use sum, square or abs")
     reduce = OBJECTIVES[objective]
@@ -34,7 +35,7 @@ def channel_objective(run, layer, objective: str, channels: torch.Tensor):
         with recorded({"layer": layer.module}) as outs:
             run.model(run.contract.normalise(pixels))
         act = outs["layer"].float()
-        return reduce(act[torch.arange(len(channels)), channels])
+        return reduce(act).sum(1) if channels is None else reduce(act[torch.arange(len(channels)), channels])
 
     return f
 
@@ -53,8 +54,18 @@ def dream(
     out: str | Path | None = None,
     quiet: bool = True,
     runtime: Runtime | None = None,
+    n: int | None = None,
+    split: str = "test",
 ) -> dict:
-    """Gradient ascent on the photo to increase one channel's output (or every channel's, ``channel="all"``)."""
+    """Gradient ascent on the photo to increase one channel's output (or every channel's, ``channel="all"``). With
+    ``n``, ``image`` is a data SPEC and the whole layer is dreamed from ``n`` of its ``split`` faces, scored as a set
+    (:func:`facelab.probes.dream_set.dream_set`: FVA, closeness, high-frequency share)."""
+    if n is not None:
+        from .dream_set import dream_set
+
+        _one_spec(image)
+        return dream_set(run, image, layer=layer, objective=objective, n=n, split=split, steps=steps, lr=lr, reg=reg, seed=seed,
+                         out=out, quiet=quiet, runtime=runtime)  # fmt: skip
     opened, subject = open_probe(run, image, runtime)
     model = opened.model
     folder = probe_folder(out, run, "dream")
@@ -196,8 +207,7 @@ def edit(
     ``image`` is a data SPEC and ``n`` of its ``split`` faces are edited and scored as a set
     (:func:`facelab.probes.edit_set.edit_set`: flip rate, FVA, MNAC with ``oracle``, closeness)."""
     if n is not None:
-        if "#" in image:
-            raise FacelabError(f"{image}: --n edits a set of faces; give the SPEC without #ITEM (or leave out --n for one face)")
+        _one_spec(image)
         return edit_set(run, image, attr=attr, to=to, n=n, oracle=oracle, split=split, steps=steps, lr=lr, reg=reg, seed=seed,
                         out=out, quiet=quiet, runtime=runtime)  # fmt: skip
     opened, subject = open_probe(run, image, runtime)
@@ -255,3 +265,8 @@ def _eroded(mask: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def _one_spec(image: str) -> None:
+    if "#" in image:
+        raise FacelabError(f"{image}: --n changes a set of faces; give the SPEC without #ITEM (or leave out --n for one face)")

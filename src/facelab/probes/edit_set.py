@@ -58,19 +58,23 @@ def edit_set(
     judge = Run.for_probes(oracle, runtime) if oracle else (opened if len(opened.outputs) > 1 else None)
     folder = probe_folder(out, opened, "edit_set")
     reg = reg or Regularisers()
-    start, names = _faces_without(opened, spec, split, k, to, n)
-    edited, p_before, p_after = _edited(opened, start, k, objective, steps, lr, reg, seed, quiet)
+    start, names = faces_of(opened, spec, split, n, lambda d: d.labels(k) != to, f"lacks {attr} = {to}")
+    edited = ascended_set(objective, start, steps, lr, reg, seed, "editing faces", quiet)
+    p_before, p_after = (_probabilities(opened, k, x) for x in (start, edited))
     faces = [
-        {"image": name, "prob_before": b, "prob_after": a, "flipped": bool((a >= 0.5) == bool(to))} | _closeness(s, e, reg)
-        for name, s, e, b, a in zip(names, start, edited, p_before, p_after)
+        {"image": name, "prob_before": b, "prob_after": a, "flipped": bool((a >= 0.5) == bool(to))}
+        for name, b, a in zip(names, p_before, p_after)
     ]
-    identity = _same_person(start, edited, quiet)
+    scores = set_scores(faces, start, edited, reg, quiet)
     others = _other_attributes_flipped(judge, attr, start, edited) if judge is not None else None
     for i, face in enumerate(faces):
-        face["descriptor_distance"], face["same_person"] = identity["distance"][i], identity["same"][i]
         face["other_attributes_flipped"] = None if others is None else int(others[i])
-    summary = _summary(faces, identity, others, judge, oracle, attr, to, steps, lr, reg, start)
-    figures = [_contact_sheet(folder, start, edited, faces)]
+    flips = sum(f["flipped"] for f in faces)
+    summary = {"n": len(faces), "attr": attr, "to": to, "flip_rate": flips / len(faces), "flip_rate_ci": wilson_ci(flips, len(faces))}
+    summary |= scores | _mnac(others, judge, oracle, attr)
+    summary |= {"budget": budget(reg, start, steps, lr, f"{'+' if to else '-'}logit of {attr}"), "faces": faces}
+    captions = [(f"P {f['prob_before']:.2f}", f"P {f['prob_after']:.2f}" + (" flipped" if f["flipped"] else "")) for f in faces]
+    figures = [contact_sheet(folder, start, edited, captions)]
     return write_probe_output(folder, f"facelab edit: {attr} -> {to} on {len(faces)} faces", summary, figures, _facts(summary))
 
 
@@ -86,30 +90,58 @@ def edit_objective(opened: Run, attr: str, to: int) -> tuple[int, float, Callabl
     return k, sign, lambda pixels: sign * model(normalise(pixels))[:, k].float()
 
 
-def _faces_without(opened: Run, spec, split: str, k: int, to: int, n: int) -> tuple[torch.Tensor, list[str]]:
-    """The first ``n`` faces of the split whose label is not ``to``, as [0, 1] pixels (B, C, H, W), and their names."""
+def faces_of(opened: Run, spec, split: str, n: int, keep: Callable, wanted: str = "") -> tuple[torch.Tensor, list[str]]:
+    """The first ``n`` faces of the split that ``keep(split_data)`` marks, as [0, 1] pixels (B, C, H, W), and their
+    names; ``wanted`` says in the error what the kept faces were to show."""
     d = load_split(opened, spec, split, max(4 * n, 512))
-    chosen = np.flatnonzero(d.labels(k) != to)[:n]
+    chosen = np.flatnonzero(keep(d))[:n]
     if len(chosen) == 0:
-        raise FacelabError(f"no {split} face of {spec or opened.cfg.spec} lacks {opened.outputs[k]} = {to}: nothing to edit")
+        raise FacelabError(f"no {split} face of {spec or opened.cfg.spec} {wanted}: nothing to edit".replace("  ", " "))
     contract = opened.contract
     pixels = contract.to_input(d.images[chosen]) * contract.std + contract.mean
     return pixels.float(), [d.faceset.names[int(d.rows[i])] for i in chosen]
 
 
-def _edited(opened: Run, start, k: int, objective, steps, lr, reg, seed, quiet) -> tuple[torch.Tensor, list[float], list[float]]:
-    """The faces moved up ``objective`` (:func:`edit_objective`; chunks of CHUNK, each its own ascent), and P(attr)
-    before and after."""
-    model, normalise = opened.model, opened.contract.normalise
+def ascended_set(objective, start: torch.Tensor, steps: int, lr: float, reg: Regularisers, seed: int, what: str, quiet: bool):
+    """The faces (a tensor) moved up ``objective`` (chunks of CHUNK, each its own ascent)."""
     parts = []
-    with progress_bar("editing faces", len(start), quiet) as advance:
+    with progress_bar(what, len(start), quiet) as advance:
         for first in range(0, len(start), CHUNK):
             parts.append(ascend(objective, start[first : first + CHUNK], steps, lr, reg, seed + first).pixels)
             advance(len(parts[-1]))
-    edited = torch.cat(parts)
+    return torch.cat(parts)
+
+
+def _probabilities(opened: Run, k: int, pixels: torch.Tensor) -> list[float]:
     with torch.no_grad():
-        prob = lambda x: opened.task.probabilities(model(normalise(x)))[:, k].float().tolist()  # noqa: E731
-        return edited, prob(start), prob(edited)
+        return opened.task.probabilities(opened.model(opened.contract.normalise(pixels)))[:, k].float().tolist()
+
+
+def set_scores(faces: list[dict], start: torch.Tensor, edited: torch.Tensor, reg: Regularisers, quiet: bool) -> dict:
+    """What every change over a set is scored by, whatever moved it: each face's closeness to its start and whether
+    dlib still takes it for the same person (added to its entry in ``faces``), and the set's FVA with Wilson's
+    interval and the medians of closeness."""
+    identity = _same_person(start, edited, quiet)
+    for i, face in enumerate(faces):
+        face |= _closeness(start[i], edited[i], reg)
+        face["descriptor_distance"], face["same_person"] = identity["distance"][i], identity["same"][i]
+    judged = [f["same_person"] for f in faces if f["same_person"] is not None]
+    median = lambda key: float(np.median([f[key] for f in faces if f[key] is not None])) if any(f[key] is not None for f in faces) else None  # noqa: E731
+    return {
+        "fva": sum(judged) / len(judged) if judged else None,
+        "fva_ci": wilson_ci(sum(judged), len(judged)) if judged else [None, None],
+        "fva_not_found": [faces[i]["image"] for i in identity["not_found"]],
+        "fva_threshold": SAME_PERSON,
+        "fva_network": "dlib_face_recognition_resnet_model_v1" if identity["available"] else None,
+        "ssim_median": median("ssim"),
+        "l1_median": median("l1"),
+        "hf_share_median": median("hf_share"),
+    }
+
+
+def budget(reg: Regularisers, start: torch.Tensor, steps: int, lr: float, objective: str) -> dict:
+    """The ascent as a summary records it: norm, budget, steps, step size and what it climbed."""
+    return {"norm": reg.budget_norm, "eps": reg.eps(start.shape[1:]), "steps": steps, "lr": lr, "objective": objective}
 
 
 def _closeness(start: torch.Tensor, edited: torch.Tensor, reg: Regularisers) -> dict:
@@ -183,61 +215,50 @@ def _oracle_accuracy(judge: Run, attr: str) -> float | None:
     return float(np.mean(judged)) if judged else None
 
 
-def _summary(faces, identity, others, judge, oracle, attr, to, steps, lr, reg, start) -> dict:
-    n = len(faces)
-    flips = sum(f["flipped"] for f in faces)
-    judged = [f["same_person"] for f in faces if f["same_person"] is not None]
-    median = lambda key: float(np.median([f[key] for f in faces if f[key] is not None])) if any(f[key] is not None for f in faces) else None  # noqa: E731
+def _mnac(others: np.ndarray | None, judge: Run | None, oracle, attr: str) -> dict:
     return {
-        "n": n,
-        "attr": attr,
-        "to": to,
-        "flip_rate": flips / n,
-        "flip_rate_ci": wilson_ci(flips, n),
-        "fva": sum(judged) / len(judged) if judged else None,
-        "fva_ci": wilson_ci(sum(judged), len(judged)) if judged else [None, None],
-        "fva_not_found": [faces[i]["image"] for i in identity["not_found"]],
-        "fva_threshold": SAME_PERSON,
-        "fva_network": "dlib_face_recognition_resnet_model_v1" if identity["available"] else None,
         "mnac": None if others is None else float(np.mean(others)),
         "mnac_distribution": None if others is None else {str(int(v)): int(c) for v, c in zip(*np.unique(others, return_counts=True))},
         "mnac_oracle": None if judge is None else str(oracle or judge.path),
         "mnac_oracle_accuracy": None if judge is None else _oracle_accuracy(judge, attr),
-        "ssim_median": median("ssim"),
-        "l1_median": median("l1"),
-        "hf_share_median": median("hf_share"),
-        "budget": {
-            "norm": reg.budget_norm,
-            "eps": reg.eps(start.shape[1:]),
-            "steps": steps,
-            "lr": lr,
-            "objective": f"{'+' if to else '-'}logit of {attr}",
-        },
-        "faces": faces,
     }
 
 
-def _contact_sheet(folder: Path, start, edited, faces) -> tuple[str, str]:
-    tiles, captions = [], []
-    for i in range(min(SHEET, len(faces))):
+def contact_sheet(folder: Path, start: torch.Tensor, edited: torch.Tensor, captions: list[tuple[str, str]]) -> tuple[str, str]:
+    """The first SHEET faces: start, changed and the change amplified, captioned (start, changed) by ``captions``."""
+    tiles, shown = [], []
+    for i in range(min(SHEET, len(start))):
         before, after = pixels_to_uint8(start[i : i + 1]), pixels_to_uint8(edited[i : i + 1])
-        f = faces[i]
         tiles += [before, after, amplified_change(np.abs(after.astype(float) - before.astype(float)).mean(2))]
-        captions += [f"P {f['prob_before']:.2f}", f"P {f['prob_after']:.2f}" + (" flipped" if f["flipped"] else ""), "|change|, amplified"]
-    image_grid(tiles, captions, folder / "contact_sheet.png", cols=3)
-    return "contact_sheet.png", "start, edited and the change (amplified) of the first faces"
+        shown += [*captions[i], "|change|, amplified"]
+    image_grid(tiles, shown, folder / "contact_sheet.png", cols=3)
+    return "contact_sheet.png", "start, changed and the change (amplified) of the first faces"
 
 
 def _facts(s: dict) -> list[list]:
-    ci = lambda lo_hi: "" if lo_hi[0] is None else f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"  # noqa: E731
-    shown = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     return [
         ["faces edited (not showing the target value)", s["n"]],
-        ["flip rate (the classifier now says the target value)", shown(s["flip_rate"]) + ci(s["flip_rate_ci"])],
-        [f"FVA (dlib: same person, distance < {s['fva_threshold']})", shown(s["fva"]) + ci(s["fva_ci"])],
-        ["faces dlib found no face in (left out of FVA)", len(s["fva_not_found"])],
-        ["MNAC (other attributes flipped, by the oracle)", shown(s["mnac"])],
-        ["oracle's validation accuracy on those attributes", shown(s["mnac_oracle_accuracy"])],
-        ["median SSIM / L1 / high-frequency share", f"{shown(s['ssim_median'])} / {shown(s['l1_median'])} / {shown(s['hf_share_median'])}"],
-        ["budget", f"{s['budget']['norm']} {shown(s['budget']['eps'])}, {s['budget']['steps']} steps, {s['budget']['objective']}"],
+        ["flip rate (the classifier now says the target value)", _shown(s["flip_rate"]) + _ci(s["flip_rate_ci"])],
+        ["MNAC (other attributes flipped, by the oracle)", _shown(s["mnac"])],
+        ["oracle's validation accuracy on those attributes", _shown(s["mnac_oracle_accuracy"])],
+        *score_facts(s),
     ]
+
+
+def score_facts(s: dict) -> list[list]:
+    """The rows of :func:`set_scores`'s figures and the budget, for a set's report."""
+    closeness = " / ".join(_shown(s[k]) for k in ("ssim_median", "l1_median", "hf_share_median"))
+    return [
+        [f"FVA (dlib: same person, distance < {s['fva_threshold']})", _shown(s["fva"]) + _ci(s["fva_ci"])],
+        ["faces dlib found no face in (left out of FVA)", len(s["fva_not_found"])],
+        ["median SSIM / L1 / high-frequency share", closeness],
+        ["budget", f"{s['budget']['norm']} {_shown(s['budget']['eps'])}, {s['budget']['steps']} steps, {s['budget']['objective']}"],
+    ]
+
+
+def _shown(v) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _ci(lo_hi) -> str:
+    return "" if lo_hi[0] is None else f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"

@@ -52,13 +52,14 @@ class Plan:
     data: object = None  # the opened SPEC (a FaceSet), for the studies' own checks of what it holds
     runtime: Runtime | None = None  # where the study trains (its precision and device as asked) and probes
 
-    def check_chance(self, name: str, run_summary: dict) -> None:
+    def check_chance(self, name: str, run_summary: dict) -> list[str]:
         """Warn when a trained run answers at chance level: its figures, maps and audits then explain a guess (and, for
-        a robust run, why that happens and what to do)."""
+        a robust run, why that happens and what to do). Returns the warnings (none: the run learned)."""
         from ..report.run_report import run_warnings
 
-        lines = run_warnings(run_summary)
-        self.warnings += [f"{name} run: {line.removeprefix('WARNING: ').removeprefix('NOTE: ')}" for line in lines]
+        lines = [f"{name} run: {line.removeprefix('WARNING: ').removeprefix('NOTE: ')}" for line in run_warnings(run_summary)]
+        self.warnings += lines
+        return lines
 
     @classmethod
     def of(cls, protocol: Protocol, spec: str | None, options: dict, runtime: Runtime | None = None) -> "Plan":

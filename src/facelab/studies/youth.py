@@ -74,7 +74,8 @@ YOUTH = Protocol(
         "after 10 epochs: test accuracy 0.665, balanced 0.51; at 0.05, 0.785)",
         "robust_epochs": "facelab's choice: the robust network's own passes, fine-tuning the plain one (on UTKFace, 5 left it "
         "at the majority answer on validation, 0.685 against 0.665; 10 reached 0.765, test 0.775 [0.712, 0.827])",
-        "edit_n": "facelab's choice: the young test faces each network's edit toward older is scored on as a set (flip rate, FVA)",
+        "edit_n": "facelab's choice: the young test faces each network's edit toward older is scored on as a set (flip rate, FVA), "
+        "and the test faces each network's dream of the dream layer is (FVA, high-frequency share)",
         "robust_start": "facelab's choice: plain (the robust network starts from the plain network's weights, as robust "
         "fine-tuning does; from scratch it stayed at the majority answer on synthetic faces and learned slowly on UTKFace) "
         "or scratch",
@@ -176,11 +177,15 @@ def youth_study(
         "layers": n_layers,
         "recorded": inside["recorded"],
         "counterfactual": _counterfactual(run, plan, folder / "edit_set", steps, seed, quiet),
+        "dream_set": _dreams_of_set(run, plan, folder / "dream_set", steps, seed, quiet),
         "robust": None,
     }
     if s["robust"]:
         summary["robust"] = _robust_beside(plan, cfg, starts, photo, folder, steps, seed, quiet, inside)
     return write_study(folder, plan, summary, _comparisons(summary, s["target"]), lambda rep: _sections(rep, summary, inside))
+
+
+SET_KEYS = ("n", "fva", "fva_ci", "fva_not_found", "ssim_median", "l1_median", "hf_share_median", "budget")
 
 
 def _counterfactual(run: Run, plan: Plan, folder: Path, steps: int, seed: int, quiet: bool) -> dict:
@@ -191,20 +196,17 @@ def _counterfactual(run: Run, plan: Plan, folder: Path, steps: int, seed: int, q
     target = plan.settings["target"]
     s = edit_set(run, plan.spec, attr=target, to=0, n=int(plan.settings["edit_n"]), steps=steps, seed=seed, out=folder, quiet=quiet,
                  runtime=plan.runtime)  # fmt: skip
-    kept = (
-        "n",
-        "flip_rate",
-        "flip_rate_ci",
-        "fva",
-        "fva_ci",
-        "fva_not_found",
-        "mnac",
-        "ssim_median",
-        "l1_median",
-        "hf_share_median",
-        "budget",
-    )
-    return {k: s[k] for k in kept} | {"folder": folder.name}
+    return {k: s[k] for k in (*SET_KEYS, "flip_rate", "flip_rate_ci", "mnac")} | {"folder": folder.name}
+
+
+def _dreams_of_set(run: Run, plan: Plan, folder: Path, steps: int, seed: int, quiet: bool) -> dict:
+    """The square objective's dream of the dream layer from as many test faces as the edits are scored on
+    (:func:`facelab.probes.dream_set.dream_set`): still the same person? how much of the change is fine noise?"""
+    from ..probes.dream_set import dream_set
+
+    s = dream_set(run, plan.spec, layer=plan.settings["dream_layer"], objective="square", n=int(plan.settings["edit_n"]), steps=steps,
+                  seed=seed, out=folder, quiet=quiet, runtime=plan.runtime)  # fmt: skip
+    return {k: s[k] for k in (*SET_KEYS, "gain_median")} | {"folder": folder.name}
 
 
 def _test_accuracy(audited: dict) -> dict:
@@ -253,16 +255,11 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
         cfg, out=str(folder / "robust"), lr=float(s["robust_lr"]), epochs=int(s["robust_epochs"]), weights=start, **adversarial
     )
     summary = trained(robust_cfg, quiet, plan.runtime)
-    plan.check_chance("the robust", summary)
+    at_chance = plan.check_chance("the robust", summary)
     run = Run.for_probes(folder / "robust", plan.runtime)
     seconds = RunFolder(run.path).read_metrics()[-1]["time_s"]  # as the run recorded it, also when a finished run is reused
     audited = audit(run, by=[s["target"]], out=run.path / "audit", runtime=plan.runtime)
-    edits = _age_edits(run, starts, s["target"], folder, "robust_edit", steps, seed, quiet, plan.runtime)
-    dreamed = dream(run, photo, s["dream_layer"], "all", "square", steps=steps, seed=seed, out=folder / "robust_dream_square",
-                    quiet=quiet, runtime=plan.runtime)  # fmt: skip
-    _side_by_side_edits(folder, edits)
-    _side_by_side_dreams(folder, plain["dream"]["square"], dreamed)
-    return {
+    made = {
         "final": summary["final"],
         "folder": "robust",
         "budget": {"norm": "l2", "eps": robust_cfg.robust, "steps": robust_cfg.robust_steps},
@@ -270,9 +267,21 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
         "epochs": robust_cfg.epochs,
         "train_seconds": round(seconds, 1),
         "test_accuracy": _test_accuracy(audited),
+        "at_chance": bool(at_chance),
+    }
+    if at_chance:  # its edits and dreams would show what a guess climbs, not what the network learned
+        plan.warnings.append("the robust run: no edits or dreams of it are shown, as it answers at chance (see above)")
+        return made | {"edit": None, "dream": None, "counterfactual": None, "dream_set": None}
+    edits = _age_edits(run, starts, s["target"], folder, "robust_edit", steps, seed, quiet, plan.runtime)
+    dreamed = dream(run, photo, s["dream_layer"], "all", "square", steps=steps, seed=seed, out=folder / "robust_dream_square",
+                    quiet=quiet, runtime=plan.runtime)  # fmt: skip
+    _side_by_side_edits(folder, edits)
+    _side_by_side_dreams(folder, plain["dream"]["square"], dreamed)
+    return made | {
         "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in edits.items()},
         "dream": {"square": {k: dreamed[k] for k in ("layer", "objective_initial", "objective_final", "ssim", "high_frequency_share")}},
         "counterfactual": _counterfactual(run, plan, folder / "robust_edit_set", steps, seed, quiet),
+        "dream_set": _dreams_of_set(run, plan, folder / "robust_dream_set", steps, seed, quiet),
     }
 
 
@@ -388,16 +397,26 @@ def _comparisons(summary: dict, target: str) -> list[Comparison]:
     if summary["robust"]:
         r = summary["robust"]["test_accuracy"]
         rows.append(Comparison(f"robust network: test accuracy (n={r['n']})", "not in the study", r["accuracy"], tuple(r["accuracy_ci"])))
-    networks = [("plain", summary["counterfactual"])] + ([("robust", summary["robust"]["counterfactual"])] if summary["robust"] else [])
-    for which, cf in networks:
+    for which, net in _shown_networks(summary):
+        cf = net["counterfactual"]
         flips = f"{which}: edits of young faces toward older that flip the network (n={cf['n']})"
         rows.append(Comparison(flips, "not published", cf["flip_rate"], tuple(cf["flip_rate_ci"])))
-        judged = cf["n"] - len(cf["fva_not_found"])
-        if cf["fva"] is not None:
-            rows.append(Comparison(f"{which}: edits dlib still takes for the same person (FVA, n={judged})", "not published", cf["fva"],
-                                   tuple(cf["fva_ci"])))  # fmt: skip
-        rows.append(Comparison(f"{which}: median SSIM of the edit to its start (n={cf['n']})", "not published", cf["ssim_median"]))
+        for name, scored in (("edits", cf), ("dreams", net["dream_set"])):
+            judged = scored["n"] - len(scored["fva_not_found"])
+            if scored["fva"] is not None:
+                rows.append(Comparison(f"{which}: {name} dlib still takes for the same person (FVA, n={judged})", "not published",
+                                       scored["fva"], tuple(scored["fva_ci"])))  # fmt: skip
+            rows.append(Comparison(f"{which}: median SSIM of the {name[:-1]} to its start (n={scored['n']})", "not published",
+                                   scored["ssim_median"]))  # fmt: skip
+            rows.append(Comparison(f"{which}: median high-frequency share of the {name[:-1]}'s change (n={scored['n']})", "not published",
+                                   scored["hf_share_median"]))  # fmt: skip
     return rows
+
+
+def _shown_networks(summary: dict) -> list[tuple[str, dict]]:
+    """The networks whose edits and dreams the study shows: the plain one, and the robust one unless it is at chance."""
+    robust = summary["robust"]
+    return [("plain", summary)] + ([("robust", robust)] if robust and not robust["at_chance"] else [])
 
 
 def _sections(rep: Report, summary: dict, inside: dict) -> None:
@@ -431,18 +450,25 @@ def _sections(rep: Report, summary: dict, inside: dict) -> None:
         for r in summary["recorded"]["rgb"]:
             rep.figure(r["figure"], f"layer {r['layer']}, channels {r['channels']} as R, G, B")
     rep.heading("Class-driven age shift")
-    networks = [("plain", summary["edit"])] + ([("robust", summary["robust"]["edit"])] if summary["robust"] else [])
     rep.table(
         ["network", "toward", "start image", "P(young) before", "P(young) after", "SSIM to the start", "high-frequency share"],
         [
             [net, k, e["image"], e["prob_before"], e["prob_after"], e["ssim"], e["high_frequency_share"]]
-            for net, edits in networks
-            for k, e in edits.items()
+            for net, shown in _shown_networks(summary)
+            for k, e in shown["edit"].items()
         ],
     )
+    sets = (("edits", "counterfactual"), ("dreams", "dream_set"))
+    rep.links([(f"{net}: {kind} over {shown[key]['n']} test faces", f"{shown[key]['folder']}/report.html")
+               for net, shown in _shown_networks(summary) for kind, key in sets])  # fmt: skip
     for direction in summary["edit"]:
         rep.figure(f"edit_{direction}/edit.png", f"toward {direction}: the edited face and where its pixels changed")
-    if summary["robust"]:
+    if summary["robust"] and summary["robust"]["at_chance"]:
+        rep.heading("Beside a robust network: at chance, so not shown")
+        rep.paragraph("The robust network answers at chance (the warning above says why): its edits and dreams would show what a "
+                      "guess climbs, so the study draws none.")  # fmt: skip
+        rep.links([("robust training report", "robust/report.html")])
+    elif summary["robust"]:
         r = summary["robust"]
         rep.heading("Beside a robust network: features, not noise")
         rep.paragraph(
@@ -477,7 +503,7 @@ STUDY = Study(
             "edit_n",
             int,
             None,
-            "Young test faces each network's edit toward older is scored on as a set (default 100).",
+            "Young test faces each network's edit toward older is scored on as a set, and test faces its dreams are (default 100).",
             bounds=(1, 100_000),
         ),
         Option("robust_start", str, None, "plain: the robust network starts from the plain one's weights (default); scratch."),
