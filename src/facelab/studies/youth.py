@@ -3,6 +3,7 @@ which pixel changes make a face look older or younger to it?"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ YOUTH = Protocol(
     settings={
         "arch": "darknet64",
         "weights": None,
-        "size": "64",
+        "size": "auto",
         "epochs": 10,
         "batch": 128,
         "opt": "sgd",
@@ -67,7 +68,9 @@ YOUTH = Protocol(
         "dream_layer": FACELAB_SOURCE,
         "recorded_dreams": RECORDED_SOURCE,
         "recorded_rgb": RECORDED_SOURCE,
-        "size": "facelab's choice (Darknet64's name: the study's input size is not recorded)",
+        "size": "facelab's choice (the study's input size is not recorded): auto is 128 px where the data's photos are at least "
+        "that large (CelebA's aligned 178x218, UTKFace's 200x200), so that edits and dreams are drawn where a face is more "
+        "than a few dozen pixels wide, at about 4x the compute of 64 px; 64 px for synthetic faces and smaller photos",
         "robust": ROBUST_SOURCE,
         "robust_steps": ROBUST_SOURCE,
         "robust_lr": "facelab's choice for the robust network (at the study's 0.01 it stayed at the majority answer on UTKFace "
@@ -109,6 +112,8 @@ def youth_study(
 
     plan = Plan.of(YOUTH, spec, options, runtime)
     s = plan.settings
+    if s["size"] == "auto":
+        s["size"], plan.reasons["size"] = _auto_size(plan)
     plan.data.attr_index([s["target"]])
     if s["robust_start"] not in ("plain", "scratch"):
         raise FacelabError(f"--robust-start {s['robust_start']!r}: use plain (warm start from the plain network) or scratch")
@@ -168,7 +173,8 @@ def youth_study(
         "edit": _age_edits(run, starts, s["target"], folder, "edit", steps, seed, quiet, plan.runtime),
     }
     summary = {
-        "run": {"final": run_summary["final"], "folder": "run"},
+        "run": {"final": run_summary["final"], "folder": "run", "train_seconds": run_summary["train_seconds"]},
+        "size": int(s["size"]),
         "photo": photo,
         "test_accuracy": _test_accuracy(audited),
         "groups": [{k: g[k] for k in ("group", "n", "accuracy", "accuracy_ci")} for g in audited["groups"]],
@@ -186,6 +192,7 @@ def youth_study(
 
 
 SET_KEYS = ("n", "fva", "fva_ci", "fva_not_found", "ssim_median", "l1_median", "hf_share_median", "budget")
+SETS = (("edits", "counterfactual"), ("dreams", "dream_set"))  # what the study scores over a set, and its summary's key
 
 
 def _counterfactual(run: Run, plan: Plan, folder: Path, steps: int, seed: int, quiet: bool) -> dict:
@@ -193,10 +200,10 @@ def _counterfactual(run: Run, plan: Plan, folder: Path, steps: int, seed: int, q
     counterfactual papers report: flip rate and FVA with their intervals, closeness, the budget."""
     from ..probes.edit_set import edit_set
 
-    target = plan.settings["target"]
+    target, began = plan.settings["target"], time.perf_counter()
     s = edit_set(run, plan.spec, attr=target, to=0, n=int(plan.settings["edit_n"]), steps=steps, seed=seed, out=folder, quiet=quiet,
                  runtime=plan.runtime)  # fmt: skip
-    return {k: s[k] for k in (*SET_KEYS, "flip_rate", "flip_rate_ci", "mnac")} | {"folder": folder.name}
+    return {k: s[k] for k in (*SET_KEYS, "flip_rate", "flip_rate_ci", "mnac")} | _made_in(folder, began)
 
 
 def _dreams_of_set(run: Run, plan: Plan, folder: Path, steps: int, seed: int, quiet: bool) -> dict:
@@ -204,9 +211,15 @@ def _dreams_of_set(run: Run, plan: Plan, folder: Path, steps: int, seed: int, qu
     (:func:`facelab.probes.dream_set.dream_set`): still the same person? how much of the change is fine noise?"""
     from ..probes.dream_set import dream_set
 
+    began = time.perf_counter()
     s = dream_set(run, plan.spec, layer=plan.settings["dream_layer"], objective="square", n=int(plan.settings["edit_n"]), steps=steps,
                   seed=seed, out=folder, quiet=quiet, runtime=plan.runtime)  # fmt: skip
-    return {k: s[k] for k in (*SET_KEYS, "gain_median")} | {"folder": folder.name}
+    return {k: s[k] for k in (*SET_KEYS, "gain_median")} | _made_in(folder, began)
+
+
+def _made_in(folder: Path, began: float) -> dict:
+    """Where a set's own page is, and what it cost (seconds, on this machine)."""
+    return {"folder": folder.name, "seconds": round(time.perf_counter() - began, 1)}
 
 
 def _test_accuracy(audited: dict) -> dict:
@@ -368,6 +381,20 @@ def baselines(overall: dict) -> dict:
     }
 
 
+EDIT_SIDE = 128  # the side edits are drawn at where the photos allow
+
+
+def _auto_size(plan: Plan, sample: int = 16) -> tuple[str, str]:
+    """``--size auto``: EDIT_SIDE where the first ``sample`` photos are all at least that large on their short side,
+    64 otherwise and for synthetic faces (rendered at any size: 64 keeps the demo's cost); with the reason."""
+    if plan.synthetic:
+        return "64", "auto: 64 px for synthetic faces"
+    side = min(min(plan.data.image_size(i)) for i in range(min(sample, len(plan.data))))
+    if side >= EDIT_SIDE:
+        return str(EDIT_SIDE), f"auto: the photos are at least {side} px on their short side, so edits are drawn at {EDIT_SIDE} px"
+    return "64", f"auto: the photos are {side} px on their short side, under {EDIT_SIDE}"
+
+
 def _test_face(spec: str, attr: str, value: int) -> str:
     """SPEC#ITEM of the first test face with ``attr`` = ``value`` (the first test face when there is none)."""
     fs = open_spec(spec)  # the selection of a SPEC such as synth:N is cheap to open again
@@ -401,7 +428,8 @@ def _comparisons(summary: dict, target: str) -> list[Comparison]:
         cf = net["counterfactual"]
         flips = f"{which}: edits of young faces toward older that flip the network (n={cf['n']})"
         rows.append(Comparison(flips, "not published", cf["flip_rate"], tuple(cf["flip_rate_ci"])))
-        for name, scored in (("edits", cf), ("dreams", net["dream_set"])):
+        for name, key in SETS:
+            scored = net[key]
             judged = scored["n"] - len(scored["fva_not_found"])
             if scored["fva"] is not None:
                 rows.append(Comparison(f"{which}: {name} dlib still takes for the same person (FVA, n={judged})", "not published",
@@ -411,6 +439,16 @@ def _comparisons(summary: dict, target: str) -> list[Comparison]:
             rows.append(Comparison(f"{which}: median high-frequency share of the {name[:-1]}'s change (n={scored['n']})", "not published",
                                    scored["hf_share_median"]))  # fmt: skip
     return rows
+
+
+def _cost(summary: dict) -> str:
+    """What drawing the edits at this size cost here: each network's training and its sets of edits and dreams."""
+    parts = [f"plain network: training {summary['run']['train_seconds']:.0f} s"]
+    if summary["robust"]:
+        parts.append(f"robust network: training {summary['robust']['train_seconds']:.0f} s")
+    parts += [f"{net}: {kind} over {shown[key]['n']} faces {shown[key]['seconds']:.0f} s" for net, shown in _shown_networks(summary)
+              for kind, key in SETS]  # fmt: skip
+    return f"Edits and dreams at {summary['size']} px, as the networks see faces; on this machine: " + "; ".join(parts) + "."
 
 
 def _shown_networks(summary: dict) -> list[tuple[str, dict]]:
@@ -450,6 +488,7 @@ def _sections(rep: Report, summary: dict, inside: dict) -> None:
         for r in summary["recorded"]["rgb"]:
             rep.figure(r["figure"], f"layer {r['layer']}, channels {r['channels']} as R, G, B")
     rep.heading("Class-driven age shift")
+    rep.paragraph(_cost(summary))
     rep.table(
         ["network", "toward", "start image", "P(young) before", "P(young) after", "SSIM to the start", "high-frequency share"],
         [
@@ -458,9 +497,8 @@ def _sections(rep: Report, summary: dict, inside: dict) -> None:
             for k, e in shown["edit"].items()
         ],
     )
-    sets = (("edits", "counterfactual"), ("dreams", "dream_set"))
     rep.links([(f"{net}: {kind} over {shown[key]['n']} test faces", f"{shown[key]['folder']}/report.html")
-               for net, shown in _shown_networks(summary) for kind, key in sets])  # fmt: skip
+               for net, shown in _shown_networks(summary) for kind, key in SETS])  # fmt: skip
     for direction in summary["edit"]:
         rep.figure(f"edit_{direction}/edit.png", f"toward {direction}: the edited face and where its pixels changed")
     if summary["robust"] and summary["robust"]["at_chance"]:
