@@ -10,6 +10,8 @@ from PIL import Image
 import facelab
 from facelab.errors import FacelabError
 from facelab.probes.activations import channels_rgb, layer_outputs
+from facelab.probes.dream_set import DreamSet
+from facelab.probes.edit_set import EditSet
 from facelab.probes.subject import load_subject, open_probe
 from facelab.report.figures import kernel_pictures
 from facelab.run import InputContract
@@ -24,14 +26,15 @@ def test_edits_over_a_set_are_scored_as_counterfactuals_are(smiling_run, tmp_pat
     s = facelab.edit(smiling_run, "synth:400", "Smiling", to=1, n=10, steps=30, out=tmp_path / "set")
     contract = {"n", "flip_rate", "flip_rate_ci", "fva", "fva_ci", "fva_not_found", "mnac", "mnac_oracle_accuracy", "ssim_median",
                 "l1_median", "hf_share_median", "budget", "faces"}  # fmt: skip
-    assert contract <= set(s) and s == json.loads((tmp_path / "set" / "summary.json").read_text())
-    assert s["n"] == len(s["faces"]) == 10 and s["flip_rate_ci"][0] <= s["flip_rate"] <= s["flip_rate_ci"][1]
-    assert s["flip_rate"] >= 0.8  # an unbounded-enough budget turns a darknet64's Smiling on synthetic faces
-    assert s["mnac"] is not None and 0 <= s["mnac"] <= 1 and s["mnac_oracle_accuracy"] > 0.5  # judged on Male alone
-    assert all(f["other_attributes_flipped"] in (0, 1) for f in s["faces"])
-    found = [f for f in s["faces"] if f["same_person"] is not None]
-    assert len(found) + len(s["fva_not_found"]) == 10 and all(f["descriptor_distance"] >= 0 for f in found)
-    assert all(0 < f["ssim"] <= 1 and f["l1"] > 0 for f in s["faces"]) and s["budget"]["steps"] == 30
+    on_disk = json.loads((tmp_path / "set" / "summary.json").read_text())
+    assert contract <= set(on_disk) and s.to_json() == on_disk and EditSet.read(tmp_path / "set") == s  # read back, typed
+    assert s.n == len(s.faces) == 10 and s.flip_rate_ci[0] <= s.flip_rate <= s.flip_rate_ci[1]
+    assert s.flip_rate >= 0.8  # an unbounded-enough budget turns a darknet64's Smiling on synthetic faces
+    assert s.mnac is not None and 0 <= s.mnac <= 1 and s.mnac_oracle_accuracy > 0.5  # judged on Male alone
+    assert all(f["other_attributes_flipped"] in (0, 1) for f in s.faces)
+    found = [f for f in s.faces if f["same_person"] is not None]
+    assert len(found) + len(s.fva_not_found) == 10 and all(f["descriptor_distance"] >= 0 for f in found)
+    assert all(0 < f["ssim"] <= 1 and f["l1"] > 0 for f in s.faces) and s.budget.steps == 30
     assert (tmp_path / "set" / "contact_sheet.png").exists() and "flip rate" in (tmp_path / "set" / "report.html").read_text()
     with pytest.raises(FacelabError, match="give the SPEC without #ITEM"):
         facelab.edit(smiling_run, "synth:400#3", "Smiling", n=5, out=tmp_path / "bad")
@@ -41,13 +44,14 @@ def test_dreams_over_a_set_are_scored_like_edits(smiling_run, tmp_path):
     """facelab dream RUN SPEC --layer L --n N: the whole layer dreamed from N faces; the objective rises on each, and
     identity (FVA) and closeness are scored as for edits, one entry per face."""
     s = facelab.dream(smiling_run, "synth:400", "3", objective="square", n=6, steps=15, out=tmp_path / "dreams")
-    assert s == json.loads((tmp_path / "dreams" / "summary.json").read_text())
+    on_disk = json.loads((tmp_path / "dreams" / "summary.json").read_text())
     contract = {"n", "fva", "fva_ci", "fva_not_found", "ssim_median", "l1_median", "hf_share_median", "gain_median", "budget", "faces"}
-    assert contract <= set(s) and s["n"] == len(s["faces"]) == 6 and s["index"] == 3 and s["objective"] == "square"
-    assert all(f["objective_final"] > f["objective_initial"] > 0 for f in s["faces"]) and s["gain_median"] > 1
-    found = [f for f in s["faces"] if f["same_person"] is not None]
-    assert len(found) + len(s["fva_not_found"]) == 6 and (s["fva"] is None or s["fva_ci"][0] <= s["fva"] <= s["fva_ci"][1])
-    assert all(0 < f["ssim"] < 1 and 0 <= f["hf_share"] <= 1 for f in s["faces"]) and s["budget"]["steps"] == 15
+    assert contract <= set(on_disk) and s.to_json() == on_disk and DreamSet.read(tmp_path / "dreams") == s
+    assert s.n == len(s.faces) == 6 and s.index == 3 and s.objective == "square"
+    assert all(f["objective_final"] > f["objective_initial"] > 0 for f in s.faces) and s.gain_median > 1
+    found = [f for f in s.faces if f["same_person"] is not None]
+    assert len(found) + len(s.fva_not_found) == 6 and (s.fva is None or s.fva_ci[0] <= s.fva <= s.fva_ci[1])
+    assert all(0 < f["ssim"] < 1 and 0 <= f["hf_share"] <= 1 for f in s.faces) and s.budget.steps == 15
     assert (tmp_path / "dreams" / "contact_sheet.png").exists() and "FVA" in (tmp_path / "dreams" / "report.html").read_text()
     with pytest.raises(FacelabError, match="give the SPEC without #ITEM"):
         facelab.dream(smiling_run, "synth:400#3", "3", n=5, out=tmp_path / "bad")

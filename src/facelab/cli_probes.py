@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
@@ -13,6 +13,9 @@ from rich.table import Table
 from .cli_options import IMAGE_HELP, csv_list, example, number, out_option, print_json, say, takes
 from .errors import FacelabError
 from .ranges import LR_BOUNDS, N_BOOT_BOUNDS, SEED_BOUNDS, STEPS_BOUNDS
+
+if TYPE_CHECKING:
+    from .probes.edit_set import ScoredSet
 
 commands = typer.Typer()
 out = say.console
@@ -124,7 +127,7 @@ def dream_cmd(
     )  # fmt: skip
     if n is None:
         return _report_line(s, out_dir, run, "dream")
-    say(f"{s['n']} faces: FVA {_fva(s)}; median SSIM {s['ssim_median']:.3f}; high-frequency share {s['hf_share_median']:.3f}")
+    say(f"{s.n} faces: FVA {_fva(s)}; median SSIM {s.ssim_median:.3f}; high-frequency share {s.hf_share_median:.3f}")
     say(f"report: {(out_dir or run / 'dream_set') / 'report.html'}")
 
 
@@ -162,9 +165,8 @@ def edit_cmd(
              n=n, oracle=oracle, split=split, **step)  # fmt: skip
     if n is None:
         return _report_line(s, out_dir, run, "edit")
-    mnac = "—" if s["mnac"] is None else f"{s['mnac']:.2f} (oracle accuracy {s['mnac_oracle_accuracy']})"
-    flips = f"flip rate {s['flip_rate']:.3f} {s['flip_rate_ci']}"
-    say(f"{s['n']} faces: {flips}; FVA {_fva(s)}; MNAC {mnac}; median SSIM {s['ssim_median']:.3f}")
+    mnac = "—" if s.mnac is None else f"{s.mnac:.2f} (oracle accuracy {s.mnac_oracle_accuracy})"
+    say(f"{s.n} faces: flip rate {s.flip_rate:.3f} {s.flip_rate_ci}; FVA {_fva(s)}; MNAC {mnac}; median SSIM {s.ssim_median:.3f}")
     say(f"report: {(out_dir or run / 'edit_set') / 'report.html'}")
 
 
@@ -477,5 +479,5 @@ def webcam_cmd(
     )
 
 
-def _fva(s: dict) -> str:
-    return "—" if s["fva"] is None else f"{s['fva']:.3f} {s['fva_ci']}"
+def _fva(s: ScoredSet) -> str:
+    return "—" if s.fva is None else f"{s.fva:.3f} {s.fva_ci}"

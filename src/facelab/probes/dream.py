@@ -13,31 +13,9 @@ from ..report.figures import image_grid, line_plot, map_grid, save_gif, save_png
 from .ascent import Ascent, Regularisers, ascend
 from .change import HIGH_FREQUENCY_SIGMA, amplified_change, change_by_mask, change_measures
 from .edit_set import edit_objective, edit_set
-from .layers import recorded, resolve_layer
+from .layers import channel_objective, recorded, resolve_layer
 from .output import probe_folder, write_probe_output
 from .subject import named_probabilities, open_probe, pixels_to_uint8
-
-OBJECTIVES = {
-    "sum": lambda a: a.sum(dim=(-2, -1)),
-    "square": lambda a: a.pow(2).sum(dim=(-2, -1)),
-    "abs": lambda a: a.abs().sum(dim=(-2, -1)),
-}
-
-
-def channel_objective(run, layer, objective: str, channels: torch.Tensor | None = None):
-    """f(pixels) -> (B,): item k's objective on its own channel ``channels[k]`` of ``layer``'s output, or, without
-    ``channels``, each item's objective summed over every channel (a dream of the whole layer)."""
-    if objective not in OBJECTIVES:
-        raise FacelabError(f"--objective {objective!r}: use sum, square or abs")
-    reduce = OBJECTIVES[objective]
-
-    def f(pixels: torch.Tensor) -> torch.Tensor:
-        with recorded({"layer": layer.module}) as outs:
-            run.model(run.contract.normalise(pixels))
-        act = outs["layer"].float()
-        return reduce(act).sum(1) if channels is None else reduce(act[torch.arange(len(channels)), channels])
-
-    return f
 
 
 def dream(

@@ -7,7 +7,9 @@ classifier (MNAC), and how close it stays (L1, SSIM, the high-frequency share of
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,6 +21,7 @@ from ..errors import FacelabError
 from ..hardware import Runtime
 from ..progress import progress_bar
 from ..report.figures import image_grid
+from ..results import Summary
 from ..run import Run
 from .ascent import Regularisers, ascend, pixels_to_uint8
 from .change import amplified_change, change_measures
@@ -30,6 +33,55 @@ SAME_PERSON = 0.6  # dlib's threshold: descriptors of one person lie closer than
 CHUNK = 32  # faces edited together
 DLIB_SIDE = 250  # an edited face is scaled up to this before dlib looks for its five points
 SHEET = 8  # faces on the contact sheet
+
+
+@dataclass
+class AscentBudget(Summary):
+    """The ascent as a summary records it: norm, budget, steps, step size and what it climbed."""
+
+    norm: str
+    eps: float | None
+    steps: int
+    lr: float
+    objective: str
+
+
+@dataclass
+class SetScores(Summary):
+    """What every change over a set is scored by, whatever moved it: FVA (dlib: still the same person) with Wilson's
+    interval, the faces dlib found none in, and the medians of closeness."""
+
+    fva: float | None
+    fva_ci: list[float | None]
+    fva_not_found: list[str]
+    fva_threshold: float
+    fva_network: str | None
+    ssim_median: float | None
+    l1_median: float | None
+    hf_share_median: float | None
+
+
+@dataclass
+class ScoredSet(SetScores):
+    """A set of changed faces: its scores, the ascent's budget and one entry per face."""
+
+    n: int
+    budget: AscentBudget
+    faces: list[dict[str, Any]]
+
+
+@dataclass
+class EditSet(ScoredSet):
+    """``facelab edit RUN SPEC --n N``'s summary.json (docs/json.md)."""
+
+    attr: str
+    to: int
+    flip_rate: float
+    flip_rate_ci: list[float]
+    mnac: float | None
+    mnac_distribution: dict[str, int] | None
+    mnac_oracle: str | None
+    mnac_oracle_accuracy: float | None
 
 
 def edit_set(
@@ -48,7 +100,7 @@ def edit_set(
     out: str | Path | None = None,
     quiet: bool = True,
     runtime: Runtime | None = None,
-) -> dict:
+) -> EditSet:
     """Edit ``n`` faces of ``split`` that do not show ``attr`` = ``to`` toward it and score the edits as a set;
     ``oracle``: a run predicting several attributes that judges which other attributes changed (default: the run
     itself when it predicts several). Writes summary.json (one entry per face under ``faces``), a contact sheet and
@@ -70,9 +122,20 @@ def edit_set(
     for i, face in enumerate(faces):
         face["other_attributes_flipped"] = None if others is None else int(others[i])
     flips = sum(f["flipped"] for f in faces)
-    summary = {"n": len(faces), "attr": attr, "to": to, "flip_rate": flips / len(faces), "flip_rate_ci": wilson_ci(flips, len(faces))}
-    summary |= scores | _mnac(others, judge, oracle, attr)
-    summary |= {"budget": budget(reg, start, steps, lr, f"{'+' if to else '-'}logit of {attr}"), "faces": faces}
+    summary = EditSet(
+        **vars(scores),
+        n=len(faces),
+        budget=budget(reg, start, steps, lr, f"{'+' if to else '-'}logit of {attr}"),
+        faces=faces,
+        attr=attr,
+        to=to,
+        flip_rate=flips / len(faces),
+        flip_rate_ci=wilson_ci(flips, len(faces)),
+        mnac=None if others is None else float(np.mean(others)),
+        mnac_distribution=None if others is None else {str(int(v)): int(c) for v, c in zip(*np.unique(others, return_counts=True))},
+        mnac_oracle=None if judge is None else str(oracle or judge.path),
+        mnac_oracle_accuracy=None if judge is None else _oracle_accuracy(judge, attr),
+    )
     captions = [(f"P {f['prob_before']:.2f}", f"P {f['prob_after']:.2f}" + (" flipped" if f["flipped"] else "")) for f in faces]
     figures = [contact_sheet(folder, start, edited, captions)]
     return write_probe_output(folder, f"facelab edit: {attr} -> {to} on {len(faces)} faces", summary, figures, _facts(summary))
@@ -117,7 +180,7 @@ def _probabilities(opened: Run, k: int, pixels: torch.Tensor) -> list[float]:
         return opened.task.probabilities(opened.model(opened.contract.normalise(pixels)))[:, k].float().tolist()
 
 
-def set_scores(faces: list[dict], start: torch.Tensor, edited: torch.Tensor, reg: Regularisers, quiet: bool) -> dict:
+def set_scores(faces: list[dict], start: torch.Tensor, edited: torch.Tensor, reg: Regularisers, quiet: bool) -> SetScores:
     """What every change over a set is scored by, whatever moved it: each face's closeness to its start and whether
     dlib still takes it for the same person (added to its entry in ``faces``), and the set's FVA with Wilson's
     interval and the medians of closeness."""
@@ -127,21 +190,20 @@ def set_scores(faces: list[dict], start: torch.Tensor, edited: torch.Tensor, reg
         face["descriptor_distance"], face["same_person"] = identity["distance"][i], identity["same"][i]
     judged = [f["same_person"] for f in faces if f["same_person"] is not None]
     median = lambda key: float(np.median([f[key] for f in faces if f[key] is not None])) if any(f[key] is not None for f in faces) else None  # noqa: E731
-    return {
-        "fva": sum(judged) / len(judged) if judged else None,
-        "fva_ci": wilson_ci(sum(judged), len(judged)) if judged else [None, None],
-        "fva_not_found": [faces[i]["image"] for i in identity["not_found"]],
-        "fva_threshold": SAME_PERSON,
-        "fva_network": "dlib_face_recognition_resnet_model_v1" if identity["available"] else None,
-        "ssim_median": median("ssim"),
-        "l1_median": median("l1"),
-        "hf_share_median": median("hf_share"),
-    }
+    return SetScores(
+        fva=sum(judged) / len(judged) if judged else None,
+        fva_ci=wilson_ci(sum(judged), len(judged)) if judged else [None, None],
+        fva_not_found=[faces[i]["image"] for i in identity["not_found"]],
+        fva_threshold=SAME_PERSON,
+        fva_network="dlib_face_recognition_resnet_model_v1" if identity["available"] else None,
+        ssim_median=median("ssim"),
+        l1_median=median("l1"),
+        hf_share_median=median("hf_share"),
+    )
 
 
-def budget(reg: Regularisers, start: torch.Tensor, steps: int, lr: float, objective: str) -> dict:
-    """The ascent as a summary records it: norm, budget, steps, step size and what it climbed."""
-    return {"norm": reg.budget_norm, "eps": reg.eps(start.shape[1:]), "steps": steps, "lr": lr, "objective": objective}
+def budget(reg: Regularisers, start: torch.Tensor, steps: int, lr: float, objective: str) -> AscentBudget:
+    return AscentBudget(reg.budget_norm, reg.eps(start.shape[1:]), steps, lr, objective)
 
 
 def _closeness(start: torch.Tensor, edited: torch.Tensor, reg: Regularisers) -> dict:
@@ -215,15 +277,6 @@ def _oracle_accuracy(judge: Run, attr: str) -> float | None:
     return float(np.mean(judged)) if judged else None
 
 
-def _mnac(others: np.ndarray | None, judge: Run | None, oracle, attr: str) -> dict:
-    return {
-        "mnac": None if others is None else float(np.mean(others)),
-        "mnac_distribution": None if others is None else {str(int(v)): int(c) for v, c in zip(*np.unique(others, return_counts=True))},
-        "mnac_oracle": None if judge is None else str(oracle or judge.path),
-        "mnac_oracle_accuracy": None if judge is None else _oracle_accuracy(judge, attr),
-    }
-
-
 def contact_sheet(folder: Path, start: torch.Tensor, edited: torch.Tensor, captions: list[tuple[str, str]]) -> tuple[str, str]:
     """The first SHEET faces: start, changed and the change amplified, captioned (start, changed) by ``captions``."""
     tiles, shown = [], []
@@ -235,30 +288,30 @@ def contact_sheet(folder: Path, start: torch.Tensor, edited: torch.Tensor, capti
     return "contact_sheet.png", "start, changed and the change (amplified) of the first faces"
 
 
-def _facts(s: dict) -> list[list]:
+def _facts(s: EditSet) -> list[list]:
     return [
-        ["faces edited (not showing the target value)", s["n"]],
-        ["flip rate (the classifier now says the target value)", _shown(s["flip_rate"]) + _ci(s["flip_rate_ci"])],
-        ["MNAC (other attributes flipped, by the oracle)", _shown(s["mnac"])],
-        ["oracle's validation accuracy on those attributes", _shown(s["mnac_oracle_accuracy"])],
+        ["faces edited (not showing the target value)", s.n],
+        ["flip rate (the classifier now says the target value)", _shown(s.flip_rate) + _ci(s.flip_rate_ci)],
+        ["MNAC (other attributes flipped, by the oracle)", _shown(s.mnac)],
+        ["oracle's validation accuracy on those attributes", _shown(s.mnac_oracle_accuracy)],
         *score_facts(s),
     ]
 
 
-def score_facts(s: dict) -> list[list]:
-    """The rows of :func:`set_scores`'s figures and the budget, for a set's report."""
-    closeness = " / ".join(_shown(s[k]) for k in ("ssim_median", "l1_median", "hf_share_median"))
+def score_facts(s: ScoredSet) -> list[list]:
+    """The rows of a set's scores and its budget, for its report."""
+    closeness = " / ".join(_shown(v) for v in (s.ssim_median, s.l1_median, s.hf_share_median))
     return [
-        [f"FVA (dlib: same person, distance < {s['fva_threshold']})", _shown(s["fva"]) + _ci(s["fva_ci"])],
-        ["faces dlib found no face in (left out of FVA)", len(s["fva_not_found"])],
+        [f"FVA (dlib: same person, distance < {s.fva_threshold})", _shown(s.fva) + _ci(s.fva_ci)],
+        ["faces dlib found no face in (left out of FVA)", len(s.fva_not_found)],
         ["median SSIM / L1 / high-frequency share", closeness],
-        ["budget", f"{s['budget']['norm']} {_shown(s['budget']['eps'])}, {s['budget']['steps']} steps, {s['budget']['objective']}"],
+        ["budget", f"{s.budget.norm} {_shown(s.budget.eps)}, {s.budget.steps} steps, {s.budget.objective}"],
     ]
 
 
-def _shown(v) -> str:
+def _shown(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
-def _ci(lo_hi) -> str:
+def _ci(lo_hi: list) -> str:
     return "" if lo_hi[0] is None else f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"

@@ -60,3 +60,26 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
         {"index": k + 1, "name": n, "type": type(m).__name__, "kernel": list(m.kernel_size), "shape": list(outs[n].shape[1:])}
         for k, (n, m) in enumerate(convs)
     ]
+
+
+OBJECTIVES = {
+    "sum": lambda a: a.sum(dim=(-2, -1)),
+    "square": lambda a: a.pow(2).sum(dim=(-2, -1)),
+    "abs": lambda a: a.abs().sum(dim=(-2, -1)),
+}
+
+
+def channel_objective(run, layer, objective: str, channels: torch.Tensor | None = None):
+    """f(pixels) -> (B,): item k's objective on its own channel ``channels[k]`` of ``layer``'s output, or, without
+    ``channels``, each item's objective summed over every channel (a dream of the whole layer)."""
+    if objective not in OBJECTIVES:
+        raise FacelabError(f"--objective {objective!r}: use sum, square or abs")
+    reduce = OBJECTIVES[objective]
+
+    def f(pixels: torch.Tensor) -> torch.Tensor:
+        with recorded({"layer": layer.module}) as outs:
+            run.model(run.contract.normalise(pixels))
+        act = outs["layer"].float()
+        return reduce(act).sum(1) if channels is None else reduce(act[torch.arange(len(channels)), channels])
+
+    return f

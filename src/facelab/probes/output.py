@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from ..files import prepare_output, record_entries, write_json
 from ..report.html import Report
+from ..results import Summary
 from ..run import Run, run_path
+
+R = TypeVar("R", Summary, dict)
 
 
 def probe_folder(out: str | Path | None, run: str | Path | Run, name: str) -> Path:
@@ -17,13 +21,14 @@ def probe_folder(out: str | Path | None, run: str | Path | Run, name: str) -> Pa
 def write_probe_output(
     out: Path,
     title: str,
-    summary: dict,
+    summary: R,
     figures: list[tuple[str, str]],
     facts: list[list] | None = None,
     tables: list[tuple[str, list[str], list[list]]] | None = None,
-) -> dict:
-    """summary.json (atomically) and report.html: the facts table, the figures in order, then (heading, header, rows) tables."""
-    write_json(out / "summary.json", summary)
+) -> R:
+    """summary.json (atomically) and report.html: the facts table, the figures in order, then (heading, header, rows)
+    tables. Returns ``summary``: a typed result (:class:`facelab.results.Summary`) writes its documented keys."""
+    write_json(out / "summary.json", summary.to_json() if isinstance(summary, Summary) else summary)
     rep = Report(title)
     if facts:
         rep.table(["", "value"], facts)

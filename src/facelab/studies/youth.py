@@ -203,7 +203,8 @@ def _counterfactual(run: Run, plan: Plan, folder: Path, steps: int, seed: int, q
     target, began = plan.settings["target"], time.perf_counter()
     s = edit_set(run, plan.spec, attr=target, to=0, n=int(plan.settings["edit_n"]), steps=steps, seed=seed, out=folder, quiet=quiet,
                  runtime=plan.runtime)  # fmt: skip
-    return {k: s[k] for k in (*SET_KEYS, "flip_rate", "flip_rate_ci", "mnac")} | _made_in(folder, began)
+    kept = s.to_json()
+    return {k: kept[k] for k in (*SET_KEYS, "flip_rate", "flip_rate_ci", "mnac")} | _made_in(folder, began)
 
 
 def _dreams_of_set(run: Run, plan: Plan, folder: Path, steps: int, seed: int, quiet: bool) -> dict:
@@ -214,7 +215,8 @@ def _dreams_of_set(run: Run, plan: Plan, folder: Path, steps: int, seed: int, qu
     began = time.perf_counter()
     s = dream_set(run, plan.spec, layer=plan.settings["dream_layer"], objective="square", n=int(plan.settings["edit_n"]), steps=steps,
                   seed=seed, out=folder, quiet=quiet, runtime=plan.runtime)  # fmt: skip
-    return {k: s[k] for k in (*SET_KEYS, "gain_median")} | _made_in(folder, began)
+    kept = s.to_json()
+    return {k: kept[k] for k in (*SET_KEYS, "gain_median")} | _made_in(folder, began)
 
 
 def _made_in(folder: Path, began: float) -> dict:

@@ -1,0 +1,60 @@
+"""Typed results: a public probe, study or training returns a dataclass whose fields are its summary.json's
+documented keys (docs/json.md, a contract scripts outside read). Callers read attributes, which a type checker and an
+editor follow; :meth:`Summary.to_json` writes the keys, :meth:`Summary.read` reads a folder's summary back."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+S = TypeVar("S", bound="Summary")
+
+
+@dataclass
+class Summary:
+    """A result that is its summary.json: one field per documented key, nested results for nested blocks."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls: type[S], data: dict[str, Any]) -> S:
+        """The result a summary.json holds; nested blocks become their own result types."""
+        hints = typing.get_type_hints(cls)
+        return cls(**{f.name: _typed(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data})
+
+    @classmethod
+    def read(cls: type[S], folder: str | Path) -> S:
+        return cls.from_json(json.loads((Path(folder) / "summary.json").read_text()))
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON holds it: results as their keys, tuples as lists, numpy scalars as numbers."""
+    if isinstance(value, Summary):
+        return value.to_json()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value.item() if hasattr(value, "item") and not isinstance(value, (int, float, str)) else value
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """``value`` read from JSON as ``hint`` declares it (a result, a list or dict of results, or either or None)."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        results = [a for a in args if isinstance(a, type) and issubclass(a, Summary)]
+        return _typed(results[0], value) if results else value
+    if isinstance(hint, type) and is_dataclass(hint) and issubclass(hint, Summary):
+        return hint.from_json(value)
+    if origin is list and args:
+        return [_typed(args[0], v) for v in value]
+    if origin is dict and len(args) == 2:
+        return {k: _typed(args[1], v) for k, v in value.items()}
+    return value
