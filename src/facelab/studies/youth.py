@@ -104,7 +104,8 @@ def youth_study(
     toward older and toward younger. Writes OUT/summary.json and OUT/report.html."""
     from ..probes.activations import activations, filters, layers, rgb
     from ..probes.audit import audit
-    from ..probes.dream import OBJECTIVES, dream
+    from ..probes.dream import dream
+    from ..probes.layers import OBJECTIVES
     from ..probes.subject import load_subject
     from ..run import Run
     from ..training.config import TrainConfig
