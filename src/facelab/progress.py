@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextmanager
-def progress_bar(description: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
-    """Yields ``advance(n)``; draws a rich bar on stderr unless ``quiet``."""
+def progress_bar(description: str, total: int, quiet: bool = False) -> Iterator[Callable[..., None]]:
+    """Yields ``advance(n=1)``; draws a rich bar on stderr unless ``quiet``."""
     if quiet:
         yield lambda n=1: None
         return

@@ -77,7 +77,7 @@ class EditSet(ScoredSet):
     attr: str
     to: int
     flip_rate: float
-    flip_rate_ci: list[float]
+    flip_rate_ci: list[float | None]
     mnac: float | None
     mnac_distribution: dict[str, int] | None
     mnac_oracle: str | None
@@ -113,7 +113,7 @@ def edit_set(
     start, names = faces_of(opened, spec, split, n, lambda d: d.labels(k) != to, f"lacks {attr} = {to}")
     edited = ascended_set(objective, start, steps, lr, reg, seed, "editing faces", quiet)
     p_before, p_after = (_probabilities(opened, k, x) for x in (start, edited))
-    faces = [
+    faces: list[dict[str, Any]] = [
         {"image": name, "prob_before": b, "prob_after": a, "flipped": bool((a >= 0.5) == bool(to))}
         for name, b, a in zip(names, p_before, p_after)
     ]
@@ -228,7 +228,9 @@ def _same_person(start: torch.Tensor, edited: torch.Tensor, quiet: bool) -> dict
 
     five_points, recogniser, dlib = face_recogniser()
     detector = face_detector("dlib-hog")
-    distance, same, not_found = [], [], []
+    distance: list[float | None] = []
+    same: list[bool | None] = []
+    not_found: list[int] = []
     with progress_bar("dlib: same person?", n, quiet) as advance:
         for i in range(n):
             before, after = (
@@ -236,14 +238,17 @@ def _same_person(start: torch.Tensor, edited: torch.Tensor, quiet: bool) -> dict
             )
             found = detector.find(before)
             if not found:
-                distance.append(None), same.append(None), not_found.append(i)
+                distance.append(None)
+                same.append(None)
+                not_found.append(i)
             else:
                 x, y, w, h = found[0].box
                 shape = five_points(before, dlib.rectangle(int(x), int(y), int(x + w), int(y + h)))
                 chips = [np.asarray(dlib.get_face_chip(img, shape, size=CHIP, padding=CHIP_PADDING)) for img in (before, after)]
                 a, b = np.array(recogniser.compute_face_descriptor(chips))
-                distance.append(float(np.linalg.norm(a - b)))
-                same.append(distance[-1] < SAME_PERSON)
+                apart = float(np.linalg.norm(a - b))
+                distance.append(apart)
+                same.append(apart < SAME_PERSON)
             advance()
     return {"distance": distance, "same": same, "not_found": not_found, "available": True}
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..files import prepare_output, record_entries, write_json
 from ..report.html import Report
 from ..results import Summary
 from ..run import Run, run_path
 
-R = TypeVar("R", Summary, dict)
+R = TypeVar("R", bound=Summary | dict[str, Any])
 
 
 def probe_folder(out: str | Path | None, run: str | Path | Run, name: str) -> Path:
