@@ -312,12 +312,15 @@ def test_a_study_run_again_reuses_its_finished_runs(tmp_path):
 
 
 def test_target_gap_from_the_audit_counts_and_undefined_without_one_side():
+    from facelab.probes.audit import audit_table
     from facelab.studies.bias import gap_in_words, target_gap
 
-    audited = {"groups": [{"group": {"Male": 1}, "n": 50, "accuracy": 0.5}, {"group": {"Male": 0}, "n": 40, "accuracy": 0.9}]}
+    male = np.array([1] * 50 + [0] * 40)  # men: 25 of 50 right; women: 36 of 40
+    pred = np.array([1] * 25 + [0] * 25 + [1] * 36 + [0] * 4)
+    audited = audit_table(np.ones(90, int), pred, {"Male": male}, n_boot=50)
     gap = target_gap(audited, "Male", 500, 0)
     assert gap["difference"] == pytest.approx(-0.4) and gap["ci"][0] < -0.4 < gap["ci"][1] < 0 and gap["excludes_zero"]
-    alone = target_gap({"groups": audited["groups"][:1]}, "Male", 500, 0)
+    alone = target_gap(audit_table(np.ones(50, int), pred[:50], {"Male": male[:50]}, n_boot=50), "Male", 500, 0)
     assert alone["difference"] is None and "undefined" in gap_in_words(alone)
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 import facelab
 from facelab.errors import FacelabError
 from facelab.models import build_model
-from facelab.probes.audit import audit_table
+from facelab.probes.audit import Audit, AuditTable, RunComparison, audit_table
 from facelab.probes.cam import METHODS, attribution_maps, default_layer
 from facelab.probes.split_data import load_split
 from facelab.probes.stats import wilson_ci
@@ -163,42 +163,49 @@ def test_audit_matches_a_hand_computation():
     male = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
     young = np.array([1, 1, 0, 0, 0, 1, 1, 0, 0, 0])
     t = audit_table(y, pred, {"Male": male, "Young": young}, min_n=3)
-    assert t["overall"]["n"] == 10 and t["overall"]["accuracy"] == 0.7
-    g = {json.dumps(r["group"], sort_keys=True): r for r in t["groups"]}
+    assert t.overall.n == 10 and t.overall.accuracy == 0.7 and t.overall.majority == 0.6
+    g = {json.dumps(r.group, sort_keys=True): r for r in t.groups}
     m1 = g['{"Male": 1}']  # y 1 1 0 0 1, pred 1 0 0 1 1
-    assert (m1["n"], m1["positives"], m1["negatives"]) == (5, 3, 2)
-    assert m1["accuracy"] == 0.6 and m1["tpr"] == 2 / 3 and m1["fpr"] == 0.5 and m1["fnr"] == 1 / 3 and m1["selection_rate"] == 0.6
+    assert (m1.n, m1.positives, m1.negatives) == (5, 3, 2)
+    assert m1.accuracy == 0.6 and m1.tpr == 2 / 3 and m1.fpr == 0.5 and m1.fnr == 1 / 3 and m1.selection_rate == 0.6
     m0 = g['{"Male": 0}']  # y 0 1 0 1 1, pred 0 1 0 0 1
-    assert m0["accuracy"] == 0.8 and m0["tpr"] == 2 / 3 and m0["fpr"] == 0.0
+    assert m0.accuracy == 0.8 and m0.tpr == 2 / 3 and m0.fpr == 0.0
     both = g['{"Male": 1, "Young": 1}']
-    assert both["n"] == 2 and both["accuracy"] == 0.5 and both["small"] is True
-    assert len(t["groups"]) == 2 + 2 + 4
-    lo, hi = m1["accuracy_ci"]
-    assert lo <= m1["accuracy"] <= hi
-    assert t["worst_group"]["group"] == {"Male": 1} and t["worst_group"]["accuracy"] == 0.6  # small groups are not ranked
-    ranked = [r["accuracy"] for r in t["groups"] if not r["small"]]
-    gap = t["best_minus_worst"]
-    assert gap["value"] == pytest.approx(max(ranked) - min(ranked)) and gap["worst"] == {"Male": 1}
-    assert gap["ci"][0] <= gap["value"] <= gap["ci"][1] and {"Male": 1, "Young": 1} in t["small_groups"]
+    assert both.n == 2 and both.accuracy == 0.5 and both.small is True
+    assert len(t.groups) == 2 + 2 + 4
+    lo, hi = m1.accuracy_ci
+    assert lo <= m1.accuracy <= hi
+    assert t.worst_group.group == {"Male": 1} and t.worst_group.accuracy == 0.6  # small groups are not ranked
+    ranked = [r.accuracy for r in t.groups if not r.small]
+    gap = t.best_minus_worst
+    assert gap.value == pytest.approx(max(ranked) - min(ranked)) and gap.worst == {"Male": 1}
+    assert gap.ci[0] <= gap.value <= gap.ci[1] and {"Male": 1, "Young": 1} in t.small_groups
     # equalized odds over the four intersections: TPR 1/2, 1, 1, 1/2 and FPR -, 1/2, 0, 0 -> the larger gap is 0.5
-    assert t["equalized_odds_difference"] == pytest.approx(0.5)
-    assert t["between_groups"]["Male"]["accuracy_difference"] == pytest.approx(0.2)
+    assert t.equalized_odds_difference == pytest.approx(0.5)
+    assert t.between_groups["Male"]["accuracy_difference"] == pytest.approx(0.2)
+    # written as its summary.json keys and read back as the same typed result
+    assert AuditTable.from_json(json.loads(json.dumps(t.to_json()))) == t
+    assert set(t.to_json()["groups"][0]) == {"group", "n", "positives", "negatives", "small"} | {
+        k + ci for k in ("accuracy", "tpr", "fpr", "fnr", "selection_rate") for ci in ("", "_ci")
+    }
 
 
 @pytest.mark.slow
 def test_spurious_background_shows_in_the_audit_and_the_maps(bias_runs, tmp_path):
     plain, spurious = bias_runs
     s = facelab.audit(spurious, by=["Male", "background"], out=tmp_path / "audit")
-    groups = {json.dumps(r["group"], sort_keys=True): r for r in s["groups"]}
+    assert Audit.read(tmp_path / "audit") == s
+    groups = {json.dumps(r.group, sort_keys=True): r for r in s.groups}
     counter = groups['{"Male": 1, "background": 0}']  # a male face on the background the bias gave women
     usual = groups['{"Male": 1, "background": 1}']
-    assert counter["accuracy_ci"][1] < usual["accuracy_ci"][0], (counter, usual)
-    assert len(s["worst_group"]["group"]) == 2 and s["worst_group"]["group"]["background"] != s["worst_group"]["group"]["Male"]
+    assert counter.accuracy_ci[1] < usual.accuracy_ci[0], (counter, usual)
+    assert len(s.worst_group.group) == 2 and s.worst_group.group["background"] != s.worst_group.group["Male"]
     rows = list(csv.DictReader(open(tmp_path / "audit" / "audit.csv")))
-    assert rows[0]["group"] == "overall" and int(rows[0]["n"]) == s["overall"]["n"]
+    assert rows[0]["group"] == "overall" and int(rows[0]["n"]) == s.overall.n
     c = facelab.compare(plain, spurious, by=["Male", "background"], n_boot=300, out=tmp_path / "compare")
-    diff = next(r for r in c["groups"] if r["group"] == {"Male": 1, "background": 0})
-    assert diff["difference_ci"][1] < 0, diff  # the biased run is worse on the counter-stereotypical group
+    diff = next(r for r in c.groups if r.group == {"Male": 1, "background": 0})
+    assert diff.difference_ci[1] < 0, diff  # the biased run is worse on the counter-stereotypical group
+    assert RunComparison.read(tmp_path / "compare") == c
     page = (tmp_path / "compare" / "report.html").read_text()
     assert "<th>A</th><th>B</th><th>B - A</th><th>B - A, 95% interval</th>" in page
     energy = {}
@@ -268,12 +275,12 @@ def test_an_audit_grouped_by_its_own_target_builds_no_gap_from_undefined_rates(c
     run = tmp_path / "male"
     facelab.train(TrainConfig(spec=f"celeba:{celeba_dir}", out=str(run), attrs=["Male"], size="32", epochs=1, batch=8), quiet=True)
     s = facelab.audit(run, by=["Male", "Young"], split="train", min_n=1, out=tmp_path / "audit")
-    g = {json.dumps(r["group"], sort_keys=True): r for r in s["groups"]}
-    assert g['{"Male": 0}']["tpr"] is None and g['{"Male": 0}']["fnr"] is None and g['{"Male": 1}']["fpr"] is None
-    assert s["equalized_odds_over"] == ["Young"] and "Male is left out" in s["equalized_odds_note"]
-    assert s["equalized_odds_difference"] is None or 0 <= s["equalized_odds_difference"] <= 1
+    g = {json.dumps(r.group, sort_keys=True): r for r in s.groups}
+    assert g['{"Male": 0}'].tpr is None and g['{"Male": 0}'].fnr is None and g['{"Male": 1}'].fpr is None
+    assert s.equalized_odds_over == ["Young"] and "Male is left out" in s.equalized_odds_note
+    assert s.equalized_odds_difference is None or 0 <= s.equalized_odds_difference <= 1
     alone = facelab.audit(run, by=["Male"], split="train", min_n=1, out=tmp_path / "audit_male")
-    assert alone["equalized_odds_difference"] is None and "no gap is defined" in alone["equalized_odds_note"]
+    assert alone.equalized_odds_difference is None and "no gap is defined" in alone.equalized_odds_note
     assert "undefined" in (tmp_path / "audit_male" / "report.html").read_text()
 
 
@@ -284,11 +291,11 @@ def test_an_all_correct_group_has_an_interval_of_width():
     pred[-4:] = 1 - pred[-4:]  # the last four wrong, in the group of 4 below
     group = np.array([0] * 30 + [1] * 4)
     t = audit_table(y, pred, {"G": group}, min_n=1)
-    by = {r["group"]["G"]: r for r in t["groups"]}
-    assert by[0]["accuracy"] == 1.0 and by[0]["accuracy_ci"] == pytest.approx([0.886, 1.0], abs=0.002)
-    four = audit_table(np.ones(4, int), np.ones(4, int), {"G": np.zeros(4, int)}, min_n=1)["overall"]
-    assert four["accuracy_ci"] == pytest.approx([0.510, 1.0], abs=0.002)
-    assert all(r["accuracy_ci"][1] > r["accuracy_ci"][0] for r in t["groups"])
+    by = {r.group["G"]: r for r in t.groups}
+    assert by[0].accuracy == 1.0 and by[0].accuracy_ci == pytest.approx([0.886, 1.0], abs=0.002)
+    four = audit_table(np.ones(4, int), np.ones(4, int), {"G": np.zeros(4, int)}, min_n=1).overall
+    assert four.accuracy_ci == pytest.approx([0.510, 1.0], abs=0.002)
+    assert all(r.accuracy_ci[1] > r.accuracy_ci[0] for r in t.groups)
 
 
 def test_a_group_attribute_with_several_values_is_audited_by_its_value_names():
@@ -296,9 +303,9 @@ def test_a_group_attribute_with_several_values_is_audited_by_its_value_names():
     pred = np.array([1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1])
     race = np.array(["White"] * 4 + ["Black"] * 4 + ["Asian"] * 4, dtype=object)
     t = audit_table(y, pred, {"race": race}, min_n=4, n_boot=200)
-    by_value = {r["group"]["race"]: r["accuracy"] for r in t["groups"]}
+    by_value = {r.group["race"]: r.accuracy for r in t.groups}
     assert by_value == {"White": 1.0, "Black": 0.25, "Asian": 1.0}
-    assert t["worst_group"]["group"] == {"race": "Black"} and t["best_minus_worst"]["value"] == 0.75
+    assert t.worst_group.group == {"race": "Black"} and t.best_minus_worst.value == 0.75
 
 
 def test_cascading_randomisation_reinitialises_layers_from_the_top_and_ranks_maps():

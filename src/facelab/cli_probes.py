@@ -290,15 +290,12 @@ def audit_cmd(
         seed=seed,
         runtime=runtime,
     )
-    overall, worst = s["overall"], s["worst_group"]
-    say(f"worst group {group_label(worst['group'])}: {worst['accuracy']:.4f} {worst['accuracy_ci']} (n={worst['n']})")
-    say(f"best minus worst group: {gap_in_words(s['best_minus_worst'])}")
-    if s["small_groups"]:
-        say(f"too small to judge (n < {min_n}): {'; '.join(group_label(g) for g in s['small_groups'])}")
-    say(
-        f"overall accuracy {overall['accuracy']:.4f} {overall['accuracy_ci']} on {overall['n']} images; "
-        f"equalized odds difference {eod_in_words(s)}"
-    )
+    overall, worst = s.overall, s.worst_group
+    say(f"worst group {group_label(worst.group)}: {worst.accuracy:.4f} {worst.accuracy_ci} (n={worst.n})")
+    say(f"best minus worst group: {gap_in_words(s.best_minus_worst)}")
+    if s.small_groups:
+        say(f"too small to judge (n < {min_n}): {'; '.join(group_label(g) for g in s.small_groups)}")
+    say(f"overall accuracy {overall.accuracy:.4f} {overall.accuracy_ci} on {overall.n} images; equalized odds difference {eod_in_words(s)}")
     say(f"report: {(out_dir or run / 'audit') / 'report.html'}")
 
 
@@ -324,9 +321,9 @@ def compare_cmd(
     summary = compare(
         run_a, run_b, spec, by=csv_list(by), split=split, target=target, n_boot=n_boot, min_n=min_n, seed=seed, out=out_dir, runtime=runtime
     )
-    for r in summary["groups"]:
-        label = ", ".join(f"{k}={v}" for k, v in r["group"].items()) or "overall"
-        say(f"{label}: A {r['accuracy_a']:.4f}  B {r['accuracy_b']:.4f}  B-A {r['difference']:+.4f} {r['difference_ci']}")
+    for r in summary.groups:
+        label = ", ".join(f"{k}={v}" for k, v in r.group.items()) or "overall"
+        say(f"{label}: A {r.accuracy_a:.4f}  B {r.accuracy_b:.4f}  B-A {r.difference:+.4f} {r.difference_ci}")
     say(f"report: {(out_dir or run_b / 'compare') / 'report.html'}")
 
 

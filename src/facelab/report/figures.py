@@ -5,6 +5,7 @@ without pyplot, so importing facelab never changes the notebook's matplotlib bac
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -251,7 +252,7 @@ def bar_chart(
     values: list[float],
     path: Path | None,
     ylabel: str,
-    intervals: list[tuple[float, float]] | None = None,
+    intervals: Sequence[Sequence[float | None]] | None = None,
     title: str = "",
     flagged: list[bool] | None = None,
     reference: float | None = None,

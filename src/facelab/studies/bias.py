@@ -4,6 +4,7 @@ with age and skin tone; does training on a gender-balanced set change that?"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from ..ranges import N_BOOT_BOUNDS
 from ..report.html import Report
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, write_study
 from .registry import Option, Study, comma_list
+
+if TYPE_CHECKING:
+    from ..probes.audit import Audit, AuditTable, GroupRates, Rates
 
 BIAS = Protocol(
     name="bias",
@@ -129,10 +133,10 @@ def bias_study(
         "by": by,
         "worst_group": {mode: _worst(audits[TRAININGS[mode]]) for mode in modes},
         "best_minus_worst": {mode: _gap_of(audits[TRAININGS[mode]]) for mode in modes},
-        "small_groups": next(iter(audits.values()))["small_groups"],
-        "majority": _majority(next(iter(audits.values()))["overall"]),
+        "small_groups": next(iter(audits.values())).small_groups,
+        "majority": next(iter(audits.values())).overall.majority,
         "modes": {mode: _mode(audits[TRAININGS[mode]]) for mode in modes},
-        "overall": {name: _accuracy(a["overall"]) for name, a in audits.items()},
+        "overall": {name: _accuracy(a.overall) for name, a in audits.items()},
         "groups": _groups(audits),
         "gap": gaps,
         "evidence": [{"run": name, **row} for name, ev in evidence.items() for row in ev["shares"]],
@@ -158,66 +162,62 @@ def _modes(plan: Plan, given: list[str] | None) -> list[str]:
     return modes
 
 
-def _majority(overall: dict) -> float:
-    return max(overall["positives"], overall["negatives"]) / overall["n"]
+def _worst(audited: Audit) -> dict:
+    w = audited.worst_group
+    return {"group": w.group, "accuracy": w.accuracy, "ci": w.accuracy_ci, "n": w.n}
 
 
-def _worst(audited: dict) -> dict:
-    w = audited["worst_group"]
-    return {"group": w["group"], "accuracy": w["accuracy"], "ci": w["accuracy_ci"], "n": w["n"]}
+def _gap_of(audited: Audit) -> dict:
+    gap = audited.best_minus_worst
+    return {"value": gap.value, "ci": gap.ci, "best": gap.best, "worst": gap.worst}
 
 
-def _gap_of(audited: dict) -> dict:
-    gap = audited["best_minus_worst"]
-    return {"value": gap["value"], "ci": gap["ci"], "best": gap["best"], "worst": gap["worst"]}
-
-
-def _mode(audited: dict) -> dict:
-    w = audited["worst_group"]
+def _mode(audited: Audit) -> dict:
+    w = audited.worst_group
     return {
-        "accuracy": audited["overall"]["accuracy"],
-        "accuracy_ci": audited["overall"]["accuracy_ci"],
-        "worst_group_accuracy": w["accuracy"],
-        "worst_group_ci": w["accuracy_ci"],
-        "worst_group": w["group"],
+        "accuracy": audited.overall.accuracy,
+        "accuracy_ci": audited.overall.accuracy_ci,
+        "worst_group_accuracy": w.accuracy,
+        "worst_group_ci": w.accuracy_ci,
+        "worst_group": w.group,
     }
 
 
-def _accuracy(row: dict) -> dict:
-    return {"n": row["n"], "accuracy": row["accuracy"], "accuracy_ci": row["accuracy_ci"]}
+def _accuracy(row: Rates) -> dict:
+    return {"n": row.n, "accuracy": row.accuracy, "accuracy_ci": row.accuracy_ci}
 
 
-def _groups(audits: dict) -> list[dict]:
+def _groups(audits: dict[str, Audit]) -> list[dict]:
     """One entry per group with both trainings' accuracy side by side (the test images are the same)."""
-    first = next(iter(audits.values()))["groups"]
+    first = next(iter(audits.values())).groups
     return [
         {
-            "group": g["group"],
-            "n": g["n"],
-            "accuracy": {name: a["groups"][k]["accuracy"] for name, a in audits.items()},
-            "accuracy_ci": {name: a["groups"][k]["accuracy_ci"] for name, a in audits.items()},
+            "group": g.group,
+            "n": g.n,
+            "accuracy": {name: a.groups[k].accuracy for name, a in audits.items()},
+            "accuracy_ci": {name: a.groups[k].accuracy_ci for name, a in audits.items()},
         }
         for k, g in enumerate(first)
     ]
 
 
-def target_gap(audited: dict, target: str, n_boot: int, seed: int) -> dict:
+def target_gap(audited: AuditTable, target: str, n_boot: int, seed: int) -> dict:
     """Accuracy of the target's positives minus its negatives (men minus women for Male), with a 95% interval: the
     bias the audit's groups show, in one figure. Resampling a group's images resamples its right/wrong answers,
     so the audit's counts are all the bootstrap needs."""
     from ..probes.stats import difference_ci
 
     between = f"{target}=1 minus {target}=0"
-    groups = [next((g for g in audited["groups"] if g["group"] == {target: v}), None) for v in (1, 0)]
-    if None in groups:  # a side with no test image: no gap is defined
+    positives, negatives = (next((g for g in audited.groups if g.group == {target: v}), None) for v in (1, 0))
+    if positives is None or negatives is None:  # a side with no test image: no gap is defined
         return {"between": between, "difference": None, "ci": [None, None], "excludes_zero": False}
-    diff, lo, hi = difference_ci(*(_correct(g) for g in groups), n_boot, seed)
+    diff, lo, hi = difference_ci(_correct(positives), _correct(negatives), n_boot, seed)
     return {"between": between, "difference": diff, "ci": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
 
 
-def _correct(group: dict) -> np.ndarray:
-    right = round(group["accuracy"] * group["n"])
-    return np.repeat([1.0, 0.0], [right, group["n"] - right])
+def _correct(group: GroupRates) -> np.ndarray:
+    right = round((group.accuracy or 0.0) * group.n)
+    return np.repeat([1.0, 0.0], [right, group.n - right])
 
 
 def gap_in_words(gap: dict) -> str:

@@ -14,6 +14,7 @@ from ..ranges import STEPS_BOUNDS
 from ..report.html import Report
 
 if TYPE_CHECKING:
+    from ..probes.audit import Audit, Rates
     from ..run import Run
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
 from .registry import Option, Study
@@ -178,7 +179,7 @@ def youth_study(
         "size": int(s["size"]),
         "photo": photo,
         "test_accuracy": _test_accuracy(audited),
-        "groups": [{k: g[k] for k in ("group", "n", "accuracy", "accuracy_ci")} for g in audited["groups"]],
+        "groups": [{"group": g.group, "n": g.n, "accuracy": g.accuracy, "accuracy_ci": g.accuracy_ci} for g in audited.groups],
         "dream": {o: {k: d[k] for k in ("layer", "objective_initial", "objective_final")} for o, d in inside["dream"].items()},
         "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in inside["edit"].items()},
         "layers": n_layers,
@@ -225,8 +226,9 @@ def _made_in(folder: Path, began: float) -> dict:
     return {"folder": folder.name, "seconds": round(time.perf_counter() - began, 1)}
 
 
-def _test_accuracy(audited: dict) -> dict:
-    return {k: audited["overall"][k] for k in ("n", "accuracy", "accuracy_ci")} | baselines(audited["overall"])
+def _test_accuracy(audited: Audit) -> dict:
+    overall = audited.overall
+    return {"n": overall.n, "accuracy": overall.accuracy, "accuracy_ci": overall.accuracy_ci} | baselines(overall)
 
 
 def _edit_measures(e: dict) -> dict:
@@ -369,16 +371,15 @@ def _growth(d: dict) -> dict:
     return {"objective_initial": d["objective_initial"], "objective_final": d["objective_final"]}
 
 
-def baselines(overall: dict) -> dict:
+def baselines(overall: Rates) -> dict:
     """Beside a test accuracy: the positives, the accuracy of always answering the majority (with Wilson's interval)
     and the balanced accuracy (from the audit's TPR and FPR; None where a class is absent)."""
     from ..probes.stats import wilson_ci
 
-    n, pos = overall["n"], overall["positives"]
-    tpr, fpr = overall["tpr"], overall["fpr"]
+    n, pos, tpr, fpr = overall.n, overall.positives, overall.tpr, overall.fpr
     return {
         "positives": pos,
-        "majority": max(pos, n - pos) / n,
+        "majority": overall.majority,
         "majority_ci": wilson_ci(max(pos, n - pos), n),
         "balanced": None if tpr is None or fpr is None else (tpr + 1 - fpr) / 2,
     }
