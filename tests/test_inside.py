@@ -10,6 +10,8 @@ from PIL import Image
 import facelab
 from facelab.errors import FacelabError
 from facelab.probes.activations import channels_rgb, layer_outputs
+from facelab.probes.change import BudgetUsed
+from facelab.probes.dream import Dream, Edit
 from facelab.probes.dream_set import DreamSet
 from facelab.probes.edit_set import EditSet
 from facelab.probes.subject import load_subject, open_probe
@@ -91,9 +93,10 @@ def test_rgb_is_the_normalised_channels_stacked(smiling_run, tmp_path):
 @pytest.mark.parametrize("objective", ["sum", "square", "abs"])
 def test_dream_at_least_doubles_its_objective(smiling_run, tmp_path, objective):
     summary = facelab.dream(smiling_run, "synth:64#3", "3", "5", objective, steps=30, out=tmp_path)
-    assert summary["objective_final"] >= 2 * summary["objective_initial"] > 0
+    assert summary.objective_final >= 2 * summary.objective_initial > 0
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert isinstance(on_disk["objective_initial"], float) and isinstance(on_disk["objective_final"], float)
+    assert Dream.read(tmp_path) == summary  # the summary.json keys read back as the typed result
     for f in ("dream.png", "progress.gif", "activation_before_after.png", "objective.png", "report.html"):
         assert (tmp_path / f).exists(), f
     assert Image.open(tmp_path / "progress.gif").n_frames > 5
@@ -102,8 +105,8 @@ def test_dream_at_least_doubles_its_objective(smiling_run, tmp_path, objective):
 def test_dream_every_channel_and_fourier(smiling_run, tmp_path):
     reg = facelab.Regularisers(param="fourier", decorrelate=True, blur_sigma=0.5)
     summary = facelab.dream(smiling_run, "synth:64#3", "2", "all", "abs", steps=15, reg=reg, out=tmp_path)
-    assert summary["channels"] == list(range(32)) and (tmp_path / "dream_grid.png").exists()
-    grown = [after > before for before, after in summary["per_channel"].values()]
+    assert summary.channels == list(range(32)) and (tmp_path / "dream_grid.png").exists()
+    grown = [after > before for before, after in summary.per_channel.values()]
     assert sum(grown) >= 30  # nearly every channel's objective rises
 
 
@@ -116,13 +119,13 @@ def test_edit_smiling_changes_the_mouth_and_the_prediction(smiling_run, tmp_path
     not_smiling = [i for i in range(64) if fs.attributes[i, col] == 0][:3]
     for i in not_smiling:
         s = facelab.edit(smiling_run, f"synth:64#{i}", "Smiling", to=1, out=tmp_path / str(i))
-        assert s["prob_after"] > s["prob_before"] and s["prob_after"] > 0.5
-        assert s["change_inside_mask"] >= 2 * s["change_outside_mask"], s
+        assert s.prob_after > s.prob_before and s.prob_after > 0.5
+        assert s.change_inside_mask >= 2 * s.change_outside_mask, s
     summary = json.loads((tmp_path / str(not_smiling[0]) / "summary.json").read_text())
     assert set(summary) >= {"prob_before", "prob_after", "change_inside_mask", "change_outside_mask"}
     smiling = next(i for i in range(64) if fs.attributes[i, col] == 1)
     s = facelab.edit(smiling_run, f"synth:64#{smiling}", "Smiling", to=0, steps=30, out=tmp_path / "down")
-    assert s["prob_after"] < s["prob_before"]
+    assert s.prob_after < s.prob_before
 
 
 def test_edits_and_dreams_stay_in_their_budget_and_say_what_they_did(smiling_run, tmp_path):
@@ -130,22 +133,23 @@ def test_edits_and_dreams_stay_in_their_budget_and_say_what_they_did(smiling_run
     the network's inputs, lossless; the summary measures the change (SSIM, high-frequency share, where it went)."""
     s = facelab.edit(smiling_run, "synth:64#2", "Smiling", to=1, out=tmp_path / "e")
     eps = 0.07 * np.sqrt(3 * 64 * 64)
-    assert s["budget"]["norm"] == "l2" and s["budget"]["eps"] == pytest.approx(eps) and 0 < s["budget"]["used"] <= eps * 1.001
+    assert s.budget.norm == "l2" and s.budget.eps == pytest.approx(eps) and 0 < s.budget.used <= eps * 1.001
     start, edited = (np.asarray(Image.open(tmp_path / "e" / f), dtype=float) / 255 for f in ("start.png", "edited.png"))
     assert start.shape == edited.shape == (64, 64, 3)
     assert np.linalg.norm(edited - start) <= eps + 0.5 * np.sqrt(start.size) / 255  # within the budget, up to 8-bit rounding
-    assert 0.5 < s["ssim"] < 1 and 0 < s["high_frequency_share"] < 1
-    assert s["change_inside_face"] > s["change_outside_face"] > 0  # synthetic faces: the face from their landmarks
+    assert 0.5 < s.ssim < 1 and 0 < s.high_frequency_share < 1
+    assert s.change_inside_face > s.change_outside_face > 0  # synthetic faces: the face from their landmarks
     page = (tmp_path / "e" / "report.html").read_text()
     assert "SSIM to the start image" in page and "high-frequency share" in page
     unbounded = facelab.edit(smiling_run, "synth:64#2", "Smiling", to=1, reg=facelab.Regularisers(budget=0), out=tmp_path / "u")
-    assert unbounded["budget"]["eps"] is None and unbounded["budget"]["used"] > 0
+    assert unbounded.budget.eps is None and unbounded.budget.used > 0
     linf = facelab.edit(smiling_run, "synth:64#2", "Smiling", reg=facelab.Regularisers(budget=0.03, budget_norm="linf"), out=tmp_path / "l")
-    assert linf["budget"]["used"] <= 0.03 + 1e-6
+    assert linf.budget.used <= 0.03 + 1e-6
     d = facelab.dream(smiling_run, "synth:64#3", "2", "all", "abs", steps=5, out=tmp_path / "d")
     assert (tmp_path / "d" / "start.png").exists() and len(list((tmp_path / "d" / "edited").glob("channel_*.png"))) == 32
-    assert 0 < d["ssim"] <= 1 and set(d["per_channel_measures"]) == {str(c) for c in range(32)}
-    assert set(d["prob_before"]) == {"Smiling", "Male"}
+    assert 0 < d.ssim <= 1 and set(d.per_channel_measures) == {str(c) for c in range(32)} and Dream.read(tmp_path / "d") == d
+    assert Edit.read(tmp_path / "e") == s and isinstance(Edit.read(tmp_path / "e").budget, BudgetUsed)
+    assert set(d.prob_before) == {"Smiling", "Male"}
 
 
 def test_change_measures_tell_speckle_from_shapes():
@@ -174,8 +178,8 @@ def test_edit_of_a_photo_file_has_no_mask(smiling_run, tmp_path):
     img, _ = open_spec("synth:4").load(0, (100, 80))
     Image.fromarray(img).save(tmp_path / "me.jpg")
     s = facelab.edit(smiling_run, str(tmp_path / "me.jpg"), "Smiling", to=1, steps=10, out=tmp_path / "out")
-    assert s["change_inside_mask"] is None and s["change_outside_mask"] is None
-    assert s["change_inside_face"] is None and "unknown (no landmarks)" in (tmp_path / "out" / "report.html").read_text()
+    assert s.change_inside_mask is None and s.change_outside_mask is None
+    assert s.change_inside_face is None and "unknown (no landmarks)" in (tmp_path / "out" / "report.html").read_text()
     assert (tmp_path / "out" / "edit.png").exists()
 
 
@@ -211,9 +215,9 @@ def test_grey_resnet_works_end_to_end(tmp_path):
     assert facelab.activations(run, "synth:8#1", ["1", "layer4.1.conv2"], out=tmp_path / "a")["layers"]["layer4.1.conv2"]["channels"] == 512
     assert facelab.filters(run, out=tmp_path / "f")["in_channels"] == 1
     s = facelab.dream(run, "synth:8#1", "layer2.0.conv1", "3", "square", steps=10, out=tmp_path / "d")
-    assert s["objective_final"] > s["objective_initial"]
+    assert s.objective_final > s.objective_initial
     e = facelab.edit(run, "synth:8#1", "Smiling", steps=5, out=tmp_path / "e")
-    assert e["change_inside_mask"] is not None
+    assert e.change_inside_mask is not None
     assert InputContract((32, 32), 1, None).pixels(load_subject("synth:8#1", "32").image).shape == (1, 1, 32, 32)
 
 

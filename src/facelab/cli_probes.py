@@ -13,6 +13,7 @@ from rich.table import Table
 from .cli_options import IMAGE_HELP, csv_list, example, number, out_option, print_json, say, takes
 from .errors import FacelabError
 from .ranges import LR_BOUNDS, N_BOOT_BOUNDS, SEED_BOUNDS, STEPS_BOUNDS
+from .results import Summary, plain
 
 if TYPE_CHECKING:
     from .probes.edit_set import ScoredSet
@@ -25,8 +26,8 @@ SPLIT = typer.Option("test", help="train, valid or test.")
 PHOTOS = typer.Argument(..., metavar="folder:PATH")
 
 
-def _report_line(summary: dict, out_dir: Path | None, run: Path, name: str) -> None:
-    out.print_json(json.dumps(summary))
+def _report_line(summary: dict | Summary, out_dir: Path | None, run: Path, name: str) -> None:
+    out.print_json(json.dumps(plain(summary)))
     say(f"report: {(out_dir or run / name) / 'report.html'}")
 
 

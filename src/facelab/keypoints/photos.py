@@ -17,7 +17,6 @@ from ..data.photos import Photos
 from ..errors import FacelabError
 from ..hardware import Runtime
 from ..probes.output import probe_folder, write_probe_output
-from ..probes.subject import open_probe
 from ..report.figures import save_png
 from ..run import Run
 
@@ -63,7 +62,7 @@ def landmarks(
     dlib's 68-point predictor, ``landmarker="dlib"``), draw them on the photo and list them in summary.json."""
     if landmarker not in LANDMARKERS:
         raise FacelabError(f"--landmarker {landmarker!r}: use net (the run's network) or dlib (dlib's 68-point predictor)")
-    opened, _ = open_probe(run, runtime=runtime)
+    opened = Run.for_probes(run, runtime)
     opened.require("points", "landmarks")
     folder = probe_folder(out, run, "landmarks")
     margin = face_margin(opened.contract.crop) if margin is None else margin

@@ -4,10 +4,13 @@ is fine speckle rather than shapes (the share a blur removes), how much of the b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
+from ..results import Summary
 from ..training.robust import norm_of
 
 HIGH_FREQUENCY_SIGMA = 1.5  # px: the change a Gaussian blur of this sigma removes counts as high-frequency
@@ -52,15 +55,30 @@ def change_by_mask(change: np.ndarray, mask: np.ndarray | None) -> tuple[float |
     return float(change[mask].mean()), float(change[~mask].mean())
 
 
-def change_measures(start: torch.Tensor, edited: torch.Tensor, eps: float | None, norm: str, face: np.ndarray | None) -> dict:
-    """The measures of one (C, H, W) edit: ssim, high_frequency_share, budget (norm, eps, used) and the change
-    inside / outside the face."""
+@dataclass
+class BudgetUsed(Summary):
+    """How much of the ascent's budget (``eps`` in the ``norm``; None: unbounded) the change used."""
+
+    norm: str
+    eps: float | None
+    used: float
+
+
+@dataclass
+class ChangeMeasures(Summary):
+    """The measures of one change to an image: SSIM to the start, the high-frequency share of the change, the budget
+    used, and the mean change inside and outside the face (None without landmarks)."""
+
+    ssim: float
+    high_frequency_share: float | None
+    budget: BudgetUsed
+    change_inside_face: float | None
+    change_outside_face: float | None
+
+
+def change_measures(start: torch.Tensor, edited: torch.Tensor, eps: float | None, norm: str, face: np.ndarray | None) -> ChangeMeasures:
+    """The measures of one (C, H, W) edit."""
     change = edited.float() - start.float()
     inside, outside = change_by_mask(change.abs().mean(0).numpy(), face)
-    return {
-        "ssim": ssim(start, edited),
-        "high_frequency_share": high_frequency_share(change),
-        "budget": {"norm": norm, "eps": eps, "used": float(norm_of(change[None], norm)[0])},
-        "change_inside_face": inside,
-        "change_outside_face": outside,
-    }
+    used = BudgetUsed(norm, eps, float(norm_of(change[None], norm)[0]))
+    return ChangeMeasures(ssim(start, edited), high_frequency_share(change), used, inside, outside)

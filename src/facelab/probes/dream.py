@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,11 +13,48 @@ from ..errors import FacelabError
 from ..hardware import Runtime
 from ..report.figures import image_grid, line_plot, map_grid, save_gif, save_png
 from .ascent import Ascent, Regularisers, ascend
-from .change import HIGH_FREQUENCY_SIGMA, amplified_change, change_by_mask, change_measures
-from .edit_set import edit_objective, edit_set
+from .change import HIGH_FREQUENCY_SIGMA, BudgetUsed, ChangeMeasures, amplified_change, change_by_mask, change_measures
+from .edit_set import EditSet, edit_objective, edit_set
 from .layers import channel_objective, recorded, resolve_layer
 from .output import probe_folder, write_probe_output
 from .subject import named_probabilities, open_probe, pixels_to_uint8
+
+if TYPE_CHECKING:
+    from .dream_set import DreamSet
+
+
+@dataclass
+class Dream(ChangeMeasures):
+    """``facelab dream``'s summary.json (docs/json.md); with several channels the change measures are medians."""
+
+    image: str
+    layer: str
+    index: int
+    objective: str
+    steps: int
+    lr: float
+    channels: list[int]
+    objective_initial: float
+    objective_final: float
+    per_channel: dict[str, list[float]]
+    prob_before: dict[str, float]
+    prob_after: dict[str, float]  # of the first channel's image
+    per_channel_measures: dict[str, ChangeMeasures]
+
+
+@dataclass
+class Edit(ChangeMeasures):
+    """``facelab edit``'s summary.json for one face (docs/json.md)."""
+
+    image: str
+    attr: str
+    to: int
+    steps: int
+    lr: float
+    prob_before: float
+    prob_after: float
+    change_inside_mask: float | None
+    change_outside_mask: float | None
 
 
 def dream(
@@ -34,7 +73,7 @@ def dream(
     runtime: Runtime | None = None,
     n: int | None = None,
     split: str = "test",
-) -> dict:
+) -> Dream | DreamSet:
     """Gradient ascent on the photo to increase one channel's output (or every channel's, ``channel="all"``). With
     ``n``, ``image`` is a data SPEC and the whole layer is dreamed from ``n`` of its ``split`` faces, scored as a set
     (:func:`facelab.probes.dream_set.dream_set`: FVA, closeness, high-frequency share)."""
@@ -61,59 +100,64 @@ def dream(
         before, after = f(start.repeat(len(chans), 1, 1, 1)), f(result.pixels)
         logits = model(opened.contract.normalise(torch.cat([start, result.pixels[:1]]))).float()
     measures = [change_measures(start[0], p, reg.eps(start.shape[1:]), reg.budget_norm, subject.face) for p in result.pixels]
-    summary = {
-        "image": subject.name,
-        "layer": lyr.name,
-        "index": lyr.index,
-        "objective": objective,
-        "steps": steps,
-        "lr": lr,
-        "channels": chans,
-        "objective_initial": float(before.sum()),
-        "objective_final": float(after.sum()),
-        "per_channel": {str(c): [float(b), float(a)] for c, b, a in zip(chans, before, after)},
-        "prob_before": named_probabilities(opened, logits[0]),
-        "prob_after": named_probabilities(opened, logits[1]),  # of the first channel's image
-        **_median_measures(measures),
-        "per_channel_measures": {str(c): m for c, m in zip(chans, measures)},
-    }
+    summary = Dream(
+        **vars(_median_measures(measures)),
+        image=subject.name,
+        layer=lyr.name,
+        index=lyr.index,
+        objective=objective,
+        steps=steps,
+        lr=lr,
+        channels=chans,
+        objective_initial=float(before.sum()),
+        objective_final=float(after.sum()),
+        per_channel={str(c): [float(b), float(a)] for c, b, a in zip(chans, before, after)},
+        prob_before=named_probabilities(opened, logits[0]),
+        prob_after=named_probabilities(opened, logits[1]),
+        per_channel_measures={str(c): m for c, m in zip(chans, measures)},
+    )
     _write_inputs(folder, start, result.pixels, [f"channel_{c}" for c in chans] if len(chans) > 1 else None)
     figures = _dream_figures(folder, opened, lyr, subject.image, start, result, chans, objective)
-    facts = [
+    facts: list[list] = [
         ["layer", f"{lyr.index} ({lyr.name})"],
         ["channel(s)", channel],
         ["objective", objective],
-        ["initial", summary["objective_initial"]],
-        ["final", summary["objective_final"]],
+        ["initial", summary.objective_initial],
+        ["final", summary.objective_final],
         *_measure_facts(summary),
     ]
     return write_probe_output(folder, f"facelab dream: {subject.name}", summary, figures, facts)
 
 
-def _median_measures(measures: list[dict]) -> dict:
+def _median_measures(measures: list[ChangeMeasures]) -> ChangeMeasures:
     """One image's measures as they are; several images' (a dream of every channel) as their medians."""
     if len(measures) == 1:
         return measures[0]
 
-    def median(values):
+    def median(values: list[float | None]) -> float | None:
         kept = [v for v in values if v is not None]
         return float(np.median(kept)) if kept else None
 
-    first = measures[0]
-    out = {k: median([m[k] for m in measures]) for k in first if k != "budget"}
-    return out | {"budget": first["budget"] | {"used": median([m["budget"]["used"] for m in measures])}}
+    budget = measures[0].budget
+    return ChangeMeasures(
+        ssim=float(np.median([m.ssim for m in measures])),
+        high_frequency_share=median([m.high_frequency_share for m in measures]),
+        budget=BudgetUsed(budget.norm, budget.eps, float(np.median([m.budget.used for m in measures]))),
+        change_inside_face=median([m.change_inside_face for m in measures]),
+        change_outside_face=median([m.change_outside_face for m in measures]),
+    )
 
 
-def _measure_facts(summary: dict) -> list[list]:
+def _measure_facts(summary: ChangeMeasures) -> list[list]:
     """The measures beside each picture: what the ascent did to its image."""
-    b = summary["budget"]
+    b = summary.budget
     shown = lambda v: "unknown (no landmarks)" if v is None else v  # noqa: E731
     return [
-        ["SSIM to the start image", summary["ssim"]],
-        [f"high-frequency share of the change (blur sigma {HIGH_FREQUENCY_SIGMA} px removes it)", shown(summary["high_frequency_share"])],
-        [f"budget ({b['norm']})", "unbounded" if b["eps"] is None else f"{b['used']:.3f} of {b['eps']:.3f} used"],
-        ["mean |change| inside the face", shown(summary["change_inside_face"])],
-        ["mean |change| outside the face", shown(summary["change_outside_face"])],
+        ["SSIM to the start image", summary.ssim],
+        [f"high-frequency share of the change (blur sigma {HIGH_FREQUENCY_SIGMA} px removes it)", shown(summary.high_frequency_share)],
+        [f"budget ({b.norm})", "unbounded" if b.eps is None else f"{b.used:.3f} of {b.eps:.3f} used"],
+        ["mean |change| inside the face", shown(summary.change_inside_face)],
+        ["mean |change| outside the face", shown(summary.change_outside_face)],
     ]
 
 
@@ -180,7 +224,7 @@ def edit(
     n: int | None = None,
     oracle: str | Path | None = None,
     split: str = "test",
-) -> dict:
+) -> Edit | EditSet:
     """Move the image toward ``attr`` = ``to`` by gradient steps on its logit; where did the pixels change? With ``n``,
     ``image`` is a data SPEC and ``n`` of its ``split`` faces are edited and scored as a set
     (:func:`facelab.probes.edit_set.edit_set`: flip rate, FVA, MNAC with ``oracle``, closeness)."""
@@ -199,18 +243,18 @@ def edit(
         p_before, p_after = opened.task.probabilities(model(normalise(torch.cat([start, result.pixels]))))[:, k].tolist()
     change = (result.pixels - start).abs().mean(1)[0].numpy()  # (H, W), mean over colour
     inside, outside = change_by_mask(change, subject.mask(attr))
-    summary = {
-        "image": subject.name,
-        "attr": attr,
-        "to": to,
-        "steps": steps,
-        "lr": lr,
-        "prob_before": p_before,
-        "prob_after": p_after,
-        "change_inside_mask": inside,
-        "change_outside_mask": outside,
-        **change_measures(start[0], result.pixels[0], reg.eps(start.shape[1:]), reg.budget_norm, subject.face),
-    }
+    summary = Edit(
+        **vars(change_measures(start[0], result.pixels[0], reg.eps(start.shape[1:]), reg.budget_norm, subject.face)),
+        image=subject.name,
+        attr=attr,
+        to=to,
+        steps=steps,
+        lr=lr,
+        prob_before=p_before,
+        prob_after=p_after,
+        change_inside_mask=inside,
+        change_outside_mask=outside,
+    )
     _write_inputs(folder, start, result.pixels, None)
     figures = _edit_figures(folder, subject, start, result, sign, attr, change)
     facts = [

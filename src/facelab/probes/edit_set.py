@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 import cv2
 import numpy as np
@@ -187,15 +187,15 @@ def set_scores(faces: list[dict], start: torch.Tensor, edited: torch.Tensor, reg
     identity = _same_person(start, edited, quiet)
     for i, face in enumerate(faces):
         face |= _closeness(start[i], edited[i], reg)
-        face["descriptor_distance"], face["same_person"] = identity["distance"][i], identity["same"][i]
+        face["descriptor_distance"], face["same_person"] = identity.distance[i], identity.same[i]
     judged = [f["same_person"] for f in faces if f["same_person"] is not None]
     median = lambda key: float(np.median([f[key] for f in faces if f[key] is not None])) if any(f[key] is not None for f in faces) else None  # noqa: E731
     return SetScores(
         fva=sum(judged) / len(judged) if judged else None,
         fva_ci=wilson_ci(sum(judged), len(judged)) if judged else [None, None],
-        fva_not_found=[faces[i]["image"] for i in identity["not_found"]],
+        fva_not_found=[faces[i]["image"] for i in identity.not_found],
         fva_threshold=SAME_PERSON,
-        fva_network="dlib_face_recognition_resnet_model_v1" if identity["available"] else None,
+        fva_network="dlib_face_recognition_resnet_model_v1" if identity.available else None,
         ssim_median=median("ssim"),
         l1_median=median("l1"),
         hf_share_median=median("hf_share"),
@@ -206,23 +206,41 @@ def budget(reg: Regularisers, start: torch.Tensor, steps: int, lr: float, object
     return AscentBudget(reg.budget_norm, reg.eps(start.shape[1:]), steps, lr, objective)
 
 
-def _closeness(start: torch.Tensor, edited: torch.Tensor, reg: Regularisers) -> dict:
+class Closeness(TypedDict):
+    """How close one changed face stays to its start (its entry in ``faces``)."""
+
+    l1: float
+    ssim: float
+    hf_share: float | None
+    budget_used: float
+
+
+class Identity(NamedTuple):
+    """dlib's verdict on each face of a set: descriptor distance and same person (None where no face was found)."""
+
+    distance: list[float | None]
+    same: list[bool | None]
+    not_found: list[int]
+    available: bool  # False without dlib (facelab[faces])
+
+
+def _closeness(start: torch.Tensor, edited: torch.Tensor, reg: Regularisers) -> Closeness:
     measured = change_measures(start, edited, reg.eps(start.shape), reg.budget_norm, None)
-    return {
-        "l1": float((edited - start).abs().mean()),
-        "ssim": measured["ssim"],
-        "hf_share": measured["high_frequency_share"],
-        "budget_used": measured["budget"]["used"],
-    }
+    return Closeness(
+        l1=float((edited - start).abs().mean()),
+        ssim=measured.ssim,
+        hf_share=measured.high_frequency_share,
+        budget_used=measured.budget.used,
+    )
 
 
-def _same_person(start: torch.Tensor, edited: torch.Tensor, quiet: bool) -> dict:
+def _same_person(start: torch.Tensor, edited: torch.Tensor, quiet: bool) -> Identity:
     """dlib's descriptor distance between each face and its edit, and whether it stays under SAME_PERSON; the face's
     five points are found on the start (scaled up to DLIB_SIDE) and used for both, so the edit cannot move them.
     Faces where dlib finds none are listed; without dlib (facelab[faces]) every entry is None."""
     n = len(start)
     if not dlib_installed():
-        return {"distance": [None] * n, "same": [None] * n, "not_found": [], "available": False}
+        return Identity([None] * n, [None] * n, [], False)
     from ..data.detect import face_detector, face_recogniser
     from .face_reference import CHIP, CHIP_PADDING
 
@@ -250,7 +268,7 @@ def _same_person(start: torch.Tensor, edited: torch.Tensor, quiet: bool) -> dict
                 distance.append(apart)
                 same.append(apart < SAME_PERSON)
             advance()
-    return {"distance": distance, "same": same, "not_found": not_found, "available": True}
+    return Identity(distance, same, not_found, True)
 
 
 def _other_attributes_flipped(judge: Run, attr: str, start: torch.Tensor, edited: torch.Tensor) -> np.ndarray:

@@ -19,7 +19,7 @@ from ..run import Run
 from .cam import DEFAULT_COLORMAP, MAP_LEGEND, Target, attribution_maps, check_colormap, layer_for, overlay
 from .output import probe_folder, write_probe_output
 from .split_data import SplitData, load_split
-from .subject import load_subject, named_probabilities, open_probe
+from .subject import load_subject, named_probabilities
 
 CHUNK = 64
 GALLERY = 16
@@ -168,7 +168,7 @@ def _cam_files(
     min_score=None,
     runtime: Runtime | None = None,
 ) -> dict:
-    opened, _ = open_probe(run, runtime=runtime)
+    opened = Run.for_probes(run, runtime)
     opened.require("labels", "cam")
     model, outputs, binary = opened.model, opened.outputs, opened.task.binary
     output = opened.task.explained_output(target)
@@ -218,7 +218,7 @@ def predict(
 ) -> dict:
     """Predictions with probabilities and attribution overlays for a folder of the user's own photos (each face
     found with ``detector`` when ``detect``, else each whole photo centre-cropped)."""
-    opened, _ = open_probe(run, runtime=runtime)
+    opened = Run.for_probes(run, runtime)
     opened.require("labels", "predict")
     model, contract = opened.model, opened.contract
     folder = probe_folder(out, run, "predict")

@@ -81,10 +81,10 @@ def load_subject(image: str | Path, size: str | tuple[int, int], crop: str | Non
     return Subject(path.name, resize_to(img, size))
 
 
-def open_probe(run: str | Path, image: str | Path | None = None, runtime: Runtime | None = None) -> tuple[Run, Subject | None]:
+def open_probe(run: str | Path | Run, image: str | Path, runtime: Runtime | None = None) -> tuple[Run, Subject]:
     """The run opened for probes on ``runtime`` (:meth:`Run.for_probes`) and the image prepared for its network."""
     opened = Run.for_probes(run, runtime)
-    return opened, load_subject(image, opened.contract.size) if image is not None else None
+    return opened, load_subject(image, opened.contract.size)
 
 
 def named_probabilities(run: Run, logits: torch.Tensor, top: int = 5) -> dict[str, float]:

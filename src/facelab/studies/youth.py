@@ -15,6 +15,7 @@ from ..report.html import Report
 
 if TYPE_CHECKING:
     from ..probes.audit import Audit, Rates
+    from ..probes.dream import Dream, Edit
     from ..run import Run
 from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
 from .registry import Option, Study
@@ -180,7 +181,7 @@ def youth_study(
         "photo": photo,
         "test_accuracy": _test_accuracy(audited),
         "groups": [{"group": g.group, "n": g.n, "accuracy": g.accuracy, "accuracy_ci": g.accuracy_ci} for g in audited.groups],
-        "dream": {o: {k: d[k] for k in ("layer", "objective_initial", "objective_final")} for o, d in inside["dream"].items()},
+        "dream": {o: {"layer": d.layer} | _growth(d) for o, d in inside["dream"].items()},
         "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in inside["edit"].items()},
         "layers": n_layers,
         "recorded": inside["recorded"],
@@ -231,8 +232,9 @@ def _test_accuracy(audited: Audit) -> dict:
     return {"n": overall.n, "accuracy": overall.accuracy, "accuracy_ci": overall.accuracy_ci} | baselines(overall)
 
 
-def _edit_measures(e: dict) -> dict:
-    return {k: e[k] for k in ("prob_before", "prob_after", "ssim", "high_frequency_share")} | {"budget_used": e["budget"]["used"]}
+def _edit_measures(e: Edit) -> dict:
+    return {"prob_before": e.prob_before, "prob_after": e.prob_after, "ssim": e.ssim, "high_frequency_share": e.high_frequency_share,
+            "budget_used": e.budget.used}  # fmt: skip
 
 
 def _age_edits(run: Run, starts: dict, target: str, folder: Path, prefix: str, steps: int, seed: int, quiet: bool, runtime) -> dict:
@@ -297,7 +299,11 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
     _side_by_side_dreams(folder, plain["dream"]["square"], dreamed)
     return made | {
         "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in edits.items()},
-        "dream": {"square": {k: dreamed[k] for k in ("layer", "objective_initial", "objective_final", "ssim", "high_frequency_share")}},
+        "dream": {
+            "square": {"layer": dreamed.layer}
+            | _growth(dreamed)
+            | {"ssim": dreamed.ssim, "high_frequency_share": dreamed.high_frequency_share}
+        },
         "counterfactual": _counterfactual(run, plan, folder / "robust_edit_set", steps, seed, quiet),
         "dream_set": _dreams_of_set(run, plan, folder / "robust_dream_set", steps, seed, quiet),
     }
@@ -318,7 +324,7 @@ def _side_by_side_edits(folder: Path, robust_edits: dict) -> None:
     image_grid(panels, captions, folder / "edits_plain_vs_robust.png", cols=3)
 
 
-def _side_by_side_dreams(folder: Path, plain: dict, robust: dict, shown: int = 8) -> None:
+def _side_by_side_dreams(folder: Path, plain: Dream, robust: Dream, shown: int = 8) -> None:
     """The first ``shown`` channels' dreams of the plain network (top row) and the robust one (bottom row)."""
     import numpy as np
     from PIL import Image
@@ -327,7 +333,7 @@ def _side_by_side_dreams(folder: Path, plain: dict, robust: dict, shown: int = 8
 
     panels, captions = [], []
     for name, d, sub in (("plain", plain, "dream_square"), ("robust", robust, "robust_dream_square")):
-        for c in d["channels"][:shown]:
+        for c in d.channels[:shown]:
             panels.append(np.asarray(Image.open(folder / sub / "edited" / f"channel_{c}.png").convert("RGB")))
             captions.append(f"{name}, channel {c}")
     image_grid(panels, captions, folder / "dreams_plain_vs_robust.png", cols=min(shown, len(panels) // 2))
@@ -367,8 +373,8 @@ def _recorded_channels(run: Run, photo, s: dict, folder: Path, steps: int, seed:
     return made
 
 
-def _growth(d: dict) -> dict:
-    return {"objective_initial": d["objective_initial"], "objective_final": d["objective_final"]}
+def _growth(d: Dream) -> dict:
+    return {"objective_initial": d.objective_initial, "objective_final": d.objective_final}
 
 
 def baselines(overall: Rates) -> dict:
