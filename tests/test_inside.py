@@ -9,7 +9,7 @@ from PIL import Image
 
 import facelab
 from facelab.errors import FacelabError
-from facelab.probes.activations import channels_rgb, layer_outputs
+from facelab.probes.activations import Activations, channels_rgb, layer_outputs
 from facelab.probes.change import BudgetUsed
 from facelab.probes.dream import Dream, Edit
 from facelab.probes.dream_set import DreamSet
@@ -68,7 +68,8 @@ def test_layers_lists_the_conv_stack(smiling_run):
 
 def test_activation_grids_match_each_layer(smiling_run, tmp_path):
     summary = facelab.activations(smiling_run, "synth:64#3", ["1", "features.4", "3"], max_channels=40, out=tmp_path)
-    layers = summary["layers"]
+    assert Activations.read(tmp_path) == summary
+    layers = summary.to_json()["layers"]
     assert layers["features.0"] == {"index": 1, "channels": 16, "height": 64, "width": 64, "shown": 16, "figure": "activations_layer1.png"}
     assert layers["features.4"]["channels"] == 32 and layers["features.4"]["height"] == 32
     assert layers["features.8"]["shown"] == 40  # capped by --max-channels
@@ -84,7 +85,7 @@ def test_rgb_is_the_normalised_channels_stacked(smiling_run, tmp_path):
         m = act[c].numpy()
         np.testing.assert_allclose(picture[..., k], (m - m.min()) / (m.max() - m.min()), atol=1e-5)
     summary = facelab.rgb(smiling_run, "synth:64#5", "2", [3, 0, 7], out=tmp_path)
-    img = np.asarray(Image.open(tmp_path / summary["figure"]))
+    img = np.asarray(Image.open(tmp_path / summary.figure))
     assert img.shape == (64, 64, 3)
     with pytest.raises(FacelabError, match="exactly three"):
         facelab.rgb(smiling_run, "synth:64#5", "2", [1, 2], out=tmp_path)
@@ -185,7 +186,7 @@ def test_edit_of_a_photo_file_has_no_mask(smiling_run, tmp_path):
 
 def test_filters_colour_and_grey(smiling_run, tmp_path):
     summary = facelab.filters(smiling_run, out=tmp_path)
-    assert summary["n_filters"] == 16 and summary["in_channels"] == 3 and (tmp_path / "filters_layer1.png").exists()
+    assert summary.n_filters == 16 and summary.in_channels == 3 and (tmp_path / "filters_layer1.png").exists()
     w = torch.randn(4, 1, 5, 5)
     grey = kernel_pictures(w)
     assert grey.shape == (4, 5, 5, 3) and (grey[..., 0] == grey[..., 2]).all()
@@ -212,8 +213,8 @@ def test_grey_resnet_works_end_to_end(tmp_path):
     )
     rows = facelab.layers(run)
     assert rows[0]["shape"][1:] == [16, 16] and len(rows) == 20
-    assert facelab.activations(run, "synth:8#1", ["1", "layer4.1.conv2"], out=tmp_path / "a")["layers"]["layer4.1.conv2"]["channels"] == 512
-    assert facelab.filters(run, out=tmp_path / "f")["in_channels"] == 1
+    assert facelab.activations(run, "synth:8#1", ["1", "layer4.1.conv2"], out=tmp_path / "a").layers["layer4.1.conv2"].channels == 512
+    assert facelab.filters(run, out=tmp_path / "f").in_channels == 1
     s = facelab.dream(run, "synth:8#1", "layer2.0.conv1", "3", "square", steps=10, out=tmp_path / "d")
     assert s.objective_final > s.objective_initial
     e = facelab.edit(run, "synth:8#1", "Smiling", steps=5, out=tmp_path / "e")

@@ -14,6 +14,7 @@ from facelab.data.landmark_layouts import IBUG68_MIRROR, IMM58_MIRROR
 from facelab.data.spec import open_spec
 from facelab.data.synth_export import synthetic_photo
 from facelab.errors import FacelabError
+from facelab.keypoints.photos import Landmarks
 from facelab.training.config import TrainConfig
 from facelab.training.keypoint_task import augment_one, move_points
 from helpers import run_cli
@@ -134,8 +135,8 @@ def test_landmarks_on_photos(keypoint_runs, tmp_path):
     Image.fromarray(synthetic_photo()).save(photos / "me.jpg", quality=95)
     Image.fromarray(np.zeros((50, 60, 3), np.uint8)).save(photos / "dark.png")
     s = facelab.landmarks(root / "all", f"folder:{photos}", out=tmp_path / "out")
-    assert s["no_face"] == ["dark.png"] and s["n_faces"] == 1
-    pts = np.array(s["faces"][0]["points"])
+    assert s.no_face == ["dark.png"] and s.n_faces == 1 and Landmarks.read(tmp_path / "out") == s
+    pts = np.array(s.faces[0]["points"])
     assert (
         pts.shape == (68, 2) and (pts[:, 0] > 90).all() and (pts[:, 0] < 366).all() and (pts[:, 1] > 50).all() and (pts[:, 1] < 326).all()
     )

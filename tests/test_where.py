@@ -13,6 +13,7 @@ from facelab.errors import FacelabError
 from facelab.models import build_model
 from facelab.probes.audit import Audit, AuditTable, RunComparison, audit_table
 from facelab.probes.cam import METHODS, attribution_maps, default_layer
+from facelab.probes.explain import CamGallery, Predictions
 from facelab.probes.split_data import load_split
 from facelab.probes.stats import wilson_ci
 from facelab.training.config import TrainConfig
@@ -82,17 +83,17 @@ def test_cam_score_draws_moving_synthetic_faces_on_which_cam_beats_the_constant_
 
 def test_cam_gallery_groups_by_true_and_predicted(smiling_run, tmp_path):
     s = facelab.cam(smiling_run, "synth:2000", method="gradcam", layer="4", limit=80, out=tmp_path)
-    assert s["n"] == 80 and sum(g["n"] for g in s["groups"].values()) == 80
-    assert set(s["groups"]) <= {"true0_pred0", "true0_pred1", "true1_pred0", "true1_pred1"}
-    for g in s["groups"].values():
-        assert (tmp_path / g["figure"]).exists()
+    assert s.n == 80 and sum(g.n for g in s.groups.values()) == 80 and CamGallery.read(tmp_path) == s
+    assert set(s.groups) <= {"true0_pred0", "true0_pred1", "true1_pred0", "true1_pred1"}
+    for g in s.groups.values():
+        assert (tmp_path / g.figure).exists()
     assert (tmp_path / "mean_maps.png").exists()
-    for key, g in s["groups"].items():  # captions in words, e.g. "true: smiling, predicted: not smiling"
+    for key, g in s.groups.items():  # captions in words, e.g. "true: smiling, predicted: not smiling"
         t, p = int(key[4]), int(key[-1])
-        assert g["words"] == f"true: {'' if t else 'not '}smiling, predicted: {'' if p else 'not '}smiling"
+        assert g.words == f"true: {'' if t else 'not '}smiling, predicted: {'' if p else 'not '}smiling"
     assert "true: " in (tmp_path / "report.html").read_text()
     one = facelab.cam(smiling_run, "synth:64#2", method="layercam", out=tmp_path / "one")
-    assert one["images"][0]["output"] == "Smiling" and (tmp_path / "one" / "overlays.png").exists()
+    assert one.images[0]["output"] == "Smiling" and (tmp_path / "one" / "overlays.png").exists()
 
 
 def test_gradcam_agrees_with_captum():
@@ -225,16 +226,16 @@ def test_predict_with_face_detection(smiling_run, tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(photos / "noise.png")
     (photos / "broken.jpg").write_bytes(b"not a jpeg")
     s = facelab.predict(smiling_run, f"folder:{photos}", detect=True, out=tmp_path / "out")
-    assert s["no_face"] == ["noise.png"] and len(s["unreadable"]) == 1 and "broken.jpg" in s["unreadable"][0]
-    assert {f["image"] for f in s["faces"]} == {"person0.jpg", "person1.jpg"}
-    for f in s["faces"]:
+    assert s.no_face == ["noise.png"] and len(s.unreadable) == 1 and "broken.jpg" in s.unreadable[0]
+    assert {f["image"] for f in s.faces} == {"person0.jpg", "person1.jpg"} and Predictions.read(tmp_path / "out") == s
+    for f in s.faces:
         x, y, w, h = f["box"]
         assert 60 <= x + w / 2 - 100 + 60 and 100 < x + w / 2 < 356 and 60 < y + h / 2 < 316  # inside the pasted face
         assert set(f["predictions"]) == {"Smiling", "Male"} and all(0 <= p <= 1 for p in f["predictions"].values())
     rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
     assert len(rows) == 4 and (tmp_path / "out" / "predictions.png").exists()
     whole = facelab.predict(smiling_run, f"folder:{photos}", out=tmp_path / "whole")
-    assert whole["n_faces"] == 3 and whole["no_face"] == []
+    assert whole.n_faces == 3 and whole.no_face == []
 
 
 @pytest.mark.slow

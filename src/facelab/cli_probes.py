@@ -31,13 +31,6 @@ def _report_line(summary: dict | Summary, out_dir: Path | None, run: Path, name:
     say(f"report: {(out_dir or run / name) / 'report.html'}")
 
 
-def _faces_line(summary: dict) -> str:
-    return (
-        f"{summary['n_faces']} faces in {summary['n_images']} photos; no face found in {len(summary['no_face'])}: "
-        f"{', '.join(summary['no_face']) or '-'}"
-    )
-
-
 # ----------------------------------------------------------------------------- looking inside
 @commands.command("layers")
 @example("facelab layers runs/smile")
@@ -346,7 +339,7 @@ def predict_cmd(
     from .probes.explain import predict
 
     summary = predict(run, source, detect=detect, method=method, target=target, out=out_dir, strict=strict, runtime=runtime, **faces)
-    say(_faces_line(summary))
+    say(summary.in_words())
     say(f"report: {(out_dir or run / 'predict') / 'report.html'}")
 
 
@@ -409,7 +402,7 @@ def landmarks_cmd(
     from .keypoints.photos import landmarks
 
     summary = landmarks(run, source, margin=margin, landmarker=landmarker, out=out_dir, strict=strict, runtime=runtime, **faces)
-    say(_faces_line(summary))
+    say(summary.in_words())
     say(f"report: {(out_dir or run / 'landmarks') / 'report.html'}")
 
 

@@ -6,6 +6,7 @@ crops were), predicted, and the points mapped back to the full photo and drawn t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from ..data.detect import dlib_landmarks, face_detector, face_margin, faces_for_network
-from ..data.photos import Photos
+from ..data.photos import FacesFound, Photos
 from ..errors import FacelabError
 from ..hardware import Runtime
 from ..probes.output import probe_folder, write_probe_output
@@ -45,6 +46,14 @@ def predict_points(run: Run, face: np.ndarray) -> np.ndarray:
     return (rel * torch.tensor([w, h]) - 0.5).numpy()
 
 
+@dataclass
+class Landmarks(FacesFound):
+    """``facelab landmarks``' summary.json: each face found in the user's photos and its points on the photo."""
+
+    margin: float
+    landmarker: str
+
+
 def landmarks(
     run: str | Path,
     source: str,
@@ -57,7 +66,7 @@ def landmarks(
     out: str | Path | None = None,
     strict: bool = False,
     runtime: Runtime | None = None,
-) -> dict:
+) -> Landmarks:
     """Detect faces in every photo of ``source`` (folder:PATH), predict their landmarks with the run's network (or
     dlib's 68-point predictor, ``landmarker="dlib"``), draw them on the photo and list them in summary.json."""
     if landmarker not in LANDMARKERS:
@@ -68,7 +77,9 @@ def landmarks(
     margin = face_margin(opened.contract.crop) if margin is None else margin
     finder = face_detector(detector, upsample, min_score)
     photos = Photos(source, strict)
-    faces, no_face, figures = [], [], []
+    faces: list[dict] = []
+    no_face: list[str] = []
+    figures: list[tuple[str, str]] = []
     for _, name, photo in photos:
         crops = faces_for_network(
             photo, opened.contract.size, detector=finder, margin=margin, whole_if_none=False, align=opened.contract.aligned
@@ -86,19 +97,9 @@ def landmarks(
         save_png(drawn, folder / file)
         figures.append((file, f"{name}: {len(crops)} face(s)"))
     unreadable = photos.skipped.say()
-    summary = {
-        "data": source,
-        "margin": margin,
-        "detector": finder.name,
-        "landmarker": landmarker,
-        "n_images": len(photos),
-        "n_faces": len(faces),
-        "no_face": no_face,
-        "unreadable": unreadable,
-        "faces": faces,
-    }
-    facts = [
-        ["photos", summary["n_images"]],
+    summary = Landmarks(source, finder.name, len(photos), len(faces), no_face, unreadable, faces, margin, landmarker)
+    facts: list[list] = [
+        ["photos", summary.n_images],
         ["faces", len(faces)],
         ["face detector", finder.name],
         ["landmarks from", "dlib's 68-point predictor" if landmarker == "dlib" else f"the run's network ({run})"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +13,65 @@ from ..errors import FacelabError
 from ..hardware import Runtime
 from ..models.registry import conv_layers
 from ..report.figures import filter_grid, map_grid, save_png
+from ..results import Summary
 from ..run import Run
-from .layers import layer_table, recorded, resolve_layer
+from .layers import Layer, layer_table, recorded, resolve_layer
 from .output import probe_folder, write_probe_output
 from .subject import open_probe
 
 
-def layers(run: str | Path, *, runtime: Runtime | None = None) -> list[dict]:
+def layers(run: str | Path | Run, *, runtime: Runtime | None = None) -> list[dict]:
     """The run's conv layers, numbered from 1, with module names and output shapes."""
     opened = Run.for_probes(run, runtime)
     w, h = opened.contract.size
     return layer_table(opened.model, (opened.contract.channels, h, w))
 
 
+@dataclass
+class LayerGrid(Summary):
+    """One layer's activation grid: its output's shape, the channels shown and the figure."""
+
+    index: int
+    channels: int
+    height: int
+    width: int
+    shown: int
+    figure: str
+
+
+@dataclass
+class Activations(Summary):
+    """``facelab activations``' summary.json: the image and each layer's grid, by layer name."""
+
+    image: str
+    layers: dict[str, LayerGrid]
+
+
+@dataclass
+class ChannelsRGB(Summary):
+    """``facelab rgb``'s summary.json: three channels of one layer drawn as R, G, B."""
+
+    image: str
+    layer: str
+    index: int
+    channels: list[int]
+    figure: str
+
+
+@dataclass
+class Filters(Summary):
+    """``facelab filters``' summary.json: the learned kernels of one conv layer."""
+
+    layer: str
+    index: int
+    n_filters: int
+    in_channels: int
+    kernel: list[int]
+    figure: str
+
+
 @torch.no_grad()
-def layer_outputs(model, x: torch.Tensor, layer_specs: list[str]) -> dict:
+def layer_outputs(model, x: torch.Tensor, layer_specs: list[str]) -> dict[Layer, torch.Tensor]:
     """{Layer: (C, h, w) output} of one forward pass of the input ``x`` (1, C, H, W)."""
     chosen = [resolve_layer(model, s) for s in layer_specs]
     with recorded({c.name: c.module for c in chosen}) as outs:
@@ -35,19 +80,20 @@ def layer_outputs(model, x: torch.Tensor, layer_specs: list[str]) -> dict:
 
 
 def activations(
-    run: str | Path,
+    run: str | Path | Run,
     image: str,
     layer_specs: list[str] | None = None,
     *,
     max_channels: int = 64,
     out: str | Path | None = None,
     runtime: Runtime | None = None,
-) -> dict:
+) -> Activations:
     """A grid of every channel's activation map (numbered from 0) per chosen layer, beside the input."""
     opened, subject = open_probe(run, image, runtime)
     folder = probe_folder(out, run, "activations")
     maps = layer_outputs(opened.model, opened.contract.image_input(subject.image), layer_specs or ["1", "2", "3"])
-    figures, shapes = [], {}
+    figures: list[tuple[str, str]] = []
+    shapes: dict[str, LayerGrid] = {}
     for layer, act in maps.items():
         if act.ndim != 3:
             raise FacelabError(f"layer {layer.name}: output has shape {tuple(act.shape)}, not channel maps (choose a conv layer)")
@@ -61,15 +107,8 @@ def activations(
             title=f"layer {layer.index} ({layer.name}): {act.shape[0]} channels of {act.shape[1]}x{act.shape[2]}",
         )
         figures.append((file, f"layer {layer.index} ({layer.name}), channels 0..{n - 1} of {act.shape[0]}"))
-        shapes[layer.name] = {
-            "index": layer.index,
-            "channels": act.shape[0],
-            "height": act.shape[1],
-            "width": act.shape[2],
-            "shown": n,
-            "figure": file,
-        }
-    summary = {"image": subject.name, "layers": shapes}
+        shapes[layer.name] = LayerGrid(layer.index, act.shape[0], act.shape[1], act.shape[2], n, file)
+    summary = Activations(subject.name, shapes)
     return write_probe_output(folder, f"facelab activations: {subject.name}", summary, figures)
 
 
@@ -89,7 +128,7 @@ def channels_rgb(act: torch.Tensor, channels: list[int], size: tuple[int, int]) 
 
 
 def rgb(
-    run: str | Path,
+    run: str | Path | Run,
     image: str,
     layer: str,
     channels: list[int],
@@ -97,7 +136,7 @@ def rgb(
     out: str | Path | None = None,
     overlay: float = 0.0,
     runtime: Runtime | None = None,
-) -> dict:
+) -> ChannelsRGB:
     """Three channels of one layer as one RGB picture, optionally blended over the input (``overlay`` in 0..1)."""
     opened, subject = open_probe(run, image, runtime)
     folder = probe_folder(out, run, "rgb")
@@ -109,7 +148,7 @@ def rgb(
     name = f"rgb_layer{lyr.index}_{'_'.join(map(str, channels))}.png"
     save_png(img, folder / name)
     save_png(subject.image, folder / "input.png")
-    summary = {"image": subject.name, "layer": lyr.name, "index": lyr.index, "channels": channels, "figure": name}
+    summary = ChannelsRGB(subject.name, lyr.name, lyr.index, channels, name)
     return write_probe_output(
         folder,
         f"facelab rgb: {subject.name}",
@@ -118,7 +157,7 @@ def rgb(
     )
 
 
-def filters(run: str | Path, *, layer: str = "1", out: str | Path | None = None, runtime: Runtime | None = None) -> dict:
+def filters(run: str | Path | Run, *, layer: str = "1", out: str | Path | None = None, runtime: Runtime | None = None) -> Filters:
     """The learned kernels of a conv layer: colour when it reads RGB, grey otherwise, each normalised."""
     model = Run.for_probes(run, runtime).model
     folder = probe_folder(out, run, "filters")
@@ -128,14 +167,7 @@ def filters(run: str | Path, *, layer: str = "1", out: str | Path | None = None,
     w = lyr.module.weight.detach().float()
     file = f"filters_layer{lyr.index}.png"
     filter_grid(w, folder / file)
-    summary = {
-        "layer": lyr.name,
-        "index": lyr.index,
-        "n_filters": int(w.shape[0]),
-        "in_channels": int(w.shape[1]),
-        "kernel": list(w.shape[2:]),
-        "figure": file,
-    }
+    summary = Filters(lyr.name, lyr.index, int(w.shape[0]), int(w.shape[1]), list(w.shape[2:]), file)
     return write_probe_output(
         folder,
         f"facelab filters: layer {lyr.index}",

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..data.detect import face_detector, face_margin, faces_for_network
 from ..data.images import SkippedImages
-from ..data.photos import Photos, photo_files
+from ..data.photos import FacesFound, Photos, photo_files
 from ..errors import FacelabError
 from ..files import write_csv
 from ..hardware import Runtime
 from ..progress import progress_bar
 from ..report.figures import image_grid, map_grid
+from ..results import Summary
 from ..run import Run
 from .cam import DEFAULT_COLORMAP, MAP_LEGEND, Target, attribution_maps, check_colormap, layer_for, overlay
 from .output import probe_folder, write_probe_output
@@ -23,6 +26,49 @@ from .subject import load_subject, named_probabilities
 
 CHUNK = 64
 GALLERY = 16
+
+
+@dataclass
+class CamGroup(Summary):
+    """The images of one (true, predicted) pair: how many, their gallery, and the pair in words."""
+
+    n: int
+    figure: str
+    words: str
+
+
+@dataclass
+class CamGallery(Summary):
+    """``facelab cam`` over a split's summary.json: galleries by (true, predicted) label, keyed ``trueT_predP``."""
+
+    method: str
+    target: str
+    layer: str
+    data: str
+    split: str
+    n: int
+    groups: dict[str, CamGroup]
+    one_answer: bool  # the model gives one answer for every image: its maps explain a constant
+    unreadable: list[str]
+
+
+@dataclass
+class CamImages(Summary):
+    """``facelab cam`` over image files' summary.json: each image's (or detected face's) output and probability."""
+
+    method: str
+    layer: str
+    detector: str | None
+    images: list[dict[str, Any]]
+    unreadable: list[str]
+
+
+@dataclass
+class Predictions(FacesFound):
+    """``facelab predict``'s summary.json: each face found in the user's photos and its probabilities."""
+
+    detect: bool
+    method: str
 
 
 def maps_over(d: SplitData, method: str, output: int | None, layer: str | None, model=None, quiet: bool = True, present: bool = False):
@@ -61,7 +107,7 @@ def cam(
     upsample: int | None = None,
     min_score: float | None = None,
     runtime: Runtime | None = None,
-) -> dict:
+) -> CamGallery | CamImages:
     """Heat-map overlays: for image files (a file, a folder, or SPEC#ITEM; with ``detect``, each face ``detector`` finds
     in them), or a whole split of a SPEC, with galleries grouped by (true, predicted) label and each group's mean map."""
     check_colormap(colormap)
@@ -91,7 +137,9 @@ def cam(
     logits, _, _, norm = maps_over(d, method, output, layer, quiet=quiet)
     true, pred = d.labels(output), d.run.task.predicted(logits, output)
     images = d.images.numpy()
-    groups, figures, means, mean_names = {}, [], [], []
+    groups: dict[str, CamGroup] = {}
+    figures: list[tuple[str, str]] = []
+    means, mean_names = [], []
     for t, p in sorted(set(zip(true.tolist(), pred.tolist()))):
         idx = np.flatnonzero((true == t) & (pred == p))
         key = f"true{t}_pred{p}"
@@ -105,25 +153,25 @@ def cam(
             cols=8,
             colorbar=(colormap, MAP_LEGEND),
         )
-        groups[key] = {"n": int(len(idx)), "figure": file, "words": words}
+        groups[key] = CamGroup(int(len(idx)), file, words)
         figures.append((file, f"{words}: {len(idx)} images (first {len(shown)} shown)"))
         means.append(norm[idx].mean(0).numpy())
         mean_names.append(words.replace(", ", "\n") + f"\n(n={len(idx)})")
     map_grid(np.stack(means), mean_names, folder / "mean_maps.png", cols=min(4, len(means)), cmap=colormap, colorbar_label=MAP_LEGEND)
     name = d.outputs[output] if output is not None else "predicted class"
-    summary = {
-        "method": method,
-        "target": name,
-        "layer": layer_for(d.model, method, layer).name,
-        "data": source,
-        "split": split,
-        "n": int(len(images)),
-        "groups": groups,
-        "one_answer": len(set(pred.tolist())) == 1,
-        "unreadable": d.unreadable,
-    }
-    facts = [["images", len(images)], ["method", method], ["explained", name]]
-    if summary["one_answer"]:
+    summary = CamGallery(
+        method=method,
+        target=name,
+        layer=layer_for(d.model, method, layer).name,
+        data=source,
+        split=split,
+        n=int(len(images)),
+        groups=groups,
+        one_answer=len(set(pred.tolist())) == 1,
+        unreadable=d.unreadable,
+    )
+    facts: list[list] = [["images", len(images)], ["method", method], ["explained", name]]
+    if summary.one_answer:
         facts.append(["warning", f"the model answers '{d.in_words(output, int(pred[0]))}' for every image: these maps explain a constant"])
     return write_probe_output(
         folder,
@@ -167,7 +215,7 @@ def _cam_files(
     upsample=None,
     min_score=None,
     runtime: Runtime | None = None,
-) -> dict:
+) -> CamImages:
     opened = Run.for_probes(run, runtime)
     opened.require("labels", "cam")
     model, outputs, binary = opened.model, opened.outputs, opened.task.binary
@@ -193,7 +241,7 @@ def _cam_files(
         tiles += [image, overlay(image, norm[0].numpy(), colormap=colormap)]
         captions += [name[-14:], f"{outputs[k][:12]} {prob:.2f}"]
         results.append({"image": name, "output": outputs[k], "prob": prob})
-    summary = {"method": method, "layer": lyr.name, "detector": detector, "images": results, "unreadable": skipped.say()}
+    summary = CamImages(method, lyr.name, detector, results, skipped.say())
     if not tiles:
         raise FacelabError(f"{source}: no image could be read" + ("" if detector is None else " or no face was found"))
     image_grid(tiles, captions, folder / "overlays.png", cols=min(8, len(tiles)), colorbar=(colormap, MAP_LEGEND))
@@ -215,7 +263,7 @@ def predict(
     top: int = 5,
     strict: bool = False,
     runtime: Runtime | None = None,
-) -> dict:
+) -> Predictions:
     """Predictions with probabilities and attribution overlays for a folder of the user's own photos (each face
     found with ``detector`` when ``detect``, else each whole photo centre-cropped)."""
     opened = Run.for_probes(run, runtime)
@@ -241,24 +289,14 @@ def predict(
             preds = named_probabilities(opened, logits[0], top)
             results.append({"image": name, "box": list(crop.face.box), "score": crop.face.score, "predictions": preds})
             tiles += [crop.image, overlay(crop.image, norm[0].numpy())]
-            best = max(preds, key=preds.get)
+            best = max(preds, key=lambda k: preds[k])
             captions += [name[-14:], f"{best[:12]} {preds[best]:.2f}"]
     if tiles:
         image_grid(tiles, captions, folder / "predictions.png", cols=min(8, len(tiles)))
     _write_predictions_csv(folder / "predictions.csv", results)
     unreadable = photos.skipped.say()
-    summary = {
-        "data": source,
-        "detect": detect,
-        "detector": finder.name if finder else None,
-        "method": method,
-        "n_images": len(photos),
-        "n_faces": len(results),
-        "no_face": no_face,
-        "unreadable": unreadable,
-        "faces": results,
-    }
-    facts = [
+    summary = Predictions(source, finder.name if finder else None, len(photos), len(results), no_face, unreadable, results, detect, method)
+    facts: list[list] = [
         ["photos", len(photos)],
         ["faces", len(results)],
         ["face detector", finder.name if finder else "none (whole photos)"],

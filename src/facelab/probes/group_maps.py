@@ -129,7 +129,7 @@ def answers_on(run: str | Path, source: str, *, out: Path, method: str | None = 
     opened = Run.for_probes(run, runtime)
     method = method or applicable_methods(opened.model)[0]
     mapped = cam(run, source, method=method, out=out)
-    said = np.array([r["prob"] >= 0.5 for r in mapped["images"]], dtype=float)
+    said = np.array([r["prob"] >= 0.5 for r in mapped.images], dtype=float)
     name = opened.outputs[opened.task.explained_output(None)]
     lo, hi = wilson_ci(int(said.sum()), len(said))
     return {
@@ -138,5 +138,5 @@ def answers_on(run: str | Path, source: str, *, out: Path, method: str | None = 
         "method": method,
         "share_predicted": {name: float(said.mean()), f"not {name}": float(1 - said.mean())},
         "share_ci": {name: [lo, hi], f"not {name}": [1 - hi, 1 - lo]},
-        "unreadable": mapped["unreadable"],
+        "unreadable": mapped.unreadable,
     }

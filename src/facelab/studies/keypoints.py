@@ -205,7 +205,7 @@ def keypoints_study(
         "variant": variant,
         "parts": results,
         "steps": steps,
-        "photos": None if on_photos is None else {"faces": len(on_photos["faces"]), "folder": "photos"},
+        "photos": None if on_photos is None else {"faces": len(on_photos.faces), "folder": "photos"},
     }
     comparisons = _comparisons(plan.protocol, results, steps)
     return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, results, steps, on_photos))

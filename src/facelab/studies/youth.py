@@ -369,7 +369,7 @@ def _recorded_channels(run: Run, photo, s: dict, folder: Path, steps: int, seed:
             plan.notes.append(f"recorded RGB: layer {layer} channels {[c + 1 for c in channels]} are not all in this network, skipped")
             continue
         picture = rgb(run, photo, str(layer), channels, out=folder / f"recorded_rgb_l{layer}", runtime=plan.runtime)
-        made["rgb"].append({"layer": layer, "channels": channels, "figure": f"recorded_rgb_l{layer}/{picture['figure']}"})
+        made["rgb"].append({"layer": layer, "channels": channels, "figure": f"recorded_rgb_l{layer}/{picture.figure}"})
     return made
 
 
@@ -470,10 +470,8 @@ def _shown_networks(summary: dict) -> list[tuple[str, dict]]:
 def _sections(rep: Report, summary: dict, inside: dict) -> None:
     rep.links([("training report", "run/report.html"), ("audit by age", "run/audit/report.html")])
     rep.heading(f"Activation grids of every conv layer ({summary['photo']})")
-    for layer in inside["activations"]["layers"].values():
-        rep.figure(
-            f"activations/{layer['figure']}", f"layer {layer['index']}: {layer['channels']} channels of {layer['height']}x{layer['width']}"
-        )
+    for layer in inside["activations"].layers.values():
+        rep.figure(f"activations/{layer.figure}", f"layer {layer.index}: {layer.channels} channels of {layer.height}x{layer.width}")
     rep.heading("Three channels as one RGB picture, and the first layer's filters")
     rep.links([("RGB of three channels", "rgb/report.html"), ("first-layer filters", "filters/report.html")])
     rep.figure("filters/filters_layer1.png", "first-layer filters")
