@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -15,7 +16,115 @@ from .data.spec import open_spec
 from .errors import FacelabError
 from .hardware import Runtime, native_bf16, probe_runtime
 from .hardware import runtime as resolved_runtime
+from .results import Summary, plain
 from .training.batches import CachedItems, loader, to_input
+
+
+@dataclass
+class DataSpeed(Summary):
+    """``facelab bench data``: images/s of per-epoch PIL decoding against the decode-once cache."""
+
+    baseline_img_s: float
+    cache_img_s: float
+    ratio: float
+    runtime: dict[str, Any]
+    cache_build_s: float
+    n_images: int
+    size: int
+    data: str
+
+
+@dataclass
+class TrainSpeed(Summary):
+    """One network's training speed: the compute step in each precision, and the real loop against the chosen one."""
+
+    fp32_img_s: float
+    bf16_img_s: float
+    bf16_emulated: bool  # no native bf16 here: timed over fewer steps
+    chosen: str
+    compute_img_s: float
+    loop_img_s: float
+    ratio: float
+    ratio_spread: list[float] | None
+    ratio_windows: int
+
+
+@dataclass
+class CamSpeed(Summary):
+    """One network's frames/s at batch 1: CAM, Grad-CAM to the hooked layer, and the notebook's full backward."""
+
+    cam_fps: float
+    gradcam_fps: float
+    gradcam_full_backward_fps: float
+    gradcam_speedup: float
+
+
+@dataclass
+class PerNet(Summary):
+    """Figures per network (``ARCH@SIZE``) and the runtime they were measured on; the JSON holds each network's
+    figures under its name, beside ``runtime``."""
+
+    nets: dict[str, Any]
+    runtime: dict[str, Any]
+    item: ClassVar[type[Summary]] = Summary
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: plain(v) for name, v in self.nets.items()} | {"runtime": self.runtime}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]):
+        return cls({k: cls.item.from_json(v) for k, v in data.items() if k != "runtime"}, data["runtime"])
+
+
+@dataclass
+class TrainSpeeds(PerNet):
+    """``facelab bench train``."""
+
+    item: ClassVar[type[Summary]] = TrainSpeed
+
+
+@dataclass
+class CamSpeeds(PerNet):
+    """``facelab bench cam``."""
+
+    item: ClassVar[type[Summary]] = CamSpeed
+
+
+@dataclass
+class ServeSpeed(Summary):
+    """``facelab bench serve``: frames/s answered over HTTP against the same analysis called in the process."""
+
+    served_fps: float
+    direct_fps: float
+    faces_per_frame: int
+    frame: str
+    model: str
+    served_vs_direct: float
+    runtime: dict[str, Any]
+
+
+@dataclass
+class TrainingMeasure(Summary):
+    """One training process's settled images/s and peak resident memory (``bench scale``'s child)."""
+
+    img_s: float | None
+    peak_rss_bytes: int
+
+
+@dataclass
+class ScaleFigures(Summary):
+    """``facelab bench scale``: memory and speed of training on many faces, in memory and streamed, and per DDP rank."""
+
+    n_images: int
+    size: int
+    selection_bytes: int
+    peak_rss_bytes: int
+    baseline_rss_bytes: int
+    in_memory_img_s: float | None
+    streamed_img_s: float | None
+    streamed_peak_rss_bytes: int
+    ddp: dict[str, Any]
+    runtime: dict[str, Any]
 
 
 def _timed_pass(batches, n_limit: int) -> float:
@@ -49,16 +158,20 @@ def _baseline_loader(fs, rows: np.ndarray, size: int, batch: int):
 
 def _file_backed(spec: str, tmp: Path):
     """File-based data for the baseline; synthetic faces are first written as JPEG files."""
-    fs = open_spec(spec)
-    if fs.source != "synth":
-        return fs, spec
+    from .data.synth import SynthFaceSet
     from .data.synth_export import write_synth_folder
+
+    fs = open_spec(spec)
+    if not isinstance(fs, SynthFaceSet):
+        return fs, spec
 
     folder = write_synth_folder(fs, tmp / "synth", size=178, quiet=True, ext="jpg")
     return open_spec(f"celeba:{folder}"), f"celeba:{folder}"
 
 
-def bench_data(spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet: bool = False, runtime: Runtime | None = None) -> dict:
+def bench_data(
+    spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet: bool = False, runtime: Runtime | None = None
+) -> DataSpeed:
     """Images/s of (a) per-epoch PIL decode + transforms and (b) the decode-once cache, one epoch each."""
     with tempfile.TemporaryDirectory() as tmp:
         fs, file_spec = _file_backed(spec, Path(tmp))
@@ -73,16 +186,10 @@ def bench_data(spec: str, size: int = 64, n: int = 2000, batch: int = 128, quiet
         items = CachedItems(cache.images, np.arange(len(fs)), torch.zeros(len(fs)))
         batches = ((to_input(x, 3, False), y) for x, y, _ in loader(items, batch, True, 0))
         cached = _timed_pass(batches, len(fs))
-    return {
-        "baseline_img_s": baseline,
-        "cache_img_s": cached,
-        "ratio": cached / baseline,
-        "runtime": (runtime or probe_runtime()).describe(),
-        "cache_build_s": build_s,
-        "n_images": len(fs),
-        "size": size,
-        "data": file_spec if spec.startswith("synth") else spec,
-    }
+    described = (runtime or probe_runtime()).describe()
+    return DataSpeed(
+        baseline, cached, cached / baseline, described, build_s, len(fs), size, file_spec if spec.startswith("synth") else spec
+    )
 
 
 WARMUP = 8  # steps at least before timing: oneDNN picks and caches its bf16 kernels over the first few
@@ -198,7 +305,7 @@ def window_ratios(loop_s: list[float], compute_s: list[float]) -> list[float]:
     ]
 
 
-def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = None) -> dict:
+def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = None) -> TrainSpeeds:
     """Per net: the pure compute step in fp32 and in bf16, which of them the policy chose, and the real loop
     (which trains in the chosen precision) against the chosen compute step.
 
@@ -208,30 +315,20 @@ def bench_train(steps: int = 20, quiet: bool = False, runtime: Runtime | None = 
     Emulated bf16 (no native support) is timed over fewer steps: it is 5-16x slower.
     """
     chosen = runtime or resolved_runtime()
-    result = {}
+    nets = {}
+    emulated = not native_bf16(chosen.device)
     with tempfile.TemporaryDirectory() as tmp:
         for arch, size, batch in (("darknet64", 64, 128), ("resnet18", 112, 64)):
-            rates = {}
-            for precision in ("fp32", "bf16"):
-                native = precision == "fp32" or native_bf16(chosen.device)
-                rt = replace(chosen, precision=precision)
-                if native:
-                    rates[f"{precision}_img_s"] = _compute_img_s(arch, size, batch, steps, rt)
-                else:  # emulated: 5-16x slower (a resnet18@112 step of 64 images took 40 s on an AVX2 EPYC), so a
-                    # small batch, one step to settle and few timed ones: enough to show what it would cost
-                    rates[f"{precision}_img_s"] = _compute_img_s(arch, size, max(8, batch // 8), max(1, steps // 10), rt, 1)
-                    rates["bf16_emulated"] = True
+            fp32 = _compute_img_s(arch, size, batch, steps, replace(chosen, precision="fp32"))
+            if emulated:  # 5-16x slower (a resnet18@112 step of 64 images took 40 s on an AVX2 EPYC), so a small batch,
+                # one step to settle and few timed ones: enough to show what it would cost
+                bf16 = _compute_img_s(arch, size, max(8, batch // 8), max(1, steps // 10), replace(chosen, precision="bf16"), 1)
+            else:
+                bf16 = _compute_img_s(arch, size, batch, steps, replace(chosen, precision="bf16"))
             loop, compute, ratios = _loop_and_compute_img_s(arch, size, batch, steps, Path(tmp), chosen)
-            result[f"{arch}@{size}"] = rates | {
-                "chosen": chosen.precision,
-                "compute_img_s": compute,
-                "loop_img_s": loop,
-                "ratio": loop / compute,
-                "ratio_spread": [min(ratios), max(ratios)] if ratios else None,
-                "ratio_windows": len(ratios),
-            }
-    result["runtime"] = chosen.describe()
-    return result
+            spread = [min(ratios), max(ratios)] if ratios else None
+            nets[f"{arch}@{size}"] = TrainSpeed(fp32, bf16, emulated, chosen.precision, compute, loop, loop / compute, spread, len(ratios))
+    return TrainSpeeds(nets, chosen.describe())
 
 
 def _per_second(step, frames: int) -> float:
@@ -260,14 +357,14 @@ def _full_backward_gradcam(model, x, layer) -> torch.Tensor:
     return torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1))
 
 
-def bench_cam(frames: int = 30, quiet: bool = False, runtime: Runtime | None = None) -> dict:
+def bench_cam(frames: int = 30, quiet: bool = False, runtime: Runtime | None = None) -> CamSpeeds:
     """Frames/s at batch 1 (map + upsampling + overlay): CAM, Grad-CAM to the hooked layer, and full-backward Grad-CAM."""
     from .models import build_model
     from .probes.cam import attribution_maps, default_layer, overlay
 
     torch.manual_seed(0)
     rt = runtime or probe_runtime()
-    result = {}
+    nets = {}
     for arch, size in (("darknet64", 128), ("resnet18", 224)):
         model = rt.prepare(build_model(arch, 2).eval())
         for p in model.parameters():
@@ -284,18 +381,16 @@ def bench_cam(frames: int = 30, quiet: bool = False, runtime: Runtime | None = N
             up = torch.nn.functional.interpolate(raw[:, None], size=(size, size), mode="bilinear")[0, 0]
             overlay(face, (up / up.max().clamp_min(1e-12)).numpy())
 
-        fps = {
-            "cam_fps": _per_second(mapped("cam"), frames),
-            "gradcam_fps": _per_second(mapped("gradcam"), frames),
-            "gradcam_full_backward_fps": _per_second(notebook, frames),
-        }
-        fps["gradcam_speedup"] = fps["gradcam_fps"] / fps["gradcam_full_backward_fps"]
-        result[f"{arch}@{size}"] = fps
-    result["runtime"] = rt.describe()
-    return result
+        cam_fps, gradcam_fps, full_fps = (
+            _per_second(mapped("cam"), frames),
+            _per_second(mapped("gradcam"), frames),
+            _per_second(notebook, frames),
+        )
+        nets[f"{arch}@{size}"] = CamSpeed(cam_fps, gradcam_fps, full_fps, gradcam_fps / full_fps)
+    return CamSpeeds(nets, rt.describe())
 
 
-def bench_serve(frames: int = 40, quiet: bool = False, runtime: Runtime | None = None) -> dict:
+def bench_serve(frames: int = 40, quiet: bool = False, runtime: Runtime | None = None) -> ServeSpeed:
     """Frames/s answered by POST /api/predict (webcam-sized JPEG, face detection, darknet64@128 CAM), against the
     same analysis called directly in the process (the HTTP + JSON + PNG cost is the difference)."""
     import io
@@ -324,30 +419,23 @@ def bench_serve(frames: int = 40, quiet: bool = False, runtime: Runtime | None =
         client = TestClient(create_app([run], runtime=rt))
         post = lambda: client.post("/api/predict", files={"file": ("f.jpg", buf.getvalue(), "image/jpeg")}).raise_for_status()  # noqa: E731
         analyser = Analyser(load_runs([run], runtime=rt))
-        result = {
-            "served_fps": _per_second(post, frames),
-            "direct_fps": _per_second(lambda: analyser.analyse(frame), frames),
-            "faces_per_frame": len(analyser.analyse(frame)),
-            "frame": "640x480 JPEG",
-            "model": "darknet64@128, CAM",
-        }
-    result["served_vs_direct"] = result["served_fps"] / result["direct_fps"]
-    result["runtime"] = rt.describe()
-    return result
+        served, direct = _per_second(post, frames), _per_second(lambda: analyser.analyse(frame), frames)
+        faces = len(analyser.analyse(frame))
+    return ServeSpeed(served, direct, faces, "640x480 JPEG", "darknet64@128, CAM", served / direct, rt.describe())
 
 
 # ----------------------------------------------------------------------------- scale
 CHILD = """import json, sys
 from facelab.bench import child_training
 result = child_training(json.loads(sys.argv[1]))
-if result:
-    print("FACELAB-BENCH " + json.dumps(result), flush=True)
+if result is not None:
+    print("FACELAB-BENCH " + json.dumps(result.to_json()), flush=True)
 """
 
 
-def child_training(settings: dict) -> dict:
+def child_training(settings: dict[str, Any]) -> TrainingMeasure | None:
     """In a fresh process (one ``bench scale`` starts): one training, its settled images/s and this process's peak
-    resident memory; {} on DDP ranks other than 0."""
+    resident memory; None on DDP ranks other than 0."""
     import resource
 
     import lightning.pytorch as pl
@@ -362,13 +450,14 @@ def child_training(settings: dict) -> dict:
             starts.append(time.perf_counter())
 
     cfg = TrainConfig(**settings)
+    assert cfg.batch is not None, "bench scale gives every child its batch"
     if not engine.train(cfg, quiet=True, callbacks=[BatchTimer()]):
-        return {}
+        return None
     img_s = settled_img_s(np.diff(starts).tolist(), cfg.batch) if len(starts) > 2 else None
-    return {"img_s": img_s, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    return TrainingMeasure(img_s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
-def _in_child(settings: dict, folder: Path, stream: bool = False) -> dict:
+def _in_child(settings: dict[str, Any], folder: Path, stream: bool = False) -> TrainingMeasure:
     """``child_training(settings)`` in a new Python process (a script file, so Lightning's DDP launcher can start it
     again for each rank), the memory map forced when ``stream``."""
     import json
@@ -383,12 +472,12 @@ def _in_child(settings: dict, folder: Path, stream: bool = False) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.startswith("FACELAB-BENCH ")]
     if proc.returncode != 0 or not lines:
         raise FacelabError(f"bench scale: a training process failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}")
-    return json.loads(lines[-1].removeprefix("FACELAB-BENCH "))
+    return TrainingMeasure.from_json(json.loads(lines[-1].removeprefix("FACELAB-BENCH ")))
 
 
 def bench_scale(
     n: int = 20000, size: int = 128, steps: int = 40, batch: int = 128, quiet: bool = False, runtime: Runtime | None = None
-) -> dict:
+) -> ScaleFigures:
     """Memory and speed of training on ``n`` synthetic faces at ``size`` px (darknet64, ``steps`` batches each): the
     peak resident memory of one training process against the same training on a tiny selection, images/s with the
     images held in memory and read from the memory-mapped cache (a background thread reading ahead), and what each
@@ -404,7 +493,7 @@ def bench_scale(
     common = dict(size=str(size), epochs=1, batch=batch, max_train_batches=steps, precision=rt.precision, device=rt.device)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        runs = {}
+        runs: dict[str, TrainingMeasure] = {}
         for name, s, stream, extra in (
             ("baseline", tiny, False, {}),
             ("in_memory", spec, False, {}),
@@ -416,15 +505,16 @@ def bench_scale(
             runs[name] = _in_child(common | {"spec": s, "out": str(folder / name)} | extra, folder, stream)
         ranks = sorted((folder / "ddp" / "ranks").glob("rank*.json"))
         per_rank = [json.loads(p.read_text())["images_bytes"] for p in ranks]
-    return {
-        "n_images": n,
-        "size": size,
-        "selection_bytes": n * size * size * 3,
-        "peak_rss_bytes": runs["in_memory"]["peak_rss_bytes"],
-        "baseline_rss_bytes": runs["baseline"]["peak_rss_bytes"],
-        "in_memory_img_s": runs["in_memory"]["img_s"],
-        "streamed_img_s": runs["streamed"]["img_s"],
-        "streamed_peak_rss_bytes": runs["streamed"]["peak_rss_bytes"],
-        "ddp": {"world": 2, "images_bytes_per_rank": per_rank},
-        "runtime": rt.describe(),
-    }
+    memory, streamed, baseline = runs["in_memory"], runs["streamed"], runs["baseline"]
+    return ScaleFigures(
+        n_images=n,
+        size=size,
+        selection_bytes=n * size * size * 3,
+        peak_rss_bytes=memory.peak_rss_bytes,
+        baseline_rss_bytes=baseline.peak_rss_bytes,
+        in_memory_img_s=memory.img_s,
+        streamed_img_s=streamed.img_s,
+        streamed_peak_rss_bytes=streamed.peak_rss_bytes,
+        ddp={"world": 2, "images_bytes_per_rank": per_rank},
+        runtime=rt.describe(),
+    )

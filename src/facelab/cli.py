@@ -18,6 +18,7 @@ from . import cli_probes
 from .cli_options import USAGE_ERROR, StudyGroup, csv_list, example, number, out_option, print_json, say, takes
 from .errors import FacelabError, RunStopped
 from .ranges import N_BOOT_BOUNDS, SIZE_BOUNDS
+from .results import Summary
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Train CNNs on faces, then take them apart."
@@ -304,8 +305,8 @@ def export_cmd(
 
 
 # ----------------------------------------------------------------------------- benchmarks
-def _bench_result(result: dict, json_: bool) -> None:
-    print_json(result) if json_ else out.print(result)
+def _bench_result(result: Summary, json_: bool) -> None:
+    print_json(result.to_json()) if json_ else out.print(result.to_json())
 
 
 @bench_app.command("data")
