@@ -291,11 +291,11 @@ def test_cam_score_on_celeba_uses_regions_from_its_five_landmarks(celeba_dir, tm
     run = tmp_path / "smile"
     facelab.train(TrainConfig(spec=f"celeba:{celeba_dir}", out=str(run), attrs=["Smiling"], size="32", epochs=1, batch=8), quiet=True)
     s = facelab.cam_score(run, split="train", methods=["cam"], n=8, steps=2, out=tmp_path / "score")
-    assert s["ground_truth"] == "mouth region from the landmarks"
-    g = s["methods"]["cam"]
-    assert 0 <= g["pointing_game"] <= 1 and 0 <= g["energy_in_mask"] <= 1
-    assert set(g["energy_by_region"]) == set(REGIONS)
-    assert g["energy_by_region"]["face"] + g["energy_by_region"]["background"] == pytest.approx(1.0, abs=1e-4)
+    assert s.ground_truth == "mouth region from the landmarks"
+    g = s.methods["cam"]
+    assert 0 <= g.pointing_game <= 1 and 0 <= g.energy_in_mask <= 1
+    assert set(g.energy_by_region) == set(REGIONS)
+    assert g.energy_by_region["face"] + g.energy_by_region["background"] == pytest.approx(1.0, abs=1e-4)
     assert "Where the evidence lies" in (tmp_path / "score" / "report.html").read_text()
 
 

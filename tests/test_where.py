@@ -11,6 +11,7 @@ from PIL import Image
 import facelab
 from facelab.errors import FacelabError
 from facelab.models import build_model
+from facelab.probes.attribution_scores import CamScore, MapScores
 from facelab.probes.audit import Audit, AuditTable, RunComparison, audit_table
 from facelab.probes.cam import METHODS, attribution_maps, default_layer
 from facelab.probes.explain import CamGallery, Predictions
@@ -32,37 +33,36 @@ def bias_runs(tmp_path_factory):
 @pytest.mark.slow
 def test_cam_score_on_smiling_beats_baselines_and_fails_the_sanity_check(smiling_run, tmp_path):
     s = facelab.cam_score(smiling_run, "synth:2000,pose=studio", split="test", n=96, steps=4, out=tmp_path)
-    m = s["methods"]
+    m = s.methods
     assert set(m) == {"cam", "gradcam", "gradcam++", "layercam", "random", "mean_mask"} | {f"{k}_randomized" for k in METHODS}
-    for entry in m.values():
-        assert {"pointing_game", "energy_in_mask", "deletion_auc", "insertion_auc"} <= set(entry)
-    assert m["cam"]["pointing_game"] >= m["random"]["pointing_game"] + 0.3, m
-    assert m["cam_randomized"]["pointing_game"] < m["cam"]["pointing_game"] - 0.1, m
-    assert m["mean_mask"]["pointing_game"] == 1.0 and m["mean_mask"]["energy_in_mask"] > m["random"]["energy_in_mask"]
-    assert m["cam"]["insertion_auc"] > m["cam"]["deletion_auc"]
+    assert CamScore.read(tmp_path) == s  # every map's scores read back from summary.json as typed results
+    assert m["cam"].pointing_game >= m["random"].pointing_game + 0.3, m
+    assert m["cam_randomized"].pointing_game < m["cam"].pointing_game - 0.1, m
+    assert m["mean_mask"].pointing_game == 1.0 and m["mean_mask"].energy_in_mask > m["random"].energy_in_mask
+    assert m["cam"].insertion_auc > m["cam"].deletion_auc
     # the studio faces sit where the mean mask says: no method beats that constant, and the page says so per method
-    assert s["beats_mean_mask"] == {k: False for k in METHODS} and sum("beat the mean mask" in w for w in s["warnings"]) == len(METHODS)
+    assert s.beats_mean_mask == {k: False for k in METHODS} and sum("beat the mean mask" in w for w in s.warnings) == len(METHODS)
     # cascading randomisation, k = 1 to every weighted layer: CAM's maps lose their likeness to the trained network's
-    cascade = s["cascading"]
-    assert set(cascade) == set(METHODS) and [c["layers_randomised"] for c in cascade["cam"]] == list(range(1, s["weighted_layers"] + 1))
+    cascade = s.cascading
+    assert set(cascade) == set(METHODS) and [c["layers_randomised"] for c in cascade["cam"]] == list(range(1, s.weighted_layers + 1))
     assert cascade["cam"][-1]["spearman"] < 0.5 and (tmp_path / "cascading.png").exists() and (tmp_path / "cascading_maps.png").exists()
     # the pointing game looks for the smile on the faces that smile (a face without one has none to point at)
     labels = load_split(smiling_run, "synth:2000,pose=studio", split="test", limit=96).labels(0)
-    assert s["n_region"] == int(labels.sum()) and 0 < s["n_region"] < s["n"] == 96
-    assert s["region_faces"] == "faces that show Smiling, explaining Smiling"
-    lo, hi = m["cam"]["pointing_game_ci"]
-    assert lo < m["cam"]["pointing_game"] < hi and m["mean_mask"]["pointing_game_ci"][1] == 1.0  # Wilson's: never [1, 1]
-    assert lo == pytest.approx(wilson_ci(round(m["cam"]["pointing_game"] * s["n_region"]), s["n_region"])[0])
-    assert m["mean_mask"]["pointing_game_ci"][0] < 1.0
-    assert json.loads((tmp_path / "summary.json").read_text())["methods"]["cam"] == m["cam"]
+    assert s.n_region == int(labels.sum()) and 0 < s.n_region < s.n == 96
+    assert s.region_faces == "faces that show Smiling, explaining Smiling"
+    lo, hi = m["cam"].pointing_game_ci
+    assert lo < m["cam"].pointing_game < hi and m["mean_mask"].pointing_game_ci[1] == 1.0  # Wilson's: never [1, 1]
+    assert lo == pytest.approx(wilson_ci(round(m["cam"].pointing_game * s.n_region), s.n_region)[0])
+    assert m["mean_mask"].pointing_game_ci[0] < 1.0
+    assert json.loads((tmp_path / "summary.json").read_text())["methods"]["cam"] == m["cam"].to_json()
     assert (tmp_path / "pointing_game.png").exists() and (tmp_path / "examples.png").exists()
     page = (tmp_path / "report.html").read_text()  # one table, methods x measures, a verdict per method
     assert page.count("<th>sanity check</th>") == 1 and "<td>cam, last layer randomised</td>" in page
     assert "passes: pointing game drops" in page and ">None<" not in page
-    assert f"<td>{s['n_region']} faces that show Smiling, explaining Smiling</td>" in page
+    assert f"<td>{s.n_region} faces that show Smiling, explaining Smiling</td>" in page
     # and says why: darknet64's 2x2 map at 64 px, and regions that do not move (with the synthetic option that moves them)
-    assert s["map_cells"]["cam"] == [2, 2] and any(a.startswith("cam's map is 2x2 cells of 32 px") for a in s["advice"])
-    assert any("barely moves" in a and "pose=wide" in a for a in s["advice"]) and "<td>NOTE</td>" in page
+    assert s.map_cells["cam"] == [2, 2] and any(a.startswith("cam's map is 2x2 cells of 32 px") for a in s.advice)
+    assert any("barely moves" in a and "pose=wide" in a for a in s.advice) and "<td>NOTE</td>" in page
     assert "<td>pose=studio: near the centre" in page
     assert "cam does not beat the mean mask, one fixed map for every face" in page and "<th>beats the mean mask</th>" in page
 
@@ -74,10 +74,10 @@ def test_cam_score_draws_moving_synthetic_faces_on_which_cam_beats_the_constant_
     though the network was trained on studio faces (issue 24's check: by >= 0.2 on synth:400)."""
     run = train_small(tmp_path / "run", "synth:1500", ["Smiling"], epochs=4, size="128")
     s = facelab.cam_score(run, "synth:400", methods=["cam"], steps=2, out=tmp_path / "score")
-    m = s["methods"]
-    assert s["data"] == "synth:400,pose=wide" and s["n"] == 40 and s["n_region"] > 10
-    assert m["cam"]["pointing_game"] >= m["mean_mask"]["pointing_game"] + 0.2, m
-    assert s["beats_mean_mask"] == {"cam": True} and s["warnings"] == [] and s["advice"] == []
+    m = s.methods
+    assert s.data == "synth:400,pose=wide" and s.n == 40 and s.n_region > 10
+    assert m["cam"].pointing_game >= m["mean_mask"].pointing_game + 0.2, m
+    assert s.beats_mean_mask == {"cam": True} and s.warnings == [] and s.advice == []
     assert "<td>pose=wide: moved, scaled and turned so that no fixed map fits" in (tmp_path / "score" / "report.html").read_text()
 
 
@@ -134,21 +134,24 @@ def test_cam_score_says_when_a_map_is_too_coarse_or_the_region_never_moves():
 
     from facelab.probes.attribution_scores import coarse_map_advice, fixed_region_advice
 
+    def pointing(share: float) -> MapScores:
+        return MapScores(0.2, 0.8, None, None, share, None, None)
+
     coarse = coarse_map_advice({"cam": (2, 2), "gradcam": (8, 8)}, (64, 64), 4)
     assert len(coarse) == 1 and coarse[0].startswith("cam's map is 2x2 cells of 32 px against a tolerance of 4 px")
     assert coarse_map_advice({"cam": (4, 4)}, (128, 128), 9) == []  # darknet64 at 128 px: cells of 32 px, fine enough
     studio, wide = (SimpleNamespace(config=SimpleNamespace(pose=p)) for p in ("studio", "wide"))
-    assert "pose=wide" in fixed_region_advice({"pointing_game": 1.0}, studio)[0]
-    assert "pose=wide" not in fixed_region_advice({"pointing_game": 0.97}, wide)[0]
-    assert fixed_region_advice({"pointing_game": 0.6}, studio) == [] and fixed_region_advice(None, studio) == []
+    assert "pose=wide" in fixed_region_advice(pointing(1.0), studio)[0]
+    assert "pose=wide" not in fixed_region_advice(pointing(0.97), wide)[0]
+    assert fixed_region_advice(pointing(0.6), studio) == [] and fixed_region_advice(None, studio) == []
 
 
 def test_cam_score_warns_about_a_method_whose_maps_are_all_zero():
     """A network that has learned little can give all-zero maps (no energy to share): the warning says so in words."""
     from facelab.probes.attribution_scores import constant_warnings
 
-    results = {"cam": {"pointing_game": 0.1, "energy_in_mask": None}, "mean_mask": {"pointing_game": 0.5, "energy_in_mask": 0.4}}
-    (line,) = constant_warnings(results, {"cam": False})
+    zero, mean_mask = (MapScores(0.2, 0.8, None, None, share, None, energy) for share, energy in ((0.1, None), (0.5, 0.4)))
+    (line,) = constant_warnings({"cam": zero, "mean_mask": mean_mask}, {"cam": False})
     assert "energy in the true region none (every map is zero) vs 0.40" in line and line.startswith("cam does not beat")
 
 
@@ -211,8 +214,8 @@ def test_spurious_background_shows_in_the_audit_and_the_maps(bias_runs, tmp_path
     assert "<th>A</th><th>B</th><th>B - A</th><th>B - A, 95% interval</th>" in page
     energy = {}
     for name, run in (("plain", plain), ("spurious", spurious)):
-        m = facelab.cam_score(run, methods=["gradcam"], layer="4", n=96, steps=2, out=tmp_path / name)["methods"]
-        energy[name] = m["gradcam"]["energy_on_background"]
+        m = facelab.cam_score(run, methods=["gradcam"], layer="4", n=96, steps=2, out=tmp_path / name).methods
+        energy[name] = m["gradcam"].energy_on_background
     assert energy["spurious"] > energy["plain"] + 0.1, energy
 
 

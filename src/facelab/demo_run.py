@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from .report.contact import contact_sheet
 from .report.html import Report
 from .studies.protocol import Comparison, comparison_table
 from .studies.registry import Study, all_studies
+
+if TYPE_CHECKING:
+    from .probes.attribution_scores import CamScore
 
 
 def run_studies(out: Path, quick: bool, runtime: Runtime | None = None, clock: "Stopwatch | None" = None) -> list[tuple[Study, dict]]:
@@ -70,7 +74,7 @@ ATTRIBUTION_RUN = {"spec": "synth:1000", "size": "128", "epochs": 4, "batch": 64
 ATTRIBUTION_QUICK = {"spec": "synth:600", "size": "128", "epochs": 1, "batch": 64}
 
 
-def attribution_benchmark(out: Path, quick: bool, runtime: Runtime | None = None) -> dict:
+def attribution_benchmark(out: Path, quick: bool, runtime: Runtime | None = None) -> CamScore:
     """``facelab cam-score`` of a Smiling network on synthetic faces that move (the benchmark's default), so that CAM
     is set against the best fixed map."""
     from .probes.attribution_scores import cam_score
@@ -159,12 +163,12 @@ def _run_demo(out: Path, quick: bool, runtime: Runtime) -> Path:
     rep.video("webcam/annotated.webm", "the annotated video (WebM, VP8)")
     rep.heading("Where it looks, scored: CAM against a fixed guess")
     rep.paragraph(
-        f"A Smiling network at 128 px, scored on {scores['n_region']} smiling test faces of {scores['data']} (moved, scaled and "
+        f"A Smiling network at 128 px, scored on {scores.n_region} smiling test faces of {scores.data} (moved, scaled and "
         "turned): does the peak of each map fall on the mouth more often than the peak of the mean mouth region, one map for "
         "every face? Pointing game with Wilson's 95% interval, tolerance "
-        f"{scores['tolerance_px']} px."
+        f"{scores.tolerance_px} px."
     )
-    for line in scores["warnings"]:
+    for line in scores.warnings:
         rep.paragraph(f"WARNING: {line}")
     rep.table(*benchmark_rows(scores))
     rep.figure("where/cam_score/examples.png", "test faces with the mouth outlined, and each method's map")
@@ -183,13 +187,15 @@ def _run_demo(out: Path, quick: bool, runtime: Runtime) -> Path:
     return rep.write(out / "index.html")
 
 
-def benchmark_rows(scores: dict) -> tuple[list[str], list[list]]:
+def benchmark_rows(scores: CamScore) -> tuple[list[str], list[list]]:
     """The demo's pointing-game table: each method, its randomised twin and the two baselines, with n and interval."""
-    named = {m: m for m in scores["beats_mean_mask"]} | {"mean_mask": "mean mask (baseline)", "random": "random map (baseline)"}
-    named |= {f"{m}_randomized": f"{m}, last layer randomised" for m in scores["beats_mean_mask"]}
+    methods = list(scores.beats_mean_mask or {})
+    named = {m: m for m in methods} | {"mean_mask": "mean mask (baseline)", "random": "random map (baseline)"}
+    named |= {f"{m}_randomized": f"{m}, last layer randomised" for m in methods}
     rows = []
     for key, label in named.items():
-        r = scores["methods"][key]
-        lo, hi = r["pointing_game_ci"]
-        rows.append([label, f"{r['pointing_game']:.2f} [{lo:.2f}, {hi:.2f}]", scores["n_region"]])
+        r = scores.methods[key]
+        assert r is not None and r.pointing_game is not None and r.pointing_game_ci is not None  # synthetic faces: a true region
+        lo, hi = r.pointing_game_ci
+        rows.append([label, f"{r.pointing_game:.2f} [{lo:.2f}, {hi:.2f}]", scores.n_region])
     return ["map", "pointing game [95% interval]", "n"], rows

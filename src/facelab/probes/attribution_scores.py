@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict
 
 import cv2
 import numpy as np
@@ -16,6 +17,7 @@ from ..errors import FacelabError
 from ..hardware import Runtime
 from ..progress import progress_bar
 from ..report.figures import bar_chart, image_grid
+from ..results import Summary
 from ..run import Run
 from .cam import METHODS, Target, chosen_precision, head_layer, overlay, with_last_layer_randomised
 from .cascading import cascading_figures, cascading_randomisation, still_alike, weighted_layers
@@ -83,7 +85,8 @@ def deletion_insertion(
     rank = rank.view(n, 1, H, W)
     k = max(3, (H // 8) | 1)
     blurred = gaussian_blur(x, [k, k], [H / 16, H / 16])
-    dele, ins = [], []
+    dele: list[torch.Tensor] = []
+    ins: list[torch.Tensor] = []
     for step in range(steps + 1):
         top = rank < round(step / steps * H * W)
         for curve, xs in ((dele, torch.where(top, torch.zeros_like(x), x)), (ins, torch.where(top, x, blurred))):
@@ -94,7 +97,7 @@ def deletion_insertion(
     return auc(dele), auc(ins)
 
 
-def _decision_scores(model, d: SplitData, norm, target: Target, truth: GroundTruth, steps) -> dict:
+def _decision_scores(model, d: SplitData, norm, target: Target, truth: GroundTruth, steps) -> DecisionScores:
     """Over every face, of its decision: deletion and insertion AUC (any data), the energy on the background and in each
     face region (where known): where the evidence for what the network decided lies, absence included."""
     dele, ins = [], []
@@ -103,24 +106,76 @@ def _decision_scores(model, d: SplitData, norm, target: Target, truth: GroundTru
         a, b = deletion_insertion(model, d.inputs(sl), norm[sl], Target(target.index[sl], target.sign[sl]), d.binary, steps, d.run.runtime)
         dele.append(a)
         ins.append(b)
-    out = {"deletion_auc": float(np.concatenate(dele).mean()), "insertion_auc": float(np.concatenate(ins).mean())}
-    out["energy_on_background"] = mean_share(norm, truth.background) if truth.background is not None else None
-    if truth.regions is not None:
-        out["energy_by_region"] = {name: mean_share(norm, m) for name, m in truth.regions.items()}
-    return out
+    return DecisionScores(
+        deletion_auc=float(np.concatenate(dele).mean()),
+        insertion_auc=float(np.concatenate(ins).mean()),
+        energy_on_background=mean_share(norm, truth.background) if truth.background is not None else None,
+        energy_by_region=None if truth.regions is None else {name: mean_share(norm, m) for name, m in truth.regions.items()},
+    )
 
 
-def _pointing_scores(raw, norm, masks: np.ndarray | None, tolerance) -> dict:
+def _pointing_scores(raw, norm, masks: np.ndarray | None, tolerance) -> PointingScores:
     """Over the faces that show the attribute, of its presence: the pointing game (with Wilson's interval) and the
     energy in the true region."""
     if masks is None or not len(masks):  # no true region, or no face shows the attribute
-        return {"pointing_game": None, "energy_in_mask": None}
+        return PointingScores(pointing_game=None, pointing_game_ci=None, energy_in_mask=None)
     hits = pointing_hits(raw, masks, tolerance)
-    return {
-        "pointing_game": float(hits.mean()),
-        "pointing_game_ci": list(wilson_ci(int(hits.sum()), len(hits))),
-        "energy_in_mask": mean_share(norm, masks),
-    }
+    return PointingScores(
+        pointing_game=float(hits.mean()),
+        pointing_game_ci=list(wilson_ci(int(hits.sum()), len(hits))),
+        energy_in_mask=mean_share(norm, masks),
+    )
+
+
+class DecisionScores(TypedDict):
+    deletion_auc: float
+    insertion_auc: float
+    energy_on_background: float | None
+    energy_by_region: dict[str, float | None] | None
+
+
+class PointingScores(TypedDict):
+    pointing_game: float | None
+    pointing_game_ci: list[float | None] | None
+    energy_in_mask: float | None
+
+
+@dataclass
+class MapScores(Summary):
+    """One kind of map's scores over a split: deletion and insertion AUC and where its energy lies (of every face's
+    decision), and the pointing game with Wilson's interval and the energy in the true region (of the faces that show
+    the attribute); None where the data has no such ground truth."""
+
+    deletion_auc: float
+    insertion_auc: float
+    energy_on_background: float | None
+    energy_by_region: dict[str, float | None] | None
+    pointing_game: float | None
+    pointing_game_ci: list[float | None] | None
+    energy_in_mask: float | None
+
+
+@dataclass
+class CamScore(Summary):
+    """``facelab cam-score``'s summary.json (docs/json.md): each method's scores and its randomised twin's
+    (``METHOD_randomized``), beside a random map and the mean true region (``mean_mask``, None without one)."""
+
+    methods: dict[str, MapScores | None]
+    beats_mean_mask: dict[str, bool] | None
+    warnings: list[str]
+    cascading: dict[str, list[dict[str, Any]]] | None
+    weighted_layers: int
+    advice: list[str]
+    map_cells: dict[str, list[int]]
+    target: str
+    n: int
+    n_region: int
+    region_faces: str
+    split: str
+    tolerance_px: int
+    steps: int
+    data: str
+    ground_truth: str
 
 
 @dataclass
@@ -146,7 +201,7 @@ def landmark_regions(d: SplitData) -> dict[str, np.ndarray] | None:
     if d.points is None or five_points(d.points[0]) is None:
         return None
     h, w = d.images.shape[1:3]
-    per_image = [region_masks(five_points(p), (w, h)) for p in d.points]
+    per_image = [region_masks(_five(p), (w, h)) for p in d.points]
     return {name: np.stack([m[name] for m in per_image]) for name in REGIONS}
 
 
@@ -186,13 +241,19 @@ def _face_and_background(images: torch.Tensor, quiet: bool) -> dict[str, np.ndar
     return {"face": face, "background": ~face & found[:, None, None]}
 
 
+def _five(points: np.ndarray) -> np.ndarray:
+    five = five_points(points)
+    assert five is not None  # every image of a set has the same landmark layout as its first
+    return five
+
+
 def ground_truth(d: SplitData, output: int | None) -> GroundTruth:
     """Synthetic faces: the exact region of the attribute; other faces with landmarks: the region drawn from
     them that decides the attribute (the whole face for attributes without one, and for identities)."""
     regions = landmark_regions(d)
     masks_of = getattr(d.faceset, "masks", None)
     h, w = d.images.shape[1:3]
-    if masks_of is not None and h == w and d.binary:
+    if masks_of is not None and h == w and d.binary and output is not None and d.faceset.attr_names:
         col = d.faceset.attr_names.index(d.outputs[output])
         exact = [masks_of(int(r), h) for r in d.rows]
         return GroundTruth(np.stack([m[col] for m in exact]), np.stack([~m.any(0) for m in exact]), regions, "synthetic regions")
@@ -218,7 +279,7 @@ def cam_score(
     out: str | Path | None = None,
     quiet: bool = True,
     runtime: Runtime | None = None,
-) -> dict:
+) -> CamScore:
     """Pointing game and energy inside the ground-truth region (synthetic faces exactly; faces with landmarks,
     CelebA's five included, by regions drawn from them), each map's energy per face region, deletion/insertion AUC
     (any data), beside a random map, the mean ground-truth mask, and each method after randomising the last layer;
@@ -235,13 +296,15 @@ def cam_score(
     truth = ground_truth(d, output)
     shown = faces_showing(d, output)
     masks_shown = None if truth.masks is None else truth.masks[shown]
-    results, examples, cells = {}, [], {}
+    results: dict[str, MapScores | None] = {}
+    examples, cells = [], {}
     randomised = with_last_layer_randomised(d.model, seed)
 
-    def scored(norm, tgt, raw_p, norm_p) -> dict:
+    def scored(norm, tgt, raw_p, norm_p) -> MapScores:
         """Scores of one kind of map: ``norm`` explains each face's decision ``tgt``; ``raw_p``/``norm_p`` the
         attribute's presence (see :func:`_decision_scores` and :func:`_pointing_scores`)."""
-        return _decision_scores(d.model, d, norm, tgt, truth, steps) | _pointing_scores(raw_p[shown], norm_p[shown], masks_shown, tolerance)
+        pointing = _pointing_scores(raw_p[shown], norm_p[shown], masks_shown, tolerance)
+        return MapScores(**_decision_scores(d.model, d, norm, tgt, truth, steps), **pointing)
 
     def method_maps(model, method: str) -> tuple[Target, torch.Tensor, torch.Tensor, torch.Tensor]:
         _, tgt, raw, norm = maps_over(d, method, output, layer, model=model, quiet=quiet)
@@ -265,40 +328,41 @@ def cam_score(
         results[key] = scored(maps, tgt, maps, maps)
     results.setdefault("mean_mask", None)
     name = d.outputs[output] if output is not None else "predicted class"
-    beaten = {m: beats_constant(results[m], results["mean_mask"]) for m in methods} if results["mean_mask"] else None
-    summary = {
-        "methods": results,
-        "beats_mean_mask": beaten,
-        "warnings": constant_warnings(results, beaten) + still_alike(curves, n_layers),
-        "cascading": curves if cascading else None,
-        "weighted_layers": n_layers,
-        "advice": coarse_map_advice(cells, (h, w), tolerance) + fixed_region_advice(results["mean_mask"], d.faceset),
-        "map_cells": {m: list(c) for m, c in cells.items()},
-        "target": name,
-        "n": int(len(d.images)),
-        "n_region": int(shown.sum()),
-        "region_faces": f"faces that show {d.outputs[output]}, explaining {d.outputs[output]}" if d.binary else "every face",
-        "split": split,
-        "tolerance_px": tolerance,
-        "steps": steps,
-        "data": spec,
-        "ground_truth": truth.source,
-    }
+    constant = results["mean_mask"]
+    beaten = {m: beats_constant(_known(results[m]), constant) for m in methods} if constant else None
+    summary = CamScore(
+        methods=results,
+        beats_mean_mask=beaten,
+        warnings=constant_warnings(results, beaten) + still_alike(curves, n_layers),
+        cascading=curves if cascading else None,
+        weighted_layers=n_layers,
+        advice=coarse_map_advice(cells, (h, w), tolerance) + fixed_region_advice(constant, d.faceset),
+        map_cells={m: list(c) for m, c in cells.items()},
+        target=name,
+        n=int(len(d.images)),
+        n_region=int(shown.sum()),
+        region_faces=f"faces that show {name}, explaining {name}" if d.binary else "every face",
+        split=split,
+        tolerance_px=tolerance,
+        steps=steps,
+        data=spec,
+        ground_truth=truth.source,
+    )
     figures = _score_figures(folder, results, examples, d.images[:8].numpy(), truth.masks)
     if cascading:
         figures += cascading_figures(folder, curves, cascade_maps, {m: t[0] for m, t in trained.items()}, d.images[0].numpy(), n_layers)
-    facts = [
+    facts: list[list] = [
         ["target", name],
-        ["images", summary["n"]],
-        ["pointing game and energy on", f"{summary['n_region']} {summary['region_faces']}"],
+        ["images", summary.n],
+        ["pointing game and energy on", f"{summary.n_region} {summary.region_faces}"],
         ["pointing-game tolerance", f"{tolerance} px"],
         ["true region", truth.source],
         *benchmark_pose_fact(d.faceset),
     ]
-    facts += [["WARNING", line] for line in summary["warnings"]] + [["NOTE", line] for line in summary["advice"]]
+    facts += [["WARNING", line] for line in summary.warnings] + [["NOTE", line] for line in summary.advice]
     return write_probe_output(
         folder,
-        f"facelab cam-score: {name} on {summary['data']} ({split})",
+        f"facelab cam-score: {name} on {summary.data} ({split})",
         summary,
         figures,
         facts,
@@ -324,29 +388,34 @@ SCORE_COLUMNS = {
 }
 
 
-def beats_constant(scores: dict, constant: dict) -> bool:
+def beats_constant(scores: MapScores, constant: MapScores) -> bool:
     """Whether a method's maps point at the true region more often than the best constant map (the mean true region,
     one map for every face) does. A method that does not cannot be told from a fixed guess on these images."""
-    return scores["pointing_game"] > constant["pointing_game"]
+    return (scores.pointing_game or 0.0) > (constant.pointing_game or 0.0)
 
 
-def constant_warnings(results: dict, beaten: dict | None) -> list[str]:
-    if beaten is None:
-        return []
+def _known(scores: MapScores | None) -> MapScores:
+    """A method's scores, which every method has (only the mean mask may be None)."""
+    assert scores is not None
+    return scores
+
+
+def constant_warnings(results: dict[str, MapScores | None], beaten: dict[str, bool] | None) -> list[str]:
     constant = results["mean_mask"]
+    if beaten is None or constant is None:
+        return []
     return [
-        f"{m} does not beat the mean mask, one fixed map for every face (pointing game {results[m]['pointing_game']:.2f} vs "
-        f"{constant['pointing_game']:.2f}, energy in the true region {_energy(results[m])} vs "
+        f"{m} does not beat the mean mask, one fixed map for every face (pointing game {_known(results[m]).pointing_game:.2f} vs "
+        f"{constant.pointing_game:.2f}, energy in the true region {_energy(_known(results[m]))} vs "
         f"{_energy(constant)}): on these images its maps cannot be told from a fixed guess"
         for m, ok in beaten.items()
         if not ok
     ]
 
 
-def _energy(scores: dict) -> str:
+def _energy(scores: MapScores) -> str:
     """The energy in the true region in words: None where every map was zero (no energy to share)."""
-    energy = scores["energy_in_mask"]
-    return "none (every map is zero)" if energy is None else f"{energy:.2f}"
+    return "none (every map is zero)" if scores.energy_in_mask is None else f"{scores.energy_in_mask:.2f}"
 
 
 def coarse_map_advice(cells: dict[str, tuple[int, int]], size: tuple[int, int], tolerance: int) -> list[str]:
@@ -364,28 +433,28 @@ def coarse_map_advice(cells: dict[str, tuple[int, int]], size: tuple[int, int], 
     return lines
 
 
-def fixed_region_advice(constant: dict | None, faceset) -> list[str]:
+def fixed_region_advice(constant: MapScores | None, faceset) -> list[str]:
     """Where the true region barely moves from face to face, the mean mask cannot be beaten: say so, and for synthetic
     faces how to draw ones whose regions move."""
-    if not constant or constant["pointing_game"] < 0.95:
+    share = None if constant is None else constant.pointing_game
+    if share is None or share < 0.95:
         return []
-    share = constant["pointing_game"]
     line = f"the true region barely moves on these images (the mean mask points into it on {share:.0%} of them): no map can beat it"
     if synthetic_pose(faceset) == "studio":
         line += f"; synthetic faces drawn with pose={BENCHMARK_POSE} (the default where a SPEC names none) are moved, scaled and turned"
     return [line]
 
 
-def sanity_verdict(scores: dict, randomised: dict) -> str:
+def sanity_verdict(scores: MapScores, randomised: MapScores) -> str:
     """Adebayo et al.'s check in words: a faithful map changes when the learned head is re-initialised."""
-    key = "pointing_game" if scores.get("pointing_game") is not None else "insertion_auc"
-    drop = scores[key] - randomised[key]
+    key = "pointing_game" if scores.pointing_game is not None else "insertion_auc"
+    drop = getattr(scores, key) - getattr(randomised, key)
     if drop >= 0.05:
         return f"passes: {SCORE_COLUMNS[key]} drops by {drop:.2f} with the last layer randomised"
     return f"fails: {SCORE_COLUMNS[key]} changes by only {-drop:+.2f} with the last layer randomised"
 
 
-def score_table(results: dict) -> tuple[str, list[str], list[list]]:
+def score_table(results: dict[str, MapScores | None]) -> tuple[str, list[str], list[list]]:
     """Methods and baselines x measures, one row each, with the sanity check's verdict per method."""
     rows = []
     for name, scores in results.items():
@@ -400,18 +469,18 @@ def score_table(results: dict) -> tuple[str, list[str], list[list]]:
     return "Scores", ["map", *SCORE_COLUMNS.values(), "beats the mean mask", "sanity check"], rows
 
 
-def _shown(scores: dict, key: str):
+def _shown(scores: MapScores, key: str):
     """A score for the table; the pointing game (a share of images) with its Wilson interval."""
-    value = scores[key]
-    if key == "pointing_game" and value is not None and scores.get("pointing_game_ci"):
-        lo, hi = scores["pointing_game_ci"]
+    value = getattr(scores, key)
+    if key == "pointing_game" and value is not None and scores.pointing_game_ci:
+        lo, hi = scores.pointing_game_ci
         return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
     return value
 
 
-def region_table(results: dict) -> list[tuple[str, list[str], list[list]]]:
+def region_table(results: dict[str, MapScores | None]) -> list[tuple[str, list[str], list[list]]]:
     """Share of each map's energy per face region (none when the images have no landmarks)."""
-    rows = [[name, *scores["energy_by_region"].values()] for name, scores in results.items() if scores and "energy_by_region" in scores]
+    rows = [[name, *scores.energy_by_region.values()] for name, scores in results.items() if scores and scores.energy_by_region]
     if not rows:
         return []
     return [("Where the evidence lies: share of each map's energy per face region", ["map", *REGIONS], rows)]
@@ -426,10 +495,10 @@ def applicable_methods(model) -> list[str]:
         return [m for m in METHODS if m != "cam"]
 
 
-def _score_figures(folder, results, examples, images, masks) -> list[tuple[str, str]]:
+def _score_figures(folder, results: dict[str, MapScores | None], examples, images, masks) -> list[tuple[str, str]]:
     figures = []
     for metric in ("pointing_game", "energy_in_mask", "deletion_auc", "insertion_auc"):
-        pairs = [(k, r[metric]) for k, r in results.items() if r and r.get(metric) is not None]
+        pairs = [(k, getattr(r, metric)) for k, r in results.items() if r and getattr(r, metric) is not None]
         if pairs:
             bar_chart([k for k, _ in pairs], [v for _, v in pairs], folder / f"{metric}.png", metric)
             figures.append((f"{metric}.png", metric.replace("_", " ") + " per method and baseline"))
