@@ -90,7 +90,7 @@ def maps_over(d: SplitData, method: str, output: int | None, layer: str | None, 
 
 
 def cam(
-    run: str | Path,
+    run: str | Path | Run,
     source: str,
     *,
     method: str = "cam",

@@ -3,7 +3,9 @@ face region), and what it answers on faces from elsewhere (an out-of-distributio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,19 +14,46 @@ from ..data.faceset import group_label
 from ..data.regions import REGIONS
 from ..hardware import Runtime
 from ..report.figures import image_grid
+from ..results import Summary
 from ..run import Run
 from .attribution_scores import applicable_methods, box_regions, energy_share, landmark_regions
 from .audit import group_columns, members
 from .cam import overlay
-from .explain import cam, maps_over
+from .explain import CamImages, cam, maps_over
 from .split_data import SplitData, load_split
 from .stats import bootstrap_ci, permutation_p, wilson_ci
 
 
-def _maps(d: SplitData, method: str | None, quiet: bool) -> tuple[int, str, torch.Tensor]:
+def _maps(d: SplitData, method: str | None, quiet: bool) -> tuple[int | None, str, torch.Tensor]:
     output = d.output_index(None)
     method = method or applicable_methods(d.model)[0]
     return output, method, maps_over(d, method, output, None, quiet=quiet)[3]
+
+
+@dataclass
+class GroupEvidence(Summary):
+    """Where each group's evidence lies: per group (everyone, then each value of each attribute) the mean share of the
+    map's energy per region (``groups``, from landmarks; ``shares`` with intervals across faces), permutation tests
+    between the values of each attribute (``tests``), and where the regions came from."""
+
+    method: str
+    split: str
+    groups: list[dict[str, Any]]
+    shares: list[dict[str, Any]]
+    tests: list[dict[str, Any]]
+    regions_from: str
+
+
+@dataclass
+class Answers(Summary):
+    """What a network answers on faces from elsewhere: the share predicted as each class, with Wilson's intervals."""
+
+    data: str
+    n: int
+    method: str
+    share_predicted: dict[str, float]
+    share_ci: dict[str, list[float | None]]
+    unreadable: list[str]
 
 
 def _label(group: dict) -> str:
@@ -43,7 +72,7 @@ def evidence_by_group(
     per_group: int = 6,
     quiet: bool = True,
     runtime: Runtime | None = None,
-) -> dict:
+) -> GroupEvidence:
     """For everyone and each value of each ``by`` attribute: the mean share of the map's energy per face region with
     a 95% bootstrap interval across faces (``shares``; regions from the landmarks where the images have them, else face
     and background from the face detector's box), a permutation test of each region's share between the values of each
@@ -52,13 +81,19 @@ def evidence_by_group(
     _, method, norm = _maps(d, method, quiet)
     regions = landmark_regions(d)
     cols = group_columns(d, by)
-    rows, tiles, captions = [], [], []
+    rows: list[dict[str, Any]] = []
+    tiles, captions = [], []
     blank = np.zeros_like(d.images[0].numpy())
-    boxes = box_regions(d, quiet) if regions is None else None
-    per_face = {r: energy_share(norm, m) for r, m in (regions or boxes).items()}
-    if boxes is not None:  # no face found: no region to share among
-        per_face = {r: np.where(boxes["background"].any((1, 2)) | boxes["face"].any((1, 2)), v, np.nan) for r, v in per_face.items()}
-    for group in [{}] + [{name: v} for name in by for v in _values(cols[name])]:
+    if regions is not None:
+        per_face = {r: energy_share(norm, m) for r, m in regions.items()}
+        source = "landmarks"
+    else:  # face and background from the detector's box; a face where none was found has no region to share among
+        boxes = box_regions(d, quiet)
+        found = boxes["face"].any((1, 2))
+        per_face = {r: np.where(boxes["background"].any((1, 2)) | found, energy_share(norm, m), np.nan) for r, m in boxes.items()}
+        source = f"the face detector's box ({int(found.sum())} of {len(norm)} faces found)"
+    groups: list[dict[str, Any]] = [{}] + [{name: v} for name in by for v in _values(cols[name])]
+    for group in groups:
         member = members(cols, group)
         if not member.any():
             continue
@@ -71,13 +106,7 @@ def evidence_by_group(
         tiles.append(overlay(mean_image, norm[member].mean(0).numpy()))
         captions.append(f"mean map, n={int(member.sum())}")
     image_grid(tiles, captions, path, cols=per_group + 1, colorbar=("viridis", f"{method} (normalised)"))
-    source = (
-        "landmarks"
-        if regions is not None
-        else f"the face detector's box ({int(boxes['face'].any((1, 2)).sum())} of {len(norm)} faces found)"
-    )
-    return {"method": method, "split": split, "groups": rows, "shares": region_shares(per_face, cols, rows),
-            "tests": region_tests(per_face, cols, by), "regions_from": source}  # fmt: skip
+    return GroupEvidence(method, split, rows, region_shares(per_face, cols, rows), region_tests(per_face, cols, by), source)
 
 
 def _mean_or_none(shares: np.ndarray) -> float | None:
@@ -110,7 +139,7 @@ def region_tests(per_face: dict[str, np.ndarray], cols: dict[str, np.ndarray], b
     permutation test's p-value; ``differs`` where p stays under ``alpha`` divided by the number of tests (Bonferroni)."""
     from itertools import combinations
 
-    tests = []
+    tests: list[dict[str, Any]] = []
     for name in by:
         for a, b in combinations(_values(cols[name]), 2):
             for region, shares in per_face.items():
@@ -123,20 +152,18 @@ def region_tests(per_face: dict[str, np.ndarray], cols: dict[str, np.ndarray], b
     return tests
 
 
-def answers_on(run: str | Path, source: str, *, out: Path, method: str | None = None, runtime: Runtime | None = None) -> dict:
+def answers_on(run: str | Path | Run, source: str, *, out: Path, method: str | None = None, runtime: Runtime | None = None) -> Answers:
     """The share of the images of ``source`` (folder:PATH) predicted as each class, with Wilson's 95% intervals, and their
     maps (OUT/overlays.png, through ``facelab cam``)."""
     opened = Run.for_probes(run, runtime)
     method = method or applicable_methods(opened.model)[0]
-    mapped = cam(run, source, method=method, out=out)
-    said = np.array([r["prob"] >= 0.5 for r in mapped.images], dtype=float)
-    name = opened.outputs[opened.task.explained_output(None)]
+    mapped = cam(opened, source, method=method, out=out)
+    assert isinstance(mapped, CamImages)  # a folder of photos: each photo mapped, no split
+    said = np.asarray([r["prob"] >= 0.5 for r in mapped.images], dtype=np.float64)
+    output = opened.task.explained_output(None)
+    assert output is not None  # a binary attribute run: its first output
+    name = opened.outputs[output]
     lo, hi = wilson_ci(int(said.sum()), len(said))
-    return {
-        "data": source,
-        "n": int(len(said)),
-        "method": method,
-        "share_predicted": {name: float(said.mean()), f"not {name}": float(1 - said.mean())},
-        "share_ci": {name: [lo, hi], f"not {name}": [1 - hi, 1 - lo]},
-        "unreadable": mapped.unreadable,
-    }
+    share = {name: float(said.mean()), f"not {name}": float(1 - said.mean())}
+    ci = {name: [lo, hi], f"not {name}": [None if hi is None else 1 - hi, None if lo is None else 1 - lo]}
+    return Answers(source, int(len(said)), method, share, ci, mapped.unreadable)

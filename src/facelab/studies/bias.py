@@ -19,6 +19,7 @@ from .registry import Option, Study, comma_list
 
 if TYPE_CHECKING:
     from ..probes.audit import Audit, AuditTable, GroupRates, Rates
+    from ..probes.group_maps import GroupEvidence
 
 BIAS = Protocol(
     name="bias",
@@ -139,10 +140,10 @@ def bias_study(
         "overall": {name: _accuracy(a.overall) for name, a in audits.items()},
         "groups": _groups(audits),
         "gap": gaps,
-        "evidence": [{"run": name, **row} for name, ev in evidence.items() for row in ev["shares"]],
-        "evidence_tests": [{"run": name, **t} for name, ev in evidence.items() for t in ev["tests"]],
-        "evidence_maps": {name: {k: ev[k] for k in ("method", "split", "groups", "regions_from")} for name, ev in evidence.items()},
-        "ood": answers,
+        "evidence": [{"run": name, **row} for name, ev in evidence.items() for row in ev.shares],
+        "evidence_tests": [{"run": name, **t} for name, ev in evidence.items() for t in ev.tests],
+        "evidence_maps": {name: _maps_of(ev) for name, ev in evidence.items()},
+        "ood": None if answers is None else {name: a.to_json() for name, a in answers.items()},
     }
     comparisons = _comparisons(summary)
     return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, summary))
@@ -160,6 +161,10 @@ def _modes(plan: Plan, given: list[str] | None) -> list[str]:
     if added:
         plan.reasons["modes"] = f"{' and '.join(added)} added beside the seed's two, grouped by {', '.join(plan.settings['by'])}"
     return modes
+
+
+def _maps_of(ev: GroupEvidence) -> dict:
+    return {"method": ev.method, "split": ev.split, "groups": ev.groups, "regions_from": ev.regions_from}
 
 
 def _worst(audited: Audit) -> dict:
