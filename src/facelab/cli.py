@@ -129,7 +129,7 @@ def validate_synth_cmd(out_dir: Path = out_option("Report folder.", Path("runs/v
     """Check the synthetic faces: attribute control, learnability, intervention, landmarks, bias knobs."""
     from .probes.synth_validity import validate_synth
 
-    result = validate_synth(out_dir, seed=seed, quiet=json_, runtime=runtime)
+    result = validate_synth(out_dir, seed=seed, quiet=json_, runtime=runtime).to_json()
     if json_:
         return print_json(result)
     out.print_json(json.dumps(result))

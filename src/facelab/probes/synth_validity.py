@@ -8,9 +8,10 @@ area elsewhere does not), landmark placement, and the bias knobs' realised rates
 
 from __future__ import annotations
 
-import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 import torch
@@ -24,15 +25,40 @@ from ..data.synth import (
     render,
     synth_faceset,
 )
-from ..files import prepare_output, record_entries
+from ..files import prepare_output, record_entries, write_json
 from ..hardware import Runtime, probe_runtime
 from ..report.figures import image_grid
 from ..report.html import Report
+from ..results import Summary
 from ..run import Run
 from ..training.config import TrainConfig
 from ..training.engine import train
 
 SIZE = 64
+
+
+@dataclass
+class ValidityDetails(Summary):
+    """Every check's figures behind the headline ones."""
+
+    containment_per_attr: dict[str, float]
+    landmarks: LandmarkChecks
+    knobs: list[dict[str, Any]]
+    intervention_clean: float
+    attr_training_s: float
+    identity_chance: float
+
+
+@dataclass
+class SynthValidity(Summary):
+    """``facelab data validate-synth``'s summary.json (docs/json.md): attribute control, learnability, the
+    intervention, rendering speed, and the details."""
+
+    mask_containment: float
+    acc: dict[str, float]
+    intervention: dict[str, float]
+    faces_per_s: float
+    details: ValidityDetails
 
 
 def mask_containment(n: int = 60, size: int = SIZE, seed: int = 0) -> dict[str, float]:
@@ -62,7 +88,15 @@ def faces_per_second(n: int = 500, size: int = SIZE) -> float:
     return n / (time.perf_counter() - t)
 
 
-def landmark_checks(n: int = 200, size: int = 128) -> dict[str, float]:
+class LandmarkChecks(TypedDict):
+    """Shares of faces whose landmarks fall on the rendered features (1.0 by construction of the renderer)."""
+
+    nose_tip_in_nose: float
+    eye_corners_in_eyes: float
+    mouth_corners_in_mouth: float
+
+
+def landmark_checks(n: int = 200, size: int = 128) -> LandmarkChecks:
     """Share of faces whose nose tip lies in the nose region, eye corners in the eye region,
     mouth corners in the mouth region (all by construction of the renderer)."""
     fs = synth_faceset(SynthConfig(n=n, seed=2))
@@ -74,7 +108,11 @@ def landmark_checks(n: int = 200, size: int = 128) -> dict[str, float]:
         hits["nose_tip_in_nose"] += inside(30, "Big_Nose")
         hits["eye_corners_in_eyes"] += all(inside(k, "Narrow_Eyes") for k in (36, 39, 42, 45))
         hits["mouth_corners_in_mouth"] += inside(48, "Smiling") and inside(54, "Smiling")
-    return {k: v / n for k, v in hits.items()}
+    return LandmarkChecks(
+        nose_tip_in_nose=hits["nose_tip_in_nose"] / n,
+        eye_corners_in_eyes=hits["eye_corners_in_eyes"] / n,
+        mouth_corners_in_mouth=hits["mouth_corners_in_mouth"] / n,
+    )
 
 
 def knob_rates(n: int = 20000) -> list[dict]:
@@ -106,17 +144,28 @@ def knob_rates(n: int = 20000) -> list[dict]:
     return checks
 
 
+class Intervention(NamedTuple):
+    """Smiling accuracy on clean faces, with the Smiling region greyed, and with an equal area elsewhere greyed; and
+    four faces of each kind to show."""
+
+    clean: float
+    mask: float
+    elsewhere: float
+    examples: list[np.ndarray]
+
+
 @torch.no_grad()
-def intervention(run: Path, n: int = 400, seed: int = 0, runtime: Runtime | None = None) -> dict[str, float]:
+def intervention(run: Path, n: int = 400, seed: int = 0, runtime: Runtime | None = None) -> Intervention:
     """Smiling accuracy on fresh faces with the Smiling region greyed out vs an equal area elsewhere.
 
     "Elsewhere" is the same mask mirrored top-to-bottom (the forehead), so the area is equal.
     """
     opened = Run.for_probes(run, runtime)
-    model, contract = opened.model, opened.contract
+    model, contract, rt = opened.model, opened.contract, opened.runtime
+    assert rt is not None  # for_probes puts every run on a runtime
     col = opened.outputs.index("Smiling")
     fs = synth_faceset(SynthConfig(n=n, seed=seed + 1000))
-    imgs = {"clean": [], "mask": [], "elsewhere": []}
+    imgs: dict[str, list[np.ndarray]] = {"clean": [], "mask": [], "elsewhere": []}
     for i in range(n):
         img, _ = fs.load(i, (SIZE, SIZE))
         m = fs.masks(i, SIZE)[A["Smiling"]]
@@ -126,15 +175,15 @@ def intervention(run: Path, n: int = 400, seed: int = 0, runtime: Runtime | None
             if region is not None:
                 x[region] = 128
             imgs[key].append(x)
-    y = torch.from_numpy(fs.attributes[:, A["Smiling"]].astype(np.float32))
-    acc = {}
+    y = torch.from_numpy(np.asarray(fs.attributes)[:, A["Smiling"]].astype(np.float32))
+    acc: dict[str, float] = {}
     for key, arr in imgs.items():
         x = contract.to_input(torch.from_numpy(np.stack(arr)))
-        with opened.runtime.autocast():
-            logits = model(opened.runtime.input(x)).float()[:, col]
+        with rt.autocast():
+            logits = model(rt.input(x)).float()[:, col]
         acc[key] = float(((logits > 0).float() == y).float().mean())
-    acc["examples"] = [imgs[k][j] for j in range(4) for k in ("clean", "mask", "elsewhere")]
-    return acc
+    examples = [imgs[k][j] for j in range(4) for k in ("clean", "mask", "elsewhere")]
+    return Intervention(acc["clean"], acc["mask"], acc["elsewhere"], examples)
 
 
 def validate_synth(
@@ -145,7 +194,7 @@ def validate_synth(
     id_images: int = 3000,
     epochs: int = 4,
     runtime: Runtime | None = None,
-) -> dict:
+) -> SynthValidity:
     """Run every check, write OUT/summary.json and OUT/report.html; returns the summary."""
     out = prepare_output(out, "validate-synth")
     containment = mask_containment(seed=seed)
@@ -153,69 +202,56 @@ def validate_synth(
     marks = landmark_checks()
     knobs = knob_rates()
     runtime = runtime or probe_runtime()
-    common = dict(epochs=epochs, size=str(SIZE), seed=seed, quiet=quiet, runtime=runtime)
     attr_run = out / "attr_run"
     id_run = out / "identity_run"
     t0 = time.perf_counter()
-    attr_summary = _train_fresh(attr_run, spec=f"synth:{attr_images},seed={seed}", task="attr", attrs=["Smiling", "Eyeglasses"], **common)
+    attr_cfg = TrainConfig(out=str(attr_run), spec=f"synth:{attr_images},seed={seed}", attrs=["Smiling", "Eyeglasses"], epochs=epochs,
+                           size=str(SIZE), seed=seed)  # fmt: skip
+    attr_summary = train(attr_cfg, quiet=quiet, force=True, runtime=runtime)  # from the start: a fresh check
     t_attr = time.perf_counter() - t0
-    id_summary = _train_fresh(id_run, spec=f"synth:{id_images},ids=20,seed={seed}", task="identity", classes=20, **common)
+    id_cfg = TrainConfig(out=str(id_run), spec=f"synth:{id_images},ids=20,seed={seed}", task="identity", classes=20, epochs=epochs,
+                         size=str(SIZE), seed=seed)  # fmt: skip
+    id_summary = train(id_cfg, quiet=quiet, force=True, runtime=runtime)
     iv = intervention(attr_run, seed=seed, runtime=runtime)
-    examples = iv.pop("examples")
-    summary = {
-        "mask_containment": min(containment.values()),
-        "acc": {
-            "Smiling": attr_summary["final"]["val_acc_per_attr"]["Smiling"],
-            "Eyeglasses": attr_summary["final"]["val_acc_per_attr"]["Eyeglasses"],
-            "identity20": id_summary["final"]["val_acc"],
-        },
-        "intervention": {"mask": iv["mask"], "elsewhere": iv["elsewhere"]},
-        "faces_per_s": speed,
-        "details": {
-            "containment_per_attr": containment,
-            "landmarks": marks,
-            "knobs": knobs,
-            "intervention_clean": iv["clean"],
-            "attr_training_s": t_attr,
-            "identity_chance": 1 / 20,
-        },
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    image_grid(examples, ["clean", "Smiling region grey", "equal area elsewhere"] * 4, out / "intervention.png", cols=6)
+    per_attr = attr_summary["final"]["val_acc_per_attr"]
+    summary = SynthValidity(
+        mask_containment=min(containment.values()),
+        acc={"Smiling": per_attr["Smiling"], "Eyeglasses": per_attr["Eyeglasses"], "identity20": id_summary["final"]["val_acc"]},
+        intervention={"mask": iv.mask, "elsewhere": iv.elsewhere},
+        faces_per_s=speed,
+        details=ValidityDetails(containment, marks, knobs, iv.clean, t_attr, 1 / 20),
+    )
+    write_json(out / "summary.json", summary.to_json())
+    image_grid(iv.examples, ["clean", "Smiling region grey", "equal area elsewhere"] * 4, out / "intervention.png", cols=6)
     _report(out, summary)
     record_entries(out)
     return summary
 
 
-def _train_fresh(run: Path, *, quiet: bool, runtime: Runtime, **settings) -> dict:
-    """A run trained from the start in ``run`` (``settings``: its TrainConfig's)."""
-    return train(TrainConfig(out=str(run), **settings), quiet=quiet, force=True, runtime=runtime)
-
-
-def _report(out: Path, s: dict) -> None:
-    d = s["details"]
+def _report(out: Path, s: SynthValidity) -> None:
+    d = s.details
     rep = Report("Synthetic faces: validity report")
-    rep.paragraph(f"Rendering speed: {s['faces_per_s']:.0f} faces/s at {SIZE}px on one core.")
+    rep.paragraph(f"Rendering speed: {s.faces_per_s:.0f} faces/s at {SIZE}px on one core.")
     rep.heading("Attribute control: share of changed pixels inside the flipped attribute's mask")
-    rep.table(["attribute", "containment"], [[k, v] for k, v in d["containment_per_attr"].items()])
+    rep.table(["attribute", "containment"], [[k, v] for k, v in d.containment_per_attr.items()])
     rep.heading("Learnability (darknet64, validation accuracy)")
-    rep.table(["target", "accuracy"], [[k, v] for k, v in s["acc"].items()] + [["identity chance", d["identity_chance"]]])
-    rep.paragraph(f"Smiling/Eyeglasses model trained in {d['attr_training_s']:.0f} s (including the cache build).")
+    rep.table(["target", "accuracy"], [[k, v] for k, v in s.acc.items()] + [["identity chance", d.identity_chance]])
+    rep.paragraph(f"Smiling/Eyeglasses model trained in {d.attr_training_s:.0f} s (including the cache build).")
     rep.heading("Intervention on the Smiling model")
     rep.table(
         ["input", "Smiling accuracy"],
         [
-            ["clean", d["intervention_clean"]],
-            ["Smiling mask greyed", s["intervention"]["mask"]],
-            ["equal area elsewhere greyed", s["intervention"]["elsewhere"]],
+            ["clean", d.intervention_clean],
+            ["Smiling mask greyed", s.intervention["mask"]],
+            ["equal area elsewhere greyed", s.intervention["elsewhere"]],
         ],
     )
     rep.figure("intervention.png", "examples: clean, mask greyed, equal area elsewhere greyed")
     rep.heading("Landmarks placed on the rendered features")
-    rep.table(["check", "share of faces"], [[k, v] for k, v in d["landmarks"].items()])
+    rep.table(["check", "share of faces"], [[k, v] for k, v in d.landmarks.items()])
     rep.heading("Bias knobs: requested vs realised (training split)")
     rep.table(
         ["knob", "requested", "realised", "n", "within 4 s.e."],
-        [[k["knob"], k["requested"], k["realised"], k["n"], k["within_4se"]] for k in d["knobs"]],
+        [[k["knob"], k["requested"], k["realised"], k["n"], k["within_4se"]] for k in d.knobs],
     )
     rep.write(out / "report.html")
