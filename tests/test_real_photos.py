@@ -232,8 +232,8 @@ def test_the_face_trained_reference_shows_the_inversion_effect_on_lfw():
     spec = f"folder:{SHARED_FACES / 'lfw'}"
     sel = task_for(TrainConfig(spec=spec, task="identity", classes=10)).select(open_spec(spec), 0)
     r = reference_for(sel, n_boot=300)
-    assert r["n"] >= 40 and r["upright"] >= 0.6 and r["gap_ci"][0] > 0, r
-    assert r["upright_ci"][0] <= r["upright"] <= r["upright_ci"][1] and r["chance"] == 0.1
+    assert r.n >= 40 and r.upright >= 0.6 and r.gap_ci[0] > 0, r
+    assert r.upright_ci[0] <= r.upright <= r.upright_ci[1] and r.chance == 0.1
 
 
 @pytest.mark.slow

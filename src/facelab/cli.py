@@ -52,7 +52,7 @@ def data_info_cmd(spec: str, json_=False):
 
     info = data_info(open_spec(spec), quiet=json_)
     if json_:
-        return print_json(info)
+        return print_json(info.to_json())
     t = Table(title=f"facelab data info {spec}", show_header=False)
     for key, value in info_rows(info):
         t.add_row(key, value)

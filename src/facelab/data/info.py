@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..progress import progress_bar
+from ..results import Summary
 from .faceset import SPLITS, FaceSet
 from .images import UnreadableImage
 
@@ -25,19 +27,46 @@ def _probe(fs: FaceSet, i: int) -> tuple[tuple[int, int] | None, str | None]:
 MOST_COMMON_SIZES = 20  # in-the-wild photo sets have thousands of distinct sizes
 
 
-def size_summary(sizes: Counter) -> dict | None:
+@dataclass
+class SizeSummary(Summary):
     """How many distinct (width, height), their range, and the most common one with its count."""
+
+    distinct: int
+    min: list[int]
+    max: list[int]
+    most_common: list[int]
+    most_common_count: int
+
+    def in_words(self) -> str:
+        (w0, h0), (w1, h1) = self.min, self.max
+        common = "x".join(map(str, self.most_common))
+        return f"{self.distinct} distinct; widths {w0}-{w1}, heights {h0}-{h1}; most common {common} ({self.most_common_count} images)"
+
+
+@dataclass
+class DataInfo(Summary):
+    """``facelab data info --json`` (docs/json.md): the images, their sizes, labels and splits, and any problem."""
+
+    source: str
+    n_images: int
+    image_sizes: list[list[int]]
+    image_size_summary: SizeSummary | None
+    attributes: list[str] | None
+    attribute_counts: dict[str, int] | None
+    n_identities: int | None
+    n_landmarks: int | None
+    has_boxes: bool
+    splits: dict[str, int]
+    problems: list[str]
+    notes: list[str]
+
+
+def size_summary(sizes: Counter) -> SizeSummary | None:
     if not sizes:
         return None
     ((common, count),) = sizes.most_common(1)
     widths, heights = [w for w, _ in sizes], [h for _, h in sizes]
-    return {
-        "distinct": len(sizes),
-        "min": [min(widths), min(heights)],
-        "max": [max(widths), max(heights)],
-        "most_common": list(common),
-        "most_common_count": count,
-    }
+    return SizeSummary(len(sizes), [min(widths), min(heights)], [max(widths), max(heights)], list(common), count)
 
 
 def attribute_counts(fs: FaceSet) -> dict[str, int] | None:
@@ -47,7 +76,7 @@ def attribute_counts(fs: FaceSet) -> dict[str, int] | None:
     return {name: int(n) for name, n in zip(fs.attr_names, (np.asarray(fs.attributes) > 0).sum(0))}
 
 
-def data_info(fs: FaceSet, quiet: bool = False) -> dict:
+def data_info(fs: FaceSet, quiet: bool = False) -> DataInfo:
     """The JSON of ``facelab data info``; decodes every image (fast, reduced scale) to find bad files."""
     sizes: Counter = Counter()
     unreadable: list[str] = []
@@ -64,37 +93,33 @@ def data_info(fs: FaceSet, quiet: bool = False) -> dict:
     problems = list(fs.problems)
     if unreadable:
         problems.append(f"{len(unreadable)} unreadable images (skipped when caching): " + "; ".join(unreadable[:5]))
-    return {
-        "source": fs.source,
-        "n_images": len(fs),
-        "image_sizes": [list(s) for s, _ in sizes.most_common(MOST_COMMON_SIZES)],
-        "image_size_summary": size_summary(sizes),
-        "attributes": list(fs.attr_names) if fs.attr_names else None,
-        "attribute_counts": attribute_counts(fs),
-        "n_identities": int(len(np.unique(fs.identities))) if fs.identities is not None else None,
-        "n_landmarks": fs.n_landmarks,
-        "has_boxes": fs.boxes is not None,
-        "splits": {name: int((fs.split == k).sum()) for k, name in enumerate(SPLITS)},
-        "problems": problems,
-        "notes": list(fs.notes),
-    }
+    return DataInfo(
+        source=fs.source,
+        n_images=len(fs),
+        image_sizes=[list(s) for s, _ in sizes.most_common(MOST_COMMON_SIZES)],
+        image_size_summary=size_summary(sizes),
+        attributes=list(fs.attr_names) if fs.attr_names else None,
+        attribute_counts=attribute_counts(fs),
+        n_identities=int(len(np.unique(fs.identities))) if fs.identities is not None else None,
+        n_landmarks=fs.n_landmarks,
+        has_boxes=fs.boxes is not None,
+        splits={name: int((fs.split == k).sum()) for k, name in enumerate(SPLITS)},
+        problems=problems,
+        notes=list(fs.notes),
+    )
 
 
-def info_rows(info: dict) -> list[tuple[str, str]]:
+def info_rows(info: DataInfo) -> list[tuple[str, str]]:
     """``data_info``'s result as (key, text) rows for a table: lists joined, the image sizes summarised."""
     rows = []
-    for key, value in info.items():
-        if isinstance(value, list) and key in ("problems", "notes"):
+    for key, value in info.to_json().items():
+        if key in ("problems", "notes"):
             value = "\n".join(value) or "none"
         elif key == "attributes" and value:
             value = f"{len(value)}: " + ", ".join(value)
         elif key == "image_sizes":
             continue  # summarised in image_size_summary
-        elif key == "image_size_summary" and value:
-            (w0, h0), (w1, h1), common = value["min"], value["max"], "x".join(map(str, value["most_common"]))
-            value = (
-                f"{value['distinct']} distinct; widths {w0}-{w1}, heights {h0}-{h1}; "
-                f"most common {common} ({value['most_common_count']} images)"
-            )
+        elif key == "image_size_summary" and info.image_size_summary is not None:
+            value = info.image_size_summary.in_words()
         rows.append((key, str(value)))
     return rows

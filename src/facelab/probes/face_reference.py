@@ -5,11 +5,14 @@ classifier fitted on the upright training embeddings names the held-out faces bo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..data.cache import DEFAULT_MARGIN, decode_item
 from ..data.detect import Face, face_detector, face_recogniser
 from ..progress import progress_bar
+from ..results import Summary
 from .stats import bootstrap_ci, wilson_ci
 
 NETWORK = "dlib_face_recognition_resnet_model_v1 (ResNet, 128-d embeddings, trained on about 3 million faces)"
@@ -19,14 +22,13 @@ PER_PERSON = 10  # a person's upright training faces that make their class mean,
 
 
 def embeddings(
-    fs, indices: np.ndarray, known: dict | None = None, quiet: bool = True, inverted: bool = True
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(upright, inverted) 128-d embeddings of the faces ``indices`` of ``fs``: the five points of the largest
-    detected face (the whole image where none is found), the aligned chip, and the same chip turned 180 degrees
-    (``inverted`` False: upright only, None for the other; dlib's network takes about 0.15 s a face on a laptop CPU).
-    ``known``: embeddings by face name and view from an earlier call, reused (and added to)."""
+    fs, indices: np.ndarray, known: dict | None = None, quiet: bool = True, views: tuple[str, ...] = ("upright", "inverted")
+) -> list[np.ndarray]:
+    """The 128-d embeddings of the faces ``indices`` of ``fs`` in each of ``views``: the five points of the largest
+    detected face (the whole image where none is found), the aligned chip (``upright``), and the same chip turned 180
+    degrees (``inverted``); dlib's network takes about 0.15 s a face on a laptop CPU. ``known``: embeddings by face
+    name and view from an earlier call, reused (and added to)."""
     known = {} if known is None else known
-    views = ("upright", "inverted") if inverted else ("upright",)
     missing = [int(i) for i in indices if any((fs.names[int(i)], v) not in known for v in views)]
     if missing:
         chips = face_chips(fs, missing, quiet)
@@ -34,8 +36,7 @@ def embeddings(
         for view in views:
             shown = chips if view == "upright" else [np.ascontiguousarray(c[::-1, ::-1]) for c in chips]
             known.update({(fs.names[i], view): e for i, e in zip(missing, np.array(recogniser.compute_face_descriptor(shown)))})
-    made = [np.array([known[(fs.names[int(i)], v)] for i in indices]) for v in views]
-    return made[0], made[1] if inverted else None
+    return [np.array([known[(fs.names[int(i)], v)] for i in indices]) for v in views]
 
 
 def face_chips(fs, indices: list[int], quiet: bool = True) -> list[np.ndarray]:
@@ -62,7 +63,22 @@ def nearest_mean(train: np.ndarray, labels: np.ndarray, queries: np.ndarray) -> 
     return classes[np.linalg.norm(queries[:, None] - means[None], axis=2).argmin(1)]
 
 
-def reference_for(sel, seed: int = 0, n_boot: int = 1000, known: dict | None = None, quiet: bool = True) -> dict:
+@dataclass
+class ReferenceScores(Summary):
+    """The face-trained reference's upright and inverted accuracy on held-out faces, and the gap, with intervals."""
+
+    n: int
+    train_faces: int
+    upright: float
+    upright_ci: list[float | None]
+    inverted: float
+    inverted_ci: list[float | None]
+    gap: float
+    gap_ci: list[float]
+    chance: float
+
+
+def reference_for(sel, seed: int = 0, n_boot: int = 1000, known: dict | None = None, quiet: bool = True) -> ReferenceScores:
     """Upright and inverted accuracy of the reference on ``sel``'s validation faces (an identity selection, split as
     the student network's), at most PER_PERSON of each person's, with class means from at most PER_PERSON of each
     person's upright training faces."""
@@ -72,20 +88,20 @@ def reference_for(sel, seed: int = 0, n_boot: int = 1000, known: dict | None = N
         np.concatenate([rng.permutation(np.flatnonzero((sel.split == split) & (sel.identities == p)))[:PER_PERSON] for p in people])
         for split in (0, 1)
     )
-    upright_train, _ = embeddings(sel, train, known, quiet, inverted=False)
+    (upright_train,) = embeddings(sel, train, known, quiet, views=("upright",))
     upright, inverted = embeddings(sel, held_out, known, quiet)
     truth, labels = sel.identities[held_out], sel.identities[train]
     right_up = nearest_mean(upright_train, labels, upright) == truth
     right_inv = nearest_mean(upright_train, labels, inverted) == truth
     n = len(held_out)
-    return {
-        "n": n,
-        "train_faces": len(train),
-        "upright": float(right_up.mean()),
-        "upright_ci": list(wilson_ci(int(right_up.sum()), n)),
-        "inverted": float(right_inv.mean()),
-        "inverted_ci": list(wilson_ci(int(right_inv.sum()), n)),
-        "gap": float(right_up.mean() - right_inv.mean()),
-        "gap_ci": list(bootstrap_ci(right_up.astype(float) - right_inv.astype(float), n_boot, seed)),
-        "chance": 1 / len(people),
-    }
+    return ReferenceScores(
+        n=n,
+        train_faces=len(train),
+        upright=float(right_up.mean()),
+        upright_ci=list(wilson_ci(int(right_up.sum()), n)),
+        inverted=float(right_inv.mean()),
+        inverted_ci=list(wilson_ci(int(right_inv.sum()), n)),
+        gap=float(right_up.mean() - right_inv.mean()),
+        gap_ci=list(bootstrap_ci(right_up.astype(float) - right_inv.astype(float), n_boot, seed)),
+        chance=1 / len(people),
+    )

@@ -153,7 +153,7 @@ def _reference(plan: Plan, seed: int, n_boot: int, quiet: bool) -> dict | None:
     classes = {}
     for count in s["classes"]:
         sel = task_for(TrainConfig(spec=plan.spec, task="identity", classes=count)).select(plan.data, seed)
-        classes[str(count)] = reference_for(sel, seed, n_boot, known, quiet)
+        classes[str(count)] = reference_for(sel, seed, n_boot, known, quiet).to_json()
     return {"network": NETWORK, "classes": classes}
 
 
