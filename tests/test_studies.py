@@ -165,7 +165,10 @@ def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_pa
     for cf in (s["counterfactual"], robust["counterfactual"]):
         assert cf["n"] == 8 and cf["flip_rate_ci"][0] <= cf["flip_rate"] <= cf["flip_rate_ci"][1] and cf["budget"]["steps"] == 5
     assert (out / cf["folder"] / "contact_sheet.png").exists()
-    assert any(c["figure"].startswith("robust: edits of young faces toward older that flip the network (n=8)") for c in s["comparison"])
+    flips = next(
+        c for c in s["comparison"] if c["figure"].startswith("robust: edits of young faces toward older that flip the network (n=8)")
+    )
+    assert flips["published"] == "not published" and "DiME" in flips["literature"] and "ACE" in flips["literature"]
     # and each network's dream of the dream layer from 8 test faces, scored the same way (identity, closeness)
     for ds in (s["dream_set"], robust["dream_set"]):
         assert ds["n"] == 8 and ds["gain_median"] > 1 and 0 < ds["ssim_median"] < 1 and (out / ds["folder"] / "contact_sheet.png").exists()

@@ -194,6 +194,10 @@ def youth_study(
     return write_study(folder, plan, summary, _comparisons(summary, s["target"]), lambda rep: _sections(rep, summary, inside))
 
 
+COUNTERFACTUAL_LITERATURE = (
+    "reported for CelebA's Young at 128 px with diffusion-guided edits by DiME (Jeanneret et al., ACCV 2022) and ACE "
+    "(Jeanneret et al., CVPR 2023); their figures are not copied into facelab: compare with their tables"
+)
 SET_KEYS = ("n", "fva", "fva_ci", "fva_not_found", "ssim_median", "l1_median", "hf_share_median", "budget")
 SETS = (("edits", "counterfactual"), ("dreams", "dream_set"))  # what the study scores over a set, and its summary's key
 
@@ -437,13 +441,14 @@ def _comparisons(summary: dict, target: str) -> list[Comparison]:
     for which, net in _shown_networks(summary):
         cf = net["counterfactual"]
         flips = f"{which}: edits of young faces toward older that flip the network (n={cf['n']})"
-        rows.append(Comparison(flips, "not published", cf["flip_rate"], tuple(cf["flip_rate_ci"])))
+        rows.append(Comparison(flips, "not published", cf["flip_rate"], tuple(cf["flip_rate_ci"]), COUNTERFACTUAL_LITERATURE))
         for name, key in SETS:
             scored = net[key]
             judged = scored["n"] - len(scored["fva_not_found"])
             if scored["fva"] is not None:
+                literature = COUNTERFACTUAL_LITERATURE if key == "counterfactual" else None
                 rows.append(Comparison(f"{which}: {name} dlib still takes for the same person (FVA, n={judged})", "not published",
-                                       scored["fva"], tuple(scored["fva_ci"])))  # fmt: skip
+                                       scored["fva"], tuple(scored["fva_ci"]), literature))  # fmt: skip
             rows.append(Comparison(f"{which}: median SSIM of the {name[:-1]} to its start (n={scored['n']})", "not published",
                                    scored["ssim_median"]))  # fmt: skip
             rows.append(Comparison(f"{which}: median high-frequency share of the {name[:-1]}'s change (n={scored['n']})", "not published",
