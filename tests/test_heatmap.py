@@ -47,11 +47,11 @@ def test_both_heads_learn_on_the_same_budget(tmp_path):
         for head in ("heatmap", "regress")
     }
     heat, reg = runs["heatmap"], runs["regress"]
-    assert heat["head"] == "heatmap" and reg["head"] == "regress"
-    assert heat["final"]["val_nme"] < 0.11 and reg["final"]["val_nme"] < 0.11
+    assert heat.fields["head"] == "heatmap" and reg.fields["head"] == "regress"
+    assert heat.final["val_nme"] < 0.11 and reg.final["val_nme"] < 0.11
     for key in ("val_nme_interpupil", "auc_008", "failure_rate_008"):
-        assert heat["final"][key] is not None
-    assert heat["protocol"]["full"]["n"] == 120 and heat["protocol"]["full"]["baseline_nme"] > heat["final"]["val_nme"]
+        assert heat.final[key] is not None
+    assert heat.fields["protocol"]["full"]["n"] == 120 and heat.fields["protocol"]["full"]["baseline_nme"] > heat.final["val_nme"]
     assert (tmp_path / "heatmap" / "figures" / "heatmaps.png").exists() and "300-W protocol" in (
         tmp_path / "heatmap" / "report.html"
     ).read_text()
@@ -74,12 +74,12 @@ def test_nose_tip_and_imm_points_train_with_heatmaps(tmp_path, imm_dir):
         TrainConfig(spec="synth:200", out=str(tmp_path / "nose"), points="nose", head="heatmap", epochs=1, **(KP | {"size": "80x60"})),
         quiet=True,
     )
-    assert nose["head"] == "heatmap" and nose["n_points"] == 1
+    assert nose.fields["head"] == "heatmap" and nose.fields["n_points"] == 1
     imm = facelab.train(
         TrainConfig(spec=f"imm:{imm_dir}", out=str(tmp_path / "imm_run"), epochs=1, **(KP | {"size": "240x180", "batch": 4})),
         quiet=True,
     )
-    assert imm["head"] == "heatmap" and imm["n_points"] == 58
+    assert imm.fields["head"] == "heatmap" and imm.fields["n_points"] == 58
 
 
 def test_flip_test_is_exact_for_a_mirror_symmetric_net(tmp_path):

@@ -15,6 +15,7 @@ from facelab.data.spec import open_spec
 from facelab.data.synth_export import synthetic_photo
 from facelab.errors import FacelabError
 from facelab.keypoints.photos import Landmarks
+from facelab.results import TrainSummary
 from facelab.training.config import TrainConfig
 from facelab.training.keypoint_task import augment_one, move_points
 from helpers import run_cli
@@ -95,25 +96,25 @@ def keypoint_runs(tmp_path_factory):
 @pytest.mark.slow
 def test_keypoint_summary_contract_and_bounds(keypoint_runs):
     root, full, nose = keypoint_runs
-    assert full["task"] == "keypoints" and full["points"] == "all" and full["n_points"] == 68
-    assert set(full["final"]) >= {"val_loss", "val_mse_norm", "val_px_err", "val_nme"}
-    assert set(full["baseline_mean_shape"]) == {"val_px_err", "val_nme"}
+    assert full.task == "keypoints" and full.fields["points"] == "all" and full.fields["n_points"] == 68
+    assert set(full.final) >= {"val_loss", "val_mse_norm", "val_px_err", "val_nme"}
+    assert set(full.fields["baseline_mean_shape"]) == {"val_px_err", "val_nme"}
     # Measured on this machine: NME 0.13 after 8 epochs at 64 px (mean-shape baseline 0.23).
-    assert full["final"]["val_nme"] < 0.18 and full["final"]["val_nme"] < 0.8 * full["baseline_mean_shape"]["val_nme"]
-    assert 0 < full["ced"]["auc_0.08"] < 1 and 0 <= full["ced"]["failure_rate_0.08"] <= 1
-    assert nose["n_points"] == 1 and nose["final"]["val_nme"] is None and nose["baseline_mean_shape"]["val_nme"] is None
-    assert nose["final"]["val_px_err"] < 0.6 * nose["baseline_mean_shape"]["val_px_err"], nose
+    assert full.final["val_nme"] < 0.18 and full.final["val_nme"] < 0.8 * full.fields["baseline_mean_shape"]["val_nme"]
+    assert 0 < full.fields["ced"]["auc_0.08"] < 1 and 0 <= full.fields["ced"]["failure_rate_0.08"] <= 1
+    assert nose.fields["n_points"] == 1 and nose.final["val_nme"] is None and nose.fields["baseline_mean_shape"]["val_nme"] is None
+    assert nose.final["val_px_err"] < 0.6 * nose.fields["baseline_mean_shape"]["val_px_err"], nose
     for f in ("report.html", "figures/curves.png", "figures/best_worst.png", "figures/ced.png", "figures/filters.png"):
         assert (root / "all" / f).exists(), f
-    assert json.loads((root / "all" / "summary.json").read_text()) == full
+    assert json.loads((root / "all" / "summary.json").read_text()) == full.to_json() and TrainSummary.read(root / "all") == full
 
 
 @pytest.mark.slow
 def test_eval_of_a_keypoint_run_reports_errors(keypoint_runs, tmp_path):
     root, full, _ = keypoint_runs
     result = facelab.evaluate(root / "all", split="valid", out=tmp_path)
-    assert "acc" not in result and result["px_err"] == pytest.approx(full["best"]["val_px_err"], rel=0.02)
-    assert result["nme"] == pytest.approx(full["best"]["val_nme"], rel=0.02)
+    assert "acc" not in result and result["px_err"] == pytest.approx(full.best["val_px_err"], rel=0.02)
+    assert result["nme"] == pytest.approx(full.best["val_nme"], rel=0.02)
 
 
 @pytest.mark.slow
@@ -172,11 +173,11 @@ def test_course_steps_run_on_the_real_formats(imm_dir, ibug_dir, tmp_path):
     nose = facelab.train(
         TrainConfig(spec=f"imm:{imm_dir}", out=str(tmp_path / "nose"), points="nose", size="80x60", epochs=2, **KP), quiet=True
     )
-    assert nose["n_points"] == 1 and nose["final"]["val_px_err"] > 0
+    assert nose.fields["n_points"] == 1 and nose.final["val_px_err"] > 0
     imm = facelab.train(TrainConfig(spec=f"imm:{imm_dir}", out=str(tmp_path / "imm_run"), size="80x60", epochs=1, **KP), quiet=True)
-    assert imm["n_points"] == 58 and imm["final"]["val_nme"] > 0 and "protocol" not in imm  # NME, but no 300-W protocol
+    assert imm.fields["n_points"] == 58 and imm.final["val_nme"] > 0 and "protocol" not in imm.fields  # NME, but no 300-W protocol
     kp = {**KP, "arch": "resnet18"}
     ibug = facelab.train(TrainConfig(spec=f"300w:{ibug_dir}", out=str(tmp_path / "300w_run"), size="32", epochs=1, **kp), quiet=True)
-    assert ibug["n_points"] == 68 and ibug["final"]["val_nme"] is not None
+    assert ibug.fields["n_points"] == 68 and ibug.final["val_nme"] is not None
     model, _, _ = facelab.load_trained(tmp_path / "300w_run")
     assert model.trunk[0].in_channels == 1 and model.maps.out_channels == 68  # 68 points: the heatmap head by default

@@ -159,7 +159,7 @@ def test_sigterm_stops_with_143_and_resume_ends_like_an_uninterrupted_run(tmp_pa
     assert (out / "checkpoints" / "last.ckpt").exists() == (epoch >= 0) and not (out / "summary.json").exists()
     run_cli("train", "--resume", str(out), "--quiet")
     resumed = json.loads((out / "summary.json").read_text())
-    assert resumed["final"] == uninterrupted["final"] and resumed["epochs_done"] == 3
+    assert resumed["final"] == uninterrupted.final and resumed["epochs_done"] == 3
     rows = RunFolder(out).read_metrics()
     assert [(r["epoch"], r["split"]) for r in rows] == [(e, s) for e in range(3) for s in ("train", "valid")]
     assert json.loads((out / "state.json").read_text())["status"] == "finished"

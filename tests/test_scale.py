@@ -28,7 +28,7 @@ def test_streamed_training_repeats_the_in_memory_run(tmp_path, monkeypatch):
     held = facelab.train(out=str(tmp_path / "held"), **settings)
     monkeypatch.setenv("FACELAB_STREAM", "1")
     streamed = facelab.train(out=str(tmp_path / "streamed"), **settings)
-    assert streamed["final"]["val_loss"] == pytest.approx(held["final"]["val_loss"], rel=1e-5)
+    assert streamed.final["val_loss"] == pytest.approx(held.final["val_loss"], rel=1e-5)
     rows = [RunFolder(tmp_path / name).read_metrics() for name in ("held", "streamed")]
     assert [r["loss"] for r in rows[0]] == pytest.approx([r["loss"] for r in rows[1]], rel=1e-5)
 

@@ -311,7 +311,7 @@ def test_a_study_run_again_reuses_its_finished_runs(tmp_path):
     assert trained(TrainConfig(**{**cfg.__dict__}), quiet=True) == first
     assert (tmp_path / "run" / "summary.json").stat().st_mtime == stamp
     changed = trained(TrainConfig(**{**cfg.__dict__, "epochs": 2}), quiet=True)  # another protocol: trained again
-    assert changed["epochs_done"] == 2
+    assert changed.epochs_done == 2
 
 
 def test_target_gap_from_the_audit_counts_and_undefined_without_one_side():

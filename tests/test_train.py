@@ -13,6 +13,7 @@ import torch
 
 import facelab
 from facelab.errors import FacelabError
+from facelab.results import TrainSummary
 from facelab.run import load_trained
 from facelab.training.config import TrainConfig
 from facelab.training.run_folder import RunFolder
@@ -43,7 +44,13 @@ def test_run_folder_is_self_describing(small_run):
     ):
         assert (out / name).exists(), name
     disk = json.loads((out / "summary.json").read_text())
-    assert disk == summary and disk["task"] == "attr" and disk["arch"] == "darknet64" and disk["epochs_done"] == 3
+    assert (
+        disk == summary.to_json()
+        and TrainSummary.read(out) == summary
+        and disk["task"] == "attr"
+        and disk["arch"] == "darknet64"
+        and disk["epochs_done"] == 3
+    )
     assert set(disk["final"]) == {"val_loss", "val_acc", "val_acc_per_attr", "val_balanced_acc_per_attr", "val_auc_per_attr"}
     assert set(disk["final"]["val_acc_per_attr"]) == set(disk["final"]["val_auc_per_attr"]) == {"Eyeglasses", "Smiling"}
     assert all(0.5 < v <= 1 for v in disk["final"]["val_balanced_acc_per_attr"].values())  # better than a constant answer
@@ -63,12 +70,12 @@ def test_report_lists_only_the_settings_that_apply(small_run):
 
 
 def test_learns_eyeglasses(small_run):
-    assert small_run[1]["final"]["val_acc_per_attr"]["Eyeglasses"] > 0.9
+    assert small_run[1].final["val_acc_per_attr"]["Eyeglasses"] > 0.9
 
 
 def test_same_seed_same_metrics(small_run, tmp_path):
     again = facelab.train(TrainConfig(out=str(tmp_path / "again"), **SMALL), quiet=True)
-    assert again["final"] == small_run[1]["final"]
+    assert again.final == small_run[1].final
 
 
 def test_checkpoint_loads_weights_only(small_run):
@@ -100,7 +107,7 @@ def test_resume_after_kill_equals_uninterrupted(small_run, tmp_path):
     assert (out / "checkpoints" / "last.ckpt").exists() and not (out / "summary.json").exists()
     run_cli("train", "--resume", str(out), "--quiet")
     resumed = json.loads((out / "summary.json").read_text())
-    assert resumed["final"] == small_run[1]["final"] and resumed["epochs_done"] == 3
+    assert resumed["final"] == small_run[1].final and resumed["epochs_done"] == 3
     rows = RunFolder(out).read_metrics()
     assert [(r["epoch"], r["split"]) for r in rows] == [(e, s) for e in range(3) for s in ("train", "valid")]
 
@@ -110,8 +117,8 @@ def test_identity_task(tmp_path):
         TrainConfig(spec="synth:800,ids=10", task="identity", classes=10, size="32", epochs=3, batch=64, out=str(tmp_path / "id")),
         quiet=True,
     )
-    assert s["task"] == "identity" and "val_acc_per_attr" not in s["final"]
-    assert s["final"]["val_acc"] > 0.3  # chance is 0.1
+    assert s.task == "identity" and "val_acc_per_attr" not in s.final
+    assert s.final["val_acc"] > 0.3 and s.chance["acc"] < 0.2  # chance is about 0.1
 
 
 @pytest.mark.slow
@@ -285,23 +292,27 @@ def test_a_model_at_chance_level_is_flagged_on_its_page_and_the_terminal(tmp_pat
         assert ("adversarial training learns more slowly" in shown and "train longer (--epochs)" in shown) == flagged
 
 
+def ran(final: dict, chance: dict, robust: dict | None = None) -> TrainSummary:
+    """A run's summary with only what the chance warnings read."""
+    return TrainSummary("attr", "darknet64", 1, 1.0, 0, final, final, {}, robust, None, {"chance": chance})
+
+
 def test_chance_warnings_name_each_output_at_chance():
     from facelab.report.run_report import at_chance
 
-    summary = {"final": {"val_acc_per_attr": {"Smiling": 0.55, "Male": 0.95}}, "chance": {"Smiling": 0.54, "Male": 0.51}}
-    lines = at_chance(summary)
+    lines = at_chance(ran({"val_acc_per_attr": {"Smiling": 0.55, "Male": 0.95}}, {"Smiling": 0.54, "Male": 0.51}))
     assert len(lines) == 1 and lines[0].startswith("WARNING: Smiling 0.550 is at chance level") and "0.540" in lines[0]
-    assert at_chance({"final": {"val_acc": 0.30}, "chance": {"acc": 0.05}}) == []
+    assert at_chance(ran({"val_acc": 0.30}, {"acc": 0.05})) == []
 
 
 def test_only_a_robust_run_at_chance_is_told_to_train_longer():
     from facelab.report.run_report import run_warnings
 
-    robust = {"robust": {"eps": 0.5, "norm": "l2", "steps": 1}}
-    at, above = ({"final": {"val_acc_per_attr": {"Young": acc}}, "chance": {"Young": 0.665}} for acc in (0.66, 0.80))
-    assert [line.split(":")[0] for line in run_warnings(at)] == ["WARNING"]
-    assert [line.split(":")[0] for line in run_warnings(at | robust)] == ["WARNING", "NOTE"]
-    assert run_warnings(above | robust) == []
+    robust = {"eps": 0.5, "norm": "l2", "steps": 1}
+    at, above = ({"val_acc_per_attr": {"Young": acc}} for acc in (0.66, 0.80))
+    assert [line.split(":")[0] for line in run_warnings(ran(at, {"Young": 0.665}))] == ["WARNING"]
+    assert [line.split(":")[0] for line in run_warnings(ran(at, {"Young": 0.665}, robust))] == ["WARNING", "NOTE"]
+    assert run_warnings(ran(above, {"Young": 0.665}, robust)) == []
 
 
 def test_free_memory_counts_the_page_cache_and_the_cgroup_limit(tmp_path):
@@ -413,7 +424,7 @@ def test_train_runs_in_the_runtime_it_is_given_and_refuses_settings_beside_a_con
     monkeypatch.setenv("FACELAB_THREADS", "1")
     cfg = TrainConfig(spec="synth:96", out=str(tmp_path / "r"), epochs=1, batch=32, max_train_batches=1, augment=False)
     summary = facelab.train(cfg, quiet=True, runtime=hardware.runtime("fp32", "cpu"))
-    assert summary["runtime"]["precision"] == "fp32" and summary["runtime"]["threads"] == 1
+    assert summary.runtime["precision"] == "fp32" and summary.runtime["threads"] == 1
     assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["precision"] == "fp32"
     with pytest.raises(TypeError, match="not both: epochs"):
         facelab.train(cfg, epochs=2)

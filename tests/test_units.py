@@ -122,7 +122,7 @@ def test_the_rotation_task_learns_what_the_mean_cannot(tmp_path):
     s = facelab.train(
         TrainConfig(spec="synth:1200", out=str(tmp_path / "rot"), task="rotation", size="48", epochs=4, batch=64, opt="adam"), quiet=True
     )
-    assert s["task"] == "rotation" and s["final"]["val_mae_deg"] < 0.6 * s["baseline_mean"]["val_mae_deg"]
+    assert s.task == "rotation" and s.final["val_mae_deg"] < 0.6 * s.fields["baseline_mean"]["val_mae_deg"]
     assert (tmp_path / "rot" / "report.html").exists() and "mae_deg" in (tmp_path / "rot" / "report.html").read_text()
 
 
@@ -145,4 +145,4 @@ def test_training_with_exactly_four_steps_does_not_crash_the_schedule(tmp_path):
     from facelab.training.config import TrainConfig
 
     s = facelab.train(TrainConfig(spec="synth:200", out=str(tmp_path / "r"), attrs=["Young"], size="32", epochs=2, batch=64), quiet=True)
-    assert s["epochs_done"] == 2
+    assert s.epochs_done == 2

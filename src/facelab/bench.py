@@ -451,7 +451,7 @@ def child_training(settings: dict[str, Any]) -> TrainingMeasure | None:
 
     cfg = TrainConfig(**settings)
     assert cfg.batch is not None, "bench scale gives every child its batch"
-    if not engine.train(cfg, quiet=True, callbacks=[BatchTimer()]):
+    if engine.train(cfg, quiet=True, callbacks=[BatchTimer()]) is None:
         return None
     img_s = settled_img_s(np.diff(starts).tolist(), cfg.batch) if len(starts) > 2 else None
     return TrainingMeasure(img_s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)

@@ -199,8 +199,8 @@ def train_cmd(
         cfg = TrainConfig(spec=spec, out=str(out_dir or ""), seed=seed, **train_options)
         cfg.out = str(out_dir or Path("runs") / f"{cfg.task}-{cfg.arch}")
         summary = train(cfg, quiet=quiet, force=force, runtime=runtime)
-    if summary:
-        out.print_json(json.dumps(summary))
+    if summary is not None:  # None on DDP ranks other than 0
+        out.print_json(json.dumps(summary.to_json()))
         for line in run_warnings(summary):
             err.print(line, highlight=False, markup=False, soft_wrap=True)
 

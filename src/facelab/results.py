@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,3 +58,37 @@ def _typed(hint: Any, value: Any) -> Any:
     if origin is dict and len(args) == 2:
         return {k: _typed(args[1], v) for k, v in value.items()}
     return value
+
+
+@dataclass
+class TrainSummary(Summary):
+    """A run's summary.json (docs/json.md): what trained and for how long, the final and best validation blocks (the
+    task's metrics, by name), and the task's own keys (``fields``: ``chance`` for attributes, ``points`` and
+    ``baseline_mean_shape`` for keypoints, ...), which the JSON holds beside the others."""
+
+    task: str
+    arch: str
+    epochs_done: int
+    train_seconds: float
+    seed: int
+    final: dict[str, Any]
+    best: dict[str, Any]
+    runtime: dict[str, Any]
+    robust: dict[str, Any] | None = None  # trained with --robust: its budget
+    skipped: list[str] | None = None  # images left out (unreadable, or no face found)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        made = {f.name: plain(getattr(self, f.name)) for f in fields(self) if f.name != "fields"}
+        return {k: v for k, v in made.items() if v is not None or k not in ("robust", "skipped")} | plain(self.fields)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainSummary:
+        named = {f.name for f in fields(cls)} - {"fields"}
+        return cls(**{k: v for k, v in data.items() if k in named}, fields={k: v for k, v in data.items() if k not in named})
+
+    @property
+    def chance(self) -> dict[str, float]:
+        """What always answering the most frequent value scores on the validation split, per output (attributes and
+        identities; empty for keypoints)."""
+        return self.fields.get("chance", {})

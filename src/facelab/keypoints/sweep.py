@@ -35,7 +35,7 @@ def sweep(
         name = _setting_name(lr, c)
         cfg = replace(base, lr=lr, convs=c, out=str(out / name))
         summary = trained(cfg, quiet, runtime)
-        final = summary["final"]
+        final = summary.final
         rows.append({"setting": name, "lr": lr, "convs": c, **{k: v for k, v in final.items() if not isinstance(v, dict)}, "run": name})
         curves[name] = [r for r in RunFolder(out / name).read_metrics() if r["split"] == "valid"]
     key, mode = task_class(base.task).monitor

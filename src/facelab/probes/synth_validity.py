@@ -213,10 +213,11 @@ def validate_synth(
                          size=str(SIZE), seed=seed)  # fmt: skip
     id_summary = train(id_cfg, quiet=quiet, force=True, runtime=runtime)
     iv = intervention(attr_run, seed=seed, runtime=runtime)
-    per_attr = attr_summary["final"]["val_acc_per_attr"]
+    assert attr_summary is not None and id_summary is not None  # trained in this one process
+    per_attr = attr_summary.final["val_acc_per_attr"]
     summary = SynthValidity(
         mask_containment=min(containment.values()),
-        acc={"Smiling": per_attr["Smiling"], "Eyeglasses": per_attr["Eyeglasses"], "identity20": id_summary["final"]["val_acc"]},
+        acc={"Smiling": per_attr["Smiling"], "Eyeglasses": per_attr["Eyeglasses"], "identity20": id_summary.final["val_acc"]},
         intervention={"mask": iv.mask, "elsewhere": iv.elsewhere},
         faces_per_s=speed,
         details=ValidityDetails(containment, marks, knobs, iv.clean, t_attr, 1 / 20),

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..models.heatmap import HeatmapNet
 from ..models.registry import conv_layers
+from ..results import TrainSummary
 from .figures import filter_grid, image_grid, map_grid, new_figure, save_figure, training_curves
 from .html import Report
 
@@ -78,7 +79,7 @@ def heatmap_figures(module, data, p, k: int, folder) -> None:
     map_grid(maps[points], names, folder / "heatmaps.png", x8[0].cpu().numpy(), cols=7, colorbar_label="probability")
 
 
-def write_keypoint_report(run, cfg, module, data, p, summary: dict) -> None:
+def write_keypoint_report(run, cfg, module, data, p, summary: TrainSummary) -> None:
     """``p``: the validation predictions (``train.keypoint_eval.SplitPredictions``); ``summary``: the run's summary.json."""
     rows = run.read_metrics()
     metrics = ("loss", "px_err", "nme") if data.task.has_nme else ("loss", "px_err")
@@ -103,7 +104,7 @@ def write_keypoint_report(run, cfg, module, data, p, summary: dict) -> None:
         f"data {cfg.spec} | {len(data.split_positions('train'))} training and {len(p.positions)} validation images "
         f"at {cfg.size}px | {len(data.task.indices)} points | seed {cfg.seed}"
     )
-    final, base = summary["final"], summary.get("baseline_mean_shape", {})
+    final, base = summary.final, summary.fields.get("baseline_mean_shape", {})
     rep.table(
         ["", "MSE (relative coords)", "mean px error", "NME"],
         [
@@ -123,8 +124,8 @@ def write_keypoint_report(run, cfg, module, data, p, summary: dict) -> None:
         rep.table(
             ["", "value"],
             [
-                [f"AUC at {CED_LIMIT}", summary["ced"][f"auc_{CED_LIMIT}"]],
-                [f"failure rate at {CED_LIMIT}", summary["ced"][f"failure_rate_{CED_LIMIT}"]],
+                [f"AUC at {CED_LIMIT}", summary.fields["ced"][f"auc_{CED_LIMIT}"]],
+                [f"failure rate at {CED_LIMIT}", summary.fields["ced"][f"failure_rate_{CED_LIMIT}"]],
                 ["mean-shape baseline NME", base_nme],
             ],
         )
@@ -134,10 +135,10 @@ def write_keypoint_report(run, cfg, module, data, p, summary: dict) -> None:
     figures.append(("figures/filters.png", "first-layer filters"))
     for file, caption in figures:
         rep.heading(caption.split(":")[0]).figure(file, caption)
-    if "protocol" in summary:
+    if "protocol" in summary.fields:
         rep.heading("300-W protocol (validation split)")
-        rep.table(*protocol_table(summary["protocol"]))
+        rep.table(*protocol_table(summary.fields["protocol"]))
     rep.heading("Settings")
     rep.table(["option", "value"], [[k, v] for k, v in cfg.settings().items()])
-    rep.machine(summary.get("runtime"))
+    rep.machine(summary.runtime)
     rep.write(run.path / "report.html")

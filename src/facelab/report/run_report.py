@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..results import TrainSummary
 from .figures import image_grid, training_curves
 from .html import Report
 
@@ -36,14 +37,14 @@ def summary_columns(block: dict) -> dict:
 CHANCE_MARGIN = 0.02
 
 
-def at_chance(summary: dict) -> list[str]:
+def at_chance(summary: TrainSummary) -> list[str]:
     """A warning per output whose final validation accuracy is within CHANCE_MARGIN of always answering the majority."""
-    final = summary["final"]
+    final = summary.final
     accuracies = final.get("val_acc_per_attr") or {"acc": final.get("val_acc")}
     return [
         f"WARNING: {name} {accuracies[name]:.3f} is at chance level (always answering the most frequent value scores "
         f"{chance:.3f}): this model has learned nothing about it, and its maps and audits explain a guess."
-        for name, chance in summary.get("chance", {}).items()
+        for name, chance in summary.chance.items()
         if accuracies.get(name) is not None and accuracies[name] <= chance + CHANCE_MARGIN
     ]
 
@@ -57,10 +58,10 @@ SLOW_ROBUST = (
 )
 
 
-def run_warnings(summary: dict) -> list[str]:
+def run_warnings(summary: TrainSummary) -> list[str]:
     """:func:`at_chance`'s warnings and, for a run trained with ``--robust`` that is at chance, why and what to do."""
     lines = at_chance(summary)
-    return lines + [SLOW_ROBUST] if lines and summary.get("robust") else lines
+    return lines + [SLOW_ROBUST] if lines and summary.robust else lines
 
 
 def robust_cost(cfg, rows: list[dict]) -> str:
@@ -74,7 +75,7 @@ def robust_cost(cfg, rows: list[dict]) -> str:
     )
 
 
-def write_run_report(run, cfg, module, data, summary: dict) -> None:
+def write_run_report(run, cfg, module, data, summary: TrainSummary) -> None:
     task = data.task
     rows = run.read_metrics()
     training_curves(rows, run.figures / "curves.png", task.curve_metrics)
@@ -92,11 +93,12 @@ def write_run_report(run, cfg, module, data, summary: dict) -> None:
         rep.paragraph(line, "note" if line.startswith("NOTE") else "")
     if cfg.robust:
         rep.paragraph(robust_cost(cfg, rows), "note")
-    if summary.get("skipped"):
-        shown = ", ".join(summary["skipped"][:20]) + (f" and {len(summary['skipped']) - 20} more" if len(summary["skipped"]) > 20 else "")
-        rep.paragraph(f"left out ({len(summary['skipped'])}, unreadable or without a face found): {shown}", "note")
+    if summary.skipped:
+        skipped = summary.skipped
+        shown = ", ".join(skipped[:20]) + (f" and {len(skipped) - 20} more" if len(skipped) > 20 else "")
+        rep.paragraph(f"left out ({len(skipped)}, unreadable or without a face found): {shown}", "note")
     rep.heading("Final and best validation metrics")
-    columns = {key: summary_columns(summary[key]) for key in ("final", "best")}
+    columns = {"final": summary_columns(summary.final), "best": summary_columns(summary.best)}
     header = list(columns["final"])
     rep.table([""] + header, [[key] + [columns[key].get(h, "") for h in header] for key in columns])
     rep.heading("Training curves").figure("figures/curves.png", f"{' and '.join(task.curve_metrics)} per epoch, train and valid")
@@ -108,5 +110,5 @@ def write_run_report(run, cfg, module, data, summary: dict) -> None:
     rep.table(["option", "value"], [[k, v] for k, v in cfg.settings().items()])
     if cfg.devices * cfg.num_nodes > 1:
         rep.table(["DDP", "value"], [[k.replace("_", " "), v] for k, v in cfg.batching().items()])
-    rep.machine(summary.get("runtime"))
+    rep.machine(summary.runtime)
     rep.write(run.path / "report.html")

@@ -129,7 +129,7 @@ def bias_study(
         {name: answers_on(run, ood, out=folder / f"ood_{name}", runtime=plan.runtime) for name, run in opened.items()} if ood else None
     )
     summary = {
-        "runs": {name: {"final": r["final"], "folder": name} for name, r in runs.items()},
+        "runs": {name: {"final": r.final, "folder": name} for name, r in runs.items()},
         "target": target,
         "by": by,
         "worst_group": {mode: _worst(audits[TRAININGS[mode]]) for mode in modes},

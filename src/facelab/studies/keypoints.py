@@ -190,10 +190,10 @@ def keypoints_study(
         runs = [
             trained(_part_config(plan, part, folder / slug / f"seed{seed}", seed), quiet, plan.runtime) for seed in range(int(s["seeds"]))
         ]
-        seeds = [r["final"] for r in runs]
+        seeds = [r.final for r in runs]
         _loss_curves(folder / slug, int(s["seeds"]), folder / f"loss_{slug}.png", part.name)
         filters(folder / slug / "seed0", out=folder / slug / "filters", runtime=plan.runtime)
-        baseline = runs[0]["baseline_mean_shape"]
+        baseline = runs[0].fields["baseline_mean_shape"]
         results[part.name] = {"folder": slug, "data": part.spec, "seeds": seeds, "baseline_mean_shape": baseline, **_spread(seeds)}
     steps = _nose_steps(plan, parts[0], folder, quiet)
     on_photos = None

@@ -12,6 +12,7 @@ from ..files import prepare_output, record_entries, write_json
 from ..hardware import Runtime
 from ..hardware import runtime as resolved_runtime
 from ..report.html import Report
+from ..results import TrainSummary
 
 PUBLISHED_SOURCE = "the published study"
 FACELAB_SOURCE = "facelab's choice (the study does not record it)"
@@ -52,7 +53,7 @@ class Plan:
     data: object = None  # the opened SPEC (a FaceSet), for the studies' own checks of what it holds
     runtime: Runtime | None = None  # where the study trains (its precision and device as asked) and probes
 
-    def check_chance(self, name: str, run_summary: dict) -> list[str]:
+    def check_chance(self, name: str, run_summary: TrainSummary) -> list[str]:
         """Warn when a trained run answers at chance level: its figures, maps and audits then explain a guess (and, for
         a robust run, why that happens and what to do). Returns the warnings (none: the run learned)."""
         from ..report.run_report import run_warnings

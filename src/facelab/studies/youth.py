@@ -176,7 +176,7 @@ def youth_study(
         "edit": _age_edits(run, starts, s["target"], folder, "edit", steps, seed, quiet, plan.runtime),
     }
     summary = {
-        "run": {"final": run_summary["final"], "folder": "run", "train_seconds": run_summary["train_seconds"]},
+        "run": {"final": run_summary.final, "folder": "run", "train_seconds": run_summary.train_seconds},
         "size": int(s["size"]),
         "photo": photo,
         "test_accuracy": _test_accuracy(audited),
@@ -270,7 +270,6 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
     from ..probes.dream import dream
     from ..run import Run
     from ..training.engine import trained
-    from ..training.run_folder import RunFolder
 
     s = plan.settings
     adversarial = dict(robust=float(s["robust"]), robust_norm="l2", robust_steps=int(s["robust_steps"]))
@@ -281,15 +280,14 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
     summary = trained(robust_cfg, quiet, plan.runtime)
     at_chance = plan.check_chance("the robust", summary)
     run = Run.for_probes(folder / "robust", plan.runtime)
-    seconds = RunFolder(run.path).read_metrics()[-1]["time_s"]  # as the run recorded it, also when a finished run is reused
     audited = audit(run, by=[s["target"]], out=run.path / "audit", runtime=plan.runtime)
     made = {
-        "final": summary["final"],
+        "final": summary.final,
         "folder": "robust",
         "budget": {"norm": "l2", "eps": robust_cfg.robust, "steps": robust_cfg.robust_steps},
         "start": s["robust_start"],
         "epochs": robust_cfg.epochs,
-        "train_seconds": round(seconds, 1),
+        "train_seconds": round(summary.train_seconds, 1),  # as the run recorded it, also when a finished run is reused
         "test_accuracy": _test_accuracy(audited),
         "at_chance": bool(at_chance),
     }

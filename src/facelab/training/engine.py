@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -21,6 +20,7 @@ from ..hardware import runtime as resolved_runtime
 from ..models import build_model
 from ..models.registry import weights_if_available
 from ..progress import say
+from ..results import TrainSummary
 from .batches import loader
 from .config import TrainConfig
 from .data_prep import Prepared, prepare_data
@@ -177,8 +177,9 @@ def train(
     *,
     runtime: Runtime | None = None,
     **settings,
-) -> dict:
-    """Train a network and write its run folder; returns summary.json's content.
+) -> TrainSummary | None:
+    """Train a network and write its run folder; returns its summary.json as a :class:`TrainSummary` (None on DDP
+    ranks other than 0).
 
     ``facelab.train(spec="synth", task="attr", attrs=["Smiling"], epochs=3, out="runs/x")``: ``settings`` are a
     :class:`TrainConfig`'s fields, given instead of ``cfg`` (both at once is a TypeError, never a silent choice).
@@ -226,7 +227,7 @@ def run_folder_kept_tidy(run: RunFolder, fresh: bool, force: bool):
             record_entries(run.path)
 
 
-def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag: StopFlag, rt: Runtime) -> dict:
+def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag: StopFlag, rt: Runtime) -> TrainSummary | None:
     import lightning.pytorch as pl
 
     from .module import FaceModule
@@ -273,7 +274,7 @@ def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag:
             raise
         raise _stopped(run, flag.signum, stopper.where) from None
     if not trainer.is_global_zero:
-        return {}
+        return None
     run.write_json("state.json", {"status": "finished"})
     outputs = data.task.validation_outputs(module, data)
     summary = write_summary(run, cfg, data.task, data, rt, outputs)
@@ -329,7 +330,7 @@ def as_asked(cfg: TrainConfig, runtime: Runtime | None) -> TrainConfig:
     return cfg if runtime is None else replace(cfg, precision=runtime.asked[0], device=runtime.asked[1])
 
 
-def trained(cfg, quiet: bool, runtime: Runtime | None = None) -> dict:
+def trained(cfg, quiet: bool, runtime: Runtime | None = None) -> TrainSummary:
     """The summary of the run ``cfg`` describes: read back when a finished run with this config is already in its
     folder (a study run again, or resumed after a stop), continued from its last checkpoint when it was stopped,
     trained from the start otherwise."""
@@ -339,13 +340,19 @@ def trained(cfg, quiet: bool, runtime: Runtime | None = None) -> dict:
         k: v for k, v in asdict(cfg).items() if k != "head"
     }
     if same and (run.path / "summary.json").exists():
-        return json.loads((run.path / "summary.json").read_text())
+        return TrainSummary.read(run.path)
     if same and run.last_checkpoint.exists():
-        return train(resume=run.path, quiet=quiet, runtime=runtime)
-    return train(cfg, quiet=quiet, force=True, runtime=runtime)
+        return _on_rank_zero(train(resume=run.path, quiet=quiet, runtime=runtime))
+    return _on_rank_zero(train(cfg, quiet=quiet, force=True, runtime=runtime))
 
 
-def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, rt: Runtime, outputs=None) -> dict:
+def _on_rank_zero(summary: TrainSummary | None) -> TrainSummary:
+    """A study's runs train in one process: the summary is always there."""
+    assert summary is not None
+    return summary
+
+
+def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, rt: Runtime, outputs=None) -> TrainSummary:
     """summary.json, written once: the task's final and best validation blocks (best by the task's monitor) and its own
     fields (``outputs``: the task's ``validation_outputs``)."""
     rows = [r for r in run.read_metrics() if r["split"] == "valid"]
@@ -353,22 +360,25 @@ def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, 
         raise FacelabError(f"{run.path}: no validation metrics were written")
     metric, mode = task.monitor
     best = (max if mode == "max" else min)(rows, key=lambda r: r[metric.removeprefix("val_")])
-    summary = {
-        "task": task.name,
-        **task.summary_fields(),
-        "arch": cfg.arch,
-        "epochs_done": int(rows[-1]["epoch"]) + 1,
-        "train_seconds": float(rows[-1]["time_s"]),
-        "seed": cfg.seed,
-        "final": task.summary_block(rows[-1]),
-        "best": task.summary_block(best) | {"epoch": int(best["epoch"])},
-    }
+    blocks = {"final": task.summary_block(rows[-1]), "best": task.summary_block(best) | {"epoch": int(best["epoch"])}}
+    own = dict(task.summary_fields())
     for key, fields in task.summary_extra(data, outputs).items():  # "final"/"best" fields join their block
-        summary[key] = summary[key] | fields if key in ("final", "best") else fields
-    if cfg.robust:
-        summary["robust"] = {"eps": cfg.robust, "norm": cfg.robust_norm, "steps": cfg.robust_steps}
-    if data.unreadable:
-        summary["skipped"] = data.unreadable  # unreadable images, and photos where a face crop found no face
-    summary["runtime"] = rt.describe()
-    run.write_json("summary.json", summary)
+        if key in blocks:
+            blocks[key] |= fields
+        else:
+            own[key] = fields
+    summary = TrainSummary(
+        task=task.name,
+        arch=cfg.arch,
+        epochs_done=int(rows[-1]["epoch"]) + 1,
+        train_seconds=float(rows[-1]["time_s"]),
+        seed=cfg.seed,
+        final=blocks["final"],
+        best=blocks["best"],
+        runtime=rt.describe(),
+        robust={"eps": cfg.robust, "norm": cfg.robust_norm, "steps": cfg.robust_steps} if cfg.robust else None,
+        skipped=data.unreadable or None,  # unreadable images, and photos where a face crop found no face
+        fields=own,
+    )
+    run.write_json("summary.json", summary.to_json())
     return summary

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ..data.faceset import FaceSet
 from ..data.select import identity_split, top_identities
 from ..errors import FacelabError
+from ..results import TrainSummary
 from .batches import augment, split_outputs
 
 CAPABILITY_WORDS = {"labels": "a classification run", "binary": "an attribute run", "points": "a keypoint run"}
@@ -170,7 +171,7 @@ class Task:
         if not getattr(self, capability):
             raise FacelabError(f"{run}: {command} needs {CAPABILITY_WORDS[capability]} (this one was trained for {self.name})")
 
-    def write_report(self, run, cfg, module, data, summary: dict, outputs=None) -> None:
+    def write_report(self, run, cfg, module, data, summary: TrainSummary, outputs=None) -> None:
         from ..report.run_report import write_run_report
 
         write_run_report(run, cfg, module, data, summary)
