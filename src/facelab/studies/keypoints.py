@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from ..hardware import Runtime
 from ..report.html import Report
 from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, write_study
 from .registry import Option, Study
+
+if TYPE_CHECKING:
+    from ..keypoints.photos import Landmarks
 
 PARTS = ("nose", "58 points", "68 points")
 QUESTION = (
@@ -322,7 +326,7 @@ def _comparisons(protocol: Protocol, results: dict, steps: dict) -> list[Compari
     return rows
 
 
-def _sections(rep: Report, results: dict, steps: dict, on_photos: dict | None) -> None:
+def _sections(rep: Report, results: dict, steps: dict, on_photos: Landmarks | None) -> None:
     for name, r in results.items():
         rep.heading(f"{name} ({r['data']})")
         rep.figure(f"loss_{r['folder']}.png", f"{name}: validation loss per epoch, one curve per seed")
@@ -336,7 +340,7 @@ def _sections(rep: Report, results: dict, steps: dict, on_photos: dict | None) -
             rep.links([("the sweep's report", f"{step}/report.html")])
     if on_photos is not None:
         rep.heading("The user's photos")
-        rep.paragraph(f"{len(on_photos['faces'])} faces found and landmarked.")
+        rep.paragraph(f"{len(on_photos.faces)} faces found and landmarked.")
         rep.links([("landmarks on the photos", "photos/report.html")])
 
 
