@@ -150,7 +150,7 @@ def parts_for(spec: str) -> tuple[list[Part], list[str]]:
         return [Part("nose", spec, "nose"), Part("58 points", f"{spec},points=58", "all"), Part("68 points", spec, "all")], []
     fs = open_spec(spec)
     fs.require("landmarks", "study keypoints")
-    have = {68: "68 points", 58: "58 points"}.get(fs.n_landmarks)
+    have = {68: "68 points", 58: "58 points"}.get(fs.n_landmarks or 0)
     parts = [Part("nose", spec, "nose")] + ([Part(have, spec, "all")] if have else [])
     missing = [p for p in PARTS[1:] if p != have]
     return parts, [f"{p}: not run, {spec} has {fs.n_landmarks}-point landmarks (run the study on a set with {p})" for p in missing]

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import FacelabError
 from ..files import prepare_output, record_entries, write_json
 from ..hardware import Runtime
 from ..hardware import runtime as resolved_runtime
 from ..report.html import Report
+
+if TYPE_CHECKING:
+    from ..data.faceset import FaceSet
 from ..results import TrainSummary
 
 PUBLISHED_SOURCE = "the published study"
@@ -31,7 +34,7 @@ class Protocol:
     question: str
     data: str  # the data set the published figures come from
     default_spec: str  # what facelab runs the protocol on when the user gives no data: synthetic faces
-    settings: dict[str, object]
+    settings: dict[str, Any]  # a value each, or one per part ({"nose": ..., "68 points": ...})
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it comes from (default: the study)
     published: dict = field(default_factory=dict)
     literature: dict = field(default_factory=dict)  # figures others reported on comparable data, with their source
@@ -46,12 +49,12 @@ class Plan:
 
     protocol: Protocol
     spec: str
-    settings: dict[str, object]
+    settings: dict[str, Any]
+    data: FaceSet  # the opened SPEC, for the studies' own checks of what it holds
+    runtime: Runtime  # where the study trains (its precision and device as asked) and probes
     notes: list[str] = field(default_factory=list)  # departures that no setting shows (no start photo given ...)
     reasons: dict[str, str] = field(default_factory=dict)  # why a setting differs when the user did not ask for it
     warnings: list[str] = field(default_factory=list)  # what makes a measured figure mean less (a model at chance ...)
-    data: object = None  # the opened SPEC (a FaceSet), for the studies' own checks of what it holds
-    runtime: Runtime | None = None  # where the study trains (its precision and device as asked) and probes
 
     def check_chance(self, name: str, run_summary: TrainSummary) -> list[str]:
         """Warn when a trained run answers at chance level: its figures, maps and audits then explain a guess (and, for
@@ -75,12 +78,10 @@ class Plan:
         if chosen.get("weights") == "none":  # asked for explicitly: from scratch
             chosen["weights"] = None
         arch = chosen.get("arch")
-        for name in arch.values() if isinstance(arch, dict) else [arch]:
+        for name in arch.values() if isinstance(arch, dict) else [arch] if arch else []:
             check_arch(name)
-        plan = cls(protocol, spec or protocol.default_spec, chosen)
-        plan.data = open_spec(plan.spec)
-        plan.runtime = runtime or resolved_runtime()
-        return plan
+        spec = spec or protocol.default_spec
+        return cls(protocol, spec, chosen, open_spec(spec), runtime or resolved_runtime())
 
     @property
     def crop(self) -> str | None:

@@ -8,9 +8,12 @@ import pkgutil
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import FacelabError
+
+if TYPE_CHECKING:
+    from .protocol import Protocol
 
 SUPPORT = {"protocol", "registry"}
 
@@ -43,7 +46,7 @@ class Study:
     """A study: its protocol, the function that runs it (``run(spec, **options) -> summary``), the lines a command prints
     from its summary, its own options and the training options it scales by, and how the demo runs and shows it."""
 
-    protocol: object  # studies.protocol.Protocol
+    protocol: Protocol
     run: Callable[..., dict]
     headline: Callable[[dict], list[str]]
     summary: str  # the command's one-line help
