@@ -203,4 +203,4 @@ def test_a_test_only_list_can_be_evaluated(tmp_path, menpo_xml):
     run = tmp_path / "kp"
     facelab.train(TrainConfig(spec="synth:300", out=str(run), epochs=1, **KP), quiet=True)
     result = facelab.evaluate(run, f"300w:{test_xml}", split="test", out=tmp_path / "ev")
-    assert result["n"] == 4 and result["protocol"]["full"]["baseline_nme"] is None
+    assert result.n == 4 and result.fields["protocol"]["full"]["baseline_nme"] is None

@@ -113,8 +113,8 @@ def test_keypoint_summary_contract_and_bounds(keypoint_runs):
 def test_eval_of_a_keypoint_run_reports_errors(keypoint_runs, tmp_path):
     root, full, _ = keypoint_runs
     result = facelab.evaluate(root / "all", split="valid", out=tmp_path)
-    assert "acc" not in result and result["px_err"] == pytest.approx(full.best["val_px_err"], rel=0.02)
-    assert result["nme"] == pytest.approx(full.best["val_nme"], rel=0.02)
+    assert "acc" not in result.fields and result.fields["px_err"] == pytest.approx(full.best["val_px_err"], rel=0.02)
+    assert result.fields["nme"] == pytest.approx(full.best["val_nme"], rel=0.02)
 
 
 @pytest.mark.slow

@@ -235,5 +235,5 @@ def test_eval_puts_dlib_beside_a_keypoint_network(tmp_path):
     cfg = TrainConfig(spec="synth:300", out=str(run), task="keypoints", arch="kpnet-small", channels=1, size="32", epochs=1, batch=32)
     facelab.train(cfg, quiet=True)
     result = facelab.evaluate(run, split="valid", out=tmp_path / "ev")
-    ref = result["dlib_reference"]
-    assert ref["n"] == result["n"] and 0 < ref["nme"] < 0.15 and "dlib_reference nme" in (tmp_path / "ev" / "report.html").read_text()
+    ref = result.fields["dlib_reference"]
+    assert ref["n"] == result.n and 0 < ref["nme"] < 0.15 and "dlib_reference nme" in (tmp_path / "ev" / "report.html").read_text()

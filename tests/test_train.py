@@ -13,7 +13,7 @@ import torch
 
 import facelab
 from facelab.errors import FacelabError
-from facelab.results import TrainSummary
+from facelab.results import Evaluation, TrainSummary
 from facelab.run import load_trained
 from facelab.training.config import TrainConfig
 from facelab.training.run_folder import RunFolder
@@ -190,9 +190,10 @@ def test_nan_loss_stops_with_epoch_and_step(tmp_path):
 
 def test_eval_on_test_split(small_run, tmp_path):
     result = facelab.evaluate(small_run[0], split="test", out=tmp_path / "ev")
-    assert result["n"] == 120 and 0 <= result["acc"] <= 1 and (tmp_path / "ev" / "report.html").exists()
+    assert result.n == 120 and 0 <= result.fields["acc"] <= 1 and (tmp_path / "ev" / "report.html").exists()
+    assert Evaluation.read(tmp_path / "ev") == result
     fp32 = facelab.evaluate(small_run[0], split="test", out=tmp_path / "ev32", precision="fp32", device="cpu")
-    assert fp32["runtime"]["precision"] == "fp32" and fp32["runtime"]["device"] == "cpu"
+    assert fp32.runtime["precision"] == "fp32" and fp32.runtime["device"] == "cpu"
     if not torch.cuda.is_available():  # the device asked for is the one used, not the run's recorded one
         with pytest.raises(FacelabError, match="no CUDA GPU"):
             facelab.evaluate(small_run[0], split="test", out=tmp_path / "evgpu", device="cuda")

@@ -219,7 +219,7 @@ def eval_cmd(
     """Evaluate a run's best checkpoint on a split of its data (or of another SPEC); prints the result as JSON."""
     from .run import evaluate
 
-    result = evaluate(run, spec, split, out_dir, runtime=runtime)
+    result = evaluate(run, spec, split, out_dir, runtime=runtime).to_json()
     print_json(result) if json_ else out.print_json(json.dumps(result))
 
 

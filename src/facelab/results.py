@@ -61,7 +61,22 @@ def _typed(hint: Any, value: Any) -> Any:
 
 
 @dataclass
-class TrainSummary(Summary):
+class WithFields(Summary):
+    """A result whose JSON holds, beside its named keys, the keys a task adds (its last field, ``fields``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        made = {f.name: plain(getattr(self, f.name)) for f in fields(self) if f.name != "fields"}
+        return made | plain(getattr(self, "fields"))
+
+    @classmethod
+    def from_json(cls: type[S], data: dict[str, Any]) -> S:
+        named = {f.name for f in fields(cls)} - {"fields"}
+        given: dict[str, Any] = {k: v for k, v in data.items() if k in named}
+        return cls(**given | {"fields": {k: v for k, v in data.items() if k not in named}})
+
+
+@dataclass
+class TrainSummary(WithFields):
     """A run's summary.json (docs/json.md): what trained and for how long, the final and best validation blocks (the
     task's metrics, by name), and the task's own keys (``fields``: ``chance`` for attributes, ``points`` and
     ``baseline_mean_shape`` for keypoints, ...), which the JSON holds beside the others."""
@@ -79,16 +94,25 @@ class TrainSummary(Summary):
     fields: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        made = {f.name: plain(getattr(self, f.name)) for f in fields(self) if f.name != "fields"}
-        return {k: v for k, v in made.items() if v is not None or k not in ("robust", "skipped")} | plain(self.fields)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TrainSummary:
-        named = {f.name for f in fields(cls)} - {"fields"}
-        return cls(**{k: v for k, v in data.items() if k in named}, fields={k: v for k, v in data.items() if k not in named})
+        return {k: v for k, v in super().to_json().items() if v is not None or k not in ("robust", "skipped")}
 
     @property
     def chance(self) -> dict[str, float]:
         """What always answering the most frequent value scores on the validation split, per output (attributes and
         identities; empty for keypoints)."""
         return self.fields.get("chance", {})
+
+
+@dataclass
+class Evaluation(WithFields):
+    """``facelab eval``'s summary.json (docs/json.md): a run's loss on a split, and the task's metrics (``fields``:
+    ``acc`` and ``acc_per_attr`` for attributes, ``px_err``, ``nme`` and the 300-W ``protocol`` for keypoints, ...)."""
+
+    task: str
+    arch: str
+    data: str
+    split: str
+    n: int
+    loss: float
+    runtime: dict[str, Any]
+    fields: dict[str, Any] = field(default_factory=dict)

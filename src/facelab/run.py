@@ -20,6 +20,7 @@ from .errors import FacelabError
 from .hardware import Runtime, probe_runtime
 from .hardware import runtime as resolved_runtime
 from .models import build_model
+from .results import Evaluation
 from .training.batches import MEAN, STD, to_input
 from .training.config import TrainConfig
 from .training.data_prep import Prepared, prepare_data
@@ -120,14 +121,14 @@ def evaluate(
     runtime: Runtime | None = None,
     precision: str | None = None,
     device: str | None = None,
-) -> dict:
+) -> Evaluation:
     """``facelab eval``: loss and metrics of ``run``'s best checkpoint on ``split``; writes summary.json + report.html.
     Runs in ``runtime``; without one, in the ``precision`` / ``device`` given, else as the run was trained."""
     opened = Run.open(run)
     cfg = replace(opened.cfg, cache=None)
     rt = runtime or resolved_runtime(precision or cfg.precision, device or cfg.device).apply()
     result = evaluate_model(opened.model, cfg, task_for(cfg), rt, spec=spec, split=split)
-    title = f"facelab eval: {Path(run).name} on {result['data']} ({split})"
+    title = f"facelab eval: {Path(run).name} on {result.data} ({split})"
     write_evaluation(result, Path(out) if out else Path(run) / f"eval_{split}", title)
     return result
 

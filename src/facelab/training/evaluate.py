@@ -11,6 +11,7 @@ from ..files import prepare_output, record_entries
 from ..hardware import Runtime
 from ..report.html import Report
 from ..report.run_report import summary_columns
+from ..results import Evaluation
 from .batches import loader, to_input
 from .engine import RunFolder, TrainConfig, prepare_data
 from .tasks import MetricSums
@@ -25,9 +26,10 @@ def evaluate_model(
     *,
     spec: str | None = None,
     split: str = "test",
-) -> dict:
+) -> Evaluation:
     """Loss and the task's metrics of ``model`` on ``split`` of ``spec`` (default: the run's data), accumulated as in
     training (:class:`~facelab.training.tasks.MetricSums`), in ``rt``."""
+    assert cfg.arch is not None and cfg.channels is not None  # a trained run's config names both
     data = prepare_data(cfg, task, spec=spec, device=rt.device, for_training=False)
     if not (data.split_positions(split)).size:
         raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
@@ -38,25 +40,18 @@ def evaluate_model(
             out = model(to_input(x8.to(rt.device), cfg.channels, rt.channels_last)).float().cpu()
         y = y.cpu()
         sums.add(task.loss(out, y), out, y)
-    result = {
-        "task": task.name,
-        "arch": cfg.arch,
-        "data": spec or cfg.spec,
-        "split": split,
-        "n": int(sums.values[1]),
-        "loss": sums.result()["loss"],
-        "runtime": rt.describe(),
-    }
-    return result | task.eval_fields(task.finish(sums.per_metric())) | task.eval_extra(data, split, model, cfg.channels)
+    per = task.finish(sums.per_metric())
+    return Evaluation(task.name, cfg.arch, spec or cfg.spec, split, int(sums.values[1]), sums.result()["loss"], rt.describe(),
+                      task.eval_fields(per) | task.eval_extra(data, split, model, cfg.channels))  # fmt: skip
 
 
-def write_evaluation(result: dict, folder: Path, title: str) -> None:
+def write_evaluation(result: Evaluation, folder: Path, title: str) -> None:
     """summary.json and report.html of an evaluation."""
-    folder = RunFolder(folder)
-    prepare_output(folder.path, "eval")
-    folder.write_json("summary.json", result)
+    run = RunFolder(folder)
+    prepare_output(run.path, "eval")
+    run.write_json("summary.json", result.to_json())
     rep = Report(title)
-    shown = {k: v for k, v in result.items() if k != "runtime"}
+    shown = {k: v for k, v in result.to_json().items() if k != "runtime"}
     rep.table(["metric", "value"], [[k, v] for k, v in summary_columns(shown).items()])
-    rep.machine(result["runtime"]).write(folder.path / "report.html")
-    record_entries(folder.path)
+    rep.machine(result.runtime).write(run.path / "report.html")
+    record_entries(run.path)
