@@ -256,7 +256,7 @@ def annotated(runs, tmp_path_factory):
 @pytest.mark.slow
 def test_webcam_writes_an_annotated_video(runs, annotated, tmp_path):
     path, result = annotated
-    assert result["frames"] == 12 and result["faces"] >= 12 and frames_in(path) == 12
+    assert result.frames == 12 and result.faces >= 12 and frames_in(path) == 12
     proc = run_cli("webcam", str(runs[0]), "--source", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "x.mp4"), check=False)
     assert proc.returncode == 2 and "cannot be opened" in proc.stderr
 

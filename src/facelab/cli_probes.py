@@ -464,10 +464,7 @@ def webcam_cmd(
     from .web.webcam import webcam
 
     result = webcam(runs, source, out_path, target, max_frames, quiet, runtime=runtime, **faces)
-    say(
-        f"{result['frames']} frames, {result['faces']} faces, {result['frames_per_s']:.1f} frames/s"
-        + (f"; wrote {result['out']}" if result["out"] else "")
-    )
+    say(result.in_words())
 
 
 def _fva(s: ScoredSet) -> str:

@@ -21,6 +21,7 @@ from .studies.registry import Study, all_studies
 
 if TYPE_CHECKING:
     from .probes.attribution_scores import CamScore
+    from .web.webcam import AnnotatedVideo
 
 
 def run_studies(out: Path, quick: bool, runtime: Runtime | None = None, clock: "Stopwatch | None" = None) -> list[tuple[Study, dict]]:
@@ -57,7 +58,7 @@ class Stopwatch:
             self.seconds[name] = time.perf_counter() - t
 
 
-def video(out: Path, runs: list[Path], target: str, runtime: Runtime | None = None) -> dict:
+def video(out: Path, runs: list[Path], target: str, runtime: Runtime | None = None) -> AnnotatedVideo:
     """The webcam view, headless: a short synthetic video annotated with faces, CAM and landmarks."""
     from .data.synth_export import synthetic_video
     from .web.webcam import webcam
@@ -157,7 +158,7 @@ def _run_demo(out: Path, quick: bool, runtime: Runtime) -> Path:
         rep.links([(f"the {name} study's report ({len(summary['departures'])} departures from the protocol)", f"{name}/report.html")])
     rep.heading("Webcam view (headless, on a synthetic video)")
     rep.paragraph(
-        f"{clip['frames']} frames annotated with faces, the {cam_target} CAM and landmarks at {clip['frames_per_s']:.1f} frames/s. "
+        f"{clip.frames} frames annotated with faces, the {cam_target} CAM and landmarks at {clip.frames_per_s:.1f} frames/s. "
         f"Live in a browser: facelab serve {' '.join(map(str, webcam_runs))}"
     )
     rep.video("webcam/annotated.webm", "the annotated video (WebM, VP8)")

@@ -10,12 +10,13 @@ import base64
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import cv2
 import numpy as np
 import torch
 
-from ..data.detect import FaceCrop, crop_for_network, face_detector, face_margin
+from ..data.detect import Face, FaceCrop, crop_for_network, face_detector, face_margin
 from ..errors import FacelabError
 from ..hardware import Runtime
 from ..keypoints.photos import predict_points
@@ -78,7 +79,7 @@ class Analyser:
     def analyse(self, image: np.ndarray, target: str | None = None, detect: bool = True, with_cam: bool = True) -> list[dict]:
         """Per face: box, predictions {name: prob}, the CAM overlay (face-sized RGB array) and landmarks in image pixels.
         Without a detected face (or ``detect``), the whole frame is analysed as one face."""
-        found = self.detector.find(image) if detect else []
+        found: list[Face | None] = list(self.detector.find(image)) if detect else []
         results = []
         with self.lock:
             for detected in found or [None]:
@@ -132,7 +133,26 @@ class Analyser:
         face["predictions"].update({name: round(p, 4) for name, p in probs.items()})
 
 
-def to_json(faces: list[dict]) -> dict:
+class FaceAnswer(TypedDict):
+    """One face of the /api/predict answer (docs/json.md)."""
+
+    box: list[int]
+    detected: bool
+    score: float | None
+    predictions: dict[str, float]
+    cam_png: str | None  # base64 PNG of the CAM overlay
+    cam_about: dict[str, str] | None
+    landmarks: list[list[float]] | None
+    heatmap_png: str | None
+
+
+class Answer(TypedDict):
+    """The /api/predict answer."""
+
+    faces: list[FaceAnswer]
+
+
+def to_json(faces: list[dict]) -> Answer:
     """The /api/predict answer: the CAM overlay as base64 PNG."""
     return {
         "faces": [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ from ..errors import FacelabError
 from ..files import prepare_output_file
 from ..hardware import Runtime
 from ..progress import progress_bar
+from ..results import Summary
 from .analyser import Analyser, draw, load_runs
 
 
@@ -22,6 +24,21 @@ def _open(source: str) -> cv2.VideoCapture:
         what = f"camera {source}" if source.isdigit() else f"video file {source}"
         raise FacelabError(f"{what}: cannot be opened (no such device or file, or a codec OpenCV lacks); try --source VIDEO_FILE")
     return cap
+
+
+@dataclass
+class AnnotatedVideo(Summary):
+    """What ``facelab webcam`` annotated: frames, faces found in them, the time and rate, and the video written."""
+
+    frames: int
+    faces: int
+    seconds: float
+    frames_per_s: float
+    out: str | None
+
+    def in_words(self) -> str:
+        wrote = f"; wrote {self.out}" if self.out else ""
+        return f"{self.frames} frames, {self.faces} faces, {self.frames_per_s:.1f} frames/s{wrote}"
 
 
 def webcam(
@@ -36,7 +53,7 @@ def webcam(
     upsample: int | None = None,
     min_score: float | None = None,
     runtime: Runtime | None = None,
-) -> dict:
+) -> AnnotatedVideo:
     """Annotate every frame (faces, CAM overlay, landmarks, top predictions). With ``out`` the result is written
     as a video (written to a temporary name and renamed when complete); without it, shown in a window."""
     if out is not None:
@@ -76,15 +93,9 @@ def webcam(
         if writer is not None:
             writer.release()
     elapsed = time.perf_counter() - t0
-    if tmp is not None:
+    if tmp is not None and out is not None:
         os.replace(tmp, out)
-    return {
-        "frames": frames,
-        "faces": faces,
-        "seconds": elapsed,
-        "frames_per_s": frames / elapsed if elapsed else 0.0,
-        "out": str(out) if out else None,
-    }
+    return AnnotatedVideo(frames, faces, elapsed, frames / elapsed if elapsed else 0.0, str(out) if out else None)
 
 
 def _show(frame) -> None:
