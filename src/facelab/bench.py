@@ -14,7 +14,7 @@ import torch
 from .data.cache import build_cache
 from .data.spec import open_spec
 from .errors import FacelabError
-from .hardware import Runtime, native_bf16, probe_runtime
+from .hardware import Runtime, RuntimeDescription, native_bf16, probe_runtime
 from .hardware import runtime as resolved_runtime
 from .results import Summary, plain
 from .training.batches import CachedItems, loader, to_input
@@ -27,7 +27,7 @@ class DataSpeed(Summary):
     baseline_img_s: float
     cache_img_s: float
     ratio: float
-    runtime: dict[str, Any]
+    runtime: RuntimeDescription
     cache_build_s: float
     n_images: int
     size: int
@@ -65,7 +65,7 @@ class PerNet(Summary):
     figures under its name, beside ``runtime``."""
 
     nets: dict[str, Any]
-    runtime: dict[str, Any]
+    runtime: RuntimeDescription
     item: ClassVar[type[Summary]] = Summary
 
     def to_json(self) -> dict[str, Any]:
@@ -100,7 +100,7 @@ class ServeSpeed(Summary):
     frame: str
     model: str
     served_vs_direct: float
-    runtime: dict[str, Any]
+    runtime: RuntimeDescription
 
 
 @dataclass
@@ -124,7 +124,7 @@ class ScaleFigures(Summary):
     streamed_img_s: float | None
     streamed_peak_rss_bytes: int
     ddp: dict[str, Any]
-    runtime: dict[str, Any]
+    runtime: RuntimeDescription
 
 
 def _timed_pass(batches, n_limit: int) -> float:

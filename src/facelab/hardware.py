@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from .errors import FacelabError
 from .progress import say
@@ -136,6 +136,19 @@ def reuse_freed_memory() -> bool:
     )
 
 
+class RuntimeDescription(TypedDict):
+    """Where a figure was measured, as every summary, bench and report records it."""
+
+    device: str
+    precision: str
+    threads: int
+    cpu_capability: str
+    cores: int
+    channels_last: bool
+    heap_reuse: bool
+    gpu: str | None
+
+
 @dataclass(frozen=True)
 class Runtime:
     """Where and how networks run in this process."""
@@ -191,20 +204,20 @@ class Runtime:
     def input(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
-    def describe(self) -> dict:
+    def describe(self) -> RuntimeDescription:
         import torch
 
         gpu = torch.cuda.get_device_name() if self.device == "cuda" else None
-        return {
-            "device": self.device,
-            "precision": self.precision,
-            "threads": self.threads,
-            "cpu_capability": self.cpu_capability,
-            "cores": available_cores(),
-            "channels_last": self.channels_last,
-            "heap_reuse": self.heap_reuse,
-            "gpu": gpu,
-        }
+        return RuntimeDescription(
+            device=self.device,
+            precision=self.precision,
+            threads=self.threads,
+            cpu_capability=self.cpu_capability,
+            cores=available_cores(),
+            channels_last=self.channels_last,
+            heap_reuse=self.heap_reuse,
+            gpu=gpu,
+        )
 
 
 def runtime(precision: str = "auto", device: str = "auto", cpu_ddp_processes: int = 1) -> Runtime:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .hardware import RuntimeDescription
+
 S = TypeVar("S", bound="Summary")
 
 
@@ -88,7 +90,7 @@ class TrainSummary(WithFields):
     seed: int
     final: dict[str, Any]
     best: dict[str, Any]
-    runtime: dict[str, Any]
+    runtime: RuntimeDescription
     robust: dict[str, Any] | None = None  # trained with --robust: its budget
     skipped: list[str] | None = None  # images left out (unreadable, or no face found)
     fields: dict[str, Any] = field(default_factory=dict)
@@ -114,5 +116,5 @@ class Evaluation(WithFields):
     split: str
     n: int
     loss: float
-    runtime: dict[str, Any]
+    runtime: RuntimeDescription
     fields: dict[str, Any] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,7 @@ class Report:
         self.sections.append(f"<ul>{lis}</ul>")
         return self
 
-    def machine(self, described: dict | None) -> "Report":
+    def machine(self, described: Mapping[str, object] | None) -> "Report":
         """Where the figures above came from: device, precision, threads, CPU capability (``Runtime.describe``)."""
         if described:
             self.heading("Machine").table(["", "value"], [[k, v] for k, v in described.items()])
