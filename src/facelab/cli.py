@@ -153,7 +153,7 @@ def data_label_cmd(
         raise FacelabError("give --out DIR for labels.xml and summary.json")
     summary = label(spec, out=out_dir, strict=strict, quiet=quiet, **faces)
     say(
-        f"labelled {summary['n_faces']} of {summary['n_images']} photos ({len(summary['skipped'])} skipped); "
+        f"labelled {summary.n_faces} of {summary.n_images} photos ({len(summary.skipped)} skipped); "
         f"train on them: facelab train 300w:{out_dir / 'labels.xml'} --task keypoints"
     )
 

@@ -422,9 +422,8 @@ def detect_cmd(
 
     result = detect(source, out=out_dir, strict=strict, quiet=quiet or json_, **faces)
     if json_:
-        return print_json(result)
-    n_faces = sum(len(im["faces"]) for im in result["images"])
-    say(f"{n_faces} faces in {len(result['images'])} photos ({result['detector']}); report: {out_dir / 'report.html'}")
+        return print_json(result.faces_json())
+    say(f"{result.n_faces} faces in {len(result.images)} photos ({result.detector}); report: {out_dir / 'report.html'}")
 
 
 # ----------------------------------------------------------------------------- web page, webcam

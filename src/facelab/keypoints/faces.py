@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -22,6 +24,7 @@ from ..files import atomic_write, prepare_output, record_entries, write_csv, wri
 from ..probes.output import write_probe_output
 from ..progress import progress_bar
 from ..report.figures import image_grid
+from ..results import Summary
 from .photos import draw_points
 
 SHEET_COLUMNS = 6
@@ -41,6 +44,34 @@ def _thumbnail(photo: np.ndarray, faces: list, points: list[np.ndarray] | None =
     return cv2.resize(drawn, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else drawn
 
 
+@dataclass
+class Detections(Summary):
+    """``facelab detect``: the faces found in each photo (``faces.json`` holds detector, min_score and images), and
+    how many photos, faces and unreadable files there were (summary.json holds every field)."""
+
+    detector: str
+    min_score: float | None
+    images: list[dict[str, Any]]  # {"file", "faces": [{"box": [x, y, w, h], "score"}]}, the photo's pixels
+    data: str
+    n_images: int
+    n_faces: int
+    unreadable: list[str]
+
+    def faces_json(self) -> dict[str, Any]:
+        return {"detector": self.detector, "min_score": self.min_score, "images": self.images}
+
+
+@dataclass
+class Labels(Summary):
+    """``facelab data label``'s summary.json: photos seen, faces labelled, photos skipped and why, and by what."""
+
+    n_images: int
+    n_faces: int
+    skipped: list[str]
+    landmarker: str
+    detector: str
+
+
 def detect(
     source: str,
     *,
@@ -50,13 +81,14 @@ def detect(
     out: str | Path = "runs/detect",
     strict: bool = False,
     quiet: bool = True,
-) -> dict:
+) -> Detections:
     """Faces in every photo of ``source`` (a file, a folder or a SPEC): ``faces.json`` (``{"detector", "images":
     [{"file", "faces": [{"box": [x, y, w, h], "score"}]}]}``, the photo's pixels), ``faces.csv``, a contact sheet."""
     folder = prepare_output(out, "detect")
     finder = face_detector(detector, upsample, min_score)
     photos = Photos(source, strict)
-    images, tiles, captions = [], [], []
+    images: list[dict[str, Any]] = []
+    tiles, captions = [], []
     with progress_bar("detect", len(photos), quiet) as advance:
         for _, name, photo in photos:
             faces = finder.find(photo)
@@ -64,20 +96,23 @@ def detect(
             tiles.append(_thumbnail(photo, faces))
             captions.append(f"{name[-16:]}: {len(faces)}")
             advance()
-    result = {"detector": finder.name, "min_score": finder.min_score, "images": images}
-    write_json(folder / "faces.json", result)
+    unreadable = photos.skipped.say()
+    n_faces = sum(len(im["faces"]) for im in images)
+    result = Detections(finder.name, finder.min_score, images, source, len(photos), n_faces, unreadable)
+    write_json(folder / "faces.json", result.faces_json())
     rows = ([im["file"], k, *f["box"], "" if f["score"] is None else f["score"]] for im in images for k, f in enumerate(im["faces"]))
     write_csv(folder / "faces.csv", ["file", "face", "x", "y", "w", "h", "score"], rows)
     if tiles:
         image_grid(tiles, captions, folder / "faces.png", cols=min(SHEET_COLUMNS, len(tiles)))
-    unreadable = photos.skipped.say()
-    n_faces = sum(len(im["faces"]) for im in images)
-    summary = result | {"data": source, "n_images": len(photos), "n_faces": n_faces, "unreadable": unreadable}
-    facts = [["photos", len(photos)], ["faces", n_faces], ["detector", finder.name], ["unreadable", ", ".join(unreadable) or "none"]]
-    write_probe_output(
-        folder, f"facelab detect: {source}", summary, [("faces.png", "each photo with the faces found")] if tiles else [], facts
+    facts: list[list] = [
+        ["photos", len(photos)],
+        ["faces", n_faces],
+        ["detector", finder.name],
+        ["unreadable", ", ".join(unreadable) or "none"],
+    ]
+    return write_probe_output(
+        folder, f"facelab detect: {source}", result, [("faces.png", "each photo with the faces found")] if tiles else [], facts
     )
-    return result
 
 
 # ----------------------------------------------------------------------------- data label
@@ -139,7 +174,7 @@ def label(
     min_score: float | None = None,
     strict: bool = False,
     quiet: bool = True,
-) -> dict:
+) -> Labels:
     """dlib's 68 points for every photo of ``source`` with exactly one face: ``OUT/labels.xml`` (dlib's layout, read by
     ``300w:OUT/labels.xml``) and ``OUT/summary.json`` ``{"n_images", "n_faces", "skipped", "landmarker"}``."""
     if not finding.dlib_installed():  # before anything is written
@@ -160,15 +195,16 @@ def label(
             journal.flush()
             done[name] = entry
             advance()
-    paths = dict(zip(photos.names, photos.paths or [None] * len(photos)))
+    files: list[Path | None] = list(photos.paths) if photos.paths else [None] * len(photos)
+    paths = dict(zip(photos.names, files))
     labelled = [e | {"xml_file": _xml_path(paths.get(e["file"]), e["file"], folder)} for e in done.values() if "points" in e]
     if not labelled:
         raise FacelabError(f"{source}: no photo had exactly one face that {finder.name} could find; nothing to label")
     comment = f"{MACHINE_LABELS}: {LANDMARKER} on faces found by {finder.name}; not manual annotations"
     _write_xml(folder / "labels.xml", labelled, comment)
     skipped = sorted(f"{e['file']}: {e['skipped']}" for e in done.values() if "skipped" in e)
-    summary = {"n_images": len(done), "n_faces": len(labelled), "skipped": skipped, "landmarker": LANDMARKER, "detector": finder.name}
-    write_json(folder / "summary.json", summary)
+    summary = Labels(len(done), len(labelled), skipped, LANDMARKER, finder.name)
+    write_json(folder / "summary.json", summary.to_json())
     (folder / JOURNAL).unlink()
     record_entries(folder)
     return summary
