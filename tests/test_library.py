@@ -258,3 +258,30 @@ def test_a_bad_config_file_is_one_line_naming_it(tmp_path, name, text, message):
     with pytest.raises(FacelabError, match=message) as caught:
         read_config_file(path)
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_every_typed_result_can_be_read_back_from_its_json():
+    """Each result class (facelab.results.Summary) names the types of its fields so that ``from_json`` rebuilds nested
+    results: every annotation resolves at run time (a name imported only for the type checker would not)."""
+    import importlib
+    import pkgutil
+    import typing
+
+    from facelab.results import Summary
+
+    for info in pkgutil.walk_packages(facelab.__path__, "facelab."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    found, stack = [], list(Summary.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack += cls.__subclasses__()
+    assert len(found) >= 40, [c.__name__ for c in found]
+    unresolved = []
+    for cls in found:
+        try:
+            typing.get_type_hints(cls)
+        except NameError as exc:
+            unresolved.append(f"{cls.__module__}.{cls.__name__}: {exc}")
+    assert unresolved == []
