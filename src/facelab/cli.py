@@ -250,19 +250,15 @@ def inversion_cmd(
     train_options=None,
 ):
     """Upright vs inverted identity accuracy after every epoch, with intervals and the emergence epoch."""
-    from .probes.inversion import emergence_in_words, inversion
+    from .probes.inversion import inversion
     from .studies.registry import counts
 
     summary = inversion(
         spec, classes=counts(classes), opts=csv_list(opt), control=control, out=out_dir, seed=seed, n_boot=n_boot, threshold=threshold,
         quiet=quiet, runtime=runtime, **train_options,
     )  # fmt: skip
-    for r in summary["runs"]:
-        control_note = " (inverted-trained)" if r["control"] else ""
-        say(
-            f"{r['classes']} ids, {r['opt']}{control_note}: upright {r['upright_acc'][-1]:.3f}, inverted {r['inverted_acc'][-1]:.3f}, "
-            f"gap {r['final_gap']:.3f} {r['final_gap_ci']}, emergence epoch {emergence_in_words(r['emergence_epoch'])}"
-        )
+    for r in summary.runs:
+        say(r.in_words())
     say(f"report: {out_dir / 'report.html'}")
 
 

@@ -8,18 +8,21 @@ inverted (rotated 180 degrees), mirrored and rotated 90 degrees, with bootstrap 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 
 from ..errors import FacelabError
-from ..files import prepare_output, record_entries
+from ..files import prepare_output, record_entries, write_json
 from ..hardware import Runtime
 from ..report.figures import image_grid
 from ..report.html import Report
+from ..results import Summary
 from ..training.batches import invert
 from ..training.config import TrainConfig
 from ..training.engine import train
@@ -74,6 +77,52 @@ class ViewScores(pl.Callback):
 
 
 @dataclass
+class InversionCurve(Summary):
+    """One run's accuracy after every epoch, upright, inverted, mirrored and rotated 90 degrees, with the final
+    intervals, the upright-minus-inverted gap and the epoch from which it stays above the threshold. ``per_epoch``
+    (each epoch's row of inversion.csv) is kept in memory, not in summary.json."""
+
+    classes: int
+    opt: str
+    control: str | None
+    chance: float
+    upright_acc: list[float]
+    inverted_acc: list[float]
+    mirrored_acc: list[float]
+    rotated90_acc: list[float]
+    final_upright_ci: list[float | None]
+    final_inverted_ci: list[float | None]
+    final_gap: float
+    final_gap_ci: list[float]
+    emergence_epoch: int | None
+    per_epoch: list[dict[str, Any]] = field(default_factory=list, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in super().to_json().items() if k != "per_epoch"}
+
+    def in_words(self) -> str:
+        control = " (inverted-trained)" if self.control else ""
+        return (
+            f"{self.classes} ids, {self.opt}{control}: upright {self.upright_acc[-1]:.3f}, inverted {self.inverted_acc[-1]:.3f}, "
+            f"gap {self.final_gap:.3f} {self.final_gap_ci}, emergence epoch {emergence_in_words(self.emergence_epoch)}"
+        )
+
+
+@dataclass
+class InversionResult(Summary):
+    """``facelab inversion``'s summary.json (docs/json.md): every run's curves, what they trained on, and the settings
+    that define them (a study compares those before reusing the runs)."""
+
+    runs: list[InversionCurve]
+    spec: str
+    arch: str
+    epochs: int
+    inverted_fraction: float
+    crop: str | None
+    settings: dict[str, Any]
+
+
+@dataclass
 class InversionRun:
     classes: int
     opt: str
@@ -84,10 +133,10 @@ class InversionRun:
         return f"ids{self.classes}_{self.opt}" + ("_inverted-trained" if self.control else "")
 
 
-def _summarise(run: InversionRun, scores: ViewScores, n_boot: int, threshold: float) -> dict:
+def _summarise(run: InversionRun, scores: ViewScores, n_boot: int, threshold: float) -> InversionCurve:
     rows, gap_lo = [], []
     for epoch, c in enumerate(scores.per_epoch):
-        row = {"epoch": epoch, "n": int(len(c["upright"]))}
+        row: dict[str, Any] = {"epoch": epoch, "n": int(len(c["upright"]))}
         for view, v in c.items():
             lo, hi = wilson_ci(int(v.sum()), len(v))  # a view's accuracy is a proportion
             row.update({f"{view}_acc": float(v.mean()), f"{view}_lo": lo, f"{view}_hi": hi})
@@ -97,22 +146,22 @@ def _summarise(run: InversionRun, scores: ViewScores, n_boot: int, threshold: fl
         gap_lo.append(lo)
         rows.append(row)
     last = rows[-1]
-    return {
-        "classes": run.classes,
-        "opt": run.opt,
-        "control": run.control,
-        "chance": 1.0 / run.classes,
-        "upright_acc": [r["upright_acc"] for r in rows],
-        "inverted_acc": [r["inverted_acc"] for r in rows],
-        "mirrored_acc": [r["mirrored_acc"] for r in rows],
-        "rotated90_acc": [r["rotated90_acc"] for r in rows],
-        "final_upright_ci": [last["upright_lo"], last["upright_hi"]],
-        "final_inverted_ci": [last["inverted_lo"], last["inverted_hi"]],
-        "final_gap": last["gap"],
-        "final_gap_ci": [last["gap_lo"], last["gap_hi"]],
-        "emergence_epoch": emergence_epoch(gap_lo, threshold),
-        "per_epoch": rows,
-    }
+    return InversionCurve(
+        classes=run.classes,
+        opt=run.opt,
+        control=run.control,
+        chance=1.0 / run.classes,
+        upright_acc=[r["upright_acc"] for r in rows],
+        inverted_acc=[r["inverted_acc"] for r in rows],
+        mirrored_acc=[r["mirrored_acc"] for r in rows],
+        rotated90_acc=[r["rotated90_acc"] for r in rows],
+        final_upright_ci=[last["upright_lo"], last["upright_hi"]],
+        final_inverted_ci=[last["inverted_lo"], last["inverted_hi"]],
+        final_gap=last["gap"],
+        final_gap_ci=[last["gap_lo"], last["gap_hi"]],
+        emergence_epoch=emergence_epoch(gap_lo, threshold),
+        per_epoch=rows,
+    )
 
 
 def as_recorded(values: dict) -> dict:
@@ -120,19 +169,19 @@ def as_recorded(values: dict) -> dict:
     return json.loads(json.dumps(values))
 
 
-def ran_with(summary: dict, spec: str, **params) -> bool:
+def ran_with(summary: InversionResult, spec: str, **params) -> bool:
     """Whether an earlier inversion ``summary`` trained its runs on ``spec`` with ``params`` (every one as given)."""
-    recorded = summary.get("settings") or {}
+    recorded = summary.settings
     return all(recorded.get(k, object()) == v for k, v in as_recorded({"spec": spec, **params}).items())
 
 
 def inversion(
     spec: str = "synth:3000,ids=20",
     *,
-    classes: list[int] = (20,),
+    classes: Sequence[int] = (20,),
     arch: str = "darknet64",
     epochs: int = 10,
-    opts: list[str] = ("sgd",),
+    opts: Sequence[str] = ("sgd",),
     inverted_fraction: float = 0.05,
     control: str | None = None,
     out: str | Path = "runs/inversion",
@@ -147,7 +196,7 @@ def inversion(
     quiet: bool = False,
     replace: bool = False,
     runtime: Runtime | None = None,
-) -> dict:
+) -> InversionResult:
     """Train the runs, write OUT/summary.json, OUT/inversion.csv, figures and report.html. ``crop``: as for training
     (``aligned``: faces aligned on five points, what makes identities learnable from in-the-wild photos)."""
     if control not in (None, "inverted-trained"):
@@ -187,26 +236,25 @@ def inversion(
         results.append(_summarise(run, scores, n_boot, threshold))
     settings = as_recorded(dict(spec=spec, classes=classes, arch=arch, epochs=epochs, opts=opts, control=control, lr=lr))
     settings |= as_recorded(dict(inverted_fraction=inverted_fraction, size=size, batch=batch, weights=weights, crop=crop, seed=seed))
-    summary = {"runs": results, **{k: settings[k] for k in ("spec", "arch", "epochs", "inverted_fraction", "crop")}}
-    summary["settings"] = settings  # what defines these runs: a study compares it before reusing them (ran_with)
+    summary = InversionResult(results, spec, arch, epochs, inverted_fraction, crop, settings)
     _write_outputs(out, summary, plan)
     record_entries(out)
     return summary
 
 
-def _write_outputs(out: Path, summary: dict, plan: list[InversionRun]) -> None:
+def _write_outputs(out: Path, summary: InversionResult, plan: list[InversionRun]) -> None:
     from ..report.figures import inversion_curves
 
-    rows = [{"run": run.name, **r} for run, res in zip(plan, summary["runs"]) for r in res["per_epoch"]]
+    rows = [{"run": run.name, **r} for run, res in zip(plan, summary.runs) for r in res.per_epoch]
     keys = list(rows[0])
     (out / "inversion.csv").write_text(",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in rows))
     rep = Report("The face inversion effect over training")
     rep.paragraph(
-        f"data {summary['spec']} | {summary['arch']} | {summary['epochs']} epochs | "
-        f"{summary['inverted_fraction']:.0%} of training images upside down (controls: the reverse)"
+        f"data {summary.spec} | {summary.arch} | {summary.epochs} epochs | "
+        f"{summary.inverted_fraction:.0%} of training images upside down (controls: the reverse)"
     )
-    for classes in sorted({r["classes"] for r in summary["runs"]}):
-        runs = [r for r in summary["runs"] if r["classes"] == classes]
+    for classes in sorted({r.classes for r in summary.runs}):
+        runs = [r for r in summary.runs if r.classes == classes]
         name = f"figures/inversion_ids{classes}.png"
         inversion_curves(runs, out / name)
         rep.heading(f"{classes} identities (chance {1 / classes:.3f})").figure(
@@ -216,14 +264,14 @@ def _write_outputs(out: Path, summary: dict, plan: list[InversionRun]) -> None:
             ["run", "final upright", "final inverted", "final gap", "gap 95% CI", "emergence epoch", "mirrored", "rotated 90"],
             [
                 [
-                    f"{r['opt']}{' (inverted-trained)' if r['control'] else ''}",
-                    r["upright_acc"][-1],
-                    r["inverted_acc"][-1],
-                    r["final_gap"],
-                    f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]",
-                    emergence_in_words(r["emergence_epoch"]),
-                    r["mirrored_acc"][-1],
-                    r["rotated90_acc"][-1],
+                    f"{r.opt}{' (inverted-trained)' if r.control else ''}",
+                    r.upright_acc[-1],
+                    r.inverted_acc[-1],
+                    r.final_gap,
+                    f"[{r.final_gap_ci[0]:.3f}, {r.final_gap_ci[1]:.3f}]",
+                    emergence_in_words(r.emergence_epoch),
+                    r.mirrored_acc[-1],
+                    r.rotated90_acc[-1],
                 ]
                 for r in runs
             ],
@@ -233,8 +281,7 @@ def _write_outputs(out: Path, summary: dict, plan: list[InversionRun]) -> None:
     rep.heading("Upright and inverted validation faces, first run").figure("figures/samples.png", "predicted / true identity")
     rep.links([(f"training report {p.name}", f"{p.name}/report.html") for p in plan])
     rep.write(out / "report.html")
-    slim = {"runs": [{k: v for k, v in r.items() if k != "per_epoch"} for r in summary["runs"]]}
-    (out / "summary.json").write_text(json.dumps(slim | {k: v for k, v in summary.items() if k != "runs"}, indent=2))
+    write_json(out / "summary.json", summary.to_json())
 
 
 @torch.no_grad()

@@ -158,23 +158,24 @@ def _add_colorbar(fig, axes, cmap: str, label: str, lo: float, hi: float) -> Non
     bar.ax.tick_params(labelsize=6)
 
 
-def inversion_curves(runs: list[dict], path: Path | None) -> Path | Figure:
-    """Upright vs inverted accuracy per epoch for each run (one colour per optimiser/control),
-    95% bootstrap bands, the chance line and the emergence epoch."""
+def inversion_curves(runs: list, path: Path | None) -> Path | Figure:
+    """Upright vs inverted accuracy per epoch for each run (one colour per optimiser/control), 95% bootstrap bands, the
+    chance line and the emergence epoch. ``runs``: the inversion probe's curves (``per_epoch`` rows with each view's
+    interval, ``upright_acc``, ``inverted_acc``, ``emergence_epoch``, ``chance``, ``opt``, ``control``)."""
     fig, ax = new_figure(figsize=(7, 4.2))
     colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, run in enumerate(runs):
         c = colours[k % len(colours)]
-        label = run["opt"] + (" (inverted-trained)" if run["control"] else "")
-        epochs = [r["epoch"] for r in run["per_epoch"]]
-        for view, style in (("upright", "-o"), ("inverted", "--s")):
-            lo = [r[f"{view}_lo"] for r in run["per_epoch"]]
-            hi = [r[f"{view}_hi"] for r in run["per_epoch"]]
-            ax.plot(epochs, run[f"{view}_acc"], style, color=c, ms=3, label=f"{label}: {view}")
+        label = run.opt + (" (inverted-trained)" if run.control else "")
+        epochs = [r["epoch"] for r in run.per_epoch]
+        for view, style, accuracy in (("upright", "-o", run.upright_acc), ("inverted", "--s", run.inverted_acc)):
+            lo = [r[f"{view}_lo"] for r in run.per_epoch]
+            hi = [r[f"{view}_hi"] for r in run.per_epoch]
+            ax.plot(epochs, accuracy, style, color=c, ms=3, label=f"{label}: {view}")
             ax.fill_between(epochs, lo, hi, color=c, alpha=0.12)
-        if run["emergence_epoch"] is not None:
-            ax.axvline(run["emergence_epoch"], color=c, lw=1, alpha=0.6, label=f"{label}: gap emerges")
-    ax.axhline(runs[0]["chance"], color="grey", ls=":", label="chance")
+        if run.emergence_epoch is not None:
+            ax.axvline(run.emergence_epoch, color=c, lw=1, alpha=0.6, label=f"{label}: gap emerges")
+    ax.axhline(runs[0].chance, color="grey", ls=":", label="chance")
     epoch_axis(ax)
     ax.set_ylabel("validation accuracy")
     ax.set_ylim(0, 1)

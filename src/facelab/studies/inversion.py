@@ -68,7 +68,7 @@ def inversion_study(
 ) -> dict:
     """The inversion protocol (upright vs inverted accuracy every epoch, each identity count, the inverted-trained
     control) on ``spec``; OUT/summary.json holds the inversion summary's ``runs`` plus ``published``."""
-    from ..probes.inversion import inversion, ran_with
+    from ..probes.inversion import InversionResult, inversion, ran_with
     from ..report.run_report import CHANCE_MARGIN
     from ..training.config import TrainConfig
     from ..training.task_registry import task_for
@@ -89,20 +89,19 @@ def inversion_study(
     params = dict(classes=list(s["classes"]), arch=s["arch"], epochs=s["epochs"], opts=[s["opt"]], control=s["control"])
     params |= dict(inverted_fraction=s["inverted_fraction"], size=s["size"], batch=s["batch"], weights=weights, crop=plan.crop, seed=seed)
 
-    def measured(sub: str, **changed) -> dict:
-        """The runs in OUT/sub, reused when they were run with these settings, else (re)run."""
-        done, wanted = folder / sub / "summary.json", params | changed
-        earlier = json.loads(done.read_text()) if done.exists() else None
-        if earlier is not None and ran_with(earlier, plan.spec, **wanted):
-            return earlier
-        return inversion(
-            plan.spec, **wanted, out=folder / sub, n_boot=n_boot, quiet=quiet, replace=earlier is not None, runtime=plan.runtime
-        )
+    def measured(sub: str, **changed) -> list[dict]:
+        """The runs in OUT/sub (as summary.json holds them), reused when they were run with these settings, else (re)run."""
+        wanted = params | changed
+        earlier = InversionResult.read(folder / sub) if (folder / sub / "summary.json").exists() else None
+        if earlier is None or not ran_with(earlier, plan.spec, **wanted):
+            earlier = inversion(
+                plan.spec, **wanted, out=folder / sub, n_boot=n_boot, quiet=quiet, replace=earlier is not None, runtime=plan.runtime
+            )
+        return [r.to_json() for r in earlier.runs]
 
-    runs = [{k: v for k, v in r.items() if k != "per_epoch"} for r in measured("inversion")["runs"]]
+    runs = measured("inversion")
     others = [o for o in str(s["compare_opts"] or "none").split(",") if o.strip() and o.strip() not in ("none", s["opt"])]
-    compared = measured("optimisers", classes=list(s["classes"])[:1], opts=others, control=None)["runs"] if others else []
-    optimisers = [{k: v for k, v in r.items() if k != "per_epoch"} for r in compared]
+    optimisers = measured("optimisers", classes=list(s["classes"])[:1], opts=others, control=None) if others else []
     plan.warnings += [
         f"{r['classes']} identities{' (control)' if r['control'] else ''}: upright accuracy {r['upright_acc'][-1]:.3f} is at "
         f"chance level ({r['chance']:.3f}); there is no recognition to invert"
