@@ -14,7 +14,7 @@ from ..hardware import Runtime
 from ..report.figures import image_grid, line_plot, map_grid, save_gif, save_png
 from .ascent import Ascent, Regularisers, ascend
 from .change import HIGH_FREQUENCY_SIGMA, BudgetUsed, ChangeMeasures, amplified_change, change_by_mask, change_measures
-from .edit_set import EditSet, edit_objective, edit_set
+from .edit_set import EditSet, attribute_probabilities, edit_objective, edit_set
 from .layers import channel_objective, recorded, resolve_layer
 from .output import probe_folder, write_probe_output
 from .subject import named_probabilities, open_probe, pixels_to_uint8
@@ -234,13 +234,11 @@ def edit(
                         out=out, quiet=quiet, runtime=runtime)  # fmt: skip
     opened, subject = open_probe(run, image, runtime)
     k, sign, f = edit_objective(opened, attr, to)
-    model, normalise = opened.model, opened.contract.normalise
     folder = probe_folder(out, run, "edit")
     start = opened.contract.pixels(subject.image)
     reg = reg or Regularisers()
     result = ascend(f, start, steps, lr, reg, seed, quiet, "edit")
-    with torch.no_grad():
-        p_before, p_after = opened.task.probabilities(model(normalise(torch.cat([start, result.pixels]))))[:, k].tolist()
+    p_before, p_after = attribute_probabilities(opened, k, torch.cat([start, result.pixels]))
     change = (result.pixels - start).abs().mean(1)[0].numpy()  # (H, W), mean over colour
     inside, outside = change_by_mask(change, subject.mask(attr))
     summary = Edit(
@@ -257,7 +255,7 @@ def edit(
     )
     _write_inputs(folder, start, result.pixels, None)
     figures = _edit_figures(folder, subject, start, result, sign, attr, change)
-    facts = [
+    facts: list[list] = [
         [f"P({attr}) before", p_before],
         [f"P({attr}) after", p_after],
         ["mean |change| inside the attribute's region", inside if inside is not None else "no mask"],

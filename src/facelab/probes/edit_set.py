@@ -112,7 +112,7 @@ def edit_set(
     reg = reg or Regularisers()
     start, names = faces_of(opened, spec, split, n, lambda d: d.labels(k) != to, f"lacks {attr} = {to}")
     edited = ascended_set(objective, start, steps, lr, reg, seed, "editing faces", quiet)
-    p_before, p_after = (_probabilities(opened, k, x) for x in (start, edited))
+    p_before, p_after = (attribute_probabilities(opened, k, x) for x in (start, edited))
     faces: list[dict[str, Any]] = [
         {"image": name, "prob_before": b, "prob_after": a, "flipped": bool((a >= 0.5) == bool(to))}
         for name, b, a in zip(names, p_before, p_after)
@@ -175,7 +175,8 @@ def ascended_set(objective, start: torch.Tensor, steps: int, lr: float, reg: Reg
     return torch.cat(parts)
 
 
-def _probabilities(opened: Run, k: int, pixels: torch.Tensor) -> list[float]:
+def attribute_probabilities(opened: Run, k: int, pixels: torch.Tensor) -> list[float]:
+    """P(output ``k``) of each image of ``pixels`` ([0, 1], B x C x H x W)."""
     with torch.no_grad():
         return opened.task.probabilities(opened.model(opened.contract.normalise(pixels)))[:, k].float().tolist()
 
