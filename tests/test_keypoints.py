@@ -148,10 +148,10 @@ def test_landmarks_on_photos(keypoint_runs, tmp_path):
 def test_sweep_table_and_resume(tmp_path):
     base = TrainConfig(spec="synth:300", size="32", epochs=1, max_train_batches=2, **KP)
     result = facelab.sweep(base, [1e-2, 1e-3], [2, 3], tmp_path / "sweep")
-    assert [r["setting"] for r in result["settings"]] == ["lr0.01_convs2", "lr0.01_convs3", "lr0.001_convs2", "lr0.001_convs3"]
+    assert [r.setting for r in result.settings] == ["lr0.01_convs2", "lr0.01_convs3", "lr0.001_convs2", "lr0.001_convs3"]
     assert (tmp_path / "sweep" / "sweep.csv").exists() and (tmp_path / "sweep" / "figures" / "sweep.png").exists()
     again = facelab.sweep(base, [1e-2, 1e-3], [2, 3], tmp_path / "sweep")  # finished settings are not retrained
-    assert again["settings"] == result["settings"]
+    assert again.settings == result.settings and result.best.setting in [r.setting for r in result.settings]
 
 
 @pytest.mark.slow

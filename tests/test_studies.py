@@ -12,6 +12,7 @@ import facelab
 from facelab.data.regions import REGIONS, five_points, region_masks
 from facelab.data.spec import open_spec
 from facelab.studies.keypoints import parts_for
+from facelab.studies.youth import YouthResult
 from facelab.training.config import TrainConfig
 from helpers import run_cli
 
@@ -133,46 +134,46 @@ def test_youth_study_looks_inside_with_every_objective_and_both_age_edits(tmp_pa
     # Smiling, which 32 px synthetic faces teach in 3 epochs (their Young does not): both networks learn
     learns = dict(size="32", epochs=3, batch=32, lr=0.05, target="Smiling", robust=0.05, robust_epochs=1)
     s = facelab.study("youth", "synth:1200", out=out, steps=5, edit_n=8, quiet=True, **learns)
-    assert s["test_accuracy"]["accuracy"] > s["test_accuracy"]["majority"] + 0.2 and not s["robust"]["at_chance"]
+    assert YouthResult.read(out).to_json() == s.to_json() == json.loads((out / "summary.json").read_text())
+    acc = s.test_accuracy
+    assert acc.accuracy > acc.majority + 0.2 and s.robust is not None and not s.robust.at_chance
     assert sorted(loads) == [out / "robust" / "checkpoints" / "best.ckpt", out / "run" / "checkpoints" / "best.ckpt"], loads
-    assert s["published"]["test_accuracy"] == 0.90 and 0 <= s["test_accuracy"]["accuracy"] <= 1
-    lo, hi = s["test_accuracy"]["accuracy_ci"]
-    assert lo <= s["test_accuracy"]["accuracy"] <= hi
-    assert set(s["dream"]) == {"sum", "square", "abs"} and set(s["edit"]) == {"older", "younger"}
-    assert s["edit"]["younger"]["prob_after"] > s["edit"]["younger"]["prob_before"]
-    assert s["edit"]["older"]["prob_after"] < s["edit"]["older"]["prob_before"]
-    assert any("start image" in d for d in s["departures"])
-    for k in range(1, s["layers"] + 1):
+    assert s.published["test_accuracy"] == 0.90 and acc.accuracy_ci[0] <= acc.accuracy <= acc.accuracy_ci[1]
+    assert set(s.dream) == {"sum", "square", "abs"} and set(s.edit) == {"older", "younger"}
+    assert s.edit["younger"].prob_after > s.edit["younger"].prob_before
+    assert s.edit["older"].prob_after < s.edit["older"].prob_before
+    assert any("start image" in d for d in s.departures)
+    for k in range(1, s.layers + 1):
         assert (out / "activations" / f"activations_layer{k}.png").exists()
     assert (out / "rgb" / "report.html").exists() and (out / "filters" / "filters_layer1.png").exists()
     # the write-up's own channels (numbered from 1 there): layer 1 channel 11 -> 10, ..., the RGB triples likewise
-    recorded = s["recorded"]
-    assert [(d["layer"], d["channel"]) for d in recorded["dreams"]] == [(1, 10), (2, 23), (3, 26), (4, 43)]
-    assert [(r["layer"], r["channels"]) for r in recorded["rgb"]] == [(1, [9, 13, 12]), (3, [50, 53, 63])]
-    assert all((out / r["figure"]).exists() for r in recorded["rgb"])
-    assert all(d["objective_final"] > d["objective_initial"] for d in recorded["dreams"])
+    recorded = s.recorded
+    assert recorded is not None
+    assert [(d.layer, d.channel) for d in recorded.dreams] == [(1, 10), (2, 23), (3, 26), (4, 43)]
+    assert [(r.layer, r.channels) for r in recorded.rgb] == [(1, [9, 13, 12]), (3, [50, 53, 63])]
+    assert all((out / r.figure).exists() for r in recorded.rgb)
+    assert all(d.objective_final > d.objective_initial for d in recorded.dreams)
     # a robust network beside the plain one (L2 0.05, 3 PGD steps), fine-tuned from the plain network's weights: its
     # edits and a dream, side by side with the plain's
-    robust = s["robust"]
-    assert robust["budget"] == {"norm": "l2", "eps": 0.05, "steps": 3} and robust["train_seconds"] > 0
-    assert robust["start"] == "plain" and robust["epochs"] == 1
+    robust = s.robust
+    assert robust.budget.to_json() == {"norm": "l2", "eps": 0.05, "steps": 3} and robust.train_seconds > 0
+    assert robust.start == "plain" and robust.epochs == 1
     robust_train = json.loads((out / "robust" / "config.json").read_text())["train"]
     assert robust_train["robust"] == 0.05 and robust_train["weights"] == str(out / "run" / "checkpoints" / "best.ckpt")
-    assert set(robust["edit"]) == {"older", "younger"} and all(0 < e["ssim"] <= 1 for e in robust["edit"].values())
+    assert robust.edit is not None and set(robust.edit) == {"older", "younger"} and all(0 < e.ssim <= 1 for e in robust.edit.values())
     assert (out / "edits_plain_vs_robust.png").exists() and (out / "dreams_plain_vs_robust.png").exists()
-    assert any(c["figure"].startswith("robust network: test accuracy") for c in s["comparison"])
+    assert any(c.figure.startswith("robust network: test accuracy") for c in s.comparison)
     # each network's edit toward older scored over a set of young test faces, beside each other
-    for cf in (s["counterfactual"], robust["counterfactual"]):
-        assert cf["n"] == 8 and cf["flip_rate_ci"][0] <= cf["flip_rate"] <= cf["flip_rate_ci"][1] and cf["budget"]["steps"] == 5
-    assert (out / cf["folder"] / "contact_sheet.png").exists()
-    flips = next(
-        c for c in s["comparison"] if c["figure"].startswith("robust: edits of young faces toward older that flip the network (n=8)")
-    )
-    assert flips["published"] == "not published" and "DiME" in flips["literature"] and "ACE" in flips["literature"]
+    for cf in (s.counterfactual, robust.counterfactual):
+        assert cf is not None and cf.n == 8 and cf.flip_rate_ci[0] <= cf.flip_rate <= cf.flip_rate_ci[1] and cf.budget.steps == 5
+        assert (out / cf.folder / "contact_sheet.png").exists()
+    flips = next(c for c in s.comparison if c.figure.startswith("robust: edits of young faces toward older that flip the network (n=8)"))
+    assert flips.published == "not published" and flips.literature and "DiME" in flips.literature and "ACE" in flips.literature
     # and each network's dream of the dream layer from 8 test faces, scored the same way (identity, closeness)
-    for ds in (s["dream_set"], robust["dream_set"]):
-        assert ds["n"] == 8 and ds["gain_median"] > 1 and 0 < ds["ssim_median"] < 1 and (out / ds["folder"] / "contact_sheet.png").exists()
-    assert any(c["figure"].startswith("robust: median high-frequency share of the dream's change (n=8)") for c in s["comparison"])
+    for ds in (s.dream_set, robust.dream_set):
+        assert ds is not None and ds.n == 8 and ds.gain_median > 1 and 0 < ds.ssim_median < 1
+        assert (out / ds.folder / "contact_sheet.png").exists()
+    assert any(c.figure.startswith("robust: median high-frequency share of the dream's change (n=8)") for c in s.comparison)
 
 
 @pytest.mark.slow
@@ -181,19 +182,21 @@ def test_youth_study_draws_no_edits_of_a_robust_network_at_chance(tmp_path):
     so in one line and shows none of its edits or dreams (they would show what a guess climbs)."""
     out = tmp_path / "youth"
     s = facelab.study("youth", "synth:600", out=out, size="32", epochs=1, robust_epochs=1, steps=5, edit_n=4, recorded=False, quiet=True)
-    robust = s["robust"]
+    robust = json.loads((out / "summary.json").read_text())["robust"]
     assert robust["at_chance"] and robust["test_accuracy"]["accuracy"] <= robust["test_accuracy"]["majority"] + 0.02
     assert robust["edit"] is robust["dream"] is robust["counterfactual"] is robust["dream_set"] is None
-    assert any(w.startswith("the robust run: no edits or dreams of it are shown") for w in s["warnings"])
+    assert any(w.startswith("the robust run: no edits or dreams of it are shown") for w in s.warnings)
     assert not (out / "robust_edit_older").exists() and not (out / "edits_plain_vs_robust.png").exists()
-    assert not any(c["figure"].startswith("robust: ") for c in s["comparison"])
+    assert not any(c.figure.startswith("robust: ") for c in s.comparison)
     assert "at chance, so not shown" in (out / "report.html").read_text()
 
 
 @pytest.mark.slow
 def test_keypoints_study_runs_each_part_per_seed(tmp_path):
     out = tmp_path / "kp"
-    s = facelab.keypoints_study("synth:200", out=out, arch="darknet64", size="32", epochs=1, seeds=2, quiet=True)
+    result = facelab.keypoints_study("synth:200", out=out, arch="darknet64", size="32", epochs=1, seeds=2, quiet=True)
+    s = json.loads((out / "summary.json").read_text())
+    assert s == result.to_json() and "val_nme" not in s["parts"]["nose"]  # the nose has no eyes to normalise by
     assert list(s["parts"]) == ["nose", "58 points", "68 points"]
     assert all(len(p["seeds"]) == 2 and len(p["val_px_err"]["per_seed"]) == 2 for p in s["parts"].values())
     lo, hi = s["parts"]["68 points"]["val_nme"]["ci"]
@@ -316,15 +319,16 @@ def test_a_study_run_again_reuses_its_finished_runs(tmp_path):
 
 def test_target_gap_from_the_audit_counts_and_undefined_without_one_side():
     from facelab.probes.audit import audit_table
-    from facelab.studies.bias import gap_in_words, target_gap
+    from facelab.studies.bias import target_gap
 
     male = np.array([1] * 50 + [0] * 40)  # men: 25 of 50 right; women: 36 of 40
     pred = np.array([1] * 25 + [0] * 25 + [1] * 36 + [0] * 4)
     audited = audit_table(np.ones(90, int), pred, {"Male": male}, n_boot=50)
     gap = target_gap(audited, "Male", 500, 0)
-    assert gap["difference"] == pytest.approx(-0.4) and gap["ci"][0] < -0.4 < gap["ci"][1] < 0 and gap["excludes_zero"]
+    assert gap.difference == pytest.approx(-0.4) and gap.ci[0] < -0.4 < gap.ci[1] < 0 and gap.excludes_zero
+    assert gap.in_words().startswith("Male=1 minus Male=0 = -0.400 [") and "excludes 0" in gap.verdict()
     alone = target_gap(audit_table(np.ones(50, int), pred[:50], {"Male": male[:50]}, n_boot=50), "Male", 500, 0)
-    assert alone["difference"] is None and "undefined" in gap_in_words(alone)
+    assert alone.difference is None and "undefined" in alone.in_words()
 
 
 def test_the_58_point_nme_uses_the_same_outer_eye_corners_as_the_68():

@@ -11,7 +11,7 @@ import json
 import sys
 import typing
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.console import Console
 from .errors import FacelabError
 from .ranges import DETECTOR_SCORE_BOUNDS, SEED_BOUNDS, UPSAMPLE_BOUNDS, Bounds, check_range, with_range
 from .studies.registry import comma_list
+
+if TYPE_CHECKING:
+    from .studies.protocol import StudyResult
 
 
 class Shared(NamedTuple):
@@ -298,15 +301,15 @@ def read_config_file(path: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- a study's command, from its declaration
-def study_done(summary: dict, json_: bool, lines: list[str]) -> None:
+def study_done(summary: StudyResult, json_: bool, lines: list[str]) -> None:
     """The summary as JSON, or the study's headline figures, its departures and where its report is."""
     if json_:
-        return print_json(summary)
+        return print_json(summary.to_json())
     for line in lines:
         say(line)
-    for line in summary["departures"]:
+    for line in summary.departures:
         say(f"departs from the protocol: {line}")
-    say(f"report: {Path(summary['folder']) / 'report.html'}")
+    say(f"report: {Path(summary.folder) / 'report.html'}")
 
 
 def study_command(study):

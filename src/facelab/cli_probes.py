@@ -380,9 +380,9 @@ def sweep_cmd(
         raise FacelabError(f"--lr {lr!r} / --convs {convs!r}: expected comma-separated numbers") from None
     base = TrainConfig(spec=spec, seed=seed, out=str(out_dir), **train_options)
     result = sweep(base, lrs=lrs, convs=conv_counts, out=out_dir, quiet=quiet, runtime=runtime)
-    for r in result["settings"]:
-        say(f"{r['setting']}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k.startswith("val_") and v is not None))
-    say(f"best by {result['ranked_by']}: {result['best']['setting']}; report: {out_dir / 'report.html'}")
+    for r in result.settings:
+        say(f"{r.setting}: " + ", ".join(f"{k} {v:.4g}" for k, v in r.fields.items() if k.startswith("val_") and v is not None))
+    say(f"best by {result.ranked_by}: {result.best.setting}; report: {out_dir / 'report.html'}")
 
 
 @commands.command("landmarks")

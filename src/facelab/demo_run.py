@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from .hardware import runtime as resolved_runtime
 from .progress import say
 from .report.contact import contact_sheet
 from .report.html import Report
-from .studies.protocol import Comparison, comparison_table
+from .studies.protocol import StudyResult, comparison_table
 from .studies.registry import Study, all_studies
 
 if TYPE_CHECKING:
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from .web.webcam import AnnotatedVideo
 
 
-def run_studies(out: Path, quick: bool, runtime: Runtime | None = None, clock: "Stopwatch | None" = None) -> list[tuple[Study, dict]]:
+def run_studies(
+    out: Path, quick: bool, runtime: Runtime | None = None, clock: "Stopwatch | None" = None
+) -> list[tuple[Study, StudyResult]]:
     """Every registered study into OUT/<name>, at the scale it declares for the demo (``quick``: seconds, for smoke
     tests; every change from the published protocol is listed in the study's report): [(study, summary)]."""
     from PIL import Image
@@ -71,8 +73,8 @@ def video(out: Path, runs: list[Path], target: str, runtime: Runtime | None = No
 
 # The Smiling network the attribution benchmark scores: darknet64's last map is 4x4 at 128 px (2x2 at 64 px, too coarse
 # to point at a mouth). Its scale, measured: docs/measured.md ("the demo's scale").
-ATTRIBUTION_RUN = {"spec": "synth:1000", "size": "128", "epochs": 4, "batch": 64}
-ATTRIBUTION_QUICK = {"spec": "synth:600", "size": "128", "epochs": 1, "batch": 64}
+ATTRIBUTION_RUN: dict[str, Any] = {"spec": "synth:1000", "size": "128", "epochs": 4, "batch": 64}
+ATTRIBUTION_QUICK: dict[str, Any] = {"spec": "synth:600", "size": "128", "epochs": 1, "batch": 64}
 
 
 def attribution_benchmark(out: Path, quick: bool, runtime: Runtime | None = None) -> CamScore:
@@ -147,15 +149,15 @@ def _run_demo(out: Path, quick: bool, runtime: Runtime) -> Path:
         name, protocol = study.name, study.protocol
         rep.heading(f"Study {name}")
         rep.paragraph(protocol.question)
-        for line in summary["warnings"]:
+        for line in summary.warnings:
             rep.paragraph(f"WARNING: {line}")
-        rep.table(*comparison_table(protocol, summary["data"], [Comparison.from_dict(c) for c in summary["comparison"]]))
+        rep.table(*comparison_table(protocol, summary.data, summary.comparison))
         for file, caption in study.figures(summary):
             if (out / name / file).exists():
                 rep.figure(f"{name}/{file}", caption)
         if study.demo_note:
             rep.paragraph(f"The demo's scale: {study.demo_note}")
-        rep.links([(f"the {name} study's report ({len(summary['departures'])} departures from the protocol)", f"{name}/report.html")])
+        rep.links([(f"the {name} study's report ({len(summary.departures)} departures from the protocol)", f"{name}/report.html")])
     rep.heading("Webcam view (headless, on a synthetic video)")
     rep.paragraph(
         f"{clip.frames} frames annotated with faces, the {cam_target} CAM and landmarks at {clip.frames_per_s:.1f} frames/s. "

@@ -26,8 +26,19 @@ class Summary:
     @classmethod
     def from_json(cls: type[S], data: dict[str, Any]) -> S:
         """The result a summary.json holds; nested blocks become their own result types."""
-        hints = typing.get_type_hints(cls)
+        hints = cls.field_types()
         return cls(**{f.name: _typed(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data})
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        """Each field's type, resolved (the annotations are strings until then)."""
+        return typing.get_type_hints(cls, localns=cls.borrowed_types())
+
+    @classmethod
+    def borrowed_types(cls) -> dict[str, Any]:
+        """Result types the fields name that the module imports for the type checker only: a study's module may not
+        load torch when the command line starts, so the probes' results it holds are imported here, when one is read."""
+        return {}
 
     @classmethod
     def read(cls: type[S], folder: str | Path) -> S:

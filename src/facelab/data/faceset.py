@@ -15,7 +15,10 @@ from .images import read_header_size, read_rgb
 SPLITS = ("train", "valid", "test")
 
 
-def group_label(group: dict) -> str:
+Group = dict[str, int | str]  # a group of faces: each grouping attribute's value, {} for everyone
+
+
+def group_label(group: Group) -> str:
     """``Male=1, race=Black``: a group of faces as people read it (the empty group, everyone, is "")."""
     return ", ".join(f"{k}={v}" for k, v in group.items())
 

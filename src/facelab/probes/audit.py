@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..data.faceset import group_label
+from ..data.faceset import Group, group_label
 from ..errors import FacelabError
 from ..files import write_csv
 from ..hardware import Runtime
@@ -27,7 +27,6 @@ from .split_data import SplitData, load_split
 from .stats import wilson_ci
 
 RATES = ("accuracy", "tpr", "fpr", "fnr", "selection_rate")
-Group = dict[str, int | str]  # a group: each grouping attribute's value, {} for everyone
 
 
 @dataclass
@@ -346,7 +345,7 @@ def gap_in_words(gap: Gap) -> str:
 
 
 def audit(
-    run: str | Path,
+    run: str | Path | Run,
     spec: str | None = None,
     *,
     by: list[str] | None = None,

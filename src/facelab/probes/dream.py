@@ -20,6 +20,7 @@ from .output import probe_folder, write_probe_output
 from .subject import named_probabilities, open_probe, pixels_to_uint8
 
 if TYPE_CHECKING:
+    from ..run import Run
     from .dream_set import DreamSet
 
 
@@ -58,7 +59,7 @@ class Edit(ChangeMeasures):
 
 
 def dream(
-    run: str | Path,
+    run: str | Path | Run,
     image: str,
     layer: str,
     channel: str = "0",
@@ -74,15 +75,35 @@ def dream(
     n: int | None = None,
     split: str = "test",
 ) -> Dream | DreamSet:
-    """Gradient ascent on the photo to increase one channel's output (or every channel's, ``channel="all"``). With
-    ``n``, ``image`` is a data SPEC and the whole layer is dreamed from ``n`` of its ``split`` faces, scored as a set
-    (:func:`facelab.probes.dream_set.dream_set`: FVA, closeness, high-frequency share)."""
-    if n is not None:
-        from .dream_set import dream_set
+    """``facelab dream``: :func:`dream_image` on one photo; with ``n``, ``image`` is a data SPEC and the whole layer is
+    dreamed from ``n`` of its ``split`` faces, scored as a set (:func:`facelab.probes.dream_set.dream_set`: FVA,
+    closeness, high-frequency share)."""
+    if n is None:
+        return dream_image(run, image, layer, channel, objective, steps=steps, lr=lr, reg=reg, seed=seed, out=out, quiet=quiet,
+                           runtime=runtime)  # fmt: skip
+    from .dream_set import dream_set
 
-        _one_spec(image)
-        return dream_set(run, image, layer=layer, objective=objective, n=n, split=split, steps=steps, lr=lr, reg=reg, seed=seed,
-                         out=out, quiet=quiet, runtime=runtime)  # fmt: skip
+    _one_spec(image)
+    return dream_set(run, image, layer=layer, objective=objective, n=n, split=split, steps=steps, lr=lr, reg=reg, seed=seed, out=out,
+                     quiet=quiet, runtime=runtime)  # fmt: skip
+
+
+def dream_image(
+    run: str | Path | Run,
+    image: str,
+    layer: str,
+    channel: str = "0",
+    objective: str = "sum",
+    *,
+    steps: int = 100,
+    lr: float = 0.02,
+    reg: Regularisers | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    quiet: bool = True,
+    runtime: Runtime | None = None,
+) -> Dream:
+    """Gradient ascent on the photo to increase one channel's output (or every channel's, ``channel="all"``)."""
     opened, subject = open_probe(run, image, runtime)
     model = opened.model
     folder = probe_folder(out, run, "dream")
@@ -209,7 +230,7 @@ def _dream_figures(folder, run, lyr, photo, start, result: Ascent, chans, object
 
 
 def edit(
-    run: str | Path,
+    run: str | Path | Run,
     image: str,
     attr: str,
     *,
@@ -225,13 +246,31 @@ def edit(
     oracle: str | Path | None = None,
     split: str = "test",
 ) -> Edit | EditSet:
-    """Move the image toward ``attr`` = ``to`` by gradient steps on its logit; where did the pixels change? With ``n``,
-    ``image`` is a data SPEC and ``n`` of its ``split`` faces are edited and scored as a set
-    (:func:`facelab.probes.edit_set.edit_set`: flip rate, FVA, MNAC with ``oracle``, closeness)."""
-    if n is not None:
-        _one_spec(image)
-        return edit_set(run, image, attr=attr, to=to, n=n, oracle=oracle, split=split, steps=steps, lr=lr, reg=reg, seed=seed,
-                        out=out, quiet=quiet, runtime=runtime)  # fmt: skip
+    """``facelab edit``: :func:`edit_image` on one photo; with ``n``, ``image`` is a data SPEC and ``n`` of its ``split``
+    faces are edited and scored as a set (:func:`facelab.probes.edit_set.edit_set`: flip rate, FVA, MNAC with ``oracle``,
+    closeness)."""
+    if n is None:
+        return edit_image(run, image, attr, to=to, steps=steps, lr=lr, reg=reg, seed=seed, out=out, quiet=quiet, runtime=runtime)
+    _one_spec(image)
+    return edit_set(run, image, attr=attr, to=to, n=n, oracle=oracle, split=split, steps=steps, lr=lr, reg=reg, seed=seed, out=out,
+                    quiet=quiet, runtime=runtime)  # fmt: skip
+
+
+def edit_image(
+    run: str | Path | Run,
+    image: str,
+    attr: str,
+    *,
+    to: int = 1,
+    steps: int = 60,
+    lr: float = 0.01,
+    reg: Regularisers | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    quiet: bool = True,
+    runtime: Runtime | None = None,
+) -> Edit:
+    """Move the image toward ``attr`` = ``to`` by gradient steps on its logit; where did the pixels change?"""
     opened, subject = open_probe(run, image, runtime)
     k, sign, f = edit_objective(opened, attr, to)
     folder = probe_folder(out, run, "edit")

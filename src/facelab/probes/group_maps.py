@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from ..data.faceset import group_label
+from ..data.faceset import Group, group_label
 from ..data.regions import REGIONS
 from ..hardware import Runtime
 from ..report.figures import image_grid
@@ -38,10 +37,59 @@ class GroupEvidence(Summary):
 
     method: str
     split: str
-    groups: list[dict[str, Any]]
-    shares: list[dict[str, Any]]
-    tests: list[dict[str, Any]]
+    groups: list[GroupEnergy]
+    shares: list[RegionShare]
+    tests: list[RegionTest]
     regions_from: str
+
+    def of_run(self, name: str) -> tuple[list[RunRegionShare], list[RunRegionTest]]:
+        """The shares and tests, each naming the run ``name`` they are of: rows of several runs in one table."""
+        return [RunRegionShare(**vars(s), run=name) for s in self.shares], [RunRegionTest(**vars(t), run=name) for t in self.tests]
+
+
+@dataclass
+class GroupEnergy(Summary):
+    """A group's mean share of the map's energy per landmark region (None: no landmarks to draw regions from)."""
+
+    group: Group
+    n: int
+    energy_by_region: dict[str, float | None] | None
+
+
+@dataclass
+class RegionShare(Summary):
+    """A group's mean share of the map's energy on one region, with a 95% bootstrap interval across its ``n`` faces."""
+
+    group: Group
+    region: str
+    share: float
+    ci: list[float]
+    n: int
+
+
+@dataclass
+class RegionTest(Summary):
+    """One region's share in one group minus another's, a permutation test's p, and whether it survives Bonferroni."""
+
+    region: str
+    groups: list[Group]
+    difference: float
+    p: float
+    differs: bool = False
+
+
+@dataclass(kw_only=True)
+class RunRegionShare(RegionShare):
+    """A region's share in one of several runs compared (the bias study's trainings)."""
+
+    run: str
+
+
+@dataclass(kw_only=True)
+class RunRegionTest(RegionTest):
+    """A region's permutation test in one of several runs compared."""
+
+    run: str
 
 
 @dataclass
@@ -61,7 +109,7 @@ def _label(group: dict) -> str:
 
 
 def evidence_by_group(
-    run: str | Path,
+    run: str | Path | Run,
     spec: str | None = None,
     *,
     by: list[str],
@@ -81,7 +129,7 @@ def evidence_by_group(
     _, method, norm = _maps(d, method, quiet)
     regions = landmark_regions(d)
     cols = group_columns(d, by)
-    rows: list[dict[str, Any]] = []
+    rows: list[GroupEnergy] = []
     tiles, captions = [], []
     blank = np.zeros_like(d.images[0].numpy())
     if regions is not None:
@@ -92,13 +140,13 @@ def evidence_by_group(
         found = boxes["face"].any((1, 2))
         per_face = {r: np.where(boxes["background"].any((1, 2)) | found, energy_share(norm, m), np.nan) for r, m in boxes.items()}
         source = f"the face detector's box ({int(found.sum())} of {len(norm)} faces found)"
-    groups: list[dict[str, Any]] = [{}] + [{name: v} for name in by for v in _values(cols[name])]
+    groups: list[Group] = [{}] + [{name: v} for name in by for v in _values(cols[name])]
     for group in groups:
         member = members(cols, group)
         if not member.any():
             continue
         energy = None if regions is None else {r: _mean_or_none(per_face[r][member]) for r in REGIONS}
-        rows.append({"group": group, "n": int(member.sum()), "energy_by_region": energy})
+        rows.append(GroupEnergy(group, int(member.sum()), energy))
         shown = np.flatnonzero(member)[:per_group]
         tiles += [overlay(d.images[i].numpy(), norm[i].numpy()) for i in shown] + [blank] * (per_group - len(shown))
         captions += [_label(group)] * len(shown) + [""] * (per_group - len(shown))
@@ -120,35 +168,34 @@ def _values(column: np.ndarray) -> list:
     return sorted(values, key=str) if any(isinstance(v, str) for v in values) else sorted(values, reverse=True)
 
 
-def region_shares(per_face: dict[str, np.ndarray], cols: dict[str, np.ndarray], rows: list[dict]) -> list[dict]:
+def region_shares(per_face: dict[str, np.ndarray], cols: dict[str, np.ndarray], rows: list[GroupEnergy]) -> list[RegionShare]:
     """Each group's mean share of the map's energy on each region, with a 95% bootstrap interval across its faces
     (faces whose map has no energy left out)."""
     out = []
     for row in rows:
-        member = members(cols, row["group"])
+        member = members(cols, row.group)
         for region, shares in per_face.items():
             kept = shares[member][~np.isnan(shares[member])]
             if len(kept):
                 lo, hi = bootstrap_ci(kept)
-                out.append({"group": row["group"], "region": region, "share": float(kept.mean()), "ci": [lo, hi], "n": int(len(kept))})
+                out.append(RegionShare(row.group, region, float(kept.mean()), [lo, hi], int(len(kept))))
     return out
 
 
-def region_tests(per_face: dict[str, np.ndarray], cols: dict[str, np.ndarray], by: list[str], alpha: float = 0.05) -> list[dict]:
+def region_tests(per_face: dict[str, np.ndarray], cols: dict[str, np.ndarray], by: list[str], alpha: float = 0.05) -> list[RegionTest]:
     """For each attribute, each pair of its values and each region: the difference of the groups' mean shares and a
     permutation test's p-value; ``differs`` where p stays under ``alpha`` divided by the number of tests (Bonferroni)."""
     from itertools import combinations
 
-    tests: list[dict[str, Any]] = []
+    tests: list[RegionTest] = []
     for name in by:
         for a, b in combinations(_values(cols[name]), 2):
             for region, shares in per_face.items():
                 x, y = (shares[(cols[name] == v) & ~np.isnan(shares)] for v in (a, b))
                 if len(x) >= 2 and len(y) >= 2:
-                    tests.append({"region": region, "groups": [{name: a}, {name: b}], "difference": float(x.mean() - y.mean()),
-                                  "p": permutation_p(x, y)})  # fmt: skip
+                    tests.append(RegionTest(region, [{name: a}, {name: b}], float(x.mean() - y.mean()), permutation_p(x, y)))
     for t in tests:
-        t["differs"] = t["p"] < alpha / len(tests)
+        t.differs = t.p < alpha / len(tests)
     return tests
 
 

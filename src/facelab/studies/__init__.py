@@ -7,9 +7,15 @@ synthetic faces by default), with the published figures beside the measured ones
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def study(name: str, spec: str | None = None, **options) -> dict:
-    """Run study ``name`` (``facelab study --help`` lists them) on ``spec``; returns its summary.json content."""
+if TYPE_CHECKING:
+    from .protocol import StudyResult
+
+
+def study(name: str, spec: str | None = None, **options) -> StudyResult:
+    """Run study ``name`` (``facelab study --help`` lists them) on ``spec``; returns its result (its summary.json's
+    keys as attributes)."""
     from .registry import get_study
 
     return get_study(name).run(spec, **options)

@@ -3,23 +3,38 @@ with age and skin tone; does training on a gender-balanced set change that?"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data.faceset import group_label
+from ..data.faceset import Group, group_label
 from ..data.photos import photo_files
 from ..errors import FacelabError
 from ..hardware import Runtime
 from ..ranges import N_BOOT_BOUNDS
 from ..report.html import Report
-from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, write_study
+from ..results import Summary
+from .protocol import (
+    CROP_SOURCE,
+    FACELAB_SOURCE,
+    SOURCE_CROP,
+    Accuracy,
+    Comparison,
+    Plan,
+    Protocol,
+    StudyResult,
+    StudyRun,
+    interval,
+    study_folder,
+    write_study,
+)
 from .registry import Option, Study, comma_list
 
 if TYPE_CHECKING:
-    from ..probes.audit import Audit, AuditTable, GroupRates, Rates
-    from ..probes.group_maps import GroupEvidence
+    from ..probes.audit import Audit, AuditTable, Gap, GroupRates
+    from ..probes.group_maps import Answers, GroupEnergy, RegionTest, RunRegionShare, RunRegionTest
 
 BIAS = Protocol(
     name="bias",
@@ -80,7 +95,7 @@ def bias_study(
     quiet: bool = False,
     runtime: Runtime | None = None,
     **options,
-) -> dict:
+) -> BiasResult:
     """Train the target with and without balancing, audit both by the groups and their intersections, compare
     them, map where each group's evidence lies, and (``ood``: a SPEC such as folder:PATH) what the two networks
     answer on faces from elsewhere. Writes OUT/summary.json and OUT/report.html."""
@@ -128,25 +143,138 @@ def bias_study(
     answers = (
         {name: answers_on(run, ood, out=folder / f"ood_{name}", runtime=plan.runtime) for name, run in opened.items()} if ood else None
     )
-    summary = {
-        "runs": {name: {"final": r.final, "folder": name} for name, r in runs.items()},
-        "target": target,
-        "by": by,
-        "worst_group": {mode: _worst(audits[TRAININGS[mode]]) for mode in modes},
-        "best_minus_worst": {mode: _gap_of(audits[TRAININGS[mode]]) for mode in modes},
-        "small_groups": next(iter(audits.values())).small_groups,
-        "majority": next(iter(audits.values())).overall.majority,
-        "modes": {mode: _mode(audits[TRAININGS[mode]]) for mode in modes},
-        "overall": {name: _accuracy(a.overall) for name, a in audits.items()},
-        "groups": _groups(audits),
-        "gap": gaps,
-        "evidence": [{"run": name, **row} for name, ev in evidence.items() for row in ev.shares],
-        "evidence_tests": [{"run": name, **t} for name, ev in evidence.items() for t in ev.tests],
-        "evidence_maps": {name: _maps_of(ev) for name, ev in evidence.items()},
-        "ood": None if answers is None else {name: a.to_json() for name, a in answers.items()},
-    }
-    comparisons = _comparisons(summary)
-    return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, summary))
+    first = next(iter(audits.values()))
+    result = BiasResult(
+        runs={name: StudyRun(r.final, name, r.train_seconds) for name, r in runs.items()},
+        target=target,
+        by=by,
+        worst_group={mode: WorstGroup.of(audits[TRAININGS[mode]]) for mode in modes},
+        best_minus_worst={mode: audits[TRAININGS[mode]].best_minus_worst for mode in modes},
+        small_groups=first.small_groups,
+        majority=first.overall.majority,
+        modes={mode: ModeResult.of(audits[TRAININGS[mode]]) for mode in modes},
+        overall={name: Accuracy(a.overall.n, a.overall.accuracy, a.overall.accuracy_ci) for name, a in audits.items()},
+        groups=_groups(audits),
+        gap=gaps,
+        evidence=[row for ev_name, ev in evidence.items() for row in ev.of_run(ev_name)[0]],
+        evidence_tests=[test for ev_name, ev in evidence.items() for test in ev.of_run(ev_name)[1]],
+        evidence_maps={name: EvidenceMaps(ev.method, ev.split, ev.groups, ev.regions_from) for name, ev in evidence.items()},
+        ood=answers,
+    )
+    return write_study(folder, plan, result, _comparisons(result), lambda rep: _sections(rep, result))
+
+
+@dataclass
+class WorstGroup(Summary):
+    """The group a training fails most (of those with at least the audit's minimum n), with Wilson's interval."""
+
+    group: Group
+    accuracy: float | None
+    ci: list[float | None]
+    n: int
+
+    @classmethod
+    def of(cls, audited: Audit) -> "WorstGroup":
+        w = audited.worst_group
+        return cls(w.group, w.accuracy, w.accuracy_ci, w.n)
+
+
+@dataclass
+class ModeResult(Summary):
+    """A training mode's accuracy beside its worst group's."""
+
+    accuracy: float
+    accuracy_ci: list[float | None]
+    worst_group_accuracy: float | None
+    worst_group_ci: list[float | None]
+    worst_group: Group
+
+    @classmethod
+    def of(cls, audited: Audit) -> "ModeResult":
+        w = audited.worst_group
+        return cls(audited.overall.accuracy, audited.overall.accuracy_ci, w.accuracy, w.accuracy_ci, w.group)
+
+
+@dataclass
+class GroupSideBySide(Summary):
+    """One group's accuracy under each training (the test images are the same), by run name."""
+
+    group: Group
+    n: int
+    accuracy: dict[str, float | None]
+    accuracy_ci: dict[str, list[float | None]]
+
+
+@dataclass
+class TargetGap(Summary):
+    """Accuracy of the target's positives minus its negatives, with a 95% bootstrap interval (None: a side is empty)."""
+
+    between: str
+    difference: float | None
+    ci: list[float | None]
+    excludes_zero: bool
+
+    def in_words(self) -> str:
+        if self.difference is None:
+            return f"{self.between}: undefined (one side has no test image)"
+        return f"{self.between} = {self.difference:+.3f} {interval(*self.ci)}"
+
+    def verdict(self) -> str:
+        if self.difference is None:
+            return "."
+        return ", an interval that excludes 0: a real gap." if self.excludes_zero else ", an interval that includes 0: no gap shown."
+
+
+@dataclass
+class EvidenceMaps(Summary):
+    """Which maps a run's evidence per group comes from, each group's energy per region, and where the regions came from."""
+
+    method: str
+    split: str
+    groups: list[GroupEnergy]
+    regions_from: str
+
+    @classmethod
+    def borrowed_types(cls) -> dict[str, Any]:
+        return _probe_results()
+
+
+@dataclass
+class BiasResult(StudyResult):
+    """``facelab study bias``'s summary.json (docs/json.md): each training's worst group first, then accuracy per group
+    and intersection side by side, the target's gap, where each group's evidence lies, and answers on faces from elsewhere."""
+
+    runs: dict[str, StudyRun]
+    target: str
+    by: list[str]
+    worst_group: dict[str, WorstGroup]
+    best_minus_worst: dict[str, Gap]
+    small_groups: list[Group]
+    majority: float
+    modes: dict[str, ModeResult]
+    overall: dict[str, Accuracy]
+    groups: list[GroupSideBySide]
+    gap: dict[str, TargetGap]
+    evidence: list[RunRegionShare]
+    evidence_tests: list[RunRegionTest]
+    evidence_maps: dict[str, EvidenceMaps]
+    ood: dict[str, Answers] | None
+
+    @classmethod
+    def borrowed_types(cls) -> dict[str, Any]:
+        return _probe_results()
+
+    def single(self, value: int) -> GroupSideBySide | None:
+        """The group of all images whose target is ``value`` (men: 1, women: 0 for Male)."""
+        return next((g for g in self.groups if g.group == {self.target: value}), None)
+
+
+def _probe_results() -> dict[str, Any]:
+    """The probes' result types the bias study's results hold (imported when a summary is read back)."""
+    from ..probes.audit import Gap
+    from ..probes.group_maps import Answers, GroupEnergy, RunRegionShare, RunRegionTest
+
+    return {"Gap": Gap, "Answers": Answers, "GroupEnergy": GroupEnergy, "RunRegionShare": RunRegionShare, "RunRegionTest": RunRegionTest}
 
 
 def _modes(plan: Plan, given: list[str] | None) -> list[str]:
@@ -163,50 +291,21 @@ def _modes(plan: Plan, given: list[str] | None) -> list[str]:
     return modes
 
 
-def _maps_of(ev: GroupEvidence) -> dict:
-    return {"method": ev.method, "split": ev.split, "groups": ev.groups, "regions_from": ev.regions_from}
-
-
-def _worst(audited: Audit) -> dict:
-    w = audited.worst_group
-    return {"group": w.group, "accuracy": w.accuracy, "ci": w.accuracy_ci, "n": w.n}
-
-
-def _gap_of(audited: Audit) -> dict:
-    gap = audited.best_minus_worst
-    return {"value": gap.value, "ci": gap.ci, "best": gap.best, "worst": gap.worst}
-
-
-def _mode(audited: Audit) -> dict:
-    w = audited.worst_group
-    return {
-        "accuracy": audited.overall.accuracy,
-        "accuracy_ci": audited.overall.accuracy_ci,
-        "worst_group_accuracy": w.accuracy,
-        "worst_group_ci": w.accuracy_ci,
-        "worst_group": w.group,
-    }
-
-
-def _accuracy(row: Rates) -> dict:
-    return {"n": row.n, "accuracy": row.accuracy, "accuracy_ci": row.accuracy_ci}
-
-
-def _groups(audits: dict[str, Audit]) -> list[dict]:
-    """One entry per group with both trainings' accuracy side by side (the test images are the same)."""
+def _groups(audits: dict[str, Audit]) -> list[GroupSideBySide]:
+    """One entry per group with every training's accuracy side by side (the test images are the same)."""
     first = next(iter(audits.values())).groups
     return [
-        {
-            "group": g.group,
-            "n": g.n,
-            "accuracy": {name: a.groups[k].accuracy for name, a in audits.items()},
-            "accuracy_ci": {name: a.groups[k].accuracy_ci for name, a in audits.items()},
-        }
+        GroupSideBySide(
+            g.group,
+            g.n,
+            {name: a.groups[k].accuracy for name, a in audits.items()},
+            {name: a.groups[k].accuracy_ci for name, a in audits.items()},
+        )
         for k, g in enumerate(first)
     ]
 
 
-def target_gap(audited: AuditTable, target: str, n_boot: int, seed: int) -> dict:
+def target_gap(audited: AuditTable, target: str, n_boot: int, seed: int) -> TargetGap:
     """Accuracy of the target's positives minus its negatives (men minus women for Male), with a 95% interval: the
     bias the audit's groups show, in one figure. Resampling a group's images resamples its right/wrong answers,
     so the audit's counts are all the bootstrap needs."""
@@ -215,9 +314,9 @@ def target_gap(audited: AuditTable, target: str, n_boot: int, seed: int) -> dict
     between = f"{target}=1 minus {target}=0"
     positives, negatives = (next((g for g in audited.groups if g.group == {target: v}), None) for v in (1, 0))
     if positives is None or negatives is None:  # a side with no test image: no gap is defined
-        return {"between": between, "difference": None, "ci": [None, None], "excludes_zero": False}
+        return TargetGap(between, None, [None, None], False)
     diff, lo, hi = difference_ci(_correct(positives), _correct(negatives), n_boot, seed)
-    return {"between": between, "difference": diff, "ci": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
+    return TargetGap(between, diff, [lo, hi], bool(lo > 0 or hi < 0))
 
 
 def _correct(group: GroupRates) -> np.ndarray:
@@ -225,45 +324,27 @@ def _correct(group: GroupRates) -> np.ndarray:
     return np.repeat([1.0, 0.0], [right, group.n - right])
 
 
-def gap_in_words(gap: dict) -> str:
-    if gap["difference"] is None:
-        return f"{gap['between']}: undefined (one side has no test image)"
-    return f"{gap['between']} = {gap['difference']:+.3f} {interval(*gap['ci'])}"
-
-
-def _verdict(gap: dict) -> str:
-    if gap["difference"] is None:
-        return "."
-    return ", an interval that excludes 0: a real gap." if gap["excludes_zero"] else ", an interval that includes 0: no gap shown."
-
-
-def _single(summary: dict, value: int) -> dict | None:
-    return next((g for g in summary["groups"] if g["group"] == {summary["target"]: value}), None)
-
-
-def _comparisons(summary: dict) -> list[Comparison]:
+def _comparisons(result: BiasResult) -> list[Comparison]:
     published = BIAS.published["accuracy"]
     rows = []
-    for name in (n for n in summary["runs"] if n in published):
+    for name in (n for n in result.runs if n in published):
         for label, value in (("male", 1), ("female", 0)):
-            g = _single(summary, value)
+            g = result.single(value)
             if g is None:
                 continue
             rows.append(
-                Comparison(
-                    f"{name}: accuracy, {label} (n={g['n']})", f"{published[name][label]:.3f}", g["accuracy"][name], g["accuracy_ci"][name]
-                )
+                Comparison(f"{name}: accuracy, {label} (n={g.n})", f"{published[name][label]:.3f}", g.accuracy[name], g.accuracy_ci[name])
             )
-        gap = summary["gap"][name]
+        gap = result.gap[name]
         pub = published[name]["male"] - published[name]["female"]
-        rows.append(Comparison(f"{name}: male minus female", f"{pub:+.3f}", gap["difference"], tuple(gap["ci"])))
-    for mode, worst in summary["worst_group"].items():
-        figure = f"{TRAININGS[mode]}: worst group ({group_label(worst['group'])}, n={worst['n']}), accuracy"
-        rows.append(Comparison(figure, "not published", worst["accuracy"], tuple(worst["ci"])))
+        rows.append(Comparison(f"{name}: male minus female", f"{pub:+.3f}", gap.difference, gap.ci))
+    for mode, worst in result.worst_group.items():
+        figure = f"{TRAININGS[mode]}: worst group ({group_label(worst.group)}, n={worst.n}), accuracy"
+        rows.append(Comparison(figure, "not published", worst.accuracy, worst.ci))
     return rows
 
 
-def _worst_first(rep: Report, summary: dict) -> None:
+def _worst_first(rep: Report, result: BiasResult) -> None:
     """The figure fairness work reports first: each mode's worst group and the best-minus-worst gap, then the groups
     too small to judge."""
     rep.heading("Worst group first (groups of at least the audit's minimum n; Wilson 95% intervals)")
@@ -282,93 +363,91 @@ def _worst_first(rep: Report, summary: dict) -> None:
         [
             [
                 TRAININGS[mode],
-                m["accuracy"],
-                interval(*m["accuracy_ci"]),
-                group_label(m["worst_group"]),
-                summary["worst_group"][mode]["n"],
-                m["worst_group_accuracy"],
-                interval(*m["worst_group_ci"]),
-                summary["best_minus_worst"][mode]["value"],
-                interval(*summary["best_minus_worst"][mode]["ci"]),
+                m.accuracy,
+                interval(*m.accuracy_ci),
+                group_label(m.worst_group),
+                result.worst_group[mode].n,
+                m.worst_group_accuracy,
+                interval(*m.worst_group_ci),
+                result.best_minus_worst[mode].value,
+                interval(*result.best_minus_worst[mode].ci),
             ]
-            for mode, m in summary["modes"].items()
+            for mode, m in result.modes.items()
         ],
     )
-    overall = next(iter(summary["overall"].values()))
+    overall = next(iter(result.overall.values()))
     rep.paragraph(
-        f"Baseline: always answering the majority value of {summary['target']} scores {summary['majority']:.3f} on these "
-        f"{overall['n']} test images. The best-minus-worst interval is a bootstrap over the test images that chooses the "
+        f"Baseline: always answering the majority value of {result.target} scores {result.majority:.3f} on these "
+        f"{overall.n} test images. The best-minus-worst interval is a bootstrap over the test images that chooses the "
         "best and worst groups again in each resample. Reweight and GroupDRO weigh the groups of "
-        f"{', '.join(summary['by'])}; undersample balances {summary['target']} only, as the seed did."
+        f"{', '.join(result.by)}; undersample balances {result.target} only, as the seed did."
     )
-    small = summary["small_groups"]
+    small = result.small_groups
     rep.paragraph(f"Too small to judge: {'; '.join(group_label(g) for g in small)}." if small else "No group is too small to judge.")
 
 
-def _evidence(rep: Report, summary: dict) -> None:
+def _evidence(rep: Report, result: BiasResult) -> None:
     rep.heading("Where each group's evidence lies")
-    for name, ev in summary["evidence_maps"].items():
-        rep.figure(f"evidence_{name}.png", f"{name} run: {ev['method']} maps per group, and each group's mean map")
-        rows = [e for e in summary["evidence"] if e["run"] == name]
+    for name, ev in result.evidence_maps.items():
+        rep.figure(f"evidence_{name}.png", f"{name} run: {ev.method} maps per group, and each group's mean map")
+        rows = [e for e in result.evidence if e.run == name]
         if rows:
-            rep.paragraph(f"{name}: regions from {ev['regions_from']}.")
+            rep.paragraph(f"{name}: regions from {ev.regions_from}.")
             rep.table(
                 ["group", "region", "share of the map's energy", "95% interval (bootstrap over faces)", "n"],
-                [[group_label(e["group"]) or "everyone", e["region"], e["share"], interval(*e["ci"]), e["n"]] for e in rows],
+                [[group_label(e.group) or "everyone", e.region, e.share, interval(*e.ci), e.n] for e in rows],
             )
-        differing = [t for t in summary["evidence_tests"] if t["run"] == name and t["differs"]]
-        tested = sum(t["run"] == name for t in summary["evidence_tests"])
-        if tested:
-            found = "; ".join(_difference_in_words(t) for t in differing) or "none differs"
+        tests = [t for t in result.evidence_tests if t.run == name]
+        if tests:
+            found = "; ".join(_difference_in_words(t) for t in tests if t.differs) or "none differs"
             rep.paragraph(
-                f"{name}: of {tested} permutation tests (each region, each pair of values of each attribute), {found} "
+                f"{name}: of {len(tests)} permutation tests (each region, each pair of values of each attribute), {found} "
                 "beyond chance (Bonferroni-corrected 0.05)."
             )
-    if not summary["evidence"]:
+    if not result.evidence:
         rep.paragraph("No share per region: no face region could be drawn on these images (no landmarks, no face found).")
 
 
-def _difference_in_words(test: dict) -> str:
-    a, b = (group_label(g) for g in test["groups"])
-    return f"{test['region']}: {a} minus {b} {test['difference']:+.3f} (p={test['p']:.4f})"
+def _difference_in_words(test: RegionTest) -> str:
+    a, b = (group_label(g) for g in test.groups)
+    return f"{test.region}: {a} minus {b} {test.difference:+.3f} (p={test.p:.4f})"
 
 
-def _sections(rep: Report, summary: dict) -> None:
-    names = list(summary["runs"])
-    _worst_first(rep, summary)
+def _sections(rep: Report, result: BiasResult) -> None:
+    names = list(result.runs)
+    _worst_first(rep, result)
     rep.heading("Accuracy per group and intersection (test split, Wilson 95% intervals)")
     rep.table(
         ["group", "n", *[f"{n}" for n in names], *[f"{n}, 95% interval" for n in names]],
         [
-            [group_label(g["group"]), g["n"], *(g["accuracy"][n] for n in names), *(interval(*g["accuracy_ci"][n]) for n in names)]
-            for g in summary["groups"]
+            [group_label(g.group), g.n, *(g.accuracy[n] for n in names), *(interval(*g.accuracy_ci[n]) for n in names)]
+            for g in result.groups
         ],
     )
     for name in names:
-        gap = summary["gap"][name]
-        rep.paragraph(f"{name}: {gap_in_words(gap)}{_verdict(gap)}")
+        gap = result.gap[name]
+        rep.paragraph(f"{name}: {gap.in_words()}{gap.verdict()}")
     rep.links(
         [(f"audit of the {n} run", f"{n}/audit/report.html") for n in names] + [(f"{n} training report", f"{n}/report.html") for n in names]
     )
-    _evidence(rep, summary)
-    if summary["ood"]:
+    _evidence(rep, result)
+    if result.ood:
         rep.heading("Faces from elsewhere (out of distribution)")
         for name in names:
-            o = summary["ood"][name]
+            o = result.ood[name]
             rep.table(
-                ["answer", "share of images", "95% interval"],
-                [[k, v, interval(*o["share_ci"][k])] for k, v in o["share_predicted"].items()],
+                ["answer", "share of images", "95% interval"], [[k, v, interval(*o.share_ci[k])] for k, v in o.share_predicted.items()]
             )
-            rep.figure(f"ood_{name}/overlays.png", f"{name} run on {o['data']} (n={o['n']}): answers and {o['method']} maps")
+            rep.figure(f"ood_{name}/overlays.png", f"{name} run on {o.data} (n={o.n}): answers and {o.method} maps")
 
 
-def _headline(summary: dict) -> list[str]:
+def _headline(result: BiasResult) -> list[str]:
     worst = [
-        f"{TRAININGS[mode]}: worst group {group_label(w['group'])} (n={w['n']}) {w['accuracy']:.3f} {interval(*w['ci'])}; "
-        f"accuracy {summary['modes'][mode]['accuracy']:.3f}"
-        for mode, w in summary["worst_group"].items()
+        f"{TRAININGS[mode]}: worst group {group_label(w.group)} (n={w.n}) {w.accuracy:.3f} {interval(*w.ci)}; "
+        f"accuracy {result.modes[mode].accuracy:.3f}"
+        for mode, w in result.worst_group.items()
     ]
-    return worst + [f"{name}: {gap_in_words(gap)}" for name, gap in summary["gap"].items()]
+    return worst + [f"{name}: {gap.in_words()}" for name, gap in result.gap.items()]
 
 
 STUDY = Study(

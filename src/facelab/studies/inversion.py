@@ -4,14 +4,21 @@ and from which epoch on?"""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FacelabError
 from ..hardware import Runtime
 from ..ranges import N_BOOT_BOUNDS
 from ..report.html import Report
-from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, interval, study_folder, write_study
+from ..results import Summary
+from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, StudyResult, interval, study_folder, write_study
 from .registry import Option, Study, counts
+
+if TYPE_CHECKING:
+    from ..probes.face_reference import ReferenceScores
+    from ..probes.inversion import InversionCurve
 
 SCRATCH_ARCH = "darknet64"  # what the study trains when the protocol's ImageNet weights cannot be had
 INVERSION = Protocol(
@@ -65,7 +72,7 @@ def inversion_study(
     quiet: bool = False,
     runtime: Runtime | None = None,
     **options,
-) -> dict:
+) -> InversionStudyResult:
     """The inversion protocol (upright vs inverted accuracy every epoch, each identity count, the inverted-trained
     control) on ``spec``; OUT/summary.json holds the inversion summary's ``runs`` plus ``published``."""
     from ..probes.inversion import InversionResult, inversion, ran_with
@@ -89,7 +96,7 @@ def inversion_study(
     params = dict(classes=list(s["classes"]), arch=s["arch"], epochs=s["epochs"], opts=[s["opt"]], control=s["control"])
     params |= dict(inverted_fraction=s["inverted_fraction"], size=s["size"], batch=s["batch"], weights=weights, crop=plan.crop, seed=seed)
 
-    def measured(sub: str, **changed) -> list[dict]:
+    def measured(sub: str, **changed) -> list[InversionCurve]:
         """The runs in OUT/sub (as summary.json holds them), reused when they were run with these settings, else (re)run."""
         wanted = params | changed
         earlier = InversionResult.read(folder / sub) if (folder / sub / "summary.json").exists() else None
@@ -97,21 +104,53 @@ def inversion_study(
             earlier = inversion(
                 plan.spec, **wanted, out=folder / sub, n_boot=n_boot, quiet=quiet, replace=earlier is not None, runtime=plan.runtime
             )
-        return [r.to_json() for r in earlier.runs]
+        return earlier.runs
 
     runs = measured("inversion")
     others = [o for o in str(s["compare_opts"] or "none").split(",") if o.strip() and o.strip() not in ("none", s["opt"])]
     optimisers = measured("optimisers", classes=list(s["classes"])[:1], opts=others, control=None) if others else []
     plan.warnings += [
-        f"{r['classes']} identities{' (control)' if r['control'] else ''}: upright accuracy {r['upright_acc'][-1]:.3f} is at "
-        f"chance level ({r['chance']:.3f}); there is no recognition to invert"
+        f"{r.classes} identities{' (control)' if r.control else ''}: upright accuracy {r.upright_acc[-1]:.3f} is at "
+        f"chance level ({r.chance:.3f}); there is no recognition to invert"
         for r in runs
-        if r["upright_acc"][-1] <= r["chance"] + CHANCE_MARGIN
+        if r.upright_acc[-1] <= r.chance + CHANCE_MARGIN
     ]
     reference = _earlier_reference(folder, plan, seed, n_boot) or _reference(plan, seed, n_boot, quiet)
-    summary = {"runs": runs, "optimisers": optimisers, "reference": reference, "seed": seed, "n_boot": n_boot}
+    result = InversionStudyResult(runs=runs, optimisers=optimisers, reference=reference, seed=seed, n_boot=n_boot)
     comparisons = _comparisons(runs) + _optimiser_rows(optimisers) + _reference_rows(reference)
-    return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, runs, optimisers, reference))
+    return write_study(folder, plan, result, comparisons, lambda rep: _sections(rep, runs, optimisers, reference))
+
+
+@dataclass
+class FaceReference(Summary):
+    """dlib's face-trained network scored upright and inverted on the same people as each identity count (by count)."""
+
+    network: str
+    classes: dict[str, ReferenceScores]
+
+    @classmethod
+    def borrowed_types(cls) -> dict[str, Any]:
+        from ..probes.face_reference import ReferenceScores
+
+        return {"ReferenceScores": ReferenceScores}
+
+
+@dataclass
+class InversionStudyResult(StudyResult):
+    """``facelab study inversion``'s summary.json (docs/json.md): the inversion runs (each identity count, the control),
+    the other optimisers' runs, the face-trained reference, and the seed and resamples they were measured with."""
+
+    runs: list[InversionCurve]
+    optimisers: list[InversionCurve]
+    reference: FaceReference | None
+    seed: int
+    n_boot: int
+
+    @classmethod
+    def borrowed_types(cls) -> dict[str, Any]:
+        from ..probes.inversion import InversionCurve
+
+        return {"InversionCurve": InversionCurve, "FaceReference": FaceReference}
 
 
 def _check_reference(plan: Plan) -> None:
@@ -126,7 +165,7 @@ def _check_reference(plan: Plan) -> None:
         s["reference"] = "none"
 
 
-def _earlier_reference(folder: Path, plan: Plan, seed: int, n_boot: int) -> dict | None:
+def _earlier_reference(folder: Path, plan: Plan, seed: int, n_boot: int) -> FaceReference | None:
     """The reference this folder's last run of the study measured on the same data, people and seed: dlib's network
     takes about 0.15 s a face on a laptop CPU, so a study run again does not embed every face again."""
     done = folder / "summary.json"
@@ -136,10 +175,10 @@ def _earlier_reference(folder: Path, plan: Plan, seed: int, n_boot: int) -> dict
     same = (earlier.get("data"), earlier.get("seed"), earlier.get("n_boot")) == (plan.spec, seed, n_boot)
     classes = sorted(str(c) for c in plan.settings["classes"])
     reference = earlier.get("reference") or {}
-    return reference if same and sorted(reference.get("classes", {})) == classes else None
+    return FaceReference.from_json(reference) if same and sorted(reference.get("classes", {})) == classes else None
 
 
-def _reference(plan: Plan, seed: int, n_boot: int, quiet: bool) -> dict | None:
+def _reference(plan: Plan, seed: int, n_boot: int, quiet: bool) -> FaceReference | None:
     """dlib's face-recognition network on the same people as each identity count (``reference`` dlib), else None."""
     from ..probes.face_reference import NETWORK, reference_for
     from ..training.config import TrainConfig
@@ -148,76 +187,67 @@ def _reference(plan: Plan, seed: int, n_boot: int, quiet: bool) -> dict | None:
     s = plan.settings
     if s["reference"] != "dlib":
         return None
-    known = {}  # the embeddings of faces shared by the identity counts, computed once
+    known: dict = {}  # the embeddings of faces shared by the identity counts, computed once
     classes = {}
     for count in s["classes"]:
         sel = task_for(TrainConfig(spec=plan.spec, task="identity", classes=count)).select(plan.data, seed)
-        classes[str(count)] = reference_for(sel, seed, n_boot, known, quiet).to_json()
-    return {"network": NETWORK, "classes": classes}
+        classes[str(count)] = reference_for(sel, seed, n_boot, known, quiet)
+    return FaceReference(NETWORK, classes)
 
 
-def _reference_rows(reference: dict | None) -> list[Comparison]:
+def _reference_rows(reference: FaceReference | None) -> list[Comparison]:
     if reference is None:
         return []
     rows = []
-    for count, r in reference["classes"].items():
-        label = f"face-trained reference (dlib), {count} identities (n={r['n']})"
+    for count, r in reference.classes.items():
+        label = f"face-trained reference (dlib), {count} identities (n={r.n})"
         rows += [
-            Comparison(f"{label}: upright accuracy", "not in the study", r["upright"], tuple(r["upright_ci"])),
-            Comparison(f"{label}: inverted accuracy", "not in the study", r["inverted"], tuple(r["inverted_ci"])),
-            Comparison(f"{label}: upright minus inverted", "not in the study", r["gap"], tuple(r["gap_ci"])),
+            Comparison(f"{label}: upright accuracy", "not in the study", r.upright, r.upright_ci),
+            Comparison(f"{label}: inverted accuracy", "not in the study", r.inverted, r.inverted_ci),
+            Comparison(f"{label}: upright minus inverted", "not in the study", r.gap, r.gap_ci),
         ]
     return rows
 
 
-def _optimiser_rows(runs: list[dict]) -> list[Comparison]:
+def _optimiser_rows(runs: list[InversionCurve]) -> list[Comparison]:
     """The optimiser comparison: the study tried others but reported no figure for them."""
     return [
-        Comparison(
-            f"{r['classes']} identities, {r['opt']}: upright minus inverted",
-            "tried, not reported",
-            r["final_gap"],
-            tuple(r["final_gap_ci"]),
-        )
+        Comparison(f"{r.classes} identities, {r.opt}: upright minus inverted", "tried, not reported", r.final_gap, r.final_gap_ci)
         for r in runs
     ]
 
 
-def _comparisons(runs: list[dict]) -> list[Comparison]:
+def _comparisons(runs: list[InversionCurve]) -> list[Comparison]:
     from ..probes.inversion import emergence_in_words
 
     published = INVERSION.published
     rows = []
     for r in runs:
-        if r["control"]:
+        if r.control:
             continue
-        pub = published.get(str(r["classes"]))
+        pub = published.get(str(r.classes))
         shown = lambda view: f"~{pub[view]:.2f}" if pub else "not published"  # noqa: E731
         rows += [
+            Comparison(f"{r.classes} identities: upright accuracy", shown("upright"), r.upright_acc[-1], r.final_upright_ci),
+            Comparison(f"{r.classes} identities: inverted accuracy", shown("inverted"), r.inverted_acc[-1], r.final_inverted_ci),
             Comparison(
-                f"{r['classes']} identities: upright accuracy", shown("upright"), r["upright_acc"][-1], tuple(r["final_upright_ci"])
-            ),
-            Comparison(
-                f"{r['classes']} identities: inverted accuracy", shown("inverted"), r["inverted_acc"][-1], tuple(r["final_inverted_ci"])
-            ),
-            Comparison(
-                f"{r['classes']} identities: upright minus inverted",
+                f"{r.classes} identities: upright minus inverted",
                 f"~{pub['upright'] - pub['inverted']:.2f}" if pub else "not published",
-                r["final_gap"],
-                tuple(r["final_gap_ci"]),
+                r.final_gap,
+                r.final_gap_ci,
             ),
             Comparison(
-                f"{r['classes']} identities: epoch the gap appears",
+                f"{r.classes} identities: epoch the gap appears",
                 f"about {published['emergence_epoch']}",
-                emergence_in_words(r["emergence_epoch"]),
+                emergence_in_words(r.emergence_epoch),
             ),
         ]
     return rows
 
 
-def _sections(rep: Report, runs: list[dict], optimisers: list[dict], reference: dict | None) -> None:
+def _sections(rep: Report, runs: list[InversionCurve], optimisers: list[InversionCurve], reference: FaceReference | None) -> None:
     rep.heading("Upright and inverted accuracy per epoch")
-    for classes in sorted({r["classes"] for r in runs}):
+    for classes in sorted({r.classes for r in runs}):
         rep.figure(
             f"inversion/figures/inversion_ids{classes}.png",
             f"{classes} identities: accuracy per epoch with 95% bands; dotted: chance; vertical line: the epoch the gap appears",
@@ -226,23 +256,23 @@ def _sections(rep: Report, runs: list[dict], optimisers: list[dict], reference: 
     rep.links([("the inversion report, with every run's training report", "inversion/report.html")])
     if optimisers:
         rep.heading("Other optimisers (the study tried them; it reports no figure)")
-        for classes in sorted({r["classes"] for r in optimisers}):
+        for classes in sorted({r.classes for r in optimisers}):
             rep.figure(f"optimisers/figures/inversion_ids{classes}.png", f"{classes} identities: the same curves, other optimisers")
         rep.table(RUN_COLUMNS, [_run_row(r) for r in optimisers])
         rep.links([("the optimiser comparison's report", "optimisers/report.html")])
     if reference:
         rep.heading("A face-trained reference: dlib's recognition network, upright and turned 180 degrees")
         rep.paragraph(
-            f"{reference['network']}: faces aligned on five points into 150 px chips, each person's class mean from upright "
+            f"{reference.network}: faces aligned on five points into 150 px chips, each person's class mean from upright "
             "training faces, the same people's held-out faces named upright and inverted (95% Wilson intervals; the gap's by "
             "bootstrap). Networks trained for identity at scale show the inversion effect most clearly (Dobs et al. 2023)."
         )
         rep.table(
             ["identities", "n", "upright", "inverted", "upright minus inverted", "chance"],
             [
-                [count, r["n"], f"{r['upright']:.3f} {interval(*r['upright_ci'])}", f"{r['inverted']:.3f} {interval(*r['inverted_ci'])}",
-                 f"{r['gap']:.3f} {interval(*r['gap_ci'])}", r["chance"]]
-                for count, r in reference["classes"].items()
+                [count, r.n, f"{r.upright:.3f} {interval(*r.upright_ci)}", f"{r.inverted:.3f} {interval(*r.inverted_ci)}",
+                 f"{r.gap:.3f} {interval(*r.gap_ci)}", r.chance]
+                for count, r in reference.classes.items()
             ],
         )  # fmt: skip
 
@@ -250,19 +280,25 @@ def _sections(rep: Report, runs: list[dict], optimisers: list[dict], reference: 
 RUN_COLUMNS = ["run", "final upright", "final inverted", "gap", "gap 95% interval", "gap appears at epoch", "chance"]
 
 
-def _run_row(r: dict) -> list:
+def _run_row(r: InversionCurve) -> list:
     from ..probes.inversion import emergence_in_words
 
-    name = f"{r['classes']} ids, {r['opt']}" + (" (inverted-trained control)" if r["control"] else "")
-    gap = f"[{r['final_gap_ci'][0]:.3f}, {r['final_gap_ci'][1]:.3f}]"
-    return [name, r["upright_acc"][-1], r["inverted_acc"][-1], r["final_gap"], gap, emergence_in_words(r["emergence_epoch"]), r["chance"]]
-
-
-def _headline(summary: dict) -> list[str]:
+    name = f"{r.classes} ids, {r.opt}" + (" (inverted-trained control)" if r.control else "")
     return [
-        f"{r['classes']} ids{' (inverted-trained)' if r['control'] else ''}: upright {r['upright_acc'][-1]:.3f}, "
-        f"inverted {r['inverted_acc'][-1]:.3f}"
-        for r in summary["runs"]
+        name,
+        r.upright_acc[-1],
+        r.inverted_acc[-1],
+        r.final_gap,
+        interval(*r.final_gap_ci),
+        emergence_in_words(r.emergence_epoch),
+        r.chance,
+    ]
+
+
+def _headline(result: InversionStudyResult) -> list[str]:
+    return [
+        f"{r.classes} ids{' (inverted-trained)' if r.control else ''}: upright {r.upright_acc[-1]:.3f}, inverted {r.inverted_acc[-1]:.3f}"
+        for r in result.runs
     ]
 
 
@@ -287,8 +323,6 @@ STUDY = Study(
     quick=dict(spec="synth:400,ids=10", classes=[10], arch="darknet64", size="32", epochs=2, weights="none", n_boot=200)
     | dict(compare_opts="none", reference="none"),
     figures=lambda s: [
-        (f"inversion/figures/inversion_ids{r['classes']}.png", "upright vs inverted accuracy per epoch")
-        for r in s["runs"]
-        if not r["control"]
+        (f"inversion/figures/inversion_ids{r.classes}.png", "upright vs inverted accuracy per epoch") for r in s.runs if not r.control
     ],
 )

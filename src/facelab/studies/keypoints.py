@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,11 +14,13 @@ from ..data.spec import open_spec
 from ..errors import FacelabError
 from ..hardware import Runtime
 from ..report.html import Report
-from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, study_folder, write_study
+from ..results import Summary
+from .protocol import FACELAB_SOURCE, Comparison, Plan, Protocol, StudyResult, study_folder, write_study
 from .registry import Option, Study
 
 if TYPE_CHECKING:
     from ..keypoints.photos import Landmarks
+    from ..keypoints.sweep import SweepResult
 
 PARTS = ("nose", "58 points", "68 points")
 QUESTION = (
@@ -41,7 +43,7 @@ LITERATURE = {
 STEPS_SOURCE = "the study's own experiment on the nose network; facelab runs it on the nose part, one seed (--{} none: off)"
 
 
-def per_part(nose, points58, points68) -> dict:
+def per_part(nose, points58, points68) -> dict[str, Any]:
     return dict(zip(PARTS, (nose, points58, points68)))
 
 
@@ -169,7 +171,7 @@ def keypoints_study(
     quiet: bool = False,
     runtime: Runtime | None = None,
     **options,
-) -> dict:
+) -> KeypointsResult:
     """The write-up ``variant`` (003 or 004) as recorded: each part trained once per seed, per-seed loss curves, NME
     with its spread over seeds, first-layer filters, the write-up's learning-rate sweep and conv ablation on the nose
     network (one seed), and the landmarks of ``photos`` (folder:PATH) from the richest part. Writes OUT/summary.json
@@ -198,21 +200,71 @@ def keypoints_study(
         _loss_curves(folder / slug, int(s["seeds"]), folder / f"loss_{slug}.png", part.name)
         filters(folder / slug / "seed0", out=folder / slug / "filters", runtime=plan.runtime)
         baseline = runs[0].fields["baseline_mean_shape"]
-        results[part.name] = {"folder": slug, "data": part.spec, "seeds": seeds, "baseline_mean_shape": baseline, **_spread(seeds)}
+        results[part.name] = PartResult(slug, part.spec, seeds, baseline, _spread(seeds, "val_nme"), _spread(seeds, "val_px_err"))
     steps = _nose_steps(plan, parts[0], folder, quiet)
     on_photos = None
     if photos:
         on_photos = landmarks(folder / parts[-1].name.replace(" ", "_") / "seed0", photos, out=folder / "photos", runtime=plan.runtime)
     else:
         plan.notes.append("the user's photos: none given (--photos folder:PATH)")
-    summary = {
-        "variant": variant,
-        "parts": results,
-        "steps": steps,
-        "photos": None if on_photos is None else {"faces": len(on_photos.faces), "folder": "photos"},
-    }
+    result = KeypointsResult(
+        variant=variant, parts=results, steps=steps, photos=None if on_photos is None else PhotosLandmarked(len(on_photos.faces), "photos")
+    )
     comparisons = _comparisons(plan.protocol, results, steps)
-    return write_study(folder, plan, summary, comparisons, lambda rep: _sections(rep, results, steps, on_photos))
+    return write_study(folder, plan, result, comparisons, lambda rep: _sections(rep, results, steps, on_photos))
+
+
+@dataclass
+class Spread(Summary):
+    """A validation error's mean over seeds, with a 95% t interval across seeds (None for one seed), and each seed's."""
+
+    mean: float
+    ci: list[float | None]
+    per_seed: list[float]
+
+
+@dataclass
+class PartResult(Summary):
+    """One part (nose, 58 or 68 points): its folder and data, each seed's final block, the mean shape's errors (the
+    baseline to beat) and the spread of each error over seeds (absent from the JSON where the task has no such error)."""
+
+    folder: str
+    data: str
+    seeds: list[dict[str, Any]]
+    baseline_mean_shape: dict[str, float]
+    val_nme: Spread | None
+    val_px_err: Spread | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in super().to_json().items() if v is not None}
+
+    def errors(self) -> list[tuple[str, str, Spread]]:
+        """(key, in words, spread) of each error this part measured: NME first."""
+        shown = (("val_nme", "NME, inter-ocular", self.val_nme), ("val_px_err", "error in pixels", self.val_px_err))
+        return [(key, words, spread) for key, words, spread in shown if spread is not None]
+
+
+@dataclass
+class PhotosLandmarked(Summary):
+    faces: int
+    folder: str
+
+
+@dataclass
+class KeypointsResult(StudyResult):
+    """``facelab study keypoints``'s summary.json (docs/json.md): each part's errors over seeds, the nose network's
+    sweep and ablation (each a ``facelab sweep`` summary), and how many faces of the user's photos were landmarked."""
+
+    variant: str
+    parts: dict[str, PartResult]
+    steps: dict[str, SweepResult]
+    photos: PhotosLandmarked | None
+
+    @classmethod
+    def borrowed_types(cls) -> dict[str, Any]:
+        from ..keypoints.sweep import SweepResult
+
+        return {"SweepResult": SweepResult}
 
 
 def _part_config(plan: Plan, part: Part, out: Path, seed: int, **changes):
@@ -261,7 +313,7 @@ def _numbers(text: str | None, kind: type) -> list:
         raise FacelabError(f"{text!r}: expected numbers separated by commas, or none") from None
 
 
-def _nose_steps(plan: Plan, nose: Part, folder: Path, quiet: bool) -> dict:
+def _nose_steps(plan: Plan, nose: Part, folder: Path, quiet: bool) -> dict[str, SweepResult]:
     """The write-up's learning-rate sweep and conv ablation on the nose network, one seed each (facelab sweep)."""
     from ..keypoints.sweep import sweep
 
@@ -270,28 +322,26 @@ def _nose_steps(plan: Plan, nose: Part, folder: Path, quiet: bool) -> dict:
     steps = {}
     lrs = _numbers(s["lr_sweep"], float)
     if lrs:
-        steps["lr_sweep"] = sweep(base, lrs, [base.convs], folder / "lr_sweep", quiet=quiet) | {"folder": "lr_sweep"}
+        steps["lr_sweep"] = sweep(base, lrs, [base.convs], folder / "lr_sweep", quiet=quiet)
     convs = _numbers(s["conv_ablation"], int)
     if convs and base.arch.startswith("kpnet"):
-        steps["conv_ablation"] = sweep(base, [base.lr], convs, folder / "conv_ablation", quiet=quiet) | {"folder": "conv_ablation"}
+        steps["conv_ablation"] = sweep(base, [base.lr], convs, folder / "conv_ablation", quiet=quiet)
     elif convs:
         plan.notes.append(f"conv ablation: not run, the nose network {base.arch} has no conv count (kpnet-small/kpnet-full do)")
     return steps
 
 
-def _spread(finals: list[dict]) -> dict:
-    """Mean over seeds of the validation errors, with a 95% t interval across seeds (none for one seed)."""
+def _spread(finals: list[dict[str, Any]], key: str) -> Spread | None:
+    """Mean over seeds of the validation error ``key``, with a 95% t interval across seeds (none for one seed; None: no
+    seed measured it)."""
     from scipy import stats
 
-    out = {}
-    for key in ("val_nme", "val_px_err"):
-        values = np.array([f[key] for f in finals if f.get(key) is not None], dtype=float)
-        if not values.size:
-            continue
-        mean = float(values.mean())
-        half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
-        out[key] = {"mean": mean, "ci": [mean - half, mean + half] if half is not None else [None, None], "per_seed": values.tolist()}
-    return out
+    values = np.array([f[key] for f in finals if f.get(key) is not None], dtype=float)
+    if not values.size:
+        return None
+    mean = float(values.mean())
+    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
+    return Spread(mean, [mean - half, mean + half] if half is not None else [None, None], values.tolist())
 
 
 def _loss_curves(part_folder: Path, seeds: int, path: Path, name: str) -> None:
@@ -305,34 +355,30 @@ def _loss_curves(part_folder: Path, seeds: int, path: Path, name: str) -> None:
     line_plot(series, path, "epoch", "validation loss", f"{name}: validation loss per seed", integer_x=True)
 
 
-def _comparisons(protocol: Protocol, results: dict, steps: dict) -> list[Comparison]:
+def _comparisons(protocol: Protocol, results: dict[str, PartResult], steps: dict[str, SweepResult]) -> list[Comparison]:
     """Per part: NME and pixel error over seeds, each beside the mean shape (the baseline to beat); then the nose
     network's sweep and ablation, one seed per setting, beside what the write-up says of them."""
     anchors = "; ".join(f"{k} {v}" for k, v in protocol.literature["300w_nme_interocular"].items())
     rows = []
     for name, r in results.items():
-        seeds = len(r["seeds"])
-        for key, unit in (("val_nme", "NME, inter-ocular"), ("val_px_err", "error in pixels")):
-            if key not in r:
-                continue
+        for key, unit, spread in r.errors():
             literature = f"300-W: {anchors} ({protocol.literature['source']})" if name == "68 points" and key == "val_nme" else None
-            measured = r[key]["mean"], tuple(r[key]["ci"])
-            rows.append(Comparison(f"{name}: {unit} (mean of {seeds} seeds)", "not published", *measured, literature))
-            rows.append(Comparison(f"{name}: {unit} of the mean shape (the baseline to beat)", "—", r["baseline_mean_shape"][key]))
+            rows.append(Comparison(f"{name}: {unit} (mean of {len(r.seeds)} seeds)", "not published", spread.mean, spread.ci, literature))
+            rows.append(Comparison(f"{name}: {unit} of the mean shape (the baseline to beat)", "—", r.baseline_mean_shape[key]))
     for step, says in (("lr_sweep", "lr {lr:g}"), ("conv_ablation", "{convs} convs")):
-        for setting in steps.get(step, {}).get("settings", []):
-            figure = f"nose, {says.format(**setting)}: error in pixels (1 seed)"
-            rows.append(Comparison(figure, protocol.published.get(step, "not published"), setting["val_px_err"]))
+        for setting in steps[step].settings if step in steps else []:
+            figure = f"nose, {says.format(lr=setting.lr, convs=setting.convs)}: error in pixels (1 seed)"
+            rows.append(Comparison(figure, protocol.published.get(step, "not published"), setting.fields["val_px_err"]))
     return rows
 
 
-def _sections(rep: Report, results: dict, steps: dict, on_photos: Landmarks | None) -> None:
+def _sections(rep: Report, results: dict[str, PartResult], steps: dict[str, SweepResult], on_photos: Landmarks | None) -> None:
     for name, r in results.items():
-        rep.heading(f"{name} ({r['data']})")
-        rep.figure(f"loss_{r['folder']}.png", f"{name}: validation loss per epoch, one curve per seed")
-        rep.figure(f"{r['folder']}/seed0/figures/best_worst.png", "best and worst validation faces of seed 0: truth lime, prediction red")
-        rep.figure(f"{r['folder']}/filters/filters_layer1.png", "first-layer filters of seed 0")
-        rep.links([(f"seed {k} training report", f"{r['folder']}/seed{k}/report.html") for k in range(len(r["seeds"]))])
+        rep.heading(f"{name} ({r.data})")
+        rep.figure(f"loss_{r.folder}.png", f"{name}: validation loss per epoch, one curve per seed")
+        rep.figure(f"{r.folder}/seed0/figures/best_worst.png", "best and worst validation faces of seed 0: truth lime, prediction red")
+        rep.figure(f"{r.folder}/filters/filters_layer1.png", "first-layer filters of seed 0")
+        rep.links([(f"seed {k} training report", f"{r.folder}/seed{k}/report.html") for k in range(len(r.seeds))])
     for step, title in (("lr_sweep", "The nose network's learning-rate sweep"), ("conv_ablation", "The nose network with fewer convs")):
         if step in steps:
             rep.heading(title)
@@ -344,9 +390,9 @@ def _sections(rep: Report, results: dict, steps: dict, on_photos: Landmarks | No
         rep.links([("landmarks on the photos", "photos/report.html")])
 
 
-def _headline(summary: dict) -> list[str]:
-    errors = {name: ("NME", r["val_nme"]) if "val_nme" in r else ("px error", r["val_px_err"]) for name, r in summary["parts"].items()}
-    return [f"{name}: {unit} {e['mean']:.4f} over {len(e['per_seed'])} seed(s)" for name, (unit, e) in errors.items()]
+def _headline(result: KeypointsResult) -> list[str]:
+    first = {name: r.errors()[0] for name, r in result.parts.items() if r.errors()}
+    return [f"{name}: {unit} {e.mean:.4f} over {len(e.per_seed)} seed(s)" for name, (_, unit, e) in first.items()]
 
 
 STUDY = Study(

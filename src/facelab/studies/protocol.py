@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from ..errors import FacelabError
 from ..files import prepare_output, record_entries, write_json
-from ..hardware import Runtime
+from ..hardware import Runtime, RuntimeDescription
 from ..hardware import runtime as resolved_runtime
 from ..report.html import Report
 
 if TYPE_CHECKING:
     from ..data.faceset import FaceSet
-from ..results import TrainSummary
+from ..results import Summary, TrainSummary
 
 PUBLISHED_SOURCE = "the published study"
 FACELAB_SOURCE = "facelab's choice (the study does not record it)"
@@ -135,26 +135,66 @@ def interval(lo, hi) -> str:
 
 
 @dataclass
-class Comparison:
+class Comparison(Summary):
     """One row of the published-beside-measured table."""
 
     figure: str
     published: str
     measured: float | int | str | None
-    ci: tuple[float | None, float | None] | None = None
+    ci: Sequence[float | None] | None = None
     literature: str | None = None  # what others reported, with its source: never in the study's own column
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "Comparison":
-        return cls(d["figure"], d["published"], d["measured"], tuple(d["ci"]) if d["ci"] else None, d.get("literature"))
-
-    def as_dict(self) -> dict:
-        made = {"figure": self.figure, "published": self.published, "measured": self.measured, "ci": list(self.ci) if self.ci else None}
-        return made | ({"literature": self.literature} if self.literature else {})
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in super().to_json().items() if k != "literature" or v}
 
     def row(self, with_literature: bool = False) -> list:
         row = [self.figure, self.published, self.measured, interval(*self.ci) if self.ci else "—"]
         return row + [self.literature or "—"] if with_literature else row
+
+
+COMMON = ("study", "folder", "data", "settings", "departures", "published", "literature", "comparison", "warnings", "runtime")
+
+
+@dataclass(kw_only=True)
+class StudyResult(Summary):
+    """A study's summary.json: the study's own keys (a subclass's fields), then what every study holds, which
+    :func:`write_study` fills in: the protocol as run, where it departs, and the published-beside-measured rows."""
+
+    study: str = ""
+    folder: str = ""
+    data: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    departures: list[str] = field(default_factory=list)
+    published: dict[str, Any] = field(default_factory=dict)
+    literature: dict[str, Any] = field(default_factory=dict)
+    comparison: list[Comparison] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    runtime: RuntimeDescription | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        made = super().to_json()
+        return {k: made[k] for k in made if k not in COMMON} | {k: made[k] for k in COMMON}
+
+
+@dataclass
+class StudyRun(Summary):
+    """A run a study trained: its final validation metrics, its folder under the study's, and its training time."""
+
+    final: dict[str, Any]
+    folder: str
+    train_seconds: float
+
+
+@dataclass
+class Accuracy(Summary):
+    """An accuracy on ``n`` test images, with Wilson's 95% interval."""
+
+    n: int
+    accuracy: float
+    accuracy_ci: list[float | None]
+
+
+R = TypeVar("R", bound=StudyResult)
 
 
 def comparison_table(protocol: Protocol, spec: str, comparisons: list[Comparison]) -> tuple[list[str], list[list]]:
@@ -170,23 +210,14 @@ def study_folder(out: str | Path | None, name: str) -> Path:
     return prepare_output(Path(out) if out else Path("runs") / f"study_{name}", f"study {name}")
 
 
-def write_study(folder: Path, plan: Plan, summary: dict, comparisons: list[Comparison], sections: Callable[[Report], None]) -> dict:
+def write_study(folder: Path, plan: Plan, result: R, comparisons: list[Comparison], sections: Callable[[Report], None]) -> R:
     """summary.json (the study's own keys plus protocol, settings, departures and published) and report.html:
     the question, the published-beside-measured table, the protocol, the departures, then the study's sections."""
     p = plan.protocol
-    departures = plan.departures()
-    summary = summary | {
-        "study": p.name,
-        "folder": str(folder),
-        "data": plan.spec,
-        "settings": plan.settings,
-        "departures": departures,
-        "published": p.published,
-        "literature": p.literature,
-        "comparison": [c.as_dict() for c in comparisons],
-        "warnings": plan.warnings,
-        "runtime": plan.runtime.describe(),
-    }
+    result.study, result.folder, result.data = p.name, str(folder), plan.spec
+    result.settings, result.departures, result.warnings = plan.settings, plan.departures(), plan.warnings
+    result.published, result.literature, result.comparison = p.published, p.literature, comparisons
+    result.runtime = plan.runtime.describe()
     rep = Report(f"facelab study {p.name}")
     rep.paragraph(p.question)
     for line in plan.warnings:
@@ -199,13 +230,13 @@ def write_study(folder: Path, plan: Plan, summary: dict, comparisons: list[Compa
         [[k, _shown(v), _shown(plan.settings[k]), p.source(k)] for k, v in p.settings.items()],
     )
     rep.heading("Departures from the published protocol")
-    if departures:
-        rep.bullets(departures)
+    if result.departures:
+        rep.bullets(result.departures)
     else:
         rep.paragraph("None: this run follows the published protocol.")
     sections(rep)
-    rep.machine(summary["runtime"])
-    write_json(folder / "summary.json", summary)
+    rep.machine(result.runtime)
+    write_json(folder / "summary.json", result.to_json())
     rep.write(folder / "report.html")
     record_entries(folder)
-    return summary
+    return result

@@ -8,12 +8,12 @@ import pkgutil
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import FacelabError
 
 if TYPE_CHECKING:
-    from .protocol import Protocol
+    from .protocol import Protocol, StudyResult
 
 SUPPORT = {"protocol", "registry"}
 
@@ -47,8 +47,8 @@ class Study:
     from its summary, its own options and the training options it scales by, and how the demo runs and shows it."""
 
     protocol: Protocol
-    run: Callable[..., dict]
-    headline: Callable[[dict], list[str]]
+    run: Callable[..., StudyResult]
+    headline: Callable[[Any], list[str]]  # of the study's own StudyResult
     summary: str  # the command's one-line help
     options: tuple[Option, ...] = ()
     scale: tuple[str, ...] = ("arch", "size", "epochs", "batch", "weights", "crop")  # TrainConfig options it takes
@@ -57,7 +57,7 @@ class Study:
     quick: dict = field(default_factory=dict)  # the same, for facelab demo --quick
     demo_note: str = ""  # how the demo's scale changes the study, and the command that shows what it leaves out
     example: str = ""  # the arguments of one typical ``facelab study NAME ...``, shown in its --help
-    figures: Callable[[dict], list[tuple[str, str]]] = lambda summary: []  # (file under the study's folder, caption)
+    figures: Callable[[Any], list[tuple[str, str]]] = lambda summary: []  # (file under the study's folder, caption)
     webcam: tuple[str, str | None] | None = None  # (a run folder in the study's, the CAM target) for the demo's video
 
     @property

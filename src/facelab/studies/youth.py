@@ -4,8 +4,9 @@ which pixel changes make a face look older or younger to it?"""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..data.spec import open_spec
 from ..errors import FacelabError
@@ -14,10 +15,27 @@ from ..ranges import STEPS_BOUNDS
 from ..report.html import Report
 
 if TYPE_CHECKING:
-    from ..probes.audit import Audit, Rates
+    from ..probes.activations import Activations
+    from ..probes.audit import Audit
     from ..probes.dream import Dream, Edit
+    from ..probes.edit_set import AscentBudget, ScoredSet
     from ..run import Run
-from .protocol import CROP_SOURCE, FACELAB_SOURCE, SOURCE_CROP, Comparison, Plan, Protocol, study_folder, write_study
+from ..data.faceset import Group
+from ..results import Summary
+from .protocol import (
+    CROP_SOURCE,
+    FACELAB_SOURCE,
+    SOURCE_CROP,
+    Accuracy,
+    Comparison,
+    Plan,
+    Protocol,
+    StudyResult,
+    StudyRun,
+    interval,
+    study_folder,
+    write_study,
+)
 from .registry import Option, Study
 
 RECORDED_SOURCE = (
@@ -100,17 +118,13 @@ def youth_study(
     quiet: bool = False,
     runtime: Runtime | None = None,
     **options,
-) -> dict:
+) -> YouthResult:
     """Train the target, then every look inside on ``photo`` (a file or SPEC#ITEM; default: the first test face):
     activations of every conv layer, three channels as RGB, activation maximisation with each objective, and an edit
     toward older and toward younger. Writes OUT/summary.json and OUT/report.html."""
-    from ..probes.activations import activations, filters, layers, rgb
     from ..probes.audit import audit
-    from ..probes.dream import dream
-    from ..probes.layers import OBJECTIVES
     from ..probes.subject import load_subject
     from ..run import Run
-    from ..training.config import TrainConfig
     from ..training.engine import trained
 
     plan = Plan.of(YOUTH, spec, options, runtime)
@@ -123,7 +137,69 @@ def youth_study(
     if photo is not None:
         load_subject(photo, s["size"])  # a missing or unreadable photo stops the study before it trains
     folder = study_folder(out, "youth")
-    cfg = TrainConfig(
+    cfg = _plain_config(plan, folder, seed)
+    run_summary = trained(cfg, quiet, plan.runtime)
+    plan.check_chance("the", run_summary)
+    run = Run.for_probes(folder / "run", plan.runtime)  # opened once: every probe below looks at the same network
+    starts = _starts(plan, photo)
+    ascent = Ascent(steps, seed, quiet)
+    audited = audit(run, by=[s["target"]], out=run.path / "audit", runtime=plan.runtime)
+    inside = _look_inside(run, plan, starts, folder, ascent)
+    result = YouthResult(
+        run=StudyRun(run_summary.final, "run", run_summary.train_seconds),
+        size=int(s["size"]),
+        photo=starts.photo,
+        test_accuracy=TestAccuracy.of(audited),
+        groups=[GroupAccuracy(g.n, g.accuracy, g.accuracy_ci, group=g.group) for g in audited.groups],
+        dream={o: DreamGrowth.of(d) for o, d in inside.dreams.items()},
+        edit={k: EditMeasures.of(starts.of(k), e) for k, e in inside.edits.items()},
+        layers=len(inside.activations.layers),
+        recorded=_recorded_channels(run, starts.photo, s, folder, ascent, plan) if recorded else None,
+        counterfactual=_counterfactual(run, plan, folder / "edit_set", ascent),
+        dream_set=_dreams_of_set(run, plan, folder / "dream_set", ascent),
+        robust=None,
+    )
+    if s["robust"]:
+        result.robust = _robust_beside(plan, cfg, starts, folder, ascent, inside)
+    return write_study(folder, plan, result, _comparisons(result, s["target"]), lambda rep: _sections(rep, result, inside))
+
+
+@dataclass(frozen=True)
+class Ascent:
+    """How every dream and edit of the study climbs: gradient steps, seed, and whether progress is shown."""
+
+    steps: int
+    seed: int
+    quiet: bool
+
+
+@dataclass(frozen=True)
+class Starts:
+    """The image each look inside starts from: the photo (activations, dreams), and each edit's start."""
+
+    photo: str
+    older: str
+    younger: str
+
+    def of(self, direction: str) -> str:
+        return self.older if direction == "older" else self.younger
+
+
+@dataclass
+class Inside:
+    """What the study draws of the plain network on the photo (its report's pictures)."""
+
+    activations: Activations
+    dreams: dict[str, Dream]
+    edits: dict[str, Edit]
+
+
+def _plain_config(plan: Plan, folder: Path, seed: int):
+    """The plain network's training, as the protocol sets it."""
+    from ..training.config import TrainConfig
+
+    s = plan.settings
+    return TrainConfig(
         spec=plan.spec,
         out=str(folder / "run"),
         attrs=[s["target"]],
@@ -140,134 +216,107 @@ def youth_study(
         weights=plan.weights_for(s["arch"]),
         seed=seed,
     )
-    run_summary = trained(cfg, quiet, plan.runtime)
-    plan.check_chance("the", run_summary)
-    run = Run.for_probes(folder / "run", plan.runtime)  # opened once: every probe below looks at the same network
-    starts = {"older": photo, "younger": photo}
-    if photo is None:  # each edit starts from a face the network does not already see that way
-        starts = {"older": _test_face(plan.spec, s["target"], 1), "younger": _test_face(plan.spec, s["target"], 0)}
-        photo = starts["older"]
-        plan.notes.append(
-            f"start image: test faces of the data ({photo}; {starts['younger']} for the edit toward younger), "
-            "not a photo of the user's (give --photo)"
-        )
-    audited = audit(run, by=[s["target"]], out=run.path / "audit", runtime=plan.runtime)
+
+
+def _starts(plan: Plan, photo: str | None) -> Starts:
+    """The user's photo for everything, or (none given) test faces: each edit from a face the network does not
+    already see that way, the photo the first of them (a departure, said)."""
+    if photo is not None:
+        return Starts(photo, photo, photo)
+    target = plan.settings["target"]
+    older, younger = _test_face(plan.spec, target, 1), _test_face(plan.spec, target, 0)
+    plan.notes.append(
+        f"start image: test faces of the data ({older}; {younger} for the edit toward younger), not a photo of the user's (give --photo)"
+    )
+    return Starts(older, older, younger)
+
+
+def _look_inside(run: Run, plan: Plan, starts: Starts, folder: Path, ascent: Ascent) -> Inside:
+    """Activations of every conv layer, three channels as RGB, the first layer's filters, a dream of the dream layer
+    with each objective, and the edits toward older and younger."""
+    from ..probes.activations import activations, filters, layers, rgb
+    from ..probes.dream import dream_image
+    from ..probes.layers import OBJECTIVES
+
+    s, photo = plan.settings, starts.photo
     n_layers = len(layers(run, runtime=plan.runtime))
-    inside = {
-        "activations": activations(run, photo, [str(k) for k in range(1, n_layers + 1)], out=folder / "activations", runtime=plan.runtime),
-        "rgb": rgb(run, photo, s["dream_layer"], [0, 1, 2], out=folder / "rgb", runtime=plan.runtime),
-        "recorded": _recorded_channels(run, photo, s, folder, steps, seed, quiet, plan) if recorded else None,
-        "filters": filters(run, out=folder / "filters", runtime=plan.runtime),
-        "dream": {
-            objective: dream(
-                run,
-                photo,
-                s["dream_layer"],
-                "all",
-                objective,
-                steps=steps,
-                seed=seed,
-                out=folder / f"dream_{objective}",
-                quiet=quiet,
-                runtime=plan.runtime,
-            )
-            for objective in OBJECTIVES
-        },
-        "edit": _age_edits(run, starts, s["target"], folder, "edit", steps, seed, quiet, plan.runtime),
+    shown = activations(run, photo, [str(k) for k in range(1, n_layers + 1)], out=folder / "activations", runtime=plan.runtime)
+    rgb(run, photo, s["dream_layer"], [0, 1, 2], out=folder / "rgb", runtime=plan.runtime)
+    filters(run, out=folder / "filters", runtime=plan.runtime)
+    dreams = {
+        objective: dream_image(
+            run,
+            photo,
+            s["dream_layer"],
+            "all",
+            objective,
+            steps=ascent.steps,
+            seed=ascent.seed,
+            out=folder / f"dream_{objective}",
+            quiet=ascent.quiet,
+            runtime=plan.runtime,
+        )  # fmt: skip
+        for objective in OBJECTIVES
     }
-    summary = {
-        "run": {"final": run_summary.final, "folder": "run", "train_seconds": run_summary.train_seconds},
-        "size": int(s["size"]),
-        "photo": photo,
-        "test_accuracy": _test_accuracy(audited),
-        "groups": [{"group": g.group, "n": g.n, "accuracy": g.accuracy, "accuracy_ci": g.accuracy_ci} for g in audited.groups],
-        "dream": {o: {"layer": d.layer} | _growth(d) for o, d in inside["dream"].items()},
-        "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in inside["edit"].items()},
-        "layers": n_layers,
-        "recorded": inside["recorded"],
-        "counterfactual": _counterfactual(run, plan, folder / "edit_set", steps, seed, quiet),
-        "dream_set": _dreams_of_set(run, plan, folder / "dream_set", steps, seed, quiet),
-        "robust": None,
-    }
-    if s["robust"]:
-        summary["robust"] = _robust_beside(plan, cfg, starts, photo, folder, steps, seed, quiet, inside)
-    return write_study(folder, plan, summary, _comparisons(summary, s["target"]), lambda rep: _sections(rep, summary, inside))
+    return Inside(shown, dreams, _age_edits(run, starts, s["target"], folder, "edit", ascent, plan.runtime))
 
 
 COUNTERFACTUAL_LITERATURE = (
     "reported for CelebA's Young at 128 px with diffusion-guided edits by DiME (Jeanneret et al., ACCV 2022) and ACE "
     "(Jeanneret et al., CVPR 2023); their figures are not copied into facelab: compare with their tables"
 )
-SET_KEYS = ("n", "fva", "fva_ci", "fva_not_found", "ssim_median", "l1_median", "hf_share_median", "budget")
 SETS = (("edits", "counterfactual"), ("dreams", "dream_set"))  # what the study scores over a set, and its summary's key
 
 
-def _counterfactual(run: Run, plan: Plan, folder: Path, steps: int, seed: int, quiet: bool) -> dict:
+def _counterfactual(run: Run, plan: Plan, folder: Path, ascent: Ascent) -> CounterfactualSet:
     """The edit toward older over a set of young test faces (:func:`facelab.probes.edit_set.edit_set`), the figures
     counterfactual papers report: flip rate and FVA with their intervals, closeness, the budget."""
     from ..probes.edit_set import edit_set
 
-    target, began = plan.settings["target"], time.perf_counter()
-    s = edit_set(run, plan.spec, attr=target, to=0, n=int(plan.settings["edit_n"]), steps=steps, seed=seed, out=folder, quiet=quiet,
-                 runtime=plan.runtime)  # fmt: skip
-    kept = s.to_json()
-    return {k: kept[k] for k in (*SET_KEYS, "flip_rate", "flip_rate_ci", "mnac")} | _made_in(folder, began)
+    began = time.perf_counter()
+    scored = edit_set(run, plan.spec, attr=plan.settings["target"], to=0, n=int(plan.settings["edit_n"]), steps=ascent.steps,
+                      seed=ascent.seed, out=folder, quiet=ascent.quiet, runtime=plan.runtime)  # fmt: skip
+    return CounterfactualSet.of(scored, folder, began)
 
 
-def _dreams_of_set(run: Run, plan: Plan, folder: Path, steps: int, seed: int, quiet: bool) -> dict:
+def _dreams_of_set(run: Run, plan: Plan, folder: Path, ascent: Ascent) -> DreamsOfSet:
     """The square objective's dream of the dream layer from as many test faces as the edits are scored on
     (:func:`facelab.probes.dream_set.dream_set`): still the same person? how much of the change is fine noise?"""
     from ..probes.dream_set import dream_set
 
     began = time.perf_counter()
-    s = dream_set(run, plan.spec, layer=plan.settings["dream_layer"], objective="square", n=int(plan.settings["edit_n"]), steps=steps,
-                  seed=seed, out=folder, quiet=quiet, runtime=plan.runtime)  # fmt: skip
-    kept = s.to_json()
-    return {k: kept[k] for k in (*SET_KEYS, "gain_median")} | _made_in(folder, began)
+    scored = dream_set(run, plan.spec, layer=plan.settings["dream_layer"], objective="square", n=int(plan.settings["edit_n"]),
+                       steps=ascent.steps, seed=ascent.seed, out=folder, quiet=ascent.quiet, runtime=plan.runtime)  # fmt: skip
+    return DreamsOfSet.of(scored, folder, began)
 
 
-def _made_in(folder: Path, began: float) -> dict:
-    """Where a set's own page is, and what it cost (seconds, on this machine)."""
-    return {"folder": folder.name, "seconds": round(time.perf_counter() - began, 1)}
-
-
-def _test_accuracy(audited: Audit) -> dict:
-    overall = audited.overall
-    return {"n": overall.n, "accuracy": overall.accuracy, "accuracy_ci": overall.accuracy_ci} | baselines(overall)
-
-
-def _edit_measures(e: Edit) -> dict:
-    return {"prob_before": e.prob_before, "prob_after": e.prob_after, "ssim": e.ssim, "high_frequency_share": e.high_frequency_share,
-            "budget_used": e.budget.used}  # fmt: skip
-
-
-def _age_edits(run: Run, starts: dict, target: str, folder: Path, prefix: str, steps: int, seed: int, quiet: bool, runtime) -> dict:
+def _age_edits(run: Run, starts: Starts, target: str, folder: Path, prefix: str, ascent: Ascent, runtime: Runtime) -> dict[str, Edit]:
     """The edits toward older and toward younger, each from its start image, into FOLDER/PREFIX_older and _younger."""
-    from ..probes.dream import edit
+    from ..probes.dream import edit_image
 
     return {
-        direction: edit(
+        direction: edit_image(
             run,
-            starts[direction],
+            starts.of(direction),
             target,
             to=to,
-            steps=steps,
-            seed=seed,
+            steps=ascent.steps,
+            seed=ascent.seed,
             out=folder / f"{prefix}_{direction}",
-            quiet=quiet,
+            quiet=ascent.quiet,
             runtime=runtime,
         )  # fmt: skip
         for direction, to in (("older", 0), ("younger", 1))
     }
 
 
-def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, steps: int, seed: int, quiet: bool, plain: dict) -> dict:
+def _robust_beside(plan: Plan, cfg, starts: Starts, folder: Path, ascent: Ascent, plain: Inside) -> RobustResult:
     """The same network trained adversarially (``robust`` L2 budget, ``robust_steps`` PGD steps), its test accuracy,
     its age edits and its dream with the square objective, each figure beside the plain network's."""
     from dataclasses import replace
 
     from ..probes.audit import audit
-    from ..probes.dream import dream
+    from ..probes.dream import dream_image
     from ..run import Run
     from ..training.engine import trained
 
@@ -277,38 +326,32 @@ def _robust_beside(plan: Plan, cfg, starts: dict, photo: str, folder: Path, step
     robust_cfg = replace(
         cfg, out=str(folder / "robust"), lr=float(s["robust_lr"]), epochs=int(s["robust_epochs"]), weights=start, **adversarial
     )
-    summary = trained(robust_cfg, quiet, plan.runtime)
+    summary = trained(robust_cfg, quiet=ascent.quiet, runtime=plan.runtime)
     at_chance = plan.check_chance("the robust", summary)
     run = Run.for_probes(folder / "robust", plan.runtime)
-    audited = audit(run, by=[s["target"]], out=run.path / "audit", runtime=plan.runtime)
-    made = {
-        "final": summary.final,
-        "folder": "robust",
-        "budget": {"norm": "l2", "eps": robust_cfg.robust, "steps": robust_cfg.robust_steps},
-        "start": s["robust_start"],
-        "epochs": robust_cfg.epochs,
-        "train_seconds": round(summary.train_seconds, 1),  # as the run recorded it, also when a finished run is reused
-        "test_accuracy": _test_accuracy(audited),
-        "at_chance": bool(at_chance),
-    }
+    made = RobustResult(
+        summary.final,
+        "robust",
+        round(summary.train_seconds, 1),  # as the run recorded it, also when a finished run is reused
+        budget=RobustBudget("l2", robust_cfg.robust, robust_cfg.robust_steps),
+        start=s["robust_start"],
+        epochs=robust_cfg.epochs,
+        test_accuracy=TestAccuracy.of(audit(run, by=[s["target"]], out=run.path / "audit", runtime=plan.runtime)),
+        at_chance=bool(at_chance),
+    )
     if at_chance:  # its edits and dreams would show what a guess climbs, not what the network learned
         plan.warnings.append("the robust run: no edits or dreams of it are shown, as it answers at chance (see above)")
-        return made | {"edit": None, "dream": None, "counterfactual": None, "dream_set": None}
-    edits = _age_edits(run, starts, s["target"], folder, "robust_edit", steps, seed, quiet, plan.runtime)
-    dreamed = dream(run, photo, s["dream_layer"], "all", "square", steps=steps, seed=seed, out=folder / "robust_dream_square",
-                    quiet=quiet, runtime=plan.runtime)  # fmt: skip
+        return made
+    edits = _age_edits(run, starts, s["target"], folder, "robust_edit", ascent, plan.runtime)
+    dreamed = dream_image(run, starts.photo, s["dream_layer"], "all", "square", steps=ascent.steps, seed=ascent.seed,
+                    out=folder / "robust_dream_square", quiet=ascent.quiet, runtime=plan.runtime)  # fmt: skip
     _side_by_side_edits(folder, edits)
-    _side_by_side_dreams(folder, plain["dream"]["square"], dreamed)
-    return made | {
-        "edit": {k: {"image": starts[k]} | _edit_measures(e) for k, e in edits.items()},
-        "dream": {
-            "square": {"layer": dreamed.layer}
-            | _growth(dreamed)
-            | {"ssim": dreamed.ssim, "high_frequency_share": dreamed.high_frequency_share}
-        },
-        "counterfactual": _counterfactual(run, plan, folder / "robust_edit_set", steps, seed, quiet),
-        "dream_set": _dreams_of_set(run, plan, folder / "robust_dream_set", steps, seed, quiet),
-    }
+    _side_by_side_dreams(folder, plain.dreams["square"], dreamed)
+    made.edit = {k: EditMeasures.of(starts.of(k), e) for k, e in edits.items()}
+    made.dream = {"square": DreamChange.of(dreamed)}
+    made.counterfactual = _counterfactual(run, plan, folder / "robust_edit_set", ascent)
+    made.dream_set = _dreams_of_set(run, plan, folder / "robust_dream_set", ascent)
+    return made
 
 
 def _side_by_side_edits(folder: Path, robust_edits: dict) -> None:
@@ -350,47 +393,216 @@ def parse_recorded(text: str) -> list[tuple[int, list[int]]]:
     return made
 
 
-def _recorded_channels(run: Run, photo, s: dict, folder: Path, steps: int, seed: int, quiet: bool, plan) -> dict:
+def _recorded_channels(run: Run, photo: str, s: dict[str, Any], folder: Path, ascent: Ascent, plan: Plan) -> Recorded:
     """The write-up's own pictures: a single-channel activation maximisation of each recorded (layer, channel) and
     each recorded RGB triple, on the same photo. A channel the network does not have is skipped and said."""
     from ..probes.activations import layers, rgb
-    from ..probes.dream import dream
+    from ..probes.dream import dream_image
 
     widths = {row["index"]: row["shape"][0] for row in layers(run, runtime=plan.runtime)}
     fits = lambda layer, chans: layer in widths and all(0 <= c < widths[layer] for c in chans)  # noqa: E731
-    made = {"dreams": [], "rgb": []}
+    made = Recorded([], [])
     for layer, (channel,) in parse_recorded(s["recorded_dreams"]):
         if not fits(layer, [channel]):
             plan.notes.append(f"recorded dream: layer {layer} channel {channel + 1} is not in this network, skipped")
             continue
-        d = dream(run, photo, str(layer), str(channel), "sum", steps=steps, seed=seed, out=folder / f"recorded_dream_l{layer}c{channel}",
-                  quiet=quiet, runtime=plan.runtime)  # fmt: skip
-        made["dreams"].append({"layer": layer, "channel": channel, "folder": f"recorded_dream_l{layer}c{channel}"} | _growth(d))
+        sub = f"recorded_dream_l{layer}c{channel}"
+        d = dream_image(run, photo, str(layer), str(channel), "sum", steps=ascent.steps, seed=ascent.seed, out=folder / sub,
+                        quiet=ascent.quiet, runtime=plan.runtime)  # fmt: skip
+        made.dreams.append(RecordedDream(layer, channel, sub, d.objective_initial, d.objective_final))
     for layer, channels in parse_recorded(s["recorded_rgb"]):
         if not fits(layer, channels):
             plan.notes.append(f"recorded RGB: layer {layer} channels {[c + 1 for c in channels]} are not all in this network, skipped")
             continue
         picture = rgb(run, photo, str(layer), channels, out=folder / f"recorded_rgb_l{layer}", runtime=plan.runtime)
-        made["rgb"].append({"layer": layer, "channels": channels, "figure": f"recorded_rgb_l{layer}/{picture.figure}"})
+        made.rgb.append(RecordedRGB(layer, channels, f"recorded_rgb_l{layer}/{picture.figure}"))
     return made
 
 
-def _growth(d: Dream) -> dict:
-    return {"objective_initial": d.objective_initial, "objective_final": d.objective_final}
+# ----------------------------------------------------------------------------- the study's summary.json, typed
+@dataclass
+class TestAccuracy(Accuracy):
+    """The test accuracy beside its baselines: the positives, the accuracy of always answering the majority (with
+    Wilson's interval) and the balanced accuracy (from the audit's TPR and FPR; None where a class is absent)."""
+
+    positives: int
+    majority: float
+    majority_ci: list[float | None]
+    balanced: float | None
+
+    @classmethod
+    def of(cls, audited: Audit) -> "TestAccuracy":
+        from ..probes.stats import wilson_ci
+
+        o = audited.overall
+        n, pos, tpr, fpr = o.n, o.positives, o.tpr, o.fpr
+        balanced = None if tpr is None or fpr is None else (tpr + 1 - fpr) / 2
+        return cls(n, o.accuracy, o.accuracy_ci, pos, o.majority, list(wilson_ci(max(pos, n - pos), n)), balanced)
 
 
-def baselines(overall: Rates) -> dict:
-    """Beside a test accuracy: the positives, the accuracy of always answering the majority (with Wilson's interval)
-    and the balanced accuracy (from the audit's TPR and FPR; None where a class is absent)."""
-    from ..probes.stats import wilson_ci
+@dataclass(kw_only=True)
+class GroupAccuracy(Accuracy):
+    """The accuracy on one group of the test faces (young, older)."""
 
-    n, pos, tpr, fpr = overall.n, overall.positives, overall.tpr, overall.fpr
-    return {
-        "positives": pos,
-        "majority": overall.majority,
-        "majority_ci": wilson_ci(max(pos, n - pos), n),
-        "balanced": None if tpr is None or fpr is None else (tpr + 1 - fpr) / 2,
-    }
+    group: Group
+
+
+@dataclass
+class DreamGrowth(Summary):
+    """A dream of a layer: the objective before and after the ascent."""
+
+    layer: str
+    objective_initial: float
+    objective_final: float
+
+    @classmethod
+    def of(cls, d: Dream) -> "DreamGrowth":
+        return cls(d.layer, d.objective_initial, d.objective_final)
+
+
+@dataclass
+class DreamChange(DreamGrowth):
+    """A dream with how far the picture moved: SSIM to the photo and the high-frequency share of the change."""
+
+    ssim: float
+    high_frequency_share: float | None
+
+    @classmethod
+    def of(cls, d: Dream) -> "DreamChange":
+        return cls(d.layer, d.objective_initial, d.objective_final, d.ssim, d.high_frequency_share)
+
+
+@dataclass
+class EditMeasures(Summary):
+    """An edit toward older or younger from its start image: P(target) before and after, and how far it moved."""
+
+    image: str
+    prob_before: float
+    prob_after: float
+    ssim: float
+    high_frequency_share: float | None
+    budget_used: float
+
+    @classmethod
+    def of(cls, image: str, e: Edit) -> "EditMeasures":
+        return cls(image, e.prob_before, e.prob_after, e.ssim, e.high_frequency_share, e.budget.used)
+
+
+@dataclass
+class RecordedDream(Summary):
+    layer: int
+    channel: int  # facelab's, from 0
+    folder: str
+    objective_initial: float
+    objective_final: float
+
+
+@dataclass
+class RecordedRGB(Summary):
+    layer: int
+    channels: list[int]
+    figure: str
+
+
+@dataclass
+class Recorded(Summary):
+    """The write-up's recorded channels: its single-channel dreams and its RGB triples."""
+
+    dreams: list[RecordedDream]
+    rgb: list[RecordedRGB]
+
+
+@dataclass
+class ScoredSetBrief(Summary):
+    """A set of edits or dreams the study drew, as its own page (FOLDER/report.html) scores it, less the per-face
+    entries; with the seconds it cost on this machine."""
+
+    n: int
+    fva: float | None
+    fva_ci: list[float | None]
+    fva_not_found: list[str]
+    ssim_median: float | None
+    l1_median: float | None
+    hf_share_median: float | None
+    budget: AscentBudget
+    folder: str
+    seconds: float
+
+    @classmethod
+    def of(cls: type[B], scored: ScoredSet, folder: Path, began: float) -> B:
+        kept = {f.name: getattr(scored, f.name) for f in fields(cls) if f.name not in ("folder", "seconds")}
+        return cls(**kept, folder=folder.name, seconds=round(time.perf_counter() - began, 1))
+
+    @classmethod
+    def borrowed_types(cls) -> dict[str, Any]:
+        from ..probes.edit_set import AscentBudget
+
+        return {"AscentBudget": AscentBudget}
+
+
+B = TypeVar("B", bound=ScoredSetBrief)
+
+
+@dataclass(kw_only=True)
+class CounterfactualSet(ScoredSetBrief):
+    """The edits toward older over young test faces: also the flip rate (Wilson) and MNAC."""
+
+    flip_rate: float
+    flip_rate_ci: list[float | None]
+    mnac: float | None
+
+
+@dataclass(kw_only=True)
+class DreamsOfSet(ScoredSetBrief):
+    """The square objective's dreams from test faces: also the objective's median gain."""
+
+    gain_median: float | None
+
+
+@dataclass
+class RobustBudget(Summary):
+    norm: str
+    eps: float
+    steps: int
+
+
+@dataclass(kw_only=True)
+class RobustResult(StudyRun):
+    """The robust network beside the plain one: its budget, start and epochs, its test accuracy, and (unless it is at
+    chance) its edits, dream and sets (None when at chance: the study draws none)."""
+
+    budget: RobustBudget
+    start: str
+    epochs: int
+    test_accuracy: TestAccuracy
+    at_chance: bool
+    edit: dict[str, EditMeasures] | None = None
+    dream: dict[str, DreamChange] | None = None
+    counterfactual: CounterfactualSet | None = None
+    dream_set: DreamsOfSet | None = None
+
+
+@dataclass
+class YouthResult(StudyResult):
+    """``facelab study youth``'s summary.json (docs/json.md)."""
+
+    run: StudyRun
+    size: int
+    photo: str
+    test_accuracy: TestAccuracy
+    groups: list[GroupAccuracy]
+    dream: dict[str, DreamGrowth]
+    edit: dict[str, EditMeasures]
+    layers: int
+    recorded: Recorded | None
+    counterfactual: CounterfactualSet
+    dream_set: DreamsOfSet
+    robust: RobustResult | None
+
+    def shown_networks(self) -> list[tuple[str, YouthResult | RobustResult]]:
+        """The networks whose edits and dreams the study shows: the plain one, and the robust one unless it is at chance."""
+        robust = self.robust
+        return [("plain", self)] + ([("robust", robust)] if robust and not robust.at_chance else [])
 
 
 EDIT_SIDE = 128  # the side edits are drawn at where the photos allow
@@ -411,130 +623,125 @@ def _test_face(spec: str, attr: str, value: int) -> str:
     """SPEC#ITEM of the first test face with ``attr`` = ``value`` (the first test face when there is none)."""
     fs = open_spec(spec)  # the selection of a SPEC such as synth:N is cheap to open again
     test = fs.split_indices("test")
-    column = fs.attributes[test, fs.attr_index([attr])[0]]
+    column = fs.group_values(attr)[test]
     matching = test[column == value]
     return f"{spec}#{int((matching if matching.size else test)[0])}"
 
 
-def _comparisons(summary: dict, target: str) -> list[Comparison]:
-    acc = summary["test_accuracy"]
-    rows = [
-        Comparison(f"test accuracy (n={acc['n']})", f"{YOUTH.published['test_accuracy']:.2f}", acc["accuracy"], tuple(acc["accuracy_ci"]))
-    ]
-    majority = "young" if acc["positives"] >= acc["n"] - acc["positives"] else "older"
+def _comparisons(result: YouthResult, target: str) -> list[Comparison]:
+    acc = result.test_accuracy
+    rows = [Comparison(f"test accuracy (n={acc.n})", f"{YOUTH.published['test_accuracy']:.2f}", acc.accuracy, acc.accuracy_ci)]
+    majority = "young" if acc.positives >= acc.n - acc.positives else "older"
     rows += [
-        Comparison(
-            f"always answering the majority ({majority}): accuracy to beat", "not published", acc["majority"], tuple(acc["majority_ci"])
-        ),
-        Comparison(
-            "balanced accuracy (mean of the recalls of young and older faces; 0.5 for a constant)", "not published", acc["balanced"]
-        ),
+        Comparison(f"always answering the majority ({majority}): accuracy to beat", "not published", acc.majority, acc.majority_ci),
+        Comparison("balanced accuracy (mean of the recalls of young and older faces; 0.5 for a constant)", "not published", acc.balanced),
     ]
-    for g in summary["groups"]:
-        label = "young faces" if g["group"][target] else "older faces"
-        rows.append(Comparison(f"accuracy on {label} (n={g['n']})", "not published", g["accuracy"], tuple(g["accuracy_ci"])))
-    if summary["robust"]:
-        r = summary["robust"]["test_accuracy"]
-        rows.append(Comparison(f"robust network: test accuracy (n={r['n']})", "not in the study", r["accuracy"], tuple(r["accuracy_ci"])))
-    for which, net in _shown_networks(summary):
-        cf = net["counterfactual"]
-        flips = f"{which}: edits of young faces toward older that flip the network (n={cf['n']})"
-        rows.append(Comparison(flips, "not published", cf["flip_rate"], tuple(cf["flip_rate_ci"]), COUNTERFACTUAL_LITERATURE))
-        for name, key in SETS:
-            scored = net[key]
-            judged = scored["n"] - len(scored["fva_not_found"])
-            if scored["fva"] is not None:
-                literature = COUNTERFACTUAL_LITERATURE if key == "counterfactual" else None
+    for g in result.groups:
+        label = "young faces" if g.group[target] else "older faces"
+        rows.append(Comparison(f"accuracy on {label} (n={g.n})", "not published", g.accuracy, g.accuracy_ci))
+    if result.robust:
+        r = result.robust.test_accuracy
+        rows.append(Comparison(f"robust network: test accuracy (n={r.n})", "not in the study", r.accuracy, r.accuracy_ci))
+    for which, net in result.shown_networks():
+        cf = net.counterfactual
+        assert cf is not None and net.dream_set is not None  # a shown network has its sets
+        flips = f"{which}: edits of young faces toward older that flip the network (n={cf.n})"
+        rows.append(Comparison(flips, "not published", cf.flip_rate, cf.flip_rate_ci, COUNTERFACTUAL_LITERATURE))
+        for name, scored in (("edits", cf), ("dreams", net.dream_set)):
+            judged = scored.n - len(scored.fva_not_found)
+            if scored.fva is not None:
+                literature = COUNTERFACTUAL_LITERATURE if scored is cf else None
                 rows.append(Comparison(f"{which}: {name} dlib still takes for the same person (FVA, n={judged})", "not published",
-                                       scored["fva"], tuple(scored["fva_ci"]), literature))  # fmt: skip
-            rows.append(Comparison(f"{which}: median SSIM of the {name[:-1]} to its start (n={scored['n']})", "not published",
-                                   scored["ssim_median"]))  # fmt: skip
-            rows.append(Comparison(f"{which}: median high-frequency share of the {name[:-1]}'s change (n={scored['n']})", "not published",
-                                   scored["hf_share_median"]))  # fmt: skip
+                                       scored.fva, scored.fva_ci, literature))  # fmt: skip
+            rows.append(Comparison(f"{which}: median SSIM of the {name[:-1]} to its start (n={scored.n})", "not published",
+                                   scored.ssim_median))  # fmt: skip
+            rows.append(Comparison(f"{which}: median high-frequency share of the {name[:-1]}'s change (n={scored.n})", "not published",
+                                   scored.hf_share_median))  # fmt: skip
     return rows
 
 
-def _cost(summary: dict) -> str:
+def _sets_of(net: YouthResult | RobustResult) -> list[tuple[str, ScoredSetBrief]]:
+    """A shown network's sets, each with what it holds: (edits, its counterfactual set), (dreams, its dream set)."""
+    return [(kind, scored) for kind, scored in (("edits", net.counterfactual), ("dreams", net.dream_set)) if scored is not None]
+
+
+def _cost(result: YouthResult) -> str:
     """What drawing the edits at this size cost here: each network's training and its sets of edits and dreams."""
-    parts = [f"plain network: training {summary['run']['train_seconds']:.0f} s"]
-    if summary["robust"]:
-        parts.append(f"robust network: training {summary['robust']['train_seconds']:.0f} s")
-    parts += [f"{net}: {kind} over {shown[key]['n']} faces {shown[key]['seconds']:.0f} s" for net, shown in _shown_networks(summary)
-              for kind, key in SETS]  # fmt: skip
-    return f"Edits and dreams at {summary['size']} px, as the networks see faces; on this machine: " + "; ".join(parts) + "."
+    parts = [f"plain network: training {result.run.train_seconds:.0f} s"]
+    if result.robust:
+        parts.append(f"robust network: training {result.robust.train_seconds:.0f} s")
+    parts += [f"{net}: {kind} over {scored.n} faces {scored.seconds:.0f} s" for net, shown in result.shown_networks()
+              for kind, scored in _sets_of(shown)]  # fmt: skip
+    return f"Edits and dreams at {result.size} px, as the networks see faces; on this machine: " + "; ".join(parts) + "."
 
 
-def _shown_networks(summary: dict) -> list[tuple[str, dict]]:
-    """The networks whose edits and dreams the study shows: the plain one, and the robust one unless it is at chance."""
-    robust = summary["robust"]
-    return [("plain", summary)] + ([("robust", robust)] if robust and not robust["at_chance"] else [])
-
-
-def _sections(rep: Report, summary: dict, inside: dict) -> None:
+def _sections(rep: Report, result: YouthResult, inside: Inside) -> None:
     rep.links([("training report", "run/report.html"), ("audit by age", "run/audit/report.html")])
-    rep.heading(f"Activation grids of every conv layer ({summary['photo']})")
-    for layer in inside["activations"].layers.values():
+    rep.heading(f"Activation grids of every conv layer ({result.photo})")
+    for layer in inside.activations.layers.values():
         rep.figure(f"activations/{layer.figure}", f"layer {layer.index}: {layer.channels} channels of {layer.height}x{layer.width}")
     rep.heading("Three channels as one RGB picture, and the first layer's filters")
     rep.links([("RGB of three channels", "rgb/report.html"), ("first-layer filters", "filters/report.html")])
     rep.figure("filters/filters_layer1.png", "first-layer filters")
     rep.heading("Activation maximisation from the photo, one objective each")
     rep.table(
-        ["objective", "layer", "before", "after"],
-        [[o, d["layer"], d["objective_initial"], d["objective_final"]] for o, d in summary["dream"].items()],
+        ["objective", "layer", "before", "after"], [[o, d.layer, d.objective_initial, d.objective_final] for o, d in result.dream.items()]
     )
-    for objective in summary["dream"]:
+    for objective in result.dream:
         rep.figure(f"dream_{objective}/dream_grid.png", f"objective {objective}: the photo, then each channel's image after the ascent")
-    if summary["recorded"]:
-        rep.heading("The write-up's recorded channels (numbered from 0 here, from 1 in the write-up)")
-        rep.table(
-            ["layer", "channel", "sum before", "sum after"],
-            [[d["layer"], d["channel"], d["objective_initial"], d["objective_final"]] for d in summary["recorded"]["dreams"]],
-        )
-        for d in summary["recorded"]["dreams"]:
-            rep.figure(
-                f"{d['folder']}/activation_before_after.png",
-                f"layer {d['layer']}, channel {d['channel']}: its map before and after the ascent",
-            )
-        for r in summary["recorded"]["rgb"]:
-            rep.figure(r["figure"], f"layer {r['layer']}, channels {r['channels']} as R, G, B")
+    if result.recorded:
+        _recorded_section(rep, result.recorded)
     rep.heading("Class-driven age shift")
-    rep.paragraph(_cost(summary))
+    rep.paragraph(_cost(result))
     rep.table(
         ["network", "toward", "start image", "P(young) before", "P(young) after", "SSIM to the start", "high-frequency share"],
         [
-            [net, k, e["image"], e["prob_before"], e["prob_after"], e["ssim"], e["high_frequency_share"]]
-            for net, shown in _shown_networks(summary)
-            for k, e in shown["edit"].items()
+            [net, k, e.image, e.prob_before, e.prob_after, e.ssim, e.high_frequency_share]
+            for net, shown in result.shown_networks()
+            for k, e in (shown.edit or {}).items()
         ],
     )
-    rep.links([(f"{net}: {kind} over {shown[key]['n']} test faces", f"{shown[key]['folder']}/report.html")
-               for net, shown in _shown_networks(summary) for kind, key in SETS])  # fmt: skip
-    for direction in summary["edit"]:
+    rep.links([(f"{net}: {kind} over {scored.n} test faces", f"{scored.folder}/report.html")
+               for net, shown in result.shown_networks() for kind, scored in _sets_of(shown)])  # fmt: skip
+    for direction in result.edit:
         rep.figure(f"edit_{direction}/edit.png", f"toward {direction}: the edited face and where its pixels changed")
-    if summary["robust"] and summary["robust"]["at_chance"]:
+    if result.robust:
+        _robust_section(rep, result, result.robust)
+
+
+def _recorded_section(rep: Report, recorded: Recorded) -> None:
+    rep.heading("The write-up's recorded channels (numbered from 0 here, from 1 in the write-up)")
+    rep.table(
+        ["layer", "channel", "sum before", "sum after"],
+        [[d.layer, d.channel, d.objective_initial, d.objective_final] for d in recorded.dreams],
+    )
+    for d in recorded.dreams:
+        rep.figure(f"{d.folder}/activation_before_after.png", f"layer {d.layer}, channel {d.channel}: its map before and after the ascent")
+    for r in recorded.rgb:
+        rep.figure(r.figure, f"layer {r.layer}, channels {r.channels} as R, G, B")
+
+
+def _robust_section(rep: Report, result: YouthResult, r: RobustResult) -> None:
+    if r.at_chance:
         rep.heading("Beside a robust network: at chance, so not shown")
         rep.paragraph("The robust network answers at chance (the warning above says why): its edits and dreams would show what a "
                       "guess climbs, so the study draws none.")  # fmt: skip
-        rep.links([("robust training report", "robust/report.html")])
-    elif summary["robust"]:
-        r = summary["robust"]
+    else:
         rep.heading("Beside a robust network: features, not noise")
         rep.paragraph(
-            f"The same network trained adversarially (L2 budget {r['budget']['eps']} in pixel units, {r['budget']['steps']} PGD steps; "
-            f"{r['train_seconds']:.0f} s of training): test accuracy {r['test_accuracy']['accuracy']:.3f} (n = {r['test_accuracy']['n']}) "
-            f"against the plain network's {summary['test_accuracy']['accuracy']:.3f}. Its edits within the same budget change what a "
+            f"The same network trained adversarially (L2 budget {r.budget.eps} in pixel units, {r.budget.steps} PGD steps; "
+            f"{r.train_seconds:.0f} s of training): test accuracy {r.test_accuracy.accuracy:.3f} (n = {r.test_accuracy.n}) "
+            f"against the plain network's {result.test_accuracy.accuracy:.3f}. Its edits within the same budget change what a "
             "person sees; the plain network's are mostly fine speckle (the high-frequency share above)."
         )
         rep.figure("edits_plain_vs_robust.png", "each edit's start image, the plain network's edit and the robust network's")
         rep.figure("dreams_plain_vs_robust.png", "the square objective's dreams of the first channels: plain network above, robust below")
-        rep.links([("robust training report", "robust/report.html")])
+    rep.links([("robust training report", "robust/report.html")])
 
 
-def _headline(summary: dict) -> list[str]:
-    acc = summary["test_accuracy"]
-    lo, hi = acc["accuracy_ci"]
-    return [f"test accuracy {acc['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] (published {YOUTH.published['test_accuracy']:.2f})"]
+def _headline(result: YouthResult) -> list[str]:
+    acc = result.test_accuracy
+    return [f"test accuracy {acc.accuracy:.3f} {interval(*acc.accuracy_ci)} (published {YOUTH.published['test_accuracy']:.2f})"]
 
 
 STUDY = Study(

@@ -10,7 +10,7 @@ import base64
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Sequence, TypedDict
 
 import cv2
 import numpy as np
@@ -44,7 +44,7 @@ class LoadedRun:
         return self.run.outputs if self.run.task.labels else []
 
 
-def load_runs(paths: list[str | Path], *, runtime: Runtime | None = None) -> list[LoadedRun]:
+def load_runs(paths: Sequence[str | Path], *, runtime: Runtime | None = None) -> list[LoadedRun]:
     if not paths:
         raise FacelabError("give at least one RUN folder")
     runs = []

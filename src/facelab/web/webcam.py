@@ -6,6 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 
@@ -42,7 +43,7 @@ class AnnotatedVideo(Summary):
 
 
 def webcam(
-    runs: list[str | Path],
+    runs: Sequence[str | Path],
     source: str = "0",
     out: str | Path | None = None,
     target: str | None = None,
