@@ -200,10 +200,12 @@ def test_precision_is_passed_not_kept():
 
 
 @pytest.mark.slow
-def test_the_documented_example_study_is_one_file_that_runs(tmp_path):
-    """docs/layout.md's example study, loaded as a module of facelab.studies: its command is built from STUDY alone and
-    it runs through the registry's machinery (plan, trained run, report) to a summary with its headline."""
+def test_the_documented_example_study_is_one_file_that_runs(tmp_path, monkeypatch):
+    """docs/layout.md's example study, loaded as a module of facelab.studies (imported as Python imports one: in
+    sys.modules while it runs): its command is built from STUDY alone and it runs through the registry's machinery
+    (plan, trained run, report) to a typed summary, read back from its summary.json, with its headline."""
     import re
+    import sys
     import textwrap
     import types
 
@@ -212,11 +214,13 @@ def test_the_documented_example_study_is_one_file_that_runs(tmp_path):
     code = re.search(r"```python\n(.*?)```", (REPO / "docs" / "layout.md").read_text(), re.S).group(1)
     module = types.ModuleType("facelab.studies.glasses")
     module.__package__ = "facelab.studies"
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     exec(compile(textwrap.dedent(code), "glasses.py", "exec"), module.__dict__)
     study = module.STUDY
     assert study.name == "glasses" and callable(study_command(study))
     summary = study.run(out=tmp_path / "glasses", quiet=True, **study.quick)
     assert (tmp_path / "glasses" / "report.html").exists() and study.headline(summary)[0].startswith("accuracy ")
+    assert module.GlassesResult.read(tmp_path / "glasses") == summary
 
 
 def test_the_command_line_starts_without_loading_torch():

@@ -7,11 +7,11 @@ from pathlib import Path
 import facelab
 
 SRC = Path(facelab.__file__).parent
-# Left to right. "base" is the shared ground (errors, files, hardware, progress, ranges, results); "run" a trained run reopened (what
-# probes, keypoints, the web page and eval take); "studies" the four published protocols, built from all of them;
+# Left to right. "base" is the shared ground (errors, files, hardware, plugins, progress, ranges, results); "run" a
+# trained run reopened (what probes, keypoints, the web page and eval take); "studies" the four published protocols, built from all of them;
 # "top" the commands (cli, demo, bench).
 STAGES = ["base", "data", "models", "report", "training", "run", "probes", "keypoints", "web", "studies", "top"]
-BASE = {"errors", "files", "hardware", "progress", "ranges", "results"}
+BASE = {"errors", "files", "hardware", "plugins", "progress", "ranges", "results"}
 
 
 def stage_of(module: str) -> str:

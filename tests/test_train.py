@@ -202,7 +202,7 @@ def test_eval_on_test_split(small_run, tmp_path):
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["--arch", "vgg99"], "unknown --arch 'vgg99'; registered: darknet64"),
+        (["--arch", "vgg99"], "unknown --arch 'vgg99'; use one of darknet64"),
         (["--task", "attr", "--attrs", "Beard"], "unknown attribute Beard"),
         (["--arch", "resnet18", "--weights", "imagenet"], "FACELAB_OFFLINE=1 (no download attempted); fetch https://"),
         (["--weights", "/no/such.pth"], "no such file"),

@@ -97,8 +97,9 @@ def test_a_task_rebuilds_from_its_description():
 
 
 def test_every_registered_task_says_what_it_can_do():
-    for name, cls in TASKS.items():
-        assert cls.name == name and cls.about and cls.monitor[1] in ("min", "max")
+    for entry in TASKS.entries():
+        cls = entry.item
+        assert cls.name == entry.name and entry.help == cls.about and cls.monitor[1] in ("min", "max")
         assert cls.labels or not cls.binary
 
 
@@ -146,3 +147,21 @@ def test_training_with_exactly_four_steps_does_not_crash_the_schedule(tmp_path):
 
     s = facelab.train(TrainConfig(spec="synth:200", out=str(tmp_path / "r"), attrs=["Young"], size="32", epochs=2, batch=64), quiet=True)
     assert s.epochs_done == 2
+
+
+def test_every_plug_in_kind_refuses_an_unknown_name_in_one_line_naming_the_choices():
+    from facelab.data.detect import BY_NAME
+    from facelab.data.sources import SOURCES
+    from facelab.model_export import FORMATS
+    from facelab.models.registry import ARCHS
+    from facelab.probes.cam import METHODS
+    from facelab.training.loggers import LOGGERS
+
+    for registry in (ARCHS, TASKS, SOURCES, METHODS, BY_NAME, LOGGERS, FORMATS):
+        assert len(registry) >= 2 and all(e.help for e in registry.entries()), registry.option
+        with pytest.raises(FacelabError) as caught:
+            registry.get("no-such-thing")
+        message = str(caught.value)
+        assert "\n" not in message and message.startswith(f"unknown {registry.option} 'no-such-thing'; use one of ")
+        assert all(name in message for name in registry.names())
+    assert LOGGERS.choices() == "csv, tensorboard or mlflow"

@@ -17,6 +17,7 @@ from rich.table import Table
 from . import cli_probes
 from .cli_options import USAGE_ERROR, StudyGroup, csv_list, example, number, out_option, print_json, say, takes
 from .errors import FacelabError, RunStopped
+from .model_export import FORMATS
 from .ranges import N_BOOT_BOUNDS, SIZE_BOUNDS
 from .results import Summary
 
@@ -287,9 +288,7 @@ def demo_cmd(
 @example("facelab export runs/smile --format onnx")
 def export_cmd(
     run: Path,
-    format_: str = typer.Option(
-        "csv", "--format", help="csv (a keypoint run's points: image,point,x,y in photo pixels), onnx or torchscript."
-    ),
+    format_: str = typer.Option("csv", "--format", help="; ".join(f"{e.name}: {e.help}" for e in FORMATS.entries()) + "."),
     split: str = typer.Option("valid", help="csv: train, valid or test."),
     spec: Optional[str] = typer.Option(None, help="csv: another data SPEC."),
     out_path: Optional[Path] = out_option("Default: RUN/predictions_SPLIT.csv, RUN/model.onnx or RUN/model.torchscript.pt."),

@@ -10,7 +10,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Iterable, Iterator, NotRequired, TypedDict
 
 
 @contextmanager
@@ -45,7 +45,19 @@ def write_csv(path: Path, header: list[str], rows: Iterable[list]) -> Path:
 MARKER = ".facelab.json"
 
 
-def _marker(path: Path) -> dict | None:
+class Marker(TypedDict):
+    """A facelab folder's .facelab.json: what wrote it, when, by which command, and the entries it wrote."""
+
+    kind: str
+    made_by: str
+    created: str
+    command: list[str]
+    entries: list[str]  # what facelab wrote at the folder's top
+    files: NotRequired[list[str]]  # and inside plain sub-folders it wrote into
+    started: NotRequired[float]  # when the running command prepared it: what appears after is facelab's
+
+
+def _marker(path: Path) -> Marker | None:
     try:
         return json.loads((Path(path) / MARKER).read_text())
     except (OSError, ValueError):
@@ -56,16 +68,10 @@ def is_facelab_folder(path: Path) -> bool:
     return _marker(path) is not None
 
 
-def _new_marker(kind: str) -> dict:
+def _new_marker(kind: str) -> Marker:
     from . import __version__
 
-    return {
-        "kind": kind,
-        "made_by": f"facelab {__version__}",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "command": sys.argv,
-        "entries": [],
-    }
+    return Marker(kind=kind, made_by=f"facelab {__version__}", created=time.strftime("%Y-%m-%dT%H:%M:%S"), command=sys.argv, entries=[])
 
 
 _PREPARED: list[tuple[Path, Path | None]] = []  # folders this process marked as facelab's: (path, the topmost folder it made)
@@ -122,7 +128,7 @@ def record_entries(path: Path) -> None:
     entries, and every file inside its sub-folders by relative path (so that a file a user put in ``figures/`` is
     told apart from facelab's own there). Sub-folders with a marker of their own record themselves."""
     path = Path(path)
-    marker = _marker(path) or {}
+    marker = _marker(path) or _new_marker("unknown")
     since = marker.get("started", time.time()) - 1.0
     new, files = set(), set(marker.get("files", []))
     for entry in path.iterdir():
@@ -149,8 +155,8 @@ def clear_output(path: Path, owned: Iterable[str] = ()) -> None:
     caller ``owned`` (a cache's arrays, a run's files), and sub-folders that carry facelab's marker (recursively).
     Inside a plain sub-folder only the files facelab recorded go; a file a user put there stays, with its folder."""
     path = Path(path)
-    marker = _marker(path) or {}
-    mine = set(marker.get("entries", [])) | set(owned)
+    marker = _marker(path) or _new_marker("unknown")
+    mine = set(marker["entries"]) | set(owned)
     for entry in path.iterdir():
         if entry.name == MARKER:
             continue
@@ -163,7 +169,7 @@ def clear_output(path: Path, owned: Iterable[str] = ()) -> None:
             entry.unlink()
 
 
-def _clear_recorded(root: Path, folder: Path, marker: dict) -> None:
+def _clear_recorded(root: Path, folder: Path, marker: Marker) -> None:
     """The files of ``folder`` that facelab recorded in ``root``'s marker, then its folders left empty. A marker from
     before files were recorded one by one: the files no newer than the marker (a user's file added later stays)."""
     if "files" in marker:

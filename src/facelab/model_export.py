@@ -6,12 +6,20 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Callable, NamedTuple, TypedDict
 
-from .errors import FacelabError
 from .files import prepare_output_file, write_json
+from .plugins import Registry
 
-FORMATS = ("csv", "onnx", "torchscript")
-SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+
+class Exporter(NamedTuple):
+    """How one --format writes a run: ``write(run, out, split, spec, quiet)``; ``suffix`` names the default file."""
+
+    write: Callable[[str | Path, Path | None, str, str | None, bool], Path]
+    suffix: str
+
+
+FORMATS: Registry[Exporter] = Registry("--format")
 
 
 def export(
@@ -19,24 +27,56 @@ def export(
 ) -> Path:
     """Write the export; returns its path. ``onnx``/``torchscript``: the fp32 network taking the normalised
     (1, C, H, W) input and giving the logits, with ``<file>.json`` (size, channels, crop, mean, std, outputs)."""
-    if fmt not in FORMATS:
-        raise FacelabError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if fmt == "csv":
-        from .keypoints.export import export as keypoint_csv
-
-        return keypoint_csv(run, split=split, spec=spec, out=out, quiet=quiet)
-    return export_network(run, fmt, Path(out) if out else Path(run) / f"model{SUFFIX[fmt]}")
+    exporter = FORMATS.get(fmt)
+    return exporter.write(run, Path(out) if out else None, split, spec, quiet)
 
 
-def input_contract(opened) -> dict:
+def _keypoint_csv(run: str | Path, out: Path | None, split: str, spec: str | None, quiet: bool) -> Path:
+    from .keypoints.export import export as keypoint_csv
+
+    return keypoint_csv(run, split=split, spec=spec, out=out, quiet=quiet)
+
+
+def _network_as(fmt: str) -> Callable[[str | Path, Path | None, str, str | None, bool], Path]:
+    def write(run: str | Path, out: Path | None, split: str, spec: str | None, quiet: bool) -> Path:
+        return export_network(run, fmt, out or Path(run) / f"model{FORMATS.get(fmt).suffix}")
+
+    return write
+
+
+FORMATS.add("csv", Exporter(_keypoint_csv, ".csv"), "a keypoint run's points: image,point,x,y in photo pixels")
+FORMATS.add("onnx", Exporter(_network_as("onnx"), ".onnx"), "the network for onnxruntime and other ONNX tools")
+FORMATS.add("torchscript", Exporter(_network_as("torchscript"), ".torchscript.pt"), "the network for torch.jit.load, without facelab")
+
+
+class InputSpec(TypedDict):
+    shape: list[int]  # 1, channels, height, width
+    crop: str
+    mean: list[float]
+    std: list[float]
+    dtype: str
+
+
+class InputContract(TypedDict):
+    """What an exported network expects and answers (MODEL.json beside the file): the input, the pixels' scaling,
+    the outputs' names, the task and the network."""
+
+    input: InputSpec
+    pixels: str
+    outputs: list[str]
+    task: str
+    arch: str
+
+
+def input_contract(opened) -> InputContract:
     c = opened.contract
-    return {
-        "input": {"shape": [1, c.channels, c.size[1], c.size[0]], "crop": c.crop, "mean": c.mean, "std": c.std, "dtype": "float32"},
-        "pixels": "RGB (or grey for 1 channel) in [0, 1], then (x - mean) / std",
-        "outputs": opened.outputs,
-        "task": opened.cfg.task,
-        "arch": opened.cfg.arch,
-    }
+    return InputContract(
+        input=InputSpec(shape=[1, c.channels, c.size[1], c.size[0]], crop=c.crop, mean=c.mean, std=c.std, dtype="float32"),
+        pixels="RGB (or grey for 1 channel) in [0, 1], then (x - mean) / std",
+        outputs=opened.outputs,
+        task=opened.cfg.task,
+        arch=opened.cfg.arch,
+    )
 
 
 def export_network(run: str | Path, fmt: str, path: Path) -> Path:
@@ -71,5 +111,5 @@ def check_onnx(path: Path, x) -> "object":
     return session.run(None, {"input": x})[0]
 
 
-def read_contract(path: Path) -> dict:
+def read_contract(path: Path) -> InputContract:
     return json.loads(path.with_name(path.name + ".json").read_text())

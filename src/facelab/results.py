@@ -8,8 +8,9 @@ import json
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
+from importlib import import_module
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .hardware import RuntimeDescription
 
@@ -19,6 +20,10 @@ S = TypeVar("S", bound="Summary")
 @dataclass
 class Summary:
     """A result that is its summary.json: one field per documented key, nested results for nested blocks."""
+
+    # "module.Name" of each result type the fields name that the module imports for the type checker only: a study's
+    # module may not load torch when the command line starts, so the probes' results it holds are imported when read
+    borrows: ClassVar[tuple[str, ...]] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
@@ -31,14 +36,10 @@ class Summary:
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:
-        """Each field's type, resolved (the annotations are strings until then)."""
-        return typing.get_type_hints(cls, localns=cls.borrowed_types())
-
-    @classmethod
-    def borrowed_types(cls) -> dict[str, Any]:
-        """Result types the fields name that the module imports for the type checker only: a study's module may not
-        load torch when the command line starts, so the probes' results it holds are imported here, when one is read."""
-        return {}
+        """Each field's type, resolved (the annotations are strings until then), the borrowed ones imported now."""
+        borrowed = {path.rpartition(".")[2]: path for base in cls.__mro__ for path in vars(base).get("borrows", ())}
+        names = {name: getattr(import_module(path.rpartition(".")[0]), name) for name, path in borrowed.items()}
+        return typing.get_type_hints(cls, localns=names)
 
     @classmethod
     def read(cls: type[S], folder: str | Path) -> S:

@@ -18,6 +18,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, NotRequired, TypedDict
 
 import cv2
 import numpy as np
@@ -28,7 +29,7 @@ from ..hardware import thread_count
 from ..progress import progress_bar, say
 from ..ranges import SIZE_BOUNDS, range_text
 from .detect import DEFAULT_FACE_MARGIN
-from .face_crops import FACE_COLUMNS, FACE_CROPS, FaceFinder, check_face_crop, decode_face
+from .face_crops import FACE_COLUMNS, FACE_CROPS, FaceFinder, FinderDescription, check_face_crop, decode_face
 from .faceset import FaceSet
 from .images import UnreadableImage
 
@@ -133,6 +134,16 @@ def cache_to_source(fs: FaceSet, i: int, size: tuple[int, int], crop: str, margi
 
 
 # ----------------------------------------------------------------------------- the build
+class Fingerprint(TypedDict):
+    version: int
+    spec: str
+    size: list[int]
+    crop: str
+    margin: float
+    items: str
+    faces: NotRequired[FinderDescription]  # face crops: how the faces were found
+
+
 @dataclass
 class CacheRequest:
     size: tuple[int, int]
@@ -140,15 +151,11 @@ class CacheRequest:
     margin: float
     finder: FaceFinder = field(default_factory=FaceFinder)  # detect / aligned crops: how faces are found
 
-    def fingerprint(self, fs: FaceSet) -> dict:
-        fp = {
-            "version": CACHE_VERSION,
-            "spec": fs.spec,
-            "size": list(self.size),
-            "crop": self.crop,
-            "margin": self.margin,
-            "items": fs.fingerprint(),
-        }
+    def fingerprint(self, fs: FaceSet) -> Fingerprint:
+        """What makes two caches the same: the data's items and every decoding setting (its hash names the folder)."""
+        fp = Fingerprint(
+            version=CACHE_VERSION, spec=fs.spec, size=list(self.size), crop=self.crop, margin=self.margin, items=fs.fingerprint()
+        )
         if self.crop in FACE_CROPS:
             fp["faces"] = self.finder.describe(self.crop)
         return fp
@@ -163,7 +170,7 @@ def cache_request(fs: FaceSet, size: tuple[int, int], crop: str | None, margin: 
     return CacheRequest(size, crop, DEFAULT_MARGIN.get(crop, 0.0) if margin is None else margin, finder or FaceFinder())
 
 
-def fingerprint_hash(fp: dict) -> str:
+def fingerprint_hash(fp: Mapping[str, object]) -> str:
     return hashlib.sha1(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 
 

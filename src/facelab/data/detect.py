@@ -14,11 +14,13 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypedDict
 
 import cv2
 import numpy as np
 
 from ..errors import FacelabError
+from ..plugins import Registry
 from ..progress import say
 
 CASCADE = "haarcascade_frontalface_default.xml"
@@ -35,8 +37,15 @@ class Face:
     box: tuple[int, int, int, int]  # x, y, w, h in the photo's pixels
     score: float | None  # the detector's confidence (dlib), None for Haar
 
-    def as_dict(self) -> dict:
-        return {"box": list(self.box), "score": None if self.score is None else round(self.score, 4)}
+    def as_dict(self) -> FaceBox:
+        return FaceBox(box=list(self.box), score=None if self.score is None else round(self.score, 4))
+
+
+class FaceBox(TypedDict):
+    """A face as JSON holds it: its box (x, y, w, h) and the detector's score."""
+
+    box: list[int]
+    score: float | None
 
 
 def _models_folder() -> Path | None:
@@ -159,16 +168,18 @@ def _cnn(dlib, path: str):
     return dlib.cnn_face_detection_model_v1(path)
 
 
-BY_NAME = {c.name: c for c in (DlibHogDetector, DlibCnnDetector, HaarDetector)}  # the one table of detectors
+# the one table of detectors; "auto" chooses one of them
+BY_NAME: Registry[type[Detector]] = Registry("--detector", hint=", or auto (dlib's HOG where facelab[faces] is installed, else Haar)")
+BY_NAME.add(DlibHogDetector.name, DlibHogDetector, "dlib's HOG + linear SVM frontal face detector (facelab[faces])")
+BY_NAME.add(DlibCnnDetector.name, DlibCnnDetector, "dlib's CNN (MMOD) face detector: slower, finds turned faces (facelab[faces])")
+BY_NAME.add(HaarDetector.name, HaarDetector, "OpenCV's Haar cascade: no extra needed, no score")
 DETECTORS = ("auto", *BY_NAME)
 
 
 def chosen_detector(name: str) -> str:
     """The detector ``name`` stands for (``auto``: dlib's HOG with the faces extra, else Haar, said once)."""
-    if name not in DETECTORS:
-        raise FacelabError(f"--detector {name!r}: use {', '.join(DETECTORS)}")
     if name != "auto":
-        return name
+        return BY_NAME.check(name)
     if dlib_installed():
         say("faces found with dlib's HOG detector (--detector auto)")
         return "dlib-hog"
@@ -177,7 +188,7 @@ def chosen_detector(name: str) -> str:
 
 
 def face_detector(name: str = "auto", upsample: int | None = None, min_score: float | None = None) -> Detector:
-    return BY_NAME[chosen_detector(name)](upsample, min_score)
+    return BY_NAME.get(chosen_detector(name))(upsample, min_score)
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ images (``faces.f32``: box x, y, w, h, score and where the template's five point
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -24,6 +25,13 @@ FACE_CROPS = ("detect", "aligned")
 FACE_COLUMNS = 15  # x, y, w, h, score, then five (x, y)
 
 
+class FinderDescription(TypedDict):
+    detector: str
+    upsample: int | None
+    min_score: float | None
+    crop: str
+
+
 @dataclass(frozen=True)
 class FaceFinder:
     """How a face crop finds its face: a detector by name, its upsampling and its minimum score."""
@@ -32,9 +40,10 @@ class FaceFinder:
     upsample: int | None = None
     min_score: float | None = None
 
-    def describe(self, crop: str) -> dict:
+    def describe(self, crop: str) -> FinderDescription:
+        """How faces were found, as a cache's fingerprint and meta.json keep it."""
         found = self.build()
-        return {"detector": found.name, "upsample": found.upsample, "min_score": found.min_score, "crop": crop}
+        return FinderDescription(detector=found.name, upsample=found.upsample, min_score=found.min_score, crop=crop)
 
     def build(self) -> Detector:
         return face_detector(self.detector, self.upsample, self.min_score)

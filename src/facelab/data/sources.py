@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..plugins import Registry
+
 
 @dataclass(frozen=True)
 class Source:
@@ -20,12 +22,13 @@ class Source:
     needs_path: bool = True
 
 
-SOURCES: dict[str, Source] = {}
+SOURCES: Registry[Source] = Registry("data source")
 
 
 def data_source(prefix: str, usage: str | None = None, options: tuple[str, ...] = (), needs_path: bool = True):
     def register(open_fn: Callable) -> Callable:
-        SOURCES[prefix] = Source(prefix, open_fn, usage or f"{prefix}:PATH", options, needs_path)
+        source = Source(prefix, open_fn, usage or f"{prefix}:PATH", options, needs_path)
+        SOURCES.add(prefix, source, source.usage)
         return open_fn
 
     return register

@@ -20,8 +20,8 @@ def open_spec(spec: str) -> FaceSet:
             f"(celeba:{spec}, imm:{spec} or 300w:{spec} for those layouts)"
         )
     if kind not in SOURCES:
-        raise FacelabError(f"unknown data source {spec!r}; use one of: {', '.join(s.usage for s in SOURCES.values())}")
-    source = SOURCES[kind]
+        raise FacelabError(f"unknown data source {spec!r}; use one of: {', '.join(e.help for e in SOURCES.entries())}")
+    source = SOURCES.get(kind)
     if not source.needs_path:
         return source.open(rest, spec)
     if not rest:

@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -119,7 +119,17 @@ def detect(
 JOURNAL = "labels.partial.jsonl"
 
 
-def _journal(folder: Path) -> dict[str, dict]:
+class Labelled(TypedDict, total=False):
+    """One photo's entry in the labelling journal: its file and either its face's box and 68 points, or why it was
+    skipped."""
+
+    file: str
+    box: list[int]
+    points: list[list[float]]
+    skipped: str
+
+
+def _journal(folder: Path) -> dict[str, Labelled]:
     """What an interrupted run already did, by photo name (a torn last line is dropped)."""
     done = {}
     path = folder / JOURNAL
@@ -133,12 +143,12 @@ def _journal(folder: Path) -> dict[str, dict]:
     return done
 
 
-def _label_one(photo: np.ndarray, finder) -> dict:
+def _label_one(photo: np.ndarray, finder) -> Labelled:
     faces = finder.find(photo)
     if len(faces) != 1:
-        return {"skipped": f"{len(faces)} faces found (exactly one is labelled)"}
+        return Labelled(skipped=f"{len(faces)} faces found (exactly one is labelled)")
     box = faces[0].box
-    return {"box": list(box), "points": np.round(dlib_landmarks(photo, box), 2).tolist()}
+    return Labelled(box=list(box), points=np.round(dlib_landmarks(photo, box), 2).tolist())
 
 
 def _xml_path(photo: Path | None, name: str, folder: Path) -> str:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import FacelabError
+from ..plugins import Registry
 from .heatmap import HEADS, HeatmapNet, feature_trunk
 
 
@@ -61,9 +62,8 @@ class Arch:
     whose output is pooled into the logits and the linear head after the pool (None: the pooled map is the class map;
     ``cam`` None: the network does not end in pooling + one linear layer, so CAM does not apply)."""
 
-    build: Callable[[int, int], nn.Module]
+    build: Callable[..., nn.Module]  # (n_outputs, in_channels) -> the network; the kpnets also take a conv count
     weights_enum: str | None = None  # torchvision weights enum name, for --weights imagenet
-    note: str = ""
     cam: tuple[str, str | None] | None = None
 
 
@@ -101,22 +101,20 @@ def _tv(name: str) -> Callable[[int, int], nn.Module]:
     return build
 
 
-ARCHS: dict[str, Arch] = {
-    "darknet64": Arch(lambda n, c: Darknet64(n, c), note="5 conv blocks, GAP, linear; the fast CPU net", cam=("features", "classifier")),
-    "kpnet-small": Arch(lambda n, c, convs=3: KPNet(n, c, convs or 3), note="keypoints: 3 convs (7x7, 5x5, 3x3) + 2 linear"),
-    "kpnet-full": Arch(lambda n, c, convs=4: KPNet(n, c, convs or 4), note="keypoints: 4 convs (7x7, 5x5, 3x3, 3x3) + 2 linear"),
-    "squeezenet1_1": Arch(_tv("squeezenet1_1"), "SqueezeNet1_1_Weights", cam=("classifier.2", None)),
-    "resnet18": Arch(_tv("resnet18"), "ResNet18_Weights", cam=("layer4", "fc")),
-    "resnet34": Arch(_tv("resnet34"), "ResNet34_Weights", cam=("layer4", "fc")),
-    "resnet50": Arch(_tv("resnet50"), "ResNet50_Weights", cam=("layer4", "fc")),
-    "mobilenet_v3_small": Arch(_tv("mobilenet_v3_small"), "MobileNet_V3_Small_Weights"),
-}
+ARCHS: Registry[Arch] = Registry("--arch", hint=" (facelab models lists them)")
+ARCHS.add("darknet64", Arch(lambda n, c: Darknet64(n, c), cam=("features", "classifier")), "5 conv blocks, GAP, linear; the fast CPU net")
+ARCHS.add("kpnet-small", Arch(lambda n, c, convs=3: KPNet(n, c, convs or 3)), "keypoints: 3 convs (7x7, 5x5, 3x3) + 2 linear")
+ARCHS.add("kpnet-full", Arch(lambda n, c, convs=4: KPNet(n, c, convs or 4)), "keypoints: 4 convs (7x7, 5x5, 3x3, 3x3) + 2 linear")
+ARCHS.add("squeezenet1_1", Arch(_tv("squeezenet1_1"), "SqueezeNet1_1_Weights", cam=("classifier.2", None)), "torchvision's SqueezeNet 1.1")
+for depth in (18, 34, 50):
+    ARCHS.add(
+        f"resnet{depth}", Arch(_tv(f"resnet{depth}"), f"ResNet{depth}_Weights", cam=("layer4", "fc")), f"torchvision's ResNet-{depth}"
+    )
+ARCHS.add("mobilenet_v3_small", Arch(_tv("mobilenet_v3_small"), "MobileNet_V3_Small_Weights"), "torchvision's MobileNetV3 small")
 
 
 def check_arch(arch: str) -> Arch:
-    if arch not in ARCHS:
-        raise FacelabError(f"unknown --arch {arch!r}; registered: {', '.join(ARCHS)} (facelab models lists them)")
-    return ARCHS[arch]
+    return ARCHS.get(arch)
 
 
 def imagenet_file(arch: str) -> Path:
@@ -235,7 +233,7 @@ def start_outputs_at(model: nn.Module, values: torch.Tensor) -> None:
 
 def list_models() -> list[tuple[str, int, str]]:
     """(name, parameters with a 2-output head, note) for every registered net."""
-    return [(name, sum(p.numel() for p in a.build(2, 3).parameters()), a.note) for name, a in ARCHS.items()]
+    return [(e.name, sum(p.numel() for p in e.item.build(2, 3).parameters()), e.help) for e in ARCHS.entries()]
 
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -490,7 +490,7 @@ def applicable_methods(model) -> list[str]:
     """The attribution methods that apply to ``model`` (plain CAM needs a global-pool-then-linear head)."""
     try:
         head_layer(model)
-        return list(METHODS)
+        return METHODS.names()
     except FacelabError:
         return [m for m in METHODS if m != "cam"]
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import FacelabError
 from ..hardware import Runtime
+from ..plugins import Registry
 from .layers import Layer, recorded, resolve_layer
 
 
@@ -56,7 +57,8 @@ def head_layer(model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
     registry entry declares them (``Arch.cam``). The head is None when the pooled map holds one channel per class."""
     from ..models.registry import ARCHS
 
-    arch = ARCHS.get(getattr(model, "facelab_arch", None))
+    name = getattr(model, "facelab_arch", None)
+    arch = ARCHS.get(name) if name in ARCHS else None
     if arch is None or arch.cam is None:
         raise FacelabError(
             f"CAM needs a network that ends in global average pooling + one linear layer; {type(model).__name__} does not: "
@@ -156,13 +158,15 @@ class LayerCAM(Attribution):
         return F.relu((F.relu(grads) * acts).sum(1))
 
 
-METHODS: dict[str, Attribution] = {"cam": CAM(), "gradcam": GradCAM(), "gradcam++": GradCAMPlusPlus(), "layercam": LayerCAM()}
+METHODS: Registry[Attribution] = Registry("--method")
+METHODS.add("cam", CAM(), "class activation mapping (Zhou et al. 2016): pooled map x the head's weights")
+METHODS.add("gradcam", GradCAM(), "Grad-CAM (Selvaraju et al. 2017): channels weighted by their mean gradient")
+METHODS.add("gradcam++", GradCAMPlusPlus(), "Grad-CAM++ (Chattopadhay et al. 2018): positive gradients weighted per position")
+METHODS.add("layercam", LayerCAM(), "LayerCAM (Jiang et al. 2021): each position weighted by its own positive gradient")
 
 
 def method_named(name: str) -> Attribution:
-    if name not in METHODS:
-        raise FacelabError(f"--method {name!r}: use one of {', '.join(METHODS)}")
-    return METHODS[name]
+    return METHODS.get(name)
 
 
 def layer_for(model: nn.Module, method: str, layer: str | None) -> Layer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -234,9 +234,7 @@ class EvidenceMaps(Summary):
     groups: list[GroupEnergy]
     regions_from: str
 
-    @classmethod
-    def borrowed_types(cls) -> dict[str, Any]:
-        return _probe_results()
+    borrows = ("facelab.probes.group_maps.GroupEnergy",)
 
 
 @dataclass
@@ -260,21 +258,16 @@ class BiasResult(StudyResult):
     evidence_maps: dict[str, EvidenceMaps]
     ood: dict[str, Answers] | None
 
-    @classmethod
-    def borrowed_types(cls) -> dict[str, Any]:
-        return _probe_results()
+    borrows = (
+        "facelab.probes.audit.Gap",
+        "facelab.probes.group_maps.Answers",
+        "facelab.probes.group_maps.RunRegionShare",
+        "facelab.probes.group_maps.RunRegionTest",
+    )
 
     def single(self, value: int) -> GroupSideBySide | None:
         """The group of all images whose target is ``value`` (men: 1, women: 0 for Male)."""
         return next((g for g in self.groups if g.group == {self.target: value}), None)
-
-
-def _probe_results() -> dict[str, Any]:
-    """The probes' result types the bias study's results hold (imported when a summary is read back)."""
-    from ..probes.audit import Gap
-    from ..probes.group_maps import Answers, GroupEnergy, RunRegionShare, RunRegionTest
-
-    return {"Gap": Gap, "Answers": Answers, "GroupEnergy": GroupEnergy, "RunRegionShare": RunRegionShare, "RunRegionTest": RunRegionTest}
 
 
 def _modes(plan: Plan, given: list[str] | None) -> list[str]:

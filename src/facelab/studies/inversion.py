@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import FacelabError
 from ..hardware import Runtime
@@ -128,11 +128,7 @@ class FaceReference(Summary):
     network: str
     classes: dict[str, ReferenceScores]
 
-    @classmethod
-    def borrowed_types(cls) -> dict[str, Any]:
-        from ..probes.face_reference import ReferenceScores
-
-        return {"ReferenceScores": ReferenceScores}
+    borrows = ("facelab.probes.face_reference.ReferenceScores",)
 
 
 @dataclass
@@ -146,11 +142,7 @@ class InversionStudyResult(StudyResult):
     seed: int
     n_boot: int
 
-    @classmethod
-    def borrowed_types(cls) -> dict[str, Any]:
-        from ..probes.inversion import InversionCurve
-
-        return {"InversionCurve": InversionCurve, "FaceReference": FaceReference}
+    borrows = ("facelab.probes.inversion.InversionCurve",)
 
 
 def _check_reference(plan: Plan) -> None:

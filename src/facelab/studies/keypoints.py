@@ -260,11 +260,7 @@ class KeypointsResult(StudyResult):
     steps: dict[str, SweepResult]
     photos: PhotosLandmarked | None
 
-    @classmethod
-    def borrowed_types(cls) -> dict[str, Any]:
-        from ..keypoints.sweep import SweepResult
-
-        return {"SweepResult": SweepResult}
+    borrows = ("facelab.keypoints.sweep.SweepResult",)
 
 
 def _part_config(plan: Plan, part: Part, out: Path, seed: int, **changes):

@@ -533,11 +533,7 @@ class ScoredSetBrief(Summary):
         kept = {f.name: getattr(scored, f.name) for f in fields(cls) if f.name not in ("folder", "seconds")}
         return cls(**kept, folder=folder.name, seconds=round(time.perf_counter() - began, 1))
 
-    @classmethod
-    def borrowed_types(cls) -> dict[str, Any]:
-        from ..probes.edit_set import AscentBudget
-
-        return {"AscentBudget": AscentBudget}
+    borrows = ("facelab.probes.edit_set.AscentBudget",)
 
 
 B = TypeVar("B", bound=ScoredSetBrief)

@@ -10,6 +10,7 @@ from typing import NamedTuple, Union, get_args, get_origin, get_type_hints
 from ..errors import FacelabError
 from ..hardware import DEVICES, PRECISIONS
 from ..ranges import DETECTOR_SCORE_BOUNDS, SEED_BOUNDS, SIZE_BOUNDS, Bounds, check_range, with_range
+from .loggers import LOGGERS
 
 FEW_VALID = 20
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
@@ -17,7 +18,6 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 GENERIC_DEFAULTS = {"arch": "darknet64", "epochs": 3, "batch": 128, "opt": "sgd", "schedule": "onecycle", "size": "64", "channels": 3}
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("onecycle", "cosine", "none")
-LOGGERS = ("csv", "tensorboard", "mlflow")
 
 
 def option(default, about: str, cli: type | None = None, bounds: Bounds | None = None):
@@ -135,7 +135,7 @@ class TrainConfig:
         "--robust's attack: 1 step of 1.25 x budget (fast adversarial training), or this many PGD steps of 2.5 x budget / steps.",
         bounds=(1, 1000),
     )
-    logger: str = option("csv", "Experiment logger beside metrics.csv: csv, tensorboard or mlflow (facelab[loggers]).")
+    logger: str = option("csv", f"Experiment logger beside metrics.csv: {LOGGERS.choices()} (facelab[loggers]).")
     from_task: list[str] | None = None  # the settings the task chose because none was given (recorded in config.json)
 
     def __post_init__(self):
@@ -149,8 +149,7 @@ class TrainConfig:
             raise FacelabError(f"--robust-norm {self.robust_norm!r}: use linf or l2")
         if self.robust is not None and not (0 < self.robust < 1 or (self.robust_norm == "l2" and self.robust > 0)):
             raise FacelabError(f"--robust {self.robust}: give a budget above 0 in pixel units (e.g. l2 0.5; linf 0.03, under 1)")
-        if self.logger not in LOGGERS:
-            raise FacelabError(f"--logger {self.logger!r}: use one of {', '.join(LOGGERS)}")
+        LOGGERS.check(self.logger)
         if self.precision not in PRECISIONS:
             raise FacelabError(f"--precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
         if self.device not in DEVICES:
@@ -245,7 +244,7 @@ class TrainConfig:
         without SGD and unset options are left out."""
         from .task_registry import TASKS
 
-        others = {o for t in TASKS.values() for o in t.options} - set(TASKS[self.task].options if self.task in TASKS else ())
+        others = {o for e in TASKS.entries() for o in e.item.options} - set(TASKS.get(self.task).options if self.task in TASKS else ())
         if self.opt != "sgd":
             others.add("momentum")
         if self.robust is None:

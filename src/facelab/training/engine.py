@@ -24,6 +24,7 @@ from ..results import TrainSummary
 from .batches import loader
 from .config import TrainConfig
 from .data_prep import Prepared, prepare_data
+from .loggers import LOGGERS
 from .run_folder import RUN_FILES, RunFolder, global_rank, start_run_folder, versions
 from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
 from .tasks import Task
@@ -90,27 +91,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def experiment_logger(name: str, folder: Path):
-    """Lightning's logger for ``--logger``, writing inside the run folder: csv is metrics.csv alone (always written),
-    tensorboard event files under tensorboard/, an MLflow file store under mlruns/ (or the MLFLOW_TRACKING_URI set).
-    A missing package is one line."""
-    if name == "csv":
-        return False
-    try:
-        __import__(name)  # the package is named as the logger
-    except ImportError:
-        raise FacelabError(f"--logger {name} needs the {name} package: pip install 'facelab[loggers]'") from None
-    from lightning.pytorch import loggers
-
-    if name == "tensorboard":
-        return loggers.TensorBoardLogger(save_dir=str(folder), name="tensorboard", version="")
-    # A file store inside the run folder needs no database (mlflow-skinny has none); MLflow retired it from new
-    # features, so it asks for this opt-in. An MLFLOW_TRACKING_URI the user set (a server) is theirs to keep.
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or (folder / "mlruns").resolve().as_uri()
-    return loggers.MLFlowLogger(experiment_name="facelab", tracking_uri=uri)
-
-
 def _quiet_lightning() -> None:
     """Lightning's start-up chatter (accelerator lines, tips, deprecations) hides facelab's own output."""
     import logging
@@ -158,7 +138,7 @@ def _trainer(cfg: TrainConfig, run: RunFolder, rt: Runtime, quiet: bool, extra_c
         strategy="ddp" if distributed else "auto",
         precision=rt.lightning_precision,
         callbacks=callbacks,
-        logger=experiment_logger(cfg.logger, run.path),
+        logger=LOGGERS.get(cfg.logger)(run.path),
         enable_progress_bar=not quiet,
         enable_model_summary=False,
         num_sanity_val_steps=0,

@@ -9,6 +9,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 
@@ -32,20 +33,31 @@ def builds_the_cache() -> bool:
     return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0))) == 0
 
 
-def versions() -> dict:
+class Versions(TypedDict):
+    """What a run was trained with (config.json's ``versions``)."""
+
+    facelab: str
+    torch: str
+    torchvision: str
+    lightning: str
+    python: str
+    platform: str
+
+
+def versions() -> Versions:
     import lightning
     import torchvision
 
     from .. import __version__
 
-    return {
-        "facelab": __version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "lightning": lightning.__version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-    }
+    return Versions(
+        facelab=__version__,
+        torch=torch.__version__,
+        torchvision=torchvision.__version__,
+        lightning=lightning.__version__,
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+    )
 
 
 class RunFolder:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from ..errors import FacelabError
+from ..plugins import Registry
 from .keypoint_task import KeypointTask
 from .rotation_task import RotationTask
 from .tasks import AttrTask, IdentityTask, Task
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (AttrTask, IdentityTask, KeypointTask, RotationTask)}
+TASKS: Registry[type[Task]] = Registry("--task")
+for task in (AttrTask, IdentityTask, KeypointTask, RotationTask):
+    TASKS.add(task.name, task, task.about)
 
 
 def task_class(name: str) -> type[Task]:
-    if name not in TASKS:
-        raise FacelabError(f"unknown --task {name!r}; use {', '.join(TASKS)}")
-    return TASKS[name]
+    return TASKS.get(name)
 
 
 def task_for(cfg) -> Task:
