@@ -235,14 +235,7 @@ def build_cache(
     """Decode ``fs`` once into ``out`` (resuming an interrupted build); returns the opened cache. ``finder``: how
     ``--crop detect`` / ``aligned`` find faces (default: the auto detector at its calibrated minimum score)."""
     given, crop = crop, crop or fs.default_crop
-    if crop not in CROPS:
-        raise FacelabError(f"--crop {crop!r}: use one of {', '.join(CROPS)}")
-    if crop == "box":
-        fs.require("boxes", "--crop box")
-    if crop == "landmarks":
-        fs.require("landmarks", "--crop landmarks")
-    if crop in FACE_CROPS:
-        check_face_crop(crop)
+    _check_crop(fs, crop)
     req = cache_request(fs, size, crop, margin, finder)
     if crop in FACE_CROPS and given is None and not quiet:
         found_by = req.finder.build().describe()
@@ -255,24 +248,60 @@ def build_cache(
         return FaceCache(out)
     if damage:
         say(f"{out}: the cache found here is damaged ({damage}); building it again")
-    n, (w, h) = len(fs), size
-    if n == 0:
+    if len(fs) == 0:
         raise FacelabError(f"{fs.spec}: no images to cache")
-    k = fs.n_landmarks
-    progress = json.loads(progress_path.read_text()) if progress_path.exists() and not damage else None
+    progress = _started(fs, out, req, fp, fresh_start=bool(damage))
+    _decode(fs, out, req, progress, workers, quiet)
+    failed = progress["failed"]
+    if strict and failed:
+        raise FacelabError(f"{len(failed)} unreadable images (--strict): {failed[0]}")
+    np.savez(out / "labels.npz", **_labels(fs))
+    meta = {"fingerprint": fp, "n": len(fs), "width": size[0], "height": size[1], "n_landmarks": fs.n_landmarks,
+            "n_failed": len(failed), "failed": failed[:100], "problems": fs.problems, "notes": fs.notes, "classes": fs.classes,
+            "faces": fp.get("faces")}  # fmt: skip
+    write_json(meta_path, meta)
+    progress_path.unlink()
+    return FaceCache(out)
+
+
+def _check_crop(fs: FaceSet, crop: str) -> None:
+    """A crop the data can be cut by (a box or landmarks it holds; a face crop's detector installed), or one line."""
+    if crop not in CROPS:
+        raise FacelabError(f"--crop {crop!r}: use one of {', '.join(CROPS)}")
+    needs = {"box": "boxes", "landmarks": "landmarks"}
+    if crop in needs:
+        fs.require(needs[crop], f"--crop {crop}")
+    if crop in FACE_CROPS:
+        check_face_crop(crop)
+
+
+def _started(fs: FaceSet, out: Path, req: CacheRequest, fp: Fingerprint, fresh_start: bool) -> dict:
+    """The build's progress (progress.json: the chunks done, the images that failed): resumed where an interrupted
+    build of the same fingerprint left it, else started afresh with empty arrays."""
+    progress_path = out / "progress.json"
+    progress = json.loads(progress_path.read_text()) if progress_path.exists() and not fresh_start else None
     fresh = progress is None or progress.get("fingerprint") != fp
     prepare_output(out, "cache", fresh=fresh, owned=CACHE_FILES)  # a rebuild removes only the cache's own files
-    if fresh:
-        for name, shape, dtype in (
-            ("images.u8", (n, h, w, 3), np.uint8),
-            ("valid.u8", (n,), np.uint8),
-            ("landmarks.f32", (n, k or 0, 2), np.float32),
-            ("faces.f32", (n, FACE_COLUMNS), np.float32),
-        ):
-            if (name != "landmarks.f32" or k) and (name != "faces.f32" or crop in FACE_CROPS):
-                np.memmap(out / name, dtype, "w+", shape=shape).flush()
-        progress = {"fingerprint": fp, "done": [], "failed": []}
-        write_json(progress_path, progress)
+    if not fresh:
+        return progress
+    n, (w, h), k = len(fs), req.size, fs.n_landmarks
+    for name, shape, dtype in (
+        ("images.u8", (n, h, w, 3), np.uint8),
+        ("valid.u8", (n,), np.uint8),
+        ("landmarks.f32", (n, k or 0, 2), np.float32),
+        ("faces.f32", (n, FACE_COLUMNS), np.float32),
+    ):
+        if (name != "landmarks.f32" or k) and (name != "faces.f32" or req.crop in FACE_CROPS):
+            np.memmap(out / name, dtype, "w+", shape=shape).flush()
+    progress = {"fingerprint": fp, "done": [], "failed": []}
+    write_json(progress_path, progress)
+    return progress
+
+
+def _decode(fs: FaceSet, out: Path, req: CacheRequest, progress: dict, workers: int | None, quiet: bool) -> None:
+    """Decode the chunks not yet done into the arrays, in this process or a pool, recording each chunk as it ends
+    (progress.json: a stop loses at most the chunks in flight)."""
+    n, (w, h), k = len(fs), req.size, fs.n_landmarks
     todo = [c for c in range((n + CHUNK - 1) // CHUNK) if c not in set(progress["done"])]
     workers = workers or (1 if n < IN_PROCESS_BELOW else thread_count())  # this process's share of the cores
     with progress_bar(f"caching {fs.spec} at {w}x{h}", total=n, quiet=quiet) as advance:
@@ -281,7 +310,7 @@ def build_cache(
         def record(chunk: int, failed: list[str]) -> None:
             progress["done"].append(chunk)
             progress["failed"].extend(failed)
-            write_json(progress_path, progress)
+            write_json(out / "progress.json", progress)
             advance(min(CHUNK, n - chunk * CHUNK))
 
         if workers == 1:
@@ -293,9 +322,10 @@ def build_cache(
             with ctx.Pool(workers, _worker_init, (fs, str(out), req, k)) as pool:
                 for result in pool.imap_unordered(_build_chunk, todo):
                     record(*result)
-    failed = progress["failed"]
-    if strict and failed:
-        raise FacelabError(f"{len(failed)} unreadable images (--strict): {failed[0]}")
+
+
+def _labels(fs: FaceSet) -> dict[str, np.ndarray]:
+    """labels.npz: the split and names of every item, and whatever labels the data holds."""
     labels = {"split": fs.split, "names": np.array(fs.names)}
     for key in ("attributes", "identities", "boxes"):
         if getattr(fs, key) is not None:
@@ -306,23 +336,7 @@ def build_cache(
         labels["mirror"] = fs.mirror
     if getattr(fs, "background", None) is not None and fs.renders:
         labels["background"] = fs.background
-    np.savez(out / "labels.npz", **labels)
-    meta = {
-        "fingerprint": fp,
-        "n": n,
-        "width": w,
-        "height": h,
-        "n_landmarks": k,
-        "n_failed": len(failed),
-        "failed": failed[:100],
-        "problems": fs.problems,
-        "notes": fs.notes,
-        "classes": fs.classes,
-        "faces": fp.get("faces"),
-    }
-    write_json(meta_path, meta)
-    progress_path.unlink()
-    return FaceCache(out)
+    return labels
 
 
 def damaged_cache(folder: Path) -> str | None:

@@ -3,7 +3,7 @@ deletion/insertion AUC, beside a random map, the mean mask and a randomised last
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -264,7 +264,7 @@ def ground_truth(d: SplitData, output: int | None) -> GroundTruth:
 
 
 def cam_score(
-    run: str | Path,
+    run: str | Path | Run,
     spec: str | None = None,
     *,
     split: str = "test",
@@ -293,40 +293,11 @@ def cam_score(
     methods = methods or applicable_methods(d.model)
     h, w = d.images.shape[1:3]
     tolerance = max(1, round(0.07 * max(h, w))) if tolerance is None else tolerance
-    truth = ground_truth(d, output)
-    shown = faces_showing(d, output)
-    masks_shown = None if truth.masks is None else truth.masks[shown]
-    results: dict[str, MapScores | None] = {}
-    examples, cells = [], {}
-    randomised = with_last_layer_randomised(d.model, seed)
-
-    def scored(norm, tgt, raw_p, norm_p) -> MapScores:
-        """Scores of one kind of map: ``norm`` explains each face's decision ``tgt``; ``raw_p``/``norm_p`` the
-        attribute's presence (see :func:`_decision_scores` and :func:`_pointing_scores`)."""
-        pointing = _pointing_scores(raw_p[shown], norm_p[shown], masks_shown, tolerance)
-        return MapScores(**_decision_scores(d.model, d, norm, tgt, truth, steps), **pointing)
-
-    def method_maps(model, method: str) -> tuple[Target, torch.Tensor, torch.Tensor, torch.Tensor]:
-        _, tgt, raw, norm = maps_over(d, method, output, layer, model=model, quiet=quiet)
-        cells[method] = tuple(raw.shape[1:])
-        raw_p, norm_p = maps_over(d, method, output, layer, model=model, quiet=quiet, present=True)[2:] if d.binary else (raw, norm)
-        return norm, tgt, raw_p, norm_p
-
-    trained = {}
-    for method in methods:
-        norm, tgt, raw_p, norm_p = method_maps(d.model, method)  # every method explains the same decisions
-        results[method] = scored(norm, tgt, raw_p, norm_p)
-        examples.append((method, norm_p[:8]))
-        trained[method] = norm_p
-        results[f"{method}_randomized"] = scored(*method_maps(randomised, method))
+    scorer = MapScorer(d, output, layer, ground_truth(d, output), faces_showing(d, output), tolerance, steps, quiet)
+    results, examples, trained, decisions = scorer.methods(methods, seed)
     n_layers = len(weighted_layers(d.model))
     curves, cascade_maps = cascading_randomisation(d, methods, output, layer, trained, seed, quiet) if cascading else ({}, {})
-    constants = {"random": torch.rand(len(d.images), h, w, generator=torch.Generator().manual_seed(seed))}
-    if masks_shown is not None and len(masks_shown):
-        constants["mean_mask"] = torch.from_numpy(masks_shown.mean(0)).float().expand(len(d.images), h, w).contiguous()
-    for key, maps in constants.items():
-        results[key] = scored(maps, tgt, maps, maps)
-    results.setdefault("mean_mask", None)
+    results |= scorer.constants(decisions, seed)
     name = d.outputs[output] if output is not None else "predicted class"
     constant = results["mean_mask"]
     beaten = {m: beats_constant(_known(results[m]), constant) for m in methods} if constant else None
@@ -336,38 +307,97 @@ def cam_score(
         warnings=constant_warnings(results, beaten) + still_alike(curves, n_layers),
         cascading=curves if cascading else None,
         weighted_layers=n_layers,
-        advice=coarse_map_advice(cells, (h, w), tolerance) + fixed_region_advice(constant, d.faceset),
-        map_cells={m: list(c) for m, c in cells.items()},
+        advice=coarse_map_advice(scorer.cells, (h, w), tolerance) + fixed_region_advice(constant, d.faceset),
+        map_cells={m: list(c) for m, c in scorer.cells.items()},
         target=name,
         n=int(len(d.images)),
-        n_region=int(shown.sum()),
+        n_region=int(scorer.shown.sum()),
         region_faces=f"faces that show {name}, explaining {name}" if d.binary else "every face",
         split=split,
         tolerance_px=tolerance,
         steps=steps,
         data=spec,
-        ground_truth=truth.source,
+        ground_truth=scorer.truth.source,
     )
-    figures = _score_figures(folder, results, examples, d.images[:8].numpy(), truth.masks)
+    figures = _score_figures(folder, results, examples, d.images[:8].numpy(), scorer.truth.masks)
     if cascading:
         figures += cascading_figures(folder, curves, cascade_maps, {m: t[0] for m, t in trained.items()}, d.images[0].numpy(), n_layers)
+    tables = [score_table(results), *region_table(results), *([cascading_table(curves, n_layers)] if cascading else [])]
+    return write_probe_output(
+        folder, f"facelab cam-score: {name} on {summary.data} ({split})", summary, figures, _facts(summary, d), tables
+    )
+
+
+@dataclass
+class MapScorer:
+    """Scores maps of one split against its ground truth: each face's decision (deletion/insertion, energy per region)
+    and, on the faces that show the attribute, the pointing game and the energy inside its region. ``cells``: each
+    method's map size, as it was computed."""
+
+    d: SplitData
+    output: int | None
+    layer: str | None
+    truth: GroundTruth
+    shown: np.ndarray  # the faces that show the attribute (every face for identities)
+    tolerance: int
+    steps: int
+    quiet: bool
+    cells: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def scored(self, norm: torch.Tensor, target: Target, raw_p: torch.Tensor, norm_p: torch.Tensor) -> MapScores:
+        """Scores of one kind of map: ``norm`` explains each face's decision ``target``; ``raw_p``/``norm_p`` the
+        attribute's presence (see :func:`_decision_scores` and :func:`_pointing_scores`)."""
+        masks = None if self.truth.masks is None else self.truth.masks[self.shown]
+        pointing = _pointing_scores(raw_p[self.shown], norm_p[self.shown], masks, self.tolerance)
+        return MapScores(**_decision_scores(self.d.model, self.d, norm, target, self.truth, self.steps), **pointing)
+
+    def maps_of(self, model: torch.nn.Module, method: str) -> tuple[torch.Tensor, Target, torch.Tensor, torch.Tensor]:
+        """``method``'s maps of each face's decision, then (attributes) of the attribute's presence, raw and normalised."""
+        d = self.d
+        _, target, raw, norm = maps_over(d, method, self.output, self.layer, model=model, quiet=self.quiet)
+        self.cells[method] = (int(raw.shape[1]), int(raw.shape[2]))
+        present = (
+            maps_over(d, method, self.output, self.layer, model=model, quiet=self.quiet, present=True)[2:] if d.binary else (raw, norm)
+        )
+        return norm, target, *present
+
+    def methods(self, methods: list[str], seed: int) -> tuple[dict[str, MapScores | None], list, dict[str, torch.Tensor], Target]:
+        """Each method's scores, and its scores after randomising the last layer (``METHOD_randomized``); the first
+        maps of each (for the figure), each method's presence maps (for the cascade), and the decisions explained
+        (every method explains the same ones)."""
+        randomised = with_last_layer_randomised(self.d.model, seed)
+        results: dict[str, MapScores | None] = {}
+        examples, trained = [], {}
+        for method in methods:
+            norm, decisions, raw_p, norm_p = self.maps_of(self.d.model, method)
+            results[method] = self.scored(norm, decisions, raw_p, norm_p)
+            examples.append((method, norm_p[:8]))
+            trained[method] = norm_p
+            results[f"{method}_randomized"] = self.scored(*self.maps_of(randomised, method))
+        return results, examples, trained, decisions
+
+    def constants(self, decisions: Target, seed: int) -> dict[str, MapScores | None]:
+        """The maps a method must beat: a random map, and the mean ground-truth mask (None without masks)."""
+        n, h, w = self.d.images.shape[:3]
+        maps = {"random": torch.rand(n, h, w, generator=torch.Generator().manual_seed(seed))}
+        masks = None if self.truth.masks is None else self.truth.masks[self.shown]
+        if masks is not None and len(masks):
+            maps["mean_mask"] = torch.from_numpy(masks.mean(0)).float().expand(n, h, w).contiguous()
+        scores: dict[str, MapScores | None] = {key: self.scored(m, decisions, m, m) for key, m in maps.items()}
+        scores.setdefault("mean_mask", None)
+        return scores
+
+
+def _facts(summary: CamScore, d: SplitData) -> list[list]:
     facts: list[list] = [
-        ["target", name],
+        ["target", summary.target],
         ["images", summary.n],
         ["pointing game and energy on", f"{summary.n_region} {summary.region_faces}"],
-        ["pointing-game tolerance", f"{tolerance} px"],
-        ["true region", truth.source],
+        ["pointing-game tolerance", f"{summary.tolerance_px} px"],
+        ["true region", summary.ground_truth],
         *benchmark_pose_fact(d.faceset),
     ]
-    facts += [["WARNING", line] for line in summary.warnings] + [["NOTE", line] for line in summary.advice]
-    return write_probe_output(
-        folder,
-        f"facelab cam-score: {name} on {summary.data} ({split})",
-        summary,
-        figures,
-        facts,
-        [score_table(results), *region_table(results), *([cascading_table(curves, n_layers)] if cascading else [])],
-    )
+    return facts + [["WARNING", line] for line in summary.warnings] + [["NOTE", line] for line in summary.advice]
 
 
 def cascading_table(curves: dict[str, list[dict]], n_layers: int) -> tuple[str, list[str], list[list]]:

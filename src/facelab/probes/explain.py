@@ -116,20 +116,8 @@ def cam(
         source = source.removeprefix("folder:")
     path = Path(source)
     if path.exists() or "#" in source:
-        return _cam_files(
-            run,
-            source,
-            method=method,
-            target=target,
-            layer=layer,
-            folder=folder,
-            strict=strict,
-            colormap=colormap,
-            detector=detector if detect else None,
-            upsample=upsample,
-            min_score=min_score,
-            runtime=runtime,
-        )
+        return _cam_files(run, source, method=method, target=target, layer=layer, folder=folder, strict=strict, colormap=colormap,
+                          detector=detector if detect else None, upsample=upsample, min_score=min_score, runtime=runtime)  # fmt: skip
     opened = Run.for_probes(run, runtime)
     opened.require("labels", "cam")
     d = load_split(opened, source, split, limit, strict)
@@ -137,27 +125,7 @@ def cam(
     logits, _, _, norm = maps_over(d, method, output, layer, quiet=quiet)
     true, pred = d.labels(output), d.run.task.predicted(logits, output)
     images = d.images.numpy()
-    groups: dict[str, CamGroup] = {}
-    figures: list[tuple[str, str]] = []
-    means, mean_names = [], []
-    for t, p in sorted(set(zip(true.tolist(), pred.tolist()))):
-        idx = np.flatnonzero((true == t) & (pred == p))
-        key = f"true{t}_pred{p}"
-        words = f"true: {d.in_words(output, t)}, predicted: {d.in_words(output, p)}"
-        file = f"gallery_{key}.png"
-        shown = idx[:GALLERY]
-        image_grid(
-            [overlay(images[i], norm[i].numpy(), colormap=colormap) for i in shown],
-            [d.faceset.names[d.rows[i]][-12:] for i in shown],
-            folder / file,
-            cols=8,
-            colorbar=(colormap, MAP_LEGEND),
-        )
-        groups[key] = CamGroup(int(len(idx)), file, words)
-        figures.append((file, f"{words}: {len(idx)} images (first {len(shown)} shown)"))
-        means.append(norm[idx].mean(0).numpy())
-        mean_names.append(words.replace(", ", "\n") + f"\n(n={len(idx)})")
-    map_grid(np.stack(means), mean_names, folder / "mean_maps.png", cols=min(4, len(means)), cmap=colormap, colorbar_label=MAP_LEGEND)
+    groups, figures = _galleries(d, output, norm, true, pred, folder, colormap)
     name = d.outputs[output] if output is not None else "predicted class"
     summary = CamGallery(
         method=method,
@@ -180,6 +148,35 @@ def cam(
         [("mean_maps.png", f"mean {method} map per (true, predicted) group")] + figures,
         facts,
     )
+
+
+def _galleries(
+    d: SplitData, output: int | None, norm: torch.Tensor, true: np.ndarray, pred: np.ndarray, folder: Path, colormap: str
+) -> tuple[dict[str, CamGroup], list[tuple[str, str]]]:
+    """One gallery per (true, predicted) pair of the split's images, and mean_maps.png: each pair's mean map."""
+    images = d.images.numpy()
+    groups: dict[str, CamGroup] = {}
+    figures: list[tuple[str, str]] = []
+    means, mean_names = [], []
+    for t, p in sorted(set(zip(true.tolist(), pred.tolist()))):
+        idx = np.flatnonzero((true == t) & (pred == p))
+        key = f"true{t}_pred{p}"
+        words = f"true: {d.in_words(output, t)}, predicted: {d.in_words(output, p)}"
+        file = f"gallery_{key}.png"
+        shown = idx[:GALLERY]
+        image_grid(
+            [overlay(images[i], norm[i].numpy(), colormap=colormap) for i in shown],
+            [d.faceset.names[d.rows[i]][-12:] for i in shown],
+            folder / file,
+            cols=8,
+            colorbar=(colormap, MAP_LEGEND),
+        )
+        groups[key] = CamGroup(int(len(idx)), file, words)
+        figures.append((file, f"{words}: {len(idx)} images (first {len(shown)} shown)"))
+        means.append(norm[idx].mean(0).numpy())
+        mean_names.append(words.replace(", ", "\n") + f"\n(n={len(idx)})")
+    map_grid(np.stack(means), mean_names, folder / "mean_maps.png", cols=min(4, len(means)), cmap=colormap, colorbar_label=MAP_LEGEND)
+    return groups, figures
 
 
 def _image_files(source: str) -> list[str]:

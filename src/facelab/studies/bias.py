@@ -35,6 +35,7 @@ from .registry import Option, Study, comma_list
 if TYPE_CHECKING:
     from ..probes.audit import Audit, AuditTable, Gap, GroupRates
     from ..probes.group_maps import Answers, GroupEnergy, RegionTest, RunRegionShare, RunRegionTest
+    from ..results import TrainSummary
 
 BIAS = Protocol(
     name="bias",
@@ -102,37 +103,15 @@ def bias_study(
     from ..probes.audit import audit
     from ..probes.group_maps import answers_on, evidence_by_group
     from ..run import Run
-    from ..training.config import TrainConfig
-    from ..training.engine import trained
 
     plan = Plan.of(BIAS, spec, options, runtime)
-    s = plan.settings
-    target = s["target"]
+    target = plan.settings["target"]
     by = grouping(plan, target, given=options.get("by") is not None)  # before any training
     modes = _modes(plan, options.get("modes"))
     if ood:
         photo_files(ood)
     folder = study_folder(out, "bias")
-    weights = plan.weights_for(s["arch"])
-    runs = {}
-    for mode in modes:
-        name = TRAININGS[mode]
-        cfg = TrainConfig(
-            spec=plan.spec,
-            out=str(folder / name),
-            attrs=[target],
-            arch=s["arch"],
-            size=s["size"],
-            epochs=s["epochs"],
-            batch=s["batch"],
-            crop=plan.crop,
-            weights=weights,
-            balance={"none": None, "undersample": target}.get(mode, mode),
-            groups=by if mode in ("reweight", "groupdro") else None,
-            seed=seed,
-        )
-        runs[name] = trained(cfg, quiet, plan.runtime)
-        plan.check_chance(name, runs[name])
+    runs = _trained(plan, folder, modes, by, seed, quiet)
     opened = {name: Run.for_probes(folder / name, plan.runtime) for name in runs}  # each network loaded once, probed many times
     audits = {name: audit(run, by=by, out=run.path / "audit", runtime=plan.runtime) for name, run in opened.items()}
     gaps = {name: target_gap(a, target, n_boot, seed) for name, a in audits.items()}
@@ -268,6 +247,25 @@ class BiasResult(StudyResult):
     def single(self, value: int) -> GroupSideBySide | None:
         """The group of all images whose target is ``value`` (men: 1, women: 0 for Male)."""
         return next((g for g in self.groups if g.group == {self.target: value}), None)
+
+
+def _trained(plan: Plan, folder: Path, modes: list[str], by: list[str], seed: int, quiet: bool) -> dict[str, TrainSummary]:
+    """One network per training mode, into FOLDER/<its run name> (a finished one read back), each checked for chance."""
+    from ..training.config import TrainConfig
+    from ..training.engine import trained
+
+    s, target = plan.settings, plan.settings["target"]
+    weights = plan.weights_for(s["arch"])
+    runs = {}
+    for mode in modes:
+        name = TRAININGS[mode]
+        balance = {"none": None, "undersample": target}.get(mode, mode)
+        cfg = TrainConfig(spec=plan.spec, out=str(folder / name), attrs=[target], arch=s["arch"], size=s["size"], epochs=s["epochs"],
+                          batch=s["batch"], crop=plan.crop, weights=weights, balance=balance,
+                          groups=by if mode in ("reweight", "groupdro") else None, seed=seed)  # fmt: skip
+        runs[name] = trained(cfg, quiet, plan.runtime)
+        plan.check_chance(name, runs[name])
+    return runs
 
 
 def _modes(plan: Plan, given: list[str] | None) -> list[str]:
