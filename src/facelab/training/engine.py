@@ -27,6 +27,7 @@ from .data_prep import Prepared, prepare_data
 from .loggers import LOGGERS
 from .run_folder import RUN_FILES, RunFolder, global_rank, start_run_folder, versions
 from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
+from .task_parts import RunSummary
 from .tasks import Task
 
 
@@ -332,7 +333,7 @@ def _on_rank_zero(summary: TrainSummary | None) -> TrainSummary:
     return summary
 
 
-def write_summary(run: RunFolder, cfg: TrainConfig, task: Task, data: Prepared, rt: Runtime, outputs=None) -> TrainSummary:
+def write_summary(run: RunFolder, cfg: TrainConfig, task: RunSummary, data: Prepared, rt: Runtime, outputs=None) -> TrainSummary:
     """summary.json, written once: the task's final and best validation blocks (best by the task's monitor) and its own
     fields (``outputs``: the task's ``validation_outputs``)."""
     rows = [r for r in run.read_metrics() if r["split"] == "valid"]

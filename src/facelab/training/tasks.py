@@ -4,7 +4,9 @@ A task is a small plug-in: it picks its rows and targets from the data, defines 
 metrics (one accumulator, :class:`MetricSums`, shared by training and ``eval``), names its outputs,
 turns outputs into probabilities and labels, writes its summary fields and captions, and says what
 it can be asked for (``labels``: a probe can explain a label; ``binary``: one yes/no per output;
-``points``: landmark coordinates). Nothing outside the task classes tests a task's name.
+``points``: landmark coordinates). Those four parts - what a training step computes, how a run is
+summarised, how outputs read, how a run is reported - are separate classes (:mod:`.task_parts`) that
+callers take one at a time. Nothing outside the task classes tests a task's name.
 A new task is one module with its Task subclass plus one line in :mod:`facelab.training.task_registry`.
 """
 
@@ -20,25 +22,17 @@ import torch.nn.functional as F
 from ..data.faceset import FaceSet
 from ..data.select import identity_split, top_identities
 from ..errors import FacelabError
-from ..results import TrainSummary
-from .batches import augment, split_outputs
-
-CAPABILITY_WORDS = {"labels": "a classification run", "binary": "an attribute run", "points": "a keypoint run"}
+from .batches import split_outputs
+from .task_parts import OutputReader, RunReport, RunSummary, TrainingStep
 
 
 @dataclass
-class Task:
+class Task(TrainingStep, RunSummary, OutputReader, RunReport):
+    """A task: its name, its options and defaults, the items it trains on, and (from its parts) the rest."""
+
     name: ClassVar[str] = ""
     about: ClassVar[str] = ""  # a few words for --task's help
     options: ClassVar[tuple[str, ...]] = ()  # TrainConfig fields that belong to this task
-    weighs_images: ClassVar[bool] = False  # has a per-image loss (item_loss) that --balance reweight/groupdro weigh
-    monitor: ClassVar[tuple[str, str]] = ("val_acc", "max")  # what picks the best checkpoint (and a sweep's best)
-    accuracy: ClassVar[bool] = True  # metrics are accuracies: their mean is reported as "acc"
-    labels: ClassVar[bool] = True
-    binary: ClassVar[bool] = False
-    points: ClassVar[bool] = False
-    curve_metrics: ClassVar[tuple[str, ...]] = ("loss", "acc")
-    caption_about: ClassVar[str] = "probability / true label (attr) or predicted / true identity; green correct, red wrong"
     # TrainConfig settings this task trains with when the user gives none (the rest: engine.GENERIC_DEFAULTS);
     # config.json lists the ones taken from here under "from_task".
     defaults: ClassVar[dict] = {}
@@ -48,17 +42,12 @@ class Task:
         """The task a TrainConfig describes (its own options only)."""
         return cls()
 
-    @property
-    def n_outputs(self) -> int:
-        raise NotImplementedError
-
     def resolve_head(self, requested: str | None) -> str:
         """The network head this task trains (``--head``); only keypoints have a choice."""
         if requested not in (None, "regress"):
             raise FacelabError(f"--head {requested}: only --task keypoints has a heatmap head")
         return "regress"
 
-    # --- data ----------------------------------------------------------------------------
     def select(self, fs: FaceSet, seed: int) -> FaceSet:
         """The items this task trains on; remembers what the outputs mean (attribute columns, class names)."""
         return fs
@@ -69,112 +58,6 @@ class Task:
 
     def restore(self, description: dict) -> None:
         """State saved by :meth:`describe` (a trained run reopened)."""
-
-    def targets(self, fs: FaceSet, cache=None, rows: np.ndarray | None = None) -> torch.Tensor:
-        """Targets of the selected items (``cache`` and its ``rows`` for tasks whose labels live there)."""
-        raise NotImplementedError
-
-    def start_model(self, model: torch.nn.Module, train_targets: torch.Tensor) -> None:
-        """Set an untrained network to where training should start from (keypoints: the mean shape); nothing by default."""
-
-    def batch_augmentation(self, cfg: dict) -> dict | None:
-        """The whole-batch augmentation's settings (labels unchanged), which the loop applies to the cache's bytes
-        (:func:`~facelab.training.batches.augmented_input`); None for a task whose :meth:`augment` moves labels too."""
-        return {"flip": cfg["flip"], "shift": 0.06, "jitter": 0.15}
-
-    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: dict):
-        """:meth:`batch_augmentation` on a normalised batch (one-channel networks); labels unchanged."""
-        return augment(x, gen, **self.batch_augmentation(cfg)), y
-
-    # --- training and metrics --------------------------------------------------------------
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def item_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Each image's loss (B,), for losses that weigh images by group (--balance reweight / groupdro)."""
-        raise FacelabError(f"--task {self.name}: --balance reweight and groupdro weigh images of attribute tasks only")
-
-    def auxiliary_loss(self, model: torch.nn.Module, y: torch.Tensor) -> torch.Tensor | float:
-        """A training-only term beside :meth:`loss` that needs more than the outputs (keypoint heatmaps)."""
-        return 0.0
-
-    def metric_sums(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-metric sums over the batch (shape: n_metrics); divided by the item count at the end."""
-        raise NotImplementedError
-
-    def metric_names(self) -> list[str]:
-        return ["acc"]
-
-    def finish(self, per: dict[str, float]) -> dict[str, float]:
-        """Per-metric means, plus their mean as "acc" for accuracy tasks."""
-        return per | {"acc": sum(per.values()) / len(per)} if self.accuracy else per
-
-    def summary_block(self, row: dict) -> dict:
-        """The summary's "final" / "best" fields from one validation row of metrics.csv."""
-        return {"val_loss": row["loss"], "val_acc": row["acc"]}
-
-    def summary_fields(self) -> dict:
-        """Fields a run's summary.json carries besides final/best (a task's own settings)."""
-        return {}
-
-    def validation_outputs(self, module, data):
-        """What the summary and the report need of the trained network beyond metrics.csv (None: nothing)."""
-        return None
-
-    def summary_extra(self, data, outputs=None) -> dict:
-        """Fields that need the prepared data (e.g. a baseline on the validation split) or ``validation_outputs``."""
-        return {}
-
-    def eval_fields(self, per: dict[str, float]) -> dict:
-        """What ``facelab eval`` reports besides n and loss."""
-        return {"acc": per["acc"]} if self.accuracy else per
-
-    def eval_extra(self, data, split: str, model: torch.nn.Module, channels: int) -> dict:
-        """Fields ``facelab eval`` adds that need the data itself (e.g. a reference method on the same faces)."""
-        return {}
-
-    # --- outputs -------------------------------------------------------------------------
-    def output_names(self) -> list[str]:
-        return [str(k) for k in range(self.n_outputs)]
-
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """(B, n_outputs) probabilities: sigmoid per output for binary tasks, softmax otherwise."""
-        return torch.sigmoid(logits.float()) if self.binary else torch.softmax(logits.float(), -1)
-
-    def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """The network's outputs for evaluation (keypoints add the flip test)."""
-        return model(x).float()
-
-    def predicted(self, logits: torch.Tensor, output: int | None) -> np.ndarray:
-        """Predicted label per image: 0/1 of ``output`` (binary), else the class."""
-        return (logits[:, output] > 0).long().numpy() if self.binary else logits.argmax(1).numpy()
-
-    def explained_output(self, target: str | None) -> int | None:
-        """The output a probe explains: a named attribute or class (or a class number); by default the first
-        output of a binary task, or None (the predicted class) for one-of-N tasks."""
-        names = self.output_names()
-        if target is None:
-            return 0 if self.binary else None
-        if target in names:
-            return names.index(target)
-        if not self.binary and target.isdigit() and int(target) < len(names):
-            return int(target)
-        raise FacelabError(f"--target {target!r}: the run predicts {', '.join(names[:20])}")
-
-    def caption(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[str, bool]:
-        """One validation image's prediction against its label, and whether it is right (the run report's samples)."""
-        pred = int(logits.argmax())
-        return f"pred {pred} / true {int(y)}", pred == int(y)
-
-    def require(self, capability: str, command: str, run) -> None:
-        """Stop with one line when ``command`` needs a kind of run this task is not (``labels``, ``binary``, ``points``)."""
-        if not getattr(self, capability):
-            raise FacelabError(f"{run}: {command} needs {CAPABILITY_WORDS[capability]} (this one was trained for {self.name})")
-
-    def write_report(self, run, cfg, module, data, summary: TrainSummary, outputs=None) -> None:
-        from ..report.run_report import write_run_report
-
-        write_run_report(run, cfg, module, data, summary)
 
 
 class MetricSums:
