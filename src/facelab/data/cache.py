@@ -275,14 +275,22 @@ def _check_crop(fs: FaceSet, crop: str) -> None:
         check_face_crop(crop)
 
 
-def _started(fs: FaceSet, out: Path, req: CacheRequest, fp: Fingerprint, fresh_start: bool) -> dict:
+class Progress(TypedDict):
+    """progress.json while a cache is built: what it is a build of, the chunks done, the images that failed."""
+
+    fingerprint: Fingerprint
+    done: list[int]
+    failed: list[str]
+
+
+def _started(fs: FaceSet, out: Path, req: CacheRequest, fp: Fingerprint, fresh_start: bool) -> Progress:
     """The build's progress (progress.json: the chunks done, the images that failed): resumed where an interrupted
     build of the same fingerprint left it, else started afresh with empty arrays."""
     progress_path = out / "progress.json"
-    progress = json.loads(progress_path.read_text()) if progress_path.exists() and not fresh_start else None
+    progress: Progress | None = json.loads(progress_path.read_text()) if progress_path.exists() and not fresh_start else None
     fresh = progress is None or progress.get("fingerprint") != fp
     prepare_output(out, "cache", fresh=fresh, owned=CACHE_FILES)  # a rebuild removes only the cache's own files
-    if not fresh:
+    if progress is not None and not fresh:
         return progress
     n, (w, h), k = len(fs), req.size, fs.n_landmarks
     for name, shape, dtype in (
@@ -293,12 +301,12 @@ def _started(fs: FaceSet, out: Path, req: CacheRequest, fp: Fingerprint, fresh_s
     ):
         if (name != "landmarks.f32" or k) and (name != "faces.f32" or req.crop in FACE_CROPS):
             np.memmap(out / name, dtype, "w+", shape=shape).flush()
-    progress = {"fingerprint": fp, "done": [], "failed": []}
+    progress = Progress(fingerprint=fp, done=[], failed=[])
     write_json(progress_path, progress)
     return progress
 
 
-def _decode(fs: FaceSet, out: Path, req: CacheRequest, progress: dict, workers: int | None, quiet: bool) -> None:
+def _decode(fs: FaceSet, out: Path, req: CacheRequest, progress: Progress, workers: int | None, quiet: bool) -> None:
     """Decode the chunks not yet done into the arrays, in this process or a pool, recording each chunk as it ends
     (progress.json: a stop loses at most the chunks in flight)."""
     n, (w, h), k = len(fs), req.size, fs.n_landmarks

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import cv2
 import numpy as np
@@ -695,21 +695,25 @@ class SynthFaceSet(FaceSet):
     def masks(self, i: int, size: int) -> np.ndarray:
         return region_masks(*self.parts(i), size)
 
-    def geometry(self, i: int, size: int) -> dict[str, np.ndarray]:
+    def geometry(self, i: int, size: int) -> Geometry:
         """All landmark sets of item ``i`` in pixels of a ``size`` render."""
         ident, nuis, attrs = self.parts(i)
         face, cv = Face(ident, nuis, attrs), Canvas(size, nuis)
-        return {
-            "landmarks68": cv.px(face.landmarks68()),
-            "landmarks58": cv.px(face.landmarks58()),
-            "celeba5": cv.px(face.celeba5()),
-        }
+        return Geometry(cv.px(face.landmarks68()), cv.px(face.landmarks58()), cv.px(face.celeba5()))
 
     def fingerprint(self) -> str:
         import hashlib
 
         key = f"renderer {RENDERER_VERSION} {self.config.spec()} {self.items.tolist()}"
         return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+class Geometry(NamedTuple):
+    """A synthetic face's landmark sets, (K, 2) in pixels: iBUG's 68, IMM's 58 and CelebA's five."""
+
+    landmarks68: np.ndarray
+    landmarks58: np.ndarray
+    celeba5: np.ndarray
 
 
 def synth_faceset(cfg: SynthConfig, spec: str | None = None) -> SynthFaceSet:

@@ -45,8 +45,7 @@ def write_synth_folder(fs: SynthFaceSet, out: Path, size: int, quiet: bool = Fal
         for i in range(n):
             img, _ = fs.load(i, (size, size))
             cv2.imwrite(str(tmp / "img_align_celeba" / names[i]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), params)
-            geo = fs.geometry(i, size)
-            lm68[i], lm58[i], lm5[i] = geo["landmarks68"], geo["landmarks58"], geo["celeba5"]
+            lm68[i], lm58[i], lm5[i] = fs.geometry(i, size)
             masks[i] = fs.masks(i, size)
             advance(1)
     signed = np.where(fs.attributes > 0, 1, -1)

@@ -102,7 +102,7 @@ def landmark_checks(n: int = 200, size: int = 128) -> LandmarkChecks:
     fs = synth_faceset(SynthConfig(n=n, seed=2))
     hits = {"nose_tip_in_nose": 0, "eye_corners_in_eyes": 0, "mouth_corners_in_mouth": 0}
     for i in range(n):
-        pts = np.round(fs.geometry(i, size)["landmarks68"]).astype(int).clip(0, size - 1)
+        pts = np.round(fs.geometry(i, size).landmarks68).astype(int).clip(0, size - 1)
         m = fs.masks(i, size)
         inside = lambda k, name: bool(m[A[name]][pts[k, 1], pts[k, 0]])  # noqa: E731
         hits["nose_tip_in_nose"] += inside(30, "Big_Nose")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from types import UnionType
-from typing import NamedTuple, Union, get_args, get_origin, get_type_hints
+from typing import NamedTuple, TypedDict, Union, get_args, get_origin, get_type_hints
 
 from ..errors import FacelabError
 from ..hardware import DEVICES, PRECISIONS
@@ -53,6 +53,15 @@ def cli_options() -> dict[str, CliOption]:
 
 def _type_name(kind) -> str:
     return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(kind, "a list of names")
+
+
+class Batching(TypedDict):
+    """What one optimiser step sees under DDP (config.json's ``batching``)."""
+
+    world: int  # processes: devices x nodes
+    batch_per_process: int
+    effective_batch: int
+    lr_rule: str
 
 
 @dataclass
@@ -228,16 +237,16 @@ class TrainConfig:
         if self.lr is None:
             self.lr = DEFAULT_LR.get(self.opt)
 
-    def batching(self) -> dict:
+    def batching(self) -> Batching:
         """What one optimiser step sees under DDP: each of the ``devices x num_nodes`` processes takes ``batch``
         images, so the effective batch is their product; the learning rate is used as given, not scaled with it."""
         world = self.devices * self.num_nodes
-        return {
-            "world": world,
-            "batch_per_process": self.batch,
-            "effective_batch": self.batch * world,
-            "lr_rule": "as given: --lr is not scaled with the effective batch (scale it yourself, e.g. linearly, when adding processes)",
-        }
+        return Batching(
+            world=world,
+            batch_per_process=self.batch,
+            effective_batch=self.batch * world,
+            lr_rule="as given: --lr is not scaled with the effective batch (scale it yourself, e.g. linearly, when adding processes)",
+        )
 
     def settings(self) -> dict:
         """The options that apply to this run (a report's settings table): other tasks' options, momentum

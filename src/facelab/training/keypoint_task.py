@@ -10,7 +10,7 @@ push a point out of the image is halved until it does not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 import numpy as np
 import torch
@@ -82,6 +82,13 @@ def augment_one(img: torch.Tensor, pts: torch.Tensor, geo: tuple, mirror: np.nda
         img = img.flip(-1)
         moved = torch.stack([w - 1 - moved[:, 0], moved[:, 1]], 1)[torch.as_tensor(mirror)]
     return img, moved
+
+
+class MeanShapeErrors(TypedDict):
+    """The baseline a keypoint network must beat: always answering the training set's mean shape (``baseline_mean_shape``)."""
+
+    val_px_err: float
+    val_nme: float | None  # None where the layout has no eyes to normalise by (the nose)
 
 
 @dataclass
@@ -300,11 +307,11 @@ class KeypointTask(Task):
             extra["dlib_reference"] = {"landmarker": "dlib shape_predictor_68_face_landmarks", "n": len(done), "nme": float(done.mean())}
         return extra
 
-    def mean_shape_baseline(self, data) -> dict:
+    def mean_shape_baseline(self, data) -> MeanShapeErrors:
         """Errors on the validation split of always predicting the training set's mean shape."""
         errors = mean_shape_errors(data, "valid")
         nme = float(errors["nme"].mean()) if "nme" in errors else None
-        return {"val_px_err": float(errors["px_err"].mean()), "val_nme": nme}
+        return MeanShapeErrors(val_px_err=float(errors["px_err"].mean()), val_nme=nme)
 
     def output_names(self):
         return [str(i) for i in self.indices]
