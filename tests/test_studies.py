@@ -283,7 +283,7 @@ def test_five_points_and_regions_from_any_layout():
         fs = open_spec(spec)
         for i in range(5):
             _, _, pts = fs.load_item(i, (64, 64))
-            assert np.abs(five_points(pts) - fs.geometry(i, 64)["celeba5"]).max() < 0.01
+            assert np.abs(five_points(pts) - fs.geometry(i, 64).celeba5).max() < 0.01
     five = np.array([[69, 109], [106, 113], [77, 142], [73, 152], [108, 154]], np.float32)  # CelebA's first image
     m = region_masks(five, (178, 218))
     at = lambda name, xy: bool(m[name][int(xy[1]), int(xy[0])])  # noqa: E731

@@ -29,7 +29,7 @@ def test_landmarks_land_on_features():
 
 def test_faces_are_not_always_centred():
     fs = open_spec("synth:200")
-    centres = np.array([fs.geometry(i, 64)["landmarks68"][30] for i in range(200)])
+    centres = np.array([fs.geometry(i, 64).landmarks68[30] for i in range(200)])
     assert centres.std(0).min() > 2.0  # pixels of jitter in both directions
 
 
@@ -67,9 +67,9 @@ def test_written_folder_reads_back_as_celeba(tmp_path):
     masks, names = read_masks(tmp_path / "s")
     assert masks.shape == (12, 18, 48, 48) and (masks[5] == ref.masks(5, 48)).all()
     lm68 = np.loadtxt(tmp_path / "s" / "landmarks68.txt", usecols=range(1, 137)).reshape(12, 68, 2)
-    assert np.allclose(lm68[7], ref.geometry(7, 48)["landmarks68"], atol=1e-3)
+    assert np.allclose(lm68[7], ref.geometry(7, 48).landmarks68, atol=1e-3)
     # the 5 CelebA points are in the written images' pixels (not rescaled from 178x218)
-    assert np.allclose(fs.load_item(7)[2][2], ref.geometry(7, 48)["celeba5"][2], atol=0.5)
+    assert np.allclose(fs.load_item(7)[2][2], ref.geometry(7, 48).celeba5[2], atol=0.5)
     assert not (tmp_path / "s.partial").exists()
 
 
