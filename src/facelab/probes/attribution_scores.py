@@ -4,6 +4,7 @@ deletion/insertion AUC, beside a random map, the mean mask and a randomised last
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -344,11 +345,15 @@ class MapScorer:
     quiet: bool
     cells: dict[str, tuple[int, int]] = field(default_factory=dict)
 
+    @cached_property
+    def masks_shown(self) -> np.ndarray | None:
+        """The true regions of the faces that show the attribute (None without ground truth)."""
+        return None if self.truth.masks is None else self.truth.masks[self.shown]
+
     def scored(self, norm: torch.Tensor, target: Target, raw_p: torch.Tensor, norm_p: torch.Tensor) -> MapScores:
         """Scores of one kind of map: ``norm`` explains each face's decision ``target``; ``raw_p``/``norm_p`` the
         attribute's presence (see :func:`_decision_scores` and :func:`_pointing_scores`)."""
-        masks = None if self.truth.masks is None else self.truth.masks[self.shown]
-        pointing = _pointing_scores(raw_p[self.shown], norm_p[self.shown], masks, self.tolerance)
+        pointing = _pointing_scores(raw_p[self.shown], norm_p[self.shown], self.masks_shown, self.tolerance)
         return MapScores(**_decision_scores(self.d.model, self.d, norm, target, self.truth, self.steps), **pointing)
 
     def maps_of(self, model: torch.nn.Module, method: str) -> tuple[torch.Tensor, Target, torch.Tensor, torch.Tensor]:
@@ -380,7 +385,7 @@ class MapScorer:
         """The maps a method must beat: a random map, and the mean ground-truth mask (None without masks)."""
         n, h, w = self.d.images.shape[:3]
         maps = {"random": torch.rand(n, h, w, generator=torch.Generator().manual_seed(seed))}
-        masks = None if self.truth.masks is None else self.truth.masks[self.shown]
+        masks = self.masks_shown
         if masks is not None and len(masks):
             maps["mean_mask"] = torch.from_numpy(masks.mean(0)).float().expand(n, h, w).contiguous()
         scores: dict[str, MapScores | None] = {key: self.scored(m, decisions, m, m) for key, m in maps.items()}

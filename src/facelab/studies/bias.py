@@ -123,6 +123,7 @@ def bias_study(
         {name: answers_on(run, ood, out=folder / f"ood_{name}", runtime=plan.runtime) for name, run in opened.items()} if ood else None
     )
     first = next(iter(audits.values()))
+    tagged = [ev.of_run(name) for name, ev in evidence.items()]  # each run's shares and tests, naming the run
     result = BiasResult(
         runs={name: StudyRun(r.final, name, r.train_seconds) for name, r in runs.items()},
         target=target,
@@ -135,8 +136,8 @@ def bias_study(
         overall={name: Accuracy(a.overall.n, a.overall.accuracy, a.overall.accuracy_ci) for name, a in audits.items()},
         groups=_groups(audits),
         gap=gaps,
-        evidence=[row for ev_name, ev in evidence.items() for row in ev.of_run(ev_name)[0]],
-        evidence_tests=[test for ev_name, ev in evidence.items() for test in ev.of_run(ev_name)[1]],
+        evidence=[share for shares, _ in tagged for share in shares],
+        evidence_tests=[test for _, tests in tagged for test in tests],
         evidence_maps={name: EvidenceMaps(ev.method, ev.split, ev.groups, ev.regions_from) for name, ev in evidence.items()},
         ood=answers,
     )
