@@ -13,10 +13,11 @@ from .plugins import Registry
 
 
 class Exporter(NamedTuple):
-    """How one --format writes a run: ``write(run, out, split, spec, quiet)``; ``suffix`` names the default file."""
+    """How one --format writes a run: ``write(run, out, split, spec, quiet)``; ``suffix``: the default file is
+    RUN/model<suffix> (None: the exporter names its own default)."""
 
     write: Callable[[str | Path, Path | None, str, str | None, bool], Path]
-    suffix: str
+    suffix: str | None
 
 
 FORMATS: Registry[Exporter] = Registry("--format")
@@ -28,7 +29,8 @@ def export(
     """Write the export; returns its path. ``onnx``/``torchscript``: the fp32 network taking the normalised
     (1, C, H, W) input and giving the logits, with ``<file>.json`` (size, channels, crop, mean, std, outputs)."""
     exporter = FORMATS.get(fmt)
-    return exporter.write(run, Path(out) if out else None, split, spec, quiet)
+    default = Path(run) / f"model{exporter.suffix}" if exporter.suffix else None
+    return exporter.write(run, Path(out) if out else default, split, spec, quiet)
 
 
 def _keypoint_csv(run: str | Path, out: Path | None, split: str, spec: str | None, quiet: bool) -> Path:
@@ -39,12 +41,13 @@ def _keypoint_csv(run: str | Path, out: Path | None, split: str, spec: str | Non
 
 def _network_as(fmt: str) -> Callable[[str | Path, Path | None, str, str | None, bool], Path]:
     def write(run: str | Path, out: Path | None, split: str, spec: str | None, quiet: bool) -> Path:
-        return export_network(run, fmt, out or Path(run) / f"model{FORMATS.get(fmt).suffix}")
+        assert out is not None  # export() names the file from the format's suffix
+        return export_network(run, fmt, out)
 
     return write
 
 
-FORMATS.add("csv", Exporter(_keypoint_csv, ".csv"), "a keypoint run's points: image,point,x,y in photo pixels")
+FORMATS.add("csv", Exporter(_keypoint_csv, None), "a keypoint run's points: image,point,x,y in photo pixels")
 FORMATS.add("onnx", Exporter(_network_as("onnx"), ".onnx"), "the network for onnxruntime and other ONNX tools")
 FORMATS.add("torchscript", Exporter(_network_as("torchscript"), ".torchscript.pt"), "the network for torch.jit.load, without facelab")
 

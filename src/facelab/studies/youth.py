@@ -265,7 +265,6 @@ COUNTERFACTUAL_LITERATURE = (
     "reported for CelebA's Young at 128 px with diffusion-guided edits by DiME (Jeanneret et al., ACCV 2022) and ACE "
     "(Jeanneret et al., CVPR 2023); their figures are not copied into facelab: compare with their tables"
 )
-SETS = (("edits", "counterfactual"), ("dreams", "dream_set"))  # what the study scores over a set, and its summary's key
 
 
 def _counterfactual(run: Run, plan: Plan, folder: Path, ascent: Ascent) -> CounterfactualSet:
@@ -640,10 +639,10 @@ def _comparisons(result: YouthResult, target: str) -> list[Comparison]:
         rows.append(Comparison(f"robust network: test accuracy (n={r.n})", "not in the study", r.accuracy, r.accuracy_ci))
     for which, net in result.shown_networks():
         cf = net.counterfactual
-        assert cf is not None and net.dream_set is not None  # a shown network has its sets
+        assert cf is not None  # a shown network has its sets
         flips = f"{which}: edits of young faces toward older that flip the network (n={cf.n})"
         rows.append(Comparison(flips, "not published", cf.flip_rate, cf.flip_rate_ci, COUNTERFACTUAL_LITERATURE))
-        for name, scored in (("edits", cf), ("dreams", net.dream_set)):
+        for name, scored in _sets_of(net):
             judged = scored.n - len(scored.fva_not_found)
             if scored.fva is not None:
                 literature = COUNTERFACTUAL_LITERATURE if scored is cf else None
