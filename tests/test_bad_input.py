@@ -44,7 +44,7 @@ def test_a_train_setting_out_of_range_or_of_the_wrong_type_is_one_line(given, sa
 
 
 def test_a_whole_number_is_taken_where_a_number_is_asked():
-    assert TrainConfig(lr=1).lr == 1.0 and TrainConfig(size=96).size == "96"
+    assert TrainConfig(lr=1).optim.lr == 1.0 and TrainConfig(size=96).data.size == "96"
 
 
 def test_the_help_of_a_bounded_option_shows_its_range():
@@ -101,3 +101,48 @@ def test_a_runs_config_json_is_a_valid_config(smiling_run, tmp_path):
     new = json.loads((tmp_path / "again" / "config.json").read_text())["train"]
     differ = {k for k in old if old[k] != new[k]}
     assert differ <= {"out", "epochs", "from_task"}, differ
+
+
+# The settings' sections: flat on the command line and in config.json, typed sections in the code
+SAVED_KEYS = (
+    "task out seed from_task spec attrs classes min_images points size crop channels min_score cache valid_share balance groups "
+    "arch weights convs head epochs batch lr opt momentum wd schedule min_steps max_train_batches augment flip inverted_fraction "
+    "robust robust_norm robust_steps precision device devices num_nodes logger"
+).split()
+
+
+def test_a_config_is_made_of_sections_and_saved_one_level_deep():
+    import dataclasses
+
+    from facelab.training.sections import OptimSettings
+
+    cfg = TrainConfig(spec="synth:100", lr=0.01, arch="resnet18", precision="fp32")
+    assert (cfg.data.spec, cfg.optim.lr, cfg.model.arch, cfg.runtime.precision) == ("synth:100", 0.01, "resnet18", "fp32")
+    assert sorted(cfg.flat()) == sorted(SAVED_KEYS)  # config.json's "train" keys: the ones runs saved before the sections
+    assert TrainConfig.saved(cfg.flat()) == cfg
+    handed = OptimSettings(lr=0.5, epochs=2)
+    mixed = TrainConfig(optim=handed, lr=0.1)  # an option named beside its section wins
+    assert (mixed.optim.lr, mixed.optim.epochs) == (0.1, 2) and (handed.lr, handed.batch) == (0.5, None)  # not changed
+    assert cfg.changed(epochs=7).optim.epochs == 7 == dataclasses.replace(cfg, epochs=7).optim.epochs
+    assert cfg.optim.epochs == 3
+    with pytest.raises(TypeError, match="unknown settings lrr"):
+        TrainConfig(lrr=0.1)
+    with pytest.raises(FacelabError, match="--lr 'fast': expected a number"):
+        TrainConfig(optim=OptimSettings(lr="fast"))  # type: ignore[arg-type]
+
+
+def test_a_config_file_may_group_its_options_in_sections(tmp_path):
+    from facelab.cli_options import read_config_file
+
+    toml = tmp_path / "run.toml"
+    toml.write_text('task = "attr"\n[optim]\nlr = 0.02\nrobust-steps = 2\n[data]\nsize = "32"\n')
+    assert read_config_file(toml) == {"task": "attr", "lr": 0.02, "robust_steps": 2, "size": "32"}
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text("model:\n  arch: resnet18\n")
+    assert read_config_file(yaml) == {"arch": "resnet18"}
+    toml.write_text("[model]\nlr = 0.02\n")
+    with pytest.raises(FacelabError, match=r"run.toml: lr is no option of \[model\]; it belongs in \[optim\]$"):
+        read_config_file(toml)
+    toml.write_text("lr = 0.1\n[optim]\nlr = 0.02\n")
+    with pytest.raises(FacelabError, match="lr is given twice"):
+        read_config_file(toml)

@@ -140,10 +140,10 @@ def test_a_runtime_gives_new_runs_the_precision_asked_not_the_machines_answer(cp
 
     cpu_kind("AVX512", amx=True)
     rt = hardware.runtime("fp32")
-    assert rt.precision == "fp32" and as_asked(TrainConfig(), rt).precision == "fp32"
-    assert TrainConfig().precision == "auto"
+    assert rt.precision == "fp32" and as_asked(TrainConfig(), rt).runtime.precision == "fp32"
+    assert TrainConfig().runtime.precision == "auto"
     auto = hardware.runtime("auto")
-    assert auto.precision == "bf16" and as_asked(TrainConfig(), auto).precision == "auto"
+    assert auto.precision == "bf16" and as_asked(TrainConfig(), auto).runtime.precision == "auto"
 
 
 def test_resolving_a_runtime_changes_nothing_in_the_process_until_it_is_applied(monkeypatch):

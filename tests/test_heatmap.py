@@ -56,7 +56,7 @@ def test_both_heads_learn_on_the_same_budget(tmp_path):
         tmp_path / "heatmap" / "report.html"
     ).read_text()
     reopened = facelab.Run.open(tmp_path / "heatmap")
-    assert isinstance(reopened.model, HeatmapNet) and reopened.cfg.head == "heatmap"
+    assert isinstance(reopened.model, HeatmapNet) and reopened.cfg.model.head == "heatmap"
     data = reopened.data()
     pos = data.split_positions("valid")[:8]
     x8, y = data.batch(pos)

@@ -115,19 +115,26 @@ def test_utkface_names_become_attributes(tmp_path):
 # ----------------------------------------------------------------------------- defaults owned by the task
 def test_task_defaults_are_taken_and_recorded():
     kp = TrainConfig(spec="synth:10", task="keypoints")
-    assert (kp.arch, kp.size, kp.opt, kp.lr, kp.channels, kp.crop) == ("darknet64", "128", "adam", 3e-3, 1, "landmarks")
+    assert (kp.model.arch, kp.data.size, kp.optim.opt, kp.optim.lr, kp.data.channels, kp.data.crop) == (
+        "darknet64",
+        "128",
+        "adam",
+        3e-3,
+        1,
+        "landmarks",
+    )
     assert {"arch", "opt", "lr", "epochs", "min_steps"} <= set(kp.from_task)
     sgd = TrainConfig(spec="synth:10", task="keypoints", opt="sgd", arch="resnet18")
-    assert sgd.lr == 0.05 and "lr" not in sgd.from_task and "arch" not in sgd.from_task  # the task's lr goes with its opt
+    assert sgd.optim.lr == 0.05 and "lr" not in sgd.from_task and "arch" not in sgd.from_task  # the task's lr goes with its opt
     attr = TrainConfig(spec="synth:10")
-    assert all(getattr(attr, k) == v for k, v in GENERIC_DEFAULTS.items()) and attr.from_task == []
-    assert TrainConfig(spec="synth:10", task="rotation").opt == "adam"
+    assert all(attr.flat()[k] == v for k, v in GENERIC_DEFAULTS.items()) and attr.from_task == []
+    assert TrainConfig(spec="synth:10", task="rotation").optim.opt == "adam"
     again = TrainConfig(**{**kp.__dict__})
-    assert again.from_task == kp.from_task and again.arch == "darknet64"
-    old = {k: v for k, v in TrainConfig(spec="synth:10", task="keypoints", arch="darknet64").__dict__.items() if k != "from_task"}
+    assert again.from_task == kp.from_task and again.model.arch == "darknet64"
+    old = {k: v for k, v in TrainConfig(spec="synth:10", task="keypoints", arch="darknet64").flat().items() if k != "from_task"}
     old |= {"crop": None, "weights": None, "min_steps": None}  # a run saved before tasks had defaults
     reopened = TrainConfig.saved(old)
-    assert (reopened.crop, reopened.weights, reopened.min_steps) == (None, None, None)
+    assert (reopened.data.crop, reopened.model.weights, reopened.optim.min_steps) == (None, None, None)
 
 
 def test_auto_weights_train_from_scratch_offline_and_say_so(tmp_path, monkeypatch, capsys):
@@ -137,17 +144,17 @@ def test_auto_weights_train_from_scratch_offline_and_say_so(tmp_path, monkeypatc
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch cache; FACELAB_OFFLINE=1 (conftest)
     monkeypatch.setattr(progress, "_said", set(), raising=False)
     cfg = _with_available_weights(TrainConfig(spec="synth:10", task="keypoints", arch="resnet18", weights="auto"), quiet=False)
-    assert cfg.weights is None and "training resnet18 from scratch" in capsys.readouterr().err
+    assert cfg.model.weights is None and "training resnet18 from scratch" in capsys.readouterr().err
     cfg = _with_available_weights(TrainConfig(spec="synth:10", task="keypoints"), quiet=False)  # darknet64: no ImageNet weights
-    assert cfg.weights is None and "from scratch" not in capsys.readouterr().err
+    assert cfg.model.weights is None and "from scratch" not in capsys.readouterr().err
 
 
 def test_small_sets_get_enough_steps():
     cfg = TrainConfig(spec="synth:10", task="keypoints")  # batch 32, 10 epochs, at least 1000 steps
-    assert _with_enough_steps(cfg, 700, quiet=True).epochs == 46  # 22 steps an epoch
-    assert _with_enough_steps(cfg, 50_000, quiet=True).epochs == 10
+    assert _with_enough_steps(cfg, 700, quiet=True).optim.epochs == 46  # 22 steps an epoch
+    assert _with_enough_steps(cfg, 50_000, quiet=True).optim.epochs == 10
     given = TrainConfig(spec="synth:10", task="keypoints", epochs=2)
-    assert _with_enough_steps(given, 700, quiet=True).epochs == 2  # what the user gave is kept
+    assert _with_enough_steps(given, 700, quiet=True).optim.epochs == 2  # what the user gave is kept
 
 
 @pytest.mark.parametrize("arch, head", [("darknet64", "regress"), ("resnet18", "regress"), ("darknet64", "heatmap")])

@@ -80,7 +80,7 @@ def test_same_seed_same_metrics(small_run, tmp_path):
 
 def test_checkpoint_loads_weights_only(small_run):
     model, cfg, _ = load_trained(small_run[0])
-    assert cfg.attrs == ["Eyeglasses", "Smiling"] and model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+    assert cfg.data.attrs == ["Eyeglasses", "Smiling"] and model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
 
 
 KILLER = """
@@ -373,7 +373,7 @@ def test_a_robust_run_records_its_budget_and_bad_budgets_are_one_line(tmp_path):
     facelab.train(spec="synth:256", out=str(out), size="32", epochs=1, batch=64, robust=0.03, quiet=True)
     train = json.loads((out / "config.json").read_text())["train"]
     assert train["robust"] == 0.03 and train["robust_norm"] == "l2"  # L2 unless --robust-norm linf
-    assert TrainConfig(robust=2.0).robust == 2.0  # an L2 budget over a whole image may exceed one value's range
+    assert TrainConfig(robust=2.0).optim.robust == 2.0  # an L2 budget over a whole image may exceed one value's range
     with pytest.raises(FacelabError, match="--robust 2.0: give a budget above 0 in pixel units"):
         TrainConfig(robust=2.0, robust_norm="linf")
     with pytest.raises(FacelabError, match="--robust-norm 'l1'"):
@@ -446,7 +446,7 @@ def test_group_losses_weigh_every_group_alike_or_the_worst_most():
     assert dro.weights[1] > 0.6 > dro.weights[0] and float(dro.weights.sum()) == pytest.approx(1.0)
     with pytest.raises(FacelabError, match="--task identity has no per-image loss"):
         TrainConfig(task="identity", balance="groupdro")
-    assert TrainConfig(balance="Male").balancing() == ("undersample", ["Male"])  # as --balance ATTR always did
+    assert TrainConfig(balance="Male").data.balancing() == ("undersample", ["Male"])  # as --balance ATTR always did
 
 
 def test_undersampling_by_groups_cuts_every_training_group_to_the_smallest():

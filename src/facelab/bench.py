@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -218,7 +218,7 @@ class ComputeStep:
 
         self.rt = rt
         self.model = rt.prepare(build_model(arch, 2).train())
-        self.opt = optimizer_for(self.model.parameters(), asdict(TrainConfig(arch=arch, attrs=["Smiling", "Male"])))
+        self.opt = optimizer_for(self.model.parameters(), TrainConfig(arch=arch, attrs=["Smiling", "Male"]).optim)
         self.x = rt.input(torch.randn(batch, 3, size, size))
         self.y = torch.randint(0, 2, (batch, 2), device=rt.device).float()
 
@@ -450,10 +450,11 @@ def child_training(settings: dict[str, Any]) -> TrainingMeasure | None:
             starts.append(time.perf_counter())
 
     cfg = TrainConfig(**settings)
-    assert cfg.batch is not None, "bench scale gives every child its batch"
+    batch = cfg.optim.batch
+    assert batch is not None, "bench scale gives every child its batch"
     if engine.train(cfg, quiet=True, callbacks=[BatchTimer()]) is None:
         return None
-    img_s = settled_img_s(np.diff(starts).tolist(), cfg.batch) if len(starts) > 2 else None
+    img_s = settled_img_s(np.diff(starts).tolist(), batch) if len(starts) > 2 else None
     return TrainingMeasure(img_s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 

@@ -198,7 +198,7 @@ def train_cmd(
         if spec is None:
             raise FacelabError("give a data SPEC (e.g. synth:2000 or celeba:/data/celeba), or --resume RUN")
         cfg = TrainConfig(spec=spec, out=str(out_dir or ""), seed=seed, **train_options)
-        cfg.out = str(out_dir or Path("runs") / f"{cfg.task}-{cfg.arch}")
+        cfg.out = str(out_dir or Path("runs") / f"{cfg.task}-{cfg.model.arch}")
         summary = train(cfg, quiet=quiet, force=force, runtime=runtime)
     if summary is not None:  # None on DDP ranks other than 0
         out.print_json(json.dumps(summary.to_json()))

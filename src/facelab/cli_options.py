@@ -263,13 +263,13 @@ ALIASES = {"out": "out_dir"}  # a run's config.json names the run folder as Trai
 def _run_record_only(key: str, value) -> bool:
     """A key of a run's config.json that is no option of the command, left out when it holds its default: what a run
     records of itself (``from_task``: which settings its task chose) and settings no command line sets."""
-    from dataclasses import MISSING, fields
+    from dataclasses import MISSING
 
-    from .training.config import TrainConfig
+    from .training.config import setting_field
 
     if key == "from_task":
         return True
-    field = next((f for f in fields(TrainConfig) if f.name == key), None)
+    field = setting_field(key)
     return field is not None and field.default is not MISSING and value == field.default
 
 
@@ -297,7 +297,25 @@ def read_config_file(path: Path) -> dict:
         raise FacelabError(f"--config {path}: not readable as {path.suffix[1:]}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise FacelabError(f"--config {path}: expected option = value pairs")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    return _one_level(path, {k.replace("-", "_"): v for k, v in data.items()})
+
+
+def _one_level(path: Path, data: dict) -> dict:
+    """A file's options with TrainConfig's sections (``[optim]`` in TOML, ``optim:`` in YAML) opened: each section's
+    options by their own names, as the command line has them; one in the wrong section is one line naming both."""
+    from .training.sections import SECTION_OF, SECTIONS
+
+    flat = {k: v for k, v in data.items() if not (k in SECTIONS and isinstance(v, dict))}
+    for name, options in ((k, v) for k, v in data.items() if k not in flat):
+        for key, value in options.items():
+            key = key.replace("-", "_")
+            if SECTION_OF.get(key) != name:
+                home = f"; it belongs in [{SECTION_OF[key]}]" if key in SECTION_OF else ""
+                raise FacelabError(f"--config {path}: {key} is no option of [{name}]{home}")
+            if key in flat:
+                raise FacelabError(f"--config {path}: {key} is given twice, in [{name}] and at the top")
+            flat[key] = value
+    return flat
 
 
 # ----------------------------------------------------------------------------- a study's command, from its declaration

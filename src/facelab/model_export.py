@@ -78,7 +78,7 @@ def input_contract(opened) -> InputContract:
         pixels="RGB (or grey for 1 channel) in [0, 1], then (x - mean) / std",
         outputs=opened.outputs,
         task=opened.cfg.task,
-        arch=opened.cfg.arch,
+        arch=opened.cfg.model.arch,
     )
 
 

@@ -8,7 +8,7 @@ file opens on its own too, because training saves the run's config in it (``save
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -69,7 +69,8 @@ class Run:
         self.path, self.config, self.model, self.runtime = path, config, model, runtime
         self.cfg = TrainConfig.saved(config["train"])
         self.task: Task = restored_task(self.cfg, config["data"])
-        self.contract = InputContract(parse_size(self.cfg.size), self.cfg.channels, self.cfg.crop)
+        shown = self.cfg.data
+        self.contract = InputContract(parse_size(shown.size), shown.channels, shown.crop)
 
     @classmethod
     def open(cls, path: str | Path) -> "Run":
@@ -79,7 +80,8 @@ class Run:
         state = read_checkpoint(ckpt)
         config = _config_of(path, state)
         cfg = TrainConfig.saved(config["train"])
-        model = build_model(cfg.arch, config["data"]["n_outputs"], cfg.channels, convs=cfg.convs, head=cfg.head or "regress")
+        m = cfg.model
+        model = build_model(m.arch, config["data"]["n_outputs"], cfg.data.channels, convs=m.convs, head=m.head or "regress")
         model.load_state_dict({k.removeprefix("model."): v for k, v in state["state_dict"].items()})
         return cls(path if path.is_dir() else path.parent.parent, config, model.eval())
 
@@ -108,7 +110,7 @@ class Run:
         self, spec: str | None = None, strict: bool = False, device: str = "cpu", quiet: bool = True, keep_balance: bool = False
     ) -> Prepared:
         """The run's data (or ``spec``'s) prepared as in training, from the default cache at the run's size."""
-        cfg = replace(self.cfg, cache=None, balance=self.cfg.balance if keep_balance else None)
+        cfg = self.cfg.changed(cache=None, balance=self.cfg.data.balance if keep_balance else None)
         return prepare_data(cfg, task_for(cfg), spec=spec, quiet=quiet, device=device, strict=strict, for_training=False)
 
 
@@ -125,8 +127,8 @@ def evaluate(
     """``facelab eval``: loss and metrics of ``run``'s best checkpoint on ``split``; writes summary.json + report.html.
     Runs in ``runtime``; without one, in the ``precision`` / ``device`` given, else as the run was trained."""
     opened = Run.open(run)
-    cfg = replace(opened.cfg, cache=None)
-    rt = runtime or resolved_runtime(precision or cfg.precision, device or cfg.device).apply()
+    cfg = opened.cfg.changed(cache=None)
+    rt = runtime or resolved_runtime(precision or cfg.runtime.precision, device or cfg.runtime.device).apply()
     result = evaluate_model(opened.model, cfg, task_for(cfg), rt, spec=spec, split=split)
     title = f"facelab eval: {Path(run).name} on {result.data} ({split})"
     write_evaluation(result, Path(out) if out else Path(run) / f"eval_{split}", title)

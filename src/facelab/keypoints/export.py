@@ -18,13 +18,13 @@ def export(run: str | Path, split: str = "valid", *, spec: str | None = None, ou
     """Writes ``image,point,x,y`` (x, y in the source image's pixels) for every image of ``split``; returns the file."""
     opened = Run.open(run)
     opened.require("points", "export --format csv (the network itself: --format onnx or torchscript)")
-    cfg = opened.cfg
+    shown = opened.cfg.data
     data = opened.data(spec, keep_balance=True)
     if not data.split_positions(split).size:
-        raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
-    p = predict_split(opened.model, data, split, cfg.channels)
-    fs = open_spec(spec or cfg.spec)
-    crop = cfg.crop or fs.default_crop
+        raise FacelabError(f"{spec or shown.spec}: the {split} split is empty; choose --split train, valid or test")
+    p = predict_split(opened.model, data, split, shown.channels)
+    fs = open_spec(spec or shown.spec)
+    crop = shown.crop or fs.default_crop
     size = data.cache.size
     path = prepare_output_file(Path(out) if out else Path(run) / f"predictions_{split}.csv")
 

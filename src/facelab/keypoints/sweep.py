@@ -6,7 +6,7 @@ from its last checkpoint and skips the finished ones (a run is reused only when 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ def sweep(
     rows, curves = [], {}
     for lr, c in product(lrs, convs or [None]):
         name = _setting_name(lr, c)
-        cfg = replace(base, lr=lr, convs=c, out=str(out / name))
+        cfg = base.changed(lr=lr, convs=c, out=str(out / name))
         summary = trained(cfg, quiet, runtime)
         metrics = {k: v for k, v in summary.final.items() if not isinstance(v, dict)}
         rows.append(SweepSetting(name, lr, c, name, metrics))
@@ -69,9 +69,9 @@ def sweep(
     table = [r.to_json() for r in rows]
     write_csv(out / "sweep.csv", list(table[0]), ([r[k] for k in table[0]] for r in table))
     _sweep_figure(curves, out / "figures" / "sweep.png", "loss")
-    result = SweepResult(base.task, base.arch, rows, best, key, out.name)
+    result = SweepResult(base.task, base.model.arch, rows, best, key, out.name)
     write_json(out / "summary.json", result.to_json())
-    rep = Report(f"facelab sweep: {base.task} with {base.arch} on {base.spec}")
+    rep = Report(f"facelab sweep: {base.task} with {base.model.arch} on {base.data.spec}")
     keys = [k for k in table[0] if k != "run"]
     rep.table(keys, [[r[k] if r[k] is not None else "-" for k in keys] for r in table])
     rep.paragraph(f"best by {key}: {best.setting}")

@@ -288,7 +288,7 @@ def cam_score(
     folder = probe_folder(out, run, "cam_score")
     opened = Run.for_probes(run, runtime)
     opened.require("labels", "cam-score")
-    spec = with_pose(spec or opened.cfg.spec, BENCHMARK_POSE)
+    spec = with_pose(spec or opened.cfg.data.spec, BENCHMARK_POSE)
     d = load_split(opened, spec, split, n)
     output = d.output_index(target)
     methods = methods or applicable_methods(d.model)

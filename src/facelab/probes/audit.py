@@ -364,7 +364,7 @@ def audit(
     folder = probe_folder(out, run, "audit")
     d, output, y, pred, cut, columns = predictions(run, spec, split, target, by or [], threshold, strict, runtime=runtime)
     table = audit_table(y, pred, columns, min_n, target=d.outputs[output], n_boot=n_boot, seed=seed)
-    summary = Audit(**vars(table), target=d.outputs[output], data=spec or d.run.cfg.spec, split=split, threshold=cut,
+    summary = Audit(**vars(table), target=d.outputs[output], data=spec or d.run.cfg.data.spec, split=split, threshold=cut,
                     unreadable=d.unreadable)  # fmt: skip
     _write_csv(folder / "audit.csv", table)
     g, overall, worst = table.groups, table.overall, table.worst_group
@@ -489,7 +489,7 @@ def compare(
     (paired bootstrap over the same images when both runs see the same data)."""
     folder = probe_folder(out, run_b, "compare")
     da, output, ya, pa, _, cols = predictions(run_a, spec, split, target, by or [], "0.5", runtime=runtime)
-    db, _, yb, pb, _, _ = predictions(run_b, spec or da.run.cfg.spec, split, target, by or [], "0.5", runtime=runtime)
+    db, _, yb, pb, _, _ = predictions(run_b, spec or da.run.cfg.data.spec, split, target, by or [], "0.5", runtime=runtime)
     if len(ya) != len(yb) or not np.array_equal(ya, yb):
         raise FacelabError(f"{run_a} and {run_b} are evaluated on different images; pass a SPEC both can be evaluated on")
     table_a, table_b = (audit_table(ya, p, cols, min_n) for p in (pa, pb))

@@ -159,7 +159,7 @@ def faces_of(opened: Run, spec, split: str, n: int, keep: Callable, wanted: str 
     d = load_split(opened, spec, split, max(4 * n, 512))
     chosen = np.flatnonzero(keep(d))[:n]
     if len(chosen) == 0:
-        raise FacelabError(f"no {split} face of {spec or opened.cfg.spec} {wanted}: nothing to edit".replace("  ", " "))
+        raise FacelabError(f"no {split} face of {spec or opened.cfg.data.spec} {wanted}: nothing to edit".replace("  ", " "))
     contract = opened.contract
     pixels = contract.to_input(d.images[chosen]) * contract.std + contract.mean
     return pixels.float(), [d.faceset.names[int(d.rows[i])] for i in chosen]

@@ -75,8 +75,8 @@ def load_split(
     data = opened.data(spec, strict=strict)
     pos = np.arange(len(data.split)) if split == "all" else data.split_positions(split)
     if not pos.size:
-        raise FacelabError(f"{spec or opened.cfg.spec}: the {split} split is empty; choose --split train, valid or test")
+        raise FacelabError(f"{spec or opened.cfg.data.spec}: the {split} split is empty; choose --split train, valid or test")
     pos = pos[:limit] if limit else pos
     x8, y = data.batch(pos)
     points = None if data.cache.landmarks is None else np.asarray(data.cache.landmarks[data.rows[pos]])
-    return SplitData(opened, x8, y, data.rows[pos], open_spec(spec or opened.cfg.spec), data.unreadable, points)
+    return SplitData(opened, x8, y, data.rows[pos], open_spec(spec or opened.cfg.data.spec), data.unreadable, points)

@@ -99,10 +99,10 @@ def write_keypoint_report(run, cfg, module, data, p, summary: TrainSummary) -> N
     )
     _, first = conv_layers(module.model)[0]
     filter_grid(first.weight.detach().float().cpu(), run.figures / "filters.png")
-    rep = Report(f"facelab run: keypoints ({cfg.points}) with {cfg.arch}")
+    rep = Report(f"facelab run: keypoints ({cfg.data.points}) with {cfg.model.arch}")
     rep.paragraph(
-        f"data {cfg.spec} | {len(data.split_positions('train'))} training and {len(p.positions)} validation images "
-        f"at {cfg.size}px | {len(data.task.indices)} points | seed {cfg.seed}"
+        f"data {cfg.data.spec} | {len(data.split_positions('train'))} training and {len(p.positions)} validation images "
+        f"at {cfg.data.size}px | {len(data.task.indices)} points | seed {cfg.seed}"
     )
     final, base = summary.final, summary.fields.get("baseline_mean_shape", {})
     rep.table(

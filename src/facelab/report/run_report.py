@@ -64,14 +64,14 @@ def run_warnings(summary: TrainSummary) -> list[str]:
     return lines + [SLOW_ROBUST] if lines and summary.robust else lines
 
 
-def robust_cost(cfg, rows: list[dict]) -> str:
+def robust_cost(optim, rows: list[dict]) -> str:
     """What --robust did and what it cost: the attack adds ``robust_steps`` forward and backward passes to each step."""
     times = [float(r["time_s"]) for r in rows if r["split"] == "valid" and r.get("time_s") not in (None, "")]
     per_epoch = f"; {times[-1] / len(times):.1f} s per epoch here" if times else ""
-    attack = "one step (fast adversarial training)" if cfg.robust_steps == 1 else f"{cfg.robust_steps} PGD steps"
+    attack = "one step (fast adversarial training)" if optim.robust_steps == 1 else f"{optim.robust_steps} PGD steps"
     return (
-        f"adversarial training: each batch replaced by its worst case within {cfg.robust} ({cfg.robust_norm}, pixel units), "
-        f"found by {attack}: about {1 + cfg.robust_steps}x the compute of a plain step{per_epoch}"
+        f"adversarial training: each batch replaced by its worst case within {optim.robust} ({optim.robust_norm}, pixel units), "
+        f"found by {attack}: about {1 + optim.robust_steps}x the compute of a plain step{per_epoch}"
     )
 
 
@@ -81,18 +81,19 @@ def write_run_report(run, cfg, module, data, summary: TrainSummary) -> None:
     training_curves(rows, run.figures / "curves.png", task.curve_metrics)
     images, captions, colours = sample_predictions(module, data)
     image_grid(images, captions, run.figures / "samples.png", colours=colours)
-    rep = Report(f"facelab run: {cfg.task} with {cfg.arch}")
-    n_train = len(data.split_positions("train"))
-    used = n_train // cfg.batch * cfg.batch if n_train >= cfg.batch else n_train
-    dropped = f" ({used} an epoch: the last {n_train - used} left over after whole batches of {cfg.batch}, a new draw each epoch)"
+    rep = Report(f"facelab run: {cfg.task} with {cfg.model.arch}")
+    n_train, batch = len(data.split_positions("train")), cfg.optim.batch
+    assert batch is not None  # resolved when the config was made
+    used = n_train // batch * batch if n_train >= batch else n_train
+    dropped = f" ({used} an epoch: the last {n_train - used} left over after whole batches of {batch}, a new draw each epoch)"
     rep.paragraph(
-        f"data {cfg.spec} | {n_train} training{dropped if used < n_train else ''} and "
-        f"{len(data.split_positions('valid'))} validation images at {cfg.size}px | seed {cfg.seed}"
+        f"data {cfg.data.spec} | {n_train} training{dropped if used < n_train else ''} and "
+        f"{len(data.split_positions('valid'))} validation images at {cfg.data.size}px | seed {cfg.seed}"
     )
     for line in run_warnings(summary):
         rep.paragraph(line, "note" if line.startswith("NOTE") else "")
-    if cfg.robust:
-        rep.paragraph(robust_cost(cfg, rows), "note")
+    if cfg.optim.robust:
+        rep.paragraph(robust_cost(cfg.optim, rows), "note")
     if summary.skipped:
         skipped = summary.skipped
         shown = ", ".join(skipped[:20]) + (f" and {len(skipped) - 20} more" if len(skipped) > 20 else "")
@@ -108,7 +109,7 @@ def write_run_report(run, cfg, module, data, summary: TrainSummary) -> None:
     rep.table(keys, [[r.get(k, "") for k in keys] for r in rows])
     rep.heading("Settings")
     rep.table(["option", "value"], [[k, v] for k, v in cfg.settings().items()])
-    if cfg.devices * cfg.num_nodes > 1:
+    if cfg.runtime.world > 1:
         rep.table(["DDP", "value"], [[k.replace("_", " "), v] for k, v in cfg.batching().items()])
     rep.machine(summary.runtime)
     rep.write(run.path / "report.html")

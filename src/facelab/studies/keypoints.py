@@ -265,7 +265,6 @@ class KeypointsResult(StudyResult):
 
 def _part_config(plan: Plan, part: Part, out: Path, seed: int, **changes):
     """The training run of ``part`` under the plan's settings (per part where the write-up gives them per part)."""
-    from dataclasses import replace
 
     from ..training.config import TrainConfig
 
@@ -290,7 +289,7 @@ def _part_config(plan: Plan, part: Part, out: Path, seed: int, **changes):
         valid_share=_value(s["valid_share"], part.name),
         seed=seed,
     )
-    return replace(cfg, **changes)
+    return cfg.changed(**changes)
 
 
 def _convs_only_for_kpnet(plan: Plan, parts: list[Part]) -> None:
@@ -318,12 +317,12 @@ def _nose_steps(plan: Plan, nose: Part, folder: Path, quiet: bool) -> dict[str, 
     steps = {}
     lrs = _numbers(s["lr_sweep"], float)
     if lrs:
-        steps["lr_sweep"] = sweep(base, lrs, [base.convs], folder / "lr_sweep", quiet=quiet)
+        steps["lr_sweep"] = sweep(base, lrs, [base.model.convs], folder / "lr_sweep", quiet=quiet)
     convs = _numbers(s["conv_ablation"], int)
-    if convs and base.arch.startswith("kpnet"):
-        steps["conv_ablation"] = sweep(base, [base.lr], convs, folder / "conv_ablation", quiet=quiet)
+    if convs and (base.model.arch or "").startswith("kpnet"):
+        steps["conv_ablation"] = sweep(base, [base.optim.lr], convs, folder / "conv_ablation", quiet=quiet)
     elif convs:
-        plan.notes.append(f"conv ablation: not run, the nose network {base.arch} has no conv count (kpnet-small/kpnet-full do)")
+        plan.notes.append(f"conv ablation: not run, the nose network {base.model.arch} has no conv count (kpnet-small/kpnet-full do)")
     return steps
 
 

@@ -312,7 +312,6 @@ def _age_edits(run: Run, starts: Starts, target: str, folder: Path, prefix: str,
 def _robust_beside(plan: Plan, cfg, starts: Starts, folder: Path, ascent: Ascent, plain: Inside) -> RobustResult:
     """The same network trained adversarially (``robust`` L2 budget, ``robust_steps`` PGD steps), its test accuracy,
     its age edits and its dream with the square objective, each figure beside the plain network's."""
-    from dataclasses import replace
 
     from ..probes.audit import audit
     from ..probes.dream import dream_image
@@ -321,9 +320,9 @@ def _robust_beside(plan: Plan, cfg, starts: Starts, folder: Path, ascent: Ascent
 
     s = plan.settings
     adversarial = dict(robust=float(s["robust"]), robust_norm="l2", robust_steps=int(s["robust_steps"]))
-    start = str(folder / "run" / "checkpoints" / "best.ckpt") if s["robust_start"] == "plain" else cfg.weights
-    robust_cfg = replace(
-        cfg, out=str(folder / "robust"), lr=float(s["robust_lr"]), epochs=int(s["robust_epochs"]), weights=start, **adversarial
+    start = str(folder / "run" / "checkpoints" / "best.ckpt") if s["robust_start"] == "plain" else cfg.model.weights
+    robust_cfg = cfg.changed(
+        out=str(folder / "robust"), lr=float(s["robust_lr"]), epochs=int(s["robust_epochs"]), weights=start, **adversarial
     )
     summary = trained(robust_cfg, quiet=ascent.quiet, runtime=plan.runtime)
     at_chance = plan.check_chance("the robust", summary)
@@ -332,9 +331,9 @@ def _robust_beside(plan: Plan, cfg, starts: Starts, folder: Path, ascent: Ascent
         summary.final,
         "robust",
         round(summary.train_seconds, 1),  # as the run recorded it, also when a finished run is reused
-        budget=RobustBudget("l2", robust_cfg.robust, robust_cfg.robust_steps),
+        budget=RobustBudget("l2", robust_cfg.optim.robust, robust_cfg.optim.robust_steps),
         start=s["robust_start"],
-        epochs=robust_cfg.epochs,
+        epochs=robust_cfg.optim.epochs,
         test_accuracy=TestAccuracy.of(audit(run, by=[s["target"]], out=run.path / "audit", runtime=plan.runtime)),
         at_chance=bool(at_chance),
     )

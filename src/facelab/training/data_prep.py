@@ -22,6 +22,7 @@ from .batches import CachedItems, gather_images
 from .config import FEW_VALID, TrainConfig
 from .group_balance import group_ids, undersampled
 from .run_folder import builds_the_cache, global_rank
+from .sections import DataSettings
 from .task_registry import task_for
 from .tasks import Task
 
@@ -72,20 +73,21 @@ class Prepared:
         return np.flatnonzero(self.split == SPLITS.index(split))
 
 
-def open_cache_for(cfg: TrainConfig, fs, quiet: bool = False) -> FaceCache:
-    size = parse_size(cfg.size)
-    if cfg.cache:
-        cache = FaceCache(Path(cfg.cache))
+def open_cache_for(data: DataSettings, fs, quiet: bool = False) -> FaceCache:
+    """The cache ``data`` names (--cache), else the one of its source at its size and crop, built when missing."""
+    size = parse_size(data.size)
+    if data.cache:
+        cache = FaceCache(Path(data.cache))
         if cache.size != size:
             raise FacelabError(
-                f"--cache {cfg.cache} was built at {cache.size[0]}x{cache.size[1]}, not {size[0]}x{size[1]}; "
+                f"--cache {data.cache} was built at {cache.size[0]}x{cache.size[1]}, not {size[0]}x{size[1]}; "
                 f"pass --size {cache.size[0]} or build a cache at this size"
             )
         return cache
-    finder = FaceFinder(min_score=cfg.min_score)
+    finder = FaceFinder(min_score=data.min_score)
     if not builds_the_cache():
-        return _wait_for_cache(cache_request(fs, size, cfg.crop, finder=finder).path(fs))
-    return build_cache(fs, size, crop=cfg.crop, quiet=quiet, finder=finder)
+        return _wait_for_cache(cache_request(fs, size, data.crop, finder=finder).path(fs))
+    return build_cache(fs, size, crop=data.crop, quiet=quiet, finder=finder)
 
 
 def _wait_for_cache(path: Path, timeout_s: float = 3600) -> FaceCache:
@@ -115,14 +117,14 @@ def prepare_data(
     ``for_training=False`` (evaluation, probes): a set may hold only a test split (300-W's test list). ``shard`` =
     (rank, world) under DDP: this process holds only its share of the training images (a seeded partition) and the
     validation images, not the others' training images nor the test split."""
-    fs = open_spec(spec or cfg.spec)
+    fs = open_spec(spec or cfg.data.spec)
     task = task or task_for(cfg)
     sel = task.select(fs, cfg.seed)
-    mode, by = cfg.balancing()
+    mode, by = cfg.data.balancing()
     if mode == "undersample":  # one attribute of two values: the seed's 50/50 cut, as it always was
         single = len(by) == 1 and by[0] in (sel.attr_names or []) and by[0] not in sel.categories
         sel = balanced(sel, by[0], cfg.seed) if single else undersampled(sel, by, cfg.seed)
-    cache = open_cache_for(cfg, fs, quiet)
+    cache = open_cache_for(cfg.data, fs, quiet)
     rows = sel.source_rows()
     ok = cache.valid[rows]
     faces = cache.meta.get("faces")
@@ -136,7 +138,7 @@ def prepare_data(
         rows = sel.source_rows()
     if for_training and not (sel.split == 0).any():
         raise FacelabError(f"{fs.spec}: the selection has no training images")
-    split = _with_validation(sel.split, cfg.seed, cfg.valid_share) if (sel.split == 0).any() else sel.split
+    split = _with_validation(sel.split, cfg.seed, cfg.data.valid_share) if (sel.split == 0).any() else sel.split
     n_valid = int((split == 1).sum())
     if for_training and n_valid < FEW_VALID and not quiet:
         say(

@@ -45,7 +45,7 @@ class FaceDataset(Dataset):
         if not -len(self) <= k < len(self):
             raise IndexError(f"item {k} of a FaceDataset of {len(self)}")
         x8, y = self.prepared.batch(self.positions[[k]])
-        return to_input(x8, self.config.channels, channels_last=False)[0], y[0]
+        return to_input(x8, self.config.data.channels, channels_last=False)[0], y[0]
 
     @property
     def outputs(self) -> list[str]:

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -129,22 +128,22 @@ def _trainer(cfg: TrainConfig, run: RunFolder, rt: Runtime, quiet: bool, extra_c
     callbacks += extra_callbacks or []
     if not quiet:
         callbacks += [EpochsFromOne(), _estimate_callback()]
-    distributed = cfg.devices > 1 or cfg.num_nodes > 1
+    distributed = cfg.runtime.world > 1
     _quiet_lightning()
     return pl.Trainer(
-        max_epochs=cfg.epochs,
+        max_epochs=cfg.optim.epochs,
         accelerator=rt.device,
-        devices=cfg.devices,
-        num_nodes=cfg.num_nodes,
+        devices=cfg.runtime.devices,
+        num_nodes=cfg.runtime.num_nodes,
         strategy="ddp" if distributed else "auto",
         precision=rt.lightning_precision,
         callbacks=callbacks,
-        logger=LOGGERS.get(cfg.logger)(run.path),
+        logger=LOGGERS.get(cfg.runtime.logger)(run.path),
         enable_progress_bar=not quiet,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
-        limit_train_batches=cfg.max_train_batches or 1.0,
+        limit_train_batches=cfg.optim.max_train_batches or 1.0,
         deterministic=False,
     )
 
@@ -178,7 +177,7 @@ def train(
     else:
         cfg = as_asked(cfg or TrainConfig(**settings), runtime)
         run = RunFolder(Path(cfg.out))
-    rt = (runtime or resolved_runtime(cfg.precision, cfg.device)).sharing_cores(cfg.devices).apply()
+    rt = (runtime or resolved_runtime(cfg.runtime.precision, cfg.runtime.device)).sharing_cores(cfg.runtime.devices).apply()
     with stop_requests() as flag, run_folder_kept_tidy(run, fresh=resume is None, force=force):
         return _fit(cfg, run, resume, quiet, callbacks, flag, rt)
 
@@ -214,7 +213,7 @@ def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag:
     from .module import FaceModule
 
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    world = cfg.devices * cfg.num_nodes
+    world = cfg.runtime.world
     rank = global_rank()  # known before Lightning sets DDP up: each process holds only its own training images
     if rt.device == "cuda" and torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # this process's GPU, before any image goes there
@@ -222,31 +221,32 @@ def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag:
     if world > 1:
         held = {"rank": rank, "world": world, "images_bytes": data.image_bytes, "train_items": len(data.shard)}
         run.write_json(f"ranks/rank{rank}.json", held)  # what each process holds: facelab bench scale reads it
-    cfg = replace(cfg, head=data.task.resolve_head(cfg.head))
+    cfg = cfg.changed(head=data.task.resolve_head(cfg.model.head))
     if resume is None:
         cfg = _with_enough_steps(_with_available_weights(cfg, quiet), len(data.split_positions("train")), quiet)
-    model = build_model(cfg.arch, data.task.n_outputs, cfg.channels, cfg.weights, cfg.convs, cfg.head)
+    m = cfg.model
+    model = build_model(m.arch, data.task.n_outputs, cfg.data.channels, m.weights, m.convs, m.head)
     if resume is None:
         data.task.start_model(model, data.targets[torch.from_numpy(data.split_positions("train")).to(data.targets.device)])
-    config = {"train": asdict(cfg), "data": data.task.describe() | {"cache": str(data.cache.path), "n_outputs": data.task.n_outputs}}
+    config = {"train": cfg.flat(), "data": data.task.describe() | {"cache": str(data.cache.path), "n_outputs": data.task.n_outputs}}
     config["batching"] = cfg.batching()
     if global_rank() == 0 and resume is None:
         run.write_json("config.json", config | {"runtime": rt.describe(), "versions": versions(), "command": sys.argv})
-    module = FaceModule(model, data.task, asdict(cfg) | {"out": str(run.path)}, rt, config)
+    module = FaceModule(model, data.task, cfg.changed(out=str(run.path)), rt, config)
     stopper = StopAtBatchEnd(flag, run.last_checkpoint)
     trainer = _trainer(cfg, run, rt, quiet, [stopper, *(callbacks or [])], data.task)
     ranks = lambda: (trainer.global_rank, trainer.world_size)  # noqa: E731  (known once DDP is set up)
     if world > 1:  # the shard is this process's already: it shuffles its own items, as many batches as every other
         n_train = len(data.split_positions("train"))
-        per_rank = max(1, n_train // world // cfg.batch)
-        train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed + rank, device=rt.device, limit=per_rank)
+        per_rank = max(1, n_train // world // cfg.optim.batch)
+        train_dl = loader(data.items("train"), cfg.optim.batch, True, cfg.seed + rank, device=rt.device, limit=per_rank)
     else:
-        train_dl = loader(data.items("train"), cfg.batch, True, cfg.seed, ranks, rt.device)
+        train_dl = loader(data.items("train"), cfg.optim.batch, True, cfg.seed, ranks, rt.device)
     module.train_loader = train_dl
     if data.groups is not None:  # --balance reweight / groupdro: each training item's group, in the loader's order
         pos = data.shard if data.shard is not None else data.split_positions("train")
-        module.weigh_groups(cfg.balancing()[0], torch.from_numpy(data.groups[pos]), len(data.group_names))
-    valid_dl = loader(data.items("valid"), cfg.batch, False, cfg.seed, ranks, rt.device)  # larger ones raised peak memory
+        module.weigh_groups(cfg.data.balancing()[0], torch.from_numpy(data.groups[pos]), len(data.group_names))
+    valid_dl = loader(data.items("valid"), cfg.optim.batch, False, cfg.seed, ranks, rt.device)  # larger ones raised peak memory
     ckpt = run.last_checkpoint if resume is not None and run.last_checkpoint.exists() else None
     try:
         trainer.fit(module, train_dl, valid_dl, ckpt_path=ckpt and str(ckpt))
@@ -266,22 +266,23 @@ def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag:
 def _with_enough_steps(cfg: TrainConfig, n_train: int, quiet: bool) -> TrainConfig:
     """More epochs where the task chose them and a small set would give fewer than ``min_steps`` optimiser steps:
     on ~2,000 photos, 8 epochs of batch 128 are 128 steps, too few for a keypoint net to beat the mean shape."""
-    if not cfg.min_steps or "epochs" not in cfg.from_task:
+    o = cfg.optim
+    if not o.min_steps or "epochs" not in (cfg.from_task or ()):
         return cfg
-    per_epoch = math.ceil(n_train / (cfg.batch * cfg.devices * cfg.num_nodes))
-    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / max(per_epoch, 1)))
-    if epochs != cfg.epochs and not quiet:
+    per_epoch = math.ceil(n_train / (o.batch * cfg.runtime.world))
+    epochs = max(o.epochs, math.ceil(o.min_steps / max(per_epoch, 1)))
+    if epochs != o.epochs and not quiet:
         steps = epochs * per_epoch
-        say(f"{epochs} epochs ({steps} optimiser steps on {n_train} training images; the task asks for at least {cfg.min_steps})")
-    return replace(cfg, epochs=epochs)
+        say(f"{epochs} epochs ({steps} optimiser steps on {n_train} training images; the task asks for at least {o.min_steps})")
+    return cfg.changed(epochs=epochs)
 
 
 def _with_available_weights(cfg: TrainConfig, quiet: bool) -> TrainConfig:
     """``--weights auto`` (a task's default): ImageNet weights when they can be had, from scratch otherwise, said once."""
-    weights, reason = weights_if_available(cfg.arch, cfg.weights)
+    weights, reason = weights_if_available(cfg.model.arch, cfg.model.weights)
     if reason and not quiet:
-        say(f"training {cfg.arch} from scratch: {reason}")
-    return replace(cfg, weights=weights)
+        say(f"training {cfg.model.arch} from scratch: {reason}")
+    return cfg.changed(weights=weights)
 
 
 def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
@@ -308,7 +309,7 @@ def _stopped(run: RunFolder, signum: int, where: dict) -> RunStopped:
 def as_asked(cfg: TrainConfig, runtime: Runtime | None) -> TrainConfig:
     """``cfg`` with the precision and device ``runtime`` was asked for (what a run records: "auto", not this
     machine's answer); ``cfg`` itself without a runtime."""
-    return cfg if runtime is None else replace(cfg, precision=runtime.asked[0], device=runtime.asked[1])
+    return cfg if runtime is None else cfg.changed(precision=runtime.asked[0], device=runtime.asked[1])
 
 
 def trained(cfg, quiet: bool, runtime: Runtime | None = None) -> TrainSummary:
@@ -318,7 +319,7 @@ def trained(cfg, quiet: bool, runtime: Runtime | None = None) -> TrainSummary:
     cfg, run = as_asked(cfg, runtime), RunFolder(Path(cfg.out))
     config = run.path / "config.json"
     same = config.exists() and {k: v for k, v in run.read_config()["train"].items() if k != "head"} == {
-        k: v for k, v in asdict(cfg).items() if k != "head"
+        k: v for k, v in cfg.flat().items() if k != "head"
     }
     if same and (run.path / "summary.json").exists():
         return TrainSummary.read(run.path)
@@ -350,14 +351,14 @@ def write_summary(run: RunFolder, cfg: TrainConfig, task: RunSummary, data: Prep
             own[key] = fields
     summary = TrainSummary(
         task=task.name,
-        arch=cfg.arch,
+        arch=cfg.model.arch,
         epochs_done=int(rows[-1]["epoch"]) + 1,
         train_seconds=float(rows[-1]["time_s"]),
         seed=cfg.seed,
         final=blocks["final"],
         best=blocks["best"],
         runtime=rt.describe(),
-        robust={"eps": cfg.robust, "norm": cfg.robust_norm, "steps": cfg.robust_steps} if cfg.robust else None,
+        robust={"eps": cfg.optim.robust, "norm": cfg.optim.robust_norm, "steps": cfg.optim.robust_steps} if cfg.optim.robust else None,
         skipped=data.unreadable or None,  # unreadable images, and photos where a face crop found no face
         fields=own,
     )

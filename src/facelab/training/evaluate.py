@@ -29,20 +29,21 @@ def evaluate_model(
 ) -> Evaluation:
     """Loss and the task's metrics of ``model`` on ``split`` of ``spec`` (default: the run's data), accumulated as in
     training (:class:`~facelab.training.tasks.MetricSums`), in ``rt``."""
-    assert cfg.arch is not None and cfg.channels is not None  # a trained run's config names both
+    arch, channels, spec = cfg.model.arch, cfg.data.channels, spec or cfg.data.spec
+    assert arch is not None and channels is not None  # a trained run's config names both
     data = prepare_data(cfg, task, spec=spec, device=rt.device, for_training=False)
     if not (data.split_positions(split)).size:
-        raise FacelabError(f"{spec or cfg.spec}: the {split} split is empty; choose --split train, valid or test")
+        raise FacelabError(f"{spec}: the {split} split is empty; choose --split train, valid or test")
     model = rt.prepare(model)
     sums = MetricSums(task)
     for x8, y, _ in loader(data.items(split), 256, False, cfg.seed, device=rt.device):
         with rt.autocast():
-            out = model(to_input(x8.to(rt.device), cfg.channels, rt.channels_last)).float().cpu()
+            out = model(to_input(x8.to(rt.device), channels, rt.channels_last)).float().cpu()
         y = y.cpu()
         sums.add(task.loss(out, y), out, y)
     per = task.finish(sums.per_metric())
-    return Evaluation(task.name, cfg.arch, spec or cfg.spec, split, int(sums.values[1]), sums.result()["loss"], rt.describe(),
-                      task.eval_fields(per) | task.eval_extra(data, split, model, cfg.channels))  # fmt: skip
+    return Evaluation(task.name, arch, spec, split, int(sums.values[1]), sums.result()["loss"], rt.describe(),
+                      task.eval_fields(per) | task.eval_extra(data, split, model, channels))  # fmt: skip
 
 
 def write_evaluation(result: Evaluation, folder: Path, title: str) -> None:

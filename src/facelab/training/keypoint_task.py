@@ -24,6 +24,7 @@ from ..data.landmark_layouts import EYE_CORNER_PAIRS, EYE_POINTS, IMM58_NOSE_TIP
 from ..errors import FacelabError
 from .batches import augment as photometric
 from .keypoint_eval import REFERENCE_LIMIT, dlib_nme, mean_shape_errors, mean_shape_nme, predict_split, protocol
+from .sections import OptimSettings
 from .tasks import Task
 
 MAP_LOSS_WEIGHT = 0.05  # beside the L1 on coordinates (about 0.01 when trained); the cross-entropy starts near 5.5
@@ -130,7 +131,7 @@ class KeypointTask(Task):
     def from_config(cls, cfg):
         from ..data.cache import parse_size
 
-        return cls(which=cfg.points, size=parse_size(cfg.size), head=cfg.head or "regress")
+        return cls(which=cfg.data.points, size=parse_size(cfg.data.size), head=cfg.model.head or "regress")
 
     @property
     def n_outputs(self) -> int:
@@ -179,12 +180,12 @@ class KeypointTask(Task):
         return flat_rel.float().view(flat_rel.shape[0], -1, 2) * torch.tensor(self.size, dtype=torch.float32, device=flat_rel.device) - 0.5
 
     # --- training ---------------------------------------------------------------------------
-    def batch_augmentation(self, cfg):
+    def batch_augmentation(self, optim):
         return None  # the points move with the pixels: augment() below
 
-    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: dict):
+    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, optim: OptimSettings):
         pts = self.to_pixels(y.cpu())
-        geometry = replace(self.geometry, flip=cfg.get("flip", True) and self.mirror is not None)
+        geometry = replace(self.geometry, flip=optim.flip and self.mirror is not None)
         imgs, moved = zip(*(augment_one(x[i], pts[i], geometry.draw(gen), self.mirror) for i in range(len(x))))
         x = torch.stack(imgs).contiguous(
             memory_format=torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
@@ -264,7 +265,7 @@ class KeypointTask(Task):
         return {"points": self.which, "n_points": len(self.indices), "head": self.head}
 
     def validation_outputs(self, module, data):
-        return predict_split(module.model.float(), data, "valid", module.cfg["channels"])
+        return predict_split(module.model.float(), data, "valid", module.cfg.data.channels)
 
     def summary_extra(self, data, outputs=None):
         """The mean-shape baseline; with NME, the CED's AUC and failure rate up to NME 0.08 (the final model, flip

@@ -8,8 +8,10 @@ import torch
 from ..errors import FacelabError
 from ..hardware import Runtime
 from .batches import STD, augmented_input, invert_some, seeded, to_input
+from .config import TrainConfig
 from .group_balance import GroupLoss
 from .robust import perturbed
+from .sections import OptimSettings
 from .tasks import MetricSums, Task
 
 CHECK_EVERY = 50  # steps between looks at the loss on an accelerator (each look waits for the device)
@@ -18,10 +20,11 @@ CHECK_EVERY = 50  # steps between looks at the loss on an accelerator (each look
 class FaceModule(pl.LightningModule):
     """Trains ``model`` on ``task``; batches come from the cache as uint8 and are prepared here.
 
-    ``config`` (the run's TrainConfig and task description, as in config.json) is saved in every checkpoint
-    (``save_hyperparameters``), so a checkpoint file reopens on its own (:meth:`facelab.run.Run.open`)."""
+    ``cfg``: the run's settings, ``out`` its folder. ``config`` (the run's config.json: its settings and task
+    description) is saved in every checkpoint (``save_hyperparameters``), so a checkpoint file reopens on its own
+    (:meth:`facelab.run.Run.open`)."""
 
-    def __init__(self, model: torch.nn.Module, task: Task, cfg: dict, rt: Runtime, config: dict | None = None):
+    def __init__(self, model: torch.nn.Module, task: Task, cfg: TrainConfig, rt: Runtime, config: dict | None = None):
         super().__init__()
         self.save_hyperparameters({"facelab": config or {}})
         self.model, self.task, self.cfg, self.runtime = model, task, cfg, rt
@@ -68,32 +71,33 @@ class FaceModule(pl.LightningModule):
 
     # --- steps -------------------------------------------------------------------------
     def prepare(self, x8: torch.Tensor) -> torch.Tensor:
-        return to_input(x8.to(self.device, non_blocking=True), self.cfg["channels"], self.runtime.channels_last)
+        return to_input(x8.to(self.device, non_blocking=True), self.cfg.data.channels, self.runtime.channels_last)
 
     def _augmented_input(self, x8: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
         """The training input: the task's whole-batch augmentation applied to the bytes where it can be (three
         channels), else the prepared input handed to the task's own :meth:`~Task.augment`."""
-        if not self.cfg["augment"]:
+        if not self.cfg.optim.augment:
             return self.prepare(x8), y
-        settings = self.task.batch_augmentation(self.cfg)
-        if settings is not None and self.cfg["channels"] == 3:
+        settings = self.task.batch_augmentation(self.cfg.optim)
+        if settings is not None and self.cfg.data.channels == 3:
             return augmented_input(x8.to(self.device, non_blocking=True), gen, channels_last=self.runtime.channels_last, **settings), y
-        return self.task.augment(self.prepare(x8), y, gen, self.cfg)
+        return self.task.augment(self.prepare(x8), y, gen, self.cfg.optim)
 
     def forward(self, x):
         return self.model(x)
 
     def training_step(self, batch, batch_idx):
         x8, y, pos = batch
-        parts = (self.cfg["seed"], self.current_epoch, batch_idx, self.global_rank)
+        parts = (self.cfg.seed, self.current_epoch, batch_idx, self.global_rank)
         self._seed_global_generator(hash(parts) % (2**62))
         gen = seeded(*parts)
         x, y = self._augmented_input(x8, y, gen)
-        x = invert_some(x, self.cfg["inverted_fraction"], gen)
-        if self.cfg.get("robust"):  # --robust EPS: train on the batch's worst case within the budget (in input units)
-            eps = self.cfg["robust"] / STD  # pixel units -> the normalised input's units (linf per value, l2 per image)
+        o = self.cfg.optim
+        x = invert_some(x, o.inverted_fraction, gen)
+        if o.robust:  # --robust EPS: train on the batch's worst case within the budget (in input units)
+            eps = o.robust / STD  # pixel units -> the normalised input's units (linf per value, l2 per image)
             loss_of = lambda v: self.task.loss(self.model(v), y)  # noqa: E731
-            x = perturbed(loss_of, x, eps, self.cfg["robust_norm"], gen, self.cfg["robust_steps"])
+            x = perturbed(loss_of, x, eps, o.robust_norm, gen, o.robust_steps)
         logits = self.model(x)
         if self.group_loss is not None:
             main = self.group_loss(self.task.item_loss(logits, y), self.train_groups[pos.cpu()])
@@ -121,7 +125,7 @@ class FaceModule(pl.LightningModule):
             when = "at" if loss.device.type == "cpu" else "by"  # every step is looked at on a CPU
             raise FacelabError(
                 f"loss became {float(loss.detach())} {when} epoch {self.current_epoch}, step {batch_idx}; the last good "
-                f"checkpoint is kept in {self.cfg['out']}/checkpoints (try a smaller --lr)"
+                f"checkpoint is kept in {self.cfg.out}/checkpoints (try a smaller --lr)"
             )
 
     def validation_step(self, batch, batch_idx):
@@ -141,25 +145,25 @@ class FaceModule(pl.LightningModule):
 
     # --- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
-        c = self.cfg
+        c = self.cfg.optim
         opt = optimizer_for(self.model.parameters(), c)
-        if c["schedule"] == "none":
+        if c.schedule == "none":
             return opt
         total = int(self.trainer.estimated_stepping_batches)
-        if c["schedule"] == "onecycle":
+        if c.schedule == "onecycle":
             # torch's OneCycleLR divides by zero when its warm-up ends at step 0, which 0.25 of exactly 4 steps does
             warmup = 0.5 if total == 4 else 0.25
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c["lr"], total_steps=max(total, 1), pct_start=warmup)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=c.lr, total_steps=max(total, 1), pct_start=warmup)
         else:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def optimizer_for(params, c: dict) -> torch.optim.Optimizer:
-    """The optimiser a run's config (a TrainConfig as a dict) names: SGD with Nesterov momentum, Adam or AdamW, each with
+def optimizer_for(params, c: OptimSettings) -> torch.optim.Optimizer:
+    """The optimiser a run's settings name: SGD with Nesterov momentum, Adam or AdamW, each with
     its weight decay. ``facelab bench train``'s compute step takes the same, so the loop is held to the same work."""
-    if c["opt"] == "sgd":
-        return torch.optim.SGD(params, lr=c["lr"], momentum=c["momentum"], nesterov=c["momentum"] > 0, weight_decay=c["wd"])
-    if c["opt"] == "adam":
-        return torch.optim.Adam(params, lr=c["lr"], weight_decay=c["wd"])
-    return torch.optim.AdamW(params, lr=c["lr"], weight_decay=c["wd"])
+    if c.opt == "sgd":
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.momentum > 0, weight_decay=c.wd)
+    if c.opt == "adam":
+        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.wd)
+    return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.wd)

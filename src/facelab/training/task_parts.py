@@ -5,7 +5,7 @@ caller takes the part it uses."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 import numpy as np
 import torch
@@ -14,6 +14,16 @@ from ..data.faceset import FaceSet
 from ..errors import FacelabError
 from ..results import TrainSummary
 from .batches import augment
+from .sections import OptimSettings
+
+
+class Augmentation(TypedDict):
+    """The whole-batch augmentation's settings: :func:`~facelab.training.batches.augment`'s keywords."""
+
+    flip: bool
+    shift: float
+    jitter: float
+
 
 CAPABILITY_WORDS = {"labels": "a classification run", "binary": "an attribute run", "points": "a keypoint run"}
 
@@ -32,14 +42,14 @@ class TrainingStep:
     def start_model(self, model: torch.nn.Module, train_targets: torch.Tensor) -> None:
         """Set an untrained network to where training should start from (keypoints: the mean shape); nothing by default."""
 
-    def batch_augmentation(self, cfg: dict) -> dict | None:
+    def batch_augmentation(self, optim: OptimSettings) -> Augmentation | None:
         """The whole-batch augmentation's settings (labels unchanged), which the loop applies to the cache's bytes
         (:func:`~facelab.training.batches.augmented_input`); None for a task whose :meth:`augment` moves labels too."""
-        return {"flip": cfg["flip"], "shift": 0.06, "jitter": 0.15}
+        return Augmentation(flip=optim.flip, shift=0.06, jitter=0.15)
 
-    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, cfg: dict):
+    def augment(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, optim: OptimSettings):
         """:meth:`batch_augmentation` on a normalised batch (one-channel networks); labels unchanged."""
-        settings = self.batch_augmentation(cfg)
+        settings = self.batch_augmentation(optim)
         if settings is None:
             raise NotImplementedError(f"{self.name}: a task whose augmentation moves the labels overrides augment")
         return augment(x, gen, **settings), y

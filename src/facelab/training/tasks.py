@@ -102,9 +102,9 @@ class AttrTask(Task):
 
     @classmethod
     def from_config(cls, cfg):
-        if not cfg.attrs:
+        if not cfg.data.attrs:
             raise FacelabError("--task attr needs --attrs, e.g. --attrs Male,Young")
-        return cls(attrs=list(cfg.attrs))
+        return cls(attrs=list(cfg.data.attrs))
 
     @property
     def n_outputs(self):
@@ -139,7 +139,7 @@ class AttrTask(Task):
         return super().eval_fields(per) | {"acc_per_attr": {a: per[f"acc_{a}"] for a in self.attrs}}
 
     def validation_outputs(self, module, data):
-        return split_outputs(module.model.float(), data, "valid", module.cfg["channels"])
+        return split_outputs(module.model.float(), data, "valid", module.cfg.data.channels)
 
     def summary_extra(self, data, outputs=None):
         """What always answering each attribute's majority value scores on the validation split (the chance level) and,
@@ -190,7 +190,7 @@ class IdentityTask(Task):
 
     @classmethod
     def from_config(cls, cfg):
-        return cls(classes=cfg.classes, min_images=cfg.min_images)
+        return cls(classes=cfg.data.classes, min_images=cfg.data.min_images)
 
     @property
     def n_outputs(self):

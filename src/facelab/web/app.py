@@ -64,7 +64,7 @@ def create_app(
     async def info():
         return {
             "runs": [
-                {"path": str(r.path), "task": r.run.task.name, "arch": r.run.cfg.arch, "outputs": r.outputs[:50], "cam": r.cam_method}
+                {"path": str(r.path), "task": r.run.task.name, "arch": r.run.cfg.model.arch, "outputs": r.outputs[:50], "cam": r.cam_method}
                 for r in analyser.runs
             ],
             "targets": analyser.targets,
