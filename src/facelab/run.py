@@ -25,7 +25,7 @@ from .training.batches import MEAN, STD, to_input
 from .training.config import TrainConfig
 from .training.data_prep import Prepared, prepare_data
 from .training.evaluate import evaluate_model, write_evaluation
-from .training.run_folder import RunFolder
+from .training.run_folder import RunConfig, RunFolder
 from .training.task_registry import restored_task, task_for
 from .training.tasks import Task
 
@@ -65,7 +65,7 @@ class InputContract:
 class Run:
     """``Run.open(path)``: a run folder (or one of its checkpoint files) with its best network in eval mode."""
 
-    def __init__(self, path: Path, config: dict, model: torch.nn.Module, runtime: Runtime | None = None):
+    def __init__(self, path: Path, config: RunConfig, model: torch.nn.Module, runtime: Runtime | None = None):
         self.path, self.config, self.model, self.runtime = path, config, model, runtime
         self.cfg = TrainConfig.saved(config["train"])
         self.task: Task = restored_task(self.cfg, config["data"])
@@ -167,7 +167,7 @@ def read_checkpoint(ckpt: Path) -> dict:
     return state
 
 
-def _config_of(path: Path, state: dict) -> dict:
+def _config_of(path: Path, state: dict) -> RunConfig:
     """config.json of a run folder; for a checkpoint file, the copy training saved in it."""
     if path.is_dir():
         return json.loads((path / "config.json").read_text())
@@ -177,7 +177,7 @@ def _config_of(path: Path, state: dict) -> dict:
     return config
 
 
-def load_trained(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, dict]:
+def load_trained(path: str | Path) -> tuple[torch.nn.Module, TrainConfig, RunConfig]:
     """(network in eval mode, TrainConfig, config.json) of a run: :meth:`Run.open` for older notebooks."""
     run = Run.open(path)
     return run.model, run.cfg, run.config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..models.heatmap import HeatmapNet
@@ -14,23 +16,32 @@ N_SHOWN = 8
 CED_LIMIT = 0.08
 
 
-def ced(errors: np.ndarray, limit: float = CED_LIMIT, steps: int = 200) -> dict:
-    """Cumulative error distribution up to ``limit``: the curve, its area (normalised to 1) and the failure rate."""
-    xs = np.linspace(0, limit, steps + 1)
-    fraction = (errors[None, :] <= xs[:, None]).mean(1)
-    auc = float(np.trapezoid(fraction, xs) / limit)
-    return {"x": xs.tolist(), "fraction": fraction.tolist(), f"auc_{limit}": auc, f"failure_rate_{limit}": float((errors > limit).mean())}
+@dataclass(frozen=True)
+class CED:
+    """The cumulative error distribution up to ``limit``: the share of images (``fraction``) whose error is at most
+    each ``x``, its area normalised to 1 (``auc``) and the share over ``limit`` (``failure_rate``)."""
+
+    x: np.ndarray
+    fraction: np.ndarray
+    limit: float
+    auc: float
+    failure_rate: float
+
+    @classmethod
+    def of(cls, errors: np.ndarray, limit: float = CED_LIMIT, steps: int = 200) -> CED:
+        xs = np.linspace(0, limit, steps + 1)
+        fraction = (errors[None, :] <= xs[:, None]).mean(1)
+        return cls(xs, fraction, limit, float(np.trapezoid(fraction, xs) / limit), float((errors > limit).mean()))
+
+    def summary(self) -> dict[str, float]:
+        """What summary.json keeps of the curve, under keys that name its limit (``auc_0.08``, ``failure_rate_0.08``)."""
+        return {f"auc_{self.limit}": self.auc, f"failure_rate_{self.limit}": self.failure_rate}
 
 
-def ced_summary(errors: np.ndarray, limit: float = CED_LIMIT) -> dict:
-    """The CED's area and failure rate (what summary.json keeps of the curve)."""
-    return {k: v for k, v in ced(errors, limit).items() if k not in ("x", "fraction")}
-
-
-def ced_figure(curves: dict[str, dict], path):
+def ced_figure(curves: dict[str, CED], path):
     fig, ax = new_figure(figsize=(5, 3.6))
     for label, c in curves.items():
-        ax.plot(c["x"], c["fraction"], label=f"{label} (AUC {c[f'auc_{CED_LIMIT}']:.3f})")
+        ax.plot(c.x, c.fraction, label=f"{label} (AUC {c.auc:.3f})")
     ax.set_xlabel("NME (inter-ocular)")
     ax.set_ylabel("fraction of images")
     ax.set_ylim(0, 1)
@@ -117,7 +128,7 @@ def write_keypoint_report(run, cfg, module, data, p, summary: TrainSummary) -> N
         ("figures/best_worst.png", "best and worst validation predictions: ground truth lime, prediction red"),
     ]
     if p.nme is not None:
-        curve = ced(p.nme)
+        curve = CED.of(p.nme)
         base_nme = base.get("val_nme")
         ced_figure({"model": curve}, run.figures / "ced.png")
         figures.append(("figures/ced.png", f"cumulative error distribution up to NME {CED_LIMIT}"))

@@ -24,7 +24,7 @@ from .batches import loader
 from .config import TrainConfig
 from .data_prep import Prepared, prepare_data
 from .loggers import LOGGERS
-from .run_folder import RUN_FILES, RunFolder, global_rank, start_run_folder, versions
+from .run_folder import RUN_FILES, RunConfig, RunFolder, global_rank, start_run_folder, versions
 from .signals import StopAtBatchEnd, StopFlag, StopRequested, stop_requests
 from .task_parts import RunSummary
 from .tasks import Task
@@ -228,8 +228,8 @@ def _fit(cfg: TrainConfig, run: RunFolder, resume, quiet: bool, callbacks, flag:
     model = build_model(m.arch, data.task.n_outputs, cfg.data.channels, m.weights, m.convs, m.head)
     if resume is None:
         data.task.start_model(model, data.targets[torch.from_numpy(data.split_positions("train")).to(data.targets.device)])
-    config = {"train": cfg.flat(), "data": data.task.describe() | {"cache": str(data.cache.path), "n_outputs": data.task.n_outputs}}
-    config["batching"] = cfg.batching()
+    described = data.task.describe() | {"cache": str(data.cache.path), "n_outputs": data.task.n_outputs}
+    config = RunConfig(train=cfg.flat(), data=described, batching=cfg.batching())  # what a checkpoint carries too
     if global_rank() == 0 and resume is None:
         run.write_json("config.json", config | {"runtime": rt.describe(), "versions": versions(), "command": sys.argv})
     module = FaceModule(model, data.task, cfg.changed(out=str(run.path)), rt, config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 import numpy as np
 import torch
@@ -89,22 +90,34 @@ def subsets(names: list[str]) -> dict[str, np.ndarray]:
     return {k: m for k, m in found.items() if m.any()} | {"full": np.ones(len(names), dtype=bool)}
 
 
-def protocol(p: SplitPredictions, names: list[str], baseline: np.ndarray, reference: np.ndarray | None) -> dict[str, dict]:
+class SubsetScores(TypedDict):
+    """One subset's row of the 300-W protocol (docs/json.md)."""
+
+    n: int
+    nme: float  # normalised by the outer eye corners
+    nme_interpupil: float
+    auc_008: float
+    failure_rate_008: float
+    baseline_nme: float | None  # the training set's mean shape
+    dlib_nme: NotRequired[float]  # dlib's 68-point predictor on the same faces, where facelab[faces] is installed
+
+
+def protocol(p: SplitPredictions, names: list[str], baseline: np.ndarray, reference: np.ndarray | None) -> dict[str, SubsetScores]:
     """The 300-W protocol per subset: NME by the outer eye corners and by the pupils, AUC and failure rate at NME 0.08,
     the mean-shape baseline's NME and (``reference``) dlib's on the same faces."""
-    from ..report.keypoint_report import ced_summary
+    from ..report.keypoint_report import CED
 
-    rows = {}
+    rows: dict[str, SubsetScores] = {}
     for subset, m in subsets(names).items():
-        curve = ced_summary(p.nme[m])
-        rows[subset] = {
-            "n": int(m.sum()),
-            "nme": float(p.nme[m].mean()),
-            "nme_interpupil": float(p.nme_ip[m].mean()),
-            "auc_008": curve["auc_0.08"],
-            "failure_rate_008": curve["failure_rate_0.08"],
-            "baseline_nme": float(baseline[m].mean()) if np.isfinite(baseline[m]).all() else None,
-        }
+        curve = CED.of(p.nme[m], 0.08)
+        rows[subset] = SubsetScores(
+            n=int(m.sum()),
+            nme=float(p.nme[m].mean()),
+            nme_interpupil=float(p.nme_ip[m].mean()),
+            auc_008=curve.auc,
+            failure_rate_008=curve.failure_rate,
+            baseline_nme=float(baseline[m].mean()) if np.isfinite(baseline[m]).all() else None,
+        )
         if reference is not None and np.isfinite(reference[m]).any():
             rows[subset]["dlib_nme"] = float(np.nanmean(reference[m]))
     return rows

@@ -270,11 +270,11 @@ class KeypointTask(Task):
     def summary_extra(self, data, outputs=None):
         """The mean-shape baseline; with NME, the CED's AUC and failure rate up to NME 0.08 (the final model, flip
         test) and, for 68 points, the 300-W protocol on the validation split (dlib on its first 100 faces, where installed)."""
-        from ..report.keypoint_report import ced_summary
+        from ..report.keypoint_report import CED
 
         extra = {"baseline_mean_shape": self.mean_shape_baseline(data)}
         if outputs is not None and outputs.nme is not None:
-            extra["ced"] = ced_summary(outputs.nme)
+            extra["ced"] = CED.of(outputs.nme).summary()
             extra["final"] = {"auc_008": extra["ced"]["auc_0.08"], "failure_rate_008": extra["ced"]["failure_rate_0.08"]}
             if self.is_300w:
                 extra |= self.protocol(data, "valid", outputs, limit=100)

@@ -11,8 +11,10 @@ from .batches import STD, augmented_input, invert_some, seeded, to_input
 from .config import TrainConfig
 from .group_balance import GroupLoss
 from .robust import perturbed
+from .run_folder import RunConfig
 from .sections import OptimSettings
-from .tasks import MetricSums, Task
+from .task_parts import TrainingStep
+from .tasks import MetricSums
 
 CHECK_EVERY = 50  # steps between looks at the loss on an accelerator (each look waits for the device)
 
@@ -24,7 +26,7 @@ class FaceModule(pl.LightningModule):
     description) is saved in every checkpoint (``save_hyperparameters``), so a checkpoint file reopens on its own
     (:meth:`facelab.run.Run.open`)."""
 
-    def __init__(self, model: torch.nn.Module, task: Task, cfg: TrainConfig, rt: Runtime, config: dict | None = None):
+    def __init__(self, model: torch.nn.Module, task: TrainingStep, cfg: TrainConfig, rt: Runtime, config: RunConfig | None = None):
         super().__init__()
         self.save_hyperparameters({"facelab": config or {}})
         self.model, self.task, self.cfg, self.runtime = model, task, cfg, rt

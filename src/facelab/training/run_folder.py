@@ -9,12 +9,13 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, Required, TypedDict
 
 import torch
 
 from ..errors import FacelabError
 from ..files import prepare_output, write_csv, write_json
+from .config import Batching
 
 
 def global_rank() -> int:
@@ -60,6 +61,20 @@ def versions() -> Versions:
     )
 
 
+class RunConfig(TypedDict, total=False):
+    """A run's config.json (docs/json.md): its settings one level deep by option name (``train``:
+    ``TrainConfig.flat()``), the task's description with its cache and output count (``data``), what a step sees under
+    DDP, the runtime as this machine resolved it, the versions and the command line. Runs saved by earlier versions may
+    lack all but ``train`` and ``data``; a checkpoint carries the same."""
+
+    train: Required[dict[str, Any]]
+    data: Required[dict[str, Any]]
+    batching: Batching
+    runtime: dict[str, Any]
+    versions: Versions
+    command: list[str]
+
+
 class RunFolder:
     """config.json, metrics.csv, summary.json, checkpoints/, figures/, report.html."""
 
@@ -72,7 +87,7 @@ class RunFolder:
     def last_checkpoint(self) -> Path:
         return self.ckpt / "last.ckpt"
 
-    def read_config(self) -> dict:
+    def read_config(self) -> RunConfig:
         p = self.path / "config.json"
         if not p.exists():
             raise FacelabError(f"{self.path}: not a facelab run (config.json missing)")

@@ -30,10 +30,12 @@ CAPABILITY_WORDS = {"labels": "a classification run", "binary": "an attribute ru
 
 class TrainingStep:
     """What a training step computes: the targets, the loss (per image too, for group weighting), the metrics
-    summed over batches, the augmentation, and where an untrained network starts. The Lightning module uses this part."""
+    summed over batches, the augmentation, and where an untrained network starts. The Lightning module and the metric
+    sums (:class:`~facelab.training.tasks.MetricSums`) use this part."""
 
     name: ClassVar[str]  # the task's (Task)
     weighs_images: ClassVar[bool] = False  # has a per-image loss (item_loss) that --balance reweight/groupdro weigh
+    accuracy: ClassVar[bool] = True  # metrics are accuracies: their mean is reported as "acc"
 
     def targets(self, fs: FaceSet, cache=None, rows: np.ndarray | None = None) -> torch.Tensor:
         """Targets of the selected items (``cache`` and its ``rows`` for tasks whose labels live there)."""
@@ -72,19 +74,18 @@ class TrainingStep:
     def metric_names(self) -> list[str]:
         return ["acc"]
 
-
-class RunSummary:
-    """How a run is evaluated and summarised: which metric picks the best checkpoint, the metrics reported (their
-    mean as "acc" for accuracy tasks), the summary's blocks and the task's own fields, and what ``facelab eval`` adds.
-    The engine's summary and ``facelab eval`` use this part."""
-
-    name: ClassVar[str]  # the task's (Task)
-    monitor: ClassVar[tuple[str, str]] = ("val_acc", "max")  # what picks the best checkpoint (and a sweep's best)
-    accuracy: ClassVar[bool] = True  # metrics are accuracies: their mean is reported as "acc"
-
     def finish(self, per: dict[str, float]) -> dict[str, float]:
         """Per-metric means, plus their mean as "acc" for accuracy tasks."""
         return per | {"acc": sum(per.values()) / len(per)} if self.accuracy else per
+
+
+class RunSummary:
+    """How a run is evaluated and summarised: which metric picks the best checkpoint, the summary's blocks and the
+    task's own fields, and what ``facelab eval`` adds. The engine's summary and ``facelab eval`` use this part."""
+
+    name: ClassVar[str]  # the task's (Task)
+    monitor: ClassVar[tuple[str, str]] = ("val_acc", "max")  # what picks the best checkpoint (and a sweep's best)
+    accuracy: ClassVar[bool]  # the task's (TrainingStep)
 
     def summary_block(self, row: dict) -> dict:
         """The summary's "final" / "best" fields from one validation row of metrics.csv."""

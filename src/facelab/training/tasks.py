@@ -65,7 +65,7 @@ class MetricSums:
 
     Layout: [loss x n, n, metric sums...]; the same for training, validation and ``facelab eval``."""
 
-    def __init__(self, task: Task):
+    def __init__(self, task: TrainingStep):
         self.task = task
         self.values = torch.zeros(len(task.metric_names()) + 2, dtype=torch.float64)
 
