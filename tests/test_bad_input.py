@@ -123,6 +123,8 @@ def test_a_config_is_made_of_sections_and_saved_one_level_deep():
     handed = OptimSettings(lr=0.5, epochs=2)
     mixed = TrainConfig(optim=handed, lr=0.1)  # an option named beside its section wins
     assert (mixed.optim.lr, mixed.optim.epochs) == (0.1, 2) and (handed.lr, handed.batch) == (0.5, None)  # not changed
+    nested = TrainConfig(optim={"lr": 0.02}, epochs=2)  # a section as a nested config file holds it
+    assert (nested.optim.lr, nested.optim.epochs) == (0.02, 2)
     assert cfg.changed(epochs=7).optim.epochs == 7 == dataclasses.replace(cfg, epochs=7).optim.epochs
     assert cfg.optim.epochs == 3
     with pytest.raises(TypeError, match="unknown settings lrr"):

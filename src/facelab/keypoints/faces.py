@@ -44,6 +44,14 @@ def _thumbnail(photo: np.ndarray, faces: list, points: list[np.ndarray] | None =
     return cv2.resize(drawn, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else drawn
 
 
+class FacesFile(TypedDict):
+    """``faces.json`` of ``facelab detect``: the detector, its score threshold and each photo's faces."""
+
+    detector: str
+    min_score: float | None
+    images: list[dict[str, Any]]
+
+
 @dataclass
 class Detections(Summary):
     """``facelab detect``: the faces found in each photo (``faces.json`` holds detector, min_score and images), and
@@ -57,8 +65,8 @@ class Detections(Summary):
     n_faces: int
     unreadable: list[str]
 
-    def faces_json(self) -> dict[str, Any]:
-        return {"detector": self.detector, "min_score": self.min_score, "images": self.images}
+    def faces_json(self) -> FacesFile:
+        return FacesFile(detector=self.detector, min_score=self.min_score, images=self.images)
 
 
 @dataclass

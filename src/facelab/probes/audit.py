@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 
@@ -130,51 +130,47 @@ def rows_with_overall(table: AuditTable) -> list[GroupRates]:
     return [GroupRates(**vars(table.overall), group={}, small=False)] + table.groups
 
 
-def _rates(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
-    """The rates over the last axis (resamples are rows); NaN where a rate has no denominator."""
-    pos, neg = (y == 1).sum(-1), (y == 0).sum(-1)
-    tp, fp = ((pred == 1) & (y == 1)).sum(-1), ((pred == 1) & (y == 0)).sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "accuracy": (pred == y).mean(-1),
-            "tpr": tp / pos,
-            "fpr": fp / neg,
-            "fnr": (pos - tp) / pos,
-            "selection_rate": pred.mean(-1),
-        }
+class RateCounts(TypedDict):
+    """Each rate of a group as (k, n): the images counted and the images it is a share of."""
+
+    accuracy: tuple[int, int]
+    tpr: tuple[int, int]
+    fpr: tuple[int, int]
+    fnr: tuple[int, int]
+    selection_rate: tuple[int, int]
 
 
-def _counts(y: np.ndarray, pred: np.ndarray) -> dict[str, tuple[int, int]]:
+def _counts(y: np.ndarray, pred: np.ndarray) -> RateCounts:
     """Each rate as (k, n): the images counted and the images it is a share of."""
     y, pred = np.asarray(y), np.asarray(pred)
     pos, neg = int((y == 1).sum()), int((y == 0).sum())
     tp, fp = int(((pred == 1) & (y == 1)).sum()), int(((pred == 1) & (y == 0)).sum())
-    return {
-        "accuracy": (int((pred == y).sum()), len(y)),
-        "tpr": (tp, pos),
-        "fpr": (fp, neg),
-        "fnr": (pos - tp, pos),
-        "selection_rate": (int((pred == 1).sum()), len(y)),
-    }
+    return RateCounts(
+        accuracy=(int((pred == y).sum()), len(y)),
+        tpr=(tp, pos),
+        fpr=(fp, neg),
+        fnr=(pos - tp, pos),
+        selection_rate=(int((pred == 1).sum()), len(y)),
+    )
 
 
 def _describe(y: np.ndarray, pred: np.ndarray) -> Rates:
     """A group's rates, each with Wilson's 95% interval (every rate is a proportion)."""
-    point, counts = _rates(y, pred), _counts(y, pred)
-    defined = lambda k: None if np.isnan(point[k]) else float(point[k])  # noqa: E731  (no positives: no TPR)
+    counts = _counts(y, pred)
+    defined = lambda kn: kn[0] / kn[1] if kn[1] else None  # noqa: E731  (no positives: no TPR)
     return Rates(
         n=int(len(y)),
         positives=int((y == 1).sum()),
         negatives=int((y == 0).sum()),
-        accuracy=float(point["accuracy"]),
+        accuracy=counts["accuracy"][0] / max(counts["accuracy"][1], 1),
         accuracy_ci=wilson_ci(*counts["accuracy"]),
-        tpr=defined("tpr"),
+        tpr=defined(counts["tpr"]),
         tpr_ci=wilson_ci(*counts["tpr"]),
-        fpr=defined("fpr"),
+        fpr=defined(counts["fpr"]),
         fpr_ci=wilson_ci(*counts["fpr"]),
-        fnr=defined("fnr"),
+        fnr=defined(counts["fnr"]),
         fnr_ci=wilson_ci(*counts["fnr"]),
-        selection_rate=float(point["selection_rate"]),
+        selection_rate=counts["selection_rate"][0] / max(counts["selection_rate"][1], 1),
         selection_rate_ci=wilson_ci(*counts["selection_rate"]),
     )
 

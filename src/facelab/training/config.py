@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, TypedDict, Union, get_args, get_origin, get_
 
 from ..errors import FacelabError
 from ..ranges import SEED_BOUNDS, Bounds, check_range
-from .sections import SECTION_OF, SECTIONS, DataSettings, ModelSettings, OptimSettings, RuntimeSettings, option
+from .sections import SECTION_OF, SECTIONS, DataSettings, ModelSettings, OptimSettings, RuntimeSettings, Section, option
 
 FEW_VALID = 20
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
@@ -63,6 +63,14 @@ class Batching(TypedDict):
     lr_rule: str
 
 
+def _section(name: str, given: Section | dict[str, Any] | None, named: dict[str, Any]) -> Section:
+    """Section ``name`` from what was given for it (a section, a mapping of its options as a nested config file holds
+    them, or nothing) with the options ``named`` beside it on top."""
+    if given is None or isinstance(given, dict):
+        return SECTIONS[name](**{**(given or {}), **named})
+    return replace(given, **named)
+
+
 @dataclass(init=False)
 class TrainConfig:
     """Everything that defines a run, in sections - ``data``, ``model``, ``optim``, ``runtime`` - that the parts of a
@@ -71,8 +79,8 @@ class TrainConfig:
 
     ``TrainConfig(spec="synth:2000", lr=0.01, arch="resnet18")``: every field of a section is also a keyword by its
     own name (its --option), so a config is written as it is typed; ``TrainConfig(optim=OptimSettings(lr=0.01))``
-    gives a whole section, and a field named beside it wins over the section's. ``dataclasses.replace(cfg, lr=0.1)``
-    works the same way. An unknown keyword is a TypeError."""
+    gives a whole section (or ``optim={"lr": 0.01}``), and a field named beside it wins over the section's.
+    ``dataclasses.replace(cfg, lr=0.1)`` works the same way. An unknown keyword is a TypeError."""
 
     task: str = option(
         "attr",
@@ -93,10 +101,12 @@ class TrainConfig:
             raise TypeError(f"TrainConfig got unknown settings {', '.join(unknown)}: its settings are `facelab train --help`'s options")
         for f in fields(self):
             if f.name in SECTIONS:  # a copy, with the fields named beside it: a section handed in is never changed
-                given = settings.get(f.name) or SECTIONS[f.name]()
-                setattr(self, f.name, replace(given, **{k: v for k, v in settings.items() if SECTION_OF.get(k) == f.name}))
+                setattr(
+                    self, f.name, _section(f.name, settings.get(f.name), {k: v for k, v in settings.items() if SECTION_OF.get(k) == f.name})
+                )
             else:
-                setattr(self, f.name, settings.get(f.name, f.default))
+                value = settings.get(f.name, f.default)
+                setattr(self, f.name, list(value) if isinstance(value, list) else value)
         self._check_types_and_bounds()
         self._take_task_defaults()
         for name in SECTIONS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import Generic, NotRequired, TypedDict, TypeVar
 
 import numpy as np
 import torch
@@ -30,13 +30,13 @@ class SplitPredictions:
 def predict_split(model: torch.nn.Module, data, split: str, channels: int, batch: int = 128) -> SplitPredictions:
     pos = data.split_positions(split)
     out, y = split_outputs(model, data, split, channels, batch)
-    errors = {k: v.numpy() for k, v in data.task.errors(out, y).items()}
+    errors = as_arrays(data.task.errors(out, y))
     return SplitPredictions(
         pos, data.task.to_pixels(out).numpy(), data.task.to_pixels(y).numpy(), errors["px_err"], errors.get("nme"), errors.get("nme_ip")
     )
 
 
-def mean_shape_errors(data, split: str) -> dict[str, np.ndarray] | None:
+def mean_shape_errors(data, split: str) -> PointErrors[np.ndarray] | None:
     """Per image of ``split``: the task's errors of always answering the training split's mean shape (None without
     a training split)."""
     train = data.split_positions("train")
@@ -44,7 +44,11 @@ def mean_shape_errors(data, split: str) -> dict[str, np.ndarray] | None:
         return None
     mean = data.targets[train].mean(0, keepdim=True)
     target = data.targets[data.split_positions(split)]
-    return {k: v.numpy() for k, v in data.task.errors(mean.expand_as(target), target).items()}
+    return as_arrays(data.task.errors(mean.expand_as(target), target))
+
+
+def as_arrays(errors: PointErrors[torch.Tensor]) -> PointErrors[np.ndarray]:
+    return PointErrors(**{k: v.numpy() for k, v in errors.items()})  # type: ignore[typeddict-item]
 
 
 def mean_shape_nme(data, split: str) -> np.ndarray:
@@ -88,6 +92,27 @@ def subsets(names: list[str]) -> dict[str, np.ndarray]:
     first = np.array([Path(n).parts[0].lower() if len(Path(n).parts) > 1 else "" for n in names])
     found = {name: np.isin(first, folders) for name, folders in SUBSETS_300W.items()}
     return {k: m for k, m in found.items() if m.any()} | {"full": np.ones(len(names), dtype=bool)}
+
+
+E = TypeVar("E")
+
+
+class PointErrors(TypedDict, Generic[E]):
+    """Per image (a tensor or an array): MSE of the relative coordinates, mean point error in pixels and, for 68 and 58
+    points, NME by the outer eye corners and by the pupils. In the order of the task's metric names."""
+
+    mse: E
+    px_err: E
+    nme: NotRequired[E]
+    nme_ip: NotRequired[E]
+
+
+class DlibReference(TypedDict):
+    """dlib's 68-point predictor on the same faces (summary.json's ``dlib_reference``)."""
+
+    landmarker: str
+    n: int
+    nme: float
 
 
 class SubsetScores(TypedDict):

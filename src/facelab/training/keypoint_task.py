@@ -10,7 +10,7 @@ push a point out of the image is halved until it does not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, TypedDict
+from typing import ClassVar, NotRequired, TypedDict
 
 import numpy as np
 import torch
@@ -23,13 +23,31 @@ from ..data.faceset import FaceSet
 from ..data.landmark_layouts import EYE_CORNER_PAIRS, EYE_POINTS, IMM58_NOSE_TIP
 from ..errors import FacelabError
 from .batches import augment as photometric
-from .keypoint_eval import REFERENCE_LIMIT, dlib_nme, mean_shape_errors, mean_shape_nme, predict_split, protocol
+from .keypoint_eval import (
+    REFERENCE_LIMIT,
+    DlibReference,
+    PointErrors,
+    SubsetScores,
+    dlib_nme,
+    mean_shape_errors,
+    mean_shape_nme,
+    predict_split,
+    protocol,
+)
 from .sections import OptimSettings
 from .tasks import Task
 
 MAP_LOSS_WEIGHT = 0.05  # beside the L1 on coordinates (about 0.01 when trained); the cross-entropy starts near 5.5
 NOSE_TIP = {68: 30, 58: IMM58_NOSE_TIP, 5: 2}  # iBUG 68 (and synthetic), IMM 58, CelebA 5
 POINTS = ("nose", "all")
+
+
+class ProtocolBlock(TypedDict):
+    """What a 300-W run's summary and ``facelab eval`` add: the protocol per subset and, with facelab[faces], dlib's
+    predictor on the same faces."""
+
+    protocol: dict[str, SubsetScores]
+    dlib_reference: NotRequired[DlibReference]
 
 
 @dataclass
@@ -210,12 +228,12 @@ class KeypointTask(Task):
         model.last_maps = None
         return MAP_LOSS_WEIGHT * map_target_loss(maps, y)
 
-    def errors(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def errors(self, out: torch.Tensor, y: torch.Tensor) -> PointErrors[torch.Tensor]:
         """Per image: MSE of the relative coordinates, mean point error in pixels, and (68 and 58 points) NME by the
         outer-eye-corner distance (inter-ocular) and by the distance of the pupils (the eye points' means)."""
         pred, true = self.to_pixels(out.detach()), self.to_pixels(y)
         dist = (pred - true).norm(dim=-1)
-        result = {"mse": (out.detach().float() - y).pow(2).mean(1), "px_err": dist.mean(1)}
+        result = PointErrors(mse=(out.detach().float() - y).pow(2).mean(1), px_err=dist.mean(1))
         if self.has_nme:
             inter_ocular = torch.stack([(true[:, a] - true[:, b]).norm(dim=-1) for a, b in EYE_CORNER_PAIRS[self.n_layout]]).amax(0)
             left, right = (true[:, list(eye)].mean(1) for eye in EYE_POINTS[self.n_layout])
@@ -297,15 +315,17 @@ class KeypointTask(Task):
             return {}
         return self.protocol(data, split, predict_split(model, data, split, channels))
 
-    def protocol(self, data, split, predictions, limit: int = REFERENCE_LIMIT) -> dict:
+    def protocol(self, data, split, predictions, limit: int = REFERENCE_LIMIT) -> ProtocolBlock:
         from ..data.detect import dlib_installed
 
         reference = dlib_nme(data, split, limit) if dlib_installed() else None
         names = [data.names[i] for i in predictions.positions]
-        extra = {"protocol": protocol(predictions, names, mean_shape_nme(data, split), reference)}
+        extra = ProtocolBlock(protocol=protocol(predictions, names, mean_shape_nme(data, split), reference))
         if reference is not None:
             done = reference[np.isfinite(reference)]
-            extra["dlib_reference"] = {"landmarker": "dlib shape_predictor_68_face_landmarks", "n": len(done), "nme": float(done.mean())}
+            extra["dlib_reference"] = DlibReference(
+                landmarker="dlib shape_predictor_68_face_landmarks", n=len(done), nme=float(done.mean())
+            )
         return extra
 
     def mean_shape_baseline(self, data) -> MeanShapeErrors:
