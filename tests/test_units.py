@@ -1,5 +1,7 @@
 """Fast unit tests of the pure pieces the end-to-end tests go through: sizes, crops, knobs, tasks and their metrics."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -165,3 +167,22 @@ def test_every_plug_in_kind_refuses_an_unknown_name_in_one_line_naming_the_choic
         assert "\n" not in message and message.startswith(f"unknown {registry.option} 'no-such-thing'; use one of ")
         assert all(name in message for name in registry.names())
     assert LOGGERS.choices() == "csv, tensorboard or mlflow"
+
+
+def test_an_options_help_names_every_plug_in_of_its_kind():
+    """The command line may not load the networks to start, so --task, --method and --detector spell their choices
+    in their help: each names every registered plug-in of its kind (a new one that is not named fails here)."""
+    from facelab.cli_options import SHARED
+    from facelab.cli_probes import METHOD_HELP
+    from facelab.data.detect import BY_NAME
+    from facelab.probes.cam import METHODS
+    from facelab.training.config import cli_options
+
+    helps = {
+        "--task": (cli_options()["task"].help, TASKS),
+        "--method": (METHOD_HELP, METHODS),
+        "--detector": (SHARED["detector"].help, BY_NAME),
+    }
+    for option, (text, registry) in helps.items():
+        missing = [name for name in registry.names() if re.search(rf"(^|[\s(,]){re.escape(name)}([\s),;.]|$)", text) is None]
+        assert missing == [], f"{option}'s help does not name {missing}"
