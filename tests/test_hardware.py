@@ -178,7 +178,8 @@ print(json.dumps({"heap_reuse": step.rt.heap_reuse,
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="heap reuse is glibc's mallopt; this C library is not glibc")
 def test_training_steps_reuse_their_freed_buffers_instead_of_faulting_them_in_again():
     """A darknet64 training step (fp32, batch 128) with heap reuse (the default on the CPU) faults in a fraction of the
-    fresh pages it needs under glibc's default (``FACELAB_HEAP_REUSE=0``: 25,000-33,000 a step, measured)."""
+    fresh pages it needs under glibc's default (``FACELAB_HEAP_REUSE=0``: 25,000-33,000 a step measured alone, 9,200 beside
+    another test run)."""
     import os
     import subprocess
     import sys
@@ -190,4 +191,4 @@ def test_training_steps_reuse_their_freed_buffers_instead_of_faulting_them_in_ag
 
     reused, default = measured("1"), measured("0")
     assert reused["heap_reuse"] is True and default["heap_reuse"] is False
-    assert default["faults"] > 10_000 and reused["faults"] < 0.25 * default["faults"], (reused, default)
+    assert default["faults"] > 5_000 and reused["faults"] < 0.25 * default["faults"], (reused, default)
