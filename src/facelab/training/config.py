@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from functools import cache
 from types import UnionType
 from typing import Any, NamedTuple, TypedDict, Union, get_args, get_origin, get_type_hints
 
@@ -33,9 +34,15 @@ def cli_options() -> dict[str, CliOption]:
     for holder, f in option_fields():
         if "help" in f.metadata:
             default = f.default if f.default is not MISSING else ",".join(f.default_factory())  # type: ignore[operator]
-            kind = f.metadata.get("cli", get_type_hints(holder)[f.name])
+            kind = f.metadata.get("cli", _hints(holder)[f.name])
             made[f.name] = CliOption(kind, default, f.metadata["help"], f.metadata.get("bounds"))
     return made
+
+
+@cache
+def _hints(kind: type) -> Mapping[str, Any]:
+    """A settings class's field types, read once (each config made checks every field's value against them)."""
+    return get_type_hints(kind)
 
 
 def option_fields() -> Iterator[tuple[type, Field]]:
@@ -116,20 +123,20 @@ class TrainConfig:
         if self.data.balance in ("reweight", "groupdro") and not task_class(self.task).weighs_images:
             raise FacelabError(f"--balance {self.data.balance}: --task {self.task} has no per-image loss to weigh; use it with --task attr")
 
-    def _options(self) -> Iterator[tuple[Any, Field]]:
-        """(the object holding it, field) of every setting: the config's own, then each section's."""
+    def _options(self) -> Iterator[tuple[type, object, Field]]:
+        """(its class, the object holding it, field) of every setting: the config's own, then each section's."""
         for kind, f in option_fields():
-            yield (self if kind is TrainConfig else getattr(self, SECTION_OF[f.name])), f
+            yield kind, (self if kind is TrainConfig else getattr(self, SECTION_OF[f.name])), f
 
     def _check_types_and_bounds(self) -> None:
         """Each option of the wrong type (``epochs = "lots"`` in a --config file, a string from a notebook) or out of
         its bounds is one line naming the option, the value and what it takes, before anything is written."""
-        for holder, f in self._options():
+        for kind, holder, f in self._options():
             value = getattr(holder, f.name)
             if value is None:
                 continue
             flag = f"--{f.name.replace('_', '-')}"
-            hint = get_type_hints(type(holder))[f.name]
+            hint = _hints(kind)[f.name]
             union = get_origin(hint) in (Union, UnionType)
             expected = next(k for k in get_args(hint) if k is not type(None)) if union else hint
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
@@ -148,7 +155,7 @@ class TrainConfig:
 
     def flat(self) -> dict[str, Any]:
         """The settings one level deep, by their option names: config.json's "train" block (docs/json.md)."""
-        return {f.name: getattr(holder, f.name) for holder, f in self._options()}
+        return {f.name: getattr(holder, f.name) for _, holder, f in self._options()}
 
     @classmethod
     def saved(cls, train: dict[str, Any]) -> "TrainConfig":
